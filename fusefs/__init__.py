@@ -1,0 +1,116 @@
+"""fusefs: transparent encryption for Linux, and standalone encrypted streams.
+
+The engine is the native module :mod:`fusefs._native` (Rust); this package
+re-exports its public API::
+
+    from fusefs import Key, EncryptParams, encrypt_path, decrypt_path
+
+    key = Key.from_password(b"correct horse")
+    encrypt_path("report.pdf", "report.pdf.fusefs", key)
+    decrypt_path("report.pdf.fusefs", "copy.pdf", key)
+
+Exceptions live in :mod:`fusefs.errors`, trio adapters in :mod:`fusefs.aio`,
+the command line in :mod:`fusefs.cli`.
+
+Everything is imported lazily (PEP 562) so that ``import fusefs`` stays cheap:
+the CLI pays only for what a command uses, and ``fusefs --help`` never loads
+the extension.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fusefs._native import (
+        Cipher,
+        EncryptParams,
+        Format,
+        Job,
+        Key,
+        ParallelismProfile,
+        TelemetrySnapshot,
+        decrypt_file,
+        decrypt_path,
+        encrypt_file,
+        encrypt_path,
+        spawn_decrypt_path,
+        spawn_encrypt_path,
+    )
+    from fusefs.errors import (
+        CancelledError,
+        FormatError,
+        FusefsError,
+        IntegrityError,
+        ParamsError,
+        QuietError,
+        ResumeError,
+        StreamIOError,
+        WrongKeyError,
+    )
+
+    __version__: str
+
+# Public name -> module that defines it.
+_EXPORTS: dict[str, str] = {
+    **dict.fromkeys(
+        [
+            "Cipher",
+            "EncryptParams",
+            "Format",
+            "Job",
+            "Key",
+            "ParallelismProfile",
+            "TelemetrySnapshot",
+            "decrypt_file",
+            "decrypt_path",
+            "encrypt_file",
+            "encrypt_path",
+            "spawn_decrypt_path",
+            "spawn_encrypt_path",
+        ],
+        "fusefs._native",
+    ),
+    **dict.fromkeys(
+        [
+            "CancelledError",
+            "FormatError",
+            "FusefsError",
+            "IntegrityError",
+            "ParamsError",
+            "QuietError",
+            "ResumeError",
+            "StreamIOError",
+            "WrongKeyError",
+        ],
+        "fusefs.errors",
+    ),
+}
+
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+
+def _version() -> str:
+    # importlib.metadata costs tens of milliseconds: only on demand.
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("fusefs")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        value: Any = _version()
+    elif name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    else:
+        raise AttributeError(f"module 'fusefs' has no attribute {name!r}")
+    globals()[name] = value  # cache: __getattr__ runs once per name
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

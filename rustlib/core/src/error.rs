@@ -1,0 +1,138 @@
+//! The one error type of the core. Every variant reads as a sentence a user can act on.
+
+use std::io;
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{context}: {}", describe_io(source))]
+    Io {
+        context: String,
+        path: Option<PathBuf>,
+        #[source]
+        source: io::Error,
+    },
+    #[error("truncated header: {0} of 108 bytes")]
+    TruncatedHeader(usize),
+    #[error("not a fusefs stream (all zero)")]
+    AllZero,
+    #[error("not a fusefs stream (bad magic)")]
+    BadMagic,
+    #[error("unsupported version {0}")]
+    UnsupportedVersion(u8),
+    #[error("invalid header: {0}")]
+    InvalidHeader(String),
+    #[error("wrong kind of key: {0}")]
+    WrongKeyKind(&'static str),
+    #[error("wrong password or key")]
+    WrongKey,
+    #[error("header tampered (MAC mismatch)")]
+    HeaderTampered,
+    #[error("truncated stream{0}")]
+    Truncated(String),
+    #[error("invalid frame at segment {index}: {reason}")]
+    InvalidFrame { index: u64, reason: String },
+    #[error("segment {index} comes from another stream")]
+    ForeignSegment { index: u64 },
+    #[error("duplicated segment {index}")]
+    DuplicateSegment { index: u64 },
+    #[error("segment out of order: expected {expected}, found {found}")]
+    OutOfOrder { expected: u64, found: u64 },
+    #[error("segment {index} failed authentication")]
+    SegmentAuthFailed { index: u64 },
+    #[error("digest mismatch: {0}")]
+    DigestMismatch(String),
+    #[error("trailing data after the end of the stream")]
+    TrailingData,
+    #[error("compression error: {0}")]
+    Compression(String),
+    #[error("key derivation failed: {0}")]
+    Kdf(String),
+    #[error("invalid parameters: {0}")]
+    InvalidParams(String),
+    #[error("cannot resume: {0}")]
+    Resume(String),
+    #[error("cancelled")]
+    Cancelled,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// An I/O error as a user reads it: "No such file or directory", without
+/// Rust's " (os error 2)" suffix.
+pub fn describe_io(e: &io::Error) -> String {
+    let s = e.to_string();
+    match s.rfind(" (os error ") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
+impl Error {
+    pub fn io(context: impl Into<String>, source: io::Error) -> Self {
+        Error::Io { context: context.into(), path: None, source }
+    }
+
+    pub fn io_path(context: impl Into<String>, path: &std::path::Path, source: io::Error) -> Self {
+        Error::Io { context: context.into(), path: Some(path.to_path_buf()), source }
+    }
+
+    /// A short stable name for each kind, for bindings and machine output.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Io { .. } => "io",
+            Error::TruncatedHeader(_) => "truncated_header",
+            Error::AllZero => "all_zero",
+            Error::BadMagic => "bad_magic",
+            Error::UnsupportedVersion(_) => "unsupported_version",
+            Error::InvalidHeader(_) => "invalid_header",
+            Error::WrongKeyKind(_) => "wrong_key_kind",
+            Error::WrongKey => "wrong_key",
+            Error::HeaderTampered => "header_tampered",
+            Error::Truncated(_) => "truncated",
+            Error::InvalidFrame { .. } => "invalid_frame",
+            Error::ForeignSegment { .. } => "foreign_segment",
+            Error::DuplicateSegment { .. } => "duplicate_segment",
+            Error::OutOfOrder { .. } => "out_of_order",
+            Error::SegmentAuthFailed { .. } => "segment_auth_failed",
+            Error::DigestMismatch(_) => "digest_mismatch",
+            Error::TrailingData => "trailing_data",
+            Error::Compression(_) => "compression",
+            Error::Kdf(_) => "kdf",
+            Error::InvalidParams(_) => "invalid_params",
+            Error::Resume(_) => "resume",
+            Error::Cancelled => "cancelled",
+            Error::Internal(_) => "internal",
+        }
+    }
+
+    /// Broad class of the error, which bindings map to exception types.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Error::Io { .. } => ErrorClass::Io,
+            Error::WrongKey | Error::WrongKeyKind(_) => ErrorClass::WrongKey,
+            Error::AllZero | Error::BadMagic | Error::UnsupportedVersion(_) | Error::TruncatedHeader(_) => {
+                ErrorClass::Format
+            }
+            Error::InvalidParams(_) | Error::Kdf(_) => ErrorClass::Params,
+            Error::Resume(_) => ErrorClass::Resume,
+            Error::Cancelled => ErrorClass::Cancelled,
+            Error::Internal(_) => ErrorClass::Internal,
+            _ => ErrorClass::Integrity,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    Io,
+    WrongKey,
+    Format,
+    Integrity,
+    Params,
+    Resume,
+    Cancelled,
+    Internal,
+}

@@ -1,0 +1,136 @@
+//! v2 frame headers: encode, decode and the AAD that binds a frame to its place.
+//!
+//! ```text
+//! off len field
+//!   0   4 sealed length P (u32 LE): ciphertext + 16-byte tag that follow
+//!   4  16 stream id
+//!  20   8 segment index (u64 LE); the trailer carries the data-frame count
+//!  28   1 kind: 0 data, 1 final data, 2 trailer
+//!  29  12 nonce
+//!  41   P sealed payload
+//! AAD = header MAC (32) ‖ bytes 0..29
+//! ```
+
+use crate::constants::*;
+use crate::error::{Error, Result};
+
+/// What a frame carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrameKind {
+    Data,
+    FinalData,
+    Trailer,
+}
+
+impl FrameKind {
+    pub fn id(self) -> u8 {
+        match self {
+            FrameKind::Data => 0,
+            FrameKind::FinalData => 1,
+            FrameKind::Trailer => 2,
+        }
+    }
+}
+
+/// Encoding byte at the start of a data frame's sealed plaintext.
+pub const ENCODING_RAW: u8 = 0;
+pub const ENCODING_ZSTD: u8 = 1;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameHeader {
+    pub sealed_len: u32,
+    pub stream_id: [u8; STREAM_ID_LEN],
+    pub index: u64,
+    pub kind: FrameKind,
+    pub nonce: [u8; NONCE_LEN],
+}
+
+/// Largest sealed payload of a data frame: encoding byte + segment + tag.
+pub fn max_sealed_len(segment_size: u32) -> u32 {
+    segment_size + 1 + TAG_LEN as u32
+}
+
+/// Sealed payload length of the trailer.
+pub const TRAILER_SEALED_LEN: u32 = (TRAILER_PLAINTEXT_LEN + TAG_LEN) as u32;
+
+impl FrameHeader {
+    pub fn encode_into(&self, out: &mut [u8]) {
+        out[0..4].copy_from_slice(&self.sealed_len.to_le_bytes());
+        out[4..20].copy_from_slice(&self.stream_id);
+        out[20..28].copy_from_slice(&self.index.to_le_bytes());
+        out[28] = self.kind.id();
+        out[29..41].copy_from_slice(&self.nonce);
+    }
+
+    pub fn encode(&self) -> [u8; FRAME_HEADER_LEN] {
+        let mut b = [0u8; FRAME_HEADER_LEN];
+        self.encode_into(&mut b);
+        b
+    }
+
+    /// Parse a frame header and check the sealed length against the limits
+    /// for `segment_size`. Never panics; `expected_index` is only used to
+    /// name the segment in errors.
+    pub fn parse(b: &[u8; FRAME_HEADER_LEN], segment_size: u32, expected_index: u64) -> Result<FrameHeader> {
+        let sealed_len = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        let kind = match b[28] {
+            0 => FrameKind::Data,
+            1 => FrameKind::FinalData,
+            2 => FrameKind::Trailer,
+            k => {
+                return Err(Error::InvalidFrame { index: expected_index, reason: format!("unknown frame kind {k}") })
+            }
+        };
+        let ok = match kind {
+            FrameKind::Trailer => sealed_len == TRAILER_SEALED_LEN,
+            _ => (1 + TAG_LEN as u32..=max_sealed_len(segment_size)).contains(&sealed_len),
+        };
+        if !ok {
+            return Err(Error::InvalidFrame {
+                index: expected_index,
+                reason: format!("sealed length {sealed_len} out of range"),
+            });
+        }
+        let mut h = FrameHeader { sealed_len, stream_id: [0; 16], index: 0, kind, nonce: [0; 12] };
+        h.stream_id.copy_from_slice(&b[4..20]);
+        h.index = u64::from_le_bytes(b[20..28].try_into().expect("8 bytes"));
+        h.nonce.copy_from_slice(&b[29..41]);
+        Ok(h)
+    }
+}
+
+/// AAD of a frame: header MAC ‖ the first 29 bytes of its header.
+pub fn frame_aad(header_mac: &[u8; MAC_LEN], frame_header: &[u8]) -> [u8; MAC_LEN + FRAME_AAD_LEN] {
+    let mut aad = [0u8; MAC_LEN + FRAME_AAD_LEN];
+    aad[..MAC_LEN].copy_from_slice(header_mac);
+    aad[MAC_LEN..].copy_from_slice(&frame_header[..FRAME_AAD_LEN]);
+    aad
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let h = FrameHeader { sealed_len: 100, stream_id: [3; 16], index: 42, kind: FrameKind::FinalData, nonce: [9; 12] };
+        assert_eq!(FrameHeader::parse(&h.encode(), 4096, 0).unwrap(), h);
+    }
+
+    #[test]
+    fn limits_and_kinds() {
+        let mut h = FrameHeader { sealed_len: 16, stream_id: [3; 16], index: 0, kind: FrameKind::Data, nonce: [9; 12] };
+        assert!(FrameHeader::parse(&h.encode(), 4096, 0).is_err());
+        h.sealed_len = 4096 + 17;
+        assert!(FrameHeader::parse(&h.encode(), 4096, 0).is_ok());
+        h.sealed_len += 1;
+        assert!(FrameHeader::parse(&h.encode(), 4096, 0).is_err());
+        h.kind = FrameKind::Trailer;
+        h.sealed_len = TRAILER_SEALED_LEN;
+        assert!(FrameHeader::parse(&h.encode(), 4096, 0).is_ok());
+        let mut b = h.encode();
+        b[28] = 3;
+        assert!(matches!(FrameHeader::parse(&b, 4096, 5), Err(Error::InvalidFrame { index: 5, .. })));
+        assert!(FrameHeader::parse(&[0; 41], 4096, 0).is_err());
+    }
+}

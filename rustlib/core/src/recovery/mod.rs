@@ -1,0 +1,3 @@
+//! Resuming interrupted work: checkpoints of long encrypt/decrypt runs.
+
+pub mod checkpoint;

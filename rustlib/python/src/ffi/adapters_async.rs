@@ -1,0 +1,167 @@
+//! Background runs: `spawn_*` start the work on a Rust OS thread and return a
+//! `Job` to poll, wait on (GIL released) or cancel. `fusefs.aio` turns a Job
+//! into a trio awaitable.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use crypto_core::prelude as core;
+use pyo3::prelude::*;
+
+use super::errors::to_pyerr;
+use super::params::{parallelism, EncryptParams, Key, ParallelismProfile};
+use super::types::TelemetrySnapshot;
+
+type Outcome = Option<Result<core::TelemetrySnapshot, core::Error>>;
+
+struct Shared {
+    control: core::Control,
+    outcome: Mutex<Outcome>,
+    finished: Condvar,
+}
+
+/// A run in progress on its own thread.
+#[pyclass(module = "fusefs._native", name = "Job", frozen)]
+pub struct Job {
+    shared: Arc<Shared>,
+}
+
+impl Job {
+    fn spawn<F>(work: F) -> PyResult<Job>
+    where
+        F: FnOnce(&core::Control) -> Result<core::TelemetrySnapshot, core::Error> + Send + 'static,
+    {
+        let shared =
+            Arc::new(Shared { control: core::Control::new(), outcome: Mutex::new(None), finished: Condvar::new() });
+        let s = Arc::clone(&shared);
+        std::thread::Builder::new()
+            .name("fusefs-job".into())
+            .spawn(move || {
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&s.control)))
+                    .unwrap_or_else(|_| Err(core::Error::Internal("the job panicked".into())));
+                *s.outcome.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+                s.finished.notify_all();
+            })
+            .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(format!("cannot start a thread: {e}")))?;
+        Ok(Job { shared })
+    }
+}
+
+#[pymethods]
+impl Job {
+    /// True once the run has ended (successfully or not).
+    fn done(&self) -> bool {
+        self.shared.outcome.lock().map(|o| o.is_some()).unwrap_or(true)
+    }
+
+    /// (input bytes done, input bytes in total or 0 when unknown).
+    fn progress(&self) -> (u64, u64) {
+        (self.shared.control.done(), self.shared.control.total())
+    }
+
+    /// Ask the run to stop; `wait` then raises CancelledError.
+    fn cancel(&self) {
+        self.shared.control.cancel();
+    }
+
+    /// Wait (GIL released) up to `timeout` seconds; None if still running.
+    #[pyo3(signature = (timeout=None))]
+    fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<TelemetrySnapshot>> {
+        let shared = Arc::clone(&self.shared);
+        let outcome = py.detach(move || {
+            let guard = shared.outcome.lock().unwrap_or_else(|p| p.into_inner());
+            let mut guard = match timeout {
+                None => shared.finished.wait_while(guard, |o| o.is_none()).unwrap_or_else(|p| p.into_inner()),
+                Some(t) => {
+                    let t = Duration::from_secs_f64(t.max(0.0));
+                    shared.finished.wait_timeout_while(guard, t, |o| o.is_none()).unwrap_or_else(|p| p.into_inner()).0
+                }
+            };
+            guard.as_mut().map(|r| match r {
+                Ok(t) => Ok(t.clone()),
+                // Errors are not Clone (io::Error): rebuild an equivalent one each time.
+                Err(e) => Err(clone_error(e)),
+            })
+        });
+        match outcome {
+            None => Ok(None),
+            Some(Ok(t)) => Ok(Some(t.into())),
+            Some(Err(e)) => Err(to_pyerr(e)),
+        }
+    }
+}
+
+fn clone_error(e: &core::Error) -> core::Error {
+    match e {
+        core::Error::Io { context, path, source } => core::Error::Io {
+            context: context.clone(),
+            path: path.clone(),
+            source: match source.raw_os_error() {
+                Some(code) => std::io::Error::from_raw_os_error(code),
+                None => std::io::Error::new(source.kind(), source.to_string()),
+            },
+        },
+        core::Error::TruncatedHeader(n) => core::Error::TruncatedHeader(*n),
+        core::Error::AllZero => core::Error::AllZero,
+        core::Error::BadMagic => core::Error::BadMagic,
+        core::Error::UnsupportedVersion(v) => core::Error::UnsupportedVersion(*v),
+        core::Error::InvalidHeader(m) => core::Error::InvalidHeader(m.clone()),
+        core::Error::WrongKeyKind(m) => core::Error::WrongKeyKind(m),
+        core::Error::WrongKey => core::Error::WrongKey,
+        core::Error::HeaderTampered => core::Error::HeaderTampered,
+        core::Error::Truncated(m) => core::Error::Truncated(m.clone()),
+        core::Error::InvalidFrame { index, reason } => core::Error::InvalidFrame { index: *index, reason: reason.clone() },
+        core::Error::ForeignSegment { index } => core::Error::ForeignSegment { index: *index },
+        core::Error::DuplicateSegment { index } => core::Error::DuplicateSegment { index: *index },
+        core::Error::OutOfOrder { expected, found } => core::Error::OutOfOrder { expected: *expected, found: *found },
+        core::Error::SegmentAuthFailed { index } => core::Error::SegmentAuthFailed { index: *index },
+        core::Error::DigestMismatch(m) => core::Error::DigestMismatch(m.clone()),
+        core::Error::TrailingData => core::Error::TrailingData,
+        core::Error::Compression(m) => core::Error::Compression(m.clone()),
+        core::Error::Kdf(m) => core::Error::Kdf(m.clone()),
+        core::Error::InvalidParams(m) => core::Error::InvalidParams(m.clone()),
+        core::Error::Resume(m) => core::Error::Resume(m.clone()),
+        core::Error::Cancelled => core::Error::Cancelled,
+        core::Error::Internal(m) => core::Error::Internal(m.clone()),
+    }
+}
+
+/// Start `encrypt_path` in the background.
+#[pyfunction]
+#[pyo3(signature = (src, dst, key, params=None, parallelism=None, resume=false))]
+fn spawn_encrypt_path(
+    src: PathBuf,
+    dst: PathBuf,
+    key: PyRef<'_, Key>,
+    params: Option<PyRef<'_, EncryptParams>>,
+    parallelism: Option<ParallelismProfile>,
+    resume: bool,
+) -> PyResult<Job> {
+    let key = key.inner.clone();
+    let params = params.map(|p| p.inner.clone()).unwrap_or_default();
+    let par = self::parallelism(parallelism);
+    Job::spawn(move |control| core::encrypt_file(&src, &dst, &key, &params, par, resume, control))
+}
+
+/// Start `decrypt_path` in the background.
+#[pyfunction]
+#[pyo3(signature = (src, dst, key, parallelism=None, resume=false))]
+fn spawn_decrypt_path(
+    src: PathBuf,
+    dst: PathBuf,
+    key: PyRef<'_, Key>,
+    parallelism: Option<ParallelismProfile>,
+    resume: bool,
+) -> PyResult<Job> {
+    let key = key.inner.clone();
+    let par = self::parallelism(parallelism);
+    Job::spawn(move |control| core::decrypt_file(&src, &dst, &key, par, resume, control))
+}
+
+pub fn register(_py: Python<'_>, m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Job>()?;
+    m.add_function(wrap_pyfunction!(spawn_encrypt_path, m)?)?;
+    m.add_function(wrap_pyfunction!(spawn_decrypt_path, m)?)?;
+    Ok(())
+}

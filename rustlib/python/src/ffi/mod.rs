@@ -1,0 +1,23 @@
+//! Everything Python-facing: one module per concern, registered here.
+
+use pyo3::prelude::*;
+
+mod adapters_async;
+mod adapters_sync;
+mod constants;
+mod enums;
+mod errors;
+mod params;
+mod pyio;
+mod types;
+
+pub fn register(py: Python<'_>, m: &Bound<'_, PyModule>) -> PyResult<()> {
+    errors::register(py, m)?;
+    enums::register(py, m)?;
+    params::register(py, m)?;
+    types::register(py, m)?;
+    adapters_sync::register(py, m)?;
+    adapters_async::register(py, m)?;
+    constants::register(py, m)?;
+    Ok(())
+}
