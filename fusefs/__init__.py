@@ -52,43 +52,47 @@ if TYPE_CHECKING:
 
     __version__: str
 
-# Public name -> module that defines it.
-_EXPORTS: dict[str, str] = {
-    **dict.fromkeys(
-        [
-            "Cipher",
-            "EncryptParams",
-            "Format",
-            "Job",
-            "Key",
-            "ParallelismProfile",
-            "TelemetrySnapshot",
-            "decrypt_file",
-            "decrypt_path",
-            "encrypt_file",
-            "encrypt_path",
-            "spawn_decrypt_path",
-            "spawn_encrypt_path",
-        ],
-        "fusefs._native",
-    ),
-    **dict.fromkeys(
-        [
-            "CancelledError",
-            "FormatError",
-            "FusefsError",
-            "IntegrityError",
-            "ParamsError",
-            "QuietError",
-            "ResumeError",
-            "StreamIOError",
-            "WrongKeyError",
-        ],
-        "fusefs.errors",
-    ),
-}
+__all__ = [
+    "CancelledError",
+    "Cipher",
+    "EncryptParams",
+    "Format",
+    "FormatError",
+    "FusefsError",
+    "IntegrityError",
+    "Job",
+    "Key",
+    "ParallelismProfile",
+    "ParamsError",
+    "QuietError",
+    "ResumeError",
+    "StreamIOError",
+    "TelemetrySnapshot",
+    "WrongKeyError",
+    "__version__",
+    "decrypt_file",
+    "decrypt_path",
+    "encrypt_file",
+    "encrypt_path",
+    "spawn_decrypt_path",
+    "spawn_encrypt_path",
+]
 
-__all__ = ["__version__", *sorted(_EXPORTS)]
+# The exceptions come through fusefs.errors (which adds QuietError); the rest
+# straight from the extension.
+_ERRORS = frozenset(
+    [
+        "CancelledError",
+        "FormatError",
+        "FusefsError",
+        "IntegrityError",
+        "ParamsError",
+        "QuietError",
+        "ResumeError",
+        "StreamIOError",
+        "WrongKeyError",
+    ]
+)
 
 
 def _version() -> str:
@@ -104,8 +108,9 @@ def _version() -> str:
 def __getattr__(name: str) -> Any:
     if name == "__version__":
         value: Any = _version()
-    elif name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    elif name in __all__:
+        module = "fusefs.errors" if name in _ERRORS else "fusefs._native"
+        value = getattr(importlib.import_module(module), name)
     else:
         raise AttributeError(f"module 'fusefs' has no attribute {name!r}")
     globals()[name] = value  # cache: __getattr__ runs once per name

@@ -8,24 +8,27 @@ pub fn compress_segment(data: &[u8], level: i32, scratch: &mut Vec<u8>) -> Resul
     if data.is_empty() {
         return Ok(None);
     }
-    // Only a strictly smaller result is kept, so the output buffer never needs
-    // to exceed the input; zstd reports "dst too small" when it would.
-    scratch.clear();
-    scratch.reserve(data.len());
-    match zstd::bulk::compress_to_buffer(data, scratch, level) {
+    // Only a strictly smaller result is kept, so the output never needs more
+    // room than the input; zstd reports "destination too small" when it would.
+    if scratch.len() < data.len() {
+        scratch.resize(data.len(), 0);
+    }
+    match zstd::bulk::compress_to_buffer(data, &mut scratch[..data.len()], level) {
         Ok(n) if n < data.len() => Ok(Some(n)),
-        Ok(_) => Ok(None),
-        Err(_) => Ok(None),
+        _ => Ok(None),
     }
 }
 
 /// Decompress one segment, refusing output longer than `max_len`.
 pub fn decompress_segment(data: &[u8], max_len: usize, out: &mut Vec<u8>) -> Result<()> {
-    out.clear();
-    out.reserve(max_len);
-    zstd::bulk::decompress_to_buffer(data, out)
-        .map(|_| ())
-        .map_err(|e| Error::Compression(format!("undecodable zstd segment: {e}")))
+    out.resize(max_len, 0);
+    match zstd::bulk::decompress_to_buffer(data, &mut out[..]) {
+        Ok(n) => {
+            out.truncate(n);
+            Ok(())
+        }
+        Err(e) => Err(Error::Compression(format!("undecodable zstd segment: {e}"))),
+    }
 }
 
 #[cfg(test)]
