@@ -505,25 +505,20 @@ def _decode_v2(
         if kind == KIND_TRAILER:
             if p_len != TRAILER_P:
                 raise IntegrityError(f"invalid frame: trailer length {p_len}, expected {TRAILER_P}")
-            if index != expected:
-                raise IntegrityError(
-                    f"invalid frame: trailer index {index}, but {expected} data segments were read"
-                )
-            if not final_seen:
-                raise IntegrityError("invalid frame: trailer before the final data segment")
-        else:
-            if not 17 <= p_len <= S + 17:
-                raise IntegrityError(
-                    f"invalid frame: sealed length {p_len} out of range for segment {index}"
-                )
-            if index < expected:
-                raise IntegrityError(f"duplicated segment {index}")
-            if index > expected:
-                raise IntegrityError(f"segment out of order: expected {expected}, found {index}")
-            if final_seen:
-                raise IntegrityError(
-                    f"invalid frame: data segment {index} after the final data segment"
-                )
+        elif not 17 <= p_len <= S + 17:
+            raise IntegrityError(
+                f"invalid frame: sealed length {p_len} out of range for segment {index}"
+            )
+        # The index rule holds for data frames and the trailer alike (the
+        # trailer's index is the number of data frames).
+        if index < expected:
+            raise IntegrityError(f"duplicated segment {index}")
+        if index > expected:
+            raise IntegrityError(f"segment out of order: expected {expected}, found {index}")
+        if kind == KIND_TRAILER and not final_seen:
+            raise IntegrityError("truncated stream (the final segment is missing)")
+        if kind != KIND_TRAILER and final_seen:
+            raise IntegrityError(f"invalid frame: data segment {index} after the final data segment")
 
         sealed = inp.read(p_len)
         if len(sealed) < p_len:
