@@ -18,7 +18,12 @@ fn main() {
                 std::hint::black_box(k.seal(&n, b"aad", &mut buf));
             }
             let s = t.elapsed().as_secs_f64();
-            println!("{:>18} seg {:>8}: {:.0} MB/s", cipher.name(), seg, total as f64 / s / 1e6);
+            println!(
+                "{:>18} seg {:>8}: {:.0} MB/s",
+                cipher.name(),
+                seg,
+                total as f64 / s / 1e6
+            );
         }
     }
 }

@@ -10,16 +10,21 @@ use crate::crypto::keys::KeyMaterial;
 use crate::error::{Error, ErrorClass, Result};
 use crate::headers::{StreamHeader, StreamKeys};
 use crate::pipeline::Control;
-use crate::recovery::checkpoint::{sync_parent, write_durably, Checkpoint, CheckpointKind, InputIdentity};
+use crate::recovery::checkpoint::{
+    sync_parent, write_durably, Checkpoint, CheckpointKind, InputIdentity,
+};
 use crate::stream_io::{read_full, Sink};
+use crate::stream_v1;
 use crate::stream_v2::{self, Checkpointing, ResumePoint, Run};
 use crate::telemetry::{Telemetry, TelemetrySnapshot};
 use crate::types::{EncryptParams, Format, ParallelismProfile};
-use crate::stream_v1;
 
 fn write_header(output: &mut dyn Sink, header: &StreamHeader, tel: &Telemetry) -> Result<()> {
-    output.write_all(&header.encode()).map_err(|e| Error::io("cannot write the output", e))?;
-    tel.bytes_out.fetch_add(HEADER_LEN as u64, std::sync::atomic::Ordering::Relaxed);
+    output
+        .write_all(&header.encode())
+        .map_err(|e| Error::io("cannot write the output", e))?;
+    tel.bytes_out
+        .fetch_add(HEADER_LEN as u64, std::sync::atomic::Ordering::Relaxed);
     Ok(())
 }
 
@@ -44,7 +49,18 @@ pub fn encrypt_stream(
     let tel = Telemetry::default();
     let (header, keys) = StreamHeader::create(params, key)?;
     write_header(output, &header, &tel)?;
-    encrypt_body(input, output, &header, &keys, params.compression, parallelism, control, &tel, None, None)?;
+    encrypt_body(
+        input,
+        output,
+        &header,
+        &keys,
+        params.compression,
+        parallelism,
+        control,
+        &tel,
+        None,
+        None,
+    )?;
     Ok(tel.snapshot())
 }
 
@@ -64,9 +80,22 @@ fn encrypt_body(
     match header.format {
         Format::V1 => stream_v1::encrypt(input, output, header, keys, control, tel),
         Format::V2 => {
-            let run = Run { workers: parallelism.threads(), control, telemetry: tel };
+            let run = Run {
+                workers: parallelism.threads(),
+                control,
+                telemetry: tel,
+            };
             let from = from.unwrap_or_else(|| ResumePoint::start(header, true));
-            stream_v2::encrypt(input, output, header, keys, compression, &run, from, checkpoints)
+            stream_v2::encrypt(
+                input,
+                output,
+                header,
+                keys,
+                compression,
+                &run,
+                from,
+                checkpoints,
+            )
         }
     }
 }
@@ -81,7 +110,17 @@ pub fn decrypt_stream(
 ) -> Result<TelemetrySnapshot> {
     let tel = Telemetry::default();
     let (header, keys) = read_header(input, key)?;
-    decrypt_body(input, output, &header, &keys, parallelism, control, &tel, None, None)?;
+    decrypt_body(
+        input,
+        output,
+        &header,
+        &keys,
+        parallelism,
+        control,
+        &tel,
+        None,
+        None,
+    )?;
     Ok(tel.snapshot())
 }
 
@@ -97,11 +136,16 @@ fn decrypt_body(
     from: Option<ResumePoint>,
     checkpoints: Option<Checkpointing<'_>>,
 ) -> Result<()> {
-    tel.bytes_in.fetch_add(HEADER_LEN as u64, std::sync::atomic::Ordering::Relaxed);
+    tel.bytes_in
+        .fetch_add(HEADER_LEN as u64, std::sync::atomic::Ordering::Relaxed);
     match header.format {
         Format::V1 => stream_v1::decrypt(input, output, header, keys, control, tel),
         Format::V2 => {
-            let run = Run { workers: parallelism.threads(), control, telemetry: tel };
+            let run = Run {
+                workers: parallelism.threads(),
+                control,
+                telemetry: tel,
+            };
             let from = from.unwrap_or_else(|| ResumePoint::start(header, false));
             stream_v2::decrypt(input, output, header, keys, &run, from, checkpoints)
         }
@@ -121,7 +165,10 @@ impl SideFiles {
             s.push(suffix);
             PathBuf::from(s)
         };
-        SideFiles { part: with(".fusefs-part"), checkpoint: with(".fusefs-ckpt") }
+        SideFiles {
+            part: with(".fusefs-part"),
+            checkpoint: with(".fusefs-ckpt"),
+        }
     }
 
     fn remove(&self) {
@@ -131,8 +178,11 @@ impl SideFiles {
 }
 
 fn open_input(src: &Path, control: &Control) -> Result<(File, InputIdentity)> {
-    let f = File::open(src).map_err(|e| Error::io_path(format!("cannot open input {}", src.display()), src, e))?;
-    let meta = f.metadata().map_err(|e| Error::io_path(format!("cannot stat input {}", src.display()), src, e))?;
+    let f = File::open(src)
+        .map_err(|e| Error::io_path(format!("cannot open input {}", src.display()), src, e))?;
+    let meta = f
+        .metadata()
+        .map_err(|e| Error::io_path(format!("cannot stat input {}", src.display()), src, e))?;
     if meta.is_dir() {
         return Err(Error::io_path(
             format!("cannot read input {}", src.display()),
@@ -150,13 +200,29 @@ fn create_part(side: &SideFiles) -> Result<File> {
         .create(true)
         .truncate(true)
         .open(&side.part)
-        .map_err(|e| Error::io_path(format!("cannot create output {}", side.part.display()), &side.part, e))
+        .map_err(|e| {
+            Error::io_path(
+                format!("cannot create output {}", side.part.display()),
+                &side.part,
+                e,
+            )
+        })
 }
 
 /// Open the partial output of an interrupted run and cut it back to `offset`.
 fn reopen_part(side: &SideFiles, offset: u64) -> Result<File> {
-    let err = |e| Error::io_path(format!("cannot reopen {}", side.part.display()), &side.part, e);
-    let mut f = OpenOptions::new().read(true).write(true).open(&side.part).map_err(err)?;
+    let err = |e| {
+        Error::io_path(
+            format!("cannot reopen {}", side.part.display()),
+            &side.part,
+            e,
+        )
+    };
+    let mut f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&side.part)
+        .map_err(err)?;
     let len = f.metadata().map_err(err)?.len();
     if len < offset {
         return Err(Error::Resume(format!(
@@ -169,23 +235,42 @@ fn reopen_part(side: &SideFiles, offset: u64) -> Result<File> {
     Ok(f)
 }
 
-fn load_checkpoint(side: &SideFiles, keys: &StreamKeys, header: &StreamHeader, kind: CheckpointKind, input: InputIdentity) -> Result<Checkpoint> {
+fn load_checkpoint(
+    side: &SideFiles,
+    keys: &StreamKeys,
+    header: &StreamHeader,
+    kind: CheckpointKind,
+    input: InputIdentity,
+) -> Result<Checkpoint> {
     let bytes = fs::read(&side.checkpoint).map_err(|e| {
-        Error::Resume(format!("no checkpoint to resume from ({}: {e})", side.checkpoint.display()))
+        Error::Resume(format!(
+            "no checkpoint to resume from ({}: {e})",
+            side.checkpoint.display()
+        ))
     })?;
     let c = Checkpoint::decode(&bytes, &keys.checkpoint_mac)?;
     if c.kind != kind || c.stream_id != header.stream_id || c.segment_size != header.segment_size {
-        return Err(Error::Resume("the checkpoint belongs to another run".into()));
+        return Err(Error::Resume(
+            "the checkpoint belongs to another run".into(),
+        ));
     }
     if c.input != input {
-        return Err(Error::Resume("the input changed since the interrupted run".into()));
+        return Err(Error::Resume(
+            "the input changed since the interrupted run".into(),
+        ));
     }
     Ok(c)
 }
 
 /// Finish a file run: sync, drop the checkpoint, rename into place, sync the directory.
 fn commit(mut part: File, side: &SideFiles, dst: &Path) -> Result<()> {
-    part.sync().map_err(|e| Error::io_path(format!("cannot sync {}", side.part.display()), &side.part, e))?;
+    part.sync().map_err(|e| {
+        Error::io_path(
+            format!("cannot sync {}", side.part.display()),
+            &side.part,
+            e,
+        )
+    })?;
     drop(part);
     let _ = fs::remove_file(&side.checkpoint);
     fs::rename(&side.part, dst)
@@ -195,7 +280,8 @@ fn commit(mut part: File, side: &SideFiles, dst: &Path) -> Result<()> {
 
 /// Keep the side files of a failed run only where `--resume` can use them.
 fn cleanup_on_error(side: &SideFiles, err: &Error) {
-    let resumable = matches!(err.class(), ErrorClass::Io | ErrorClass::Cancelled) && side.checkpoint.exists();
+    let resumable =
+        matches!(err.class(), ErrorClass::Io | ErrorClass::Cancelled) && side.checkpoint.exists();
     if !resumable {
         side.remove();
     }
@@ -227,8 +313,12 @@ pub fn encrypt_file(
     let tel = Telemetry::default();
     let result = (|| {
         let (header, keys, mut out, from, compression) = if resume {
-            let mut part = File::open(&side.part)
-                .map_err(|e| Error::Resume(format!("no partial output to resume ({}: {e})", side.part.display())))?;
+            let mut part = File::open(&side.part).map_err(|e| {
+                Error::Resume(format!(
+                    "no partial output to resume ({}: {e})",
+                    side.part.display()
+                ))
+            })?;
             let (header, keys) = read_header(&mut part, key)?;
             if header.format != Format::V2 {
                 return Err(Error::Resume("only v2 streams can be resumed".into()));
@@ -239,7 +329,9 @@ pub fn encrypt_file(
                 .seek(SeekFrom::Start(c.point.input_offset))
                 .map_err(|e| Error::io_path("cannot seek the input", src, e))?;
             control.set_done(c.point.input_offset);
-            let compression = header.compressed().then(|| params.compression.unwrap_or(DEFAULT_ZSTD_LEVEL));
+            let compression = header
+                .compressed()
+                .then(|| params.compression.unwrap_or(DEFAULT_ZSTD_LEVEL));
             (header, keys, out, Some(c.point), compression)
         } else {
             let (header, keys) = StreamHeader::create(params, key)?;
@@ -258,8 +350,22 @@ pub fn encrypt_file(
             };
             write_durably(&side.checkpoint, &c.encode(&keys.checkpoint_mac))
         };
-        let ck = (every > 0).then(|| Checkpointing { every_segments: every, record: &mut record });
-        encrypt_body(&mut input, &mut out, &header, &keys, compression, parallelism, control, &tel, from, ck)?;
+        let ck = (every > 0).then_some(Checkpointing {
+            every_segments: every,
+            record: &mut record,
+        });
+        encrypt_body(
+            &mut input,
+            &mut out,
+            &header,
+            &keys,
+            compression,
+            parallelism,
+            control,
+            &tel,
+            from,
+            ck,
+        )?;
         commit(out, &side, dst)
     })();
     match result {
@@ -311,9 +417,21 @@ pub fn decrypt_file(
             };
             write_durably(&side.checkpoint, &c.encode(&keys.checkpoint_mac))
         };
-        let ck = (header.format == Format::V2 && every > 0)
-            .then(|| Checkpointing { every_segments: every, record: &mut record });
-        decrypt_body(&mut input, &mut out, &header, &keys, parallelism, control, &tel, from, ck)?;
+        let ck = (header.format == Format::V2 && every > 0).then_some(Checkpointing {
+            every_segments: every,
+            record: &mut record,
+        });
+        decrypt_body(
+            &mut input,
+            &mut out,
+            &header,
+            &keys,
+            parallelism,
+            control,
+            &tel,
+            from,
+            ck,
+        )?;
         commit(out, &side, dst)
     })();
     match result {

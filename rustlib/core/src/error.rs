@@ -72,11 +72,19 @@ pub fn describe_io(e: &io::Error) -> String {
 
 impl Error {
     pub fn io(context: impl Into<String>, source: io::Error) -> Self {
-        Error::Io { context: context.into(), path: None, source }
+        Error::Io {
+            context: context.into(),
+            path: None,
+            source,
+        }
     }
 
     pub fn io_path(context: impl Into<String>, path: &std::path::Path, source: io::Error) -> Self {
-        Error::Io { context: context.into(), path: Some(path.to_path_buf()), source }
+        Error::Io {
+            context: context.into(),
+            path: Some(path.to_path_buf()),
+            source,
+        }
     }
 
     /// A short stable name for each kind, for bindings and machine output.
@@ -113,9 +121,10 @@ impl Error {
         match self {
             Error::Io { .. } => ErrorClass::Io,
             Error::WrongKey | Error::WrongKeyKind(_) => ErrorClass::WrongKey,
-            Error::AllZero | Error::BadMagic | Error::UnsupportedVersion(_) | Error::TruncatedHeader(_) => {
-                ErrorClass::Format
-            }
+            Error::AllZero
+            | Error::BadMagic
+            | Error::UnsupportedVersion(_)
+            | Error::TruncatedHeader(_) => ErrorClass::Format,
             Error::InvalidParams(_) | Error::Kdf(_) => ErrorClass::Params,
             Error::Resume(_) => ErrorClass::Resume,
             Error::Cancelled => ErrorClass::Cancelled,

@@ -29,7 +29,9 @@ pub use error::{Error, ErrorClass, Result};
 
 /// What a caller of the engine needs, in one import.
 pub mod prelude {
-    pub use crate::api::{decrypt_file, decrypt_stream, encrypt_file, encrypt_stream, read_header, SideFiles};
+    pub use crate::api::{
+        decrypt_file, decrypt_stream, encrypt_file, encrypt_stream, read_header, SideFiles,
+    };
     pub use crate::crypto::keys::KeyMaterial;
     pub use crate::error::{Error, ErrorClass, Result};
     pub use crate::pipeline::Control;

@@ -123,7 +123,12 @@ where
 
         let res_p = res_tx.clone();
         s.spawn(move || {
-            let mut feeder = Feeder { pool: &pool_rx, jobs: &job_tx, seq: 0, control };
+            let mut feeder = Feeder {
+                pool: &pool_rx,
+                jobs: &job_tx,
+                seq: 0,
+                control,
+            };
             let outcome = produce(&mut feeder);
             let msg = match outcome {
                 Ok(()) => Msg::End,
@@ -242,7 +247,13 @@ mod tests {
                 }
                 Ok(())
             },
-            |(i, b), _| if i == 50 || i == 60 { Err(Error::SegmentAuthFailed { index: i }) } else { Ok((i, b)) },
+            |(i, b), _| {
+                if i == 50 || i == 60 {
+                    Err(Error::SegmentAuthFailed { index: i })
+                } else {
+                    Ok((i, b))
+                }
+            },
             |(i, b)| {
                 seen.push(i);
                 Ok(b)

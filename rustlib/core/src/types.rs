@@ -90,7 +90,11 @@ pub struct Argon2Params {
 
 impl Default for Argon2Params {
     fn default() -> Self {
-        Argon2Params { m_kib: DEFAULT_ARGON2_M_KIB, t: DEFAULT_ARGON2_T, p: DEFAULT_ARGON2_P }
+        Argon2Params {
+            m_kib: DEFAULT_ARGON2_M_KIB,
+            t: DEFAULT_ARGON2_T,
+            p: DEFAULT_ARGON2_P,
+        }
     }
 }
 
@@ -126,9 +130,9 @@ pub enum ParallelismProfile {
 impl ParallelismProfile {
     pub fn threads(self) -> usize {
         match self {
-            ParallelismProfile::Auto => {
-                std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
-            }
+            ParallelismProfile::Auto => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
             ParallelismProfile::Single => 1,
             ParallelismProfile::Fixed(n) => n.max(1),
         }
@@ -171,7 +175,11 @@ impl EncryptParams {
             Format::V1 => DEFAULT_CHUNK_SIZE_V1,
             Format::V2 => DEFAULT_SEGMENT_SIZE_V2,
         };
-        EncryptParams { format, segment_size, ..Default::default() }
+        EncryptParams {
+            format,
+            segment_size,
+            ..Default::default()
+        }
     }
 
     pub fn validate(&self) -> Result<()> {
@@ -188,7 +196,9 @@ impl EncryptParams {
                 ));
             }
             if !(1..=22).contains(&level) {
-                return Err(Error::InvalidParams(format!("zstd level {level} out of range 1..=22")));
+                return Err(Error::InvalidParams(format!(
+                    "zstd level {level} out of range 1..=22"
+                )));
             }
         }
         self.argon2.validate()

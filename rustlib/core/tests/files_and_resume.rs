@@ -16,15 +16,39 @@ use crypto_core::telemetry::Telemetry;
 #[test]
 fn file_round_trip_leaves_no_side_files() {
     let dir = tempfile::tempdir().unwrap();
-    let (src, enc, dec) = (dir.path().join("a"), dir.path().join("a.fusefs"), dir.path().join("a.out"));
+    let (src, enc, dec) = (
+        dir.path().join("a"),
+        dir.path().join("a.fusefs"),
+        dir.path().join("a.out"),
+    );
     let plain = data(300_000, 3);
     fs::write(&src, &plain).unwrap();
     let mut p = fast_params(Format::V2, Cipher::Aes256Gcm, None);
     p.checkpoint_bytes = 3 * S as u64;
-    encrypt_file(&src, &enc, &raw_key(), &p, ParallelismProfile::Auto, false, &Control::new()).unwrap();
-    decrypt_file(&enc, &dec, &raw_key(), ParallelismProfile::Auto, false, &Control::new()).unwrap();
+    encrypt_file(
+        &src,
+        &enc,
+        &raw_key(),
+        &p,
+        ParallelismProfile::Auto,
+        false,
+        &Control::new(),
+    )
+    .unwrap();
+    decrypt_file(
+        &enc,
+        &dec,
+        &raw_key(),
+        ParallelismProfile::Auto,
+        false,
+        &Control::new(),
+    )
+    .unwrap();
     assert_eq!(fs::read(&dec).unwrap(), plain);
-    let mut names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let mut names: Vec<_> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     names.sort();
     assert_eq!(names, ["a", "a.fusefs", "a.out"]);
 }
@@ -32,15 +56,35 @@ fn file_round_trip_leaves_no_side_files() {
 #[test]
 fn failed_decrypt_leaves_no_plaintext() {
     let dir = tempfile::tempdir().unwrap();
-    let (src, enc, dec) = (dir.path().join("a"), dir.path().join("a.fusefs"), dir.path().join("a.out"));
+    let (src, enc, dec) = (
+        dir.path().join("a"),
+        dir.path().join("a.fusefs"),
+        dir.path().join("a.out"),
+    );
     fs::write(&src, data(200_000, 3)).unwrap();
     let p = fast_params(Format::V2, Cipher::Aes256Gcm, None);
-    encrypt_file(&src, &enc, &raw_key(), &p, ParallelismProfile::Auto, false, &Control::new()).unwrap();
+    encrypt_file(
+        &src,
+        &enc,
+        &raw_key(),
+        &p,
+        ParallelismProfile::Auto,
+        false,
+        &Control::new(),
+    )
+    .unwrap();
     let mut bytes = fs::read(&enc).unwrap();
     let n = bytes.len();
     bytes[n - 10] ^= 1; // the trailer: detected only after every segment was written aside
     fs::write(&enc, &bytes).unwrap();
-    let r = decrypt_file(&enc, &dec, &raw_key(), ParallelismProfile::Auto, false, &Control::new());
+    let r = decrypt_file(
+        &enc,
+        &dec,
+        &raw_key(),
+        ParallelismProfile::Auto,
+        false,
+        &Control::new(),
+    );
     assert!(matches!(r, Err(Error::SegmentAuthFailed { .. })), "{r:?}");
     assert!(!dec.exists());
     assert!(!SideFiles::of(&dec).part.exists());
@@ -51,19 +95,46 @@ fn failed_decrypt_leaves_no_plaintext() {
 fn missing_input_and_unwritable_output_are_io_errors() {
     let dir = tempfile::tempdir().unwrap();
     let p = fast_params(Format::V2, Cipher::Aes256Gcm, None);
-    let r = encrypt_file(&dir.path().join("nope"), &dir.path().join("x"), &raw_key(), &p, ParallelismProfile::Auto, false, &Control::new());
+    let r = encrypt_file(
+        &dir.path().join("nope"),
+        &dir.path().join("x"),
+        &raw_key(),
+        &p,
+        ParallelismProfile::Auto,
+        false,
+        &Control::new(),
+    );
     assert!(matches!(&r, Err(Error::Io { .. })), "{r:?}");
-    assert!(r.unwrap_err().to_string().contains("No such file or directory"));
+    assert!(r
+        .unwrap_err()
+        .to_string()
+        .contains("No such file or directory"));
     fs::write(dir.path().join("in"), b"abc").unwrap();
-    let r = encrypt_file(&dir.path().join("in"), &dir.path().join("no/such/dir/out"), &raw_key(), &p, ParallelismProfile::Auto, false, &Control::new());
+    let r = encrypt_file(
+        &dir.path().join("in"),
+        &dir.path().join("no/such/dir/out"),
+        &raw_key(),
+        &p,
+        ParallelismProfile::Auto,
+        false,
+        &Control::new(),
+    );
     assert!(matches!(r, Err(Error::Io { .. })));
 }
 
 /// Run a v2 encrypt, recording every checkpoint with the output as it was then.
-fn encrypt_recording(plain: &[u8], header: &StreamHeader, keys: &crypto_core::headers::StreamKeys) -> (Vec<u8>, Vec<(ResumePoint, usize)>) {
+fn encrypt_recording(
+    plain: &[u8],
+    header: &StreamHeader,
+    keys: &crypto_core::headers::StreamKeys,
+) -> (Vec<u8>, Vec<(ResumePoint, usize)>) {
     let control = Control::new();
     let tel = Telemetry::default();
-    let run = Run { workers: 3, control: &control, telemetry: &tel };
+    let run = Run {
+        workers: 3,
+        control: &control,
+        telemetry: &tel,
+    };
     let mut out = header.encode().to_vec();
     let mut points = Vec::new();
     let out_len = std::cell::Cell::new(0usize);
@@ -94,7 +165,10 @@ fn encrypt_recording(plain: &[u8], header: &StreamHeader, keys: &crypto_core::he
         Some(1),
         &run,
         ResumePoint::start(header, true),
-        Some(Checkpointing { every_segments: 2, record: &mut record }),
+        Some(Checkpointing {
+            every_segments: 2,
+            record: &mut record,
+        }),
     )
     .unwrap();
     (out, points)
@@ -113,10 +187,27 @@ fn encrypt_resumes_from_every_checkpoint() {
         let mut resumed = full[..point.output_offset as usize].to_vec();
         let control = Control::new();
         let tel = Telemetry::default();
-        let run = Run { workers: 2, control: &control, telemetry: &tel };
-        stream_v2::encrypt(&mut &plain[point.input_offset as usize..], &mut resumed, &header, &keys, Some(1), &run, point, None).unwrap();
+        let run = Run {
+            workers: 2,
+            control: &control,
+            telemetry: &tel,
+        };
+        stream_v2::encrypt(
+            &mut &plain[point.input_offset as usize..],
+            &mut resumed,
+            &header,
+            &keys,
+            Some(1),
+            &run,
+            point,
+            None,
+        )
+        .unwrap();
         assert_eq!(decrypt(&resumed, &raw_key()).unwrap(), plain);
-        assert_eq!(resumed[..point.output_offset as usize], full[..point.output_offset as usize]);
+        assert_eq!(
+            resumed[..point.output_offset as usize],
+            full[..point.output_offset as usize]
+        );
         assert_eq!(resumed.len(), full.len());
     }
 }
@@ -135,27 +226,66 @@ fn decrypt_resumes_from_every_checkpoint_byte_identically() {
     };
     let control = Control::new();
     let tel = Telemetry::default();
-    let run = Run { workers: 2, control: &control, telemetry: &tel };
+    let run = Run {
+        workers: 2,
+        control: &control,
+        telemetry: &tel,
+    };
     let mut out = Vec::new();
-    stream_v2::decrypt(&mut &enc[108..], &mut out, &header, &keys, &run, ResumePoint::start(&header, false),
-        Some(Checkpointing { every_segments: 1, record: &mut record })).unwrap();
+    stream_v2::decrypt(
+        &mut &enc[108..],
+        &mut out,
+        &header,
+        &keys,
+        &run,
+        ResumePoint::start(&header, false),
+        Some(Checkpointing {
+            every_segments: 1,
+            record: &mut record,
+        }),
+    )
+    .unwrap();
     assert_eq!(out, plain);
     assert_eq!(points.len(), 17);
     for p in points {
         let mut resumed = plain[..p.output_offset as usize].to_vec();
-        stream_v2::decrypt(&mut &enc[p.input_offset as usize..], &mut resumed, &header, &keys, &run, p, None).unwrap();
+        stream_v2::decrypt(
+            &mut &enc[p.input_offset as usize..],
+            &mut resumed,
+            &header,
+            &keys,
+            &run,
+            p,
+            None,
+        )
+        .unwrap();
         assert_eq!(resumed, plain);
     }
     // A checkpoint with a wrong digest state cannot smuggle frames past the trailer.
-    let bogus = ResumePoint { digest: StreamDigest::new(&[0; 32]), ..ResumePoint::start(&header, false) };
-    let r = stream_v2::decrypt(&mut &enc[108..], &mut Vec::new(), &header, &keys, &run, bogus, None);
+    let bogus = ResumePoint {
+        digest: StreamDigest::new(&[0; 32]),
+        ..ResumePoint::start(&header, false)
+    };
+    let r = stream_v2::decrypt(
+        &mut &enc[108..],
+        &mut Vec::new(),
+        &header,
+        &keys,
+        &run,
+        bogus,
+        None,
+    );
     assert!(matches!(r, Err(Error::DigestMismatch(_))));
 }
 
 #[test]
 fn cancelled_file_run_resumes_through_the_api() {
     let dir = tempfile::tempdir().unwrap();
-    let (src, enc, dec) = (dir.path().join("a"), dir.path().join("a.fusefs"), dir.path().join("a.out"));
+    let (src, enc, dec) = (
+        dir.path().join("a"),
+        dir.path().join("a.fusefs"),
+        dir.path().join("a.out"),
+    );
     let plain = data(3_000_000, 8);
     fs::write(&src, &plain).unwrap();
     let mut p = fast_params(Format::V2, Cipher::Aes256Gcm, None);
@@ -168,17 +298,50 @@ fn cancelled_file_run_resumes_through_the_api() {
         }
         c.cancel();
     });
-    let r = encrypt_file(&src, &enc, &raw_key(), &p, ParallelismProfile::Fixed(1), false, &control);
+    let r = encrypt_file(
+        &src,
+        &enc,
+        &raw_key(),
+        &p,
+        ParallelismProfile::Fixed(1),
+        false,
+        &control,
+    );
     watcher.join().unwrap();
     assert!(matches!(r, Err(Error::Cancelled)), "{r:?}");
     let side = SideFiles::of(&enc);
     assert!(side.part.exists() && side.checkpoint.exists());
     assert!(!enc.exists());
-    encrypt_file(&src, &enc, &raw_key(), &p, ParallelismProfile::Auto, true, &Control::new()).unwrap();
+    encrypt_file(
+        &src,
+        &enc,
+        &raw_key(),
+        &p,
+        ParallelismProfile::Auto,
+        true,
+        &Control::new(),
+    )
+    .unwrap();
     assert!(!side.part.exists() && !side.checkpoint.exists());
-    decrypt_file(&enc, &dec, &raw_key(), ParallelismProfile::Auto, false, &Control::new()).unwrap();
+    decrypt_file(
+        &enc,
+        &dec,
+        &raw_key(),
+        ParallelismProfile::Auto,
+        false,
+        &Control::new(),
+    )
+    .unwrap();
     assert_eq!(fs::read(&dec).unwrap(), plain);
     // Resuming with nothing to resume is a clear error.
-    let r = encrypt_file(&src, &enc, &raw_key(), &p, ParallelismProfile::Auto, true, &Control::new());
+    let r = encrypt_file(
+        &src,
+        &enc,
+        &raw_key(),
+        &p,
+        ParallelismProfile::Auto,
+        true,
+        &Control::new(),
+    );
     assert!(matches!(r, Err(Error::Resume(_))), "{r:?}");
 }

@@ -44,7 +44,9 @@ mod tests {
         let mut out = Vec::new();
         decompress_segment(&s[..n], 10000, &mut out).unwrap();
         assert_eq!(out, text);
-        let random: Vec<u8> = (0..10000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        let random: Vec<u8> = (0..10000u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
         let _ = compress_segment(&random, 3, &mut s).unwrap();
         assert!(decompress_segment(&[1, 2, 3], 100, &mut out).is_err());
         // output larger than allowed is refused

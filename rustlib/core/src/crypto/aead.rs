@@ -25,14 +25,20 @@ impl AeadKey {
             Cipher::ChaCha20Poly1305 => &aead::CHACHA20_POLY1305,
         };
         let unbound = UnboundKey::new(alg, key.as_bytes()).expect("32-byte key for a 256-bit AEAD");
-        AeadKey { key: LessSafeKey::new(unbound) }
+        AeadKey {
+            key: LessSafeKey::new(unbound),
+        }
     }
 
     /// Encrypt `in_out` in place and return the tag.
     pub fn seal(&self, nonce: &[u8; NONCE_LEN], aad: &[u8], in_out: &mut [u8]) -> [u8; TAG_LEN] {
         let tag = self
             .key
-            .seal_in_place_separate_tag(Nonce::assume_unique_for_key(*nonce), Aad::from(aad), in_out)
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(*nonce),
+                Aad::from(aad),
+                in_out,
+            )
             .expect("segment lengths are far below the AEAD limit");
         let mut out = [0u8; TAG_LEN];
         out.copy_from_slice(tag.as_ref());
@@ -41,13 +47,24 @@ impl AeadKey {
 
     /// Encrypt the first `len` bytes of `buf` in place and append the tag.
     /// `buf` should have capacity for `len + TAG_LEN` to avoid reallocating.
-    pub fn seal_append(&self, nonce: &[u8; NONCE_LEN], aad: &[u8], buf: &mut Vec<u8>, start: usize) {
+    pub fn seal_append(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        buf: &mut Vec<u8>,
+        start: usize,
+    ) {
         let tag = self.seal(nonce, aad, &mut buf[start..]);
         buf.extend_from_slice(&tag);
     }
 
     /// Decrypt `ciphertext ‖ tag` in place; returns the plaintext length.
-    pub fn open(&self, nonce: &[u8; NONCE_LEN], aad: &[u8], in_out: &mut [u8]) -> Result<usize, AuthError> {
+    pub fn open(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        in_out: &mut [u8],
+    ) -> Result<usize, AuthError> {
         self.key
             .open_in_place(Nonce::assume_unique_for_key(*nonce), Aad::from(aad), in_out)
             .map(|p| p.len())
@@ -75,7 +92,11 @@ mod tests {
             for i in 0..buf.len() {
                 let mut flipped = buf.clone();
                 flipped[i] ^= 0x10;
-                assert_eq!(k.open(&nonce, b"aad", &mut flipped), Err(AuthError), "byte {i}");
+                assert_eq!(
+                    k.open(&nonce, b"aad", &mut flipped),
+                    Err(AuthError),
+                    "byte {i}"
+                );
             }
         }
     }
@@ -89,7 +110,10 @@ mod tests {
         let tag = k.seal(&[0; 12], b"", &mut []);
         assert_eq!(
             tag,
-            [0x53, 0x0f, 0x8a, 0xfb, 0xc7, 0x45, 0x36, 0xb9, 0xa9, 0x63, 0xb4, 0xf1, 0xc4, 0xcb, 0x73, 0x8b]
+            [
+                0x53, 0x0f, 0x8a, 0xfb, 0xc7, 0x45, 0x36, 0xb9, 0xa9, 0x63, 0xb4, 0xf1, 0xc4, 0xcb,
+                0x73, 0x8b
+            ]
         );
     }
 }

@@ -6,9 +6,9 @@
 
 use ring::digest::{Context, SHA256};
 
+use crate::constants::info::DIGEST_DOMAIN;
 use crate::constants::{DIGEST_LEN, DIGEST_STATE_LEN, FRAME_HEADER_LEN, MAC_LEN, TAG_LEN};
 use crate::crypto::ct_eq;
-use crate::constants::info::DIGEST_DOMAIN;
 
 /// `chain_{i+1} = SHA-256(chain_i ‖ frame header ‖ tag)`, starting from
 /// `SHA-256("fusefs/stream/v2/digest" ‖ header MAC)`.
@@ -23,7 +23,10 @@ impl StreamDigest {
         let mut c = Context::new(&SHA256);
         c.update(DIGEST_DOMAIN);
         c.update(header_mac);
-        StreamDigest { chain: to_array(c.finish().as_ref()), frames: 0 }
+        StreamDigest {
+            chain: to_array(c.finish().as_ref()),
+            frames: 0,
+        }
     }
 
     /// Fold one data frame in: its 41-byte header and its 16-byte tag.
@@ -55,7 +58,10 @@ impl StreamDigest {
     pub fn import_state(state: &[u8; DIGEST_STATE_LEN]) -> Self {
         let mut frames = [0u8; 8];
         frames.copy_from_slice(&state[DIGEST_LEN..]);
-        StreamDigest { chain: to_array(&state[..DIGEST_LEN]), frames: u64::from_le_bytes(frames) }
+        StreamDigest {
+            chain: to_array(&state[..DIGEST_LEN]),
+            frames: u64::from_le_bytes(frames),
+        }
     }
 }
 

@@ -21,7 +21,10 @@ impl KeyMaterial {
 
     pub fn raw(bytes: &[u8]) -> Result<Self> {
         let key: [u8; KEY_LEN] = bytes.try_into().map_err(|_| {
-            Error::InvalidParams(format!("a raw key is exactly {KEY_LEN} bytes, got {}", bytes.len()))
+            Error::InvalidParams(format!(
+                "a raw key is exactly {KEY_LEN} bytes, got {}",
+                bytes.len()
+            ))
         })?;
         Ok(KeyMaterial::Raw(Zeroizing::new(key)))
     }

@@ -71,14 +71,21 @@ impl FrameHeader {
     /// Parse a frame header and check the sealed length against the limits
     /// for `segment_size`. Never panics; `expected_index` is only used to
     /// name the segment in errors.
-    pub fn parse(b: &[u8; FRAME_HEADER_LEN], segment_size: u32, expected_index: u64) -> Result<FrameHeader> {
+    pub fn parse(
+        b: &[u8; FRAME_HEADER_LEN],
+        segment_size: u32,
+        expected_index: u64,
+    ) -> Result<FrameHeader> {
         let sealed_len = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
         let kind = match b[28] {
             0 => FrameKind::Data,
             1 => FrameKind::FinalData,
             2 => FrameKind::Trailer,
             k => {
-                return Err(Error::InvalidFrame { index: expected_index, reason: format!("unknown frame kind {k}") })
+                return Err(Error::InvalidFrame {
+                    index: expected_index,
+                    reason: format!("unknown frame kind {k}"),
+                })
             }
         };
         let ok = match kind {
@@ -91,7 +98,13 @@ impl FrameHeader {
                 reason: format!("sealed length {sealed_len} out of range"),
             });
         }
-        let mut h = FrameHeader { sealed_len, stream_id: [0; 16], index: 0, kind, nonce: [0; 12] };
+        let mut h = FrameHeader {
+            sealed_len,
+            stream_id: [0; 16],
+            index: 0,
+            kind,
+            nonce: [0; 12],
+        };
         h.stream_id.copy_from_slice(&b[4..20]);
         h.index = u64::from_le_bytes(b[20..28].try_into().expect("8 bytes"));
         h.nonce.copy_from_slice(&b[29..41]);
@@ -113,13 +126,25 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let h = FrameHeader { sealed_len: 100, stream_id: [3; 16], index: 42, kind: FrameKind::FinalData, nonce: [9; 12] };
+        let h = FrameHeader {
+            sealed_len: 100,
+            stream_id: [3; 16],
+            index: 42,
+            kind: FrameKind::FinalData,
+            nonce: [9; 12],
+        };
         assert_eq!(FrameHeader::parse(&h.encode(), 4096, 0).unwrap(), h);
     }
 
     #[test]
     fn limits_and_kinds() {
-        let mut h = FrameHeader { sealed_len: 16, stream_id: [3; 16], index: 0, kind: FrameKind::Data, nonce: [9; 12] };
+        let mut h = FrameHeader {
+            sealed_len: 16,
+            stream_id: [3; 16],
+            index: 0,
+            kind: FrameKind::Data,
+            nonce: [9; 12],
+        };
         assert!(FrameHeader::parse(&h.encode(), 4096, 0).is_err());
         h.sealed_len = 4096 + 17;
         assert!(FrameHeader::parse(&h.encode(), 4096, 0).is_ok());
@@ -130,7 +155,10 @@ mod tests {
         assert!(FrameHeader::parse(&h.encode(), 4096, 0).is_ok());
         let mut b = h.encode();
         b[28] = 3;
-        assert!(matches!(FrameHeader::parse(&b, 4096, 5), Err(Error::InvalidFrame { index: 5, .. })));
+        assert!(matches!(
+            FrameHeader::parse(&b, 4096, 5),
+            Err(Error::InvalidFrame { index: 5, .. })
+        ));
         assert!(FrameHeader::parse(&[0; 41], 4096, 0).is_err());
     }
 }

@@ -50,17 +50,29 @@ pub struct StreamKeys {
 }
 
 fn payload_info(format: Format, cipher: Cipher) -> Vec<u8> {
-    format!("fusefs/stream/v{}/payload/{}", format.version(), cipher.name()).into_bytes()
+    format!(
+        "fusefs/stream/v{}/payload/{}",
+        format.version(),
+        cipher.name()
+    )
+    .into_bytes()
 }
 
-fn derive_keys(header: &StreamHeader, master: &SecretKey) -> (StreamKeys, [u8; KEY_CHECK_LEN], SecretKey) {
+fn derive_keys(
+    header: &StreamHeader,
+    master: &SecretKey,
+) -> (StreamKeys, [u8; KEY_CHECK_LEN], SecretKey) {
     let id = &header.stream_id;
     let payload = kdf::subkey(master, id, &payload_info(header.format, header.cipher));
     let mac_key = kdf::subkey(master, id, info::HEADER_MAC);
     let checkpoint_mac = kdf::subkey(master, id, info::CHECKPOINT_MAC);
     let mut check = [0u8; KEY_CHECK_LEN];
     kdf::hkdf_into(master, id, info::KEY_CHECK, &mut check);
-    let keys = StreamKeys { payload: AeadKey::new(header.cipher, &payload), header_mac: header.mac, checkpoint_mac };
+    let keys = StreamKeys {
+        payload: AeadKey::new(header.cipher, &payload),
+        header_mac: header.mac,
+        checkpoint_mac,
+    };
     (keys, check, mac_key)
 }
 
@@ -74,13 +86,20 @@ fn header_mac(mac_key: &SecretKey, body: &[u8]) -> [u8; MAC_LEN] {
 impl StreamHeader {
     /// A fresh header for `params` (random stream id and salt), sealed under
     /// the key derived from `material`; returns it with the stream's keys.
-    pub fn create(params: &EncryptParams, material: &KeyMaterial) -> Result<(StreamHeader, StreamKeys)> {
+    pub fn create(
+        params: &EncryptParams,
+        material: &KeyMaterial,
+    ) -> Result<(StreamHeader, StreamKeys)> {
         params.validate()?;
         let mut header = StreamHeader {
             format: params.format,
             cipher: params.cipher,
             key_source: material.source(),
-            flags: if params.compression.is_some() { FLAG_COMPRESSED } else { 0 },
+            flags: if params.compression.is_some() {
+                FLAG_COMPRESSED
+            } else {
+                0
+            },
             segment_size: params.segment_size,
             stream_id: random::bytes()?,
             salt: random::bytes()?,
@@ -110,7 +129,11 @@ impl StreamHeader {
         b[12..16].copy_from_slice(&self.segment_size.to_le_bytes());
         b[16..32].copy_from_slice(&self.stream_id);
         b[32..48].copy_from_slice(&self.salt);
-        let a = self.argon2.unwrap_or(Argon2Params { m_kib: 0, t: 0, p: 0 });
+        let a = self.argon2.unwrap_or(Argon2Params {
+            m_kib: 0,
+            t: 0,
+            p: 0,
+        });
         b[48..52].copy_from_slice(&a.m_kib.to_le_bytes());
         b[52..56].copy_from_slice(&a.t.to_le_bytes());
         b[56..60].copy_from_slice(&a.p.to_le_bytes());
@@ -144,12 +167,18 @@ impl StreamHeader {
         };
         let bad = |m: String| Err(Error::InvalidHeader(m));
         let u32_at = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
-        let Some(cipher) = Cipher::from_id(b[7]) else { return bad(format!("unknown cipher {}", b[7])) };
+        let Some(cipher) = Cipher::from_id(b[7]) else {
+            return bad(format!("unknown cipher {}", b[7]));
+        };
         let Some(key_source) = KeySource::from_id(b[8]) else {
             return bad(format!("unknown key source {}", b[8]));
         };
         let flags = b[9];
-        let allowed = if format == Format::V2 { FLAG_COMPRESSED } else { 0 };
+        let allowed = if format == Format::V2 {
+            FLAG_COMPRESSED
+        } else {
+            0
+        };
         if flags & !allowed != 0 {
             return bad(format!("unknown flags {flags:#04x}"));
         }
@@ -161,11 +190,18 @@ impl StreamHeader {
         if !(MIN_SEGMENT_SIZE..=MAX_SEGMENT_SIZE).contains(&segment_size) {
             return bad(format!("segment size {segment_size} out of range"));
         }
-        let a = Argon2Params { m_kib: u32_at(48), t: u32_at(52), p: u32_at(56) };
+        let a = Argon2Params {
+            m_kib: u32_at(48),
+            t: u32_at(52),
+            p: u32_at(56),
+        };
         let argon2 = match key_source {
             KeySource::Password => {
                 if a.validate().is_err() {
-                    return bad(format!("Argon2id parameters out of range (m={}, t={}, p={})", a.m_kib, a.t, a.p));
+                    return bad(format!(
+                        "Argon2id parameters out of range (m={}, t={}, p={})",
+                        a.m_kib, a.t, a.p
+                    ));
                 }
                 Some(a)
             }
@@ -199,10 +235,14 @@ impl StreamHeader {
     pub fn unlock(&self, material: &KeyMaterial) -> Result<StreamKeys> {
         match (self.key_source, material) {
             (KeySource::Password, KeyMaterial::Raw(_)) => {
-                return Err(Error::WrongKeyKind("this stream was encrypted with a password, not a key file"))
+                return Err(Error::WrongKeyKind(
+                    "this stream was encrypted with a password, not a key file",
+                ))
             }
             (KeySource::RawKey, KeyMaterial::Password(_)) => {
-                return Err(Error::WrongKeyKind("this stream was encrypted with a key file, not a password"))
+                return Err(Error::WrongKeyKind(
+                    "this stream was encrypted with a key file, not a password",
+                ))
             }
             _ => {}
         }
@@ -228,7 +268,14 @@ mod tests {
     use super::*;
 
     fn params() -> EncryptParams {
-        EncryptParams { argon2: Argon2Params { m_kib: 64, t: 1, p: 1 }, ..Default::default() }
+        EncryptParams {
+            argon2: Argon2Params {
+                m_kib: 64,
+                t: 1,
+                p: 1,
+            },
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -239,8 +286,14 @@ mod tests {
         let p = StreamHeader::parse(&bytes).unwrap();
         assert_eq!(p, h);
         assert!(p.unlock(&m).is_ok());
-        assert!(matches!(p.unlock(&KeyMaterial::password(b"px")), Err(Error::WrongKey)));
-        assert!(matches!(p.unlock(&KeyMaterial::raw(&[0; 32]).unwrap()), Err(Error::WrongKeyKind(_))));
+        assert!(matches!(
+            p.unlock(&KeyMaterial::password(b"px")),
+            Err(Error::WrongKey)
+        ));
+        assert!(matches!(
+            p.unlock(&KeyMaterial::raw(&[0; 32]).unwrap()),
+            Err(Error::WrongKeyKind(_))
+        ));
     }
 
     #[test]
@@ -260,22 +313,43 @@ mod tests {
 
     #[test]
     fn malformed_inputs_give_typed_errors() {
-        assert!(matches!(StreamHeader::parse(&[]), Err(Error::TruncatedHeader(0))));
+        assert!(matches!(
+            StreamHeader::parse(&[]),
+            Err(Error::TruncatedHeader(0))
+        ));
         assert!(matches!(StreamHeader::parse(&[0; 50]), Err(Error::AllZero)));
-        assert!(matches!(StreamHeader::parse(&[0; 200]), Err(Error::AllZero)));
-        assert!(matches!(StreamHeader::parse(&[1; 200]), Err(Error::BadMagic)));
+        assert!(matches!(
+            StreamHeader::parse(&[0; 200]),
+            Err(Error::AllZero)
+        ));
+        assert!(matches!(
+            StreamHeader::parse(&[1; 200]),
+            Err(Error::BadMagic)
+        ));
         let m = KeyMaterial::raw(&[4; 32]).unwrap();
         let (h, _) = StreamHeader::create(&params(), &m).unwrap();
         let mut b = h.encode();
         b[6] = 7;
-        assert!(matches!(StreamHeader::parse(&b), Err(Error::UnsupportedVersion(7))));
+        assert!(matches!(
+            StreamHeader::parse(&b),
+            Err(Error::UnsupportedVersion(7))
+        ));
         let b = h.encode();
-        assert!(matches!(StreamHeader::parse(&b[..60]), Err(Error::TruncatedHeader(60))));
+        assert!(matches!(
+            StreamHeader::parse(&b[..60]),
+            Err(Error::TruncatedHeader(60))
+        ));
         let mut b = h.encode();
         b[10] = 200;
-        assert!(matches!(StreamHeader::parse(&b), Err(Error::InvalidHeader(_))));
+        assert!(matches!(
+            StreamHeader::parse(&b),
+            Err(Error::InvalidHeader(_))
+        ));
         let mut b = h.encode();
         b[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(matches!(StreamHeader::parse(&b), Err(Error::InvalidHeader(_))));
+        assert!(matches!(
+            StreamHeader::parse(&b),
+            Err(Error::InvalidHeader(_))
+        ));
     }
 }

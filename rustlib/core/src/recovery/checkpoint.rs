@@ -46,7 +46,10 @@ pub struct InputIdentity {
 impl InputIdentity {
     pub fn of(meta: &fs::Metadata) -> Self {
         use std::os::unix::fs::MetadataExt;
-        InputIdentity { size: meta.len(), mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec() }
+        InputIdentity {
+            size: meta.len(),
+            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+        }
     }
 }
 
@@ -124,7 +127,10 @@ impl Checkpoint {
                 output_offset: u64_at(48),
                 digest: StreamDigest::import_state(&state),
             },
-            input: InputIdentity { size: u64_at(96), mtime_ns: u64_at(104) as i64 },
+            input: InputIdentity {
+                size: u64_at(96),
+                mtime_ns: u64_at(104) as i64,
+            },
         })
     }
 }
@@ -133,7 +139,12 @@ impl Checkpoint {
 pub fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("fusefs-tmp");
     let err = |what: &str, e| Error::io_path(format!("cannot {what} {}", tmp.display()), &tmp, e);
-    let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp).map_err(|e| err("create", e))?;
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)
+        .map_err(|e| err("create", e))?;
     f.write_all(bytes).map_err(|e| err("write", e))?;
     f.sync_all().map_err(|e| err("sync", e))?;
     drop(f);
@@ -165,8 +176,16 @@ mod tests {
             kind: CheckpointKind::Decrypt,
             stream_id: [9; 16],
             segment_size: 65536,
-            point: ResumePoint { segments_done: 7, input_offset: 1000, output_offset: 900, digest: d },
-            input: InputIdentity { size: 12345, mtime_ns: -5 },
+            point: ResumePoint {
+                segments_done: 7,
+                input_offset: 1000,
+                output_offset: 900,
+                digest: d,
+            },
+            input: InputIdentity {
+                size: 12345,
+                mtime_ns: -5,
+            },
         };
         let b = c.encode(&key);
         assert_eq!(Checkpoint::decode(&b, &key).unwrap(), c);

@@ -61,14 +61,32 @@ pub fn encrypt(
         if n == s {
             let m = read(&mut next)?;
             if m > 0 {
-                seal_and_write(&keys.payload, &keys.header_mac, counter, false, &mut cur, n, output, tel)?;
+                seal_and_write(
+                    &keys.payload,
+                    &keys.header_mac,
+                    counter,
+                    false,
+                    &mut cur,
+                    n,
+                    output,
+                    tel,
+                )?;
                 counter += 1;
                 std::mem::swap(&mut cur, &mut next);
                 n = m;
                 continue;
             }
         }
-        seal_and_write(&keys.payload, &keys.header_mac, counter, true, &mut cur, n, output, tel)?;
+        seal_and_write(
+            &keys.payload,
+            &keys.header_mac,
+            counter,
+            true,
+            &mut cur,
+            n,
+            output,
+            tel,
+        )?;
         output.flush().map_err(io_err("cannot write the output"))?;
         return Ok(());
     }
@@ -90,7 +108,9 @@ fn seal_and_write(
     buf[n..n + TAG_LEN].copy_from_slice(&tag);
     add_since(&tel.crypto_ns, t0);
     let t0 = Instant::now();
-    output.write_all(&buf[..n + TAG_LEN]).map_err(io_err("cannot write the output"))?;
+    output
+        .write_all(&buf[..n + TAG_LEN])
+        .map_err(io_err("cannot write the output"))?;
     add_since(&tel.io_ns, t0);
     tel.bytes_out.fetch_add((n + TAG_LEN) as u64, Relaxed);
     tel.plaintext_bytes.fetch_add(n as u64, Relaxed);
@@ -131,23 +151,40 @@ pub fn decrypt(
         if n < TAG_LEN {
             return Err(Error::Truncated(format!(" (chunk {counter} is cut short)")));
         }
-        let (last, m) = if n < full { (true, 0) } else {
+        let (last, m) = if n < full {
+            (true, 0)
+        } else {
             let m = read(&mut next)?;
             (m == 0, m)
         };
         copy[..n].copy_from_slice(&cur[..n]);
         let t0 = Instant::now();
-        let opened = keys.payload.open(&chunk_nonce(counter, last), &keys.header_mac, &mut cur[..n]);
+        let opened =
+            keys.payload
+                .open(&chunk_nonce(counter, last), &keys.header_mac, &mut cur[..n]);
         add_since(&tel.crypto_ns, t0);
         let plain = match opened {
             Ok(p) => p,
-            Err(_) => return Err(diagnose(&keys.payload, &keys.header_mac, counter, last, &mut copy[..n])),
+            Err(_) => {
+                return Err(diagnose(
+                    &keys.payload,
+                    &keys.header_mac,
+                    counter,
+                    last,
+                    &mut copy[..n],
+                ))
+            }
         };
         if last && plain == 0 && counter > 0 {
-            return Err(Error::InvalidFrame { index: counter, reason: "empty final chunk".into() });
+            return Err(Error::InvalidFrame {
+                index: counter,
+                reason: "empty final chunk".into(),
+            });
         }
         let t0 = Instant::now();
-        output.write_all(&cur[..plain]).map_err(io_err("cannot write the output"))?;
+        output
+            .write_all(&cur[..plain])
+            .map_err(io_err("cannot write the output"))?;
         add_since(&tel.io_ns, t0);
         tel.bytes_out.fetch_add(plain as u64, Relaxed);
         tel.plaintext_bytes.fetch_add(plain as u64, Relaxed);
@@ -164,14 +201,22 @@ pub fn decrypt(
 }
 
 /// Name what happened to chunk `counter`, which failed to open as `last`.
-fn diagnose(key: &AeadKey, aad: &[u8; MAC_LEN], counter: u64, last: bool, chunk: &mut [u8]) -> Error {
+fn diagnose(
+    key: &AeadKey,
+    aad: &[u8; MAC_LEN],
+    counter: u64,
+    last: bool,
+    chunk: &mut [u8],
+) -> Error {
     let try_open = |c: u64, l: bool, chunk: &[u8]| {
         let mut b = chunk.to_vec();
         key.open(&chunk_nonce(c, l), aad, &mut b).is_ok()
     };
     if try_open(counter, !last, chunk) {
         return if last {
-            Error::Truncated(format!(" (input ends after chunk {counter}, which is not the last)"))
+            Error::Truncated(format!(
+                " (input ends after chunk {counter}, which is not the last)"
+            ))
         } else {
             Error::TrailingData
         };
@@ -185,7 +230,10 @@ fn diagnose(key: &AeadKey, aad: &[u8; MAC_LEN], counter: u64, last: bool, chunk:
             return if c < counter {
                 Error::DuplicateSegment { index: c }
             } else {
-                Error::OutOfOrder { expected: counter, found: c }
+                Error::OutOfOrder {
+                    expected: counter,
+                    found: c,
+                }
             };
         }
     }

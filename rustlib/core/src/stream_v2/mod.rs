@@ -18,7 +18,9 @@ use crate::pipeline::{run_ordered, Control};
 use crate::stream_io::{read_full, Sink};
 use crate::telemetry::{add_since, Telemetry};
 use crate::workers::decrypt::{open_trailer, DecryptSegmentWorker, SealedFrame};
-use crate::workers::encrypt::{buffer_len, seal_trailer, EncryptSegmentWorker, PlainSegment, DATA_OFFSET};
+use crate::workers::encrypt::{
+    buffer_len, seal_trailer, EncryptSegmentWorker, PlainSegment, DATA_OFFSET,
+};
 
 /// Where a v2 run stands after some segments: what a checkpoint records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,10 +66,16 @@ impl Run<'_> {
     }
 }
 
-fn maybe_checkpoint(ck: &mut Option<Checkpointing<'_>>, output: &mut dyn Sink, point: &ResumePoint) -> Result<()> {
+fn maybe_checkpoint(
+    ck: &mut Option<Checkpointing<'_>>,
+    output: &mut dyn Sink,
+    point: &ResumePoint,
+) -> Result<()> {
     if let Some(ck) = ck {
-        if ck.every_segments > 0 && point.segments_done % ck.every_segments == 0 {
-            output.sync().map_err(|e| Error::io("cannot sync the output", e))?;
+        if ck.every_segments > 0 && point.segments_done.is_multiple_of(ck.every_segments) {
+            output
+                .sync()
+                .map_err(|e| Error::io("cannot sync the output", e))?;
             (ck.record)(point)?;
         }
     }
@@ -75,6 +83,7 @@ fn maybe_checkpoint(ck: &mut Option<Checkpointing<'_>>, output: &mut dyn Sink, p
 }
 
 /// Seal `input` (from `from.input_offset`) as v2 frames onto `output`, then the trailer.
+#[allow(clippy::too_many_arguments)]
 pub fn encrypt(
     input: &mut (dyn Read + Send),
     output: &mut dyn Sink,
@@ -120,15 +129,30 @@ pub fn encrypt(
             let mut n = read(&mut cur)?;
             loop {
                 if n < s {
-                    return f.emit(PlainSegment { index, is_final: true, buf: cur, len: n });
+                    return f.emit(PlainSegment {
+                        index,
+                        is_final: true,
+                        buf: cur,
+                        len: n,
+                    });
                 }
                 // A full segment: it is final only if nothing follows.
                 let mut next = f.buffer()?;
                 let m = read(&mut next)?;
                 if m == 0 {
-                    return f.emit(PlainSegment { index, is_final: true, buf: cur, len: n });
+                    return f.emit(PlainSegment {
+                        index,
+                        is_final: true,
+                        buf: cur,
+                        len: n,
+                    });
                 }
-                f.emit(PlainSegment { index, is_final: false, buf: cur, len: n })?;
+                f.emit(PlainSegment {
+                    index,
+                    is_final: false,
+                    buf: cur,
+                    len: n,
+                })?;
                 index += 1;
                 cur = next;
                 n = m;
@@ -141,7 +165,9 @@ pub fn encrypt(
         |(sealed, is_final)| {
             let frame = &sealed.buf[..sealed.frame_len];
             let t0 = Instant::now();
-            output.write_all(frame).map_err(|e| Error::io("cannot write the output", e))?;
+            output
+                .write_all(frame)
+                .map_err(|e| Error::io("cannot write the output", e))?;
             add_since(&tel.io_ns, t0);
             let mut fh = [0u8; FRAME_HEADER_LEN];
             fh.copy_from_slice(&frame[..FRAME_HEADER_LEN]);
@@ -153,8 +179,12 @@ pub fn encrypt(
             point.output_offset += frame.len() as u64;
             plaintext_total += sealed.plain_len as u64;
             tel.bytes_out.fetch_add(frame.len() as u64, Relaxed);
-            tel.plaintext_bytes.fetch_add(sealed.plain_len as u64, Relaxed);
-            tel.stored_bytes.fetch_add(frame.len() as u64 - (FRAME_HEADER_LEN + 1 + TAG_LEN) as u64, Relaxed);
+            tel.plaintext_bytes
+                .fetch_add(sealed.plain_len as u64, Relaxed);
+            tel.stored_bytes.fetch_add(
+                frame.len() as u64 - (FRAME_HEADER_LEN + 1 + TAG_LEN) as u64,
+                Relaxed,
+            );
             tel.segments.fetch_add(1, Relaxed);
             if sealed.compressed {
                 tel.compressed_segments.fetch_add(1, Relaxed);
@@ -167,7 +197,9 @@ pub fn encrypt(
         },
     )?;
     if !last_was_final {
-        return Err(Error::Internal("encryption ended without a final segment".into()));
+        return Err(Error::Internal(
+            "encryption ended without a final segment".into(),
+        ));
     }
     let trailer = seal_trailer(
         &keys.payload,
@@ -177,8 +209,12 @@ pub fn encrypt(
         point.segments_done,
         plaintext_total,
     )?;
-    output.write_all(&trailer).map_err(|e| Error::io("cannot write the output", e))?;
-    output.flush().map_err(|e| Error::io("cannot write the output", e))?;
+    output
+        .write_all(&trailer)
+        .map_err(|e| Error::io("cannot write the output", e))?;
+    output
+        .flush()
+        .map_err(|e| Error::io("cannot write the output", e))?;
     tel.bytes_out.fetch_add(trailer.len() as u64, Relaxed);
     Ok(())
 }
@@ -238,7 +274,8 @@ pub fn decrypt(
                     };
                     return Err(Error::Truncated(what.into()));
                 }
-                let raw: [u8; FRAME_HEADER_LEN] = buf[..FRAME_HEADER_LEN].try_into().expect("41 bytes");
+                let raw: [u8; FRAME_HEADER_LEN] =
+                    buf[..FRAME_HEADER_LEN].try_into().expect("41 bytes");
                 let fh = FrameHeader::parse(&raw, s, expected)?;
                 if fh.stream_id != header.stream_id {
                     return Err(Error::ForeignSegment { index: expected });
@@ -247,7 +284,10 @@ pub fn decrypt(
                     return Err(Error::DuplicateSegment { index: fh.index });
                 }
                 if fh.index > expected {
-                    return Err(Error::OutOfOrder { expected, found: fh.index });
+                    return Err(Error::OutOfOrder {
+                        expected,
+                        found: fh.index,
+                    });
                 }
                 match (fh.kind, saw_final) {
                     (FrameKind::Trailer, false) => {
@@ -277,7 +317,12 @@ pub fn decrypt(
                 tag.copy_from_slice(&buf[end - TAG_LEN..end]);
                 digest.update_frame(&raw, &tag);
                 saw_final = fh.kind == FrameKind::FinalData;
-                f.emit(SealedFrame { header: fh, buf, digest_after: digest, input_end: offset })?;
+                f.emit(SealedFrame {
+                    header: fh,
+                    buf,
+                    digest_after: digest,
+                    input_end: offset,
+                })?;
                 expected += 1;
             }
         },
@@ -288,7 +333,9 @@ pub fn decrypt(
         |(seg, is_final)| {
             let plain = seg.plaintext();
             let t0 = Instant::now();
-            output.write_all(plain).map_err(|e| Error::io("cannot write the output", e))?;
+            output
+                .write_all(plain)
+                .map_err(|e| Error::io("cannot write the output", e))?;
             add_since(&tel.io_ns, t0);
             let n = plain.len() as u64;
             point.segments_done += 1;
@@ -309,7 +356,8 @@ pub fn decrypt(
             Ok(seg.buf)
         },
     )?;
-    let (fh, buf) = trailer.ok_or_else(|| Error::Internal("decryption ended without a trailer".into()))?;
+    let (fh, buf) =
+        trailer.ok_or_else(|| Error::Internal("decryption ended without a trailer".into()))?;
     let t = open_trailer(&keys.payload, &keys.header_mac, &fh, buf)?;
     if t.frames != point.segments_done {
         return Err(Error::DigestMismatch(format!(
@@ -323,12 +371,17 @@ pub fn decrypt(
             t.plaintext_len, point.output_offset
         )));
     }
-    if !crate::crypto::digest::SegmentDigestVerifier::new(final_digest).verify(&t.digest, t.frames) {
-        return Err(Error::DigestMismatch("the frames do not match the trailer's digest".into()));
+    if !crate::crypto::digest::SegmentDigestVerifier::new(final_digest).verify(&t.digest, t.frames)
+    {
+        return Err(Error::DigestMismatch(
+            "the frames do not match the trailer's digest".into(),
+        ));
     }
     if trailing_data {
         return Err(Error::TrailingData);
     }
-    output.flush().map_err(|e| Error::io("cannot write the output", e))?;
+    output
+        .flush()
+        .map_err(|e| Error::io("cannot write the output", e))?;
     Ok(())
 }

@@ -83,12 +83,20 @@ impl Telemetry {
             plaintext_bytes: plain,
             segments: self.segments.load(Relaxed),
             compressed_segments: self.compressed_segments.load(Relaxed),
-            compression_ratio: if plain == 0 { 1.0 } else { stored as f64 / plain as f64 },
+            compression_ratio: if plain == 0 {
+                1.0
+            } else {
+                stored as f64 / plain as f64
+            },
             crypto_seconds: secs(&self.crypto_ns),
             io_seconds: secs(&self.io_ns),
             compression_seconds: secs(&self.compression_ns),
             elapsed_seconds: elapsed,
-            throughput_mib_s: if elapsed > 0.0 { plain as f64 / 1048576.0 / elapsed } else { 0.0 },
+            throughput_mib_s: if elapsed > 0.0 {
+                plain as f64 / 1048576.0 / elapsed
+            } else {
+                0.0
+            },
             workers: self.workers.load(Relaxed) as u32,
         }
     }

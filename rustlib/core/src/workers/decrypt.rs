@@ -50,7 +50,12 @@ pub struct DecryptSegmentWorker<'a> {
 
 impl DecryptSegmentWorker<'_> {
     pub fn open(&self, frame: SealedFrame, _scratch: &mut Vec<u8>) -> Result<OpenedSegment> {
-        let SealedFrame { header, mut buf, digest_after, input_end } = frame;
+        let SealedFrame {
+            header,
+            mut buf,
+            digest_after,
+            input_end,
+        } = frame;
         let index = header.index;
         let t0 = Instant::now();
         let aad = frame_aad(self.header_mac, &buf[..FRAME_HEADER_LEN]);
@@ -70,13 +75,18 @@ impl DecryptSegmentWorker<'_> {
             ENCODING_ZSTD if self.compression_allowed => {
                 let t0 = Instant::now();
                 let mut out = Vec::new();
-                decompress_segment(&buf[body.clone()], s, &mut out).map_err(|e| invalid(e.to_string()))?;
+                decompress_segment(&buf[body.clone()], s, &mut out)
+                    .map_err(|e| invalid(e.to_string()))?;
                 add_since(&self.telemetry.compression_ns, t0);
                 let l = out.len();
                 decoded = Some(out);
                 l
             }
-            ENCODING_ZSTD => return Err(invalid("compressed segment in a stream without compression".into())),
+            ENCODING_ZSTD => {
+                return Err(invalid(
+                    "compressed segment in a stream without compression".into(),
+                ))
+            }
             e => return Err(invalid(format!("unknown encoding {e}"))),
         };
         let len_ok = match header.kind {
@@ -87,7 +97,14 @@ impl DecryptSegmentWorker<'_> {
         if !len_ok {
             return Err(invalid(format!("segment holds {len} bytes")));
         }
-        Ok(OpenedSegment { buf, start: body.start, len, decoded, digest_after, input_end })
+        Ok(OpenedSegment {
+            buf,
+            start: body.start,
+            len,
+            decoded,
+            digest_after,
+            input_end,
+        })
     }
 }
 
@@ -99,14 +116,24 @@ pub struct Trailer {
 }
 
 /// Open the trailer frame `buf` (header + sealed payload).
-pub fn open_trailer(key: &AeadKey, header_mac: &[u8; MAC_LEN], header: &FrameHeader, mut buf: Vec<u8>) -> Result<Trailer> {
+pub fn open_trailer(
+    key: &AeadKey,
+    header_mac: &[u8; MAC_LEN],
+    header: &FrameHeader,
+    mut buf: Vec<u8>,
+) -> Result<Trailer> {
     let aad = frame_aad(header_mac, &buf[..FRAME_HEADER_LEN]);
     let n = key
         .open(&header.nonce, &aad, &mut buf[FRAME_HEADER_LEN..])
-        .map_err(|_| Error::SegmentAuthFailed { index: header.index })?;
+        .map_err(|_| Error::SegmentAuthFailed {
+            index: header.index,
+        })?;
     let p = &buf[FRAME_HEADER_LEN..FRAME_HEADER_LEN + n];
     if n != TRAILER_PLAINTEXT_LEN || p[0] != ENCODING_RAW {
-        return Err(Error::InvalidFrame { index: header.index, reason: "malformed trailer".into() });
+        return Err(Error::InvalidFrame {
+            index: header.index,
+            reason: "malformed trailer".into(),
+        });
     }
     let mut digest = [0u8; DIGEST_LEN];
     digest.copy_from_slice(&p[1..33]);

@@ -46,12 +46,18 @@ pub struct EncryptSegmentWorker<'a> {
 
 impl EncryptSegmentWorker<'_> {
     pub fn seal(&self, seg: PlainSegment, scratch: &mut Vec<u8>) -> Result<SealedSegment> {
-        let PlainSegment { index, is_final, mut buf, len } = seg;
+        let PlainSegment {
+            index,
+            is_final,
+            mut buf,
+            len,
+        } = seg;
         let mut body_len = len;
         let mut encoding = ENCODING_RAW;
         if let Some(level) = self.compression {
             let t0 = Instant::now();
-            if let Some(n) = compress_segment(&buf[DATA_OFFSET..DATA_OFFSET + len], level, scratch)? {
+            if let Some(n) = compress_segment(&buf[DATA_OFFSET..DATA_OFFSET + len], level, scratch)?
+            {
                 buf[DATA_OFFSET..DATA_OFFSET + n].copy_from_slice(&scratch[..n]);
                 body_len = n;
                 encoding = ENCODING_ZSTD;
@@ -63,17 +69,28 @@ impl EncryptSegmentWorker<'_> {
             sealed_len: (1 + body_len + TAG_LEN) as u32,
             stream_id: self.stream_id,
             index,
-            kind: if is_final { FrameKind::FinalData } else { FrameKind::Data },
+            kind: if is_final {
+                FrameKind::FinalData
+            } else {
+                FrameKind::Data
+            },
             nonce: random::bytes()?,
         };
         header.encode_into(&mut buf[..FRAME_HEADER_LEN]);
         buf[FRAME_HEADER_LEN] = encoding;
         let aad = frame_aad(self.header_mac, &buf[..FRAME_HEADER_LEN]);
         let end = DATA_OFFSET + body_len;
-        let tag = self.key.seal(&header.nonce, &aad, &mut buf[FRAME_HEADER_LEN..end]);
+        let tag = self
+            .key
+            .seal(&header.nonce, &aad, &mut buf[FRAME_HEADER_LEN..end]);
         buf[end..end + TAG_LEN].copy_from_slice(&tag);
         add_since(&self.telemetry.crypto_ns, t0);
-        Ok(SealedSegment { buf, frame_len: end + TAG_LEN, plain_len: len, compressed: encoding == ENCODING_ZSTD })
+        Ok(SealedSegment {
+            buf,
+            frame_len: end + TAG_LEN,
+            plain_len: len,
+            compressed: encoding == ENCODING_ZSTD,
+        })
     }
 }
 

@@ -15,14 +15,20 @@ pub fn fast_params(format: Format, cipher: Cipher, compression: Option<i32>) -> 
         cipher,
         segment_size: S,
         compression,
-        argon2: Argon2Params { m_kib: 64, t: 1, p: 1 },
+        argon2: Argon2Params {
+            m_kib: 64,
+            t: 1,
+            p: 1,
+        },
         checkpoint_bytes: 0,
     }
 }
 
 /// Deterministic, partly compressible test data.
 pub fn data(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..len)
         .map(|i| {
             if (i / 1000) % 3 == 0 {
@@ -39,13 +45,27 @@ pub fn data(len: usize, seed: u64) -> Vec<u8> {
 
 pub fn encrypt(plain: &[u8], key: &KeyMaterial, params: &EncryptParams) -> Vec<u8> {
     let mut out = Vec::new();
-    encrypt_stream(&mut &plain[..], &mut out, key, params, ParallelismProfile::Fixed(3), &Control::new()).unwrap();
+    encrypt_stream(
+        &mut &plain[..],
+        &mut out,
+        key,
+        params,
+        ParallelismProfile::Fixed(3),
+        &Control::new(),
+    )
+    .unwrap();
     out
 }
 
 pub fn decrypt(stream: &[u8], key: &KeyMaterial) -> Result<Vec<u8>> {
     let mut out = Vec::new();
-    decrypt_stream(&mut &stream[..], &mut out, key, ParallelismProfile::Fixed(3), &Control::new())?;
+    decrypt_stream(
+        &mut &stream[..],
+        &mut out,
+        key,
+        ParallelismProfile::Fixed(3),
+        &Control::new(),
+    )?;
     Ok(out)
 }
 

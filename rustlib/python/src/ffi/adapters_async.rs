@@ -32,8 +32,11 @@ impl Job {
     where
         F: FnOnce(&core::Control) -> Result<core::TelemetrySnapshot, core::Error> + Send + 'static,
     {
-        let shared =
-            Arc::new(Shared { control: core::Control::new(), outcome: Mutex::new(None), finished: Condvar::new() });
+        let shared = Arc::new(Shared {
+            control: core::Control::new(),
+            outcome: Mutex::new(None),
+            finished: Condvar::new(),
+        });
         let s = Arc::clone(&shared);
         std::thread::Builder::new()
             .name("fusefs-job".into())
@@ -43,7 +46,9 @@ impl Job {
                 *s.outcome.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
                 s.finished.notify_all();
             })
-            .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(format!("cannot start a thread: {e}")))?;
+            .map_err(|e| {
+                pyo3::exceptions::PyRuntimeError::new_err(format!("cannot start a thread: {e}"))
+            })?;
         Ok(Job { shared })
     }
 }
@@ -52,7 +57,11 @@ impl Job {
 impl Job {
     /// True once the run has ended (successfully or not).
     fn done(&self) -> bool {
-        self.shared.outcome.lock().map(|o| o.is_some()).unwrap_or(true)
+        self.shared
+            .outcome
+            .lock()
+            .map(|o| o.is_some())
+            .unwrap_or(true)
     }
 
     /// (input bytes done, input bytes in total or 0 when unknown).
@@ -72,10 +81,17 @@ impl Job {
         let outcome = py.detach(move || {
             let guard = shared.outcome.lock().unwrap_or_else(|p| p.into_inner());
             let mut guard = match timeout {
-                None => shared.finished.wait_while(guard, |o| o.is_none()).unwrap_or_else(|p| p.into_inner()),
+                None => shared
+                    .finished
+                    .wait_while(guard, |o| o.is_none())
+                    .unwrap_or_else(|p| p.into_inner()),
                 Some(t) => {
                     let t = Duration::from_secs_f64(t.max(0.0));
-                    shared.finished.wait_timeout_while(guard, t, |o| o.is_none()).unwrap_or_else(|p| p.into_inner()).0
+                    shared
+                        .finished
+                        .wait_timeout_while(guard, t, |o| o.is_none())
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0
                 }
             };
             guard.as_mut().map(|r| match r {
@@ -94,7 +110,11 @@ impl Job {
 
 fn clone_error(e: &core::Error) -> core::Error {
     match e {
-        core::Error::Io { context, path, source } => core::Error::Io {
+        core::Error::Io {
+            context,
+            path,
+            source,
+        } => core::Error::Io {
             context: context.clone(),
             path: path.clone(),
             source: match source.raw_os_error() {
@@ -111,11 +131,19 @@ fn clone_error(e: &core::Error) -> core::Error {
         core::Error::WrongKey => core::Error::WrongKey,
         core::Error::HeaderTampered => core::Error::HeaderTampered,
         core::Error::Truncated(m) => core::Error::Truncated(m.clone()),
-        core::Error::InvalidFrame { index, reason } => core::Error::InvalidFrame { index: *index, reason: reason.clone() },
+        core::Error::InvalidFrame { index, reason } => core::Error::InvalidFrame {
+            index: *index,
+            reason: reason.clone(),
+        },
         core::Error::ForeignSegment { index } => core::Error::ForeignSegment { index: *index },
         core::Error::DuplicateSegment { index } => core::Error::DuplicateSegment { index: *index },
-        core::Error::OutOfOrder { expected, found } => core::Error::OutOfOrder { expected: *expected, found: *found },
-        core::Error::SegmentAuthFailed { index } => core::Error::SegmentAuthFailed { index: *index },
+        core::Error::OutOfOrder { expected, found } => core::Error::OutOfOrder {
+            expected: *expected,
+            found: *found,
+        },
+        core::Error::SegmentAuthFailed { index } => {
+            core::Error::SegmentAuthFailed { index: *index }
+        }
         core::Error::DigestMismatch(m) => core::Error::DigestMismatch(m.clone()),
         core::Error::TrailingData => core::Error::TrailingData,
         core::Error::Compression(m) => core::Error::Compression(m.clone()),

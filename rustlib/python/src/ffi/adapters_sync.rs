@@ -71,7 +71,8 @@ pub fn encrypt_file(
     let mut input = PyStream::new(src, false)?;
     let mut output = PyStream::new(dst, true)?;
     let control = core::Control::new();
-    let r = py.detach(|| core::encrypt_stream(&mut input, &mut output, &key, &params, par, &control));
+    let r =
+        py.detach(|| core::encrypt_stream(&mut input, &mut output, &key, &params, par, &control));
     input.sync_position(src)?;
     output.sync_position(dst)?;
     r.map(Into::into).map_err(to_pyerr)

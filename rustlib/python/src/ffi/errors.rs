@@ -6,14 +6,49 @@ use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 
-create_exception!(_native, FusefsError, PyException, "Base class of every fusefs error.");
-create_exception!(_native, WrongKeyError, FusefsError, "Wrong password or key, or the wrong kind of key.");
-create_exception!(_native, IntegrityError, FusefsError, "The data is damaged or was tampered with.");
-create_exception!(_native, FormatError, FusefsError, "Not a fusefs stream, or an unsupported version.");
-create_exception!(_native, ResumeError, FusefsError, "An interrupted run cannot be resumed.");
+create_exception!(
+    _native,
+    FusefsError,
+    PyException,
+    "Base class of every fusefs error."
+);
+create_exception!(
+    _native,
+    WrongKeyError,
+    FusefsError,
+    "Wrong password or key, or the wrong kind of key."
+);
+create_exception!(
+    _native,
+    IntegrityError,
+    FusefsError,
+    "The data is damaged or was tampered with."
+);
+create_exception!(
+    _native,
+    FormatError,
+    FusefsError,
+    "Not a fusefs stream, or an unsupported version."
+);
+create_exception!(
+    _native,
+    ResumeError,
+    FusefsError,
+    "An interrupted run cannot be resumed."
+);
 create_exception!(_native, ParamsError, FusefsError, "Invalid parameters.");
-create_exception!(_native, CancelledError, FusefsError, "The run was cancelled.");
-create_exception!(_native, StreamIOError, FusefsError, "Reading or writing a file failed (see .errno, .filename).");
+create_exception!(
+    _native,
+    CancelledError,
+    FusefsError,
+    "The run was cancelled."
+);
+create_exception!(
+    _native,
+    StreamIOError,
+    FusefsError,
+    "Reading or writing a file failed (see .errno, .filename)."
+);
 
 /// Convert a core error: pick the class, keep the message, attach `.kind`
 /// (and `.errno` / `.filename` for I/O errors).
@@ -33,9 +68,11 @@ pub fn to_pyerr(e: Error) -> PyErr {
         let v = err.value(py);
         let _ = v.setattr("kind", e.kind());
         let (errno, filename, strerror) = match &e {
-            Error::Io { path, source, .. } => {
-                (source.raw_os_error(), path.as_ref().map(|p| p.display().to_string()), Some(describe_io(source)))
-            }
+            Error::Io { path, source, .. } => (
+                source.raw_os_error(),
+                path.as_ref().map(|p| p.display().to_string()),
+                Some(describe_io(source)),
+            ),
             _ => (None, None, None),
         };
         let _ = v.setattr("errno", errno);

@@ -36,7 +36,11 @@ impl EncryptParams {
             cipher: cipher.into(),
             segment_size: segment_size.unwrap_or(base.segment_size),
             compression: compress.then_some(compression_level),
-            argon2: core::Argon2Params { m_kib: argon2_m_kib, t: argon2_t, p: argon2_p },
+            argon2: core::Argon2Params {
+                m_kib: argon2_m_kib,
+                t: argon2_t,
+                p: argon2_p,
+            },
             checkpoint_bytes,
             ..base
         };
@@ -95,18 +99,26 @@ impl ParallelismProfile {
     /// One worker per core.
     #[staticmethod]
     fn auto() -> Self {
-        ParallelismProfile { inner: core::ParallelismProfile::Auto }
+        ParallelismProfile {
+            inner: core::ParallelismProfile::Auto,
+        }
     }
     #[staticmethod]
     fn single() -> Self {
-        ParallelismProfile { inner: core::ParallelismProfile::Single }
+        ParallelismProfile {
+            inner: core::ParallelismProfile::Single,
+        }
     }
     #[staticmethod]
     fn fixed(threads: usize) -> PyResult<Self> {
         if threads == 0 {
-            return Err(super::errors::ParamsError::new_err("threads must be at least 1"));
+            return Err(super::errors::ParamsError::new_err(
+                "threads must be at least 1",
+            ));
         }
-        Ok(ParallelismProfile { inner: core::ParallelismProfile::Fixed(threads) })
+        Ok(ParallelismProfile {
+            inner: core::ParallelismProfile::Fixed(threads),
+        })
     }
     /// Worker threads this profile runs.
     #[getter]
@@ -114,7 +126,11 @@ impl ParallelismProfile {
         self.inner.threads()
     }
     fn __repr__(&self) -> String {
-        format!("ParallelismProfile({:?}, threads={})", self.inner, self.inner.threads())
+        format!(
+            "ParallelismProfile({:?}, threads={})",
+            self.inner,
+            self.inner.threads()
+        )
     }
 }
 
@@ -132,11 +148,15 @@ pub struct Key {
 impl Key {
     #[staticmethod]
     fn from_password(password: &[u8]) -> Self {
-        Key { inner: core::KeyMaterial::password(password) }
+        Key {
+            inner: core::KeyMaterial::password(password),
+        }
     }
     #[staticmethod]
     fn from_raw(key: &[u8]) -> PyResult<Self> {
-        Ok(Key { inner: core::KeyMaterial::raw(key).map_err(to_pyerr)? })
+        Ok(Key {
+            inner: core::KeyMaterial::raw(key).map_err(to_pyerr)?,
+        })
     }
     #[getter]
     fn is_password(&self) -> bool {

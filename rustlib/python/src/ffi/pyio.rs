@@ -28,13 +28,19 @@ impl PyStream {
         if output && obj.hasattr("flush")? {
             obj.call_method0("flush")?;
         }
-        let fd: Option<RawFd> = obj.call_method0("fileno").ok().and_then(|f| f.extract().ok());
+        let fd: Option<RawFd> = obj
+            .call_method0("fileno")
+            .ok()
+            .and_then(|f| f.extract().ok());
         if let Some(fd) = fd.filter(|fd| *fd >= 0) {
             // SAFETY: the descriptor belongs to `obj`, which is alive for this call;
             // we only borrow it long enough to duplicate it.
             let owned = unsafe { BorrowedFd::borrow_raw(fd) }.try_clone_to_owned()?;
             let mut file = File::from(owned);
-            let seekable = obj.call_method0("seekable").and_then(|s| s.extract::<bool>()).unwrap_or(false);
+            let seekable = obj
+                .call_method0("seekable")
+                .and_then(|s| s.extract::<bool>())
+                .unwrap_or(false);
             if seekable {
                 // The object's logical position may differ from the descriptor's
                 // (read-ahead buffers); start where the object says it is.
@@ -49,7 +55,10 @@ impl PyStream {
     /// Bring the Python object's position in line after we used its descriptor.
     pub fn sync_position(&mut self, obj: &Bound<'_, PyAny>) -> PyResult<()> {
         if let PyStream::Fd(f) = self {
-            let seekable = obj.call_method0("seekable").and_then(|s| s.extract::<bool>()).unwrap_or(false);
+            let seekable = obj
+                .call_method0("seekable")
+                .and_then(|s| s.extract::<bool>())
+                .unwrap_or(false);
             if seekable {
                 let pos = f.stream_position()?;
                 obj.call_method1("seek", (pos,))?;
@@ -64,12 +73,16 @@ impl Read for PyStream {
         match self {
             PyStream::Fd(f) => f.read(buf),
             PyStream::Obj(o) => Python::attach(|py| {
-                let data = o.call_method1(py, "read", (buf.len(),)).map_err(py_io_err)?;
+                let data = o
+                    .call_method1(py, "read", (buf.len(),))
+                    .map_err(py_io_err)?;
                 let data = data.bind(py);
                 if data.is_none() {
                     return Ok(0);
                 }
-                let bytes = data.cast::<PyBytes>().map_err(|_| io::Error::other("read() did not return bytes"))?;
+                let bytes = data
+                    .cast::<PyBytes>()
+                    .map_err(|_| io::Error::other("read() did not return bytes"))?;
                 let b = bytes.as_bytes();
                 let n = b.len().min(buf.len());
                 buf[..n].copy_from_slice(&b[..n]);
@@ -84,9 +97,14 @@ impl Write for PyStream {
         match self {
             PyStream::Fd(f) => f.write(buf),
             PyStream::Obj(o) => Python::attach(|py| {
-                let r = o.call_method1(py, "write", (PyBytes::new(py, buf),)).map_err(py_io_err)?;
+                let r = o
+                    .call_method1(py, "write", (PyBytes::new(py, buf),))
+                    .map_err(py_io_err)?;
                 // Raw streams may write less; buffered ones return the length or None.
-                Ok(r.extract::<Option<usize>>(py).ok().flatten().unwrap_or(buf.len()))
+                Ok(r.extract::<Option<usize>>(py)
+                    .ok()
+                    .flatten()
+                    .unwrap_or(buf.len()))
             }),
         }
     }

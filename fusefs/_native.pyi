@@ -1,0 +1,158 @@
+"""Type stubs for fusefs._native, the PyO3 binding of crypto-core."""
+
+import enum
+from os import PathLike
+from typing import IO, Any, final
+
+HEADER_LEN: int
+FRAME_HEADER_LEN: int
+DEFAULT_SEGMENT_SIZE_V2: int
+DEFAULT_CHUNK_SIZE_V1: int
+MIN_SEGMENT_SIZE: int
+MAX_SEGMENT_SIZE: int
+DEFAULT_CHECKPOINT_BYTES: int
+VERSION: str
+
+class FusefsError(Exception):
+    kind: str
+    errno: int | None
+    filename: str | None
+    strerror: str | None
+
+class WrongKeyError(FusefsError): ...
+class IntegrityError(FusefsError): ...
+class FormatError(FusefsError): ...
+class ResumeError(FusefsError): ...
+class ParamsError(FusefsError): ...
+class CancelledError(FusefsError): ...
+class StreamIOError(FusefsError): ...
+
+@final
+class Cipher(enum.Enum):
+    AES_256_GCM = 0
+    CHACHA20_POLY1305 = 1
+    @property
+    def label(self) -> str: ...
+    @staticmethod
+    def from_label(label: str) -> Cipher: ...
+
+@final
+class Format(enum.Enum):
+    V1 = 0
+    V2 = 1
+
+@final
+class ParallelismProfile:
+    @staticmethod
+    def auto() -> ParallelismProfile: ...
+    @staticmethod
+    def single() -> ParallelismProfile: ...
+    @staticmethod
+    def fixed(threads: int) -> ParallelismProfile: ...
+    @property
+    def threads(self) -> int: ...
+
+@final
+class Key:
+    @staticmethod
+    def from_password(password: bytes) -> Key: ...
+    @staticmethod
+    def from_raw(key: bytes) -> Key: ...
+    @property
+    def is_password(self) -> bool: ...
+
+@final
+class EncryptParams:
+    def __init__(
+        self,
+        format: Format = ...,
+        cipher: Cipher = ...,
+        segment_size: int | None = None,
+        compress: bool = False,
+        compression_level: int = 3,
+        argon2_m_kib: int = 32768,
+        argon2_t: int = 3,
+        argon2_p: int = 1,
+        checkpoint_bytes: int = 67108864,
+    ) -> None: ...
+    @property
+    def format(self) -> Format: ...
+    @property
+    def cipher(self) -> Cipher: ...
+    @property
+    def segment_size(self) -> int: ...
+    @property
+    def compress(self) -> bool: ...
+    @property
+    def compression_level(self) -> int | None: ...
+    @property
+    def checkpoint_bytes(self) -> int: ...
+
+@final
+class TelemetrySnapshot:
+    bytes_in: int
+    bytes_out: int
+    plaintext_bytes: int
+    segments: int
+    compressed_segments: int
+    compression_ratio: float
+    crypto_seconds: float
+    io_seconds: float
+    compression_seconds: float
+    elapsed_seconds: float
+    throughput_mib_s: float
+    workers: int
+    def to_dict(self) -> dict[str, Any]: ...
+
+@final
+class Job:
+    def done(self) -> bool: ...
+    def progress(self) -> tuple[int, int]: ...
+    def cancel(self) -> None: ...
+    def wait(self, timeout: float | None = None) -> TelemetrySnapshot | None: ...
+
+_Path = str | PathLike[str]
+
+def encrypt_path(
+    src: _Path,
+    dst: _Path,
+    key: Key,
+    params: EncryptParams | None = None,
+    parallelism: ParallelismProfile | None = None,
+    resume: bool = False,
+) -> TelemetrySnapshot: ...
+def decrypt_path(
+    src: _Path,
+    dst: _Path,
+    key: Key,
+    parallelism: ParallelismProfile | None = None,
+    resume: bool = False,
+) -> TelemetrySnapshot: ...
+def encrypt_file(
+    src: IO[bytes],
+    dst: IO[bytes],
+    key: Key,
+    params: EncryptParams | None = None,
+    parallelism: ParallelismProfile | None = None,
+) -> TelemetrySnapshot: ...
+def decrypt_file(
+    src: IO[bytes],
+    dst: IO[bytes],
+    key: Key,
+    parallelism: ParallelismProfile | None = None,
+) -> TelemetrySnapshot: ...
+def spawn_encrypt_path(
+    src: _Path,
+    dst: _Path,
+    key: Key,
+    params: EncryptParams | None = None,
+    parallelism: ParallelismProfile | None = None,
+    resume: bool = False,
+) -> Job: ...
+def spawn_decrypt_path(
+    src: _Path,
+    dst: _Path,
+    key: Key,
+    parallelism: ParallelismProfile | None = None,
+    resume: bool = False,
+) -> Job: ...
