@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import inspect
 import os
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import IO, TYPE_CHECKING
 
 import trio
 
@@ -68,32 +68,38 @@ async def decrypt_path(
 
 
 async def encrypt_file(
-    src_obj: BinaryIO,
-    dst_obj: BinaryIO,
+    src_obj: IO[bytes],
+    dst_obj: IO[bytes],
     key: Key,
     params: EncryptParams | None = None,
     parallelism: ParallelismProfile | None = None,
-) -> Any:
+) -> TelemetrySnapshot:
     """Encrypt between binary file objects; see :func:`fusefs.encrypt_file`. Not cancellable."""
-    return await trio.to_thread.run_sync(
+    result: TelemetrySnapshot = await trio.to_thread.run_sync(
         _native.encrypt_file, src_obj, dst_obj, key, params, parallelism
     )
+    return result
 
 
 async def decrypt_file(
-    src_obj: BinaryIO,
-    dst_obj: BinaryIO,
+    src_obj: IO[bytes],
+    dst_obj: IO[bytes],
     key: Key,
     parallelism: ParallelismProfile | None = None,
-) -> Any:
+) -> TelemetrySnapshot:
     """Decrypt between binary file objects; see :func:`fusefs.decrypt_file`. Not cancellable."""
-    return await trio.to_thread.run_sync(_native.decrypt_file, src_obj, dst_obj, key, parallelism)
+    result: TelemetrySnapshot = await trio.to_thread.run_sync(
+        _native.decrypt_file, src_obj, dst_obj, key, parallelism
+    )
+    return result
 
 
 async def _wait(job: Job) -> TelemetrySnapshot:
     """Await a job; on cancellation stop it before letting the cancellation through."""
     try:
-        result = await trio.to_thread.run_sync(job.wait, **{_ABANDON_ON_CANCEL: True})
+        result: TelemetrySnapshot | None = await trio.to_thread.run_sync(
+            job.wait, **{_ABANDON_ON_CANCEL: True}
+        )
     except BaseException:
         if not job.done():
             # trio.Cancelled (or KeyboardInterrupt): the abandoned worker thread

@@ -56,7 +56,13 @@ def _quiet_error(message: str, code: ExitCode) -> Exception:
     return QuietError(message, code)
 
 
-class SizeType(click.ParamType):
+if TYPE_CHECKING:
+    _IntParamType = click.ParamType[int]  # generic since click 8.2
+else:
+    _IntParamType = click.ParamType
+
+
+class SizeType(_IntParamType):
     """A byte count: ``65536``, ``64K``, ``64KiB``, ``1M``, ``1MiB`` (K = 1024)."""
 
     name = "size"
@@ -93,8 +99,8 @@ def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> N
 def cli() -> None:
     """Encrypt and decrypt fusefs streams.
 
-    A stream is authenticated as a whole: decrypt writes OUT only after every
-    byte of IN verified (and leaves nothing at OUT otherwise).
+    A stream is authenticated as a whole: decrypt puts OUT in place only after
+    every byte of IN verified, and leaves nothing at OUT otherwise.
     """
 
 
@@ -134,9 +140,6 @@ def _run_options(f: Callable[..., Any]) -> Callable[..., Any]:
     ):
         f = option(f)
     return f
-
-
-_ARGUMENTS_HELP = "IN and OUT are file paths, or - for standard input / standard output."
 
 
 @cli.command(epilog=EPILOG, context_settings=CONTEXT_SETTINGS)
@@ -190,7 +193,10 @@ def encrypt(
     quiet: bool,
     stats: bool,
 ) -> None:
-    """Encrypt IN into the fusefs stream OUT."""
+    """Encrypt IN into the fusefs stream OUT.
+
+    IN and OUT are file paths, or - for standard input / standard output.
+    """
     _check_key_options(passfile, keyfile)
     in_size = _check_paths(src, dst, resume)
     if dst == "-" and _isatty(sys.stdout):
@@ -246,6 +252,7 @@ def decrypt(
 ) -> None:
     """Decrypt the fusefs stream IN (v1 or v2) into OUT.
 
+    IN and OUT are file paths, or - for standard input / standard output.
     OUT appears only after the whole stream verified. To standard output,
     plaintext is released segment by segment as each one verifies, and an
     error found later still gives a non-zero exit code.
@@ -264,10 +271,6 @@ def decrypt(
         progress=not quiet and in_size > PROGRESS_MIN_BYTES,
         stats=stats,
     )
-
-
-for _command in (encrypt, decrypt):
-    _command.help = f"{_command.help}\n\n{_ARGUMENTS_HELP}"
 
 
 # --- checks -----------------------------------------------------------------
@@ -499,11 +502,16 @@ def _run_streams(
             src_obj.close()
 
 
+#: Threads still inside the engine when the command ended (after Ctrl-C).
+_abandoned_threads: list[threading.Thread] = []
+
+
 def _call_interruptibly(function: Callable[..., T], *args: Any) -> T:
     """Call ``function`` on a daemon thread so Ctrl-C reaches the main thread.
 
     The file-object functions have no cancel(); on Ctrl-C the caller removes
-    its partial output and the process exits with the thread still blocked.
+    its partial output and :func:`main` ends the process with the thread still
+    blocked (see there).
     """
     outcome: list[Any] = []
 
@@ -515,8 +523,12 @@ def _call_interruptibly(function: Callable[..., T], *args: Any) -> T:
 
     thread = threading.Thread(target=target, name="fusefs-stream", daemon=True)
     thread.start()
-    while thread.is_alive():
-        thread.join(POLL_SECONDS)
+    try:
+        while thread.is_alive():
+            thread.join(POLL_SECONDS)
+    except BaseException:
+        _abandoned_threads.append(thread)
+        raise
     ok, value = outcome[0]
     if not ok:
         raise value
@@ -646,4 +658,9 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         # The reader went away: do not let interpreter shutdown complain too.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
+    if _abandoned_threads:
+        # A thread still in the engine (or just leaving it) would be stopped
+        # mid-call by interpreter finalization, which aborts the process.
+        sys.stderr.flush()
+        os._exit(int(code))
     sys.exit(int(code))

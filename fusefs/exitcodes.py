@@ -39,7 +39,7 @@ def exit_code_for(exc: BaseException) -> ExitCode:
     from fusefs import errors
 
     if isinstance(exc, errors.QuietError):
-        return ExitCode(exc.exit_code)
+        return exc.exit_code
     if isinstance(exc, KeyboardInterrupt | errors.CancelledError):
         return ExitCode.INTERRUPTED
     if isinstance(exc, errors.WrongKeyError):

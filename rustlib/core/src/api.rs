@@ -60,6 +60,7 @@ pub fn encrypt_stream(
         &tel,
         None,
         None,
+        None,
     )?;
     Ok(tel.snapshot())
 }
@@ -76,6 +77,7 @@ fn encrypt_body(
     tel: &Telemetry,
     from: Option<ResumePoint>,
     checkpoints: Option<Checkpointing<'_>>,
+    positional: Option<&File>,
 ) -> Result<()> {
     match header.format {
         Format::V1 => stream_v1::encrypt(input, output, header, keys, control, tel),
@@ -84,6 +86,7 @@ fn encrypt_body(
                 workers: parallelism.threads(),
                 control,
                 telemetry: tel,
+                positional,
             };
             let from = from.unwrap_or_else(|| ResumePoint::start(header, true));
             stream_v2::encrypt(
@@ -120,6 +123,7 @@ pub fn decrypt_stream(
         &tel,
         None,
         None,
+        None,
     )?;
     Ok(tel.snapshot())
 }
@@ -135,6 +139,7 @@ fn decrypt_body(
     tel: &Telemetry,
     from: Option<ResumePoint>,
     checkpoints: Option<Checkpointing<'_>>,
+    positional: Option<&File>,
 ) -> Result<()> {
     tel.bytes_in
         .fetch_add(HEADER_LEN as u64, std::sync::atomic::Ordering::Relaxed);
@@ -145,6 +150,7 @@ fn decrypt_body(
                 workers: parallelism.threads(),
                 control,
                 telemetry: tel,
+                positional,
             };
             let from = from.unwrap_or_else(|| ResumePoint::start(header, false));
             stream_v2::decrypt(input, output, header, keys, &run, from, checkpoints)
@@ -262,6 +268,17 @@ fn load_checkpoint(
     Ok(c)
 }
 
+/// A second handle on the partial output for the workers' positional writes.
+fn clone_handle(out: &File, side: &SideFiles) -> Result<File> {
+    out.try_clone().map_err(|e| {
+        Error::io_path(
+            format!("cannot reopen {}", side.part.display()),
+            &side.part,
+            e,
+        )
+    })
+}
+
 /// Finish a file run: sync, drop the checkpoint, rename into place, sync the directory.
 fn commit(mut part: File, side: &SideFiles, dst: &Path) -> Result<()> {
     part.sync().map_err(|e| {
@@ -354,6 +371,7 @@ pub fn encrypt_file(
             every_segments: every,
             record: &mut record,
         });
+        let positional = clone_handle(&out, &side)?;
         encrypt_body(
             &mut input,
             &mut out,
@@ -365,6 +383,7 @@ pub fn encrypt_file(
             &tel,
             from,
             ck,
+            Some(&positional),
         )?;
         commit(out, &side, dst)
     })();
@@ -421,6 +440,7 @@ pub fn decrypt_file(
             every_segments: every,
             record: &mut record,
         });
+        let positional = clone_handle(&out, &side)?;
         decrypt_body(
             &mut input,
             &mut out,
@@ -431,6 +451,7 @@ pub fn decrypt_file(
             &tel,
             from,
             ck,
+            Some(&positional),
         )?;
         commit(out, &side, dst)
     })();

@@ -134,6 +134,7 @@ fn encrypt_recording(
         workers: 3,
         control: &control,
         telemetry: &tel,
+        positional: None,
     };
     let mut out = header.encode().to_vec();
     let mut points = Vec::new();
@@ -191,6 +192,7 @@ fn encrypt_resumes_from_every_checkpoint() {
             workers: 2,
             control: &control,
             telemetry: &tel,
+            positional: None,
         };
         stream_v2::encrypt(
             &mut &plain[point.input_offset as usize..],
@@ -230,6 +232,7 @@ fn decrypt_resumes_from_every_checkpoint_byte_identically() {
         workers: 2,
         control: &control,
         telemetry: &tel,
+        positional: None,
     };
     let mut out = Vec::new();
     stream_v2::decrypt(
@@ -344,4 +347,74 @@ fn cancelled_file_run_resumes_through_the_api() {
         &Control::new(),
     );
     assert!(matches!(r, Err(Error::Resume(_))), "{r:?}");
+}
+
+#[test]
+fn positional_writes_resume_from_every_checkpoint() {
+    // The resumed run writes frames at their offsets in a real file, as the
+    // file-level API does.
+    let dir = tempfile::tempdir().unwrap();
+    let plain = data(19 * S as usize + 300, 4);
+    // The prefix was written compressed (frames of varying length); the
+    // resumed part is not, so its frames go straight to their offsets.
+    let params = fast_params(Format::V2, Cipher::Aes256Gcm, Some(1));
+    let (header, keys) = StreamHeader::create(&params, &raw_key()).unwrap();
+    let (full, points) = encrypt_recording(&plain, &header, &keys);
+    for (i, (point, _)) in points.into_iter().enumerate() {
+        let path = dir.path().join(format!("out{i}"));
+        fs::write(&path, &full[..point.output_offset as usize]).unwrap();
+        let mut f = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        let handle = f.try_clone().unwrap();
+        let control = Control::new();
+        let tel = Telemetry::default();
+        let run = Run {
+            workers: 2,
+            control: &control,
+            telemetry: &tel,
+            positional: Some(&handle),
+        };
+        let mut input = &plain[point.input_offset as usize..];
+        stream_v2::encrypt(&mut input, &mut f, &header, &keys, None, &run, point, None).unwrap();
+        let got = fs::read(&path).unwrap();
+        eprintln!(
+            "{i} {:?} len {} off {}",
+            &got[..8],
+            got.len(),
+            point.output_offset
+        );
+        assert_eq!(decrypt(&got, &raw_key()).unwrap(), plain);
+    }
+}
+
+#[test]
+fn positional_decrypt_of_damaged_compressed_stream_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (enc, dec) = (dir.path().join("a.fusefs"), dir.path().join("a.out"));
+    let mut bytes = encrypt(
+        &data(40 * S as usize, 1),
+        &raw_key(),
+        &fast_params(Format::V2, Cipher::Aes256Gcm, Some(3)),
+    );
+    let (h, mut frames) = v2_frames(&bytes);
+    let mid = frames[20].len() / 2;
+    frames[20][mid] ^= 0x20;
+    bytes = join(&h, &frames);
+    fs::write(&enc, &bytes).unwrap();
+    let r = decrypt_file(
+        &enc,
+        &dec,
+        &raw_key(),
+        ParallelismProfile::Fixed(2),
+        false,
+        &Control::new(),
+    );
+    assert!(
+        matches!(r, Err(Error::SegmentAuthFailed { index: 20 })),
+        "{r:?}"
+    );
+    assert!(!dec.exists() && !SideFiles::of(&dec).part.exists());
 }

@@ -5,7 +5,9 @@
 //! the producer reads, [`crate::workers`] seal or open on N threads, and the
 //! consumer writes in order, keeps the stream digest and records checkpoints.
 
+use std::fs::File;
 use std::io::Read;
+use std::os::unix::fs::FileExt;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
@@ -56,6 +58,12 @@ pub struct Run<'a> {
     pub workers: usize,
     pub control: &'a Control,
     pub telemetry: &'a Telemetry,
+    /// The output file, when the output is one. Where every frame's offset
+    /// is known in advance (encrypting without compression; decrypting,
+    /// since every segment but the last holds exactly S bytes), workers
+    /// write their results at those offsets themselves, so writing is spread
+    /// over the workers instead of funnelled through the consumer.
+    pub positional: Option<&'a File>,
 }
 
 impl Run<'_> {
@@ -108,6 +116,10 @@ pub fn encrypt(
     let mut plaintext_total = from.input_offset;
     let mut last_was_final = false;
     tel.workers.store(run.workers as u64, Relaxed);
+    // Without compression every frame but the last is exactly this long.
+    let full_frame = (FRAME_HEADER_LEN + 1 + s + TAG_LEN) as u64;
+    let positional = run.positional.filter(|_| compression.is_none());
+    let frame_offset = |index: u64| from.output_offset + (index - from.segments_done) * full_frame;
 
     run_ordered(
         run.workers,
@@ -159,16 +171,25 @@ pub fn encrypt(
             }
         },
         |seg, scratch| {
-            let is_final = seg.is_final;
-            worker.seal(seg, scratch).map(|sealed| (sealed, is_final))
+            let (index, is_final) = (seg.index, seg.is_final);
+            let sealed = worker.seal(seg, scratch)?;
+            if let Some(file) = positional {
+                let t0 = Instant::now();
+                file.write_all_at(&sealed.buf[..sealed.frame_len], frame_offset(index))
+                    .map_err(|e| Error::io("cannot write the output", e))?;
+                add_since(&tel.io_ns, t0);
+            }
+            Ok((sealed, is_final))
         },
         |(sealed, is_final)| {
             let frame = &sealed.buf[..sealed.frame_len];
-            let t0 = Instant::now();
-            output
-                .write_all(frame)
-                .map_err(|e| Error::io("cannot write the output", e))?;
-            add_since(&tel.io_ns, t0);
+            if positional.is_none() {
+                let t0 = Instant::now();
+                output
+                    .write_all(frame)
+                    .map_err(|e| Error::io("cannot write the output", e))?;
+                add_since(&tel.io_ns, t0);
+            }
             let mut fh = [0u8; FRAME_HEADER_LEN];
             fh.copy_from_slice(&frame[..FRAME_HEADER_LEN]);
             let mut tag = [0u8; TAG_LEN];
@@ -209,12 +230,11 @@ pub fn encrypt(
         point.segments_done,
         plaintext_total,
     )?;
-    output
-        .write_all(&trailer)
-        .map_err(|e| Error::io("cannot write the output", e))?;
-    output
-        .flush()
-        .map_err(|e| Error::io("cannot write the output", e))?;
+    match positional {
+        Some(file) => file.write_all_at(&trailer, point.output_offset),
+        None => output.write_all(&trailer).and_then(|()| output.flush()),
+    }
+    .map_err(|e| Error::io("cannot write the output", e))?;
     tel.bytes_out.fetch_add(trailer.len() as u64, Relaxed);
     Ok(())
 }
@@ -244,6 +264,10 @@ pub fn decrypt(
     let mut trailing_data = false;
     let mut point = from;
     let mut final_digest = from.digest;
+    // Every segment but the last holds exactly S bytes, so each one's place
+    // in the output is known before it is opened.
+    let positional = run.positional;
+    let plain_offset = |index: u64| from.output_offset + (index - from.segments_done) * s as u64;
 
     run_ordered(
         run.workers,
@@ -327,16 +351,28 @@ pub fn decrypt(
             }
         },
         |frame, scratch| {
+            let index = frame.header.index;
             let is_final = frame.header.kind == FrameKind::FinalData;
-            worker.open(frame, scratch).map(|o| (o, is_final))
+            let opened = worker.open(frame, scratch)?;
+            if let Some(file) = positional {
+                // Only authenticated plaintext is written, and only into the
+                // partial output, renamed into place after the trailer checks.
+                let t0 = Instant::now();
+                file.write_all_at(opened.plaintext(), plain_offset(index))
+                    .map_err(|e| Error::io("cannot write the output", e))?;
+                add_since(&tel.io_ns, t0);
+            }
+            Ok((opened, is_final))
         },
         |(seg, is_final)| {
             let plain = seg.plaintext();
-            let t0 = Instant::now();
-            output
-                .write_all(plain)
-                .map_err(|e| Error::io("cannot write the output", e))?;
-            add_since(&tel.io_ns, t0);
+            if positional.is_none() {
+                let t0 = Instant::now();
+                output
+                    .write_all(plain)
+                    .map_err(|e| Error::io("cannot write the output", e))?;
+                add_since(&tel.io_ns, t0);
+            }
             let n = plain.len() as u64;
             point.segments_done += 1;
             point.input_offset = seg.input_end;
