@@ -61,6 +61,7 @@ pub fn encrypt_stream(
         None,
         None,
         None,
+        None,
     )?;
     Ok(tel.snapshot())
 }
@@ -78,6 +79,7 @@ fn encrypt_body(
     from: Option<ResumePoint>,
     checkpoints: Option<Checkpointing<'_>>,
     positional: Option<&File>,
+    source: Option<(&File, u64)>,
 ) -> Result<()> {
     match header.format {
         Format::V1 => stream_v1::encrypt(input, output, header, keys, control, tel),
@@ -87,6 +89,7 @@ fn encrypt_body(
                 control,
                 telemetry: tel,
                 positional,
+                source,
             };
             let from = from.unwrap_or_else(|| ResumePoint::start(header, true));
             stream_v2::encrypt(
@@ -151,6 +154,7 @@ fn decrypt_body(
                 control,
                 telemetry: tel,
                 positional,
+                source: None,
             };
             let from = from.unwrap_or_else(|| ResumePoint::start(header, false));
             stream_v2::decrypt(input, output, header, keys, &run, from, checkpoints)
@@ -250,8 +254,9 @@ fn load_checkpoint(
 ) -> Result<Checkpoint> {
     let bytes = fs::read(&side.checkpoint).map_err(|e| {
         Error::Resume(format!(
-            "no checkpoint to resume from ({}: {e})",
-            side.checkpoint.display()
+            "no checkpoint to resume from ({}: {})",
+            side.checkpoint.display(),
+            crate::error::describe_io(&e)
         ))
     })?;
     let c = Checkpoint::decode(&bytes, &keys.checkpoint_mac)?;
@@ -296,10 +301,20 @@ fn commit(mut part: File, side: &SideFiles, dst: &Path) -> Result<()> {
 }
 
 /// Keep the side files of a failed run only where `--resume` can use them.
-fn cleanup_on_error(side: &SideFiles, err: &Error) {
-    let resumable =
-        matches!(err.class(), ErrorClass::Io | ErrorClass::Cancelled) && side.checkpoint.exists();
-    if !resumable {
+///
+/// A fresh run keeps them after an I/O error or a cancel once a checkpoint
+/// exists. A resumed run also keeps them after a wrong password or bad
+/// parameters (a typo must not destroy the work to resume), but not when the
+/// input or the checkpoint shows they can never be resumed.
+fn cleanup_on_error(side: &SideFiles, err: &Error, resuming: bool) {
+    let keep = match err.class() {
+        ErrorClass::Io | ErrorClass::Cancelled => side.checkpoint.exists(),
+        ErrorClass::Integrity | ErrorClass::Format | ErrorClass::Internal | ErrorClass::Resume => {
+            false
+        }
+        ErrorClass::WrongKey | ErrorClass::Params => resuming,
+    };
+    if !keep {
         side.remove();
     }
 }
@@ -332,8 +347,9 @@ pub fn encrypt_file(
         let (header, keys, mut out, from, compression) = if resume {
             let mut part = File::open(&side.part).map_err(|e| {
                 Error::Resume(format!(
-                    "no partial output to resume ({}: {e})",
-                    side.part.display()
+                    "no partial output to resume ({}: {})",
+                    side.part.display(),
+                    crate::error::describe_io(&e)
                 ))
             })?;
             let (header, keys) = read_header(&mut part, key)?;
@@ -371,6 +387,9 @@ pub fn encrypt_file(
             every_segments: every,
             record: &mut record,
         });
+        let source = input
+            .try_clone()
+            .map_err(|e| Error::io_path("cannot reopen the input", src, e))?;
         let positional = clone_handle(&out, &side)?;
         encrypt_body(
             &mut input,
@@ -384,26 +403,29 @@ pub fn encrypt_file(
             from,
             ck,
             Some(&positional),
+            Some((&source, identity.size)),
         )?;
         commit(out, &side, dst)
     })();
     match result {
         Ok(()) => Ok(tel.snapshot()),
         Err(e) => {
-            cleanup_on_error(&side, &e);
+            cleanup_on_error(&side, &e, resume);
             Err(e)
         }
     }
 }
 
 /// Decrypt file `src` into `dst`; plaintext reaches `dst` only after the
-/// whole stream authenticated. v2 runs are resumable like [`encrypt_file`].
+/// whole stream authenticated. v2 runs are resumable like [`encrypt_file`],
+/// with a checkpoint about every `checkpoint_bytes` of input (0: none).
 pub fn decrypt_file(
     src: &Path,
     dst: &Path,
     key: &KeyMaterial,
     parallelism: ParallelismProfile,
     resume: bool,
+    checkpoint_bytes: u64,
     control: &Control,
 ) -> Result<TelemetrySnapshot> {
     let side = SideFiles::of(dst);
@@ -425,7 +447,7 @@ pub fn decrypt_file(
         } else {
             (create_part(&side)?, None)
         };
-        let every = checkpoint_every(&header, DEFAULT_CHECKPOINT_BYTES);
+        let every = checkpoint_every(&header, checkpoint_bytes);
         let mut record = |p: &ResumePoint| {
             let c = Checkpoint {
                 kind: CheckpointKind::Decrypt,
@@ -458,7 +480,7 @@ pub fn decrypt_file(
     match result {
         Ok(()) => Ok(tel.snapshot()),
         Err(e) => {
-            cleanup_on_error(&side, &e);
+            cleanup_on_error(&side, &e, resume);
             Err(e)
         }
     }

@@ -7,6 +7,7 @@ use std::fs;
 use std::sync::Arc;
 
 use common::*;
+use crypto_core::constants::DEFAULT_CHECKPOINT_BYTES;
 use crypto_core::crypto::digest::StreamDigest;
 use crypto_core::headers::StreamHeader;
 use crypto_core::prelude::*;
@@ -41,6 +42,7 @@ fn file_round_trip_leaves_no_side_files() {
         &raw_key(),
         ParallelismProfile::Auto,
         false,
+        DEFAULT_CHECKPOINT_BYTES,
         &Control::new(),
     )
     .unwrap();
@@ -83,6 +85,7 @@ fn failed_decrypt_leaves_no_plaintext() {
         &raw_key(),
         ParallelismProfile::Auto,
         false,
+        DEFAULT_CHECKPOINT_BYTES,
         &Control::new(),
     );
     assert!(matches!(r, Err(Error::SegmentAuthFailed { .. })), "{r:?}");
@@ -135,6 +138,7 @@ fn encrypt_recording(
         control: &control,
         telemetry: &tel,
         positional: None,
+        source: None,
     };
     let mut out = header.encode().to_vec();
     let mut points = Vec::new();
@@ -193,6 +197,7 @@ fn encrypt_resumes_from_every_checkpoint() {
             control: &control,
             telemetry: &tel,
             positional: None,
+            source: None,
         };
         stream_v2::encrypt(
             &mut &plain[point.input_offset as usize..],
@@ -233,6 +238,7 @@ fn decrypt_resumes_from_every_checkpoint_byte_identically() {
         control: &control,
         telemetry: &tel,
         positional: None,
+        source: None,
     };
     let mut out = Vec::new();
     stream_v2::decrypt(
@@ -332,6 +338,7 @@ fn cancelled_file_run_resumes_through_the_api() {
         &raw_key(),
         ParallelismProfile::Auto,
         false,
+        DEFAULT_CHECKPOINT_BYTES,
         &Control::new(),
     )
     .unwrap();
@@ -376,6 +383,7 @@ fn positional_writes_resume_from_every_checkpoint() {
             control: &control,
             telemetry: &tel,
             positional: Some(&handle),
+            source: None,
         };
         let mut input = &plain[point.input_offset as usize..];
         stream_v2::encrypt(&mut input, &mut f, &header, &keys, None, &run, point, None).unwrap();
@@ -410,6 +418,7 @@ fn positional_decrypt_of_damaged_compressed_stream_leaves_nothing() {
         &raw_key(),
         ParallelismProfile::Fixed(2),
         false,
+        DEFAULT_CHECKPOINT_BYTES,
         &Control::new(),
     );
     assert!(
@@ -417,4 +426,83 @@ fn positional_decrypt_of_damaged_compressed_stream_leaves_nothing() {
         "{r:?}"
     );
     assert!(!dec.exists() && !SideFiles::of(&dec).part.exists());
+}
+
+#[test]
+fn file_sizes_at_segment_boundaries_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = S as usize;
+    for len in [0, 1, s - 1, s, s + 1, 3 * s, 3 * s + 1] {
+        for comp in [None, Some(1)] {
+            let (src, enc, dec) = (
+                dir.path().join("a"),
+                dir.path().join("a.f"),
+                dir.path().join("a.o"),
+            );
+            let plain = data(len, len as u64);
+            fs::write(&src, &plain).unwrap();
+            let p = fast_params(Format::V2, Cipher::Aes256Gcm, comp);
+            encrypt_file(
+                &src,
+                &enc,
+                &raw_key(),
+                &p,
+                ParallelismProfile::Fixed(2),
+                false,
+                &Control::new(),
+            )
+            .unwrap();
+            // Same bytes as the stream API gives, frame for frame (lengths).
+            assert_eq!(
+                fs::read(&enc).unwrap().len(),
+                encrypt(&plain, &raw_key(), &p).len(),
+                "{len} {comp:?}"
+            );
+            decrypt_file(
+                &enc,
+                &dec,
+                &raw_key(),
+                ParallelismProfile::Fixed(2),
+                false,
+                DEFAULT_CHECKPOINT_BYTES,
+                &Control::new(),
+            )
+            .unwrap();
+            assert_eq!(fs::read(&dec).unwrap(), plain, "{len} {comp:?}");
+        }
+    }
+}
+
+#[test]
+fn an_input_that_shrinks_during_encryption_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("in");
+    fs::write(&path, data(5 * S as usize, 1)).unwrap();
+    let file = fs::File::open(&path).unwrap();
+    let params = fast_params(Format::V2, Cipher::Aes256Gcm, None);
+    let (header, keys) = StreamHeader::create(&params, &raw_key()).unwrap();
+    let control = Control::new();
+    let tel = Telemetry::default();
+    // The run believes the file is bigger than it now is.
+    let run = Run {
+        workers: 2,
+        control: &control,
+        telemetry: &tel,
+        positional: None,
+        source: Some((&file, 6 * S as u64)),
+    };
+    let r = stream_v2::encrypt(
+        &mut std::io::empty(),
+        &mut Vec::new(),
+        &header,
+        &keys,
+        None,
+        &run,
+        ResumePoint::start(&header, true),
+        None,
+    );
+    assert!(
+        matches!(&r, Err(Error::Io { context, .. }) if context.contains("shrank")),
+        "{r:?}"
+    );
 }

@@ -64,6 +64,11 @@ pub struct Run<'a> {
     /// write their results at those offsets themselves, so writing is spread
     /// over the workers instead of funnelled through the consumer.
     pub positional: Option<&'a File>,
+    /// The input file and its size when the run began, when the input is a
+    /// regular file. Encryption then knows every segment's offset and length
+    /// up front and workers read their own segments (a snapshot of `size`
+    /// bytes: growth after the start is not encrypted, shrinking is an error).
+    pub source: Option<(&'a File, u64)>,
 }
 
 impl Run<'_> {
@@ -120,6 +125,7 @@ pub fn encrypt(
     let full_frame = (FRAME_HEADER_LEN + 1 + s + TAG_LEN) as u64;
     let positional = run.positional.filter(|_| compression.is_none());
     let frame_offset = |index: u64| from.output_offset + (index - from.segments_done) * full_frame;
+    let source = run.source;
 
     run_ordered(
         run.workers,
@@ -127,6 +133,9 @@ pub fn encrypt(
         || vec![0u8; buffer_len(header.segment_size)],
         control,
         |f| {
+            if let Some((_, size)) = source {
+                return emit_known_segments(f, from, size, s, control);
+            }
             let mut index = from.segments_done;
             let mut read = |buf: &mut Vec<u8>| -> Result<usize> {
                 let t0 = Instant::now();
@@ -170,8 +179,21 @@ pub fn encrypt(
                 n = m;
             }
         },
-        |seg, scratch| {
+        |mut seg, scratch| {
             let (index, is_final) = (seg.index, seg.is_final);
+            if let Some((file, _)) = source {
+                let offset = from.input_offset + (index - from.segments_done) * s as u64;
+                let t0 = Instant::now();
+                file.read_exact_at(&mut seg.buf[DATA_OFFSET..DATA_OFFSET + seg.len], offset)
+                    .map_err(|e| match e.kind() {
+                        std::io::ErrorKind::UnexpectedEof => {
+                            Error::io("the input shrank while being encrypted", e)
+                        }
+                        _ => Error::io("cannot read the input", e),
+                    })?;
+                add_since(&tel.io_ns, t0);
+                tel.bytes_in.fetch_add(seg.len as u64, Relaxed);
+            }
             let sealed = worker.seal(seg, scratch)?;
             if let Some(file) = positional {
                 let t0 = Instant::now();
@@ -236,6 +258,40 @@ pub fn encrypt(
     }
     .map_err(|e| Error::io("cannot write the output", e))?;
     tel.bytes_out.fetch_add(trailer.len() as u64, Relaxed);
+    Ok(())
+}
+
+/// The producer of an encrypt run over a file of known size: no reading, just
+/// the segments' indexes and lengths (workers read them).
+fn emit_known_segments(
+    f: &mut crate::pipeline::Feeder<'_, PlainSegment>,
+    from: ResumePoint,
+    size: u64,
+    s: usize,
+    control: &Control,
+) -> Result<()> {
+    let remaining = size.saturating_sub(from.input_offset);
+    if remaining == 0 && from.segments_done > 0 {
+        return Err(Error::Resume(
+            "the checkpoint is at the end of the input".into(),
+        ));
+    }
+    let count = remaining.div_ceil(s as u64).max(1);
+    for k in 0..count {
+        let len = if k + 1 == count {
+            (remaining - k * s as u64) as usize
+        } else {
+            s
+        };
+        let buf = f.buffer()?;
+        f.emit(PlainSegment {
+            index: from.segments_done + k,
+            is_final: k + 1 == count,
+            buf,
+            len,
+        })?;
+        control.add_done(len as u64);
+    }
     Ok(())
 }
 

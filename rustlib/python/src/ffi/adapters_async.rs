@@ -174,17 +174,20 @@ fn spawn_encrypt_path(
 
 /// Start `decrypt_path` in the background.
 #[pyfunction]
-#[pyo3(signature = (src, dst, key, parallelism=None, resume=false))]
+#[pyo3(signature = (src, dst, key, parallelism=None, resume=false, checkpoint_bytes=crypto_core::constants::DEFAULT_CHECKPOINT_BYTES))]
 fn spawn_decrypt_path(
     src: PathBuf,
     dst: PathBuf,
     key: PyRef<'_, Key>,
     parallelism: Option<ParallelismProfile>,
     resume: bool,
+    checkpoint_bytes: u64,
 ) -> PyResult<Job> {
     let key = key.inner.clone();
     let par = self::parallelism(parallelism);
-    Job::spawn(move |control| core::decrypt_file(&src, &dst, &key, par, resume, control))
+    Job::spawn(move |control| {
+        core::decrypt_file(&src, &dst, &key, par, resume, checkpoint_bytes, control)
+    })
 }
 
 pub fn register(_py: Python<'_>, m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -37,7 +37,7 @@ pub fn encrypt_path(
 
 /// Decrypt file `src` into `dst`; plaintext appears only after full authentication.
 #[pyfunction]
-#[pyo3(signature = (src, dst, key, parallelism=None, resume=false))]
+#[pyo3(signature = (src, dst, key, parallelism=None, resume=false, checkpoint_bytes=crypto_core::constants::DEFAULT_CHECKPOINT_BYTES))]
 pub fn decrypt_path(
     py: Python<'_>,
     src: PathBuf,
@@ -45,11 +45,12 @@ pub fn decrypt_path(
     key: PyRef<'_, Key>,
     parallelism: Option<ParallelismProfile>,
     resume: bool,
+    checkpoint_bytes: u64,
 ) -> PyResult<TelemetrySnapshot> {
     let key = key.inner.clone();
     let par = self::parallelism(parallelism);
     let control = core::Control::new();
-    py.detach(|| core::decrypt_file(&src, &dst, &key, par, resume, &control))
+    py.detach(|| core::decrypt_file(&src, &dst, &key, par, resume, checkpoint_bytes, &control))
         .map(Into::into)
         .map_err(to_pyerr)
 }

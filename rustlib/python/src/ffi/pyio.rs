@@ -18,8 +18,20 @@ pub enum PyStream {
     Obj(Py<PyAny>),
 }
 
+/// A Python exception from read()/write() as an io::Error, keeping the errno
+/// of an OSError.
 fn py_io_err(e: PyErr) -> io::Error {
-    io::Error::other(Python::attach(|py| e.value(py).to_string()))
+    Python::attach(|py| {
+        let v = e.value(py);
+        let errno = v
+            .getattr("errno")
+            .ok()
+            .and_then(|n| n.extract::<i32>().ok());
+        match errno {
+            Some(code) => io::Error::from_raw_os_error(code),
+            None => io::Error::other(v.to_string()),
+        }
+    })
 }
 
 impl PyStream {
