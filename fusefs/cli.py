@@ -9,10 +9,8 @@ Startup time matters (the benchmark is ``age`` on 1 GiB), so the
 encrypt/decrypt path imports only click and the native module, and
 ``--help``/``--version`` do not even load the native module.
 
-Test-only: ``FUSEFS_TEST_FAST_KDF=1`` in the environment makes ``encrypt``
-derive password keys with tiny Argon2id costs (64 KiB, 1 pass) so the test
-suite runs quickly. Such streams are far easier to brute-force; never set it
-otherwise. (Decryption reads the costs from the stream header and ignores it.)
+Password costs are options of ``encrypt`` (``--kdf-memory``, ``--kdf-passes``);
+the stream header records them, so ``decrypt`` needs no such option.
 """
 
 from __future__ import annotations
@@ -40,7 +38,6 @@ PROGRESS_MIN_BYTES = 64 * 2**20
 #: How often a running job is polled (progress, Ctrl-C).
 POLL_SECONDS = 0.1
 KEY_LEN = 32
-FAST_KDF_ENV = "FUSEFS_TEST_FAST_KDF"
 DEBUG_ENV = "FUSEFS_DEBUG"
 PART_SUFFIX = ".fusefs-part"
 CHECKPOINT_SUFFIX = ".fusefs-ckpt"
@@ -177,6 +174,22 @@ def _run_options(f: Callable[..., Any]) -> Callable[..., Any]:
     metavar="N",
     help="zstd level 1-22 (implies --compress). [default: 3]",
 )
+@click.option(
+    "--kdf-memory",
+    type=SizeType(),
+    default="32M",
+    show_default=True,
+    metavar="SIZE",
+    help="Argon2id memory for a password (stored in the header; more is slower to attack).",
+)
+@click.option(
+    "--kdf-passes",
+    type=click.IntRange(1, 64),
+    default=3,
+    show_default=True,
+    metavar="N",
+    help="Argon2id passes for a password.",
+)
 @_run_options
 def encrypt(
     src: str,
@@ -188,6 +201,8 @@ def encrypt(
     segment_size: int | None,
     compress: bool,
     compress_level: int | None,
+    kdf_memory: int,
+    kdf_passes: int,
     threads: int,
     resume: bool,
     quiet: bool,
@@ -218,8 +233,9 @@ def encrypt(
     }
     if compress_level is not None:
         kwargs["compression_level"] = compress_level
-    if os.environ.get(FAST_KDF_ENV) == "1":
-        kwargs.update(argon2_m_kib=64, argon2_t=1, argon2_p=1)
+    if not 8 * 1024 <= kdf_memory <= 4 * 2**30:
+        raise _quiet_error("--kdf-memory must be between 8K and 4G", ExitCode.USAGE)
+    kwargs.update(argon2_m_kib=kdf_memory // 1024, argon2_t=kdf_passes, argon2_p=1)
     params = _native.EncryptParams(**kwargs)
     key = _read_key(passfile, keyfile, src, confirm=True)
     _run(

@@ -9,6 +9,7 @@ import struct
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -22,16 +23,24 @@ from fusefs.exitcodes import ExitCode
 MiB = 2**20
 
 
+def fast_kdf(args: Sequence[str | os.PathLike[str]]) -> list[str]:
+    """The command line, with cheap Argon2id costs for encrypt (tests only)."""
+    argv = [str(a) for a in args]
+    if argv and argv[0] == "encrypt":
+        argv[1:1] = ["--kdf-memory", "64K", "--kdf-passes", "1"]
+    return argv
+
+
 def fusefs(
     *args: str | os.PathLike[str], stdin: bytes | None = None, **env: str
 ) -> subprocess.CompletedProcess[bytes]:
     environ = {k: v for k, v in os.environ.items() if k != "FUSEFS_DEBUG"}
-    environ.update(FUSEFS_TEST_FAST_KDF="1", **env)
+    environ.update(**env)
     kwargs: dict[str, Any] = (
         {"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}
     )
     return subprocess.run(
-        [sys.executable, "-m", "fusefs", *map(str, args)],
+        [sys.executable, "-m", "fusefs", *fast_kdf(args)],
         capture_output=True,
         env=environ,
         timeout=60,
@@ -570,9 +579,9 @@ def test_internal_error_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys: Any
 
 def interrupt_after_checkpoint(args: list[str | Path], checkpoint: Path) -> str:
     """Start ``fusefs *args``, send SIGINT once ``checkpoint`` exists; return its error line."""
-    environ = {**os.environ, "FUSEFS_TEST_FAST_KDF": "1"}
+    environ = dict(os.environ)
     p = subprocess.Popen(
-        [sys.executable, "-m", "fusefs", *map(str, args)],
+        [sys.executable, "-m", "fusefs", *fast_kdf(args)],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -663,9 +672,9 @@ class Terminal:
 
     def __init__(self, *args: str | Path, cwd: Path) -> None:
         self.primary, secondary = os.openpty()
-        environ = {**os.environ, "FUSEFS_TEST_FAST_KDF": "1"}
+        environ = dict(os.environ)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "fusefs", *map(str, args)],
+            [sys.executable, "-m", "fusefs", *fast_kdf(args)],
             stdin=secondary,
             stdout=subprocess.PIPE,
             stderr=secondary,
@@ -747,3 +756,23 @@ def test_progress_bar_on_a_terminal(tmp_path: Path, quiet: bool) -> None:
     else:
         assert b"encrypt [" in t.output and b"MiB/s" in t.output
         assert t.output.endswith(b"\r\x1b[K")  # the bar is erased at the end
+
+
+def test_kdf_costs_are_options_recorded_in_the_header(tmp_path: Path) -> None:
+    src, enc, out, pw = tmp_path / "p", tmp_path / "e", tmp_path / "o", tmp_path / "pw"
+    src.write_bytes(b"secret")
+    pw.write_bytes(PASSWORD + b"\n")
+    args = ["encrypt", "--kdf-memory", "1M", "--kdf-passes", "2", "--passfile", pw, src, enc]
+    r = subprocess.run([sys.executable, "-m", "fusefs", *map(str, args)], capture_output=True)
+    assert (r.returncode, r.stderr) == (0, b"")
+    header = enc.read_bytes()[:108]
+    assert struct.unpack_from("<III", header, 48) == (1024, 2, 1)
+    ok(fusefs("decrypt", "--passfile", pw, enc, out))
+    assert out.read_bytes() == b"secret"
+    bad = ["encrypt", "--kdf-memory", "1K", "--passfile", pw, src, tmp_path / "x"]
+    r = subprocess.run([sys.executable, "-m", "fusefs", *map(str, bad)], capture_output=True)
+    assert r.returncode == ExitCode.USAGE
+    assert r.stderr.decode().splitlines() == [
+        "fusefs: error: --kdf-memory must be between 8K and 4G"
+    ]
+    assert not (tmp_path / "x").exists()

@@ -518,7 +518,9 @@ def _decode_v2(
         if kind == KIND_TRAILER and not final_seen:
             raise IntegrityError("truncated stream (the final segment is missing)")
         if kind != KIND_TRAILER and final_seen:
-            raise IntegrityError(f"invalid frame: data segment {index} after the final data segment")
+            raise IntegrityError(
+                f"invalid frame: data segment {index} after the final data segment"
+            )
 
         sealed = inp.read(p_len)
         if len(sealed) < p_len:
