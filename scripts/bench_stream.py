@@ -148,6 +148,7 @@ def main() -> None:
         )
     print("\nratio = age's time / fusefs's time (higher is faster than age)")
     verify(plain, work, fusefs, key)
+    rss_by_size(work, fusefs, key)
 
 
 def cpu_model() -> str:
@@ -168,6 +169,48 @@ def verify(plain: Path, work: Path, fusefs: str, key: Path) -> None:
     print(f"round trip check: {'identical' if same else 'MISMATCH'}")
     if not same:
         sys.exit(1)
+
+
+def rss_by_size(work: Path, fusefs: str, key: Path) -> None:
+    """Peak RSS of v2 encrypt and decrypt does not grow with the input.
+
+    Sparse files (no memory on tmpfs) piped encrypt | decrypt > /dev/null, and
+    one file encrypt with a password (Argon2id, 32 MiB by default).
+    """
+    print("\n| v2 run | input | encrypt peak RSS MiB | decrypt peak RSS MiB |")
+    print("|---|---|---|---|")
+    for gib in (1, 8):
+        sparse = work / f"sparse{gib}"
+        with open(sparse, "wb") as f:
+            f.truncate(gib << 30)
+        enc = subprocess.Popen(
+            [fusefs, "encrypt", "--keyfile", str(key), str(sparse), "-"], stdout=subprocess.PIPE
+        )
+        dec = subprocess.Popen(
+            [fusefs, "decrypt", "--keyfile", str(key), "-", "-"],
+            stdin=enc.stdout,
+            stdout=subprocess.DEVNULL,
+        )
+        assert enc.stdout is not None
+        enc.stdout.close()
+        _, s1, u1 = os.wait4(enc.pid, 0)
+        _, s2, u2 = os.wait4(dec.pid, 0)
+        sparse.unlink()
+        if s1 or s2:
+            sys.exit(f"bench: pipe of {gib} GiB failed")
+        print(
+            f"| key file, piped | {gib} GiB | {u1.ru_maxrss / 1024:.1f} "
+            f"| {u2.ru_maxrss / 1024:.1f} |"
+        )
+    pw = work / "pw"
+    pw.write_text("bench-password\n")
+    out = work / "pw.out"
+    t, m = run([fusefs, "encrypt", "--passfile", str(pw), str(work / "plain"), str(out)])
+    t2, m2 = run([fusefs, "decrypt", "--passfile", str(pw), str(out), str(work / "pw.back")])
+    for f in (out, work / "pw.back"):
+        f.unlink(missing_ok=True)
+    size = (work / "plain").stat().st_size >> 20
+    print(f"| password (Argon2id 32 MiB), files | {size} MiB | {m / 1024:.1f} | {m2 / 1024:.1f} |")
 
 
 if __name__ == "__main__":
