@@ -2,7 +2,13 @@
 
 import enum
 from os import PathLike
-from typing import IO, Any, final
+from typing import Any, Protocol, final
+
+class _Readable(Protocol):
+    def read(self, size: int = ..., /) -> bytes | None: ...
+
+class _Writable(Protocol):
+    def write(self, data: bytes, /) -> int | None: ...
 
 HEADER_LEN: int
 FRAME_HEADER_LEN: int
@@ -127,17 +133,18 @@ def decrypt_path(
     key: Key,
     parallelism: ParallelismProfile | None = None,
     resume: bool = False,
+    checkpoint_bytes: int = 67108864,
 ) -> TelemetrySnapshot: ...
 def encrypt_file(
-    src: IO[bytes],
-    dst: IO[bytes],
+    src: _Readable,
+    dst: _Writable,
     key: Key,
     params: EncryptParams | None = None,
     parallelism: ParallelismProfile | None = None,
 ) -> TelemetrySnapshot: ...
 def decrypt_file(
-    src: IO[bytes],
-    dst: IO[bytes],
+    src: _Readable,
+    dst: _Writable,
     key: Key,
     parallelism: ParallelismProfile | None = None,
 ) -> TelemetrySnapshot: ...
@@ -155,4 +162,5 @@ def spawn_decrypt_path(
     key: Key,
     parallelism: ParallelismProfile | None = None,
     resume: bool = False,
+    checkpoint_bytes: int = 67108864,
 ) -> Job: ...

@@ -61,9 +61,12 @@ async def decrypt_path(
     key: Key,
     parallelism: ParallelismProfile | None = None,
     resume: bool = False,
+    checkpoint_bytes: int = _native.DEFAULT_CHECKPOINT_BYTES,
 ) -> TelemetrySnapshot:
     """Decrypt file ``src`` into ``dst``; see :func:`fusefs.decrypt_path`."""
-    job = _native.spawn_decrypt_path(os.fspath(src), os.fspath(dst), key, parallelism, resume)
+    job = _native.spawn_decrypt_path(
+        os.fspath(src), os.fspath(dst), key, parallelism, resume, checkpoint_bytes
+    )
     return await _wait(job)
 
 

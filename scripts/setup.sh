@@ -2,13 +2,26 @@
 # Install everything fusefs needs on a fresh Debian machine, build and install
 # it, then run the main job: encrypt a file, decrypt it, and compare.
 #
-#   scripts/setup.sh            install + demo
-#   scripts/setup.sh --no-demo  install only (used by scripts/test.sh and CI)
+#   scripts/setup.sh                  install + demo
+#   scripts/setup.sh --dev --no-demo  editable install, no demo (scripts/test.sh, CI):
+#                                     the native module is built into fusefs/, so
+#                                     the source tree itself imports and runs
 set -euo pipefail
+demo=1; editable=""
+for arg in "$@"; do
+  case "$arg" in
+    --no-demo) demo=0 ;;
+    --dev) editable="-e" ;;
+    *) echo "setup: unknown option $arg" >&2; exit 2 ;;
+  esac
+done
 cd "$(dirname "$0")/.."
 
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
+# Debian's own python3 marks itself externally managed (PEP 668); installing
+# there is what this script is for. Harmless for pyenv or a virtualenv.
+export PIP_BREAK_SYSTEM_PACKAGES=1
 need_apt=0
 for pkg in fuse3 libfuse3-dev pkg-config gcc age; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt=1
@@ -19,15 +32,15 @@ if [ "$need_apt" = 1 ]; then
 fi
 command -v cargo >/dev/null || { echo "setup: Rust (cargo) is required: https://rustup.rs" >&2; exit 1; }
 
-python3 -m pip install -q --disable-pip-version-check "maturin>=1.5,<2" pytest cryptography zstandard click trio
-python3 -m pip install -q --disable-pip-version-check --no-build-isolation .
+python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore "maturin>=1.5,<2" pytest cryptography zstandard click trio
+python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore --no-build-isolation $editable .
 
-[ "${1:-}" = "--no-demo" ] && exit 0
+[ "$demo" = 1 ] || exit 0
 
 # The main job: a round trip through the CLI.
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 head -c $((64 * 1024 * 1024)) /dev/urandom > "$work/plain"
 head -c 32 /dev/urandom > "$work/key"
-fusefs encrypt --keyfile "$work/key" --stats "$work/plain" "$work/plain.fusefs"
-fusefs decrypt --keyfile "$work/key" --stats "$work/plain.fusefs" "$work/plain.out"
+python3 -m fusefs encrypt --keyfile "$work/key" --stats "$work/plain" "$work/plain.fusefs"
+python3 -m fusefs decrypt --keyfile "$work/key" --stats "$work/plain.fusefs" "$work/plain.out"
 cmp "$work/plain" "$work/plain.out" && echo "fusefs: round trip of 64 MiB OK"

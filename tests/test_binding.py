@@ -276,11 +276,11 @@ def test_file_objects(tmp_path: Path, fmt: Any) -> None:
     # A real file to a reader without fileno() and short reads.
     sink = ReadWriteOnly()
     with open(tmp_path / "enc", "rb") as f:
-        decrypt_file(f, sink, raw_key())  # type: ignore[arg-type]  # duck-typed file
+        decrypt_file(f, sink, raw_key())  # duck-typed file
     assert bytes(sink.written) == data
     # Short reads on the input side too.
     out = io.BytesIO()
-    decrypt_file(ReadWriteOnly(stream), out, raw_key())  # type: ignore[arg-type]
+    decrypt_file(ReadWriteOnly(stream), out, raw_key())
     assert out.getvalue() == data
 
 
@@ -293,7 +293,7 @@ def test_file_object_errors_propagate() -> None:
             raise OSError(errno.EIO, "disk on fire")
 
     with pytest.raises(errors.StreamIOError) as info:
-        encrypt_file(Broken(), io.BytesIO(), raw_key(), params())  # type: ignore[arg-type]
+        encrypt_file(Broken(), io.BytesIO(), raw_key(), params())
     assert_error(info.value, errors.StreamIOError, "io")
     # The OSError's errno survives the trip through Rust.
     assert info.value.errno == errno.EIO

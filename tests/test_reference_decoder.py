@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 import stream_writer as sw
 import zstandard
+from support import mixed_data
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOL = ROOT / "tools" / "reference_decrypt.py"
@@ -47,24 +48,6 @@ KEY = bytes(range(32))
 OTHER_KEY = bytes(range(1, 33))
 PASSWORD = b"correct horse battery staple"
 ARGON2: dict[str, Any] = {"argon2_m": 64, "argon2_t": 1, "argon2_p": 1}
-
-
-def mixed_data(n: int, seed: int = 1) -> bytes:
-    """Partly compressible data: runs of one byte, text, and random bytes."""
-    rng = random.Random(seed)
-    out = bytearray()
-    while len(out) < n:
-        k = rng.choice([300, 1500, 4000, 9000])
-        r = rng.random()
-        if r < 0.35:
-            out += rng.randbytes(k)
-        elif r < 0.7:
-            out += bytes([rng.randrange(256)]) * k
-        else:
-            out += (b"the quick brown fox %d jumps over the lazy dog\n" % rng.randrange(99)) * (
-                k // 40
-            )
-    return bytes(out[:n])
 
 
 def decode(stream: bytes, **secret: bytes) -> tuple[bytes, Any]:
