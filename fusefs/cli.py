@@ -518,10 +518,6 @@ def _run_streams(
             src_obj.close()
 
 
-#: Threads still inside the engine when the command ended (after Ctrl-C).
-_abandoned_threads: list[threading.Thread] = []
-
-
 def _call_interruptibly(function: Callable[..., T], *args: Any) -> T:
     """Call ``function`` on a daemon thread so Ctrl-C reaches the main thread.
 
@@ -539,12 +535,8 @@ def _call_interruptibly(function: Callable[..., T], *args: Any) -> T:
 
     thread = threading.Thread(target=target, name="fusefs-stream", daemon=True)
     thread.start()
-    try:
-        while thread.is_alive():
-            thread.join(POLL_SECONDS)
-    except BaseException:
-        _abandoned_threads.append(thread)
-        raise
+    while thread.is_alive():
+        thread.join(POLL_SECONDS)
     ok, value = outcome[0]
     if not ok:
         raise value
@@ -674,9 +666,10 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         # The reader went away: do not let interpreter shutdown complain too.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-    if _abandoned_threads:
-        # A thread still in the engine (or just leaving it) would be stopped
-        # mid-call by interpreter finalization, which aborts the process.
-        sys.stderr.flush()
-        os._exit(int(code))
-    sys.exit(int(code))
+    # Skip interpreter finalization (about 10 ms of tearing down modules, a
+    # measurable share of a short run). Nothing of ours needs it: output is
+    # flushed above, files are closed by the engine, and a thread still in
+    # the engine after Ctrl-C would otherwise be stopped mid-call by
+    # finalization, which aborts the process.
+    sys.stderr.flush()
+    os._exit(int(code))
