@@ -23,6 +23,7 @@ pub mod stream_v1;
 pub mod stream_v2;
 pub mod telemetry;
 pub mod types;
+pub mod vault;
 pub mod workers;
 
 pub use error::{Error, ErrorClass, Result};

@@ -1,0 +1,1 @@
+//! fusefs.conf (being written).
