@@ -58,6 +58,24 @@ pub enum Error {
     Cancelled,
     #[error("internal error: {0}")]
     Internal(String),
+    #[error("wrong password for this vault")]
+    WrongPassword,
+    #[error("wrong master key for this vault")]
+    WrongMasterKey,
+    #[error("fusefs.conf was modified or damaged: {0}")]
+    ConfigTampered(String),
+    #[error("invalid fusefs.conf: {0}")]
+    ConfigInvalid(String),
+    #[error("fusefs.conf has format version {0}; this fusefs reads version 1 only")]
+    UnsupportedConfigVersion(u64),
+    #[error("fusefs.conf needs features this fusefs does not have: {}", .0.join(", "))]
+    UnknownFeatures(Vec<String>),
+    #[error("{} already exists: refusing to create a vault over it", .0.display())]
+    VaultExists(PathBuf),
+    #[error("log damaged: {0}")]
+    LogCorrupt(String),
+    #[error("the log stopped after an earlier write error ({0}); reopen the vault")]
+    LogFailed(String),
 }
 
 /// An I/O error as a user reads it: "No such file or directory", without
@@ -113,6 +131,15 @@ impl Error {
             Error::Resume(_) => "resume",
             Error::Cancelled => "cancelled",
             Error::Internal(_) => "internal",
+            Error::WrongPassword => "wrong_password",
+            Error::WrongMasterKey => "wrong_master_key",
+            Error::ConfigTampered(_) => "config_tampered",
+            Error::ConfigInvalid(_) => "config_invalid",
+            Error::UnsupportedConfigVersion(_) => "unsupported_config_version",
+            Error::UnknownFeatures(_) => "unknown_features",
+            Error::VaultExists(_) => "vault_exists",
+            Error::LogCorrupt(_) => "log_corrupt",
+            Error::LogFailed(_) => "log_failed",
         }
     }
 
@@ -129,6 +156,13 @@ impl Error {
             Error::Resume(_) => ErrorClass::Resume,
             Error::Cancelled => ErrorClass::Cancelled,
             Error::Internal(_) => ErrorClass::Internal,
+            Error::WrongPassword | Error::WrongMasterKey => ErrorClass::WrongKey,
+            Error::ConfigInvalid(_)
+            | Error::UnsupportedConfigVersion(_)
+            | Error::UnknownFeatures(_) => ErrorClass::Format,
+            Error::ConfigTampered(_) => ErrorClass::Integrity,
+            Error::VaultExists(_) => ErrorClass::Params,
+            Error::LogFailed(_) => ErrorClass::Io,
             _ => ErrorClass::Integrity,
         }
     }

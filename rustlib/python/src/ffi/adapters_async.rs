@@ -9,7 +9,7 @@ use std::time::Duration;
 use crypto_core::prelude as core;
 use pyo3::prelude::*;
 
-use super::errors::to_pyerr;
+use super::errors::to_pyerr_ref;
 use super::params::{parallelism, EncryptParams, Key, ParallelismProfile};
 use super::types::TelemetrySnapshot;
 
@@ -78,80 +78,32 @@ impl Job {
     #[pyo3(signature = (timeout=None))]
     fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<TelemetrySnapshot>> {
         let shared = Arc::clone(&self.shared);
-        let outcome = py.detach(move || {
+        py.detach(move || {
             let guard = shared.outcome.lock().unwrap_or_else(|p| p.into_inner());
-            let mut guard = match timeout {
-                None => shared
-                    .finished
-                    .wait_while(guard, |o| o.is_none())
-                    .unwrap_or_else(|p| p.into_inner()),
+            match timeout {
+                None => drop(shared.finished.wait_while(guard, |o| o.is_none())),
                 Some(t) => {
                     let t = Duration::from_secs_f64(t.max(0.0));
-                    shared
-                        .finished
-                        .wait_timeout_while(guard, t, |o| o.is_none())
-                        .unwrap_or_else(|p| p.into_inner())
-                        .0
+                    drop(
+                        shared
+                            .finished
+                            .wait_timeout_while(guard, t, |o| o.is_none()),
+                    );
                 }
-            };
-            guard.as_mut().map(|r| match r {
-                Ok(t) => Ok(t.clone()),
-                // Errors are not Clone (io::Error): rebuild an equivalent one each time.
-                Err(e) => Err(clone_error(e)),
-            })
+            }
         });
-        match outcome {
+        let guard = self
+            .shared
+            .outcome
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        match guard.as_ref() {
             None => Ok(None),
-            Some(Ok(t)) => Ok(Some(t.into())),
-            Some(Err(e)) => Err(to_pyerr(e)),
+            Some(Ok(t)) => Ok(Some(t.clone().into())),
+            // Errors are not Clone (io::Error): convert by reference, so every
+            // wait() on a failed job raises the same error.
+            Some(Err(e)) => Err(to_pyerr_ref(e)),
         }
-    }
-}
-
-fn clone_error(e: &core::Error) -> core::Error {
-    match e {
-        core::Error::Io {
-            context,
-            path,
-            source,
-        } => core::Error::Io {
-            context: context.clone(),
-            path: path.clone(),
-            source: match source.raw_os_error() {
-                Some(code) => std::io::Error::from_raw_os_error(code),
-                None => std::io::Error::new(source.kind(), source.to_string()),
-            },
-        },
-        core::Error::TruncatedHeader(n) => core::Error::TruncatedHeader(*n),
-        core::Error::AllZero => core::Error::AllZero,
-        core::Error::BadMagic => core::Error::BadMagic,
-        core::Error::UnsupportedVersion(v) => core::Error::UnsupportedVersion(*v),
-        core::Error::InvalidHeader(m) => core::Error::InvalidHeader(m.clone()),
-        core::Error::WrongKeyKind(m) => core::Error::WrongKeyKind(m),
-        core::Error::WrongKey => core::Error::WrongKey,
-        core::Error::HeaderTampered => core::Error::HeaderTampered,
-        core::Error::Truncated(m) => core::Error::Truncated(m.clone()),
-        core::Error::InvalidFrame { index, reason } => core::Error::InvalidFrame {
-            index: *index,
-            reason: reason.clone(),
-        },
-        core::Error::ForeignSegment { index } => core::Error::ForeignSegment { index: *index },
-        core::Error::DuplicateSegment { index } => core::Error::DuplicateSegment { index: *index },
-        core::Error::OutOfOrder { expected, found } => core::Error::OutOfOrder {
-            expected: *expected,
-            found: *found,
-        },
-        core::Error::SegmentAuthFailed { index } => {
-            core::Error::SegmentAuthFailed { index: *index }
-        }
-        core::Error::DigestMismatch(m) => core::Error::DigestMismatch(m.clone()),
-        core::Error::TrailingData => core::Error::TrailingData,
-        core::Error::Compression(m) => core::Error::Compression(m.clone()),
-        core::Error::Kdf(m) => core::Error::Kdf(m.clone()),
-        core::Error::InvalidParams(m) => core::Error::InvalidParams(m.clone()),
-        core::Error::Resume(m) => core::Error::Resume(m.clone()),
-        core::Error::Cancelled => core::Error::Cancelled,
-        core::Error::Internal(m) => core::Error::Internal(m.clone()),
     }
 }
 

@@ -53,6 +53,11 @@ create_exception!(
 /// Convert a core error: pick the class, keep the message, attach `.kind`
 /// (and `.errno` / `.filename` for I/O errors).
 pub fn to_pyerr(e: Error) -> PyErr {
+    to_pyerr_ref(&e)
+}
+
+/// As [`to_pyerr`], for an error that stays owned elsewhere (a Job's outcome).
+pub fn to_pyerr_ref(e: &Error) -> PyErr {
     let msg = e.to_string();
     let err = match e.class() {
         ErrorClass::Io => StreamIOError::new_err(msg),
@@ -67,7 +72,7 @@ pub fn to_pyerr(e: Error) -> PyErr {
     Python::attach(|py| {
         let v = err.value(py);
         let _ = v.setattr("kind", e.kind());
-        let (errno, filename, strerror) = match &e {
+        let (errno, filename, strerror) = match e {
             Error::Io { path, source, .. } => (
                 source.raw_os_error(),
                 path.as_ref().map(|p| p.display().to_string()),

@@ -1,0 +1,8 @@
+//! The unified log: append-only files of sealed, checksummed records.
+//!
+//! * [`format`]: the byte layout of a log file and its records.
+//! * [`unified`]: `LogManager` (append with group commit, sync, rotate,
+//!   replay with torn-tail handling).
+
+pub mod format;
+pub mod unified;

@@ -1,0 +1,463 @@
+//! `LogManager`: the unified log's writer and reader.
+//!
+//! * `append` queues a record and returns its sequence number at once; many
+//!   threads may append concurrently.
+//! * `sync` makes every record appended so far durable. Concurrent syncers
+//!   share the work (group commit): one thread becomes the writer, seals and
+//!   writes everything queued in one write and one fsync; the others wait for
+//!   it and return without touching the disk if it covered them.
+//! * Files rotate at a size limit; a new file's name is made durable (fsync of
+//!   the directory) before any record in it is reported durable.
+//! * `open` replays every log file in order: a torn tail of the last file is
+//!   cut (it was never acknowledged), while damage followed by valid records,
+//!   a gap in sequence numbers or a record that fails authentication is
+//!   reported as corruption, never dropped silently. Appending then starts in
+//!   a new file: a file is never appended to after a crash, so no (key,
+//!   nonce) pair is ever used twice.
+//! * After any write or sync error the manager refuses further work
+//!   (`LogFailed`): the file may hold a partial record, and only recovery
+//!   may decide what it holds.
+
+use std::mem;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use super::format::*;
+use crate::crypto::aead::AeadKey;
+use crate::crypto::keys::SecretKey;
+use crate::crypto::{kdf, random};
+use crate::error::{Error, Result};
+use crate::storage::{FileSystem, StorageFile};
+use crate::types::Cipher;
+
+/// Writes are issued once this many bytes are queued, even without a sync.
+const WRITE_BATCH_BYTES: usize = 1 << 20;
+
+#[derive(Clone, Debug)]
+pub struct LogOptions {
+    /// Start a new file once the active one reaches this size.
+    pub rotate_bytes: u64,
+    pub cipher: Cipher,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        LogOptions {
+            rotate_bytes: 64 << 20,
+            cipher: Cipher::Aes256Gcm,
+        }
+    }
+}
+
+/// One record read back by replay.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogRecord {
+    pub seq: u64,
+    pub payload: Vec<u8>,
+}
+
+/// What replay found besides the records.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReplayReport {
+    /// Bytes of torn tail cut from the last file (0 if none).
+    pub torn_bytes_cut: u64,
+    /// A last file whose header was never completely written, removed.
+    pub removed_torn_file: Option<String>,
+    pub files: usize,
+}
+
+pub fn log_file_name(number: u64) -> String {
+    format!("{number:016x}.ulog")
+}
+
+fn parse_log_file_name(name: &str) -> Option<u64> {
+    let hex = name.strip_suffix(".ulog")?;
+    if hex.len() != 16 {
+        return None;
+    }
+    u64::from_str_radix(hex, 16).ok()
+}
+
+struct ActiveFile {
+    file: Box<dyn StorageFile>,
+    header: LogFileHeader,
+    key: AeadKey,
+    /// Records written to this file so far (the next record's nonce).
+    records: u64,
+    /// Bytes written to this file so far.
+    len: u64,
+}
+
+struct Queue {
+    pending: Vec<(u64, Vec<u8>)>,
+    pending_bytes: usize,
+    next_seq: u64,
+    written_seq: u64,
+    synced_seq: u64,
+    writer_busy: bool,
+    failed: Option<String>,
+}
+
+pub struct LogManager {
+    fs: Arc<dyn FileSystem>,
+    dir: PathBuf,
+    vault_id: [u8; 16],
+    master: SecretKey,
+    opts: LogOptions,
+    queue: Mutex<Queue>,
+    changed: Condvar,
+    /// Owned by whichever thread is the writer (`Queue::writer_busy`).
+    active: Mutex<ActiveFile>,
+}
+
+fn io<'a>(what: &str, path: &'a Path) -> impl Fn(std::io::Error) -> Error + 'a {
+    let what = what.to_string();
+    move |e| Error::io_path(format!("{what} {}", path.display()), path, e)
+}
+
+fn file_key(master: &SecretKey, cipher: Cipher, file_id: &[u8; 16]) -> AeadKey {
+    AeadKey::new(cipher, &kdf::subkey(master, file_id, LOG_KEY_INFO))
+}
+
+impl LogManager {
+    /// Replay the log in `dir` (created if missing) and start a new file for appending.
+    pub fn open(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        vault_id: [u8; 16],
+        master: SecretKey,
+        opts: LogOptions,
+    ) -> Result<(LogManager, Vec<LogRecord>, ReplayReport)> {
+        fs.create_dir_all(dir).map_err(io("cannot create", dir))?;
+        let (records, report, last_number, next_seq) =
+            replay(&*fs, dir, &vault_id, &master, opts.cipher)?;
+        let active = create_file(
+            &*fs,
+            dir,
+            &vault_id,
+            &master,
+            opts.cipher,
+            last_number + 1,
+            next_seq,
+        )?;
+        let queue = Queue {
+            pending: Vec::new(),
+            pending_bytes: 0,
+            next_seq,
+            written_seq: next_seq - 1,
+            synced_seq: next_seq - 1,
+            writer_busy: false,
+            failed: None,
+        };
+        let mgr = LogManager {
+            fs,
+            dir: dir.to_path_buf(),
+            vault_id,
+            master,
+            opts,
+            queue: Mutex::new(queue),
+            changed: Condvar::new(),
+            active: Mutex::new(active),
+        };
+        Ok((mgr, records, report))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queue a record; returns its sequence number. Durable after `sync`.
+    pub fn append(&self, payload: Vec<u8>) -> Result<u64> {
+        if payload.is_empty() || payload.len() > MAX_RECORD {
+            return Err(Error::InvalidParams(format!(
+                "log record of {} bytes",
+                payload.len()
+            )));
+        }
+        let mut q = self.lock();
+        if let Some(e) = &q.failed {
+            return Err(Error::LogFailed(e.clone()));
+        }
+        let seq = q.next_seq;
+        q.next_seq += 1;
+        q.pending_bytes += payload.len();
+        q.pending.push((seq, payload));
+        let big = q.pending_bytes >= WRITE_BATCH_BYTES;
+        drop(q);
+        if big {
+            self.write_through(seq, false)?;
+        }
+        Ok(seq)
+    }
+
+    /// Make every record appended so far durable.
+    pub fn sync(&self) -> Result<()> {
+        let target = self.lock().next_seq - 1;
+        self.write_through(target, true)
+    }
+
+    /// Append one record and make it durable.
+    pub fn append_sync(&self, payload: Vec<u8>) -> Result<u64> {
+        let seq = self.append(payload)?;
+        self.write_through(seq, true)?;
+        Ok(seq)
+    }
+
+    /// Sequence number of the last durable record.
+    pub fn synced_seq(&self) -> u64 {
+        self.lock().synced_seq
+    }
+
+    /// Sequence number the next record will get.
+    pub fn next_seq(&self) -> u64 {
+        self.lock().next_seq
+    }
+
+    /// Number of the file being appended to.
+    pub fn active_file_number(&self) -> u64 {
+        self.active
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .header
+            .number
+    }
+
+    fn write_through(&self, target: u64, durable: bool) -> Result<()> {
+        let mut q = self.lock();
+        loop {
+            if let Some(e) = &q.failed {
+                return Err(Error::LogFailed(e.clone()));
+            }
+            let done = if durable { q.synced_seq } else { q.written_seq };
+            if done >= target {
+                return Ok(());
+            }
+            if q.writer_busy {
+                q = self.changed.wait(q).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            q.writer_busy = true;
+            let batch = mem::take(&mut q.pending);
+            q.pending_bytes = 0;
+            let upto = q.next_seq - 1;
+            drop(q);
+            let result = self.write_batch(batch, durable);
+            q = self.lock();
+            q.writer_busy = false;
+            match result {
+                Ok(()) => {
+                    q.written_seq = upto;
+                    if durable {
+                        q.synced_seq = upto;
+                    }
+                }
+                Err(e) => {
+                    // The writer reports the error itself; everyone after it
+                    // gets LogFailed.
+                    q.failed = Some(e.to_string());
+                    self.changed.notify_all();
+                    return Err(e);
+                }
+            }
+            self.changed.notify_all();
+        }
+    }
+
+    /// Seal and write a batch (and fsync if `durable`); only the writer calls this.
+    fn write_batch(&self, batch: Vec<(u64, Vec<u8>)>, durable: bool) -> Result<()> {
+        let mut active = self.active.lock().unwrap_or_else(|p| p.into_inner());
+        if !batch.is_empty() && active.len >= self.opts.rotate_bytes {
+            self.rotate(&mut active, batch[0].0)?;
+        }
+        let path = self.dir.join(log_file_name(active.header.number));
+        if !batch.is_empty() {
+            let mut out = Vec::with_capacity(batch.iter().map(|(_, p)| p.len() + 32).sum());
+            for (seq, payload) in &batch {
+                encode_record(
+                    &mut out,
+                    &active.key,
+                    &active.header,
+                    active.records,
+                    *seq,
+                    payload,
+                );
+                active.records += 1;
+            }
+            active
+                .file
+                .write_all_at(&out, active.len)
+                .map_err(io("cannot write", &path))?;
+            active.len += out.len() as u64;
+        }
+        if durable {
+            active.file.sync_data().map_err(io("cannot sync", &path))?;
+        }
+        Ok(())
+    }
+
+    /// Close the active file (durably) and start the next one.
+    fn rotate(&self, active: &mut ActiveFile, first_seq: u64) -> Result<()> {
+        let path = self.dir.join(log_file_name(active.header.number));
+        active.file.sync_data().map_err(io("cannot sync", &path))?;
+        *active = create_file(
+            &*self.fs,
+            &self.dir,
+            &self.vault_id,
+            &self.master,
+            self.opts.cipher,
+            active.header.number + 1,
+            first_seq,
+        )?;
+        Ok(())
+    }
+}
+
+/// Create log file `number`, write its header, and make it and its name durable.
+fn create_file(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    vault_id: &[u8; 16],
+    master: &SecretKey,
+    cipher: Cipher,
+    number: u64,
+    first_seq: u64,
+) -> Result<ActiveFile> {
+    let path = dir.join(log_file_name(number));
+    let header = LogFileHeader {
+        vault_id: *vault_id,
+        number,
+        file_id: random::bytes()?,
+        first_seq,
+    };
+    let file = fs.create_new(&path).map_err(io("cannot create", &path))?;
+    file.write_all_at(&header.encode(), 0)
+        .map_err(io("cannot write", &path))?;
+    file.sync_data().map_err(io("cannot sync", &path))?;
+    fs.sync_dir(dir).map_err(io("cannot sync", dir))?;
+    let key = file_key(master, cipher, &header.file_id);
+    Ok(ActiveFile {
+        file,
+        header,
+        key,
+        records: 0,
+        len: LOG_HEADER_LEN as u64,
+    })
+}
+
+fn read_whole(file: &dyn StorageFile, path: &Path) -> Result<Vec<u8>> {
+    let len = file.len().map_err(io("cannot read", path))? as usize;
+    let mut buf = vec![0u8; len];
+    let n = file.read_at(&mut buf, 0).map_err(io("cannot read", path))?;
+    buf.truncate(n);
+    Ok(buf)
+}
+
+/// True if a whole, checksummed record starts anywhere after `from`.
+fn valid_record_after(bytes: &[u8], from: usize, after_seq: u64) -> bool {
+    (from + 1..bytes.len().saturating_sub(RECORD_HEADER_LEN))
+        .any(|at| matches!(parse_record(bytes, at), Parsed::Record { seq, .. } if seq > after_seq))
+}
+
+/// Replay all files; returns records, report, last file number, next sequence number.
+fn replay(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    vault_id: &[u8; 16],
+    master: &SecretKey,
+    cipher: Cipher,
+) -> Result<(Vec<LogRecord>, ReplayReport, u64, u64)> {
+    let mut numbers: Vec<(u64, String)> = fs
+        .list(dir)
+        .map_err(io("cannot list", dir))?
+        .into_iter()
+        .filter_map(|n| parse_log_file_name(&n).map(|num| (num, n)))
+        .collect();
+    numbers.sort();
+    let mut report = ReplayReport {
+        files: numbers.len(),
+        ..Default::default()
+    };
+    let mut records = Vec::new();
+    let mut next_seq: Option<u64> = None;
+    let mut last_number = 0;
+    let count = numbers.len();
+    for (i, (number, name)) in numbers.into_iter().enumerate() {
+        let is_last = i + 1 == count;
+        let path = dir.join(&name);
+        let corrupt = |m: String| Error::LogCorrupt(format!("{name}: {m}"));
+        let file = fs.open(&path).map_err(io("cannot open", &path))?;
+        let bytes = read_whole(&*file, &path)?;
+        last_number = number;
+        if bytes.len() < LOG_HEADER_LEN && is_last {
+            // Crashed while creating the file: nothing in it was ever acknowledged.
+            fs.remove(&path).map_err(io("cannot remove", &path))?;
+            fs.sync_dir(dir).map_err(io("cannot sync", dir))?;
+            report.removed_torn_file = Some(name);
+            continue;
+        }
+        let header = LogFileHeader::decode(&bytes).map_err(|e| corrupt(e.to_string()))?;
+        if header.vault_id != *vault_id {
+            return Err(corrupt("belongs to another vault".into()));
+        }
+        if header.number != number {
+            return Err(corrupt(format!("header says file {}", header.number)));
+        }
+        match next_seq {
+            Some(expected) if header.first_seq != expected => {
+                return Err(corrupt(format!(
+                    "starts at record {}, expected {expected} (a log file is missing)",
+                    header.first_seq
+                )))
+            }
+            _ => {}
+        }
+        let key = file_key(master, cipher, &header.file_id);
+        let mut expected = header.first_seq;
+        let mut at = LOG_HEADER_LEN;
+        let mut index = 0u64;
+        loop {
+            match parse_record(&bytes, at) {
+                Parsed::End => break,
+                Parsed::Record {
+                    seq,
+                    sealed_at,
+                    sealed_len,
+                    len,
+                } => {
+                    if seq != expected {
+                        return Err(corrupt(format!(
+                            "record {seq} where {expected} was expected"
+                        )));
+                    }
+                    let payload = open_record(
+                        &key,
+                        &header,
+                        index,
+                        seq,
+                        &bytes[sealed_at..sealed_at + sealed_len],
+                    )
+                    .map_err(|e| corrupt(e.to_string()))?;
+                    records.push(LogRecord { seq, payload });
+                    expected += 1;
+                    index += 1;
+                    at += len;
+                }
+                Parsed::Broken => {
+                    if !is_last || valid_record_after(&bytes, at, expected.saturating_sub(1)) {
+                        return Err(corrupt(format!(
+                            "damaged record at offset {at}, followed by more data"
+                        )));
+                    }
+                    // A torn tail: written but never synced, so never acknowledged.
+                    file.set_len(at as u64)
+                        .map_err(io("cannot truncate", &path))?;
+                    file.sync_data().map_err(io("cannot sync", &path))?;
+                    report.torn_bytes_cut = (bytes.len() - at) as u64;
+                    break;
+                }
+            }
+        }
+        next_seq = Some(expected);
+    }
+    Ok((records, report, last_number, next_seq.unwrap_or(1)))
+}

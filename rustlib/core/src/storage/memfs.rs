@@ -1,0 +1,390 @@
+//! `MemFs`: an in-memory [`FileSystem`] with fault injection, for tests.
+//!
+//! Every file keeps two images: what a crash would keep (`durable`, set by
+//! `sync_data`) and what readers see now (`current`). Names behave the same:
+//! a create, rename or remove is durable after `sync_dir`. Faults:
+//!
+//! * [`Fault::Error`]: the Nth write (or sync) fails with an errno and changes
+//!   nothing; later operations work again (a transient EIO / ENOSPC).
+//! * [`Fault::Crash`]: the Nth write is the last one to happen; every later
+//!   operation fails with EIO, as if the machine had stopped. [`MemFs::after_crash`]
+//!   then builds the file system a reboot would find: durable images only,
+//!   or durable images plus the first `torn` bytes of each file's unsynced tail.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use super::{FileSystem, StorageFile};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultOp {
+    Write,
+    Sync,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// The `nth` (1-based) operation of this kind fails with `errno`.
+    Error { op: FaultOp, nth: u64, errno: i32 },
+    /// Stop the machine right after the `nth` (1-based) write.
+    Crash { nth: u64 },
+}
+
+#[derive(Clone, Default, Debug)]
+struct Image {
+    current: Vec<u8>,
+    durable: Vec<u8>,
+}
+
+#[derive(Default, Debug)]
+struct State {
+    /// Inodes by number; names point at them.
+    files: BTreeMap<u64, Image>,
+    names: BTreeMap<PathBuf, u64>,
+    durable_names: BTreeMap<PathBuf, u64>,
+    dirs: std::collections::BTreeSet<PathBuf>,
+    next_inode: u64,
+    writes: u64,
+    syncs: u64,
+    fault: Option<Fault>,
+    crashed: bool,
+    /// How long a file sync takes (a disk's flush latency), for group-commit tests.
+    sync_delay: std::time::Duration,
+}
+
+/// In-memory file system with fault injection. Cheap to clone (shared state).
+#[derive(Clone, Default)]
+pub struct MemFs {
+    state: Arc<Mutex<State>>,
+}
+
+fn eio() -> io::Error {
+    io::Error::from_raw_os_error(5)
+}
+
+impl State {
+    fn check_alive(&self) -> io::Result<()> {
+        if self.crashed {
+            Err(eio())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Count an operation; returns Err if it must fail, and whether it is
+    /// the crash point (it happens, then the machine stops).
+    fn count(&mut self, op: FaultOp) -> io::Result<bool> {
+        self.check_alive()?;
+        let n = match op {
+            FaultOp::Write => {
+                self.writes += 1;
+                self.writes
+            }
+            FaultOp::Sync => {
+                self.syncs += 1;
+                self.syncs
+            }
+        };
+        match self.fault {
+            Some(Fault::Error { op: o, nth, errno }) if o == op && nth == n => {
+                Err(io::Error::from_raw_os_error(errno))
+            }
+            Some(Fault::Crash { nth }) if op == FaultOp::Write && nth == n => Ok(true),
+            _ => Ok(false),
+        }
+    }
+}
+
+impl MemFs {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Make every file sync take `d` (without blocking other operations).
+    pub fn set_sync_delay(&self, d: std::time::Duration) {
+        self.state.lock().unwrap().sync_delay = d;
+    }
+
+    pub fn set_fault(&self, fault: Option<Fault>) {
+        self.state.lock().unwrap().fault = fault;
+    }
+
+    /// Writes performed so far (to size a crash matrix).
+    pub fn writes(&self) -> u64 {
+        self.state.lock().unwrap().writes
+    }
+
+    /// Syncs (of files and directories) performed so far.
+    pub fn syncs(&self) -> u64 {
+        self.state.lock().unwrap().syncs
+    }
+
+    pub fn crashed(&self) -> bool {
+        self.state.lock().unwrap().crashed
+    }
+
+    /// Stop the machine now (as a crash right after the last write).
+    pub fn crash(&self) {
+        self.state.lock().unwrap().crashed = true;
+    }
+
+    /// The file system a reboot finds: durable names, durable bytes, plus
+    /// up to `torn` bytes of each file's unsynced tail (never more than was
+    /// written; bytes overwritten in place are not modelled as torn).
+    pub fn after_crash(&self, torn: usize) -> MemFs {
+        let s = self.state.lock().unwrap();
+        let mut files = BTreeMap::new();
+        for (&ino, img) in &s.files {
+            let mut kept = img.durable.clone();
+            if img.current.len() > kept.len() && img.current.starts_with(&kept) {
+                let extra = (img.current.len() - kept.len()).min(torn);
+                kept.extend_from_slice(&img.current[img.durable.len()..img.durable.len() + extra]);
+            }
+            files.insert(
+                ino,
+                Image {
+                    current: kept.clone(),
+                    durable: kept,
+                },
+            );
+        }
+        let state = State {
+            files,
+            names: s.durable_names.clone(),
+            durable_names: s.durable_names.clone(),
+            dirs: s.dirs.clone(),
+            next_inode: s.next_inode,
+            ..State::default()
+        };
+        MemFs {
+            state: Arc::new(Mutex::new(state)),
+        }
+    }
+
+    /// Current contents of a file (for assertions).
+    pub fn contents(&self, path: &Path) -> Option<Vec<u8>> {
+        let s = self.state.lock().unwrap();
+        s.names.get(path).map(|ino| s.files[ino].current.clone())
+    }
+
+    /// Overwrite a file's bytes directly (to simulate corruption in tests).
+    pub fn poke(&self, path: &Path, f: impl FnOnce(&mut Vec<u8>)) {
+        let mut s = self.state.lock().unwrap();
+        let ino = s.names[path];
+        let img = s.files.get_mut(&ino).unwrap();
+        f(&mut img.current);
+        img.durable = img.current.clone();
+    }
+}
+
+struct MemFile {
+    fs: MemFs,
+    ino: u64,
+}
+
+#[allow(clippy::len_without_is_empty)]
+impl StorageFile for MemFile {
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        let mut s = self.fs.state.lock().unwrap();
+        let crash_after = s.count(FaultOp::Write)?;
+        let img = s.files.get_mut(&self.ino).ok_or_else(eio)?;
+        let end = offset as usize + buf.len();
+        if img.current.len() < end {
+            img.current.resize(end, 0);
+        }
+        img.current[offset as usize..end].copy_from_slice(buf);
+        if crash_after {
+            s.crashed = true;
+        }
+        Ok(())
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        let s = self.fs.state.lock().unwrap();
+        s.check_alive()?;
+        let img = s.files.get(&self.ino).ok_or_else(eio)?;
+        let start = (offset as usize).min(img.current.len());
+        let n = buf.len().min(img.current.len() - start);
+        buf[..n].copy_from_slice(&img.current[start..start + n]);
+        Ok(n)
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        let delay = self.fs.state.lock().unwrap().sync_delay;
+        if !delay.is_zero() {
+            std::thread::sleep(delay);
+        }
+        let mut s = self.fs.state.lock().unwrap();
+        s.count(FaultOp::Sync)?;
+        let img = s.files.get_mut(&self.ino).ok_or_else(eio)?;
+        img.durable = img.current.clone();
+        Ok(())
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        let s = self.fs.state.lock().unwrap();
+        s.check_alive()?;
+        Ok(s.files.get(&self.ino).ok_or_else(eio)?.current.len() as u64)
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        let mut s = self.fs.state.lock().unwrap();
+        let crash_after = s.count(FaultOp::Write)?;
+        let img = s.files.get_mut(&self.ino).ok_or_else(eio)?;
+        img.current.resize(len as usize, 0);
+        if crash_after {
+            s.crashed = true;
+        }
+        Ok(())
+    }
+}
+
+impl FileSystem for MemFs {
+    fn create_new(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
+        let mut s = self.state.lock().unwrap();
+        s.check_alive()?;
+        if s.names.contains_key(path) {
+            return Err(io::Error::from_raw_os_error(17));
+        }
+        if let Some(parent) = path.parent() {
+            if !s.dirs.contains(parent) {
+                return Err(io::Error::from_raw_os_error(2));
+            }
+        }
+        s.next_inode += 1;
+        let ino = s.next_inode;
+        s.files.insert(ino, Image::default());
+        s.names.insert(path.to_path_buf(), ino);
+        Ok(Box::new(MemFile {
+            fs: self.clone(),
+            ino,
+        }))
+    }
+
+    fn open(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
+        let s = self.state.lock().unwrap();
+        s.check_alive()?;
+        let ino = *s
+            .names
+            .get(path)
+            .ok_or_else(|| io::Error::from_raw_os_error(2))?;
+        Ok(Box::new(MemFile {
+            fs: self.clone(),
+            ino,
+        }))
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut s = self.state.lock().unwrap();
+        s.check_alive()?;
+        let ino = s
+            .names
+            .remove(from)
+            .ok_or_else(|| io::Error::from_raw_os_error(2))?;
+        s.names.insert(to.to_path_buf(), ino);
+        Ok(())
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        let mut s = self.state.lock().unwrap();
+        s.check_alive()?;
+        s.names
+            .remove(path)
+            .map(|_| ())
+            .ok_or_else(|| io::Error::from_raw_os_error(2))
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let s = self.state.lock().unwrap();
+        s.check_alive()?;
+        if !s.dirs.contains(dir) {
+            return Err(io::Error::from_raw_os_error(2));
+        }
+        Ok(s.names
+            .keys()
+            .filter(|p| p.parent() == Some(dir))
+            .filter_map(|p| p.file_name().and_then(|n| n.to_str()).map(str::to_owned))
+            .collect())
+    }
+
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        let mut s = self.state.lock().unwrap();
+        s.check_alive()?;
+        // Directories are durable at once: the engine creates them before any data.
+        for a in dir.ancestors() {
+            if !a.as_os_str().is_empty() {
+                s.dirs.insert(a.to_path_buf());
+            }
+        }
+        Ok(())
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        let mut s = self.state.lock().unwrap();
+        s.count(FaultOp::Sync)?;
+        let in_dir = |p: &PathBuf| p.parent() == Some(dir);
+        s.durable_names.retain(|p, _| !in_dir(p));
+        let now: Vec<_> = s
+            .names
+            .iter()
+            .filter(|(p, _)| in_dir(p))
+            .map(|(p, i)| (p.clone(), *i))
+            .collect();
+        s.durable_names.extend(now);
+        Ok(())
+    }
+
+    fn exists(&self, path: &Path) -> bool {
+        self.state.lock().unwrap().names.contains_key(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durable_state_survives_a_crash_and_unsynced_state_does_not() {
+        let fs = MemFs::new();
+        let dir = Path::new("/v/log");
+        fs.create_dir_all(dir).unwrap();
+        let f = fs.create_new(&dir.join("a")).unwrap();
+        f.write_all_at(b"hello", 0).unwrap();
+        // Name not yet durable: lost in a crash.
+        assert!(!fs.after_crash(0).exists(&dir.join("a")));
+        fs.sync_dir(dir).unwrap();
+        f.sync_data().unwrap();
+        f.write_all_at(b" world", 5).unwrap();
+        let r = fs.after_crash(0);
+        assert_eq!(r.contents(&dir.join("a")).unwrap(), b"hello");
+        assert_eq!(
+            fs.after_crash(3).contents(&dir.join("a")).unwrap(),
+            b"hello wo"
+        );
+    }
+
+    #[test]
+    fn injected_errors_and_crash_points() {
+        let fs = MemFs::new();
+        fs.create_dir_all(Path::new("/d")).unwrap();
+        let f = fs.create_new(Path::new("/d/x")).unwrap();
+        fs.set_fault(Some(Fault::Error {
+            op: FaultOp::Write,
+            nth: 2,
+            errno: 28,
+        }));
+        f.write_all_at(b"a", 0).unwrap();
+        assert_eq!(
+            f.write_all_at(b"b", 1).unwrap_err().raw_os_error(),
+            Some(28)
+        );
+        f.write_all_at(b"c", 1).unwrap();
+        fs.set_fault(Some(Fault::Crash { nth: 4 }));
+        f.write_all_at(b"d", 2).unwrap();
+        assert!(fs.crashed());
+        assert!(f.write_all_at(b"e", 3).is_err());
+        assert!(f.sync_data().is_err());
+    }
+}
