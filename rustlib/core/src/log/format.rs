@@ -6,7 +6,7 @@
 //!   0  8 magic "fusefslg"        8 1 version 1       9 3 reserved 0
 //!  12  4 header length = 64     16 16 vault id
 //!  32  8 file number (u64)      40 16 file id (random; the file's key is
-//!                                      HKDF(master, file id, "fusefs/vault/log"))
+//!                                      vault::config::subkey(master, "log", file id))
 //!  56  8 sequence number of the file's first record
 //! record:
 //!   0  4 sealed length P (u32): payload + 16-byte tag, 17 ≤ P ≤ MAX_RECORD + 16
@@ -31,7 +31,6 @@ pub const LOG_HEADER_LEN: usize = 64;
 pub const RECORD_HEADER_LEN: usize = 16;
 /// Largest record payload (a snapshot never goes through the log).
 pub const MAX_RECORD: usize = 16 << 20;
-pub const LOG_KEY_INFO: &[u8] = b"fusefs/vault/log";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LogFileHeader {

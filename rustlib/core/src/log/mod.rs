@@ -1,7 +1,7 @@
 //! The unified log: append-only files of sealed, checksummed records.
 //!
-//! * [`format`]: the byte layout of a log file and its records.
-//! * [`unified`]: `LogManager` (append with group commit, sync, rotate,
+//! * [`format`](self::format): the byte layout of a log file and its records.
+//! * [`unified`](self::unified): `LogManager` (append with group commit, sync, rotate,
 //!   replay with torn-tail handling).
 
 pub mod format;

@@ -25,10 +25,11 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use super::format::*;
 use crate::crypto::aead::AeadKey;
 use crate::crypto::keys::SecretKey;
-use crate::crypto::{kdf, random};
+use crate::crypto::random;
 use crate::error::{Error, Result};
 use crate::storage::{FileSystem, StorageFile};
 use crate::types::Cipher;
+use crate::vault::config::{purpose, subkey};
 
 /// Writes are issued once this many bytes are queued, even without a sync.
 const WRITE_BATCH_BYTES: usize = 1 << 20;
@@ -116,7 +117,7 @@ fn io<'a>(what: &str, path: &'a Path) -> impl Fn(std::io::Error) -> Error + 'a {
 }
 
 fn file_key(master: &SecretKey, cipher: Cipher, file_id: &[u8; 16]) -> AeadKey {
-    AeadKey::new(cipher, &kdf::subkey(master, file_id, LOG_KEY_INFO))
+    AeadKey::new(cipher, &subkey(master, purpose::LOG, file_id))
 }
 
 impl LogManager {
