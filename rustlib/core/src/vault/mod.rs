@@ -1,3 +1,5 @@
-//! The vault: its config and keys (more to come: packs, metadata).
+//! The vault: its config and keys, packs of content frames, metadata.
 
 pub mod config;
+pub mod packs;
+pub mod segment;

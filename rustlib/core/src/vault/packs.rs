@@ -1,0 +1,1 @@
+//! Pack files of sealed content frames (being written).
