@@ -74,8 +74,21 @@ pub enum Error {
     VaultExists(PathBuf),
     #[error("log damaged: {0}")]
     LogCorrupt(String),
+    /// A file-system operation refused, with the errno the FUSE layer returns.
+    #[error("{what}")]
+    Fs { errno: i32, what: String },
     #[error("the log stopped after an earlier write error ({0}); reopen the vault")]
     LogFailed(String),
+    #[error("pack {pack:016x}.pack is missing: the file contents stored in it are lost")]
+    PackMissing { pack: u64 },
+    #[error("pack {pack:016x}.pack is damaged at offset {offset}: {reason}")]
+    PackCorrupt {
+        pack: u64,
+        offset: u64,
+        reason: String,
+    },
+    #[error("pack writes stopped after an earlier write error ({0}); reopen the vault")]
+    PacksFailed(String),
 }
 
 /// An I/O error as a user reads it: "No such file or directory", without
@@ -139,7 +152,11 @@ impl Error {
             Error::UnknownFeatures(_) => "unknown_features",
             Error::VaultExists(_) => "vault_exists",
             Error::LogCorrupt(_) => "log_corrupt",
+            Error::Fs { .. } => "fs",
             Error::LogFailed(_) => "log_failed",
+            Error::PackMissing { .. } => "pack_missing",
+            Error::PackCorrupt { .. } => "pack_corrupt",
+            Error::PacksFailed(_) => "packs_failed",
         }
     }
 
@@ -162,7 +179,7 @@ impl Error {
             | Error::UnknownFeatures(_) => ErrorClass::Format,
             Error::ConfigTampered(_) => ErrorClass::Integrity,
             Error::VaultExists(_) => ErrorClass::Params,
-            Error::LogFailed(_) => ErrorClass::Io,
+            Error::LogFailed(_) | Error::Fs { .. } => ErrorClass::Io,
             _ => ErrorClass::Integrity,
         }
     }

@@ -1,5 +1,6 @@
 //! The vault: its config and keys, packs of content frames, metadata.
 
 pub mod config;
+pub mod metadata;
 pub mod packs;
 pub mod segment;

@@ -1,0 +1,576 @@
+//! `UnifiedEntry`: what a log record says, and its byte encoding (FORMAT.md §9).
+//!
+//! Every change of the vault's metadata is one entry; applying the entries in
+//! order (`vault::metadata::MetadataState::apply`) rebuilds the state, live,
+//! at bootstrap and in fsck alike.
+//!
+//! Encoding: one tag byte, then the fields in order, little-endian; names,
+//! symlink targets and xattr values as u32 length ‖ bytes; an optional field
+//! as a presence byte (0/1) then the value. A decoder refuses trailing bytes,
+//! unknown tags and lengths past the end, and never panics.
+
+use crate::error::{Error, Result};
+use crate::vault::segment::SegmentRef;
+
+/// Seconds and nanoseconds since the epoch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timespec {
+    pub sec: i64,
+    pub nsec: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum InodeKind {
+    File,
+    Dir,
+    Symlink,
+    CharDev,
+    BlockDev,
+    Fifo,
+    Socket,
+}
+
+impl InodeKind {
+    fn id(self) -> u8 {
+        match self {
+            InodeKind::File => 1,
+            InodeKind::Dir => 2,
+            InodeKind::Symlink => 3,
+            InodeKind::CharDev => 4,
+            InodeKind::BlockDev => 5,
+            InodeKind::Fifo => 6,
+            InodeKind::Socket => 7,
+        }
+    }
+    fn from_id(id: u8) -> Option<Self> {
+        Some(match id {
+            1 => InodeKind::File,
+            2 => InodeKind::Dir,
+            3 => InodeKind::Symlink,
+            4 => InodeKind::CharDev,
+            5 => InodeKind::BlockDev,
+            6 => InodeKind::Fifo,
+            7 => InodeKind::Socket,
+            _ => return None,
+        })
+    }
+}
+
+/// Attribute changes; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AttrChange {
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    /// New size: truncating drops segments past it, growing leaves a hole.
+    pub size: Option<u64>,
+    pub atime: Option<Timespec>,
+    pub mtime: Option<Timespec>,
+    pub ctime: Option<Timespec>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UnifiedEntry {
+    /// A new inode (not yet linked anywhere; `Link` names it).
+    CreateInode {
+        ino: u64,
+        kind: InodeKind,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+        rdev: u64,
+        time: Timespec,
+        /// Random id salting the content key and bound into every frame's AAD.
+        file_id: [u8; 16],
+        /// Symlink target (empty for other kinds).
+        target: Vec<u8>,
+    },
+    /// `parent/name` → `ino` (fails if the name exists).
+    Link {
+        parent: u64,
+        name: Vec<u8>,
+        ino: u64,
+        time: Timespec,
+    },
+    /// Remove `parent/name`; the inode lives on while links or handles remain.
+    Unlink {
+        parent: u64,
+        name: Vec<u8>,
+        time: Timespec,
+    },
+    /// Move `parent/name` to `new_parent/new_name`, replacing what is there
+    /// (an empty directory if the source is a directory), or swap both names.
+    Rename {
+        parent: u64,
+        name: Vec<u8>,
+        new_parent: u64,
+        new_name: Vec<u8>,
+        exchange: bool,
+        time: Timespec,
+    },
+    SetAttr {
+        ino: u64,
+        change: AttrChange,
+    },
+    SetXattr {
+        ino: u64,
+        name: Vec<u8>,
+        value: Vec<u8>,
+    },
+    RemoveXattr {
+        ino: u64,
+        name: Vec<u8>,
+    },
+    /// The `Encrypt` checkpoint of a write: new frames of a file's segments
+    /// (already durable in packs) and the file's size after the write.
+    WriteSegments {
+        ino: u64,
+        size: u64,
+        mtime: Timespec,
+        segments: Vec<(u64, SegmentRef)>,
+    },
+    /// An inode with no links and no open handle is gone.
+    Forget {
+        ino: u64,
+    },
+    /// A compaction cycle finished (the scheduler's bookkeeping).
+    Scheduler {
+        cycle: u64,
+        time: Timespec,
+    },
+}
+
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn u8(&mut self, v: u8) {
+        self.0.push(v);
+    }
+    fn u32(&mut self, v: u32) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn bytes(&mut self, v: &[u8]) {
+        self.u32(v.len() as u32);
+        self.0.extend_from_slice(v);
+    }
+    fn time(&mut self, t: Timespec) {
+        self.u64(t.sec as u64);
+        self.u32(t.nsec);
+    }
+    fn opt_u32(&mut self, v: Option<u32>) {
+        match v {
+            Some(x) => {
+                self.u8(1);
+                self.u32(x)
+            }
+            None => self.u8(0),
+        }
+    }
+    fn opt_u64(&mut self, v: Option<u64>) {
+        match v {
+            Some(x) => {
+                self.u8(1);
+                self.u64(x)
+            }
+            None => self.u8(0),
+        }
+    }
+    fn opt_time(&mut self, v: Option<Timespec>) {
+        match v {
+            Some(x) => {
+                self.u8(1);
+                self.time(x)
+            }
+            None => self.u8(0),
+        }
+    }
+    fn seg(&mut self, r: &SegmentRef) {
+        self.u64(r.pack);
+        self.u64(r.offset);
+        self.u32(r.stored_len);
+        self.u32(r.plain_len);
+        self.u64(r.generation);
+    }
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+fn bad(m: &str) -> Error {
+    Error::LogCorrupt(format!("undecodable entry: {m}"))
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        if self.b.len() - self.at < n {
+            return Err(bad("cut short"));
+        }
+        let s = &self.b[self.at..self.at + n];
+        self.at += n;
+        Ok(s)
+    }
+    fn u8(&mut self) -> Result<u8> {
+        Ok(self.take(1)?[0])
+    }
+    fn u32(&mut self) -> Result<u32> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4")))
+    }
+    fn u64(&mut self) -> Result<u64> {
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8")))
+    }
+    fn bytes(&mut self) -> Result<Vec<u8>> {
+        let n = self.u32()? as usize;
+        Ok(self.take(n)?.to_vec())
+    }
+    fn time(&mut self) -> Result<Timespec> {
+        let sec = self.u64()? as i64;
+        let nsec = self.u32()?;
+        if nsec >= 1_000_000_000 {
+            return Err(bad("nanoseconds out of range"));
+        }
+        Ok(Timespec { sec, nsec })
+    }
+    fn present(&mut self) -> Result<bool> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(bad("bad presence byte")),
+        }
+    }
+    fn opt_u32(&mut self) -> Result<Option<u32>> {
+        Ok(if self.present()? {
+            Some(self.u32()?)
+        } else {
+            None
+        })
+    }
+    fn opt_u64(&mut self) -> Result<Option<u64>> {
+        Ok(if self.present()? {
+            Some(self.u64()?)
+        } else {
+            None
+        })
+    }
+    fn opt_time(&mut self) -> Result<Option<Timespec>> {
+        Ok(if self.present()? {
+            Some(self.time()?)
+        } else {
+            None
+        })
+    }
+    fn seg(&mut self) -> Result<SegmentRef> {
+        Ok(SegmentRef {
+            pack: self.u64()?,
+            offset: self.u64()?,
+            stored_len: self.u32()?,
+            plain_len: self.u32()?,
+            generation: self.u64()?,
+        })
+    }
+}
+
+impl UnifiedEntry {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer(Vec::with_capacity(64));
+        match self {
+            UnifiedEntry::CreateInode {
+                ino,
+                kind,
+                mode,
+                uid,
+                gid,
+                rdev,
+                time,
+                file_id,
+                target,
+            } => {
+                w.u8(1);
+                w.u64(*ino);
+                w.u8(kind.id());
+                w.u32(*mode);
+                w.u32(*uid);
+                w.u32(*gid);
+                w.u64(*rdev);
+                w.time(*time);
+                w.0.extend_from_slice(file_id);
+                w.bytes(target);
+            }
+            UnifiedEntry::Link {
+                parent,
+                name,
+                ino,
+                time,
+            } => {
+                w.u8(2);
+                w.u64(*parent);
+                w.bytes(name);
+                w.u64(*ino);
+                w.time(*time);
+            }
+            UnifiedEntry::Unlink { parent, name, time } => {
+                w.u8(3);
+                w.u64(*parent);
+                w.bytes(name);
+                w.time(*time);
+            }
+            UnifiedEntry::Rename {
+                parent,
+                name,
+                new_parent,
+                new_name,
+                exchange,
+                time,
+            } => {
+                w.u8(4);
+                w.u64(*parent);
+                w.bytes(name);
+                w.u64(*new_parent);
+                w.bytes(new_name);
+                w.u8(*exchange as u8);
+                w.time(*time);
+            }
+            UnifiedEntry::SetAttr { ino, change } => {
+                w.u8(5);
+                w.u64(*ino);
+                w.opt_u32(change.mode);
+                w.opt_u32(change.uid);
+                w.opt_u32(change.gid);
+                w.opt_u64(change.size);
+                w.opt_time(change.atime);
+                w.opt_time(change.mtime);
+                w.opt_time(change.ctime);
+            }
+            UnifiedEntry::SetXattr { ino, name, value } => {
+                w.u8(6);
+                w.u64(*ino);
+                w.bytes(name);
+                w.bytes(value);
+            }
+            UnifiedEntry::RemoveXattr { ino, name } => {
+                w.u8(7);
+                w.u64(*ino);
+                w.bytes(name);
+            }
+            UnifiedEntry::WriteSegments {
+                ino,
+                size,
+                mtime,
+                segments,
+            } => {
+                w.u8(8);
+                w.u64(*ino);
+                w.u64(*size);
+                w.time(*mtime);
+                w.u32(segments.len() as u32);
+                for (index, r) in segments {
+                    w.u64(*index);
+                    w.seg(r);
+                }
+            }
+            UnifiedEntry::Forget { ino } => {
+                w.u8(9);
+                w.u64(*ino);
+            }
+            UnifiedEntry::Scheduler { cycle, time } => {
+                w.u8(10);
+                w.u64(*cycle);
+                w.time(*time);
+            }
+        }
+        w.0
+    }
+
+    pub fn decode(b: &[u8]) -> Result<UnifiedEntry> {
+        let mut r = Reader { b, at: 0 };
+        let e = match r.u8()? {
+            1 => {
+                let ino = r.u64()?;
+                let kind = InodeKind::from_id(r.u8()?).ok_or_else(|| bad("unknown inode kind"))?;
+                let (mode, uid, gid, rdev, time) =
+                    (r.u32()?, r.u32()?, r.u32()?, r.u64()?, r.time()?);
+                let file_id: [u8; 16] = r.take(16)?.try_into().expect("16");
+                UnifiedEntry::CreateInode {
+                    ino,
+                    kind,
+                    mode,
+                    uid,
+                    gid,
+                    rdev,
+                    time,
+                    file_id,
+                    target: r.bytes()?,
+                }
+            }
+            2 => UnifiedEntry::Link {
+                parent: r.u64()?,
+                name: r.bytes()?,
+                ino: r.u64()?,
+                time: r.time()?,
+            },
+            3 => UnifiedEntry::Unlink {
+                parent: r.u64()?,
+                name: r.bytes()?,
+                time: r.time()?,
+            },
+            4 => UnifiedEntry::Rename {
+                parent: r.u64()?,
+                name: r.bytes()?,
+                new_parent: r.u64()?,
+                new_name: r.bytes()?,
+                exchange: r.present()?,
+                time: r.time()?,
+            },
+            5 => UnifiedEntry::SetAttr {
+                ino: r.u64()?,
+                change: AttrChange {
+                    mode: r.opt_u32()?,
+                    uid: r.opt_u32()?,
+                    gid: r.opt_u32()?,
+                    size: r.opt_u64()?,
+                    atime: r.opt_time()?,
+                    mtime: r.opt_time()?,
+                    ctime: r.opt_time()?,
+                },
+            },
+            6 => UnifiedEntry::SetXattr {
+                ino: r.u64()?,
+                name: r.bytes()?,
+                value: r.bytes()?,
+            },
+            7 => UnifiedEntry::RemoveXattr {
+                ino: r.u64()?,
+                name: r.bytes()?,
+            },
+            8 => {
+                let (ino, size, mtime) = (r.u64()?, r.u64()?, r.time()?);
+                let n = r.u32()? as usize;
+                // Each segment takes 40 bytes: refuse counts the input cannot hold.
+                if n > (b.len() - r.at) / 40 {
+                    return Err(bad("segment count past the end"));
+                }
+                let mut segments = Vec::with_capacity(n);
+                for _ in 0..n {
+                    segments.push((r.u64()?, r.seg()?));
+                }
+                UnifiedEntry::WriteSegments {
+                    ino,
+                    size,
+                    mtime,
+                    segments,
+                }
+            }
+            9 => UnifiedEntry::Forget { ino: r.u64()? },
+            10 => UnifiedEntry::Scheduler {
+                cycle: r.u64()?,
+                time: r.time()?,
+            },
+            t => return Err(bad(&format!("unknown tag {t}"))),
+        };
+        if r.at != b.len() {
+            return Err(bad("trailing bytes"));
+        }
+        Ok(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn samples() -> Vec<UnifiedEntry> {
+        let t = Timespec {
+            sec: 1_700_000_000,
+            nsec: 123_456_789,
+        };
+        let seg = SegmentRef {
+            pack: 3,
+            offset: 64,
+            stored_len: 1000,
+            plain_len: 971,
+            generation: 7,
+        };
+        vec![
+            UnifiedEntry::CreateInode {
+                ino: 5,
+                kind: InodeKind::Symlink,
+                mode: 0o777,
+                uid: 1000,
+                gid: 100,
+                rdev: 0,
+                time: t,
+                file_id: [9; 16],
+                target: b"../x".to_vec(),
+            },
+            UnifiedEntry::Link {
+                parent: 1,
+                name: b"a".to_vec(),
+                ino: 5,
+                time: t,
+            },
+            UnifiedEntry::Unlink {
+                parent: 1,
+                name: vec![0xff; 255],
+                time: t,
+            },
+            UnifiedEntry::Rename {
+                parent: 1,
+                name: b"a".to_vec(),
+                new_parent: 2,
+                new_name: b"b".to_vec(),
+                exchange: true,
+                time: t,
+            },
+            UnifiedEntry::SetAttr {
+                ino: 5,
+                change: AttrChange {
+                    mode: Some(0o600),
+                    size: Some(0),
+                    mtime: Some(t),
+                    ..Default::default()
+                },
+            },
+            UnifiedEntry::SetXattr {
+                ino: 5,
+                name: b"user.k".to_vec(),
+                value: vec![],
+            },
+            UnifiedEntry::RemoveXattr {
+                ino: 5,
+                name: b"user.k".to_vec(),
+            },
+            UnifiedEntry::WriteSegments {
+                ino: 5,
+                size: 1 << 40,
+                mtime: t,
+                segments: vec![(0, seg), (u64::MAX, seg)],
+            },
+            UnifiedEntry::Forget { ino: 5 },
+            UnifiedEntry::Scheduler { cycle: 3, time: t },
+        ]
+    }
+
+    #[test]
+    fn every_entry_round_trips_and_every_cut_is_refused() {
+        for e in samples() {
+            let b = e.encode();
+            assert_eq!(UnifiedEntry::decode(&b).unwrap(), e);
+            for n in 0..b.len() {
+                assert!(UnifiedEntry::decode(&b[..n]).is_err(), "{e:?} cut at {n}");
+            }
+            let mut longer = b.clone();
+            longer.push(0);
+            assert!(UnifiedEntry::decode(&longer).is_err());
+        }
+        assert!(UnifiedEntry::decode(&[0]).is_err());
+        assert!(UnifiedEntry::decode(&[
+            8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            255, 255, 255, 255
+        ])
+        .is_err());
+    }
+}

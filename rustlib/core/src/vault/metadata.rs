@@ -1,0 +1,494 @@
+//! The metadata state machine: inodes, directory entries, each file's
+//! segment map and pack accounting, changed only by [`MetadataState::apply`].
+//!
+//! Live operations, bootstrap (log replay) and fsck all go through `apply`,
+//! so they cannot disagree about what an entry means. `apply` checks an
+//! entry's preconditions and refuses it (with the errno the FUSE layer
+//! returns) without changing anything.
+//!
+//! Truncation drops the segments that start at or past the new size; the
+//! engine rewrites a segment cut in the middle, so bytes past the size read
+//! as zeros if the file grows again.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::error::{Error, Result};
+use crate::log::entry::{AttrChange, InodeKind, Timespec, UnifiedEntry};
+use crate::vault::segment::SegmentRef;
+
+pub const ROOT_INO: u64 = 1;
+pub const NAME_MAX: usize = 255;
+
+const ENOENT: i32 = 2;
+const EEXIST: i32 = 17;
+const ENOTDIR: i32 = 20;
+const EISDIR: i32 = 21;
+const EINVAL: i32 = 22;
+const ENAMETOOLONG: i32 = 36;
+const ENOTEMPTY: i32 = 39;
+const ENODATA: i32 = 61;
+
+fn fs_err(errno: i32, what: impl Into<String>) -> Error {
+    Error::Fs {
+        errno,
+        what: what.into(),
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Inode {
+    pub kind: InodeKind,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub rdev: u64,
+    pub size: u64,
+    /// Directory entries naming this inode (a directory's "." and ".." are
+    /// not counted here; `nlink()` adds them).
+    pub links: u32,
+    pub atime: Timespec,
+    pub mtime: Timespec,
+    pub ctime: Timespec,
+    pub file_id: [u8; 16],
+    pub target: Vec<u8>,
+    pub xattrs: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// Segment index → where its current frame is.
+    pub segments: BTreeMap<u64, SegmentRef>,
+    /// For a directory: its parent (the root is its own parent).
+    pub parent: u64,
+}
+
+/// Live and dead bytes of a pack (dead = frames no segment map points at).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PackUsage {
+    pub live: u64,
+    pub dead: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetadataState {
+    pub segment_size: u32,
+    pub inodes: HashMap<u64, Inode>,
+    /// Directory inode → its entries, in name order (stable readdir offsets).
+    pub dirs: HashMap<u64, BTreeMap<Vec<u8>, u64>>,
+    pub packs: BTreeMap<u64, PackUsage>,
+    pub next_ino: u64,
+    pub scheduler_cycles: u64,
+}
+
+fn check_name(name: &[u8]) -> Result<()> {
+    if name.len() > NAME_MAX {
+        return Err(fs_err(ENAMETOOLONG, "name longer than 255 bytes"));
+    }
+    if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0)
+    {
+        return Err(fs_err(EINVAL, "invalid name"));
+    }
+    Ok(())
+}
+
+impl MetadataState {
+    /// An empty vault: the root directory only.
+    pub fn new(segment_size: u32, root_mode: u32, uid: u32, gid: u32, time: Timespec) -> Self {
+        let root = Inode {
+            kind: InodeKind::Dir,
+            mode: root_mode,
+            uid,
+            gid,
+            rdev: 0,
+            size: 0,
+            links: 1,
+            atime: time,
+            mtime: time,
+            ctime: time,
+            file_id: [0; 16],
+            target: Vec::new(),
+            xattrs: BTreeMap::new(),
+            segments: BTreeMap::new(),
+            parent: ROOT_INO,
+        };
+        MetadataState {
+            segment_size,
+            inodes: HashMap::from([(ROOT_INO, root)]),
+            dirs: HashMap::from([(ROOT_INO, BTreeMap::new())]),
+            packs: BTreeMap::new(),
+            next_ino: ROOT_INO + 1,
+            scheduler_cycles: 0,
+        }
+    }
+
+    pub fn inode(&self, ino: u64) -> Result<&Inode> {
+        self.inodes
+            .get(&ino)
+            .ok_or_else(|| fs_err(ENOENT, format!("no inode {ino}")))
+    }
+
+    /// Link count as stat reports it (a directory counts "." and its subdirectories' "..").
+    pub fn nlink(&self, ino: u64) -> u32 {
+        let Some(i) = self.inodes.get(&ino) else {
+            return 0;
+        };
+        match self.dirs.get(&ino) {
+            Some(entries) => {
+                let subdirs = entries
+                    .values()
+                    .filter(|c| self.dirs.contains_key(c))
+                    .count() as u32;
+                i.links + 1 + subdirs
+            }
+            None => i.links,
+        }
+    }
+
+    pub fn lookup(&self, parent: u64, name: &[u8]) -> Result<u64> {
+        let entries = self.dir(parent)?;
+        entries
+            .get(name)
+            .copied()
+            .ok_or_else(|| fs_err(ENOENT, "no such entry"))
+    }
+
+    fn dir(&self, ino: u64) -> Result<&BTreeMap<Vec<u8>, u64>> {
+        self.inode(ino)?;
+        self.dirs
+            .get(&ino)
+            .ok_or_else(|| fs_err(ENOTDIR, format!("inode {ino} is not a directory")))
+    }
+
+    /// A directory that can receive a new entry: it still has a name.
+    fn live_dir(&self, ino: u64) -> Result<&BTreeMap<Vec<u8>, u64>> {
+        let d = self.dir(ino)?;
+        if ino != ROOT_INO && self.inodes[&ino].links == 0 {
+            return Err(fs_err(ENOENT, format!("directory {ino} was removed")));
+        }
+        Ok(d)
+    }
+
+    /// True if `ino` is `ancestor` or lies below it.
+    fn is_within(&self, mut ino: u64, ancestor: u64) -> bool {
+        loop {
+            if ino == ancestor {
+                return true;
+            }
+            match self.inodes.get(&ino) {
+                Some(i) if i.parent != ino && self.dirs.contains_key(&ino) => ino = i.parent,
+                _ => return false,
+            }
+        }
+    }
+
+    fn touch_dir(&mut self, dir: u64, time: Timespec) {
+        if let Some(d) = self.inodes.get_mut(&dir) {
+            d.mtime = time;
+            d.ctime = time;
+        }
+    }
+
+    fn drop_segments(packs: &mut BTreeMap<u64, PackUsage>, refs: impl Iterator<Item = SegmentRef>) {
+        for r in refs {
+            let u = packs.entry(r.pack).or_default();
+            u.live = u.live.saturating_sub(r.stored_len as u64);
+            u.dead += r.stored_len as u64;
+        }
+    }
+
+    /// Apply one entry, or refuse it and change nothing.
+    pub fn apply(&mut self, e: &UnifiedEntry) -> Result<()> {
+        match e {
+            UnifiedEntry::CreateInode {
+                ino,
+                kind,
+                mode,
+                uid,
+                gid,
+                rdev,
+                time,
+                file_id,
+                target,
+            } => {
+                if self.inodes.contains_key(ino) || *ino == 0 {
+                    return Err(fs_err(EEXIST, format!("inode {ino} exists")));
+                }
+                let parent = if *kind == InodeKind::Dir { 0 } else { *ino };
+                self.inodes.insert(
+                    *ino,
+                    Inode {
+                        kind: *kind,
+                        mode: *mode,
+                        uid: *uid,
+                        gid: *gid,
+                        rdev: *rdev,
+                        size: if *kind == InodeKind::Symlink {
+                            target.len() as u64
+                        } else {
+                            0
+                        },
+                        links: 0,
+                        atime: *time,
+                        mtime: *time,
+                        ctime: *time,
+                        file_id: *file_id,
+                        target: target.clone(),
+                        xattrs: BTreeMap::new(),
+                        segments: BTreeMap::new(),
+                        parent,
+                    },
+                );
+                if *kind == InodeKind::Dir {
+                    self.dirs.insert(*ino, BTreeMap::new());
+                }
+                self.next_ino = self.next_ino.max(ino + 1);
+            }
+            UnifiedEntry::Link {
+                parent,
+                name,
+                ino,
+                time,
+            } => {
+                check_name(name)?;
+                let entries = self.live_dir(*parent)?;
+                if entries.contains_key(name) {
+                    return Err(fs_err(EEXIST, "name exists"));
+                }
+                let target = self.inode(*ino)?;
+                if target.kind == InodeKind::Dir && target.links > 0 {
+                    return Err(fs_err(EISDIR, "a directory has one name"));
+                }
+                if target.kind == InodeKind::Dir && self.is_within(*parent, *ino) {
+                    return Err(fs_err(EINVAL, "a directory cannot contain itself"));
+                }
+                self.dirs
+                    .get_mut(parent)
+                    .expect("checked")
+                    .insert(name.clone(), *ino);
+                let t = self.inodes.get_mut(ino).expect("checked");
+                t.links += 1;
+                t.ctime = *time;
+                if t.kind == InodeKind::Dir {
+                    t.parent = *parent;
+                }
+                self.touch_dir(*parent, *time);
+            }
+            UnifiedEntry::Unlink { parent, name, time } => {
+                let ino = self.lookup(*parent, name)?;
+                if self.dirs.get(&ino).is_some_and(|d| !d.is_empty()) {
+                    return Err(fs_err(ENOTEMPTY, "directory not empty"));
+                }
+                self.dirs.get_mut(parent).expect("checked").remove(name);
+                let t = self.inodes.get_mut(&ino).expect("linked inode exists");
+                t.links -= 1;
+                t.ctime = *time;
+                self.touch_dir(*parent, *time);
+            }
+            UnifiedEntry::Rename {
+                parent,
+                name,
+                new_parent,
+                new_name,
+                exchange,
+                time,
+            } => {
+                check_name(new_name)?;
+                let src = self.lookup(*parent, name)?;
+                self.live_dir(*new_parent)?;
+                let dst = self.dirs[new_parent].get(new_name).copied();
+                let src_dir = self.dirs.contains_key(&src);
+                if src_dir && self.is_within(*new_parent, src) {
+                    return Err(fs_err(EINVAL, "cannot move a directory into itself"));
+                }
+                if *exchange {
+                    let dst = dst.ok_or_else(|| fs_err(ENOENT, "nothing to exchange with"))?;
+                    if self.dirs.contains_key(&dst) && self.is_within(*parent, dst) {
+                        return Err(fs_err(EINVAL, "cannot move a directory into itself"));
+                    }
+                    self.dirs
+                        .get_mut(parent)
+                        .expect("checked")
+                        .insert(name.clone(), dst);
+                    self.dirs
+                        .get_mut(new_parent)
+                        .expect("checked")
+                        .insert(new_name.clone(), src);
+                    for (ino, p) in [(src, *new_parent), (dst, *parent)] {
+                        let i = self.inodes.get_mut(&ino).expect("linked");
+                        i.ctime = *time;
+                        if i.kind == InodeKind::Dir {
+                            i.parent = p;
+                        }
+                    }
+                } else {
+                    if let Some(dst) = dst {
+                        if dst == src {
+                            return Ok(()); // two names of one inode: nothing to do
+                        }
+                        match (src_dir, self.dirs.get(&dst)) {
+                            (true, None) => {
+                                return Err(fs_err(
+                                    ENOTDIR,
+                                    "cannot replace a non-directory with a directory",
+                                ))
+                            }
+                            (false, Some(_)) => {
+                                return Err(fs_err(
+                                    EISDIR,
+                                    "cannot replace a directory with a non-directory",
+                                ))
+                            }
+                            (true, Some(d)) if !d.is_empty() => {
+                                return Err(fs_err(ENOTEMPTY, "directory not empty"))
+                            }
+                            _ => {}
+                        }
+                        let d = self.inodes.get_mut(&dst).expect("linked");
+                        d.links -= 1;
+                        d.ctime = *time;
+                    }
+                    self.dirs.get_mut(parent).expect("checked").remove(name);
+                    self.dirs
+                        .get_mut(new_parent)
+                        .expect("checked")
+                        .insert(new_name.clone(), src);
+                    let i = self.inodes.get_mut(&src).expect("linked");
+                    i.ctime = *time;
+                    if i.kind == InodeKind::Dir {
+                        i.parent = *new_parent;
+                    }
+                }
+                self.touch_dir(*parent, *time);
+                self.touch_dir(*new_parent, *time);
+            }
+            UnifiedEntry::SetAttr { ino, change } => {
+                let seg = self.segment_size as u64;
+                let i = self
+                    .inodes
+                    .get_mut(ino)
+                    .ok_or_else(|| fs_err(ENOENT, format!("no inode {ino}")))?;
+                let AttrChange {
+                    mode,
+                    uid,
+                    gid,
+                    size,
+                    atime,
+                    mtime,
+                    ctime,
+                } = change;
+                if let Some(size) = size {
+                    if i.kind != InodeKind::File {
+                        return Err(fs_err(
+                            if i.kind == InodeKind::Dir {
+                                EISDIR
+                            } else {
+                                EINVAL
+                            },
+                            "size of a non-file",
+                        ));
+                    }
+                    let keep = size.div_ceil(seg);
+                    let dropped = i.segments.split_off(&keep);
+                    Self::drop_segments(&mut self.packs, dropped.into_values());
+                    i.size = *size;
+                }
+                if let Some(m) = mode {
+                    i.mode = (i.mode & !0o7777) | (m & 0o7777);
+                }
+                if let Some(u) = uid {
+                    i.uid = *u;
+                }
+                if let Some(g) = gid {
+                    i.gid = *g;
+                }
+                if let Some(t) = atime {
+                    i.atime = *t;
+                }
+                if let Some(t) = mtime {
+                    i.mtime = *t;
+                }
+                if let Some(t) = ctime {
+                    i.ctime = *t;
+                }
+            }
+            UnifiedEntry::SetXattr { ino, name, value } => {
+                let i = self
+                    .inodes
+                    .get_mut(ino)
+                    .ok_or_else(|| fs_err(ENOENT, format!("no inode {ino}")))?;
+                i.xattrs.insert(name.clone(), value.clone());
+            }
+            UnifiedEntry::RemoveXattr { ino, name } => {
+                let i = self
+                    .inodes
+                    .get_mut(ino)
+                    .ok_or_else(|| fs_err(ENOENT, format!("no inode {ino}")))?;
+                i.xattrs
+                    .remove(name)
+                    .ok_or_else(|| fs_err(ENODATA, "no such attribute"))?;
+            }
+            UnifiedEntry::WriteSegments {
+                ino,
+                size,
+                mtime,
+                segments,
+            } => {
+                let seg = self.segment_size;
+                let i = self
+                    .inodes
+                    .get_mut(ino)
+                    .ok_or_else(|| fs_err(ENOENT, format!("no inode {ino}")))?;
+                if i.kind != InodeKind::File {
+                    return Err(fs_err(EISDIR, "content of a non-file"));
+                }
+                for (index, r) in segments {
+                    if r.plain_len > seg {
+                        return Err(fs_err(EINVAL, "segment longer than the segment size"));
+                    }
+                    if let Some(old) = i.segments.get(index) {
+                        if r.generation <= old.generation {
+                            return Err(fs_err(
+                                EINVAL,
+                                format!("segment {index} generation goes back"),
+                            ));
+                        }
+                    }
+                }
+                for (index, r) in segments {
+                    if let Some(old) = i.segments.insert(*index, *r) {
+                        Self::drop_segments(&mut self.packs, std::iter::once(old));
+                    }
+                    self.packs.entry(r.pack).or_default().live += r.stored_len as u64;
+                }
+                i.size = *size;
+                i.mtime = *mtime;
+                i.ctime = *mtime;
+            }
+            UnifiedEntry::Forget { ino } => {
+                let i = self.inode(*ino)?;
+                if i.links > 0 || *ino == ROOT_INO {
+                    return Err(fs_err(EINVAL, format!("inode {ino} is still linked")));
+                }
+                if self.dirs.get(ino).is_some_and(|d| !d.is_empty()) {
+                    return Err(fs_err(
+                        ENOTEMPTY,
+                        format!("directory {ino} still has entries"),
+                    ));
+                }
+                let i = self.inodes.remove(ino).expect("checked");
+                self.dirs.remove(ino);
+                Self::drop_segments(&mut self.packs, i.segments.into_values());
+            }
+            UnifiedEntry::Scheduler { cycle, .. } => self.scheduler_cycles = *cycle,
+        }
+        Ok(())
+    }
+
+    /// Inodes with no name left (unlinked while open); bootstrap reclaims them.
+    pub fn orphans(&self) -> Vec<u64> {
+        let mut v: Vec<u64> = self
+            .inodes
+            .iter()
+            .filter(|(&n, i)| i.links == 0 && n != ROOT_INO)
+            .map(|(&n, _)| n)
+            .collect();
+        v.sort();
+        v
+    }
+}
