@@ -10,6 +10,7 @@
 //! FORMAT.md at the repository root documents every byte.
 
 pub mod api;
+pub mod codec;
 pub mod compression;
 pub mod constants;
 pub mod crypto;

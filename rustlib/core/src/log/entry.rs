@@ -9,7 +9,8 @@
 //! as a presence byte (0/1) then the value. A decoder refuses trailing bytes,
 //! unknown tags and lengths past the end, and never panics.
 
-use crate::error::{Error, Result};
+use crate::codec::{bad, Reader, Writer};
+use crate::error::Result;
 use crate::vault::segment::SegmentRef;
 
 /// Seconds and nanoseconds since the epoch.
@@ -140,143 +141,9 @@ pub enum UnifiedEntry {
     },
 }
 
-struct Writer(Vec<u8>);
-
-impl Writer {
-    fn u8(&mut self, v: u8) {
-        self.0.push(v);
-    }
-    fn u32(&mut self, v: u32) {
-        self.0.extend_from_slice(&v.to_le_bytes());
-    }
-    fn u64(&mut self, v: u64) {
-        self.0.extend_from_slice(&v.to_le_bytes());
-    }
-    fn bytes(&mut self, v: &[u8]) {
-        self.u32(v.len() as u32);
-        self.0.extend_from_slice(v);
-    }
-    fn time(&mut self, t: Timespec) {
-        self.u64(t.sec as u64);
-        self.u32(t.nsec);
-    }
-    fn opt_u32(&mut self, v: Option<u32>) {
-        match v {
-            Some(x) => {
-                self.u8(1);
-                self.u32(x)
-            }
-            None => self.u8(0),
-        }
-    }
-    fn opt_u64(&mut self, v: Option<u64>) {
-        match v {
-            Some(x) => {
-                self.u8(1);
-                self.u64(x)
-            }
-            None => self.u8(0),
-        }
-    }
-    fn opt_time(&mut self, v: Option<Timespec>) {
-        match v {
-            Some(x) => {
-                self.u8(1);
-                self.time(x)
-            }
-            None => self.u8(0),
-        }
-    }
-    fn seg(&mut self, r: &SegmentRef) {
-        self.u64(r.pack);
-        self.u64(r.offset);
-        self.u32(r.stored_len);
-        self.u32(r.plain_len);
-        self.u64(r.generation);
-    }
-}
-
-struct Reader<'a> {
-    b: &'a [u8],
-    at: usize,
-}
-
-fn bad(m: &str) -> Error {
-    Error::LogCorrupt(format!("undecodable entry: {m}"))
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        if self.b.len() - self.at < n {
-            return Err(bad("cut short"));
-        }
-        let s = &self.b[self.at..self.at + n];
-        self.at += n;
-        Ok(s)
-    }
-    fn u8(&mut self) -> Result<u8> {
-        Ok(self.take(1)?[0])
-    }
-    fn u32(&mut self) -> Result<u32> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4")))
-    }
-    fn u64(&mut self) -> Result<u64> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8")))
-    }
-    fn bytes(&mut self) -> Result<Vec<u8>> {
-        let n = self.u32()? as usize;
-        Ok(self.take(n)?.to_vec())
-    }
-    fn time(&mut self) -> Result<Timespec> {
-        let sec = self.u64()? as i64;
-        let nsec = self.u32()?;
-        if nsec >= 1_000_000_000 {
-            return Err(bad("nanoseconds out of range"));
-        }
-        Ok(Timespec { sec, nsec })
-    }
-    fn present(&mut self) -> Result<bool> {
-        match self.u8()? {
-            0 => Ok(false),
-            1 => Ok(true),
-            _ => Err(bad("bad presence byte")),
-        }
-    }
-    fn opt_u32(&mut self) -> Result<Option<u32>> {
-        Ok(if self.present()? {
-            Some(self.u32()?)
-        } else {
-            None
-        })
-    }
-    fn opt_u64(&mut self) -> Result<Option<u64>> {
-        Ok(if self.present()? {
-            Some(self.u64()?)
-        } else {
-            None
-        })
-    }
-    fn opt_time(&mut self) -> Result<Option<Timespec>> {
-        Ok(if self.present()? {
-            Some(self.time()?)
-        } else {
-            None
-        })
-    }
-    fn seg(&mut self) -> Result<SegmentRef> {
-        Ok(SegmentRef {
-            pack: self.u64()?,
-            offset: self.u64()?,
-            stored_len: self.u32()?,
-            plain_len: self.u32()?,
-            generation: self.u64()?,
-        })
-    }
-}
-
 impl UnifiedEntry {
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer(Vec::with_capacity(64));
+        let mut w = Writer::new();
         match self {
             UnifiedEntry::CreateInode {
                 ino,
@@ -297,7 +164,7 @@ impl UnifiedEntry {
                 w.u32(*gid);
                 w.u64(*rdev);
                 w.time(*time);
-                w.0.extend_from_slice(file_id);
+                w.raw(file_id);
                 w.bytes(target);
             }
             UnifiedEntry::Link {
@@ -382,11 +249,11 @@ impl UnifiedEntry {
                 w.time(*time);
             }
         }
-        w.0
+        w.finish()
     }
 
     pub fn decode(b: &[u8]) -> Result<UnifiedEntry> {
-        let mut r = Reader { b, at: 0 };
+        let mut r = Reader::new(b);
         let e = match r.u8()? {
             1 => {
                 let ino = r.u64()?;
@@ -450,7 +317,7 @@ impl UnifiedEntry {
                 let (ino, size, mtime) = (r.u64()?, r.u64()?, r.time()?);
                 let n = r.u32()? as usize;
                 // Each segment takes 40 bytes: refuse counts the input cannot hold.
-                if n > (b.len() - r.at) / 40 {
+                if n > r.remaining() / 40 {
                     return Err(bad("segment count past the end"));
                 }
                 let mut segments = Vec::with_capacity(n);
@@ -471,9 +338,7 @@ impl UnifiedEntry {
             },
             t => return Err(bad(&format!("unknown tag {t}"))),
         };
-        if r.at != b.len() {
-            return Err(bad("trailing bytes"));
-        }
+        r.finish()?;
         Ok(e)
     }
 }
