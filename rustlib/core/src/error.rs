@@ -74,6 +74,8 @@ pub enum Error {
     VaultExists(PathBuf),
     #[error("log damaged: {0}")]
     LogCorrupt(String),
+    #[error("snapshot damaged: {0}")]
+    SnapshotCorrupt(String),
     /// A file-system operation refused, with the errno the FUSE layer returns.
     #[error("{what}")]
     Fs { errno: i32, what: String },
@@ -153,6 +155,7 @@ impl Error {
             Error::VaultExists(_) => "vault_exists",
             Error::LogCorrupt(_) => "log_corrupt",
             Error::Fs { .. } => "fs",
+            Error::SnapshotCorrupt(_) => "snapshot_corrupt",
             Error::LogFailed(_) => "log_failed",
             Error::PackMissing { .. } => "pack_missing",
             Error::PackCorrupt { .. } => "pack_corrupt",
@@ -180,6 +183,8 @@ impl Error {
             Error::ConfigTampered(_) => ErrorClass::Integrity,
             Error::VaultExists(_) => ErrorClass::Params,
             Error::LogFailed(_) | Error::Fs { .. } => ErrorClass::Io,
+            Error::PacksFailed(_) => ErrorClass::Io,
+            Error::PackMissing { .. } | Error::PackCorrupt { .. } => ErrorClass::Integrity,
             _ => ErrorClass::Integrity,
         }
     }

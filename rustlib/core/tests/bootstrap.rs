@@ -9,6 +9,7 @@ use crypto_core::log::entry::{AttrChange, InodeKind, Timespec, UnifiedEntry};
 use crypto_core::log::unified::LogOptions;
 use crypto_core::recovery::bootstrap::load_unified_log;
 use crypto_core::storage::memfs::{Fault, MemFs};
+use crypto_core::storage::FileSystem;
 use crypto_core::vault::metadata::{MetadataState, ROOT_INO};
 use crypto_core::vault::segment::SegmentRef;
 
@@ -95,6 +96,7 @@ fn open(
         SecretKey::from_bytes([2; 32]),
         opts,
         empty(),
+        0,
     )
 }
 
@@ -168,4 +170,122 @@ fn every_crash_point_bootstraps_to_a_prefix_with_all_synced_entries() {
         orphan_cases > 0,
         "some crash points leave orphans to reclaim"
     );
+}
+
+mod with_snapshots {
+    use super::*;
+    use crypto_core::log::unified::compact_unified_log;
+    use crypto_core::recovery::bootstrap::bootstrap;
+
+    fn open_all(
+        fs: &MemFs,
+    ) -> crypto_core::Result<(
+        MetadataState,
+        crypto_core::log::unified::LogManager,
+        crypto_core::recovery::bootstrap::BootstrapReport,
+    )> {
+        let opts = LogOptions {
+            rotate_bytes: 700,
+            ..Default::default()
+        };
+        bootstrap(
+            Arc::new(fs.clone()),
+            Path::new("/v/snap"),
+            Path::new("/v/log"),
+            [1; 16],
+            SecretKey::from_bytes([2; 32]),
+            opts,
+            empty(),
+        )
+    }
+
+    /// Entries with a log compaction after entry 14 and after entry 30.
+    fn workload(fs: &MemFs, es: &[UnifiedEntry]) -> usize {
+        let Ok((mut state, log, _)) = open_all(fs) else {
+            return 0;
+        };
+        let mut acked = 0;
+        for (k, e) in es.iter().enumerate() {
+            state.apply(e).unwrap();
+            if log.append(e.encode()).is_err() {
+                return acked;
+            }
+            if k % 3 == 2 {
+                match log.sync() {
+                    Ok(()) => acked = k + 1,
+                    Err(_) => return acked,
+                }
+            }
+            if k == 14 || k == 30 {
+                match compact_unified_log(&log, &state, Path::new("/v/snap")) {
+                    Ok(_) => acked = k + 1,
+                    Err(_) => return acked,
+                }
+            }
+        }
+        acked
+    }
+
+    #[test]
+    fn compaction_keeps_the_state_and_shrinks_the_log() {
+        let es = entries();
+        let fs = MemFs::new();
+        assert_eq!(workload(&fs, &es), es.len() - es.len() % 3);
+        let mut expect = empty();
+        for e in &es {
+            expect.apply(e).unwrap();
+        }
+        let (state, _, report) = open_all(&fs).unwrap();
+        assert_eq!(report.snapshot, 2);
+        assert!(report.entries_replayed < es.len() as u64);
+        assert_eq!(state, without_orphans(expect));
+        assert_eq!(
+            fs.list(Path::new("/v/snap")).unwrap(),
+            vec!["0000000000000002.snap".to_string()]
+        );
+    }
+
+    #[test]
+    fn every_crash_point_around_compactions_bootstraps_to_a_prefix() {
+        let es = entries();
+        let mut prefixes = vec![empty()];
+        for e in &es {
+            let mut s = prefixes.last().unwrap().clone();
+            s.apply(e).unwrap();
+            prefixes.push(s);
+        }
+        let probe = MemFs::new();
+        workload(&probe, &es);
+        for nth in 1..=probe.writes() {
+            for torn in [0, 7, 500] {
+                let fs = MemFs::new();
+                fs.set_fault(Some(Fault::Crash { nth }));
+                let acked = workload(&fs, &es);
+                let rebooted = fs.after_crash(torn);
+                let (state, _, _) =
+                    open_all(&rebooted).unwrap_or_else(|e| panic!("write {nth} torn {torn}: {e}"));
+                let ok =
+                    (acked..prefixes.len()).any(|k| state == without_orphans(prefixes[k].clone()));
+                assert!(ok, "write {nth} torn {torn}: not the state after any prefix of at least {acked} entries");
+                let (again, _, _) = open_all(&rebooted).unwrap();
+                assert_eq!(again, state);
+            }
+        }
+    }
+
+    #[test]
+    fn a_damaged_snapshot_is_reported_not_silently_used() {
+        let es = entries();
+        let fs = MemFs::new();
+        workload(&fs, &es);
+        fs.poke(Path::new("/v/snap/0000000000000002.snap"), |b| {
+            let n = b.len();
+            b[n / 2] ^= 1;
+        });
+        // The log before snapshot 2 is gone: bootstrap must refuse, not start empty.
+        let Err(e) = open_all(&fs) else {
+            panic!("bootstrap used a damaged snapshot")
+        };
+        assert!(matches!(e, crypto_core::Error::LogCorrupt(_)), "{e}");
+    }
 }

@@ -32,7 +32,7 @@ pub enum InodeKind {
 }
 
 impl InodeKind {
-    fn id(self) -> u8 {
+    pub(crate) fn id(self) -> u8 {
         match self {
             InodeKind::File => 1,
             InodeKind::Dir => 2,
@@ -43,7 +43,7 @@ impl InodeKind {
             InodeKind::Socket => 7,
         }
     }
-    fn from_id(id: u8) -> Option<Self> {
+    pub(crate) fn from_id(id: u8) -> Option<Self> {
         Some(match id {
             1 => InodeKind::File,
             2 => InodeKind::Dir,
@@ -138,6 +138,12 @@ pub enum UnifiedEntry {
     Scheduler {
         cycle: u64,
         time: Timespec,
+    },
+    /// Snapshot `number` holds the state after record `covers_seq`; the log
+    /// files before this record were deleted.
+    SnapshotCheckpoint {
+        number: u64,
+        covers_seq: u64,
     },
 }
 
@@ -248,6 +254,11 @@ impl UnifiedEntry {
                 w.u64(*cycle);
                 w.time(*time);
             }
+            UnifiedEntry::SnapshotCheckpoint { number, covers_seq } => {
+                w.u8(11);
+                w.u64(*number);
+                w.u64(*covers_seq);
+            }
         }
         w.finish()
     }
@@ -336,6 +347,10 @@ impl UnifiedEntry {
                 cycle: r.u64()?,
                 time: r.time()?,
             },
+            11 => UnifiedEntry::SnapshotCheckpoint {
+                number: r.u64()?,
+                covers_seq: r.u64()?,
+            },
             t => return Err(bad(&format!("unknown tag {t}"))),
         };
         r.finish()?;
@@ -416,6 +431,10 @@ mod tests {
             },
             UnifiedEntry::Forget { ino: 5 },
             UnifiedEntry::Scheduler { cycle: 3, time: t },
+            UnifiedEntry::SnapshotCheckpoint {
+                number: 2,
+                covers_seq: 99,
+            },
         ]
     }
 

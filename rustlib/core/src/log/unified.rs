@@ -39,6 +39,9 @@ pub struct LogOptions {
     /// Start a new file once the active one reaches this size.
     pub rotate_bytes: u64,
     pub cipher: Cipher,
+    /// The lowest sequence number new records may get (a snapshot covers
+    /// everything before it, even if no log file is left).
+    pub min_next_seq: u64,
 }
 
 impl Default for LogOptions {
@@ -46,6 +49,7 @@ impl Default for LogOptions {
         LogOptions {
             rotate_bytes: 64 << 20,
             cipher: Cipher::Aes256Gcm,
+            min_next_seq: 1,
         }
     }
 }
@@ -132,6 +136,7 @@ impl LogManager {
         fs.create_dir_all(dir).map_err(io("cannot create", dir))?;
         let (records, report, last_number, next_seq) =
             replay(&*fs, dir, &vault_id, &master, opts.cipher)?;
+        let next_seq = next_seq.max(opts.min_next_seq);
         let active = create_file(
             &*fs,
             dir,
@@ -223,6 +228,63 @@ impl LogManager {
             .number
     }
 
+    /// Write and sync everything queued, then start a new file; returns its number.
+    pub fn rotate_now(&self) -> Result<u64> {
+        let mut q = self.lock();
+        loop {
+            if let Some(e) = &q.failed {
+                return Err(Error::LogFailed(e.clone()));
+            }
+            if !q.writer_busy {
+                break;
+            }
+            q = self.changed.wait(q).unwrap_or_else(|p| p.into_inner());
+        }
+        q.writer_busy = true;
+        let batch = mem::take(&mut q.pending);
+        q.pending_bytes = 0;
+        let upto = q.next_seq - 1;
+        drop(q);
+        let result = self.write_batch(batch, true).and_then(|()| {
+            let mut active = self.active.lock().unwrap_or_else(|p| p.into_inner());
+            self.rotate(&mut active, upto + 1)?;
+            Ok(active.header.number)
+        });
+        let mut q = self.lock();
+        q.writer_busy = false;
+        match &result {
+            Ok(_) => {
+                q.written_seq = upto;
+                q.synced_seq = upto;
+            }
+            Err(e) => q.failed = Some(e.to_string()),
+        }
+        self.changed.notify_all();
+        result
+    }
+
+    /// Delete the log files numbered below `number` (covered by a snapshot).
+    pub fn delete_files_before(&self, number: u64) -> Result<usize> {
+        let names = self
+            .fs
+            .list(&self.dir)
+            .map_err(io("cannot list", &self.dir))?;
+        let mut deleted = 0;
+        for name in names {
+            if parse_log_file_name(&name).is_some_and(|n| n < number) {
+                let path = self.dir.join(&name);
+                self.fs.remove(&path).map_err(io("cannot remove", &path))?;
+                deleted += 1;
+            }
+        }
+        if deleted > 0 {
+            self.fs
+                .sync_dir(&self.dir)
+                .map_err(io("cannot sync", &self.dir))?;
+        }
+        Ok(deleted)
+    }
+
     fn write_through(&self, target: u64, durable: bool) -> Result<()> {
         let mut q = self.lock();
         loop {
@@ -310,6 +372,14 @@ impl LogManager {
             first_seq,
         )?;
         Ok(())
+    }
+}
+
+impl Drop for LogManager {
+    /// Closing the log makes what was appended durable (best effort: after a
+    /// write error or a crash there is nothing more to do).
+    fn drop(&mut self) {
+        let _ = self.sync();
     }
 }
 
@@ -461,4 +531,75 @@ fn replay(
         next_seq = Some(expected);
     }
     Ok((records, report, last_number, next_seq.unwrap_or(1)))
+}
+
+/// What one log compaction did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CompactionReport {
+    pub snapshot: u64,
+    pub covers_seq: u64,
+    pub log_files_deleted: usize,
+    pub snapshots_deleted: usize,
+}
+
+/// Log compaction: write `state` as a snapshot, record a checkpoint in a new
+/// log file, delete the log files and older snapshots it covers.
+///
+/// `state` must be the state after every record appended so far: the caller
+/// holds the engine's write lock, so nothing is appended meanwhile. Every
+/// step is durable before the next starts, so a crash at any point leaves
+/// either the old log (and perhaps an unused snapshot) or the new snapshot
+/// with the log after it; bootstrap handles both.
+pub fn compact_unified_log(
+    log: &LogManager,
+    state: &crate::vault::metadata::MetadataState,
+    snap_dir: &Path,
+) -> Result<CompactionReport> {
+    use crate::vault::snapshot::{parse_snapshot_file_name, snapshot_file_name, write_snapshot};
+    log.sync()?;
+    let covers_seq = log.synced_seq();
+    if log.next_seq() != covers_seq + 1 {
+        return Err(Error::Internal(
+            "records were appended during log compaction".into(),
+        ));
+    }
+    let fs = &*log.fs;
+    fs.create_dir_all(snap_dir)
+        .map_err(io("cannot create", snap_dir))?;
+    let existing: Vec<u64> = fs
+        .list(snap_dir)
+        .map_err(io("cannot list", snap_dir))?
+        .iter()
+        .filter_map(|n| parse_snapshot_file_name(n))
+        .collect();
+    let number = existing.iter().max().map_or(1, |m| m + 1);
+    write_snapshot(
+        fs,
+        snap_dir,
+        log.vault_id,
+        &log.master,
+        number,
+        covers_seq,
+        state,
+    )?;
+    let first_new = log.rotate_now()?;
+    log.append_sync(
+        crate::log::entry::UnifiedEntry::SnapshotCheckpoint { number, covers_seq }.encode(),
+    )?;
+    let log_files_deleted = log.delete_files_before(first_new)?;
+    let mut snapshots_deleted = 0;
+    for old in existing {
+        let path = snap_dir.join(snapshot_file_name(old));
+        fs.remove(&path).map_err(io("cannot remove", &path))?;
+        snapshots_deleted += 1;
+    }
+    if snapshots_deleted > 0 {
+        fs.sync_dir(snap_dir).map_err(io("cannot sync", snap_dir))?;
+    }
+    Ok(CompactionReport {
+        snapshot: number,
+        covers_seq,
+        log_files_deleted,
+        snapshots_deleted,
+    })
 }

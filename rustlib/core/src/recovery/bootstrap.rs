@@ -1,4 +1,5 @@
-//! Bootstrap: `load_unified_log` replays the log into the metadata state and
+//! Bootstrap: [`bootstrap`] loads the newest valid snapshot, then
+//! [`load_unified_log`] replays the log after it into the metadata state and
 //! returns a `LogManager` ready for appends.
 //!
 //! Replay goes through [`MetadataState::apply`], like live operation. An
@@ -6,6 +7,12 @@
 //! log is damaged (it is reported, not skipped). Inodes left without a name
 //! (unlinked while open when the machine stopped) are reclaimed with a
 //! `Forget` entry, made durable before the vault is used.
+//!
+//! An interrupted log compaction is finished or rolled back by construction:
+//! a snapshot whose temporary file never got its final name is removed; a
+//! snapshot that exists covers log records that may still be present (they
+//! are skipped); a damaged newest snapshot falls back to an older one when
+//! the log still reaches back to it, and is reported otherwise.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -16,18 +23,80 @@ use crate::log::entry::UnifiedEntry;
 use crate::log::unified::{LogManager, LogOptions, ReplayReport};
 use crate::storage::FileSystem;
 use crate::vault::metadata::MetadataState;
+use crate::vault::snapshot::{parse_snapshot_file_name, read_snapshot, snapshot_file_name};
 
 /// What bootstrap found and did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BootstrapReport {
     pub log: ReplayReport,
+    /// The snapshot the state started from (0: none, the empty vault).
+    pub snapshot: u64,
+    /// Snapshots that could not be read, with why.
+    pub bad_snapshots: Vec<(u64, String)>,
+    /// Leftover temporary snapshot files removed.
+    pub removed_temporaries: usize,
+    /// Log records applied after the snapshot.
     pub entries_replayed: u64,
     /// Orphaned inodes reclaimed.
     pub orphans_reclaimed: Vec<u64>,
 }
 
+/// Load `snap_dir`'s newest valid snapshot (or `empty` if there is none),
+/// then replay `log_dir` after it.
+pub fn bootstrap(
+    fs: Arc<dyn FileSystem>,
+    snap_dir: &Path,
+    log_dir: &Path,
+    vault_id: [u8; 16],
+    master: SecretKey,
+    opts: LogOptions,
+    empty: MetadataState,
+) -> Result<(MetadataState, LogManager, BootstrapReport)> {
+    let io = |what: &str, p: &Path, e| Error::io_path(format!("{what} {}", p.display()), p, e);
+    fs.create_dir_all(snap_dir)
+        .map_err(|e| io("cannot create", snap_dir, e))?;
+    let names = fs
+        .list(snap_dir)
+        .map_err(|e| io("cannot list", snap_dir, e))?;
+    let mut removed = 0;
+    for n in names.iter().filter(|n| n.ends_with(".snap.tmp")) {
+        let p = snap_dir.join(n);
+        fs.remove(&p).map_err(|e| io("cannot remove", &p, e))?;
+        removed += 1;
+    }
+    let mut numbers: Vec<u64> = names
+        .iter()
+        .filter_map(|n| parse_snapshot_file_name(n))
+        .collect();
+    numbers.sort_unstable_by(|a, b| b.cmp(a));
+    let mut bad = Vec::new();
+    let mut base = (0, 0, empty);
+    for n in numbers {
+        match read_snapshot(
+            &*fs,
+            &snap_dir.join(snapshot_file_name(n)),
+            vault_id,
+            &master,
+        ) {
+            Ok((covers, state)) => {
+                base = (n, covers, state);
+                break;
+            }
+            Err(e) => bad.push((n, e.to_string())),
+        }
+    }
+    let (number, covers_seq, state) = base;
+    let (state, log, mut report) =
+        load_unified_log(fs, log_dir, vault_id, master, opts, state, covers_seq)?;
+    report.snapshot = number;
+    report.bad_snapshots = bad;
+    report.removed_temporaries = removed;
+    Ok((state, log, report))
+}
+
 /// Replay the log in `log_dir` onto `base` (the empty vault's state, or a
-/// snapshot's) and open the log for appending.
+/// snapshot's, covering records up to `covers_seq`) and open the log for
+/// appending.
 pub fn load_unified_log(
     fs: Arc<dyn FileSystem>,
     log_dir: &Path,
@@ -35,13 +104,28 @@ pub fn load_unified_log(
     master: SecretKey,
     opts: LogOptions,
     mut base: MetadataState,
+    covers_seq: u64,
 ) -> Result<(MetadataState, LogManager, BootstrapReport)> {
+    // New records must follow what the snapshot covers, even if no log file is left.
+    let opts = LogOptions {
+        min_next_seq: opts.min_next_seq.max(covers_seq + 1),
+        ..opts
+    };
     let (log, records, replay) = LogManager::open(fs, log_dir, vault_id, master, opts)?;
     let mut report = BootstrapReport {
         log: replay,
         ..Default::default()
     };
-    for r in &records {
+    let oldest = records.first().map(|r| r.seq);
+    let reaches_back = !matches!(oldest, Some(o) if o > covers_seq + 1);
+    if !reaches_back {
+        return Err(Error::LogCorrupt(format!(
+            "the log starts at record {} but the state only covers records up to {covers_seq} \
+             (a snapshot is missing or damaged)",
+            oldest.unwrap_or(0)
+        )));
+    }
+    for r in records.iter().filter(|r| r.seq > covers_seq) {
         let entry = UnifiedEntry::decode(&r.payload)
             .map_err(|e| Error::LogCorrupt(format!("record {}: {e}", r.seq)))?;
         base.apply(&entry).map_err(|e| {

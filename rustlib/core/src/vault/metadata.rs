@@ -476,6 +476,7 @@ impl MetadataState {
                 Self::drop_segments(&mut self.packs, i.segments.into_values());
             }
             UnifiedEntry::Scheduler { cycle, .. } => self.scheduler_cycles = *cycle,
+            UnifiedEntry::SnapshotCheckpoint { .. } => {}
         }
         Ok(())
     }

@@ -4,3 +4,4 @@ pub mod config;
 pub mod metadata;
 pub mod packs;
 pub mod segment;
+pub mod snapshot;
