@@ -74,6 +74,12 @@ pub struct MetadataState {
     pub packs: BTreeMap<u64, PackUsage>,
     pub next_ino: u64,
     pub scheduler_cycles: u64,
+    /// Highest segment generation ever written in this vault. Generations
+    /// come from one vault-wide counter that never goes back (not even when
+    /// truncation or deletion drops the segments), so a (file, index,
+    /// generation) triple, bound into a frame's AAD, is never used twice and
+    /// an old frame can never pass for a current one.
+    pub generation_high: u64,
 }
 
 fn check_name(name: &[u8]) -> Result<()> {
@@ -114,6 +120,7 @@ impl MetadataState {
             packs: BTreeMap::new(),
             next_ino: ROOT_INO + 1,
             scheduler_cycles: 0,
+            generation_high: 0,
         }
     }
 
@@ -451,6 +458,7 @@ impl MetadataState {
                     }
                 }
                 for (index, r) in segments {
+                    self.generation_high = self.generation_high.max(r.generation);
                     if let Some(old) = i.segments.insert(*index, *r) {
                         Self::drop_segments(&mut self.packs, std::iter::once(old));
                     }

@@ -52,6 +52,7 @@ pub fn encode_state(s: &MetadataState) -> Vec<u8> {
     w.u32(s.segment_size);
     w.u64(s.next_ino);
     w.u64(s.scheduler_cycles);
+    w.u64(s.generation_high);
     let mut inos: Vec<&u64> = s.inodes.keys().collect();
     inos.sort();
     w.u64(inos.len() as u64);
@@ -115,6 +116,7 @@ pub fn decode_state(b: &[u8]) -> Result<MetadataState> {
     let segment_size = r.u32()?;
     let next_ino = r.u64()?;
     let scheduler_cycles = r.u64()?;
+    let generation_high = r.u64()?;
     let mut inodes = HashMap::new();
     for _ in 0..count(&mut r, 90)? {
         let ino = r.u64()?;
@@ -189,6 +191,7 @@ pub fn decode_state(b: &[u8]) -> Result<MetadataState> {
         packs,
         next_ino,
         scheduler_cycles,
+        generation_high,
     })
 }
 
