@@ -113,7 +113,13 @@ pub struct LogManager {
     changed: Condvar,
     /// Owned by whichever thread is the writer (`Queue::writer_busy`).
     active: Mutex<ActiveFile>,
+    /// Runs before any record reaches the log file: the vault makes the pack
+    /// frames those records point at durable here, so a record is never on
+    /// disk before its data (not even through the page cache's own flushing).
+    before_write: Mutex<Option<BeforeWrite>>,
 }
+
+type BeforeWrite = Box<dyn Fn() -> Result<()> + Send + Sync>;
 
 fn io<'a>(what: &str, path: &'a Path) -> impl Fn(std::io::Error) -> Error + 'a {
     let what = what.to_string();
@@ -164,8 +170,14 @@ impl LogManager {
             queue: Mutex::new(queue),
             changed: Condvar::new(),
             active: Mutex::new(active),
+            before_write: Mutex::new(None),
         };
         Ok((mgr, records, report))
+    }
+
+    /// Install the hook that runs before records are written (see the field).
+    pub fn set_before_write(&self, hook: impl Fn() -> Result<()> + Send + Sync + 'static) {
+        *self.before_write.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(hook));
     }
 
     fn lock(&self) -> MutexGuard<'_, Queue> {
@@ -334,6 +346,9 @@ impl LogManager {
         }
         let path = self.dir.join(log_file_name(active.header.number));
         if !batch.is_empty() {
+            if let Some(hook) = &*self.before_write.lock().unwrap_or_else(|p| p.into_inner()) {
+                hook()?;
+            }
             let mut out = Vec::with_capacity(batch.iter().map(|(_, p)| p.len() + 32).sum());
             for (seq, payload) in &batch {
                 encode_record(

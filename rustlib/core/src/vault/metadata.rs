@@ -82,7 +82,8 @@ pub struct MetadataState {
     pub generation_high: u64,
 }
 
-fn check_name(name: &[u8]) -> Result<()> {
+/// A valid directory entry name: 1..=255 bytes, no '/' or NUL, not "." or "..".
+pub fn check_name(name: &[u8]) -> Result<()> {
     if name.len() > NAME_MAX {
         return Err(fs_err(ENAMETOOLONG, "name longer than 255 bytes"));
     }

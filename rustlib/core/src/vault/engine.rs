@@ -1,0 +1,782 @@
+//! `Vault`: the engine the FUSE layer calls, tying together the config and
+//! keys, the metadata state machine, the unified log, the packs and the
+//! snapshots.
+//!
+//! Every mutation is one [`UnifiedEntry`]: it is applied to the in-memory
+//! state and appended to the log under one lock, so the log's order is the
+//! state's order. File contents are sealed into pack frames *before* the
+//! entry that points at them is appended, and the log makes those frames
+//! durable before any record reaches its file (its before-write hook), so a
+//! record on disk never points at a frame that is not.
+//!
+//! Writes to one file are serialized (read-modify-write of partial
+//! segments); writes to different files and all reads run in parallel, with
+//! the crypto outside every lock.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::crypto::aead::AeadKey;
+use crate::crypto::keys::SecretKey;
+use crate::crypto::random;
+use crate::error::{Error, Result};
+use crate::log::entry::{AttrChange, InodeKind, Timespec, UnifiedEntry};
+use crate::log::unified::{compact_unified_log, CompactionReport, LogManager, LogOptions};
+use crate::recovery::bootstrap::{bootstrap, BootstrapReport};
+use crate::storage::FileSystem;
+use crate::vault::config::{purpose, subkey, VaultConfig};
+use crate::vault::metadata::{Inode, MetadataState, ROOT_INO};
+use crate::vault::packs::{PackOptions, PackStore};
+use crate::vault::segment::SegmentRef;
+
+const ENOENT: i32 = 2;
+const EEXIST: i32 = 17;
+const ENOTDIR: i32 = 20;
+const EISDIR: i32 = 21;
+const EINVAL: i32 = 22;
+const EFBIG: i32 = 27;
+const ENODATA: i32 = 61;
+
+/// Largest file size (segment index × segment size must fit in u64 offsets).
+pub const MAX_FILE_SIZE: u64 = 1 << 60;
+
+fn fs_err(errno: i32, what: impl Into<String>) -> Error {
+    Error::Fs {
+        errno,
+        what: what.into(),
+    }
+}
+
+pub fn now() -> Timespec {
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    Timespec {
+        sec: d.as_secs() as i64,
+        nsec: d.subsec_nanos(),
+    }
+}
+
+/// What `stat` reports for an inode.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attr {
+    pub ino: u64,
+    pub kind: InodeKind,
+    /// Permission bits (the type bits are in `kind`).
+    pub mode: u32,
+    pub nlink: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub rdev: u64,
+    pub size: u64,
+    /// 512-byte blocks of plaintext actually stored (holes cost nothing).
+    pub blocks: u64,
+    pub atime: Timespec,
+    pub mtime: Timespec,
+    pub ctime: Timespec,
+}
+
+/// One directory entry as readdir returns it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirEntry {
+    pub name: Vec<u8>,
+    pub ino: u64,
+    pub kind: InodeKind,
+    /// Offset to pass to continue after this entry.
+    pub next_offset: u64,
+}
+
+/// Options of an open vault (the rest comes from fusefs.conf).
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    pub log_rotate_bytes: u64,
+    pub pack_size_limit: u64,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            log_rotate_bytes: 64 << 20,
+            pack_size_limit: 64 << 20,
+        }
+    }
+}
+
+/// Rename behaviour (renameat2 flags).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RenameFlags {
+    pub noreplace: bool,
+    pub exchange: bool,
+}
+
+pub struct Vault {
+    dir: PathBuf,
+    fs: Arc<dyn FileSystem>,
+    config: VaultConfig,
+    master: SecretKey,
+    state: Mutex<MetadataState>,
+    log: LogManager,
+    packs: Arc<PackStore>,
+    keys: Mutex<HashMap<[u8; 16], Arc<AeadKey>>>,
+    open_handles: Mutex<HashMap<u64, u32>>,
+    file_locks: Mutex<HashMap<u64, Arc<Mutex<()>>>>,
+    generation: AtomicU64,
+    report: BootstrapReport,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Vault {
+    /// Open the vault in `dir` with its config already unlocked (`master`).
+    pub fn open_with(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        config: VaultConfig,
+        master: SecretKey,
+        opts: EngineOptions,
+    ) -> Result<Vault> {
+        let vault_id = *config.vault_id();
+        let log_opts = LogOptions {
+            rotate_bytes: opts.log_rotate_bytes,
+            cipher: config.cipher(),
+            ..Default::default()
+        };
+        let empty = MetadataState::new(config.segment_size(), 0o755, 0, 0, Timespec::default());
+        let (state, log, report) = bootstrap(
+            Arc::clone(&fs),
+            &dir.join("snap"),
+            &dir.join("log"),
+            vault_id,
+            master.clone(),
+            log_opts,
+            empty,
+        )?;
+        let packs = Arc::new(PackStore::open(
+            Arc::clone(&fs),
+            &dir.join("packs"),
+            vault_id,
+            config.cipher(),
+            PackOptions {
+                size_limit: opts.pack_size_limit,
+                compression: config.compression(),
+            },
+        )?);
+        let p = Arc::clone(&packs);
+        log.set_before_write(move || p.sync());
+        let generation = AtomicU64::new(state.generation_high + 1);
+        Ok(Vault {
+            dir: dir.to_path_buf(),
+            fs,
+            config,
+            master,
+            state: Mutex::new(state),
+            log,
+            packs,
+            keys: Mutex::new(HashMap::new()),
+            open_handles: Mutex::new(HashMap::new()),
+            file_locks: Mutex::new(HashMap::new()),
+            generation,
+            report,
+        })
+    }
+
+    pub fn config(&self) -> &VaultConfig {
+        &self.config
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// What bootstrap found when the vault was opened.
+    pub fn bootstrap_report(&self) -> &BootstrapReport {
+        &self.report
+    }
+
+    fn segment_size(&self) -> u64 {
+        self.config.segment_size() as u64
+    }
+
+    fn key_for(&self, file_id: &[u8; 16]) -> Arc<AeadKey> {
+        let mut keys = lock(&self.keys);
+        Arc::clone(keys.entry(*file_id).or_insert_with(|| {
+            Arc::new(AeadKey::new(
+                self.config.cipher(),
+                &subkey(&self.master, purpose::FILE, file_id),
+            ))
+        }))
+    }
+
+    fn file_lock(&self, ino: u64) -> Arc<Mutex<()>> {
+        Arc::clone(lock(&self.file_locks).entry(ino).or_default())
+    }
+
+    /// Apply `entry` and append it to the log, as one step.
+    fn commit(&self, state: &mut MetadataState, entry: UnifiedEntry) -> Result<()> {
+        state.apply(&entry)?;
+        self.log.append(entry.encode())?;
+        Ok(())
+    }
+
+    fn attr_of(state: &MetadataState, ino: u64, i: &Inode) -> Attr {
+        let stored: u64 = i.segments.values().map(|r| r.plain_len as u64).sum();
+        Attr {
+            ino,
+            kind: i.kind,
+            mode: i.mode & 0o7777,
+            nlink: state.nlink(ino),
+            uid: i.uid,
+            gid: i.gid,
+            rdev: i.rdev,
+            size: i.size,
+            blocks: stored.div_ceil(512),
+            atime: i.atime,
+            mtime: i.mtime,
+            ctime: i.ctime,
+        }
+    }
+
+    pub fn getattr(&self, ino: u64) -> Result<Attr> {
+        let s = lock(&self.state);
+        let i = s.inode(ino)?;
+        Ok(Self::attr_of(&s, ino, i))
+    }
+
+    pub fn lookup(&self, parent: u64, name: &[u8]) -> Result<Attr> {
+        let s = lock(&self.state);
+        let ino = s.lookup(parent, name)?;
+        Ok(Self::attr_of(&s, ino, s.inode(ino)?))
+    }
+
+    /// Create an inode of any kind and link it at `parent/name`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn mknod(
+        &self,
+        parent: u64,
+        name: &[u8],
+        kind: InodeKind,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+        rdev: u64,
+        target: &[u8],
+    ) -> Result<Attr> {
+        let file_id = random::bytes()?;
+        let time = now();
+        let mut s = lock(&self.state);
+        // Check the name before creating anything, so a refused link leaves no inode.
+        if s.lookup(parent, name).is_ok() {
+            return Err(fs_err(EEXIST, "name exists"));
+        }
+        let ino = s.next_ino;
+        let create = UnifiedEntry::CreateInode {
+            ino,
+            kind,
+            mode: mode & 0o7777,
+            uid,
+            gid,
+            rdev,
+            time,
+            file_id,
+            target: target.to_vec(),
+        };
+        let link = UnifiedEntry::Link {
+            parent,
+            name: name.to_vec(),
+            ino,
+            time,
+        };
+        // The Link's preconditions, checked before anything is created, so a
+        // refused name leaves no orphan inode behind.
+        crate::vault::metadata::check_name(name)?;
+        s.inode(parent)?;
+        if !s.dirs.contains_key(&parent) {
+            return Err(fs_err(ENOTDIR, "not a directory"));
+        }
+        if parent != ROOT_INO && s.inode(parent)?.links == 0 {
+            return Err(fs_err(ENOENT, "directory was removed"));
+        }
+        self.commit(&mut s, create)?;
+        self.commit(&mut s, link)?;
+        Ok(Self::attr_of(&s, ino, s.inode(ino)?))
+    }
+
+    pub fn create(&self, parent: u64, name: &[u8], mode: u32, uid: u32, gid: u32) -> Result<Attr> {
+        self.mknod(parent, name, InodeKind::File, mode, uid, gid, 0, b"")
+    }
+
+    pub fn mkdir(&self, parent: u64, name: &[u8], mode: u32, uid: u32, gid: u32) -> Result<Attr> {
+        self.mknod(parent, name, InodeKind::Dir, mode, uid, gid, 0, b"")
+    }
+
+    pub fn symlink(
+        &self,
+        parent: u64,
+        name: &[u8],
+        target: &[u8],
+        uid: u32,
+        gid: u32,
+    ) -> Result<Attr> {
+        if target.is_empty() || target.len() > 4095 {
+            return Err(fs_err(EINVAL, "symlink target length"));
+        }
+        self.mknod(parent, name, InodeKind::Symlink, 0o777, uid, gid, 0, target)
+    }
+
+    pub fn readlink(&self, ino: u64) -> Result<Vec<u8>> {
+        let s = lock(&self.state);
+        let i = s.inode(ino)?;
+        if i.kind != InodeKind::Symlink {
+            return Err(fs_err(EINVAL, "not a symlink"));
+        }
+        Ok(i.target.clone())
+    }
+
+    pub fn link(&self, ino: u64, new_parent: u64, new_name: &[u8]) -> Result<Attr> {
+        let mut s = lock(&self.state);
+        if s.inode(ino)?.kind == InodeKind::Dir {
+            return Err(Error::Fs {
+                errno: 1,
+                what: "hard links to directories are not allowed".into(),
+            });
+        }
+        self.commit(
+            &mut s,
+            UnifiedEntry::Link {
+                parent: new_parent,
+                name: new_name.to_vec(),
+                ino,
+                time: now(),
+            },
+        )?;
+        Ok(Self::attr_of(&s, ino, s.inode(ino)?))
+    }
+
+    fn remove(&self, parent: u64, name: &[u8], dir: bool) -> Result<()> {
+        let mut s = lock(&self.state);
+        let ino = s.lookup(parent, name)?;
+        let is_dir = s.dirs.contains_key(&ino);
+        if dir && !is_dir {
+            return Err(fs_err(ENOTDIR, "not a directory"));
+        }
+        if !dir && is_dir {
+            return Err(fs_err(EISDIR, "is a directory"));
+        }
+        self.commit(
+            &mut s,
+            UnifiedEntry::Unlink {
+                parent,
+                name: name.to_vec(),
+                time: now(),
+            },
+        )?;
+        self.forget_if_unused(&mut s, ino)
+    }
+
+    pub fn unlink(&self, parent: u64, name: &[u8]) -> Result<()> {
+        self.remove(parent, name, false)
+    }
+
+    pub fn rmdir(&self, parent: u64, name: &[u8]) -> Result<()> {
+        self.remove(parent, name, true)
+    }
+
+    pub fn rename(
+        &self,
+        parent: u64,
+        name: &[u8],
+        new_parent: u64,
+        new_name: &[u8],
+        flags: RenameFlags,
+    ) -> Result<()> {
+        let mut s = lock(&self.state);
+        let replaced = s.lookup(new_parent, new_name).ok();
+        if flags.noreplace && replaced.is_some() {
+            return Err(fs_err(EEXIST, "target exists"));
+        }
+        let entry = UnifiedEntry::Rename {
+            parent,
+            name: name.to_vec(),
+            new_parent,
+            new_name: new_name.to_vec(),
+            exchange: flags.exchange,
+            time: now(),
+        };
+        self.commit(&mut s, entry)?;
+        match replaced {
+            Some(old) if !flags.exchange => self.forget_if_unused(&mut s, old),
+            _ => Ok(()),
+        }
+    }
+
+    /// Drop an inode that has neither a name nor an open handle.
+    fn forget_if_unused(&self, s: &mut MetadataState, ino: u64) -> Result<()> {
+        let unused = s.inodes.get(&ino).is_some_and(|i| i.links == 0)
+            && lock(&self.open_handles).get(&ino).copied().unwrap_or(0) == 0;
+        if unused {
+            self.commit(s, UnifiedEntry::Forget { ino })?;
+            lock(&self.file_locks).remove(&ino);
+        }
+        Ok(())
+    }
+
+    /// Count an open handle (an unlinked file stays readable until the last release).
+    pub fn open(&self, ino: u64) -> Result<Attr> {
+        let s = lock(&self.state);
+        let attr = Self::attr_of(&s, ino, s.inode(ino)?);
+        *lock(&self.open_handles).entry(ino).or_default() += 1;
+        Ok(attr)
+    }
+
+    pub fn release(&self, ino: u64) -> Result<()> {
+        let mut s = lock(&self.state);
+        {
+            let mut open = lock(&self.open_handles);
+            match open.get_mut(&ino) {
+                Some(n) if *n > 1 => *n -= 1,
+                Some(_) => {
+                    open.remove(&ino);
+                }
+                None => return Ok(()),
+            }
+        }
+        self.forget_if_unused(&mut s, ino)
+    }
+
+    /// Entries of directory `ino` from `offset` (0 = the first), in name order.
+    pub fn readdir(&self, ino: u64, offset: u64, limit: usize) -> Result<Vec<DirEntry>> {
+        let s = lock(&self.state);
+        s.inode(ino)?;
+        let entries = s
+            .dirs
+            .get(&ino)
+            .ok_or_else(|| fs_err(ENOTDIR, "not a directory"))?;
+        Ok(entries
+            .iter()
+            .enumerate()
+            .skip(offset as usize)
+            .take(limit)
+            .map(|(k, (name, child))| DirEntry {
+                name: name.clone(),
+                ino: *child,
+                kind: s.inodes[child].kind,
+                next_offset: k as u64 + 1,
+            })
+            .collect())
+    }
+
+    pub fn setattr(&self, ino: u64, change: AttrChange) -> Result<Attr> {
+        let file_lock = self.file_lock(ino);
+        let _guard = lock(&file_lock);
+        if let Some(size) = change.size {
+            if size > MAX_FILE_SIZE {
+                return Err(fs_err(EFBIG, "file too large"));
+            }
+            self.cut_segment_at(ino, size)?;
+        }
+        let mut change = change;
+        if change.size.is_some() && change.mtime.is_none() {
+            let t = now();
+            change.mtime = Some(t);
+            change.ctime = Some(t);
+        } else if change.ctime.is_none() {
+            change.ctime = Some(now());
+        }
+        let mut s = lock(&self.state);
+        self.commit(&mut s, UnifiedEntry::SetAttr { ino, change })?;
+        Ok(Self::attr_of(&s, ino, s.inode(ino)?))
+    }
+
+    /// Before truncating to `size`: rewrite the segment the new end cuts, so
+    /// its bytes past the end cannot come back if the file grows again.
+    fn cut_segment_at(&self, ino: u64, size: u64) -> Result<()> {
+        let seg = self.segment_size();
+        let (file_id, cut) = {
+            let s = lock(&self.state);
+            let i = s.inode(ino)?;
+            if i.kind != InodeKind::File {
+                return Err(fs_err(
+                    if i.kind == InodeKind::Dir {
+                        EISDIR
+                    } else {
+                        EINVAL
+                    },
+                    "not a file",
+                ));
+            }
+            let index = size / seg;
+            let within = size % seg;
+            let cut = i
+                .segments
+                .get(&index)
+                .filter(|r| within > 0 && r.plain_len as u64 > within)
+                .copied();
+            (i.file_id, cut.map(|r| (index, r, within)))
+        };
+        if let Some((index, r, within)) = cut {
+            let key = self.key_for(&file_id);
+            let mut plain = self.packs.read_segment(&key, &file_id, index, &r)?;
+            plain.truncate(within as usize);
+            let generation = self.generation.fetch_add(1, Relaxed);
+            let refs = self
+                .packs
+                .write_segments(&key, &file_id, &[(index, generation, &plain)])?;
+            let mut s = lock(&self.state);
+            let old_size = s.inode(ino)?.size;
+            let entry = UnifiedEntry::WriteSegments {
+                ino,
+                size: old_size,
+                mtime: now(),
+                segments: vec![(index, refs[0])],
+            };
+            self.commit(&mut s, entry)?;
+        }
+        Ok(())
+    }
+
+    /// Read up to `len` bytes at `offset` (fewer at the end of the file).
+    pub fn read(&self, ino: u64, offset: u64, len: usize) -> Result<Vec<u8>> {
+        let seg = self.segment_size();
+        let (file_id, size, refs) = {
+            let s = lock(&self.state);
+            let i = s.inode(ino)?;
+            if i.kind == InodeKind::Dir {
+                return Err(fs_err(EISDIR, "is a directory"));
+            }
+            if offset >= i.size || len == 0 {
+                return Ok(Vec::new());
+            }
+            let end = i.size.min(offset.saturating_add(len as u64));
+            let refs: Vec<(u64, SegmentRef)> = i
+                .segments
+                .range(offset / seg..end.div_ceil(seg))
+                .map(|(k, r)| (*k, *r))
+                .collect();
+            (i.file_id, i.size, refs)
+        };
+        let end = size.min(offset + len as u64);
+        let mut out = vec![0u8; (end - offset) as usize];
+        if refs.is_empty() {
+            return Ok(out); // a hole
+        }
+        let key = self.key_for(&file_id);
+        let plains = self.packs.read_segments(&key, &file_id, &refs)?;
+        for ((index, _), plain) in refs.iter().zip(plains) {
+            let seg_start = index * seg;
+            let from = offset.max(seg_start);
+            let to = end.min(seg_start + plain.len() as u64);
+            if from < to {
+                let src = &plain[(from - seg_start) as usize..(to - seg_start) as usize];
+                out[(from - offset) as usize..(to - offset) as usize].copy_from_slice(src);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Write `data` at `offset`; returns the bytes written (all of them).
+    pub fn write(&self, ino: u64, offset: u64, data: &[u8]) -> Result<usize> {
+        if data.is_empty() {
+            return Ok(0);
+        }
+        let end = offset
+            .checked_add(data.len() as u64)
+            .filter(|e| *e <= MAX_FILE_SIZE);
+        let Some(end) = end else {
+            return Err(fs_err(EFBIG, "file too large"));
+        };
+        let seg = self.segment_size();
+        let file_lock = self.file_lock(ino);
+        let _guard = lock(&file_lock);
+        let (file_id, size, old) = {
+            let s = lock(&self.state);
+            let i = s.inode(ino)?;
+            if i.kind != InodeKind::File {
+                return Err(fs_err(
+                    if i.kind == InodeKind::Dir {
+                        EISDIR
+                    } else {
+                        EINVAL
+                    },
+                    "not a file",
+                ));
+            }
+            let first = offset / seg;
+            let last = (end - 1) / seg;
+            // Only the first and last segments can be partly overwritten.
+            let old: Vec<(u64, SegmentRef)> = [first, last]
+                .into_iter()
+                .filter_map(|k| i.segments.get(&k).map(|r| (k, *r)))
+                .collect();
+            (i.file_id, i.size, old)
+        };
+        let key = self.key_for(&file_id);
+        let mut old_plain: HashMap<u64, Vec<u8>> = HashMap::new();
+        for (k, r) in &old {
+            let covered_whole = offset <= k * seg && end >= (k + 1) * seg;
+            if !covered_whole && !old_plain.contains_key(k) {
+                old_plain.insert(*k, self.packs.read_segment(&key, &file_id, *k, r)?);
+            }
+        }
+        let new_size = size.max(end);
+        let mut segments: Vec<(u64, u64, Vec<u8>)> = Vec::new();
+        let mut k = offset / seg;
+        while k * seg < end {
+            let seg_start = k * seg;
+            let seg_end = (seg_start + seg).min(new_size);
+            let from = offset.max(seg_start);
+            let to = end.min(seg_end);
+            let mut plain = old_plain.remove(&k).unwrap_or_default();
+            let needed = (to - seg_start) as usize;
+            if plain.len() < needed {
+                plain.resize(needed, 0);
+            }
+            plain[(from - seg_start) as usize..needed]
+                .copy_from_slice(&data[(from - offset) as usize..(to - offset) as usize]);
+            segments.push((k, self.generation.fetch_add(1, Relaxed), plain));
+            k += 1;
+        }
+        let batch: Vec<(u64, u64, &[u8])> = segments
+            .iter()
+            .map(|(k, g, p)| (*k, *g, p.as_slice()))
+            .collect();
+        let refs = self.packs.write_segments(&key, &file_id, &batch)?;
+        let entry = UnifiedEntry::WriteSegments {
+            ino,
+            size: new_size,
+            mtime: now(),
+            segments: segments.iter().map(|(k, _, _)| *k).zip(refs).collect(),
+        };
+        let mut s = lock(&self.state);
+        // The size may have changed since (another handle's write past ours).
+        let entry = match entry {
+            UnifiedEntry::WriteSegments {
+                ino,
+                size,
+                mtime,
+                segments,
+            } => {
+                let current = s.inode(ino)?.size;
+                UnifiedEntry::WriteSegments {
+                    ino,
+                    size: size.max(current),
+                    mtime,
+                    segments,
+                }
+            }
+            other => other,
+        };
+        self.commit(&mut s, entry)?;
+        Ok(data.len())
+    }
+
+    /// Make `ino`'s data and metadata (and everything before them) durable.
+    pub fn fsync(&self, _ino: u64) -> Result<()> {
+        self.sync()
+    }
+
+    /// Make everything written so far durable.
+    pub fn sync(&self) -> Result<()> {
+        self.packs.sync()?;
+        self.log.sync()
+    }
+
+    pub fn getxattr(&self, ino: u64, name: &[u8]) -> Result<Vec<u8>> {
+        let s = lock(&self.state);
+        s.inode(ino)?
+            .xattrs
+            .get(name)
+            .cloned()
+            .ok_or_else(|| fs_err(ENODATA, "no such attribute"))
+    }
+
+    pub fn listxattr(&self, ino: u64) -> Result<Vec<Vec<u8>>> {
+        let s = lock(&self.state);
+        Ok(s.inode(ino)?.xattrs.keys().cloned().collect())
+    }
+
+    /// Set an attribute; `create` fails if it exists, `replace` if it does not.
+    pub fn setxattr(
+        &self,
+        ino: u64,
+        name: &[u8],
+        value: &[u8],
+        create: bool,
+        replace: bool,
+    ) -> Result<()> {
+        if name.is_empty() || name.len() > 255 || value.len() > 65536 {
+            return Err(fs_err(
+                if value.len() > 65536 { 7 } else { EINVAL },
+                "attribute name or value too long",
+            ));
+        }
+        let mut s = lock(&self.state);
+        let exists = s.inode(ino)?.xattrs.contains_key(name);
+        if create && exists {
+            return Err(fs_err(EEXIST, "attribute exists"));
+        }
+        if replace && !exists {
+            return Err(fs_err(ENODATA, "no such attribute"));
+        }
+        self.commit(
+            &mut s,
+            UnifiedEntry::SetXattr {
+                ino,
+                name: name.to_vec(),
+                value: value.to_vec(),
+            },
+        )
+    }
+
+    pub fn removexattr(&self, ino: u64, name: &[u8]) -> Result<()> {
+        let mut s = lock(&self.state);
+        self.commit(
+            &mut s,
+            UnifiedEntry::RemoveXattr {
+                ino,
+                name: name.to_vec(),
+            },
+        )
+    }
+
+    /// Files (inodes) in the vault and plaintext bytes stored.
+    pub fn usage(&self) -> (u64, u64) {
+        let s = lock(&self.state);
+        let bytes = s
+            .inodes
+            .values()
+            .flat_map(|i| i.segments.values())
+            .map(|r| r.plain_len as u64)
+            .sum();
+        (s.inodes.len() as u64, bytes)
+    }
+
+    /// Write the state as a snapshot and drop the log it covers.
+    pub fn compact_log(&self) -> Result<CompactionReport> {
+        self.packs.sync()?;
+        let s = lock(&self.state);
+        compact_unified_log(&self.log, &s, &self.dir.join("snap"))
+    }
+
+    /// A copy of the metadata state (for fsck and tests).
+    pub fn state(&self) -> MetadataState {
+        lock(&self.state).clone()
+    }
+
+    /// Flush and close.
+    pub fn close(self) -> Result<()> {
+        self.sync()
+    }
+
+    /// The file system the vault lives on.
+    pub fn storage(&self) -> &Arc<dyn FileSystem> {
+        &self.fs
+    }
+}
+
+/// The root directory's inode number.
+pub const ROOT: u64 = ROOT_INO;
