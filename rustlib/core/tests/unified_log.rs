@@ -265,3 +265,32 @@ fn a_missing_middle_file_or_foreign_vault_is_reported() {
     );
     assert!(matches!(r, Err(Error::LogCorrupt(m)) if m.contains("another vault")));
 }
+
+#[test]
+fn a_gap_covered_by_a_snapshot_is_accepted() {
+    let fs = MemFs::new();
+    let (log, _) = open(&fs, 300).unwrap();
+    for i in 1..=60 {
+        log.append_sync(payload(i)).unwrap();
+    }
+    drop(log);
+    // A compaction deleting covered files one by one, cut short: file 2 gone, file 1 kept.
+    fs.remove(&dir().join(log_file_name(2))).unwrap();
+    assert!(open(&fs, 300).is_err());
+    let third = fs.contents(&dir().join(log_file_name(3))).unwrap();
+    let first_seq_of_3 = u64::from_le_bytes(third[56..64].try_into().unwrap());
+    let opts = LogOptions {
+        rotate_bytes: 300,
+        min_next_seq: first_seq_of_3,
+        ..Default::default()
+    };
+    let (_, records, _) = LogManager::open(
+        Arc::new(fs.clone()),
+        dir(),
+        VAULT,
+        SecretKey::from_bytes([3; 32]),
+        opts,
+    )
+    .unwrap();
+    assert_eq!(records.last().unwrap().seq, 60);
+}

@@ -77,7 +77,11 @@ pub fn log_file_name(number: u64) -> String {
 
 fn parse_log_file_name(name: &str) -> Option<u64> {
     let hex = name.strip_suffix(".ulog")?;
-    if hex.len() != 16 {
+    if hex.len() != 16
+        || !hex
+            .bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+    {
         return None;
     }
     u64::from_str_radix(hex, 16).ok()
@@ -140,8 +144,14 @@ impl LogManager {
         opts: LogOptions,
     ) -> Result<(LogManager, Vec<LogRecord>, ReplayReport)> {
         fs.create_dir_all(dir).map_err(io("cannot create", dir))?;
-        let (records, report, last_number, next_seq) =
-            replay(&*fs, dir, &vault_id, &master, opts.cipher)?;
+        let (records, report, last_number, next_seq) = replay(
+            &*fs,
+            dir,
+            &vault_id,
+            &master,
+            opts.cipher,
+            opts.min_next_seq,
+        )?;
         let next_seq = next_seq.max(opts.min_next_seq);
         let active = create_file(
             &*fs,
@@ -451,6 +461,7 @@ fn replay(
     vault_id: &[u8; 16],
     master: &SecretKey,
     cipher: Cipher,
+    min_next_seq: u64,
 ) -> Result<(Vec<LogRecord>, ReplayReport, u64, u64)> {
     let mut numbers: Vec<(u64, String)> = fs
         .list(dir)
@@ -489,6 +500,10 @@ fn replay(
             return Err(corrupt(format!("header says file {}", header.number)));
         }
         match next_seq {
+            // A gap is harmless where a snapshot covers everything before the
+            // later file (a compaction deletes the files it covers one by one;
+            // a crash may keep any subset of them).
+            Some(expected) if header.first_seq > expected && header.first_seq <= min_next_seq => {}
             Some(expected) if header.first_seq != expected => {
                 return Err(corrupt(format!(
                     "starts at record {}, expected {expected} (a log file is missing)",

@@ -64,6 +64,10 @@ pub fn bootstrap(
         fs.remove(&p).map_err(|e| io("cannot remove", &p, e))?;
         removed += 1;
     }
+    if removed > 0 {
+        fs.sync_dir(snap_dir)
+            .map_err(|e| io("cannot sync", snap_dir, e))?;
+    }
     let mut numbers: Vec<u64> = names
         .iter()
         .filter_map(|n| parse_snapshot_file_name(n))

@@ -185,6 +185,39 @@ impl Vault {
         })
     }
 
+    /// Create a vault in directory `dir` (new, or empty but for nothing else
+    /// of ours) on the real file system, and open it.
+    pub fn create_vault(
+        dir: &Path,
+        password: &[u8],
+        options: &crate::vault::config::VaultOptions,
+        opts: EngineOptions,
+    ) -> Result<Vault> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::io_path(format!("cannot create {}", dir.display()), dir, e))?;
+        let (config, master) = VaultConfig::create(dir, password, options)?;
+        Vault::open_with(Arc::new(crate::storage::RealFs), dir, config, master, opts)
+    }
+
+    /// Open the vault in `dir` with its password.
+    pub fn open_vault(dir: &Path, password: &[u8], opts: EngineOptions) -> Result<Vault> {
+        let config = VaultConfig::load(dir)?;
+        let master = config.unlock(password)?;
+        Vault::open_with(Arc::new(crate::storage::RealFs), dir, config, master, opts)
+    }
+
+    /// Open the vault in `dir` with the master key as `print_master_key` showed it.
+    pub fn open_with_master_key(dir: &Path, printed: &str, opts: EngineOptions) -> Result<Vault> {
+        let config = VaultConfig::load(dir)?;
+        let master = config.unlock_with_master_key(printed)?;
+        Vault::open_with(Arc::new(crate::storage::RealFs), dir, config, master, opts)
+    }
+
+    /// The master key in its printable form, for safekeeping.
+    pub fn print_master_key(&self) -> zeroize::Zeroizing<String> {
+        crate::vault::config::print_master_key(&self.master)
+    }
+
     pub fn config(&self) -> &VaultConfig {
         &self.config
     }

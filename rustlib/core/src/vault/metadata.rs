@@ -214,7 +214,10 @@ impl MetadataState {
                 file_id,
                 target,
             } => {
-                if self.inodes.contains_key(ino) || *ino == 0 {
+                if *ino == 0 || *ino == u64::MAX {
+                    return Err(fs_err(EINVAL, format!("inode number {ino}")));
+                }
+                if self.inodes.contains_key(ino) {
                     return Err(fs_err(EEXIST, format!("inode {ino} exists")));
                 }
                 let parent = if *kind == InodeKind::Dir { 0 } else { *ino };
@@ -445,7 +448,14 @@ impl MetadataState {
                 if i.kind != InodeKind::File {
                     return Err(fs_err(EISDIR, "content of a non-file"));
                 }
+                let mut seen = std::collections::HashSet::new();
                 for (index, r) in segments {
+                    if !seen.insert(*index) {
+                        return Err(fs_err(
+                            EINVAL,
+                            format!("segment {index} twice in one write"),
+                        ));
+                    }
                     if r.plain_len > seg {
                         return Err(fs_err(EINVAL, "segment longer than the segment size"));
                     }

@@ -114,6 +114,9 @@ pub fn decode_state(b: &[u8]) -> Result<MetadataState> {
         Ok(n)
     };
     let segment_size = r.u32()?;
+    if segment_size == 0 {
+        return Err(bad("segment size 0"));
+    }
     let next_ino = r.u64()?;
     let scheduler_cycles = r.u64()?;
     let generation_high = r.u64()?;

@@ -10,6 +10,7 @@ mod errors;
 mod params;
 mod pyio;
 mod types;
+mod vault;
 
 pub fn register(py: Python<'_>, m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(py, m)?;
@@ -19,5 +20,6 @@ pub fn register(py: Python<'_>, m: &Bound<'_, PyModule>) -> PyResult<()> {
     adapters_sync::register(py, m)?;
     adapters_async::register(py, m)?;
     constants::register(py, m)?;
+    vault::register(py, m)?;
     Ok(())
 }

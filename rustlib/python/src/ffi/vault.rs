@@ -1,0 +1,537 @@
+//! `fusefs.Vault`: the vault engine for the FUSE layer. Inode-level calls,
+//! each extracting its arguments, releasing the GIL for the work, and
+//! converting the result. Refusals raise `OSError` with the errno the kernel
+//! should see (an authentication failure is `EIO`).
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use crypto_core::log::entry::{AttrChange, InodeKind, Timespec};
+use crypto_core::types::{Argon2Params, Cipher as CoreCipher};
+use crypto_core::vault::config::VaultOptions;
+use crypto_core::vault::engine::{Attr, EngineOptions, RenameFlags, Vault};
+use crypto_core::{Error, ErrorClass};
+use pyo3::exceptions::{PyOSError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict};
+
+use super::errors::to_pyerr;
+
+const EIO: i32 = 5;
+const EBADF: i32 = 9;
+
+fn strerror(errno: i32) -> String {
+    crypto_core::error::describe_io(&std::io::Error::from_raw_os_error(errno))
+}
+
+/// Engine errors as Python sees them: file-system refusals and damaged data
+/// are `OSError(errno)`; a wrong password or a bad config keep their types.
+fn vault_err(e: Error) -> PyErr {
+    let errno = match &e {
+        Error::Fs { errno, .. } => Some(*errno),
+        Error::Io { source, .. } => Some(source.raw_os_error().unwrap_or(EIO)),
+        Error::LogFailed(_) | Error::PacksFailed(_) => Some(EIO),
+        _ if e.class() == ErrorClass::Integrity => Some(EIO),
+        _ => None,
+    };
+    match errno {
+        Some(n) => PyOSError::new_err((n, format!("{}: {e}", strerror(n)))),
+        None => to_pyerr(e),
+    }
+}
+
+fn kind_bits(kind: InodeKind) -> u32 {
+    match kind {
+        InodeKind::File => 0o100000,
+        InodeKind::Dir => 0o040000,
+        InodeKind::Symlink => 0o120000,
+        InodeKind::CharDev => 0o020000,
+        InodeKind::BlockDev => 0o060000,
+        InodeKind::Fifo => 0o010000,
+        InodeKind::Socket => 0o140000,
+    }
+}
+
+fn kind_of_mode(mode: u32) -> PyResult<InodeKind> {
+    Ok(match mode & 0o170000 {
+        0o100000 | 0 => InodeKind::File,
+        0o040000 => InodeKind::Dir,
+        0o120000 => InodeKind::Symlink,
+        0o020000 => InodeKind::CharDev,
+        0o060000 => InodeKind::BlockDev,
+        0o010000 => InodeKind::Fifo,
+        0o140000 => InodeKind::Socket,
+        _ => {
+            return Err(PyValueError::new_err(format!(
+                "unknown file type in mode {mode:#o}"
+            )))
+        }
+    })
+}
+
+fn ns(t: Timespec) -> i128 {
+    t.sec as i128 * 1_000_000_000 + t.nsec as i128
+}
+
+fn from_ns(n: i128) -> Timespec {
+    Timespec {
+        sec: n.div_euclid(1_000_000_000) as i64,
+        nsec: n.rem_euclid(1_000_000_000) as u32,
+    }
+}
+
+/// What stat reports; times in nanoseconds since the epoch.
+#[pyclass(module = "fusefs._native", name = "Attr", frozen, get_all)]
+#[derive(Clone)]
+pub struct PyAttr {
+    pub ino: u64,
+    /// Type and permission bits, as st_mode.
+    pub mode: u32,
+    pub nlink: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub rdev: u64,
+    pub size: u64,
+    pub blocks: u64,
+    pub atime_ns: i128,
+    pub mtime_ns: i128,
+    pub ctime_ns: i128,
+}
+
+impl From<Attr> for PyAttr {
+    fn from(a: Attr) -> Self {
+        PyAttr {
+            ino: a.ino,
+            mode: kind_bits(a.kind) | a.mode,
+            nlink: a.nlink,
+            uid: a.uid,
+            gid: a.gid,
+            rdev: a.rdev,
+            size: a.size,
+            blocks: a.blocks,
+            atime_ns: ns(a.atime),
+            mtime_ns: ns(a.mtime),
+            ctime_ns: ns(a.ctime),
+        }
+    }
+}
+
+#[pymethods]
+impl PyAttr {
+    fn __repr__(&self) -> String {
+        format!(
+            "Attr(ino={}, mode={:#o}, nlink={}, size={})",
+            self.ino, self.mode, self.nlink, self.size
+        )
+    }
+}
+
+/// An open vault. Thread-safe: call it from any number of threads.
+#[pyclass(module = "fusefs._native", name = "Vault", frozen)]
+pub struct PyVault {
+    inner: RwLock<Option<Arc<Vault>>>,
+}
+
+impl PyVault {
+    fn get(&self) -> PyResult<Arc<Vault>> {
+        self.inner
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(|| PyOSError::new_err((EBADF, "the vault is closed")))
+    }
+
+    fn wrap(v: Vault) -> PyVault {
+        PyVault {
+            inner: RwLock::new(Some(Arc::new(v))),
+        }
+    }
+}
+
+/// Run `f` on the vault with the GIL released and convert its error.
+fn run<T: Send>(
+    py: Python<'_>,
+    v: &PyVault,
+    f: impl FnOnce(&Vault) -> Result<T, Error> + Send,
+) -> PyResult<T> {
+    let vault = v.get()?;
+    py.detach(|| f(&vault)).map_err(vault_err)
+}
+
+#[pymethods]
+impl PyVault {
+    /// Create a new vault in `path` (new or empty directory) and open it.
+    #[staticmethod]
+    #[pyo3(signature = (path, password, cipher="aes-256-gcm", segment_size=65536, compression_level=None, argon2_m_kib=65536, argon2_t=3))]
+    #[allow(clippy::too_many_arguments)]
+    fn create(
+        py: Python<'_>,
+        path: PathBuf,
+        password: &[u8],
+        cipher: &str,
+        segment_size: u32,
+        compression_level: Option<i32>,
+        argon2_m_kib: u32,
+        argon2_t: u32,
+    ) -> PyResult<PyVault> {
+        let cipher = CoreCipher::from_name(cipher).ok_or_else(|| {
+            super::errors::ParamsError::new_err(format!("unknown cipher {cipher:?}"))
+        })?;
+        let options = VaultOptions {
+            cipher,
+            segment_size,
+            compression: compression_level,
+            argon2: Argon2Params {
+                m_kib: argon2_m_kib,
+                t: argon2_t,
+                p: 1,
+            },
+        };
+        let password = password.to_vec();
+        py.detach(|| Vault::create_vault(&path, &password, &options, EngineOptions::default()))
+            .map(PyVault::wrap)
+            .map_err(vault_err)
+    }
+
+    /// Open the vault in `path` with its password.
+    #[staticmethod]
+    fn open(py: Python<'_>, path: PathBuf, password: &[u8]) -> PyResult<PyVault> {
+        let password = password.to_vec();
+        py.detach(|| Vault::open_vault(&path, &password, EngineOptions::default()))
+            .map(PyVault::wrap)
+            .map_err(vault_err)
+    }
+
+    /// Open the vault in `path` with its printed master key.
+    #[staticmethod]
+    fn open_with_master_key(py: Python<'_>, path: PathBuf, master_key: &str) -> PyResult<PyVault> {
+        let key = master_key.to_string();
+        py.detach(|| Vault::open_with_master_key(&path, &key, EngineOptions::default()))
+            .map(PyVault::wrap)
+            .map_err(vault_err)
+    }
+
+    fn print_master_key(&self) -> PyResult<String> {
+        Ok(self.get()?.print_master_key().to_string())
+    }
+
+    fn lookup(&self, py: Python<'_>, parent: u64, name: &[u8]) -> PyResult<PyAttr> {
+        let name = name.to_vec();
+        run(py, self, |v| v.lookup(parent, &name)).map(Into::into)
+    }
+
+    fn getattr(&self, py: Python<'_>, ino: u64) -> PyResult<PyAttr> {
+        run(py, self, |v| v.getattr(ino)).map(Into::into)
+    }
+
+    /// Change attributes; `size` truncates or extends (sparse). Times in ns.
+    #[pyo3(signature = (ino, mode=None, uid=None, gid=None, size=None, atime_ns=None, mtime_ns=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn setattr(
+        &self,
+        py: Python<'_>,
+        ino: u64,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime_ns: Option<i128>,
+        mtime_ns: Option<i128>,
+    ) -> PyResult<PyAttr> {
+        let change = AttrChange {
+            mode,
+            uid,
+            gid,
+            size,
+            atime: atime_ns.map(from_ns),
+            mtime: mtime_ns.map(from_ns),
+            ctime: None,
+        };
+        run(py, self, |v| v.setattr(ino, change)).map(Into::into)
+    }
+
+    /// Create a regular file (use `open_file` to count a handle on it).
+    fn create_file(
+        &self,
+        py: Python<'_>,
+        parent: u64,
+        name: &[u8],
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    ) -> PyResult<PyAttr> {
+        let name = name.to_vec();
+        run(py, self, |v| v.create(parent, &name, mode, uid, gid)).map(Into::into)
+    }
+
+    /// Create a node of the type in `mode` (file, fifo, device, socket).
+    #[pyo3(signature = (parent, name, mode, uid, gid, rdev=0))]
+    fn mknod(
+        &self,
+        py: Python<'_>,
+        parent: u64,
+        name: &[u8],
+        mode: u32,
+        uid: u32,
+        gid: u32,
+        rdev: u64,
+    ) -> PyResult<PyAttr> {
+        let kind = kind_of_mode(mode)?;
+        if matches!(kind, InodeKind::Dir | InodeKind::Symlink) {
+            return Err(PyValueError::new_err("use mkdir or symlink"));
+        }
+        let name = name.to_vec();
+        run(py, self, |v| {
+            v.mknod(parent, &name, kind, mode, uid, gid, rdev, b"")
+        })
+        .map(Into::into)
+    }
+
+    fn mkdir(
+        &self,
+        py: Python<'_>,
+        parent: u64,
+        name: &[u8],
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    ) -> PyResult<PyAttr> {
+        let name = name.to_vec();
+        run(py, self, |v| v.mkdir(parent, &name, mode, uid, gid)).map(Into::into)
+    }
+
+    fn symlink(
+        &self,
+        py: Python<'_>,
+        parent: u64,
+        name: &[u8],
+        target: &[u8],
+        uid: u32,
+        gid: u32,
+    ) -> PyResult<PyAttr> {
+        let (name, target) = (name.to_vec(), target.to_vec());
+        run(py, self, |v| v.symlink(parent, &name, &target, uid, gid)).map(Into::into)
+    }
+
+    fn readlink<'py>(&self, py: Python<'py>, ino: u64) -> PyResult<Bound<'py, PyBytes>> {
+        let t = run(py, self, |v| v.readlink(ino))?;
+        Ok(PyBytes::new(py, &t))
+    }
+
+    fn link(&self, py: Python<'_>, ino: u64, new_parent: u64, new_name: &[u8]) -> PyResult<PyAttr> {
+        let name = new_name.to_vec();
+        run(py, self, |v| v.link(ino, new_parent, &name)).map(Into::into)
+    }
+
+    fn unlink(&self, py: Python<'_>, parent: u64, name: &[u8]) -> PyResult<()> {
+        let name = name.to_vec();
+        run(py, self, |v| v.unlink(parent, &name))
+    }
+
+    fn rmdir(&self, py: Python<'_>, parent: u64, name: &[u8]) -> PyResult<()> {
+        let name = name.to_vec();
+        run(py, self, |v| v.rmdir(parent, &name))
+    }
+
+    #[pyo3(signature = (parent, name, new_parent, new_name, noreplace=false, exchange=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn rename(
+        &self,
+        py: Python<'_>,
+        parent: u64,
+        name: &[u8],
+        new_parent: u64,
+        new_name: &[u8],
+        noreplace: bool,
+        exchange: bool,
+    ) -> PyResult<()> {
+        let (name, new_name) = (name.to_vec(), new_name.to_vec());
+        run(py, self, |v| {
+            v.rename(
+                parent,
+                &name,
+                new_parent,
+                &new_name,
+                RenameFlags {
+                    noreplace,
+                    exchange,
+                },
+            )
+        })
+    }
+
+    /// Entries from `offset`: a list of (name, ino, st_mode type bits, next offset).
+    #[pyo3(signature = (ino, offset=0, limit=1024))]
+    fn readdir<'py>(
+        &self,
+        py: Python<'py>,
+        ino: u64,
+        offset: u64,
+        limit: usize,
+    ) -> PyResult<Vec<(Bound<'py, PyBytes>, u64, u32, u64)>> {
+        let entries = run(py, self, |v| v.readdir(ino, offset, limit))?;
+        Ok(entries
+            .into_iter()
+            .map(|e| {
+                (
+                    PyBytes::new(py, &e.name),
+                    e.ino,
+                    kind_bits(e.kind),
+                    e.next_offset,
+                )
+            })
+            .collect())
+    }
+
+    /// Count an open handle; an unlinked file lives until its last release.
+    fn open_file(&self, py: Python<'_>, ino: u64) -> PyResult<PyAttr> {
+        run(py, self, |v| v.open(ino)).map(Into::into)
+    }
+
+    fn release_file(&self, py: Python<'_>, ino: u64) -> PyResult<()> {
+        run(py, self, |v| v.release(ino))
+    }
+
+    fn read<'py>(
+        &self,
+        py: Python<'py>,
+        ino: u64,
+        offset: u64,
+        size: usize,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let data = run(py, self, |v| v.read(ino, offset, size))?;
+        Ok(PyBytes::new(py, &data))
+    }
+
+    fn write(&self, py: Python<'_>, ino: u64, offset: u64, data: &[u8]) -> PyResult<usize> {
+        // The bytes are copied once so the GIL can be released during the work.
+        let data = data.to_vec();
+        run(py, self, |v| v.write(ino, offset, &data))
+    }
+
+    fn fsync(&self, py: Python<'_>, ino: u64) -> PyResult<()> {
+        run(py, self, |v| v.fsync(ino))
+    }
+
+    /// Allocate `[offset, offset+length)`: holes read as zeros and cost
+    /// nothing, so this only extends the size (unless `keep_size`).
+    #[pyo3(signature = (ino, offset, length, keep_size=false))]
+    fn fallocate(
+        &self,
+        py: Python<'_>,
+        ino: u64,
+        offset: u64,
+        length: u64,
+        keep_size: bool,
+    ) -> PyResult<()> {
+        run(py, self, |v| {
+            let end = offset.checked_add(length).ok_or(Error::Fs {
+                errno: 27,
+                what: "too large".into(),
+            })?;
+            let size = v.getattr(ino)?.size;
+            if !keep_size && end > size {
+                v.setattr(
+                    ino,
+                    AttrChange {
+                        size: Some(end),
+                        ..Default::default()
+                    },
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    fn getxattr<'py>(
+        &self,
+        py: Python<'py>,
+        ino: u64,
+        name: &[u8],
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let name = name.to_vec();
+        let v = run(py, self, |v| v.getxattr(ino, &name))?;
+        Ok(PyBytes::new(py, &v))
+    }
+
+    #[pyo3(signature = (ino, name, value, create=false, replace=false))]
+    fn setxattr(
+        &self,
+        py: Python<'_>,
+        ino: u64,
+        name: &[u8],
+        value: &[u8],
+        create: bool,
+        replace: bool,
+    ) -> PyResult<()> {
+        let (name, value) = (name.to_vec(), value.to_vec());
+        run(py, self, |v| {
+            v.setxattr(ino, &name, &value, create, replace)
+        })
+    }
+
+    fn listxattr<'py>(&self, py: Python<'py>, ino: u64) -> PyResult<Vec<Bound<'py, PyBytes>>> {
+        let names = run(py, self, |v| v.listxattr(ino))?;
+        Ok(names.iter().map(|n| PyBytes::new(py, n)).collect())
+    }
+
+    fn removexattr(&self, py: Python<'_>, ino: u64, name: &[u8]) -> PyResult<()> {
+        let name = name.to_vec();
+        run(py, self, |v| v.removexattr(ino, &name))
+    }
+
+    /// Counts for statfs: inodes and plaintext bytes stored.
+    fn statfs<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let (files, bytes) = run(py, self, |v| Ok(v.usage()))?;
+        let d = PyDict::new(py);
+        d.set_item("files", files)?;
+        d.set_item("bytes", bytes)?;
+        Ok(d)
+    }
+
+    fn sync(&self, py: Python<'_>) -> PyResult<()> {
+        run(py, self, |v| v.sync())
+    }
+
+    /// Snapshot the metadata and drop the log it covers.
+    fn compact_log<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let r = run(py, self, |v| v.compact_log())?;
+        let d = PyDict::new(py);
+        d.set_item("snapshot", r.snapshot)?;
+        d.set_item("covers_seq", r.covers_seq)?;
+        d.set_item("log_files_deleted", r.log_files_deleted)?;
+        d.set_item("snapshots_deleted", r.snapshots_deleted)?;
+        Ok(d)
+    }
+
+    /// Flush everything and close; later calls raise OSError(EBADF).
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        let taken = self.inner.write().unwrap_or_else(|p| p.into_inner()).take();
+        match taken {
+            Some(v) => py.detach(|| v.sync()).map_err(vault_err),
+            None => Ok(()),
+        }
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        _t: Py<PyAny>,
+        _v: Py<PyAny>,
+        _tb: Py<PyAny>,
+    ) -> PyResult<bool> {
+        self.close(py)?;
+        Ok(false)
+    }
+}
+
+pub fn register(_py: Python<'_>, m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyVault>()?;
+    m.add_class::<PyAttr>()?;
+    m.add("ROOT_INO", crypto_core::vault::metadata::ROOT_INO)?;
+    Ok(())
+}
