@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from fusefs._native import (
+        ROOT_INO,
+        Attr,
         Cipher,
         EncryptParams,
         Format,
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
         Key,
         ParallelismProfile,
         TelemetrySnapshot,
+        Vault,
         decrypt_file,
         decrypt_path,
         encrypt_file,
@@ -53,6 +56,8 @@ if TYPE_CHECKING:
     __version__: str
 
 __all__ = [
+    "ROOT_INO",
+    "Attr",
     "CancelledError",
     "Cipher",
     "EncryptParams",
@@ -68,6 +73,7 @@ __all__ = [
     "ResumeError",
     "StreamIOError",
     "TelemetrySnapshot",
+    "Vault",
     "WrongKeyError",
     "__version__",
     "decrypt_file",

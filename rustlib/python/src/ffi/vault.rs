@@ -126,6 +126,9 @@ impl PyAttr {
     }
 }
 
+/// One readdir row: (name, ino, st_mode type bits, next offset).
+type DirRow<'py> = (Bound<'py, PyBytes>, u64, u32, u64);
+
 /// An open vault. Thread-safe: call it from any number of threads.
 #[pyclass(module = "fusefs._native", name = "Vault", frozen)]
 pub struct PyVault {
@@ -266,6 +269,7 @@ impl PyVault {
 
     /// Create a node of the type in `mode` (file, fifo, device, socket).
     #[pyo3(signature = (parent, name, mode, uid, gid, rdev=0))]
+    #[allow(clippy::too_many_arguments)]
     fn mknod(
         &self,
         py: Python<'_>,
@@ -368,7 +372,7 @@ impl PyVault {
         ino: u64,
         offset: u64,
         limit: usize,
-    ) -> PyResult<Vec<(Bound<'py, PyBytes>, u64, u32, u64)>> {
+    ) -> PyResult<Vec<DirRow<'py>>> {
         let entries = run(py, self, |v| v.readdir(ino, offset, limit))?;
         Ok(entries
             .into_iter()

@@ -1,0 +1,173 @@
+"""fusefs.Vault: the engine the FUSE layer will call (no FUSE here)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+import fusefs
+from fusefs import ROOT_INO, Vault, errors
+
+FAST = {"argon2_m_kib": 64, "argon2_t": 1}
+
+
+@pytest.fixture
+def vault(tmp_path: Path) -> Vault:
+    v = Vault.create(tmp_path / "v", b"pw", **FAST)
+    yield v
+    v.close()
+
+
+def oserror(excinfo: pytest.ExceptionInfo[OSError]) -> int | None:
+    return excinfo.value.errno
+
+
+def test_round_trip_and_reopen(tmp_path: Path) -> None:
+    with Vault.create(tmp_path / "v", b"pw", compression_level=3, **FAST) as v:
+        d = v.mkdir(ROOT_INO, b"docs", 0o755, 1000, 1000)
+        f = v.create_file(d.ino, b"a.txt", 0o640, 1000, 1000)
+        assert f.mode == 0o100640 and d.mode == 0o040755
+        data = os.urandom(200_000) + b"z" * 100_000
+        assert v.write(f.ino, 0, data) == len(data)
+        v.setxattr(f.ino, b"user.tag", b"x")
+        v.symlink(ROOT_INO, b"link", b"docs/a.txt", 0, 0)
+        key = v.print_master_key()
+    with Vault.open(tmp_path / "v", b"pw") as v:
+        f2 = v.lookup(v.lookup(ROOT_INO, b"docs").ino, b"a.txt")
+        assert (f2.ino, f2.size, f2.uid) == (f.ino, len(data), 1000)
+        assert v.read(f.ino, 0, len(data) + 5) == data
+        assert v.read(f.ino, 150_000, 10) == data[150_000:150_010]
+        assert v.getxattr(f.ino, b"user.tag") == b"x"
+        assert v.readlink(v.lookup(ROOT_INO, b"link").ino) == b"docs/a.txt"
+        assert [e[0] for e in v.readdir(ROOT_INO)] == [b"docs", b"link"]
+    with Vault.open_with_master_key(tmp_path / "v", key.upper()) as v:
+        assert v.read(f.ino, 0, 5) == data[:5]
+
+
+def test_wrong_password_and_closed_vault(tmp_path: Path) -> None:
+    Vault.create(tmp_path / "v", b"pw", **FAST).close()
+    with pytest.raises(errors.WrongKeyError):
+        Vault.open(tmp_path / "v", b"nope")
+    with pytest.raises(errors.WrongKeyError):
+        Vault.open_with_master_key(tmp_path / "v", "00000000-" * 7 + "00000000")
+    v = Vault.open(tmp_path / "v", b"pw")
+    v.close()
+    with pytest.raises(OSError) as e:
+        v.getattr(ROOT_INO)
+    assert e.value.errno == errno.EBADF
+
+
+@pytest.mark.parametrize(
+    ("call", "code"),
+    [
+        (lambda v: v.lookup(ROOT_INO, b"missing"), errno.ENOENT),
+        (lambda v: v.create_file(ROOT_INO, b"f", 0o600, 0, 0), errno.EEXIST),
+        (lambda v: v.create_file(ROOT_INO, b"x" * 256, 0o600, 0, 0), errno.ENAMETOOLONG),
+        (lambda v: v.rmdir(ROOT_INO, b"d"), errno.ENOTEMPTY),
+        (lambda v: v.unlink(ROOT_INO, b"d"), errno.EISDIR),
+        (lambda v: v.rmdir(ROOT_INO, b"f"), errno.ENOTDIR),
+        (lambda v: v.mkdir(v.lookup(ROOT_INO, b"f").ino, b"x", 0o700, 0, 0), errno.ENOTDIR),
+        (lambda v: v.rename(ROOT_INO, b"f", ROOT_INO, b"d", noreplace=True), errno.EEXIST),
+        (lambda v: v.rename(ROOT_INO, b"d", v.lookup(ROOT_INO, b"d").ino, b"in"), errno.EINVAL),
+        (lambda v: v.getxattr(ROOT_INO, b"user.none"), errno.ENODATA),
+        (lambda v: v.write(ROOT_INO, 0, b"x"), errno.EISDIR),
+        (lambda v: v.readlink(ROOT_INO), errno.EINVAL),
+    ],
+)
+def test_refusals_carry_the_right_errno(vault: Vault, call, code: int) -> None:  # type: ignore[no-untyped-def]
+    vault.create_file(ROOT_INO, b"f", 0o600, 0, 0)
+    d = vault.mkdir(ROOT_INO, b"d", 0o700, 0, 0)
+    vault.create_file(d.ino, b"child", 0o600, 0, 0)
+    with pytest.raises(OSError) as e:
+        call(vault)
+    assert e.value.errno == code, e.value
+
+
+def test_rename_exchange_link_counts_and_unlinked_open_files(vault: Vault) -> None:
+    a = vault.create_file(ROOT_INO, b"a", 0o600, 0, 0)
+    b = vault.mkdir(ROOT_INO, b"b", 0o700, 0, 0)
+    vault.rename(ROOT_INO, b"a", ROOT_INO, b"b", exchange=True)
+    assert vault.lookup(ROOT_INO, b"a").ino == b.ino
+    vault.link(a.ino, ROOT_INO, b"second")
+    assert vault.getattr(a.ino).nlink == 2
+    vault.write(a.ino, 0, b"still here")
+    vault.open_file(a.ino)
+    vault.unlink(ROOT_INO, b"b")
+    vault.unlink(ROOT_INO, b"second")
+    assert vault.read(a.ino, 0, 100) == b"still here"
+    vault.release_file(a.ino)
+    with pytest.raises(OSError) as e:
+        vault.getattr(a.ino)
+    assert e.value.errno == errno.ENOENT
+
+
+def test_truncate_sparse_and_fallocate(vault: Vault) -> None:
+    f = vault.create_file(ROOT_INO, b"f", 0o600, 0, 0)
+    vault.write(f.ino, 10 * 2**20, b"end")
+    a = vault.getattr(f.ino)
+    assert a.size == 10 * 2**20 + 3 and a.blocks <= 8
+    assert vault.read(f.ino, 5 * 2**20, 4) == b"\0" * 4
+    vault.setattr(f.ino, size=2)
+    vault.setattr(f.ino, size=100)
+    assert vault.read(f.ino, 0, 200) == b"\0" * 100
+    vault.fallocate(f.ino, 0, 5000)
+    assert vault.getattr(f.ino).size == 5000
+    vault.fallocate(f.ino, 0, 9000, keep_size=True)
+    assert vault.getattr(f.ino).size == 5000
+    vault.setattr(f.ino, mode=0o4755, mtime_ns=1_500_000_000_123_456_789)
+    a = vault.getattr(f.ino)
+    assert a.mode == 0o104755 and a.mtime_ns == 1_500_000_000_123_456_789
+
+
+def test_threads_hammering_the_vault(vault: Vault) -> None:
+    inos = [vault.create_file(ROOT_INO, f"t{i}".encode(), 0o600, 0, 0).ino for i in range(8)]
+    failures: list[BaseException] = []
+
+    def worker(k: int) -> None:
+        try:
+            ino = inos[k]
+            chunk = bytes([k]) * 70_000
+            for round_ in range(20):
+                vault.write(ino, round_ * len(chunk), chunk)
+                assert vault.read(ino, round_ * len(chunk), len(chunk)) == chunk
+                name = f"tmp{k}-{round_}".encode()
+                vault.create_file(ROOT_INO, name, 0o600, 0, 0)
+                vault.unlink(ROOT_INO, name)
+            vault.fsync(ino)
+        except BaseException as e:  # noqa: BLE001 - reported below
+            failures.append(e)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not failures, failures
+    for k, ino in enumerate(inos):
+        assert vault.read(ino, 0, 20 * 70_000) == bytes([k]) * (20 * 70_000)
+    assert len(vault.readdir(ROOT_INO)) == 8
+
+
+def test_compaction_and_a_damaged_pack_reads_as_eio(tmp_path: Path) -> None:
+    with Vault.create(tmp_path / "v", b"pw", **FAST) as v:
+        f = v.create_file(ROOT_INO, b"f", 0o600, 0, 0)
+        v.write(f.ino, 0, b"q" * 100_000)
+        report = v.compact_log()
+        assert report["snapshot"] == 1
+    packs = sorted((tmp_path / "v" / "packs").iterdir())
+    raw = bytearray(packs[0].read_bytes())
+    raw[200] ^= 1
+    packs[0].write_bytes(raw)
+    with Vault.open(tmp_path / "v", b"pw") as v:
+        with pytest.raises(OSError) as e:
+            v.read(f.ino, 0, 100)
+        assert e.value.errno == errno.EIO
+        assert "failed authentication" in str(e.value) or "damaged" in str(e.value)
+
+
+def test_vault_is_importable_from_the_package() -> None:
+    assert fusefs.Vault is Vault
