@@ -145,6 +145,16 @@ pub enum UnifiedEntry {
         number: u64,
         covers_seq: u64,
     },
+    /// Pack compaction moved frames unchanged (same generation) to new
+    /// places: (inode, segment index, where it was, where it is now). A move
+    /// whose segment was rewritten meanwhile is ignored.
+    MoveSegments {
+        moves: Vec<(u64, u64, SegmentRef, SegmentRef)>,
+    },
+    /// A pack with no live frame left was deleted.
+    PackDeleted {
+        pack: u64,
+    },
 }
 
 impl UnifiedEntry {
@@ -259,6 +269,20 @@ impl UnifiedEntry {
                 w.u64(*number);
                 w.u64(*covers_seq);
             }
+            UnifiedEntry::MoveSegments { moves } => {
+                w.u8(12);
+                w.u32(moves.len() as u32);
+                for (ino, index, from, to) in moves {
+                    w.u64(*ino);
+                    w.u64(*index);
+                    w.seg(from);
+                    w.seg(to);
+                }
+            }
+            UnifiedEntry::PackDeleted { pack } => {
+                w.u8(13);
+                w.u64(*pack);
+            }
         }
         w.finish()
     }
@@ -351,6 +375,19 @@ impl UnifiedEntry {
                 number: r.u64()?,
                 covers_seq: r.u64()?,
             },
+            12 => {
+                let n = r.u32()? as usize;
+                // Each move takes 80 bytes: refuse counts the input cannot hold.
+                if n > r.remaining() / 80 {
+                    return Err(bad("move count past the end"));
+                }
+                let mut moves = Vec::with_capacity(n);
+                for _ in 0..n {
+                    moves.push((r.u64()?, r.u64()?, r.seg()?, r.seg()?));
+                }
+                UnifiedEntry::MoveSegments { moves }
+            }
+            13 => UnifiedEntry::PackDeleted { pack: r.u64()? },
             t => return Err(bad(&format!("unknown tag {t}"))),
         };
         r.finish()?;
@@ -435,6 +472,10 @@ mod tests {
                 number: 2,
                 covers_seq: 99,
             },
+            UnifiedEntry::MoveSegments {
+                moves: vec![(5, 0, seg, SegmentRef { pack: 9, ..seg })],
+            },
+            UnifiedEntry::PackDeleted { pack: 3 },
         ]
     }
 

@@ -105,6 +105,14 @@ impl Default for EngineOptions {
     }
 }
 
+/// What one pack compaction did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PackCompactionReport {
+    pub packs_deleted: usize,
+    pub bytes_copied: u64,
+    pub bytes_reclaimed: u64,
+}
+
 /// Rename behaviour (renameat2 flags).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RenameFlags {
@@ -793,6 +801,71 @@ impl Vault {
         self.packs.sync()?;
         let s = lock(&self.state);
         compact_unified_log(&self.log, &s, &self.dir.join("snap"))
+    }
+
+    /// Pack compaction: copy the live frames of packs at least `min_dead_ratio`
+    /// dead into the active pack (unchanged: no re-encryption), record the
+    /// moves, and delete the emptied packs once the records are durable.
+    ///
+    /// Readers and writers are blocked only while the candidates are chosen
+    /// and while the moves are applied; copying runs outside the lock. A
+    /// segment rewritten during the copy keeps its new frame (the move is
+    /// ignored for it, and the pack stays until a later cycle).
+    pub fn compact_packs(&self, min_dead_ratio: f64) -> Result<PackCompactionReport> {
+        let active = self.packs.active_pack();
+        let (candidates, live): (Vec<u64>, Vec<(u64, u64, SegmentRef)>) = {
+            let s = lock(&self.state);
+            let candidates: Vec<u64> = s
+                .packs
+                .iter()
+                .filter(|(p, u)| Some(**p) != active && u.dead > 0)
+                .filter(|(_, u)| u.dead as f64 >= min_dead_ratio * (u.live + u.dead) as f64)
+                .map(|(p, _)| *p)
+                .collect();
+            let live = s
+                .inodes
+                .iter()
+                .flat_map(|(ino, i)| i.segments.iter().map(move |(k, r)| (*ino, *k, *r)))
+                .filter(|(_, _, r)| candidates.contains(&r.pack))
+                .collect();
+            (candidates, live)
+        };
+        let mut report = PackCompactionReport::default();
+        if candidates.is_empty() {
+            return Ok(report);
+        }
+        let mut moves = Vec::with_capacity(live.len());
+        for (ino, index, from) in live {
+            let to = self.packs.copy_frame(&from)?;
+            report.bytes_copied += from.stored_len as u64;
+            moves.push((ino, index, from, to));
+        }
+        self.packs.sync()?;
+        {
+            let mut s = lock(&self.state);
+            if !moves.is_empty() {
+                self.commit(&mut s, UnifiedEntry::MoveSegments { moves })?;
+            }
+        }
+        // The moves must be durable before the packs they empty disappear.
+        self.log.sync()?;
+        for pack in candidates {
+            let mut s = lock(&self.state);
+            let usage = s.packs.get(&pack).copied().unwrap_or_default();
+            if usage.live > 0 {
+                continue;
+            }
+            // Already gone if an earlier cycle crashed between deleting the
+            // file and recording it.
+            if self.packs.pack_numbers()?.contains(&pack) {
+                report.bytes_reclaimed += self.packs.pack_len(pack).unwrap_or(0);
+                self.packs.delete_pack(pack)?;
+            }
+            self.commit(&mut s, UnifiedEntry::PackDeleted { pack })?;
+            report.packs_deleted += 1;
+        }
+        self.log.sync()?;
+        Ok(report)
     }
 
     /// A copy of the metadata state (for fsck and tests).

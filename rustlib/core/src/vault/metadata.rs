@@ -496,6 +496,39 @@ impl MetadataState {
             }
             UnifiedEntry::Scheduler { cycle, .. } => self.scheduler_cycles = *cycle,
             UnifiedEntry::SnapshotCheckpoint { .. } => {}
+            UnifiedEntry::MoveSegments { moves } => {
+                if moves.iter().any(|(_, _, from, to)| {
+                    from.generation != to.generation || from.stored_len != to.stored_len
+                }) {
+                    return Err(fs_err(EINVAL, "a move must keep the frame unchanged"));
+                }
+                for (ino, index, from, to) in moves {
+                    let current = self
+                        .inodes
+                        .get_mut(ino)
+                        .and_then(|i| i.segments.get_mut(index));
+                    match current {
+                        Some(r) if r == from => {
+                            *r = *to;
+                            let u = self.packs.entry(from.pack).or_default();
+                            u.live = u.live.saturating_sub(from.stored_len as u64);
+                            u.dead += from.stored_len as u64;
+                            self.packs.entry(to.pack).or_default().live += to.stored_len as u64;
+                        }
+                        // Rewritten or removed meanwhile: the copy is dead on arrival.
+                        _ => self.packs.entry(to.pack).or_default().dead += to.stored_len as u64,
+                    }
+                }
+            }
+            UnifiedEntry::PackDeleted { pack } => {
+                if self.packs.get(pack).is_some_and(|u| u.live > 0) {
+                    return Err(fs_err(
+                        EINVAL,
+                        format!("pack {pack} still holds live frames"),
+                    ));
+                }
+                self.packs.remove(pack);
+            }
         }
         Ok(())
     }
