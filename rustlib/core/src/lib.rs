@@ -20,6 +20,7 @@ pub mod headers;
 pub mod log;
 pub mod pipeline;
 pub mod recovery;
+pub mod scheduler;
 pub mod storage;
 pub mod stream_io;
 pub mod stream_v1;

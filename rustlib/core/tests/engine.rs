@@ -400,3 +400,69 @@ fn a_crash_anywhere_in_pack_compaction_loses_nothing() {
         assert_eq!(v.read(b.ino, 0, 200_000).unwrap(), data);
     }
 }
+
+mod scheduler {
+    use super::*;
+    use crypto_core::scheduler::policy::{spawn_scheduler_cycle, HybridCompactionPolicy};
+    use std::time::{Duration, Instant};
+
+    fn eager() -> HybridCompactionPolicy {
+        let mut p = HybridCompactionPolicy::default();
+        p.log_bytes = 1 << 20;
+        p.idle = Duration::from_millis(50);
+        p.dead_bytes = 1000;
+        p.min_interval = Duration::ZERO;
+        p
+    }
+
+    #[test]
+    fn background_cycles_compact_and_stop_cleanly() {
+        let fx = Fixture::new(None);
+        let v = Arc::new(fx.open());
+        let a = v.create(ROOT, b"a", 0o600, 0, 0).unwrap();
+        for round in 0..8u8 {
+            v.write(a.ino, 0, &vec![round; 200_000]).unwrap();
+        }
+        v.sync().unwrap();
+        let before = pack_bytes(&fx.fs);
+        let handle = spawn_scheduler_cycle(
+            Arc::clone(&v),
+            eager(),
+            Duration::from_millis(10),
+            Duration::from_secs(5),
+        );
+        let t0 = Instant::now();
+        while pack_bytes(&fx.fs) >= before / 2 && t0.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(handle.stop(), None);
+        assert!(pack_bytes(&fx.fs) < before / 2);
+        assert!(v.state().scheduler_cycles >= 1);
+        assert_eq!(v.read(a.ino, 0, 300_000).unwrap(), vec![7u8; 200_000]);
+    }
+
+    #[test]
+    fn unsynced_changes_become_durable_within_the_flush_interval() {
+        let fx = Fixture::new(None);
+        let v = Arc::new(fx.open());
+        let mut policy = HybridCompactionPolicy::default();
+        policy.min_interval = Duration::from_secs(3600);
+        let handle = spawn_scheduler_cycle(
+            Arc::clone(&v),
+            policy,
+            Duration::from_millis(10),
+            Duration::from_millis(50),
+        );
+        let a = v.create(ROOT, b"a", 0o600, 0, 0).unwrap();
+        v.write(a.ino, 0, b"no fsync here").unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        fx.fs.crash();
+        drop(handle);
+        let rebooted = fx.fs.after_crash(0);
+        let v = fx.open_on(&rebooted).unwrap();
+        assert_eq!(
+            v.read(v.lookup(ROOT, b"a").unwrap().ino, 0, 100).unwrap(),
+            b"no fsync here"
+        );
+    }
+}

@@ -121,6 +121,8 @@ pub struct LogManager {
     /// frames those records point at durable here, so a record is never on
     /// disk before its data (not even through the page cache's own flushing).
     before_write: Mutex<Option<BeforeWrite>>,
+    /// Payload bytes appended since the log was opened or last compacted.
+    appended_bytes: std::sync::atomic::AtomicU64,
 }
 
 type BeforeWrite = Box<dyn Fn() -> Result<()> + Send + Sync>;
@@ -181,6 +183,7 @@ impl LogManager {
             changed: Condvar::new(),
             active: Mutex::new(active),
             before_write: Mutex::new(None),
+            appended_bytes: std::sync::atomic::AtomicU64::new(0),
         };
         Ok((mgr, records, report))
     }
@@ -209,6 +212,8 @@ impl LogManager {
         let seq = q.next_seq;
         q.next_seq += 1;
         q.pending_bytes += payload.len();
+        self.appended_bytes
+            .fetch_add(payload.len() as u64, std::sync::atomic::Ordering::Relaxed);
         q.pending.push((seq, payload));
         let big = q.pending_bytes >= WRITE_BATCH_BYTES;
         drop(q);
@@ -229,6 +234,13 @@ impl LogManager {
         let seq = self.append(payload)?;
         self.write_through(seq, true)?;
         Ok(seq)
+    }
+
+    /// Payload bytes appended since the log was opened or last compacted
+    /// (what a snapshot would let go).
+    pub fn appended_bytes(&self) -> u64 {
+        self.appended_bytes
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Sequence number of the last durable record.
@@ -617,6 +629,8 @@ pub fn compact_unified_log(
         crate::log::entry::UnifiedEntry::SnapshotCheckpoint { number, covers_seq }.encode(),
     )?;
     let log_files_deleted = log.delete_files_before(first_new)?;
+    log.appended_bytes
+        .store(0, std::sync::atomic::Ordering::Relaxed);
     let mut snapshots_deleted = 0;
     for old in existing {
         let path = snap_dir.join(snapshot_file_name(old));

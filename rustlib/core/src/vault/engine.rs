@@ -133,6 +133,8 @@ pub struct Vault {
     file_locks: Mutex<HashMap<u64, Arc<Mutex<()>>>>,
     generation: AtomicU64,
     report: BootstrapReport,
+    /// When the last change was committed (for the scheduler's idle test).
+    last_change: Mutex<std::time::Instant>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -190,6 +192,7 @@ impl Vault {
             file_locks: Mutex::new(HashMap::new()),
             generation,
             report,
+            last_change: Mutex::new(std::time::Instant::now()),
         })
     }
 
@@ -261,7 +264,52 @@ impl Vault {
     fn commit(&self, state: &mut MetadataState, entry: UnifiedEntry) -> Result<()> {
         state.apply(&entry)?;
         self.log.append(entry.encode())?;
+        *lock(&self.last_change) = std::time::Instant::now();
         Ok(())
+    }
+
+    /// What the compaction policy looks at.
+    pub fn compaction_stats(
+        &self,
+        since_last_cycle: std::time::Duration,
+    ) -> crate::scheduler::policy::CompactionStats {
+        let s = lock(&self.state);
+        let (live, dead) = s
+            .packs
+            .values()
+            .fold((0, 0), |(l, d), u| (l + u.live, d + u.dead));
+        crate::scheduler::policy::CompactionStats {
+            log_bytes: self.log.appended_bytes(),
+            live_bytes: live,
+            dead_bytes: dead,
+            idle: lock(&self.last_change).elapsed(),
+            since_last_cycle,
+        }
+    }
+
+    /// One compaction cycle: what `action` asks for, then a `Scheduler` record.
+    pub fn run_compaction(
+        &self,
+        action: crate::scheduler::policy::CompactionAction,
+        pack_dead_ratio: f64,
+    ) -> Result<(Option<PackCompactionReport>, Option<CompactionReport>)> {
+        let packs = if action.packs {
+            Some(self.compact_packs(pack_dead_ratio)?)
+        } else {
+            None
+        };
+        {
+            let mut s = lock(&self.state);
+            let cycle = s.scheduler_cycles + 1;
+            self.commit(&mut s, UnifiedEntry::Scheduler { cycle, time: now() })?;
+        }
+        // The log compaction last: its snapshot then covers the cycle's records.
+        let log = if action.log {
+            Some(self.compact_log()?)
+        } else {
+            None
+        };
+        Ok((packs, log))
     }
 
     fn attr_of(state: &MetadataState, ino: u64, i: &Inode) -> Attr {

@@ -1,0 +1,250 @@
+//! `HybridCompactionPolicy` decides when to compact (log bytes since the
+//! last snapshot, dead-byte ratio of the packs, idle time, time since the
+//! last cycle); `spawn_scheduler_cycle` runs cycles on a background thread
+//! while the vault is open, flushes unsynced changes within a bounded
+//! interval, and stops cleanly.
+
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::error::Result;
+use crate::vault::engine::Vault;
+
+/// What the policy looks at.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CompactionStats {
+    /// Log payload bytes a snapshot would let go.
+    pub log_bytes: u64,
+    pub live_bytes: u64,
+    pub dead_bytes: u64,
+    /// Time since the last change to the vault.
+    pub idle: Duration,
+    /// Time since the last compaction cycle.
+    pub since_last_cycle: Duration,
+}
+
+/// What to do now.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CompactionAction {
+    pub log: bool,
+    pub packs: bool,
+}
+
+impl CompactionAction {
+    pub fn any(self) -> bool {
+        self.log || self.packs
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct HybridCompactionPolicy {
+    /// Compact the log once this many bytes accumulated...
+    pub log_bytes: u64,
+    /// ...or an eighth of it, when the vault has been idle this long.
+    pub idle: Duration,
+    /// Compact packs when at least this share of their bytes is dead...
+    pub dead_ratio: f64,
+    /// ...and at least this many bytes are dead (an eighth when idle).
+    pub dead_bytes: u64,
+    /// Never two cycles closer than this.
+    pub min_interval: Duration,
+    /// Compact whatever there is after this long.
+    pub max_interval: Duration,
+    /// Packs at least this dead are rewritten by a pack compaction.
+    pub pack_dead_ratio: f64,
+    /// When the last cycle ended (or the policy was made).
+    last_cycle: Instant,
+}
+
+impl Default for HybridCompactionPolicy {
+    fn default() -> Self {
+        HybridCompactionPolicy {
+            log_bytes: 64 << 20,
+            idle: Duration::from_secs(10),
+            dead_ratio: 0.3,
+            dead_bytes: 256 << 20,
+            min_interval: Duration::from_secs(30),
+            max_interval: Duration::from_secs(3600),
+            pack_dead_ratio: 0.5,
+            last_cycle: Instant::now(),
+        }
+    }
+}
+
+impl HybridCompactionPolicy {
+    /// Time since the last cycle (see `mark_compacted`).
+    pub fn since_last_cycle(&self) -> Duration {
+        self.last_cycle.elapsed()
+    }
+
+    /// Record that a cycle just ran.
+    pub fn mark_compacted(&mut self) {
+        self.last_cycle = Instant::now();
+    }
+
+    pub fn should_compact(&self, s: &CompactionStats) -> CompactionAction {
+        if s.since_last_cycle < self.min_interval {
+            return CompactionAction::default();
+        }
+        let idle = s.idle >= self.idle;
+        let overdue = s.since_last_cycle >= self.max_interval;
+        let log = s.log_bytes >= self.log_bytes
+            || (idle && s.log_bytes >= self.log_bytes / 8)
+            || (overdue && s.log_bytes > 0);
+        let total = s.live_bytes + s.dead_bytes;
+        let ratio = if total == 0 {
+            0.0
+        } else {
+            s.dead_bytes as f64 / total as f64
+        };
+        let dead_min = if idle || overdue {
+            self.dead_bytes / 8
+        } else {
+            self.dead_bytes
+        };
+        let packs = s.dead_bytes > 0 && s.dead_bytes >= dead_min && ratio >= self.dead_ratio;
+        CompactionAction { log, packs }
+    }
+}
+
+/// The running scheduler; `stop` (or drop) ends it.
+pub struct SchedulerHandle {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    thread: Option<JoinHandle<()>>,
+    last_error: Arc<Mutex<Option<String>>>,
+}
+
+impl SchedulerHandle {
+    /// Stop the thread and wait for it (a cycle in progress finishes first).
+    pub fn stop(mut self) -> Option<String> {
+        self.halt();
+        self.last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
+    fn halt(&mut self) {
+        *self.stop.0.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.stop.1.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for SchedulerHandle {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+/// Run the policy every `tick` on a background thread: sync unsynced
+/// changes at least every `flush_interval`, and compact when the policy says.
+pub fn spawn_scheduler_cycle(
+    vault: Arc<Vault>,
+    mut policy: HybridCompactionPolicy,
+    tick: Duration,
+    flush_interval: Duration,
+) -> SchedulerHandle {
+    let stop = Arc::new((Mutex::new(false), Condvar::new()));
+    let last_error = Arc::new(Mutex::new(None));
+    let (s2, e2) = (Arc::clone(&stop), Arc::clone(&last_error));
+    let thread = std::thread::Builder::new()
+        .name("fusefs-scheduler".into())
+        .spawn(move || {
+            let mut last_flush = Instant::now();
+            loop {
+                {
+                    let (m, c) = &*s2;
+                    let g = m.lock().unwrap_or_else(|p| p.into_inner());
+                    let (g, _) = c
+                        .wait_timeout_while(g, tick, |stopped| !*stopped)
+                        .unwrap_or_else(|p| p.into_inner());
+                    if *g {
+                        return;
+                    }
+                }
+                let outcome: Result<()> = (|| {
+                    if last_flush.elapsed() >= flush_interval {
+                        vault.sync()?;
+                        last_flush = Instant::now();
+                    }
+                    let stats = vault.compaction_stats(policy.since_last_cycle());
+                    let action = policy.should_compact(&stats);
+                    if action.any() {
+                        vault.run_compaction(action, policy.pack_dead_ratio)?;
+                        policy.mark_compacted();
+                    }
+                    Ok(())
+                })();
+                if let Err(e) = outcome {
+                    // Reported at stop; the engine itself refuses further
+                    // writes after an I/O error, so retrying is harmless.
+                    *e2.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+                }
+            }
+        })
+        .expect("spawn the scheduler thread");
+    SchedulerHandle {
+        stop,
+        thread: Some(thread),
+        last_error,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats(
+        log_mib: u64,
+        live_mib: u64,
+        dead_mib: u64,
+        idle_s: u64,
+        since_s: u64,
+    ) -> CompactionStats {
+        CompactionStats {
+            log_bytes: log_mib << 20,
+            live_bytes: live_mib << 20,
+            dead_bytes: dead_mib << 20,
+            idle: Duration::from_secs(idle_s),
+            since_last_cycle: Duration::from_secs(since_s),
+        }
+    }
+
+    #[test]
+    fn decisions() {
+        let p = HybridCompactionPolicy::default();
+        let none = CompactionAction::default();
+        assert_eq!(
+            p.should_compact(&stats(100, 0, 0, 0, 10)),
+            none,
+            "too soon after the last cycle"
+        );
+        assert!(p.should_compact(&stats(100, 0, 0, 0, 60)).log);
+        assert!(
+            !p.should_compact(&stats(10, 0, 0, 0, 60)).log,
+            "small log, busy"
+        );
+        assert!(
+            p.should_compact(&stats(10, 0, 0, 20, 60)).log,
+            "small log, idle"
+        );
+        assert!(p.should_compact(&stats(1, 0, 0, 0, 4000)).log, "overdue");
+        assert!(p.should_compact(&stats(0, 100, 400, 0, 60)).packs);
+        assert!(
+            !p.should_compact(&stats(0, 10_000, 400, 0, 60)).packs,
+            "mostly live"
+        );
+        assert!(
+            !p.should_compact(&stats(0, 10, 40, 0, 60)).packs,
+            "little dead, busy"
+        );
+        assert!(
+            p.should_compact(&stats(0, 10, 40, 20, 60)).packs,
+            "little dead, idle"
+        );
+    }
+}
