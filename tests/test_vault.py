@@ -171,3 +171,24 @@ def test_compaction_and_a_damaged_pack_reads_as_eio(tmp_path: Path) -> None:
 
 def test_vault_is_importable_from_the_package() -> None:
     assert fusefs.Vault is Vault
+
+
+def test_compaction_run_once_background_and_telemetry(tmp_path: Path) -> None:
+    with Vault.create(tmp_path / "v", b"pw", **FAST) as v:
+        f = v.create_file(ROOT_INO, b"f", 0o600, 0, 0)
+        for round_ in range(40):
+            v.write(f.ino, 0, bytes([round_]) * 2**20)
+        v.sync()
+        t = v.telemetry()
+        assert t["dead_bytes"] > 30 * 2**20 and t["live_bytes"] >= 2**20
+        assert t["compaction_running"] is False
+        report = v.compact()
+        assert report["snapshot"] == 1
+        assert v.read(f.ino, 0, 10) == bytes([39]) * 10
+        v.start_compaction(tick_ms=10, flush_ms=50)
+        assert v.telemetry()["compaction_running"] is True
+        v.write(f.ino, 0, b"after")
+        assert v.stop_compaction() is None
+        assert v.telemetry()["compaction_cycles"] >= 1
+    with Vault.open(tmp_path / "v", b"pw") as v:
+        assert v.read(f.ino, 0, 5) == b"after"

@@ -7,6 +7,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use crypto_core::log::entry::{AttrChange, InodeKind, Timespec};
+use crypto_core::scheduler::policy::{
+    spawn_scheduler_cycle, CompactionAction, HybridCompactionPolicy, SchedulerHandle,
+};
 use crypto_core::types::{Argon2Params, Cipher as CoreCipher};
 use crypto_core::vault::config::VaultOptions;
 use crypto_core::vault::engine::{Attr, EngineOptions, RenameFlags, Vault};
@@ -133,6 +136,7 @@ type DirRow<'py> = (Bound<'py, PyBytes>, u64, u32, u64);
 #[pyclass(module = "fusefs._native", name = "Vault", frozen)]
 pub struct PyVault {
     inner: RwLock<Option<Arc<Vault>>>,
+    scheduler: std::sync::Mutex<Option<SchedulerHandle>>,
 }
 
 impl PyVault {
@@ -147,6 +151,7 @@ impl PyVault {
     fn wrap(v: Vault) -> PyVault {
         PyVault {
             inner: RwLock::new(Some(Arc::new(v))),
+            scheduler: std::sync::Mutex::new(None),
         }
     }
 }
@@ -508,8 +513,84 @@ impl PyVault {
         Ok(d)
     }
 
+    /// One compaction cycle now: pack compaction and/or log compaction.
+    #[pyo3(signature = (log=true, packs=true, pack_dead_ratio=0.5))]
+    fn compact<'py>(
+        &self,
+        py: Python<'py>,
+        log: bool,
+        packs: bool,
+        pack_dead_ratio: f64,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let (p, l) = run(py, self, |v| {
+            v.run_compaction(CompactionAction { log, packs }, pack_dead_ratio)
+        })?;
+        let d = PyDict::new(py);
+        if let Some(p) = p {
+            d.set_item("packs_deleted", p.packs_deleted)?;
+            d.set_item("bytes_copied", p.bytes_copied)?;
+            d.set_item("bytes_reclaimed", p.bytes_reclaimed)?;
+        }
+        if let Some(l) = l {
+            d.set_item("snapshot", l.snapshot)?;
+            d.set_item("log_files_deleted", l.log_files_deleted)?;
+        }
+        Ok(d)
+    }
+
+    /// Start background compaction and flushing (unsynced changes become
+    /// durable within `flush_ms`). Idempotent.
+    #[pyo3(signature = (tick_ms=1000, flush_ms=5000))]
+    fn start_compaction(&self, tick_ms: u64, flush_ms: u64) -> PyResult<()> {
+        let vault = self.get()?;
+        let mut s = self.scheduler.lock().unwrap_or_else(|p| p.into_inner());
+        if s.is_none() {
+            *s = Some(spawn_scheduler_cycle(
+                vault,
+                HybridCompactionPolicy::default(),
+                std::time::Duration::from_millis(tick_ms.max(1)),
+                std::time::Duration::from_millis(flush_ms.max(1)),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Stop background compaction; returns the last error a cycle hit, if any.
+    fn stop_compaction(&self, py: Python<'_>) -> Option<String> {
+        let handle = self
+            .scheduler
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        handle.and_then(|h| py.detach(|| h.stop()))
+    }
+
+    /// Live counters of the vault.
+    fn telemetry<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let v = self.get()?;
+        let state = py.detach(|| v.state());
+        let stats = v.compaction_stats(std::time::Duration::ZERO);
+        let d = PyDict::new(py);
+        d.set_item("inodes", state.inodes.len())?;
+        d.set_item("packs", state.packs.len())?;
+        d.set_item("live_bytes", stats.live_bytes)?;
+        d.set_item("dead_bytes", stats.dead_bytes)?;
+        d.set_item("log_bytes_since_snapshot", stats.log_bytes)?;
+        d.set_item("idle_seconds", stats.idle.as_secs_f64())?;
+        d.set_item("compaction_cycles", state.scheduler_cycles)?;
+        d.set_item(
+            "compaction_running",
+            self.scheduler
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_some(),
+        )?;
+        Ok(d)
+    }
+
     /// Flush everything and close; later calls raise OSError(EBADF).
     fn close(&self, py: Python<'_>) -> PyResult<()> {
+        let _ = self.stop_compaction(py);
         let taken = self.inner.write().unwrap_or_else(|p| p.into_inner()).take();
         match taken {
             Some(v) => py.detach(|| v.sync()).map_err(vault_err),
