@@ -91,7 +91,15 @@ pub fn bootstrap(
     }
     let (number, covers_seq, state) = base;
     let (state, log, mut report) =
-        load_unified_log(fs, log_dir, vault_id, master, opts, state, covers_seq)?;
+        load_unified_log(fs, log_dir, vault_id, master, opts, state, covers_seq).map_err(|e| {
+            match (&e, bad.first()) {
+                // Say why the snapshot the log needed could not be used.
+                (Error::LogCorrupt(m), Some((n, why))) => {
+                    Error::LogCorrupt(format!("{m}; snapshot {n} could not be read: {why}"))
+                }
+                _ => e,
+            }
+        })?;
     report.snapshot = number;
     report.bad_snapshots = bad;
     report.removed_temporaries = removed;
