@@ -93,6 +93,31 @@ pub enum Error {
     PacksFailed(String),
 }
 
+/// The errno values the vault engine refuses operations with (Linux).
+pub mod errno {
+    pub const EPERM: i32 = 1;
+    pub const ENOENT: i32 = 2;
+    pub const EIO: i32 = 5;
+    pub const E2BIG: i32 = 7;
+    pub const EBADF: i32 = 9;
+    pub const EEXIST: i32 = 17;
+    pub const ENOTDIR: i32 = 20;
+    pub const EISDIR: i32 = 21;
+    pub const EINVAL: i32 = 22;
+    pub const EFBIG: i32 = 27;
+    pub const ENAMETOOLONG: i32 = 36;
+    pub const ENOTEMPTY: i32 = 39;
+    pub const ENODATA: i32 = 61;
+}
+
+/// A refused file-system operation with its errno.
+pub fn fs_err(errno: i32, what: impl Into<String>) -> Error {
+    Error::Fs {
+        errno,
+        what: what.into(),
+    }
+}
+
 /// An I/O error as a user reads it: "No such file or directory", without
 /// Rust's " (os error 2)" suffix.
 pub fn describe_io(e: &io::Error) -> String {

@@ -22,7 +22,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::crypto::aead::AeadKey;
 use crate::crypto::keys::SecretKey;
 use crate::crypto::random;
-use crate::error::{Error, Result};
+use crate::error::errno::*;
+use crate::error::{fs_err, Error, Result};
 use crate::log::entry::{AttrChange, InodeKind, Timespec, UnifiedEntry};
 use crate::log::unified::{compact_unified_log, CompactionReport, LogManager, LogOptions};
 use crate::recovery::bootstrap::{bootstrap, BootstrapReport};
@@ -32,23 +33,8 @@ use crate::vault::metadata::{Inode, MetadataState, ROOT_INO};
 use crate::vault::packs::{PackOptions, PackStore};
 use crate::vault::segment::SegmentRef;
 
-const ENOENT: i32 = 2;
-const EEXIST: i32 = 17;
-const ENOTDIR: i32 = 20;
-const EISDIR: i32 = 21;
-const EINVAL: i32 = 22;
-const EFBIG: i32 = 27;
-const ENODATA: i32 = 61;
-
 /// Largest file size (segment index × segment size must fit in u64 offsets).
 pub const MAX_FILE_SIZE: u64 = 1 << 60;
-
-fn fs_err(errno: i32, what: impl Into<String>) -> Error {
-    Error::Fs {
-        errno,
-        what: what.into(),
-    }
-}
 
 pub fn now() -> Timespec {
     let d = SystemTime::now()
@@ -429,10 +415,7 @@ impl Vault {
     pub fn link(&self, ino: u64, new_parent: u64, new_name: &[u8]) -> Result<Attr> {
         let mut s = lock(&self.state);
         if s.inode(ino)?.kind == InodeKind::Dir {
-            return Err(Error::Fs {
-                errno: 1,
-                what: "hard links to directories are not allowed".into(),
-            });
+            return Err(fs_err(EPERM, "hard links to directories are not allowed"));
         }
         self.commit(
             &mut s,
@@ -799,7 +782,7 @@ impl Vault {
     ) -> Result<()> {
         if name.is_empty() || name.len() > 255 || value.len() > 65536 {
             return Err(fs_err(
-                if value.len() > 65536 { 7 } else { EINVAL },
+                if value.len() > 65536 { E2BIG } else { EINVAL },
                 "attribute name or value too long",
             ));
         }

@@ -12,28 +12,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::error::{Error, Result};
+use crate::error::errno::*;
+use crate::error::{fs_err, Result};
 use crate::log::entry::{AttrChange, InodeKind, Timespec, UnifiedEntry};
 use crate::vault::segment::SegmentRef;
 
 pub const ROOT_INO: u64 = 1;
 pub const NAME_MAX: usize = 255;
-
-const ENOENT: i32 = 2;
-const EEXIST: i32 = 17;
-const ENOTDIR: i32 = 20;
-const EISDIR: i32 = 21;
-const EINVAL: i32 = 22;
-const ENAMETOOLONG: i32 = 36;
-const ENOTEMPTY: i32 = 39;
-const ENODATA: i32 = 61;
-
-fn fs_err(errno: i32, what: impl Into<String>) -> Error {
-    Error::Fs {
-        errno,
-        what: what.into(),
-    }
-}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Inode {

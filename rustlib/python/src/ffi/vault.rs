@@ -20,8 +20,7 @@ use pyo3::types::{PyBytes, PyDict};
 
 use super::errors::to_pyerr;
 
-const EIO: i32 = 5;
-const EBADF: i32 = 9;
+use crypto_core::error::errno::{EBADF, EIO};
 
 fn strerror(errno: i32) -> String {
     crypto_core::error::describe_io(&std::io::Error::from_raw_os_error(errno))
