@@ -37,8 +37,12 @@ python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore 
 
 [ "$demo" = 1 ] || exit 0
 
-# The main job: a round trip through the CLI.
+# The main job: a round trip through the CLI. It runs in a scratch directory:
+# `python3 -m` puts the current directory first on the import path, and the
+# source tree's fusefs/ (without the built module) must not shadow the
+# installed package.
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
+cd "$work"
 head -c $((64 * 1024 * 1024)) /dev/urandom > "$work/plain"
 head -c 32 /dev/urandom > "$work/key"
 python3 -m fusefs encrypt --keyfile "$work/key" --stats "$work/plain" "$work/plain.fusefs"
