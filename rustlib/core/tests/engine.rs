@@ -466,3 +466,31 @@ mod scheduler {
         );
     }
 }
+
+#[test]
+fn log_compaction_runs_beside_writers() {
+    let fx = Fixture::new(None);
+    let v = Arc::new(fx.open());
+    let f = v.create(ROOT, b"f", 0o600, 0, 0).unwrap();
+    let writer = {
+        let v = Arc::clone(&v);
+        std::thread::spawn(move || {
+            for i in 0..300u64 {
+                v.write(f.ino, i * 100, &[(i % 251) as u8; 100]).unwrap();
+                let name = format!("n{i}").into_bytes();
+                v.create(ROOT, &name, 0o600, 0, 0).unwrap();
+            }
+        })
+    };
+    for _ in 0..10 {
+        v.compact_log().unwrap();
+    }
+    writer.join().unwrap();
+    v.compact_log().unwrap();
+    let expect: Vec<u8> = (0..300u64).flat_map(|i| [(i % 251) as u8; 100]).collect();
+    assert_eq!(v.read(f.ino, 0, 40_000).unwrap(), expect);
+    drop(v);
+    let v = fx.open();
+    assert_eq!(v.read(f.ino, 0, 40_000).unwrap(), expect);
+    assert_eq!(v.readdir(ROOT, 0, 1000).unwrap().len(), 301);
+}

@@ -584,20 +584,22 @@ pub struct CompactionReport {
     pub snapshots_deleted: usize,
 }
 
-/// Log compaction: write `state` as a snapshot, record a checkpoint in a new
-/// log file, delete the log files and older snapshots it covers.
-///
-/// `state` must be the state after every record appended so far: the caller
-/// holds the engine's write lock, so nothing is appended meanwhile. Every
-/// step is durable before the next starts, so a crash at any point leaves
-/// either the old log (and perhaps an unused snapshot) or the new snapshot
-/// with the log after it; bootstrap handles both.
-pub fn compact_unified_log(
-    log: &LogManager,
-    state: &crate::vault::metadata::MetadataState,
-    snap_dir: &Path,
-) -> Result<CompactionReport> {
-    use crate::vault::snapshot::{parse_snapshot_file_name, snapshot_file_name, write_snapshot};
+/// Where a log compaction cut the log: the snapshot must hold the state
+/// after record `covers_seq`; files numbered below `first_new` only hold
+/// records up to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogCut {
+    pub covers_seq: u64,
+    pub first_new: u64,
+    appended_at_cut: u64,
+}
+
+/// Log compaction, first step: make every record durable and start a new
+/// log file. Call it while holding the engine's write lock, and take the
+/// state to snapshot under the same lock: it is then exactly the state after
+/// `covers_seq`. Cheap (a sync and a file creation); the slow part,
+/// [`finish_log_compaction`], runs without the lock.
+pub fn begin_log_compaction(log: &LogManager) -> Result<LogCut> {
     log.sync()?;
     let covers_seq = log.synced_seq();
     if log.next_seq() != covers_seq + 1 {
@@ -605,6 +607,28 @@ pub fn compact_unified_log(
             "records were appended during log compaction".into(),
         ));
     }
+    let appended_at_cut = log.appended_bytes();
+    let first_new = log.rotate_now()?;
+    Ok(LogCut {
+        covers_seq,
+        first_new,
+        appended_at_cut,
+    })
+}
+
+/// Log compaction, second step: write `state` (the state at `cut`) as a
+/// snapshot, record a checkpoint, delete the log files and older snapshots
+/// it covers. Every step is durable before the next, so a crash anywhere
+/// leaves the old log (perhaps with an unused snapshot) or the new snapshot
+/// with the log after it; bootstrap handles both. Compactions must not run
+/// concurrently (the engine serializes them).
+pub fn finish_log_compaction(
+    log: &LogManager,
+    cut: LogCut,
+    state: &crate::vault::metadata::MetadataState,
+    snap_dir: &Path,
+) -> Result<CompactionReport> {
+    use crate::vault::snapshot::{parse_snapshot_file_name, snapshot_file_name, write_snapshot};
     let fs = &*log.fs;
     fs.create_dir_all(snap_dir)
         .map_err(io("cannot create", snap_dir))?;
@@ -615,6 +639,7 @@ pub fn compact_unified_log(
         .filter_map(|n| parse_snapshot_file_name(n))
         .collect();
     let number = existing.iter().max().map_or(1, |m| m + 1);
+    let covers_seq = cut.covers_seq;
     write_snapshot(
         fs,
         snap_dir,
@@ -624,13 +649,14 @@ pub fn compact_unified_log(
         covers_seq,
         state,
     )?;
-    let first_new = log.rotate_now()?;
     log.append_sync(
         crate::log::entry::UnifiedEntry::SnapshotCheckpoint { number, covers_seq }.encode(),
     )?;
-    let log_files_deleted = log.delete_files_before(first_new)?;
-    log.appended_bytes
-        .store(0, std::sync::atomic::Ordering::Relaxed);
+    let log_files_deleted = log.delete_files_before(cut.first_new)?;
+    log.appended_bytes.fetch_sub(
+        cut.appended_at_cut.min(log.appended_bytes()),
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let mut snapshots_deleted = 0;
     for old in existing {
         let path = snap_dir.join(snapshot_file_name(old));
@@ -646,4 +672,14 @@ pub fn compact_unified_log(
         log_files_deleted,
         snapshots_deleted,
     })
+}
+
+/// Both steps at once, for a caller that holds its write lock throughout.
+pub fn compact_unified_log(
+    log: &LogManager,
+    state: &crate::vault::metadata::MetadataState,
+    snap_dir: &Path,
+) -> Result<CompactionReport> {
+    let cut = begin_log_compaction(log)?;
+    finish_log_compaction(log, cut, state, snap_dir)
 }

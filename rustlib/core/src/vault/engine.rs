@@ -25,7 +25,9 @@ use crate::crypto::random;
 use crate::error::errno::*;
 use crate::error::{fs_err, Error, Result};
 use crate::log::entry::{AttrChange, InodeKind, Timespec, UnifiedEntry};
-use crate::log::unified::{compact_unified_log, CompactionReport, LogManager, LogOptions};
+use crate::log::unified::{
+    begin_log_compaction, finish_log_compaction, CompactionReport, LogManager, LogOptions,
+};
 use crate::recovery::bootstrap::{bootstrap, BootstrapReport};
 use crate::storage::FileSystem;
 use crate::vault::config::{purpose, subkey, VaultConfig};
@@ -121,6 +123,9 @@ pub struct Vault {
     report: BootstrapReport,
     /// When the last change was committed (for the scheduler's idle test).
     last_change: Mutex<std::time::Instant>,
+    /// Held by a compaction from start to end: two at once could delete
+    /// each other's log files.
+    compaction: Mutex<()>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -179,6 +184,7 @@ impl Vault {
             generation,
             report,
             last_change: Mutex::new(std::time::Instant::now()),
+            compaction: Mutex::new(()),
         })
     }
 
@@ -828,10 +834,17 @@ impl Vault {
     }
 
     /// Write the state as a snapshot and drop the log it covers.
+    ///
+    /// Readers and writers wait only while the log is cut and the state
+    /// copied; the snapshot is written without the lock.
     pub fn compact_log(&self) -> Result<CompactionReport> {
+        let _one_at_a_time = lock(&self.compaction);
         self.packs.sync()?;
-        let s = lock(&self.state);
-        compact_unified_log(&self.log, &s, &self.dir.join("snap"))
+        let (cut, state) = {
+            let s = lock(&self.state);
+            (begin_log_compaction(&self.log)?, s.clone())
+        };
+        finish_log_compaction(&self.log, cut, &state, &self.dir.join("snap"))
     }
 
     /// Pack compaction: copy the live frames of packs at least `min_dead_ratio`
@@ -843,6 +856,7 @@ impl Vault {
     /// segment rewritten during the copy keeps its new frame (the move is
     /// ignored for it, and the pack stays until a later cycle).
     pub fn compact_packs(&self, min_dead_ratio: f64) -> Result<PackCompactionReport> {
+        let _one_at_a_time = lock(&self.compaction);
         let active = self.packs.active_pack();
         let (candidates, live): (Vec<u64>, Vec<(u64, u64, SegmentRef)>) = {
             let s = lock(&self.state);
