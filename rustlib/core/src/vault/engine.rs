@@ -701,27 +701,33 @@ impl Vault {
             }
         }
         let new_size = size.max(end);
-        let mut segments: Vec<(u64, u64, Vec<u8>)> = Vec::new();
+        // A segment the write covers from its start, with nothing old to
+        // keep, is sealed straight from `data` (no copy).
+        let mut segments: Vec<(u64, u64, std::borrow::Cow<'_, [u8]>)> = Vec::new();
         let mut k = offset / seg;
         while k * seg < end {
             let seg_start = k * seg;
             let seg_end = (seg_start + seg).min(new_size);
             let from = offset.max(seg_start);
             let to = end.min(seg_end);
-            let mut plain = old_plain.remove(&k).unwrap_or_default();
-            let needed = (to - seg_start) as usize;
-            if plain.len() < needed {
-                plain.resize(needed, 0);
-            }
-            plain[(from - seg_start) as usize..needed]
-                .copy_from_slice(&data[(from - offset) as usize..(to - offset) as usize]);
+            let src = &data[(from - offset) as usize..(to - offset) as usize];
+            let plain = match old_plain.remove(&k) {
+                None if from == seg_start => std::borrow::Cow::Borrowed(src),
+                old => {
+                    let mut plain = old.unwrap_or_default();
+                    let needed = (to - seg_start) as usize;
+                    if plain.len() < needed {
+                        plain.resize(needed, 0);
+                    }
+                    plain[(from - seg_start) as usize..needed].copy_from_slice(src);
+                    std::borrow::Cow::Owned(plain)
+                }
+            };
             segments.push((k, self.generation.fetch_add(1, Relaxed), plain));
             k += 1;
         }
-        let batch: Vec<(u64, u64, &[u8])> = segments
-            .iter()
-            .map(|(k, g, p)| (*k, *g, p.as_slice()))
-            .collect();
+        let batch: Vec<(u64, u64, &[u8])> =
+            segments.iter().map(|(k, g, p)| (*k, *g, &p[..])).collect();
         let refs = self.packs.write_segments(&key, &file_id, &batch)?;
         let entry = UnifiedEntry::WriteSegments {
             ino,
