@@ -8,6 +8,17 @@ pub mod kdf;
 pub mod keys;
 pub mod random;
 
+/// HMAC-SHA256 of `data` under `key`: header, checkpoint and config MACs.
+pub fn hmac_sha256(key: &keys::SecretKey, data: &[u8]) -> [u8; crate::constants::MAC_LEN] {
+    let tag = ring::hmac::sign(
+        &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key.as_bytes()),
+        data,
+    );
+    let mut out = [0u8; crate::constants::MAC_LEN];
+    out.copy_from_slice(tag.as_ref());
+    out
+}
+
 /// Compare two byte strings in time independent of where they differ.
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {

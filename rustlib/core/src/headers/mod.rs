@@ -16,12 +16,10 @@
 //!  76  32 HMAC-SHA256(header MAC key, bytes 0..76)
 //! ```
 
-use ring::hmac;
-
 use crate::constants::*;
 use crate::crypto::aead::AeadKey;
 use crate::crypto::keys::{KeyMaterial, SecretKey};
-use crate::crypto::{ct_eq, kdf, random};
+use crate::crypto::{ct_eq, hmac_sha256, kdf, random};
 use crate::error::{Error, Result};
 use crate::types::{Argon2Params, Cipher, EncryptParams, Format, KeySource};
 
@@ -76,13 +74,6 @@ fn derive_keys(
     (keys, check, mac_key)
 }
 
-fn header_mac(mac_key: &SecretKey, body: &[u8]) -> [u8; MAC_LEN] {
-    let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, mac_key.as_bytes()), body);
-    let mut out = [0u8; MAC_LEN];
-    out.copy_from_slice(tag.as_ref());
-    out
-}
-
 impl StreamHeader {
     /// A fresh header for `params` (random stream id and salt), sealed under
     /// the key derived from `material`; returns it with the stream's keys.
@@ -113,7 +104,7 @@ impl StreamHeader {
         let master = kdf::master_key(material, &header.salt, params.argon2)?;
         let (_, check, mac_key) = derive_keys(&header, &master);
         header.key_check = check;
-        header.mac = header_mac(&mac_key, &header.encode()[..HEADER_MAC_OFFSET]);
+        header.mac = hmac_sha256(&mac_key, &header.encode()[..HEADER_MAC_OFFSET]);
         let (keys, _, _) = derive_keys(&header, &master);
         Ok((header, keys))
     }
@@ -251,7 +242,7 @@ impl StreamHeader {
         if !ct_eq(&check, &self.key_check) {
             return Err(Error::WrongKey);
         }
-        let expect = header_mac(&mac_key, &self.encode()[..HEADER_MAC_OFFSET]);
+        let expect = hmac_sha256(&mac_key, &self.encode()[..HEADER_MAC_OFFSET]);
         if !ct_eq(&expect, &self.mac) {
             return Err(Error::HeaderTampered);
         }

@@ -21,12 +21,10 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
 
-use ring::hmac;
-
 use crate::constants::*;
-use crate::crypto::ct_eq;
 use crate::crypto::digest::StreamDigest;
 use crate::crypto::keys::SecretKey;
+use crate::crypto::{ct_eq, hmac_sha256};
 use crate::error::{Error, Result};
 use crate::stream_v2::ResumePoint;
 
@@ -68,13 +66,6 @@ pub type SegmentCheckpoint = Checkpoint;
 /// A checkpoint of a decrypt run.
 pub type DecryptCheckpoint = Checkpoint;
 
-fn mac(key: &SecretKey, body: &[u8]) -> [u8; MAC_LEN] {
-    let t = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key.as_bytes()), body);
-    let mut out = [0u8; MAC_LEN];
-    out.copy_from_slice(t.as_ref());
-    out
-}
-
 impl Checkpoint {
     pub fn encode(&self, mac_key: &SecretKey) -> [u8; CHECKPOINT_LEN] {
         let mut b = [0u8; CHECKPOINT_LEN];
@@ -92,7 +83,7 @@ impl Checkpoint {
         b[56..96].copy_from_slice(&self.point.digest.export_state());
         b[96..104].copy_from_slice(&self.input.size.to_le_bytes());
         b[104..112].copy_from_slice(&self.input.mtime_ns.to_le_bytes());
-        let m = mac(mac_key, &b[..112]);
+        let m = hmac_sha256(mac_key, &b[..112]);
         b[112..].copy_from_slice(&m);
         b
     }
@@ -105,7 +96,7 @@ impl Checkpoint {
         if &b[0..8] != CHECKPOINT_MAGIC || b[8] != 1 || b[10..12] != [0, 0] {
             return bad("is not a fusefs checkpoint of a known version");
         }
-        if !ct_eq(&mac(mac_key, &b[..112]), &b[112..]) {
+        if !ct_eq(&hmac_sha256(mac_key, &b[..112]), &b[112..]) {
             return bad("does not match this stream and key (MAC mismatch)");
         }
         let kind = match b[9] {

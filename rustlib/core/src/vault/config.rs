@@ -7,7 +7,6 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use ring::hmac;
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, Zeroizing};
 
@@ -493,13 +492,7 @@ impl VaultConfig {
 
     fn mac(&self, master: &SecretKey) -> [u8; MAC_LEN] {
         let key = subkey(master, purpose::CONFIG_MAC, &self.vault_id);
-        let tag = hmac::sign(
-            &hmac::Key::new(hmac::HMAC_SHA256, key.as_bytes()),
-            &self.binding(),
-        );
-        let mut out = [0u8; MAC_LEN];
-        out.copy_from_slice(tag.as_ref());
-        out
+        crate::crypto::hmac_sha256(&key, &self.binding())
     }
 
     /// Seal `master` under `password` with a fresh salt and nonce.
