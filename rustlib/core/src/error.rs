@@ -93,6 +93,12 @@ pub enum Error {
     PacksFailed(String),
 }
 
+/// `map_err` adapter for an I/O error on `path`: reported as
+/// "{what} {path}: {reason}", keeping the path and the errno.
+pub fn io_at<'a>(what: &'a str, path: &'a std::path::Path) -> impl Fn(io::Error) -> Error + 'a {
+    move |e| Error::io_path(format!("{what} {}", path.display()), path, e)
+}
+
 /// The errno values the vault engine refuses operations with (Linux).
 pub mod errno {
     pub const EPERM: i32 = 1;

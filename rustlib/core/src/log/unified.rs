@@ -26,7 +26,7 @@ use super::format::*;
 use crate::crypto::aead::AeadKey;
 use crate::crypto::keys::SecretKey;
 use crate::crypto::random;
-use crate::error::{Error, Result};
+use crate::error::{io_at, Error, Result};
 use crate::storage::{FileSystem, StorageFile};
 use crate::types::Cipher;
 use crate::vault::config::{purpose, subkey};
@@ -127,11 +127,6 @@ pub struct LogManager {
 
 type BeforeWrite = Box<dyn Fn() -> Result<()> + Send + Sync>;
 
-fn io<'a>(what: &str, path: &'a Path) -> impl Fn(std::io::Error) -> Error + 'a {
-    let what = what.to_string();
-    move |e| Error::io_path(format!("{what} {}", path.display()), path, e)
-}
-
 fn file_key(master: &SecretKey, cipher: Cipher, file_id: &[u8; 16]) -> AeadKey {
     AeadKey::new(cipher, &subkey(master, purpose::LOG, file_id))
 }
@@ -145,7 +140,8 @@ impl LogManager {
         master: SecretKey,
         opts: LogOptions,
     ) -> Result<(LogManager, Vec<LogRecord>, ReplayReport)> {
-        fs.create_dir_all(dir).map_err(io("cannot create", dir))?;
+        fs.create_dir_all(dir)
+            .map_err(io_at("cannot create", dir))?;
         let (records, report, last_number, next_seq) = replay(
             &*fs,
             dir,
@@ -302,19 +298,21 @@ impl LogManager {
         let names = self
             .fs
             .list(&self.dir)
-            .map_err(io("cannot list", &self.dir))?;
+            .map_err(io_at("cannot list", &self.dir))?;
         let mut deleted = 0;
         for name in names {
             if parse_log_file_name(&name).is_some_and(|n| n < number) {
                 let path = self.dir.join(&name);
-                self.fs.remove(&path).map_err(io("cannot remove", &path))?;
+                self.fs
+                    .remove(&path)
+                    .map_err(io_at("cannot remove", &path))?;
                 deleted += 1;
             }
         }
         if deleted > 0 {
             self.fs
                 .sync_dir(&self.dir)
-                .map_err(io("cannot sync", &self.dir))?;
+                .map_err(io_at("cannot sync", &self.dir))?;
         }
         Ok(deleted)
     }
@@ -386,11 +384,14 @@ impl LogManager {
             active
                 .file
                 .write_all_at(&out, active.len)
-                .map_err(io("cannot write", &path))?;
+                .map_err(io_at("cannot write", &path))?;
             active.len += out.len() as u64;
         }
         if durable {
-            active.file.sync_data().map_err(io("cannot sync", &path))?;
+            active
+                .file
+                .sync_data()
+                .map_err(io_at("cannot sync", &path))?;
         }
         Ok(())
     }
@@ -398,7 +399,10 @@ impl LogManager {
     /// Close the active file (durably) and start the next one.
     fn rotate(&self, active: &mut ActiveFile, first_seq: u64) -> Result<()> {
         let path = self.dir.join(log_file_name(active.header.number));
-        active.file.sync_data().map_err(io("cannot sync", &path))?;
+        active
+            .file
+            .sync_data()
+            .map_err(io_at("cannot sync", &path))?;
         *active = create_file(
             &*self.fs,
             &self.dir,
@@ -437,11 +441,13 @@ fn create_file(
         file_id: random::bytes()?,
         first_seq,
     };
-    let file = fs.create_new(&path).map_err(io("cannot create", &path))?;
+    let file = fs
+        .create_new(&path)
+        .map_err(io_at("cannot create", &path))?;
     file.write_all_at(&header.encode(), 0)
-        .map_err(io("cannot write", &path))?;
-    file.sync_data().map_err(io("cannot sync", &path))?;
-    fs.sync_dir(dir).map_err(io("cannot sync", dir))?;
+        .map_err(io_at("cannot write", &path))?;
+    file.sync_data().map_err(io_at("cannot sync", &path))?;
+    fs.sync_dir(dir).map_err(io_at("cannot sync", dir))?;
     let key = file_key(master, cipher, &header.file_id);
     Ok(ActiveFile {
         file,
@@ -453,9 +459,11 @@ fn create_file(
 }
 
 fn read_whole(file: &dyn StorageFile, path: &Path) -> Result<Vec<u8>> {
-    let len = file.len().map_err(io("cannot read", path))? as usize;
+    let len = file.len().map_err(io_at("cannot read", path))? as usize;
     let mut buf = vec![0u8; len];
-    let n = file.read_at(&mut buf, 0).map_err(io("cannot read", path))?;
+    let n = file
+        .read_at(&mut buf, 0)
+        .map_err(io_at("cannot read", path))?;
     buf.truncate(n);
     Ok(buf)
 }
@@ -477,7 +485,7 @@ fn replay(
 ) -> Result<(Vec<LogRecord>, ReplayReport, u64, u64)> {
     let mut numbers: Vec<(u64, String)> = fs
         .list(dir)
-        .map_err(io("cannot list", dir))?
+        .map_err(io_at("cannot list", dir))?
         .into_iter()
         .filter_map(|n| parse_log_file_name(&n).map(|num| (num, n)))
         .collect();
@@ -494,13 +502,13 @@ fn replay(
         let is_last = i + 1 == count;
         let path = dir.join(&name);
         let corrupt = |m: String| Error::LogCorrupt(format!("{name}: {m}"));
-        let file = fs.open(&path).map_err(io("cannot open", &path))?;
+        let file = fs.open(&path).map_err(io_at("cannot open", &path))?;
         let bytes = read_whole(&*file, &path)?;
         last_number = number;
         if bytes.len() < LOG_HEADER_LEN && is_last {
             // Crashed while creating the file: nothing in it was ever acknowledged.
-            fs.remove(&path).map_err(io("cannot remove", &path))?;
-            fs.sync_dir(dir).map_err(io("cannot sync", dir))?;
+            fs.remove(&path).map_err(io_at("cannot remove", &path))?;
+            fs.sync_dir(dir).map_err(io_at("cannot sync", dir))?;
             report.removed_torn_file = Some(name);
             continue;
         }
@@ -563,8 +571,8 @@ fn replay(
                     }
                     // A torn tail: written but never synced, so never acknowledged.
                     file.set_len(at as u64)
-                        .map_err(io("cannot truncate", &path))?;
-                    file.sync_data().map_err(io("cannot sync", &path))?;
+                        .map_err(io_at("cannot truncate", &path))?;
+                    file.sync_data().map_err(io_at("cannot sync", &path))?;
                     report.torn_bytes_cut = (bytes.len() - at) as u64;
                     break;
                 }
@@ -631,10 +639,10 @@ pub fn finish_log_compaction(
     use crate::vault::snapshot::{parse_snapshot_file_name, snapshot_file_name, write_snapshot};
     let fs = &*log.fs;
     fs.create_dir_all(snap_dir)
-        .map_err(io("cannot create", snap_dir))?;
+        .map_err(io_at("cannot create", snap_dir))?;
     let existing: Vec<u64> = fs
         .list(snap_dir)
-        .map_err(io("cannot list", snap_dir))?
+        .map_err(io_at("cannot list", snap_dir))?
         .iter()
         .filter_map(|n| parse_snapshot_file_name(n))
         .collect();
@@ -660,11 +668,12 @@ pub fn finish_log_compaction(
     let mut snapshots_deleted = 0;
     for old in existing {
         let path = snap_dir.join(snapshot_file_name(old));
-        fs.remove(&path).map_err(io("cannot remove", &path))?;
+        fs.remove(&path).map_err(io_at("cannot remove", &path))?;
         snapshots_deleted += 1;
     }
     if snapshots_deleted > 0 {
-        fs.sync_dir(snap_dir).map_err(io("cannot sync", snap_dir))?;
+        fs.sync_dir(snap_dir)
+            .map_err(io_at("cannot sync", snap_dir))?;
     }
     Ok(CompactionReport {
         snapshot: number,

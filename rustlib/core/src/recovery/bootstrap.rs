@@ -18,7 +18,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::crypto::keys::SecretKey;
-use crate::error::{Error, Result};
+use crate::error::{io_at, Error, Result};
 use crate::log::entry::UnifiedEntry;
 use crate::log::unified::{LogManager, LogOptions, ReplayReport};
 use crate::storage::FileSystem;
@@ -52,21 +52,18 @@ pub fn bootstrap(
     opts: LogOptions,
     empty: MetadataState,
 ) -> Result<(MetadataState, LogManager, BootstrapReport)> {
-    let io = |what: &str, p: &Path, e| Error::io_path(format!("{what} {}", p.display()), p, e);
     fs.create_dir_all(snap_dir)
-        .map_err(|e| io("cannot create", snap_dir, e))?;
-    let names = fs
-        .list(snap_dir)
-        .map_err(|e| io("cannot list", snap_dir, e))?;
+        .map_err(io_at("cannot create", snap_dir))?;
+    let names = fs.list(snap_dir).map_err(io_at("cannot list", snap_dir))?;
     let mut removed = 0;
     for n in names.iter().filter(|n| n.ends_with(".snap.tmp")) {
         let p = snap_dir.join(n);
-        fs.remove(&p).map_err(|e| io("cannot remove", &p, e))?;
+        fs.remove(&p).map_err(io_at("cannot remove", &p))?;
         removed += 1;
     }
     if removed > 0 {
         fs.sync_dir(snap_dir)
-            .map_err(|e| io("cannot sync", snap_dir, e))?;
+            .map_err(io_at("cannot sync", snap_dir))?;
     }
     let mut numbers: Vec<u64> = names
         .iter()

@@ -25,7 +25,7 @@ use crate::constants::*;
 use crate::crypto::digest::StreamDigest;
 use crate::crypto::keys::SecretKey;
 use crate::crypto::{ct_eq, hmac_sha256};
-use crate::error::{Error, Result};
+use crate::error::{io_at, Error, Result};
 use crate::stream_v2::ResumePoint;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,17 +129,16 @@ impl Checkpoint {
 /// Write `bytes` to `path` durably: temporary file, fsync, rename, fsync directory.
 pub fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("fusefs-tmp");
-    let err = |what: &str, e| Error::io_path(format!("cannot {what} {}", tmp.display()), &tmp, e);
     let mut f = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .open(&tmp)
-        .map_err(|e| err("create", e))?;
-    f.write_all(bytes).map_err(|e| err("write", e))?;
-    f.sync_all().map_err(|e| err("sync", e))?;
+        .map_err(io_at("cannot create", &tmp))?;
+    f.write_all(bytes).map_err(io_at("cannot write", &tmp))?;
+    f.sync_all().map_err(io_at("cannot sync", &tmp))?;
     drop(f);
-    fs::rename(&tmp, path).map_err(|e| err("rename", e))?;
+    fs::rename(&tmp, path).map_err(io_at("cannot rename", &tmp))?;
     sync_parent(path)
 }
 
@@ -151,7 +150,7 @@ pub fn sync_parent(path: &Path) -> Result<()> {
     };
     File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io_path(format!("cannot sync directory {}", dir.display()), dir, e))
+        .map_err(io_at("cannot sync directory", dir))
 }
 
 #[cfg(test)]

@@ -45,7 +45,7 @@ use crate::compression::{compress_segment, decompress_segment};
 use crate::constants::{NONCE_LEN, TAG_LEN};
 use crate::crypto::aead::AeadKey;
 use crate::crypto::random;
-use crate::error::{Error, Result};
+use crate::error::{io_at, Error, Result};
 use crate::storage::{FileSystem, StorageFile};
 use crate::types::Cipher;
 use crate::vault::config::MAX_VAULT_SEGMENT_SIZE;
@@ -279,10 +279,6 @@ fn par_for_each<T: Send>(
     })
 }
 
-fn io_err<'a>(what: &'a str, path: &'a Path) -> impl Fn(io::Error) -> Error + 'a {
-    move |e| Error::io_path(format!("{what} {}", path.display()), path, e)
-}
-
 struct Active {
     number: u64,
     file: Arc<dyn StorageFile>,
@@ -345,7 +341,7 @@ impl PackStore {
             )));
         }
         fs.create_dir_all(dir)
-            .map_err(io_err("cannot create", dir))?;
+            .map_err(io_at("cannot create", dir))?;
         let highest = list_packs(&*fs, dir)?.last().copied().unwrap_or(0);
         Ok(PackStore {
             fs,
@@ -527,7 +523,7 @@ impl PackStore {
             active
                 .file
                 .write_all_at(&frames[start..pos], at)
-                .map_err(io_err("cannot write", &path))?;
+                .map_err(io_at("cannot write", &path))?;
             active.len += (pos - start) as u64;
             let (number, file) = (active.number, active.file.clone());
             if !inner.unsynced.iter().any(|(n, _)| *n == number) {
@@ -545,19 +541,19 @@ impl PackStore {
         let file: Arc<dyn StorageFile> = Arc::from(
             self.fs
                 .create_new(&path)
-                .map_err(io_err("cannot create", &path))?,
+                .map_err(io_at("cannot create", &path))?,
         );
         let header = PackHeader {
             vault_id: self.vault_id,
             number,
         };
         file.write_all_at(&header.encode(), 0)
-            .map_err(io_err("cannot write", &path))?;
+            .map_err(io_at("cannot write", &path))?;
         // The header is made durable by the next sync, with the frames.
         inner.unsynced.push((number, file.clone()));
         self.fs
             .sync_dir(&self.dir)
-            .map_err(io_err("cannot sync", &self.dir))?;
+            .map_err(io_at("cannot sync", &self.dir))?;
         lock(&self.handles).insert(number, file.clone());
         inner.active = Some(Active {
             number,
@@ -580,7 +576,7 @@ impl PackStore {
         };
         for (number, file) in packs {
             if let Err(e) = file.sync_data() {
-                let e = io_err("cannot sync", &self.path(number))(e);
+                let e = io_at("cannot sync", &self.path(number))(e);
                 lock(&self.inner).failed = Some(e.to_string());
                 return Err(e);
             }
@@ -599,12 +595,12 @@ impl PackStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(Error::PackMissing { pack: number })
             }
-            Err(e) => return Err(io_err("cannot open", &path)(e)),
+            Err(e) => return Err(io_at("cannot open", &path)(e)),
         };
         let mut b = [0u8; PACK_HEADER_LEN];
         let n = file
             .read_at(&mut b, 0)
-            .map_err(io_err("cannot read", &path))?;
+            .map_err(io_at("cannot read", &path))?;
         let corrupt = |reason: String| Error::PackCorrupt {
             pack: number,
             offset: 0,
@@ -636,7 +632,7 @@ impl PackStore {
         let mut buf = vec![0u8; stored];
         let n = file
             .read_at(&mut buf, r.offset)
-            .map_err(io_err("cannot read", &self.path(r.pack)))?;
+            .map_err(io_at("cannot read", &self.path(r.pack)))?;
         if n < stored {
             return Err(Error::PackCorrupt {
                 pack: r.pack,
@@ -712,10 +708,10 @@ impl PackStore {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     return Err(Error::PackMissing { pack: number })
                 }
-                Err(e) => return Err(io_err("cannot open", &path)(e)),
+                Err(e) => return Err(io_at("cannot open", &path)(e)),
             },
         };
-        file.len().map_err(io_err("cannot read", &path))
+        file.len().map_err(io_at("cannot read", &path))
     }
 
     /// Number of the pack being appended to, if this store has written one.
@@ -743,18 +739,18 @@ impl PackStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(Error::PackMissing { pack: number })
             }
-            Err(e) => return Err(io_err("cannot remove", &path)(e)),
+            Err(e) => return Err(io_at("cannot remove", &path)(e)),
         }
         self.fs
             .sync_dir(&self.dir)
-            .map_err(io_err("cannot sync", &self.dir))
+            .map_err(io_at("cannot sync", &self.dir))
     }
 }
 
 fn list_packs(fs: &dyn FileSystem, dir: &Path) -> Result<Vec<u64>> {
     let mut numbers: Vec<u64> = fs
         .list(dir)
-        .map_err(io_err("cannot list", dir))?
+        .map_err(io_at("cannot list", dir))?
         .iter()
         .filter_map(|n| parse_pack_file_name(n))
         .collect();

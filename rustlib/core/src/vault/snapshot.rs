@@ -22,7 +22,7 @@ use std::path::Path;
 use crate::codec::{bad, Reader, Writer};
 use crate::crypto::keys::{KeyMaterial, SecretKey};
 use crate::crypto::random;
-use crate::error::{Error, Result};
+use crate::error::{io_at, Error, Result};
 use crate::log::entry::InodeKind;
 use crate::pipeline::Control;
 use crate::storage::{FileSystem, StorageFile};
@@ -278,9 +278,8 @@ pub fn write_snapshot(
     covers_seq: u64,
     state: &MetadataState,
 ) -> Result<()> {
-    let io = |what: &str, p: &Path, e| Error::io_path(format!("{what} {}", p.display()), p, e);
     fs.create_dir_all(dir)
-        .map_err(|e| io("cannot create", dir, e))?;
+        .map_err(io_at("cannot create", dir))?;
     let prefix = Prefix {
         vault_id,
         number,
@@ -293,11 +292,9 @@ pub fn write_snapshot(
     let final_path = dir.join(snapshot_file_name(number));
     let tmp = dir.join(format!("{}.tmp", snapshot_file_name(number)));
     let _ = fs.remove(&tmp);
-    let file = fs
-        .create_new(&tmp)
-        .map_err(|e| io("cannot create", &tmp, e))?;
+    let file = fs.create_new(&tmp).map_err(io_at("cannot create", &tmp))?;
     file.write_all_at(&prefix, 0)
-        .map_err(|e| io("cannot write", &tmp, e))?;
+        .map_err(io_at("cannot write", &tmp))?;
     let params = EncryptParams {
         compression: Some(3),
         checkpoint_bytes: 0,
@@ -316,11 +313,11 @@ pub fn write_snapshot(
         ParallelismProfile::Auto,
         &Control::new(),
     )?;
-    file.sync_data().map_err(|e| io("cannot sync", &tmp, e))?;
+    file.sync_data().map_err(io_at("cannot sync", &tmp))?;
     drop(file);
     fs.rename(&tmp, &final_path)
-        .map_err(|e| io("cannot rename", &tmp, e))?;
-    fs.sync_dir(dir).map_err(|e| io("cannot sync", dir, e))?;
+        .map_err(io_at("cannot rename", &tmp))?;
+    fs.sync_dir(dir).map_err(io_at("cannot sync", dir))?;
     Ok(())
 }
 
@@ -331,11 +328,11 @@ pub fn read_snapshot(
     vault_id: [u8; 16],
     master: &SecretKey,
 ) -> Result<(u64, MetadataState)> {
-    let io = |e| Error::io_path(format!("cannot read {}", path.display()), path, e);
-    let file = fs.open(path).map_err(io)?;
-    let len = file.len().map_err(io)? as usize;
+    let io = io_at("cannot read", path);
+    let file = fs.open(path).map_err(&io)?;
+    let len = file.len().map_err(&io)? as usize;
     let mut bytes = vec![0u8; len];
-    let n = file.read_at(&mut bytes, 0).map_err(io)?;
+    let n = file.read_at(&mut bytes, 0).map_err(&io)?;
     bytes.truncate(n);
     let prefix = Prefix::decode(&bytes)?;
     if prefix.vault_id != vault_id {
