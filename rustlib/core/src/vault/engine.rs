@@ -350,10 +350,9 @@ impl Vault {
         let file_id = random::bytes()?;
         let time = now();
         let mut s = lock(&self.state);
-        // Check the name before creating anything, so a refused link leaves no inode.
-        if s.lookup(parent, name).is_ok() {
-            return Err(fs_err(EEXIST, "name exists"));
-        }
+        // Check the name before creating anything, so a refused link leaves
+        // no orphan inode behind.
+        s.check_new_name(parent, name)?;
         let ino = s.next_ino;
         let create = UnifiedEntry::CreateInode {
             ino,
@@ -372,16 +371,6 @@ impl Vault {
             ino,
             time,
         };
-        // The Link's preconditions, checked before anything is created, so a
-        // refused name leaves no orphan inode behind.
-        crate::vault::metadata::check_name(name)?;
-        s.inode(parent)?;
-        if !s.dirs.contains_key(&parent) {
-            return Err(fs_err(ENOTDIR, "not a directory"));
-        }
-        if parent != ROOT_INO && s.inode(parent)?.links == 0 {
-            return Err(fs_err(ENOENT, "directory was removed"));
-        }
         self.commit(&mut s, create)?;
         self.commit(&mut s, link)?;
         Ok(Self::attr_of(&s, ino, s.inode(ino)?))

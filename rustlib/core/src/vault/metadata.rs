@@ -68,7 +68,7 @@ pub struct MetadataState {
 }
 
 /// A valid directory entry name: 1..=255 bytes, no '/' or NUL, not "." or "..".
-pub fn check_name(name: &[u8]) -> Result<()> {
+fn check_name(name: &[u8]) -> Result<()> {
     if name.len() > NAME_MAX {
         return Err(fs_err(ENAMETOOLONG, "name longer than 255 bytes"));
     }
@@ -157,6 +157,17 @@ impl MetadataState {
         Ok(d)
     }
 
+    /// `parent/name` can be created: a valid name, not taken, in a directory
+    /// that still has a name (Link's first preconditions, for callers that
+    /// must know before creating the inode).
+    pub fn check_new_name(&self, parent: u64, name: &[u8]) -> Result<()> {
+        check_name(name)?;
+        if self.live_dir(parent)?.contains_key(name) {
+            return Err(fs_err(EEXIST, "name exists"));
+        }
+        Ok(())
+    }
+
     /// True if `ino` is `ancestor` or lies below it.
     fn is_within(&self, mut ino: u64, ancestor: u64) -> bool {
         loop {
@@ -241,11 +252,7 @@ impl MetadataState {
                 ino,
                 time,
             } => {
-                check_name(name)?;
-                let entries = self.live_dir(*parent)?;
-                if entries.contains_key(name) {
-                    return Err(fs_err(EEXIST, "name exists"));
-                }
+                self.check_new_name(*parent, name)?;
                 let target = self.inode(*ino)?;
                 if target.kind == InodeKind::Dir && target.links > 0 {
                     return Err(fs_err(EISDIR, "a directory has one name"));
