@@ -718,30 +718,16 @@ impl Vault {
         let batch: Vec<(u64, u64, &[u8])> =
             segments.iter().map(|(k, g, p)| (*k, *g, &p[..])).collect();
         let refs = self.packs.write_segments(&key, &file_id, &batch)?;
+        let segments = segments.iter().map(|(k, _, _)| *k).zip(refs).collect();
+        let mut s = lock(&self.state);
+        // Writes and truncates of this file hold its file lock, so the size
+        // read above still holds; a write never shrinks the file anyway.
+        let size = new_size.max(s.inode(ino)?.size);
         let entry = UnifiedEntry::WriteSegments {
             ino,
-            size: new_size,
+            size,
             mtime: now(),
-            segments: segments.iter().map(|(k, _, _)| *k).zip(refs).collect(),
-        };
-        let mut s = lock(&self.state);
-        // The size may have changed since (another handle's write past ours).
-        let entry = match entry {
-            UnifiedEntry::WriteSegments {
-                ino,
-                size,
-                mtime,
-                segments,
-            } => {
-                let current = s.inode(ino)?.size;
-                UnifiedEntry::WriteSegments {
-                    ino,
-                    size: size.max(current),
-                    mtime,
-                    segments,
-                }
-            }
-            other => other,
+            segments,
         };
         self.commit(&mut s, entry)?;
         Ok(data.len())
