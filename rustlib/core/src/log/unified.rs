@@ -270,27 +270,11 @@ impl LogManager {
             }
             q = self.changed.wait(q).unwrap_or_else(|p| p.into_inner());
         }
-        q.writer_busy = true;
-        let batch = mem::take(&mut q.pending);
-        q.pending_bytes = 0;
-        let upto = q.next_seq - 1;
-        drop(q);
-        let result = self.write_batch(batch, true).and_then(|()| {
-            let mut active = self.active.lock().unwrap_or_else(|p| p.into_inner());
-            self.rotate(&mut active, upto + 1)?;
+        self.writer_turn(q, true, |this, upto| {
+            let mut active = this.active.lock().unwrap_or_else(|p| p.into_inner());
+            this.rotate(&mut active, upto + 1)?;
             Ok(active.header.number)
-        });
-        let mut q = self.lock();
-        q.writer_busy = false;
-        match &result {
-            Ok(_) => {
-                q.written_seq = upto;
-                q.synced_seq = upto;
-            }
-            Err(e) => q.failed = Some(e.to_string()),
-        }
-        self.changed.notify_all();
-        result
+        })
     }
 
     /// Delete the log files numbered below `number` (covered by a snapshot).
@@ -331,31 +315,42 @@ impl LogManager {
                 q = self.changed.wait(q).unwrap_or_else(|p| p.into_inner());
                 continue;
             }
-            q.writer_busy = true;
-            let batch = mem::take(&mut q.pending);
-            q.pending_bytes = 0;
-            let upto = q.next_seq - 1;
-            drop(q);
-            let result = self.write_batch(batch, durable);
+            self.writer_turn(q, durable, |_, _| Ok(()))?;
             q = self.lock();
-            q.writer_busy = false;
-            match result {
-                Ok(()) => {
-                    q.written_seq = upto;
-                    if durable {
-                        q.synced_seq = upto;
-                    }
-                }
-                Err(e) => {
-                    // The writer reports the error itself; everyone after it
-                    // gets LogFailed.
-                    q.failed = Some(e.to_string());
-                    self.changed.notify_all();
-                    return Err(e);
+        }
+    }
+
+    /// Be the writer once: take everything queued, write it (and sync it if
+    /// `durable`), then run `after` (still the writer). Records the outcome
+    /// for everyone waiting; after an error the log refuses further work,
+    /// and the writer itself returns the original error.
+    fn writer_turn<T>(
+        &self,
+        mut q: MutexGuard<'_, Queue>,
+        durable: bool,
+        after: impl FnOnce(&Self, u64) -> Result<T>,
+    ) -> Result<T> {
+        q.writer_busy = true;
+        let batch = mem::take(&mut q.pending);
+        q.pending_bytes = 0;
+        let upto = q.next_seq - 1;
+        drop(q);
+        let result = self
+            .write_batch(batch, durable)
+            .and_then(|()| after(self, upto));
+        let mut q = self.lock();
+        q.writer_busy = false;
+        match &result {
+            Ok(_) => {
+                q.written_seq = upto;
+                if durable {
+                    q.synced_seq = upto;
                 }
             }
-            self.changed.notify_all();
+            Err(e) => q.failed = Some(e.to_string()),
         }
+        self.changed.notify_all();
+        result
     }
 
     /// Seal and write a batch (and fsync if `durable`); only the writer calls this.
