@@ -284,6 +284,51 @@ fn clone_handle(out: &File, side: &SideFiles) -> Result<File> {
     })
 }
 
+/// Where an interrupted v2 run stands: the checkpoint checked against this
+/// stream and input, the partial output cut back to it, the input positioned.
+#[allow(clippy::too_many_arguments)]
+fn resume_point(
+    side: &SideFiles,
+    keys: &StreamKeys,
+    header: &StreamHeader,
+    kind: CheckpointKind,
+    identity: InputIdentity,
+    input: &mut File,
+    src: &Path,
+    control: &Control,
+) -> Result<(File, ResumePoint)> {
+    if header.format != Format::V2 {
+        return Err(Error::Resume("only v2 streams can be resumed".into()));
+    }
+    let c = load_checkpoint(side, keys, header, kind, identity)?;
+    let out = reopen_part(side, c.point.output_offset)?;
+    input
+        .seek(SeekFrom::Start(c.point.input_offset))
+        .map_err(|e| Error::io_path("cannot seek the input", src, e))?;
+    control.set_done(c.point.input_offset);
+    Ok((out, c.point))
+}
+
+/// Writes a run's checkpoints durably next to its partial output.
+fn checkpoint_recorder<'a>(
+    kind: CheckpointKind,
+    header: &'a StreamHeader,
+    keys: &'a StreamKeys,
+    identity: InputIdentity,
+    side: &'a SideFiles,
+) -> impl FnMut(&ResumePoint) -> Result<()> + 'a {
+    move |p| {
+        let c = Checkpoint {
+            kind,
+            stream_id: header.stream_id,
+            segment_size: header.segment_size,
+            point: *p,
+            input: identity,
+        };
+        write_durably(&side.checkpoint, &c.encode(&keys.checkpoint_mac))
+    }
+}
+
 /// Finish a file run: sync, drop the checkpoint, rename into place, sync the directory.
 fn commit(mut part: File, side: &SideFiles, dst: &Path) -> Result<()> {
     part.sync().map_err(|e| {
@@ -353,19 +398,20 @@ pub fn encrypt_file(
                 ))
             })?;
             let (header, keys) = read_header(&mut part, key)?;
-            if header.format != Format::V2 {
-                return Err(Error::Resume("only v2 streams can be resumed".into()));
-            }
-            let c = load_checkpoint(&side, &keys, &header, CheckpointKind::Encrypt, identity)?;
-            let out = reopen_part(&side, c.point.output_offset)?;
-            input
-                .seek(SeekFrom::Start(c.point.input_offset))
-                .map_err(|e| Error::io_path("cannot seek the input", src, e))?;
-            control.set_done(c.point.input_offset);
+            let (out, point) = resume_point(
+                &side,
+                &keys,
+                &header,
+                CheckpointKind::Encrypt,
+                identity,
+                &mut input,
+                src,
+                control,
+            )?;
             let compression = header
                 .compressed()
                 .then(|| params.compression.unwrap_or(DEFAULT_ZSTD_LEVEL));
-            (header, keys, out, Some(c.point), compression)
+            (header, keys, out, Some(point), compression)
         } else {
             let (header, keys) = StreamHeader::create(params, key)?;
             let mut out = create_part(&side)?;
@@ -373,16 +419,8 @@ pub fn encrypt_file(
             (header, keys, out, None, params.compression)
         };
         let every = checkpoint_every(&header, params.checkpoint_bytes);
-        let mut record = |p: &ResumePoint| {
-            let c = Checkpoint {
-                kind: CheckpointKind::Encrypt,
-                stream_id: header.stream_id,
-                segment_size: header.segment_size,
-                point: *p,
-                input: identity,
-            };
-            write_durably(&side.checkpoint, &c.encode(&keys.checkpoint_mac))
-        };
+        let mut record =
+            checkpoint_recorder(CheckpointKind::Encrypt, &header, &keys, identity, &side);
         let ck = (every > 0).then_some(Checkpointing {
             every_segments: every,
             record: &mut record,
@@ -407,13 +445,9 @@ pub fn encrypt_file(
         )?;
         commit(out, &side, dst)
     })();
-    match result {
-        Ok(()) => Ok(tel.snapshot()),
-        Err(e) => {
-            cleanup_on_error(&side, &e, resume);
-            Err(e)
-        }
-    }
+    result
+        .map(|()| tel.snapshot())
+        .inspect_err(|e| cleanup_on_error(&side, e, resume))
 }
 
 /// Decrypt file `src` into `dst`; plaintext reaches `dst` only after the
@@ -434,30 +468,23 @@ pub fn decrypt_file(
     let result = (|| {
         let (header, keys) = read_header(&mut input, key)?;
         let (mut out, from) = if resume {
-            if header.format != Format::V2 {
-                return Err(Error::Resume("only v2 streams can be resumed".into()));
-            }
-            let c = load_checkpoint(&side, &keys, &header, CheckpointKind::Decrypt, identity)?;
-            let out = reopen_part(&side, c.point.output_offset)?;
-            input
-                .seek(SeekFrom::Start(c.point.input_offset))
-                .map_err(|e| Error::io_path("cannot seek the input", src, e))?;
-            control.set_done(c.point.input_offset);
-            (out, Some(c.point))
+            let (out, point) = resume_point(
+                &side,
+                &keys,
+                &header,
+                CheckpointKind::Decrypt,
+                identity,
+                &mut input,
+                src,
+                control,
+            )?;
+            (out, Some(point))
         } else {
             (create_part(&side)?, None)
         };
         let every = checkpoint_every(&header, checkpoint_bytes);
-        let mut record = |p: &ResumePoint| {
-            let c = Checkpoint {
-                kind: CheckpointKind::Decrypt,
-                stream_id: header.stream_id,
-                segment_size: header.segment_size,
-                point: *p,
-                input: identity,
-            };
-            write_durably(&side.checkpoint, &c.encode(&keys.checkpoint_mac))
-        };
+        let mut record =
+            checkpoint_recorder(CheckpointKind::Decrypt, &header, &keys, identity, &side);
         let ck = (header.format == Format::V2 && every > 0).then_some(Checkpointing {
             every_segments: every,
             record: &mut record,
@@ -477,11 +504,7 @@ pub fn decrypt_file(
         )?;
         commit(out, &side, dst)
     })();
-    match result {
-        Ok(()) => Ok(tel.snapshot()),
-        Err(e) => {
-            cleanup_on_error(&side, &e, resume);
-            Err(e)
-        }
-    }
+    result
+        .map(|()| tel.snapshot())
+        .inspect_err(|e| cleanup_on_error(&side, e, resume))
 }
