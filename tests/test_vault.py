@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import errno
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -192,3 +194,45 @@ def test_compaction_run_once_background_and_telemetry(tmp_path: Path) -> None:
         assert v.telemetry()["compaction_cycles"] >= 1
     with Vault.open(tmp_path / "v", b"pw") as v:
         assert v.read(f.ino, 0, 5) == b"after"
+
+
+def test_a_vault_is_open_once_across_processes(tmp_path: Path) -> None:
+    path = tmp_path / "v"
+    probe = (
+        "import sys\n"
+        "from fusefs import Vault\n"
+        "try:\n"
+        "    Vault.open(sys.argv[1], b'pw').close()\n"
+        "    print('opened')\n"
+        "except OSError as e:\n"
+        "    print(e.errno, e.strerror)\n"
+    )
+
+    def other_process() -> str:
+        out = subprocess.run(
+            [sys.executable, "-c", probe, str(path)],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+        return out.stdout.strip()
+
+    v = Vault.create(path, b"pw", **FAST)
+    # The lock file reveals nothing but the holder's pid.
+    assert (path / "fusefs.lock").read_text() == f"{os.getpid()}\n"
+    with pytest.raises(OSError) as e:
+        Vault.open(path, b"pw")
+    assert e.value.errno == errno.EBUSY
+    assert f"already open by this process (pid {os.getpid()})" in str(e.value)
+    assert "\n" not in str(e.value)
+    seen = other_process()
+    assert seen.startswith(f"{errno.EBUSY} ")
+    assert f"vault {path} is already open by another process (pid {os.getpid()})" in seen
+    v.close()
+    assert other_process() == "opened"
+    # Reopen in this process after close works too, also with the master key.
+    with Vault.open(path, b"pw") as v2:
+        key = v2.print_master_key()
+    with Vault.open_with_master_key(path, key):
+        pass

@@ -494,3 +494,73 @@ fn log_compaction_runs_beside_writers() {
     assert_eq!(v.read(f.ino, 0, 40_000).unwrap(), expect);
     assert_eq!(v.readdir(ROOT, 0, 1000).unwrap().len(), 301);
 }
+
+#[test]
+fn a_vault_opens_once_until_it_is_dropped() {
+    let fx = Fixture::new(None);
+    let v = fx.open();
+    v.create(ROOT, b"f", 0o600, 0, 0).unwrap();
+    let second = fx.open_on(&fx.fs);
+    let Err(Error::Fs { errno, what }) = second else {
+        panic!("a second open must be refused");
+    };
+    assert_eq!(errno, 16);
+    assert!(what.contains("already open"), "{what}");
+    // The refused open wrote nothing and left the first one working.
+    v.create(ROOT, b"g", 0o600, 0, 0).unwrap();
+    drop(v);
+    let v = fx.open();
+    assert!(v.lookup(ROOT, b"g").is_ok());
+    v.close().unwrap();
+    fx.open();
+}
+
+#[test]
+fn the_lock_file_on_disk_is_an_flock_holding_only_a_pid() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v");
+    let opts = VaultOptions {
+        argon2: Argon2Params {
+            m_kib: 64,
+            t: 1,
+            p: 1,
+        },
+        ..Default::default()
+    };
+    let v = Vault::create_vault(&path, b"pw", &opts, EngineOptions::default()).unwrap();
+    let lock = std::fs::read_to_string(path.join("fusefs.lock")).unwrap();
+    assert_eq!(lock, format!("{}\n", std::process::id()));
+    // flock conflicts between two open file descriptions even in one process.
+    match Vault::open_vault(&path, b"pw", EngineOptions::default()) {
+        Err(Error::Fs { errno: 16, what }) => {
+            assert_eq!(
+                what,
+                format!(
+                    "vault {} is already open by this process (pid {})",
+                    path.display(),
+                    std::process::id()
+                )
+            );
+        }
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(_) => panic!("a second open must be refused"),
+    }
+    // Busy is reported before the password is even tried.
+    assert!(matches!(
+        Vault::open_vault(&path, b"wrong", EngineOptions::default()),
+        Err(Error::Fs { errno: 16, .. })
+    ));
+    assert!(matches!(
+        Vault::create_vault(&path, b"pw", &opts, EngineOptions::default()),
+        Err(Error::VaultExists(_))
+    ));
+    // Closing frees it.
+    v.close().unwrap();
+    let v = Vault::open_vault(&path, b"pw", EngineOptions::default()).unwrap();
+    drop(v);
+    let key = {
+        let v = Vault::open_vault(&path, b"pw", EngineOptions::default()).unwrap();
+        v.print_master_key()
+    };
+    drop(Vault::open_with_master_key(&path, &key, EngineOptions::default()).unwrap());
+}

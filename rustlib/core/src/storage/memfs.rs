@@ -16,7 +16,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use super::{FileSystem, StorageFile};
+use super::{FileSystem, LockGuard, StorageFile, TryLock};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FaultOp {
@@ -52,6 +52,9 @@ struct State {
     crashed: bool,
     /// How long a file sync takes (a disk's flush latency), for group-commit tests.
     sync_delay: std::time::Duration,
+    /// Locks held ([`FileSystem::try_lock`]), by path: in memory only, like
+    /// `flock` (a crash releases them: `after_crash` starts with none).
+    locks: std::collections::BTreeSet<PathBuf>,
 }
 
 /// In-memory file system with fault injection. Cheap to clone (shared state).
@@ -338,6 +341,37 @@ impl FileSystem for MemFs {
 
     fn exists(&self, path: &Path) -> bool {
         self.state.lock().unwrap().names.contains_key(path)
+    }
+
+    /// A lock table in memory, not a file: taking the lock writes nothing,
+    /// so it neither counts as a write for fault injection nor shifts the
+    /// write points of crash matrices. The holder is always this process.
+    fn try_lock(&self, path: &Path) -> io::Result<TryLock> {
+        let mut s = self.state.lock().unwrap();
+        s.check_alive()?;
+        if !s.locks.insert(path.to_path_buf()) {
+            return Ok(TryLock::Busy {
+                holder: Some(std::process::id()),
+            });
+        }
+        Ok(TryLock::Acquired(Box::new(MemLock {
+            fs: self.clone(),
+            path: path.to_path_buf(),
+        })))
+    }
+}
+
+struct MemLock {
+    fs: MemFs,
+    path: PathBuf,
+}
+
+impl LockGuard for MemLock {}
+
+impl Drop for MemLock {
+    fn drop(&mut self) {
+        let mut s = self.fs.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.locks.remove(&self.path);
     }
 }
 

@@ -38,6 +38,68 @@ pub trait FileSystem: Send + Sync {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
     fn exists(&self, path: &Path) -> bool;
+    /// Size in bytes of the file at `path` (for statistics).
+    fn file_len(&self, path: &Path) -> io::Result<u64> {
+        self.open(path)?.len()
+    }
+    /// Take the exclusive, non-blocking lock named by `path` for this
+    /// process, held until the returned guard is dropped. `Busy` names the
+    /// holder's process id when it is known.
+    fn try_lock(&self, path: &Path) -> io::Result<TryLock>;
+}
+
+/// Something held while a lock is held; dropping it releases the lock.
+pub trait LockGuard: Send + Sync {}
+
+/// The outcome of [`FileSystem::try_lock`].
+pub enum TryLock {
+    Acquired(Box<dyn LockGuard>),
+    /// Someone else holds the lock (process `holder`, when it said so).
+    Busy {
+        holder: Option<u32>,
+    },
+}
+
+impl std::fmt::Debug for TryLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TryLock::Acquired(_) => f.write_str("Acquired"),
+            TryLock::Busy { holder } => write!(f, "Busy {{ holder: {holder:?} }}"),
+        }
+    }
+}
+
+/// A held `flock`: the open lock file (closing it releases the lock).
+struct FlockGuard(#[allow(dead_code)] File);
+
+impl LockGuard for FlockGuard {}
+
+const LOCK_EX: i32 = 2;
+const LOCK_NB: i32 = 4;
+
+extern "C" {
+    // libc's flock(2); std links libc on every Unix target, so no crate is needed.
+    fn flock(fd: i32, operation: i32) -> i32;
+}
+
+/// `flock(fd, LOCK_EX | LOCK_NB)`: Ok(true) if taken, Ok(false) if another
+/// open file description holds it.
+fn flock_exclusive_nonblocking(f: &File) -> io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    loop {
+        // SAFETY: flock only reads its integer arguments; the descriptor is
+        // valid for as long as `f` is borrowed.
+        let r = unsafe { flock(f.as_raw_fd(), LOCK_EX | LOCK_NB) };
+        if r == 0 {
+            return Ok(true);
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::Interrupted => continue,
+            io::ErrorKind::WouldBlock => return Ok(false),
+            _ => return Err(e),
+        }
+    }
 }
 
 /// The real file system.
@@ -107,6 +169,39 @@ impl FileSystem for RealFs {
     }
     fn exists(&self, path: &Path) -> bool {
         path.exists()
+    }
+    fn file_len(&self, path: &Path) -> io::Result<u64> {
+        Ok(fs::metadata(path)?.len())
+    }
+    /// `flock(LOCK_EX | LOCK_NB)` on `path` (created, mode 0600, if missing).
+    /// The holder writes its process id (only that) into the file, for the
+    /// message a second opener gets. The lock belongs to the open file
+    /// description, so a second open in the same process is refused too, and
+    /// the kernel releases it when the process dies, however it dies. The
+    /// file is left in place when the lock is released (removing it would
+    /// let two openers lock two different files of one name).
+    fn try_lock(&self, path: &Path) -> io::Result<TryLock> {
+        use std::io::{Read, Seek, Write};
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)?;
+        if !flock_exclusive_nonblocking(&f)? {
+            let mut text = String::new();
+            let holder = f
+                .read_to_string(&mut text)
+                .ok()
+                .and_then(|_| text.trim().parse().ok());
+            return Ok(TryLock::Busy { holder });
+        }
+        f.set_len(0)?;
+        f.seek(io::SeekFrom::Start(0))?;
+        f.write_all(format!("{}\n", std::process::id()).as_bytes())?;
+        Ok(TryLock::Acquired(Box::new(FlockGuard(f))))
     }
 }
 

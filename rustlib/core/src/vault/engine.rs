@@ -29,7 +29,7 @@ use crate::log::unified::{
     begin_log_compaction, finish_log_compaction, CompactionReport, LogManager, LogOptions,
 };
 use crate::recovery::bootstrap::{bootstrap, BootstrapReport};
-use crate::storage::FileSystem;
+use crate::storage::{FileSystem, LockGuard, TryLock};
 use crate::vault::config::{purpose, subkey, VaultConfig};
 use crate::vault::metadata::{Inode, MetadataState, ROOT_INO};
 use crate::vault::packs::{PackOptions, PackStore};
@@ -126,6 +126,41 @@ pub struct Vault {
     /// Held by a compaction from start to end: two at once could delete
     /// each other's log files.
     compaction: Mutex<()>,
+    /// The vault lock (`fusefs.lock`), released when the vault is dropped.
+    /// Declared last: fields drop in order, so the log's closing sync has
+    /// happened before another opener can get in.
+    _lock: Box<dyn LockGuard>,
+}
+
+/// Name of the lock file in the vault directory.
+pub const LOCK_FILE: &str = "fusefs.lock";
+/// errno of "the vault is open elsewhere" (EBUSY).
+pub const EBUSY: i32 = 16;
+
+/// Take the vault's exclusive lock, or say who holds it. Goes through the
+/// storage trait: on the real file system it is an `flock` on
+/// `dir/fusefs.lock` (which holds only the holder's pid); on the in-memory
+/// test file system a lock table, so tests see the same refusals without
+/// extra writes in their fault and crash counts.
+fn lock_vault(fs: &dyn FileSystem, dir: &Path) -> Result<Box<dyn LockGuard>> {
+    let path = dir.join(LOCK_FILE);
+    match fs
+        .try_lock(&path)
+        .map_err(|e| Error::io_path(format!("cannot lock {}", path.display()), &path, e))?
+    {
+        TryLock::Acquired(guard) => Ok(guard),
+        TryLock::Busy { holder } => {
+            let by = match holder {
+                Some(pid) if pid == std::process::id() => format!("by this process (pid {pid})"),
+                Some(pid) => format!("by another process (pid {pid})"),
+                None => "by another process".to_string(),
+            };
+            Err(fs_err(
+                EBUSY,
+                format!("vault {} is already open {by}", dir.display()),
+            ))
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -134,12 +169,27 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Vault {
     /// Open the vault in `dir` with its config already unlocked (`master`).
+    /// Fails with EBUSY if the vault is open elsewhere (see [`LOCK_FILE`]).
     pub fn open_with(
         fs: Arc<dyn FileSystem>,
         dir: &Path,
         config: VaultConfig,
         master: SecretKey,
         opts: EngineOptions,
+    ) -> Result<Vault> {
+        // Before anything is read or written: a second engine on the same
+        // vault would interleave log records and reuse pack numbers.
+        let vault_lock = lock_vault(&*fs, dir)?;
+        Self::open_locked(fs, dir, config, master, opts, vault_lock)
+    }
+
+    fn open_locked(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        config: VaultConfig,
+        master: SecretKey,
+        opts: EngineOptions,
+        vault_lock: Box<dyn LockGuard>,
     ) -> Result<Vault> {
         let vault_id = *config.vault_id();
         let log_opts = LogOptions {
@@ -185,6 +235,7 @@ impl Vault {
             report,
             last_change: Mutex::new(std::time::Instant::now()),
             compaction: Mutex::new(()),
+            _lock: vault_lock,
         })
     }
 
@@ -198,22 +249,33 @@ impl Vault {
     ) -> Result<Vault> {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::io_path(format!("cannot create {}", dir.display()), dir, e))?;
+        let conf = VaultConfig::path(dir);
+        if std::fs::symlink_metadata(&conf).is_ok() {
+            return Err(Error::VaultExists(conf)); // rather than "busy" if it is open
+        }
+        let fs = Arc::new(crate::storage::RealFs);
+        let vault_lock = lock_vault(&*fs, dir)?;
         let (config, master) = VaultConfig::create(dir, password, options)?;
-        Vault::open_with(Arc::new(crate::storage::RealFs), dir, config, master, opts)
+        Vault::open_locked(fs, dir, config, master, opts, vault_lock)
     }
 
     /// Open the vault in `dir` with its password.
     pub fn open_vault(dir: &Path, password: &[u8], opts: EngineOptions) -> Result<Vault> {
         let config = VaultConfig::load(dir)?;
+        // Locked before the (slow) key derivation, so a busy vault says so at once.
+        let fs = Arc::new(crate::storage::RealFs);
+        let vault_lock = lock_vault(&*fs, dir)?;
         let master = config.unlock(password)?;
-        Vault::open_with(Arc::new(crate::storage::RealFs), dir, config, master, opts)
+        Vault::open_locked(fs, dir, config, master, opts, vault_lock)
     }
 
     /// Open the vault in `dir` with the master key as `print_master_key` showed it.
     pub fn open_with_master_key(dir: &Path, printed: &str, opts: EngineOptions) -> Result<Vault> {
         let config = VaultConfig::load(dir)?;
+        let fs = Arc::new(crate::storage::RealFs);
+        let vault_lock = lock_vault(&*fs, dir)?;
         let master = config.unlock_with_master_key(printed)?;
-        Vault::open_with(Arc::new(crate::storage::RealFs), dir, config, master, opts)
+        Vault::open_locked(fs, dir, config, master, opts, vault_lock)
     }
 
     /// The master key in its printable form, for safekeeping.
