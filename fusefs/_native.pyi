@@ -258,3 +258,16 @@ class Vault:
     def close(self) -> None: ...
     def __enter__(self) -> Vault: ...
     def __exit__(self, *exc: object) -> bool: ...
+
+def vault_info(path: _Path) -> dict[str, Any]:
+    """Public fields of ``path/fusefs.conf``; no password needed."""
+
+def change_vault_password(
+    path: _Path,
+    old: bytes,
+    new_password: bytes,
+    old_is_master_key: bool = False,
+    argon2_m_kib: int | None = None,
+    argon2_t: int | None = None,
+) -> None:
+    """Re-seal the master key under ``new_password`` (atomic config rewrite)."""

@@ -94,10 +94,12 @@ def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> N
     help="Show the version and exit.",
 )
 def cli() -> None:
-    """Encrypt and decrypt fusefs streams.
+    """Encrypted vaults mounted as ordinary directories, and standalone encrypted streams.
 
-    A stream is authenticated as a whole: decrypt puts OUT in place only after
-    every byte of IN verified, and leaves nothing at OUT otherwise.
+    A vault is a directory of ciphertext: 'fusefs init VAULT', then 'fusefs
+    mount VAULT MNT', and programs use plain files in MNT until 'fusefs
+    umount MNT'. A stream is one file: 'fusefs encrypt IN OUT' and 'fusefs
+    decrypt IN OUT' (OUT appears only after every byte of IN verified).
     """
 
 
@@ -673,3 +675,8 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     # finalization, which aborts the process.
     sys.stderr.flush()
     os._exit(int(code))
+
+
+# The vault commands (init, mount, umount, info, passwd, stats) register
+# themselves on the group above.
+from fusefs import cli_vault  # noqa: E402, F401

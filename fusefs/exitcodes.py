@@ -29,6 +29,7 @@ class ExitCode(enum.IntEnum):
     INTEGRITY = 4, "input is not an intact stream: tampered, truncated, not fusefs, unknown version"
     IO = 5, "I/O error: missing input, unwritable output, disk full"
     RESUME = 6, "--resume found nothing usable to resume from"
+    MOUNT = 7, "mount point or vault unusable: missing, not empty, mounted, dead, busy, in use"
     INTERRUPTED = 130, "interrupted (Ctrl-C); a v2 file run may be continued with --resume"
 
 
@@ -37,9 +38,12 @@ def exit_code_for(exc: BaseException) -> ExitCode:
     # Local imports: the native module is loaded only when a command ran,
     # and by then it is already imported.
     from fusefs import errors
+    from fusefs.control import MountError
 
     if isinstance(exc, errors.QuietError):
         return exc.exit_code
+    if isinstance(exc, MountError):
+        return ExitCode.MOUNT
     if isinstance(exc, KeyboardInterrupt | errors.CancelledError):
         return ExitCode.INTERRUPTED
     if isinstance(exc, errors.WrongKeyError):

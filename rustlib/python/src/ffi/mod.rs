@@ -11,6 +11,7 @@ mod params;
 mod pyio;
 mod types;
 mod vault;
+mod vault_config;
 
 pub fn register(py: Python<'_>, m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(py, m)?;
@@ -21,5 +22,6 @@ pub fn register(py: Python<'_>, m: &Bound<'_, PyModule>) -> PyResult<()> {
     adapters_async::register(py, m)?;
     constants::register(py, m)?;
     vault::register(py, m)?;
+    vault_config::register(py, m)?;
     Ok(())
 }

@@ -1,0 +1,515 @@
+"""The vault commands of the ``fusefs`` CLI: init, mount, umount, info, passwd, stats.
+
+Registered on the group of :mod:`fusefs.cli` (which imports this module), so
+``fusefs --help`` lists them beside encrypt/decrypt. Every refusal is one
+line and an exit code from :mod:`fusefs.exitcodes`. Passwords come from
+``--passfile FILE``, ``--extpass CMD`` or a terminal prompt, never argv.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from fusefs.cli import CONTEXT_SETTINGS, EPILOG, SizeType, cli
+from fusefs.exitcodes import ExitCode
+
+if TYPE_CHECKING:
+    from fusefs._native import Vault
+
+SEGMENT_MIN, SEGMENT_MAX = 16 * 1024, 2**20
+CONFIG_NAME = "fusefs.conf"
+
+
+def _quiet(message: str, code: ExitCode) -> Exception:
+    from fusefs.errors import QuietError
+
+    return QuietError(message, code)
+
+
+def _password_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option(
+        "--extpass",
+        metavar="CMD",
+        help="Run CMD (split like a shell, not run by one) and use the first line it prints.",
+    )(f)
+    f = click.option(
+        "--passfile",
+        metavar="FILE",
+        help="Use the first line of FILE. Without --passfile or --extpass the password is "
+        "asked on the terminal.",
+    )(f)
+    return f
+
+
+def _kdf_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option(
+        "--kdf-passes",
+        type=click.IntRange(1, 64),
+        default=3,
+        show_default=True,
+        metavar="N",
+        help="Argon2id passes.",
+    )(f)
+    f = click.option(
+        "--kdf-memory",
+        type=SizeType(),
+        default="64M",
+        show_default=True,
+        metavar="SIZE",
+        help="Argon2id memory (more is slower to attack, and slower to unlock).",
+    )(f)
+    return f
+
+
+def _kdf_kib(kdf_memory: int) -> int:
+    if not 8 * 1024 <= kdf_memory <= 4 * 2**30:
+        raise _quiet("--kdf-memory must be between 8K and 4G", ExitCode.USAGE)
+    return kdf_memory // 1024
+
+
+class CompressType(click.ParamType):
+    """``zstd`` or ``zstd:LEVEL`` (1-22); ``none`` for no compression."""
+
+    name = "compress"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value is None or isinstance(value, int):
+            return value
+        text = str(value).strip().lower()
+        if text == "none":
+            return None
+        match = re.fullmatch(r"zstd(?::(\d+))?", text)
+        if match is None or not 1 <= int(match[1] or 3) <= 22:
+            self.fail(f"{value!r} is not zstd or zstd:LEVEL with LEVEL 1-22", param, ctx)
+        return int(match[1] or 3)
+
+
+class DurationType(click.ParamType):
+    """Seconds: ``90``, ``90s``, ``15m``, ``2h``."""
+
+    name = "time"
+    _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, float):
+            return value
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", str(value).lower())
+        if match is None or float(match[1]) <= 0:
+            self.fail(f"{value!r} is not a time such as 90, 90s, 15m or 2h", param, ctx)
+        return float(match[1]) * self._UNITS[match[2]]
+
+
+def _vault_info(vault_dir: str) -> dict[str, Any]:
+    """The vault's public config, or a one-line refusal naming what is wrong."""
+    from fusefs import _native
+
+    if not os.path.exists(vault_dir):
+        raise _quiet(f"vault {vault_dir} does not exist", ExitCode.IO)
+    if not os.path.isdir(vault_dir):
+        raise _quiet(f"vault {vault_dir} is not a directory", ExitCode.IO)
+    if not os.path.exists(os.path.join(vault_dir, CONFIG_NAME)):
+        raise _quiet(f"{vault_dir} is not a fusefs vault (it has no {CONFIG_NAME})", ExitCode.IO)
+    try:
+        return _native.vault_info(vault_dir)
+    except (_native.FusefsError, OSError) as e:
+        from fusefs.exitcodes import exit_code_for
+
+        raise _quiet(f"vault {vault_dir}: {e}", exit_code_for(e)) from e
+
+
+def _describe_open_error(e: BaseException, vault_dir: str) -> tuple[str, int]:
+    """(one line, exit code) for an exception from opening or mounting a vault."""
+    from fusefs import _native
+    from fusefs.control import MountError
+    from fusefs.errors import QuietError
+    from fusefs.exitcodes import exit_code_for
+
+    if isinstance(e, QuietError):
+        return e.message, e.exit_code
+    if isinstance(e, MountError):
+        return str(e), ExitCode.MOUNT
+    if isinstance(e, _native.WrongKeyError):
+        return f"wrong password or master key for vault {vault_dir}", ExitCode.WRONG_KEY
+    if isinstance(e, OSError) and e.errno == errno.EBUSY:
+        return f"vault {vault_dir} is in use: {e.strerror or e}", ExitCode.MOUNT
+    if isinstance(e, KeyboardInterrupt):
+        return "interrupted", ExitCode.INTERRUPTED
+    code = exit_code_for(e)
+    if code == ExitCode.ERROR:
+        return f"internal error: {type(e).__name__}: {e}", code
+    return f"vault {vault_dir}: {e}", code
+
+
+# --- init ----------------------------------------------------------------------------
+
+
+@cli.command(epilog=EPILOG, context_settings=CONTEXT_SETTINGS)
+@click.argument("vault_dir", metavar="VAULT")
+@click.option(
+    "--cipher",
+    type=click.Choice(["aes-256-gcm", "chacha20-poly1305"]),
+    default="aes-256-gcm",
+    show_default=True,
+    help="AEAD cipher of every frame, log record and snapshot.",
+)
+@click.option(
+    "--segment-size",
+    type=SizeType(),
+    default="64K",
+    show_default=True,
+    metavar="SIZE",
+    help="Plaintext bytes per sealed segment, 16K to 1M.",
+)
+@click.option(
+    "--compress",
+    type=CompressType(),
+    default=None,
+    metavar="zstd[:LEVEL]",
+    help="Compress segments with zstd before sealing (level 1-22, default 3).",
+)
+@_password_options
+@_kdf_options
+@click.option("-q", "--quiet", is_flag=True, help="Do not print the master key.")
+def init(
+    vault_dir: str,
+    cipher: str,
+    segment_size: int,
+    compress: int | None,
+    passfile: str | None,
+    extpass: str | None,
+    kdf_memory: int,
+    kdf_passes: int,
+    quiet: bool,
+) -> None:
+    """Create a new vault in the empty (or new) directory VAULT.
+
+    The master key is printed once: with it the vault opens even if the
+    password is lost (fusefs mount --masterkey, fusefs passwd --masterkey).
+    """
+    from fusefs import _native
+    from fusefs.password import read_password
+
+    if not SEGMENT_MIN <= segment_size <= SEGMENT_MAX or segment_size & (segment_size - 1):
+        raise _quiet("--segment-size must be a power of two between 16K and 1M", ExitCode.USAGE)
+    m_kib = _kdf_kib(kdf_memory)
+    created_dir = False
+    if os.path.lexists(vault_dir):
+        if not os.path.isdir(vault_dir):
+            raise _quiet(f"{vault_dir} exists and is not a directory", ExitCode.IO)
+        if os.listdir(vault_dir):
+            raise _quiet(f"{vault_dir} is not empty: a vault needs an empty directory", ExitCode.IO)
+    else:
+        parent = os.path.dirname(os.path.abspath(vault_dir))
+        if not os.path.isdir(parent):
+            raise _quiet(f"cannot create {vault_dir}: {parent} does not exist", ExitCode.IO)
+    password = read_password(passfile, extpass, prompt="New password", confirm=True)
+    if not os.path.lexists(vault_dir):
+        try:
+            os.mkdir(vault_dir, 0o700)
+        except OSError as e:
+            raise _quiet(f"cannot create {vault_dir}: {e.strerror}", ExitCode.IO) from e
+        created_dir = True
+    try:
+        vault = _native.Vault.create(
+            vault_dir,
+            password,
+            cipher=cipher,
+            segment_size=segment_size,
+            compression_level=compress,
+            argon2_m_kib=m_kib,
+            argon2_t=kdf_passes,
+        )
+        try:
+            master_key = vault.print_master_key()
+        finally:
+            vault.close()
+    except BaseException as e:
+        _remove_partial_vault(vault_dir, created_dir)
+        if isinstance(e, (_native.FusefsError, OSError)):
+            message, code = _describe_open_error(e, vault_dir)
+            raise _quiet(message, ExitCode(code)) from e
+        raise
+    if not quiet:
+        click.echo(f"Created vault {vault_dir} ({cipher}, {segment_size // 1024} KiB segments).")
+        click.echo("Master key: it opens the vault if the password is lost. Keep it safe, offline:")
+        click.echo(f"\n    {master_key}\n")
+
+
+def _remove_partial_vault(vault_dir: str, created_dir: bool) -> None:
+    """Undo a failed init: remove what it wrote (the directory was empty or new)."""
+    import shutil
+
+    if created_dir:
+        shutil.rmtree(vault_dir, ignore_errors=True)
+        return
+    for name in os.listdir(vault_dir):
+        path = os.path.join(vault_dir, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
+
+# --- mount / umount --------------------------------------------------------------------
+
+
+@cli.command(epilog=EPILOG, context_settings=CONTEXT_SETTINGS)
+@click.argument("vault_dir", metavar="VAULT")
+@click.argument("mountpoint", metavar="MNT")
+@_password_options
+@click.option("-f", "--foreground", is_flag=True, help="Stay in front; Ctrl-C unmounts.")
+@click.option("--read-only", is_flag=True, help="Mount read-only.")
+@click.option(
+    "--allow-other", is_flag=True, help="Let other users in (kernel permission checks still apply)."
+)
+@click.option(
+    "--idle",
+    type=DurationType(),
+    default=None,
+    metavar="TIME",
+    help="Unmount after TIME (90s, 15m, 2h) without requests and with no file open.",
+)
+@click.option("--log", "log_file", metavar="FILE", help="Append the daemon's log to FILE.")
+@click.option(
+    "--masterkey",
+    is_flag=True,
+    help="Unlock with the printed master key (asked like the password) instead of the password.",
+)
+def mount(
+    vault_dir: str,
+    mountpoint: str,
+    passfile: str | None,
+    extpass: str | None,
+    foreground: bool,
+    read_only: bool,
+    allow_other: bool,
+    idle: float | None,
+    log_file: str | None,
+    masterkey: bool,
+) -> None:
+    """Mount VAULT on the empty directory MNT.
+
+    Returns once the mount is ready, with the file system served by a daemon
+    in the background (with -f, in front). Unmount with 'fusefs umount MNT'.
+    """
+    from fusefs import _native
+    from fusefs.control import MountError
+    from fusefs.mount import MountOptions, StartupError, check_mountpoint
+    from fusefs.mount import mount as do_mount
+    from fusefs.password import read_password
+
+    _vault_info(vault_dir)
+    vault_dir = os.path.abspath(vault_dir)
+    mnt = os.path.abspath(mountpoint)
+    try:
+        check_mountpoint(mnt)
+    except MountError as e:
+        raise _quiet(str(e), ExitCode.MOUNT) from e
+    real_vault, real_mnt = os.path.realpath(vault_dir), os.path.realpath(mnt)
+    if real_mnt == real_vault or real_mnt.startswith(real_vault + os.sep):
+        raise _quiet(f"mount point {mnt} is inside the vault {vault_dir}", ExitCode.USAGE)
+    if real_vault.startswith(real_mnt + os.sep):
+        raise _quiet(f"the vault {vault_dir} is inside the mount point {mnt}", ExitCode.USAGE)
+    if log_file is not None:
+        log_file = os.path.abspath(log_file)
+    secret = read_password(
+        passfile,
+        extpass,
+        prompt="Master key" if masterkey else "Password",
+        what="master key" if masterkey else "password",
+    )
+
+    def open_vault() -> Vault:
+        if masterkey:
+            return _native.Vault.open_with_master_key(vault_dir, secret.decode("ascii", "replace"))
+        return _native.Vault.open(vault_dir, secret)
+
+    opts = MountOptions(
+        vault_dir=vault_dir,
+        mountpoint=mnt,
+        read_only=read_only,
+        allow_other=allow_other,
+        idle_seconds=idle,
+        log_file=log_file,
+        foreground=foreground,
+    )
+    try:
+        do_mount(opts, open_vault, lambda e: _describe_open_error(e, vault_dir))
+    except StartupError as e:
+        raise _quiet(str(e), ExitCode(e.code)) from e
+
+
+@cli.command(epilog=EPILOG, context_settings=CONTEXT_SETTINGS)
+@click.argument("mountpoint", metavar="MNT")
+@click.option("--compact", is_flag=True, help="Compact the vault after unmounting.")
+def umount(mountpoint: str, compact: bool) -> None:
+    """Flush and unmount MNT; return when the daemon has finished and exited.
+
+    A dead mount (its daemon was killed) is detached so MNT can be mounted again.
+    """
+    from fusefs import control
+
+    mnt = os.path.abspath(mountpoint)
+    try:
+        state = control.mount_state(mnt)
+        if state == "stale":
+            control.kernel_unmount(mnt, lazy=True)
+            click.echo(
+                f"fusefs: {mnt} was a dead mount (its daemon was gone); detached it", err=True
+            )
+            return
+        pid = control.daemon_pid(mnt)
+        if compact:
+            control.set_compact_at_unmount(mnt, True)
+        control.kernel_unmount(mnt)
+    except control.MountError as e:
+        raise _quiet(str(e), ExitCode.MOUNT) from e
+    if not control.wait_for_exit(pid, timeout=2.0):
+        click.echo(f"fusefs: waiting for the daemon (pid {pid}) to finish writing...", err=True)
+        control.wait_for_exit(pid)
+
+
+# --- info / passwd / stats ----------------------------------------------------------------
+
+
+@cli.command(epilog=EPILOG, context_settings=CONTEXT_SETTINGS)
+@click.argument("vault_dir", metavar="VAULT")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+def info(vault_dir: str, as_json: bool) -> None:
+    """Show VAULT's format, cipher and settings (no password needed; nothing secret)."""
+    data = _vault_info(vault_dir)
+    if as_json:
+        click.echo(json.dumps(data, sort_keys=True))
+        return
+    level = data["compression_level"]
+    rows = [
+        ("vault", os.path.abspath(vault_dir)),
+        ("format version", data["version"]),
+        ("vault id", data["vault_id"]),
+        ("created", data["created"]),
+        ("cipher", data["cipher"]),
+        ("segment size", f"{data['segment_size'] // 1024} KiB"),
+        ("compression", "none" if level is None else f"zstd level {level}"),
+        (
+            "password KDF",
+            f"argon2id, {data['argon2_m_kib'] // 1024} MiB, {data['argon2_t']} passes",
+        ),
+    ]
+    for key, value in rows:
+        click.echo(f"{key + ':':<16} {value}")
+
+
+@cli.command(epilog=EPILOG, context_settings=CONTEXT_SETTINGS)
+@click.argument("vault_dir", metavar="VAULT")
+@_password_options
+@click.option(
+    "--new-passfile", metavar="FILE", help="Take the new password from the first line of FILE."
+)
+@click.option("--new-extpass", metavar="CMD", help="Take the new password from CMD's output.")
+@click.option(
+    "--masterkey",
+    is_flag=True,
+    help="Prove access with the printed master key instead of the current password.",
+)
+@_kdf_options
+def passwd(
+    vault_dir: str,
+    passfile: str | None,
+    extpass: str | None,
+    new_passfile: str | None,
+    new_extpass: str | None,
+    masterkey: bool,
+    kdf_memory: int,
+    kdf_passes: int,
+) -> None:
+    """Change VAULT's password (the data is not re-encrypted; works while mounted)."""
+    from fusefs import _native
+    from fusefs.password import read_password
+
+    _vault_info(vault_dir)
+    m_kib = _kdf_kib(kdf_memory)
+    what = "master key" if masterkey else "password"
+    old = read_password(
+        passfile, extpass, prompt="Master key" if masterkey else "Current password", what=what
+    )
+    new = read_password(
+        new_passfile, new_extpass, prompt="New password", confirm=True, what="new password"
+    )
+    try:
+        _native.change_vault_password(
+            vault_dir,
+            old,
+            new,
+            old_is_master_key=masterkey,
+            argon2_m_kib=m_kib,
+            argon2_t=kdf_passes,
+        )
+    except (_native.FusefsError, OSError) as e:
+        message, code = _describe_open_error(e, vault_dir)
+        raise _quiet(message, ExitCode(code)) from e
+    click.echo(f"Password of {vault_dir} changed.", err=True)
+
+
+@cli.command(epilog=EPILOG, context_settings=CONTEXT_SETTINGS)
+@click.argument("mountpoint", metavar="MNT")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+def stats(mountpoint: str, as_json: bool) -> None:
+    """Live telemetry of the mount at MNT."""
+    from fusefs import control
+
+    try:
+        data = control.stats(os.path.abspath(mountpoint))
+    except control.MountError as e:
+        raise _quiet(str(e), ExitCode.MOUNT) from e
+    if as_json:
+        click.echo(json.dumps(data, sort_keys=True))
+        return
+    _print_mount_stats(data)
+
+
+def _print_mount_stats(d: dict[str, Any]) -> None:
+    e = d["engine"]
+    mib = 2**20
+    ops = sum(d["fuse_ops"].values())
+    hits, misses = e.get("cache_hits", 0), e.get("cache_misses", 0)
+    hit_rate = f"{hits / (hits + misses):.1%}" if hits + misses else "n/a"
+    rows = [
+        ("vault", d["vault"]),
+        ("daemon pid", d["pid"]),
+        ("uptime", f"{d['uptime_seconds']:.0f} s (idle {d['idle_seconds']:.1f} s)"),
+        ("requests", f"{ops:,}"),
+        ("read", f"{d['fuse_bytes_read'] / mib:,.1f} MiB"),
+        ("written", f"{d['fuse_bytes_written'] / mib:,.1f} MiB"),
+        ("cache hit rate", hit_rate),
+        ("inodes", f"{e['inodes']:,}"),
+        (
+            "packs",
+            f"{e['packs']:,} ({e['live_bytes'] / mib:,.1f} MiB live, "
+            f"{e['dead_bytes'] / mib:,.1f} MiB dead)",
+        ),
+        (
+            "log",
+            f"{e.get('log_bytes', e['log_bytes_since_snapshot']) / mib:,.1f} MiB "
+            f"({e['log_bytes_since_snapshot'] / mib:,.1f} MiB since the last snapshot)",
+        ),
+        (
+            "compaction",
+            f"{'running' if e['compaction_running'] else 'stopped'}, "
+            f"{e['compaction_cycles']} cycles"
+            f"{', at unmount' if d['compact_at_unmount'] else ''}",
+        ),
+    ]
+    for key, value in rows:
+        click.echo(f"{key + ':':<16} {value}")
+    top = sorted(d["fuse_ops"].items(), key=lambda kv: -kv[1])[:8]
+    click.echo(f"{'busiest ops:':<16} " + ", ".join(f"{k} {v:,}" for k, v in top))

@@ -1,0 +1,155 @@
+"""Talking to a running mount: ``fusefs stats`` and ``fusefs umount``.
+
+A mount daemon answers extended-attribute requests on its root directory
+whose names start with ``fusefs.`` (no kernel namespace uses that prefix, so
+no stored attribute can collide, and the kernel passes such names straight
+to the file system). No socket or pid file is needed: the mount point
+itself is the address, and a mount that is not ours, or a dead one, says so
+with its errno.
+
+=============================  =====================================================
+``getxattr fusefs.pid``        the daemon's process id, decimal
+``getxattr fusefs.stats``      live telemetry, one JSON object
+``setxattr fusefs.compact``    ``1``: compact the vault after unmounting; ``0``: not
+``setxattr fusefs.sync``       make everything written so far durable now
+=============================  =====================================================
+
+Setting needs the mounting user or root.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import subprocess
+import time
+from typing import Any
+
+PREFIX = b"fusefs."
+PID = b"fusefs.pid"
+STATS = b"fusefs.stats"
+COMPACT_AT_UNMOUNT = b"fusefs.compact"
+SYNC = b"fusefs.sync"
+
+
+class MountError(Exception):
+    """A mount point that cannot be used or reached; ``str()`` is one line for users."""
+
+    def __init__(self, message: str, *, stale: bool = False) -> None:
+        super().__init__(message)
+        self.stale = stale
+
+
+def mount_state(path: str) -> str:
+    """``"missing"``, ``"not-dir"``, ``"stale"`` (a dead FUSE mount), ``"mounted"`` or ``"dir"``."""
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return "missing"
+    except OSError as e:
+        if e.errno == errno.ENOTCONN:
+            return "stale"
+        raise
+    if not os.path.isdir(path):
+        return "not-dir"
+    return "mounted" if os.path.ismount(path) else "dir"
+
+
+def _get(mnt: str, name: bytes) -> bytes:
+    try:
+        return os.getxattr(mnt, name)
+    except OSError as e:
+        raise _not_ours(mnt, e) from None
+
+
+def _set(mnt: str, name: bytes, value: bytes) -> None:
+    try:
+        os.setxattr(mnt, name, value)
+    except OSError as e:
+        raise _not_ours(mnt, e) from None
+
+
+def _not_ours(mnt: str, e: OSError) -> MountError:
+    if e.errno == errno.ENOTCONN:
+        return MountError(
+            f"{mnt} is a dead mount (its daemon is gone); run 'fusefs umount {mnt}'", stale=True
+        )
+    if e.errno in (errno.ENODATA, errno.EOPNOTSUPP, errno.ENOTSUP):
+        return MountError(f"{mnt} is not a fusefs mount")
+    if e.errno == errno.EPERM:
+        return MountError(f"{mnt}: only the user who mounted it (or root) may do this")
+    return MountError(f"{mnt}: {e.strerror}")
+
+
+def require_mount(mnt: str) -> None:
+    """Raise :class:`MountError` unless ``mnt`` is a live mount point."""
+    state = mount_state(mnt)
+    if state == "missing":
+        raise MountError(f"{mnt} does not exist")
+    if state == "stale":
+        raise _not_ours(mnt, OSError(errno.ENOTCONN, "stale"))
+    if state != "mounted":
+        raise MountError(f"{mnt} is not mounted")
+
+
+def daemon_pid(mnt: str) -> int:
+    require_mount(mnt)
+    return int(_get(mnt, PID))
+
+
+def stats(mnt: str) -> dict[str, Any]:
+    require_mount(mnt)
+    result: dict[str, Any] = json.loads(_get(mnt, STATS))
+    return result
+
+
+def set_compact_at_unmount(mnt: str, on: bool) -> None:
+    _set(mnt, COMPACT_AT_UNMOUNT, b"1" if on else b"0")
+
+
+def sync(mnt: str) -> None:
+    _set(mnt, SYNC, b"1")
+
+
+def kernel_unmount(mnt: str, *, lazy: bool = False) -> None:
+    """Detach ``mnt`` (``fusermount3 -u``); :class:`MountError` with the reason if refused."""
+    tool = shutil.which("fusermount3") or shutil.which("fusermount")
+    if tool is None:
+        raise MountError("fusermount3 is not installed (Debian package fuse3)")
+    args = [tool, "-u", "-q"] + (["-z"] if lazy else []) + [mnt]
+    done = subprocess.run(args, capture_output=True, text=True)
+    if done.returncode != 0:
+        reason = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "refused"
+        if "busy" in reason.lower():
+            raise MountError(f"{mnt} is busy: a process has a file or directory open in it")
+        raise MountError(f"cannot unmount {mnt}: {reason}")
+
+
+def wait_for_exit(pid: int, timeout: float | None = None) -> bool:
+    """Wait until process ``pid`` is gone; False on timeout."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            pass  # exists, another user's
+        if _is_zombie(pid):
+            return True
+        if deadline is not None and time.monotonic() > deadline:
+            return False
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return fields[0] == b"Z"
+    except (OSError, IndexError):
+        return False

@@ -1,0 +1,435 @@
+"""The FUSE file system: kernel requests mapped onto the vault engine.
+
+:class:`VaultOperations` is the ``pyfuse3.Operations`` of a mount. Each
+handler translates one kernel request into one call of :class:`fusefs.Vault`
+(inode numbers are the engine's, stable across mounts; a file handle is the
+inode number, since the engine counts open handles per inode).
+
+Errors: a handler never lets an exception escape into pyfuse3. ``OSError``
+becomes its errno (the engine raises ``OSError(errno)`` for every refusal and
+``EIO`` for data that fails authentication); anything else is logged with
+its traceback and becomes ``EIO``.
+
+Threads: the engine releases the GIL for crypto and I/O. Work big enough to
+pay for a thread hop (large reads and writes, fsync) runs in trio worker
+threads, so requests overlap on both cores; quick metadata calls run inline
+on the trio thread, where a hop would cost more than the call.
+
+Caching: every change reaches the vault through this mount, so the kernel's
+caches can be trusted for long: entries, negative entries and attributes
+live for :data:`CACHE_SECONDS`, file data is kept across opens
+(``keep_cache``), the writeback cache is on, and readdirplus returns
+attributes with the names.
+
+What pyfuse3 3.5 does not pass on (the kernel answers these itself):
+``fallocate`` gets ``EOPNOTSUPP``, so glibc's ``posix_fallocate`` falls back
+to writing zeros and ``fallocate(1) --keep-size`` fails; ``lseek`` with
+``SEEK_DATA``/``SEEK_HOLE`` uses the generic implementation (all data, hole
+at end of file); ``copy_file_range`` falls back to reads and writes.
+
+Control interface: extended attributes of the root directory whose names
+start with ``fusefs.`` (a prefix no kernel namespace uses) are not stored;
+they are the channel of ``fusefs stats`` and ``fusefs umount`` to the
+daemon (see :mod:`fusefs.control`). They are never listed.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import json
+import logging
+import os
+import stat
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import pyfuse3
+import trio
+
+from fusefs import control
+
+if TYPE_CHECKING:
+    from fusefs._native import Attr, Vault
+
+log = logging.getLogger("fusefs.fs")
+
+ROOT_INO = pyfuse3.ROOT_INODE
+#: Lifetime of kernel-cached entries and attributes (seconds).
+CACHE_SECONDS = 60.0
+#: Reads and writes at least this big run in a worker thread.
+THREAD_MIN_BYTES = 128 * 1024
+#: Directory entries fetched from the engine per batch.
+READDIR_BATCH = 512
+#: Block size reported by statfs.
+BLOCK_SIZE = 4096
+
+RENAME_NOREPLACE = 1
+RENAME_EXCHANGE = 2
+XATTR_NAMESPACES = (b"user.", b"trusted.", b"security.")
+
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+
+def handler(method: F) -> F:
+    """Wrap a request handler: count it, note activity, and map exceptions to errnos."""
+    name = method.__name__
+
+    @functools.wraps(method)
+    async def wrapper(self: VaultOperations, *args: Any) -> Any:
+        self.ops[name] += 1
+        self.last_request = time.monotonic()
+        try:
+            return await method(self, *args)
+        except pyfuse3.FUSEError:
+            raise
+        except OSError as e:
+            code = e.errno or errno.EIO
+            if code == errno.EIO:
+                log.error("%s%r: %s", name, args[:2], e)
+            raise pyfuse3.FUSEError(code) from None
+        except Exception:
+            log.exception("%s%r failed", name, args[:2])
+            raise pyfuse3.FUSEError(errno.EIO) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+class VaultOperations(pyfuse3.Operations):  # type: ignore[misc]
+    """pyfuse3 request handlers over one open vault."""
+
+    supports_dot_lookup = False
+    enable_writeback_cache = True
+    enable_acl = False
+
+    def __init__(self, vault: Vault, vault_dir: str, *, read_only: bool = False) -> None:
+        super().__init__()
+        self.vault = vault
+        self.vault_dir = vault_dir
+        self.read_only = read_only
+        self.ops: Counter[str] = Counter()
+        self.last_request = time.monotonic()
+        self.started = time.time()
+        self.bytes_read = 0
+        self.bytes_written = 0
+        #: Set through the control interface: compact the vault at unmount.
+        self.compact_at_unmount = False
+        #: Open file handles (for --idle: never unmount with files open).
+        self.open_handles = 0
+        self.owner_uid = os.getuid()
+        self._limiter = trio.CapacityLimiter(8)
+        self._blksize = 65536
+
+    # --- attributes ------------------------------------------------------------
+
+    def entry(self, a: Attr) -> pyfuse3.EntryAttributes:
+        e = pyfuse3.EntryAttributes()
+        e.st_ino = a.ino
+        e.generation = 0
+        e.entry_timeout = CACHE_SECONDS
+        e.attr_timeout = CACHE_SECONDS
+        e.st_mode = a.mode
+        e.st_nlink = a.nlink
+        e.st_uid = a.uid
+        e.st_gid = a.gid
+        e.st_rdev = a.rdev
+        e.st_size = a.size
+        e.st_blocks = a.blocks
+        e.st_blksize = self._blksize
+        e.st_atime_ns = a.atime_ns
+        e.st_mtime_ns = a.mtime_ns
+        e.st_ctime_ns = a.ctime_ns
+        return e
+
+    async def _thread(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await trio.to_thread.run_sync(fn, *args, limiter=self._limiter)
+
+    # --- lookup and attributes ---------------------------------------------------
+
+    @handler
+    async def lookup(
+        self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext
+    ) -> pyfuse3.EntryAttributes:
+        try:
+            return self.entry(self.vault.lookup(parent_inode, name))
+        except FileNotFoundError:
+            # A negative entry: the kernel remembers the name is absent.
+            e = pyfuse3.EntryAttributes()
+            e.st_ino = 0
+            e.entry_timeout = CACHE_SECONDS
+            return e
+
+    @handler
+    async def getattr(
+        self, inode: int, ctx: pyfuse3.RequestContext | None = None
+    ) -> pyfuse3.EntryAttributes:
+        return self.entry(self.vault.getattr(inode))
+
+    @handler
+    async def setattr(
+        self,
+        inode: int,
+        attr: pyfuse3.EntryAttributes,
+        fields: pyfuse3.SetattrFields,
+        fh: int | None,
+        ctx: pyfuse3.RequestContext,
+    ) -> pyfuse3.EntryAttributes:
+        kwargs: dict[str, int] = {}
+        if fields.update_mode:
+            kwargs["mode"] = attr.st_mode & 0o7777
+        if fields.update_uid:
+            kwargs["uid"] = attr.st_uid
+        if fields.update_gid:
+            kwargs["gid"] = attr.st_gid
+        if fields.update_atime:
+            kwargs["atime_ns"] = attr.st_atime_ns
+        if fields.update_mtime:
+            kwargs["mtime_ns"] = attr.st_mtime_ns
+        if fields.update_size:
+            kwargs["size"] = attr.st_size
+            return self.entry(
+                await self._thread(functools.partial(self.vault.setattr, inode, **kwargs))
+            )
+        return self.entry(self.vault.setattr(inode, **kwargs))
+
+    @handler
+    async def forget(self, inode_list: list[tuple[int, int]]) -> None:
+        # The engine keeps inodes by open handles and links, not by kernel
+        # lookups: an unlinked file lives until its last release.
+        return None
+
+    # --- namespace -----------------------------------------------------------------
+
+    @handler
+    async def readlink(self, inode: int, ctx: pyfuse3.RequestContext) -> bytes:
+        return self.vault.readlink(inode)
+
+    @handler
+    async def mknod(
+        self, parent_inode: int, name: bytes, mode: int, rdev: int, ctx: pyfuse3.RequestContext
+    ) -> pyfuse3.EntryAttributes:
+        return self.entry(self.vault.mknod(parent_inode, name, mode, ctx.uid, ctx.gid, rdev))
+
+    @handler
+    async def mkdir(
+        self, parent_inode: int, name: bytes, mode: int, ctx: pyfuse3.RequestContext
+    ) -> pyfuse3.EntryAttributes:
+        return self.entry(self.vault.mkdir(parent_inode, name, mode, ctx.uid, ctx.gid))
+
+    @handler
+    async def symlink(
+        self, parent_inode: int, name: bytes, target: bytes, ctx: pyfuse3.RequestContext
+    ) -> pyfuse3.EntryAttributes:
+        return self.entry(self.vault.symlink(parent_inode, name, target, ctx.uid, ctx.gid))
+
+    @handler
+    async def link(
+        self, inode: int, new_parent_inode: int, new_name: bytes, ctx: pyfuse3.RequestContext
+    ) -> pyfuse3.EntryAttributes:
+        return self.entry(self.vault.link(inode, new_parent_inode, new_name))
+
+    @handler
+    async def unlink(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
+        self.vault.unlink(parent_inode, name)
+
+    @handler
+    async def rmdir(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
+        self.vault.rmdir(parent_inode, name)
+
+    @handler
+    async def rename(
+        self,
+        parent_inode_old: int,
+        name_old: bytes,
+        parent_inode_new: int,
+        name_new: bytes,
+        flags: int,
+        ctx: pyfuse3.RequestContext,
+    ) -> None:
+        if flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE):
+            raise pyfuse3.FUSEError(errno.EINVAL)  # RENAME_WHITEOUT: overlayfs only
+        self.vault.rename(
+            parent_inode_old,
+            name_old,
+            parent_inode_new,
+            name_new,
+            noreplace=bool(flags & RENAME_NOREPLACE),
+            exchange=bool(flags & RENAME_EXCHANGE),
+        )
+
+    # --- directories -----------------------------------------------------------------
+
+    @handler
+    async def opendir(self, inode: int, ctx: pyfuse3.RequestContext) -> int:
+        if not stat.S_ISDIR(self.vault.getattr(inode).mode):
+            raise pyfuse3.FUSEError(errno.ENOTDIR)
+        return inode
+
+    @handler
+    async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
+        # Offsets are the engine's stable directory cookies: entries added or
+        # removed between calls never make a listing skip or repeat the rest.
+        offset = start_id
+        while True:
+            batch = self.vault.readdirplus(fh, offset, READDIR_BATCH)
+            if not batch:
+                return
+            for name, attr, next_offset in batch:
+                if not pyfuse3.readdir_reply(token, name, self.entry(attr), next_offset):
+                    return
+                offset = next_offset
+
+    @handler
+    async def releasedir(self, fh: int) -> None:
+        return None
+
+    @handler
+    async def fsyncdir(self, fh: int, datasync: bool) -> None:
+        await self._thread(self.vault.sync)
+
+    # --- files -------------------------------------------------------------------------
+
+    @handler
+    async def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
+        self.vault.open_file(inode)
+        self.open_handles += 1
+        # Every change goes through this mount, so cached pages stay valid.
+        return pyfuse3.FileInfo(fh=inode, keep_cache=True)
+
+    @handler
+    async def create(
+        self, parent_inode: int, name: bytes, mode: int, flags: int, ctx: pyfuse3.RequestContext
+    ) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
+        attr = self.vault.create_file(parent_inode, name, mode, ctx.uid, ctx.gid)
+        self.vault.open_file(attr.ino)
+        self.open_handles += 1
+        return pyfuse3.FileInfo(fh=attr.ino, keep_cache=True), self.entry(attr)
+
+    @handler
+    async def read(self, fh: int, off: int, size: int) -> bytes:
+        if size >= THREAD_MIN_BYTES:
+            data: bytes = await self._thread(self.vault.read, fh, off, size)
+        else:
+            data = self.vault.read(fh, off, size)
+        self.bytes_read += len(data)
+        return data
+
+    @handler
+    async def write(self, fh: int, off: int, buf: bytes) -> int:
+        if len(buf) >= THREAD_MIN_BYTES:
+            n: int = await self._thread(self.vault.write, fh, off, buf)
+        else:
+            n = self.vault.write(fh, off, buf)
+        self.bytes_written += n
+        return n
+
+    @handler
+    async def flush(self, fh: int) -> None:
+        return None
+
+    @handler
+    async def release(self, fh: int) -> None:
+        self.open_handles -= 1
+        self.vault.release_file(fh)
+
+    @handler
+    async def fsync(self, fh: int, datasync: bool) -> None:
+        await self._thread(self.vault.fsync, fh)
+
+    # --- extended attributes -----------------------------------------------------------
+
+    @handler
+    async def setxattr(
+        self, inode: int, name: bytes, value: bytes, ctx: pyfuse3.RequestContext
+    ) -> None:
+        if inode == ROOT_INO and name.startswith(control.PREFIX):
+            await self._control_set(name, value, ctx)
+            return
+        _check_xattr_name(name)
+        self.vault.setxattr(inode, name, value)
+
+    @handler
+    async def getxattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> bytes:
+        if inode == ROOT_INO and name.startswith(control.PREFIX):
+            return self._control_get(name)
+        _check_xattr_name(name)
+        return self.vault.getxattr(inode, name)
+
+    @handler
+    async def listxattr(self, inode: int, ctx: pyfuse3.RequestContext) -> list[bytes]:
+        return self.vault.listxattr(inode)
+
+    @handler
+    async def removexattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
+        _check_xattr_name(name)
+        self.vault.removexattr(inode, name)
+
+    # --- the file system as a whole ---------------------------------------------------------
+
+    @handler
+    async def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:
+        # Space is the vault directory's (ciphertext takes a little more than
+        # the plaintext); the number of files is the vault's own.
+        under = os.statvfs(self.vault_dir)
+        usage = self.vault.statfs()
+        scale = under.f_frsize / BLOCK_SIZE
+        s = pyfuse3.StatvfsData()
+        s.f_bsize = BLOCK_SIZE
+        s.f_frsize = BLOCK_SIZE
+        s.f_blocks = int(under.f_blocks * scale)
+        s.f_bfree = int(under.f_bfree * scale)
+        s.f_bavail = int(under.f_bavail * scale)
+        free_files = under.f_ffree if under.f_files else 2**32
+        s.f_files = usage["files"] + free_files
+        s.f_ffree = free_files
+        s.f_favail = free_files
+        s.f_namemax = 255
+        return s
+
+    @handler
+    async def access(self, inode: int, mode: int, ctx: pyfuse3.RequestContext) -> bool:
+        return True  # mounted with default_permissions: the kernel checks
+
+    # --- control interface (fusefs stats / fusefs umount) -------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        t = self.vault.telemetry()
+        return {
+            "pid": os.getpid(),
+            "vault": self.vault_dir,
+            "read_only": self.read_only,
+            "uptime_seconds": round(time.time() - self.started, 3),
+            "idle_seconds": round(time.monotonic() - self.last_request, 3),
+            "fuse_bytes_read": self.bytes_read,
+            "fuse_bytes_written": self.bytes_written,
+            "fuse_ops": dict(self.ops),
+            "compact_at_unmount": self.compact_at_unmount,
+            "engine": t,
+        }
+
+    def _control_get(self, name: bytes) -> bytes:
+        if name == control.PID:
+            return str(os.getpid()).encode()
+        if name == control.STATS:
+            return json.dumps(self.stats(), sort_keys=True).encode()
+        raise pyfuse3.FUSEError(errno.ENODATA)
+
+    async def _control_set(self, name: bytes, value: bytes, ctx: pyfuse3.RequestContext) -> None:
+        if ctx.uid not in (0, self.owner_uid):
+            raise pyfuse3.FUSEError(errno.EPERM)
+        if name == control.COMPACT_AT_UNMOUNT:
+            self.compact_at_unmount = value.strip() not in (b"", b"0")
+        elif name == control.SYNC:
+            await self._thread(self.vault.sync)
+        else:
+            raise pyfuse3.FUSEError(errno.EOPNOTSUPP)
+
+
+def _check_xattr_name(name: bytes) -> None:
+    # Names outside the namespaces a regular file system stores (system.*
+    # ACLs included: the mount does not enable POSIX ACLs) are refused as
+    # ext4 and tmpfs refuse them.
+    if not name.startswith(XATTR_NAMESPACES):
+        raise pyfuse3.FUSEError(errno.EOPNOTSUPP)

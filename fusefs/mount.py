@@ -1,0 +1,339 @@
+"""The life of a mount: checks, the background daemon, serving, clean shutdown.
+
+``fusefs mount`` checks what it can cheaply in front (mount point, vault
+directory, password source), then forks. The child (the daemon) starts a new
+session, opens the vault, mounts, and reports over a pipe either ``OK`` or
+the one-line error and exit code that ended it; the parent prints that and
+exits, so the command returns only once the mount is ready (or has failed).
+Forking happens before any thread exists (trio, the engine's workers), which
+is what makes it safe.
+
+Shutdown is always the same path, whatever starts it (``fusefs umount``,
+``fusermount3 -u``, SIGTERM/SIGINT/SIGHUP to the daemon, ``--idle``): the
+kernel is asked to unmount first, so it writes back every dirty page
+through this daemon; the FUSE loop then ends; background compaction stops;
+the vault is compacted if that was requested; the vault is closed, which
+makes everything durable; the daemon exits 0.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import re
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from fusefs import control
+
+if TYPE_CHECKING:
+    from fusefs._native import Vault
+    from fusefs.fs import VaultOperations
+
+log = logging.getLogger("fusefs.mount")
+
+#: Kernel read-ahead for the mount (KiB): big sequential reads arrive as
+#: requests of up to 1 MiB instead of 128 KiB.
+READ_AHEAD_KB = 1024
+#: Writeback requests the kernel may have in flight at once.
+MAX_BACKGROUND = 32
+#: How often compaction and the flush of unsynced changes are considered (ms).
+COMPACTION_TICK_MS = 1000
+FLUSH_INTERVAL_MS = 5000
+
+
+@dataclass
+class MountOptions:
+    vault_dir: str
+    mountpoint: str
+    read_only: bool = False
+    allow_other: bool = False
+    idle_seconds: float | None = None
+    log_file: str | None = None
+    foreground: bool = False
+
+
+class StartupError(Exception):
+    """The mount could not start; ``str()`` is one line for users, ``code`` the exit status."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def check_mountpoint(mnt: str) -> None:
+    """Refuse a mount point that is missing, not a directory, not empty, or mounted."""
+    state = control.mount_state(mnt)
+    if state == "missing":
+        raise control.MountError(f"mount point {mnt} does not exist")
+    if state == "not-dir":
+        raise control.MountError(f"mount point {mnt} is not a directory")
+    if state == "stale":
+        raise control.MountError(
+            f"mount point {mnt} is a dead mount (its daemon is gone); "
+            f"run 'fusefs umount {mnt}' first",
+            stale=True,
+        )
+    if state == "mounted":
+        raise control.MountError(f"mount point {mnt} is already a mount point")
+    try:
+        with os.scandir(mnt) as entries:
+            if next(entries, None) is not None:
+                raise control.MountError(f"mount point {mnt} is not empty")
+    except PermissionError:
+        raise control.MountError(f"mount point {mnt}: permission denied") from None
+
+
+def fuse_options(opts: MountOptions) -> set[str]:
+    # df and /proc/mounts show the vault as the source (as gocryptfs does);
+    # libfuse splits options at commas, so those are escaped.
+    source = opts.vault_dir.replace("\\", "\\\\").replace(",", "\\,")
+    options = {f"fsname={source}", "subtype=fusefs", "default_permissions", "noatime"}
+    options.add("ro" if opts.read_only else "rw")
+    if opts.allow_other:
+        options.add("allow_other")
+    return options
+
+
+def mount(
+    opts: MountOptions,
+    open_vault: Callable[[], Vault],
+    describe: Callable[[BaseException], tuple[str, int]],
+) -> None:
+    """Mount and serve in front (``opts.foreground``) or in a daemon; return when ready.
+
+    ``open_vault`` opens the vault (in the daemon); ``describe`` turns an
+    exception that ended startup into (one-line message, exit code).
+    Raises :class:`StartupError` when the mount did not come up.
+    """
+    if opts.foreground:
+        _configure_logging(opts, foreground=True)
+        try:
+            serve(opts, open_vault, on_ready=lambda: None)
+        except StartupError:
+            raise
+        except BaseException as e:  # noqa: BLE001 - reported as one line
+            raise StartupError(*describe(e)) from e
+        return
+
+    read_fd, write_fd = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the daemon
+        os.close(read_fd)
+        code = _daemon(opts, open_vault, describe, write_fd)
+        os._exit(code)
+    os.close(write_fd)
+    report = _read_all(read_fd)
+    os.close(read_fd)
+    if report.startswith(b"OK"):
+        return
+    if report.startswith(b"ERR "):
+        _, code, message = report.decode("utf-8", "replace").rstrip("\n").split(" ", 2)
+        raise StartupError(message, int(code))
+    # Reap it if it is already gone, so no zombie outlives this process.
+    os.waitpid(pid, os.WNOHANG)
+    raise StartupError("the mount daemon exited during startup", 1)
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 4096):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _daemon(
+    opts: MountOptions,
+    open_vault: Callable[[], Vault],
+    describe: Callable[[BaseException], tuple[str, int]],
+    ready_fd: int,
+) -> int:
+    os.setsid()
+    os.chdir("/")
+
+    def ready() -> None:
+        os.write(ready_fd, b"OK\n")
+        os.close(ready_fd)
+        _detach_stdio(opts.log_file)
+
+    try:
+        _configure_logging(opts, foreground=False)
+        serve(opts, open_vault, on_ready=ready)
+        return 0
+    except BaseException as e:  # noqa: BLE001 - the daemon reports, never raises
+        message, code = describe(e) if not isinstance(e, StartupError) else (str(e), e.code)
+        try:
+            os.write(ready_fd, f"ERR {code} {message}\n".encode())
+            os.close(ready_fd)
+        except OSError:  # already reported ready: this is a failure after startup
+            log.error("mount ended with an error: %s", message)
+        return code
+
+
+def _detach_stdio(log_file: str | None) -> None:
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.dup2(devnull, 1)
+    if log_file is None:
+        os.dup2(devnull, 2)
+    else:
+        fd = os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        os.dup2(fd, 2)
+        os.close(fd)
+    os.close(devnull)
+
+
+def _configure_logging(opts: MountOptions, *, foreground: bool) -> None:
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    fmt = logging.Formatter("%(asctime)s fusefs[%(process)d] %(levelname)s %(message)s")
+    handler: logging.Handler
+    if opts.log_file is not None:
+        try:
+            handler = logging.FileHandler(opts.log_file)
+        except OSError as e:
+            raise control.MountError(f"cannot open log file {opts.log_file}: {e.strerror}") from e
+    elif foreground:
+        handler = logging.StreamHandler(sys.stderr)
+    else:
+        handler = logging.NullHandler()
+    handler.setFormatter(fmt)
+    root.handlers[:] = [handler]
+    logging.getLogger("pyfuse3").setLevel(logging.WARNING)
+
+
+def serve(
+    opts: MountOptions, open_vault: Callable[[], Vault], on_ready: Callable[[], None]
+) -> None:
+    """Open the vault, mount, call ``on_ready``, serve until unmounted, close cleanly."""
+    import pyfuse3
+    import trio
+
+    from fusefs.fs import VaultOperations
+
+    # Resolved now: once mounted, looking at the mount point waits for this
+    # daemon, which serves nothing until the loop runs.
+    real_mountpoint = os.path.realpath(opts.mountpoint)
+    vault = open_vault()
+    try:
+        ops = VaultOperations(vault, opts.vault_dir, read_only=opts.read_only)
+        try:
+            pyfuse3.init(ops, opts.mountpoint, fuse_options(opts))
+        except RuntimeError:
+            raise control.MountError(
+                f"cannot mount on {opts.mountpoint} (is /dev/fuse available? see the log)"
+            ) from None
+    except BaseException:
+        vault.close()
+        raise
+    unmounted = False
+    try:
+        _tune_kernel(real_mountpoint)
+        if not opts.read_only:
+            vault.start_compaction(COMPACTION_TICK_MS, FLUSH_INTERVAL_MS)
+        log.info("mounted %s on %s", opts.vault_dir, opts.mountpoint)
+        on_ready()
+        trio.run(_main, ops, opts)
+        unmounted = True
+    finally:
+        # After a normal end the kernel has already unmounted; after a crash
+        # of the loop, unmount here so no dead mount is left behind.
+        pyfuse3.close(unmount=not unmounted)
+        _close_vault(vault, ops)
+
+
+def _close_vault(vault: Vault, ops: VaultOperations) -> None:
+    vault.stop_compaction()
+    if ops.compact_at_unmount and not ops.read_only:
+        report = vault.compact()
+        log.info("compacted at unmount: %s", report)
+    vault.close()
+    log.info("vault closed")
+
+
+async def _main(ops: VaultOperations, opts: MountOptions) -> None:
+    import pyfuse3
+    import trio
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_unmount_on_signal, opts.mountpoint)
+        if opts.idle_seconds is not None:
+            nursery.start_soon(_unmount_when_idle, ops, opts)
+        await pyfuse3.main()
+        nursery.cancel_scope.cancel()
+
+
+async def _unmount_on_signal(mnt: str) -> None:
+    import trio
+
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+        async for signum in signals:
+            log.info("signal %d: unmounting", signum)
+            # Unmount through the kernel so dirty pages are written back
+            # through this (still serving) daemon; lazily if files are open.
+            try:
+                await trio.to_thread.run_sync(control.kernel_unmount, mnt)
+            except control.MountError:
+                await trio.to_thread.run_sync(lambda: control.kernel_unmount(mnt, lazy=True))
+
+
+async def _unmount_when_idle(ops: VaultOperations, opts: MountOptions) -> None:
+    import trio
+
+    assert opts.idle_seconds is not None
+    period = max(0.05, min(opts.idle_seconds / 4, 5.0))
+    while True:
+        await trio.sleep(period)
+        idle = time.monotonic() - ops.last_request
+        if idle >= opts.idle_seconds and ops.open_handles == 0:
+            log.info("idle for %.0f s: unmounting", idle)
+            try:
+                await trio.to_thread.run_sync(control.kernel_unmount, opts.mountpoint)
+                return
+            except control.MountError as e:  # busy (a process is inside): try later
+                log.info("idle unmount refused: %s", e)
+
+
+def _tune_kernel(mnt: str) -> None:
+    """Raise read-ahead and writeback concurrency of the mount on ``mnt`` (a real path).
+
+    Root only; best effort.
+    The device number comes from /proc/self/mountinfo: a stat() of the mount
+    point would wait for this daemon, which is not serving yet.
+    """
+    dev = _mount_device(mnt)
+    if dev is None:
+        return
+    major, minor = dev
+    bdi = f"/sys/class/bdi/{major}:{minor}/read_ahead_kb"
+    conn = f"/sys/fs/fuse/connections/{minor}/max_background"
+    for path, value in ((bdi, READ_AHEAD_KB), (conn, MAX_BACKGROUND)):
+        try:
+            with open(path, "w") as f:
+                f.write(str(value))
+        except OSError as e:
+            if e.errno not in (errno.EACCES, errno.EPERM, errno.ENOENT, errno.EROFS):
+                log.warning("cannot tune %s: %s", path, e)
+
+
+def _mount_device(mnt: str) -> tuple[int, int] | None:
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):  # the newest mount on a path is listed last
+        fields = line.split()
+        # mountinfo escapes space, tab, newline and backslash as \\ooo.
+        point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), fields[4])
+        if point == mnt:
+            major, minor = fields[2].split(":")
+            return int(major), int(minor)
+    return None
