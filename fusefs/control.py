@@ -46,15 +46,20 @@ def mount_state(path: str) -> str:
     """``"missing"``, ``"not-dir"``, ``"stale"`` (a dead FUSE mount), ``"mounted"`` or ``"dir"``."""
     try:
         os.stat(path)
+        if not os.path.isdir(path):
+            return "not-dir"
+        if not os.path.ismount(path):
+            return "dir"
+        # stat() may be answered from the kernel's attribute cache even when
+        # the daemon is gone; statfs always reaches the file system.
+        os.statvfs(path)
+        return "mounted"
     except FileNotFoundError:
         return "missing"
     except OSError as e:
         if e.errno == errno.ENOTCONN:
             return "stale"
         raise
-    if not os.path.isdir(path):
-        return "not-dir"
-    return "mounted" if os.path.ismount(path) else "dir"
 
 
 def _get(mnt: str, name: bytes) -> bytes:
@@ -118,7 +123,7 @@ def kernel_unmount(mnt: str, *, lazy: bool = False) -> None:
     tool = shutil.which("fusermount3") or shutil.which("fusermount")
     if tool is None:
         raise MountError("fusermount3 is not installed (Debian package fuse3)")
-    args = [tool, "-u", "-q"] + (["-z"] if lazy else []) + [mnt]
+    args = [tool, "-u"] + (["-z"] if lazy else []) + [mnt]
     done = subprocess.run(args, capture_output=True, text=True)
     if done.returncode != 0:
         reason = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "refused"
