@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from mounting import FAST_KDF, PASSWORD, Vault, daemon_pid, fusefs, is_mounted
 
 EXIT_USAGE, EXIT_WRONG_KEY, EXIT_INTEGRITY, EXIT_IO, EXIT_MOUNT = 2, 3, 4, 5, 7
