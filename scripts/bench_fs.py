@@ -62,6 +62,13 @@ def run_once(script: Path, filesystems: list[str], size_mb: int) -> dict[str, li
     return results
 
 
+def ratio(ours: float, peer: float, higher_is_better: bool) -> float:
+    """How many times better fusefs is than the peer (> 1: fusefs is faster)."""
+    if higher_is_better:
+        return ours / peer if peer else float("inf")
+    return peer / ours if ours else float("inf")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--runs", type=int, default=5)
@@ -108,14 +115,9 @@ def main() -> None:
             peer_median = best([summary[p][k][1] for p in peers], higher)
             who = next(p for p in peers if summary[p][k][0] == peer_best)
 
-            def ratio(ours: float, peer: float) -> float:
-                if higher:
-                    return ours / peer if peer else float("inf")
-                return peer / ours if ours else float("inf")
-
             print(
-                f"  {col:<11} {ratio(ours_best, peer_best):5.2f} / "
-                f"{ratio(ours_median, peer_median):5.2f}   (best peer: {who})"
+                f"  {col:<11} {ratio(ours_best, peer_best, higher):5.2f} / "
+                f"{ratio(ours_median, peer_median, higher):5.2f}   (best peer: {who})"
             )
 
 

@@ -68,10 +68,10 @@ def time_gocryptfs(root: Path, files: int, runs: int) -> list[float]:
     subprocess.run(["gocryptfs", "-q", "-init", "-passfile", pw, cipher], check=True)
     subprocess.run(["gocryptfs", "-q", "-passfile", pw, cipher, mnt], check=True)
     for d in range(0, files, 1000):
-        sub = mnt / ("dir%05d" % (d // 1000))
+        sub = mnt / f"dir{d // 1000:05d}"
         sub.mkdir()
         for i in range(d, min(d + 1000, files)):
-            (sub / ("file-%07d.txt" % i)).write_bytes(b"content of file %d\n" % i)
+            (sub / f"file-{i:07d}.txt").write_bytes(b"content of file %d\n" % i)
     subprocess.run(["fusermount3", "-u", mnt], check=True)
     times = []
     for _ in range(runs):
