@@ -120,7 +120,14 @@ class VaultOperations(pyfuse3.Operations):  # type: ignore[misc]
         self.open_handles = 0
         self.owner_uid = os.getuid()
         self._limiter = trio.CapacityLimiter(8)
+        #: Set once the kernel's INIT request has been answered.
+        self.initialized = trio.Event()
         self._blksize = 65536
+
+    def init(self) -> None:
+        # Called while answering INIT; the reply goes out right after, before
+        # any task waiting for this event runs.
+        self.initialized.set()
 
     # --- attributes ------------------------------------------------------------
 

@@ -42,6 +42,10 @@ log = logging.getLogger("fusefs.mount")
 READ_AHEAD_KB = 1024
 #: Writeback requests the kernel may have in flight at once.
 MAX_BACKGROUND = 32
+#: Share of the system's dirty-page limit this mount may use (%). The kernel
+#: gives a FUSE mount 1 % by default (a few MiB), which throttles every
+#: large write to a crawl; this daemon is trusted to write back promptly.
+MAX_DIRTY_RATIO = 100
 #: How often compaction and the flush of unsynced changes are considered (ms).
 COMPACTION_TICK_MS = 1000
 FLUSH_INTERVAL_MS = 5000
@@ -235,12 +239,11 @@ def serve(
         raise
     unmounted = False
     try:
-        _tune_kernel(real_mountpoint)
         if not opts.read_only:
             vault.start_compaction(COMPACTION_TICK_MS, FLUSH_INTERVAL_MS)
         log.info("mounted %s on %s", opts.vault_dir, opts.mountpoint)
         on_ready()
-        trio.run(_main, ops, opts)
+        trio.run(_main, ops, opts, real_mountpoint)
         unmounted = True
     finally:
         # After a normal end the kernel has already unmounted; after a crash
@@ -258,16 +261,25 @@ def _close_vault(vault: Vault, ops: VaultOperations) -> None:
     log.info("vault closed")
 
 
-async def _main(ops: VaultOperations, opts: MountOptions) -> None:
+async def _main(ops: VaultOperations, opts: MountOptions, real_mountpoint: str) -> None:
     import pyfuse3
     import trio
 
     async with trio.open_nursery() as nursery:
+        nursery.start_soon(_tune_after_init, ops, real_mountpoint)
         nursery.start_soon(_unmount_on_signal, opts.mountpoint)
         if opts.idle_seconds is not None:
             nursery.start_soon(_unmount_when_idle, ops, opts)
         await pyfuse3.main()
         nursery.cancel_scope.cancel()
+
+
+async def _tune_after_init(ops: VaultOperations, mnt: str) -> None:
+    """Tune the mount once the kernel's INIT is answered (its reply resets read-ahead)."""
+    import trio
+
+    await ops.initialized.wait()
+    await trio.to_thread.run_sync(_tune_kernel, mnt)
 
 
 async def _unmount_on_signal(mnt: str) -> None:
@@ -302,25 +314,35 @@ async def _unmount_when_idle(ops: VaultOperations, opts: MountOptions) -> None:
 
 
 def _tune_kernel(mnt: str) -> None:
-    """Raise read-ahead and writeback concurrency of the mount on ``mnt`` (a real path).
+    """Raise read-ahead, dirty-page share and writeback concurrency of the mount on ``mnt``.
 
-    Root only; best effort.
+    Root only; best effort (a non-root mount keeps the kernel's defaults).
     The device number comes from /proc/self/mountinfo: a stat() of the mount
-    point would wait for this daemon, which is not serving yet.
+    point could wait on this very daemon. /sys/fs/fuse/connections exists
+    only where the fusectl file system is mounted.
     """
     dev = _mount_device(mnt)
     if dev is None:
+        log.warning("cannot tune the mount: %s is not in /proc/self/mountinfo", mnt)
         return
     major, minor = dev
-    bdi = f"/sys/class/bdi/{major}:{minor}/read_ahead_kb"
-    conn = f"/sys/fs/fuse/connections/{minor}/max_background"
-    for path, value in ((bdi, READ_AHEAD_KB), (conn, MAX_BACKGROUND)):
+    bdi = f"/sys/class/bdi/{major}:{minor}"
+    conn = f"/sys/fs/fuse/connections/{minor}"
+    for path, value in (
+        (f"{bdi}/read_ahead_kb", READ_AHEAD_KB),
+        (f"{bdi}/max_ratio", MAX_DIRTY_RATIO),
+        (f"{conn}/max_background", MAX_BACKGROUND),
+    ):
         try:
             with open(path, "w") as f:
                 f.write(str(value))
         except OSError as e:
-            if e.errno not in (errno.EACCES, errno.EPERM, errno.ENOENT, errno.EROFS):
-                log.warning("cannot tune %s: %s", path, e)
+            log.log(
+                logging.DEBUG if e.errno == errno.ENOENT else logging.WARNING,
+                "cannot tune %s: %s",
+                path,
+                e,
+            )
 
 
 def _mount_device(mnt: str) -> tuple[int, int] | None:
