@@ -233,7 +233,15 @@ class Vault:
     ) -> None: ...
     def readdir(
         self, ino: int, offset: int = 0, limit: int = 1024
-    ) -> list[tuple[bytes, int, int, int]]: ...
+    ) -> list[tuple[bytes, int, int, int]]:
+        """(name, ino, st_mode type bits, next_offset) of the entries after
+        ``offset``; offsets are stable cookies."""
+    def readdirplus(
+        self, ino: int, offset: int = 0, limit: int = 1024
+    ) -> list[tuple[bytes, Attr, int]]:
+        """(name, attributes, next_offset) of the entries after ``offset``,
+        read under one lock; entries added or removed between calls never make
+        a listing skip or repeat another entry."""
     def open_file(self, ino: int) -> Attr: ...
     def release_file(self, ino: int) -> None: ...
     def read(self, ino: int, offset: int, size: int) -> bytes: ...

@@ -236,3 +236,47 @@ def test_a_vault_is_open_once_across_processes(tmp_path: Path) -> None:
         key = v2.print_master_key()
     with Vault.open_with_master_key(path, key):
         pass
+
+
+def test_readdir_offsets_are_stable_while_entries_go_and_come(vault: Vault) -> None:
+    d = vault.mkdir(ROOT_INO, b"d", 0o755, 0, 0)
+    names = [f"n{i:03}".encode() for i in range(300)]
+    for n in names:
+        vault.create_file(d.ino, n, 0o644, 0, 0)
+    vault.mkdir(d.ino, b"sub", 0o700, 0, 0)
+    # rm -rf: list a chunk, remove it, continue after the last offset.
+    offset, removed = 0, []
+    while batch := vault.readdirplus(d.ino, offset, 16):
+        for name, attr, next_offset in batch:
+            assert attr.ino == vault.lookup(d.ino, name).ino
+            assert attr.nlink == vault.getattr(attr.ino).nlink
+            (vault.rmdir if attr.mode & 0o040000 else vault.unlink)(d.ino, name)
+            removed.append(name)
+            offset = next_offset
+    assert sorted(removed) == sorted([*names, b"sub"])
+    assert vault.readdir(d.ino) == []
+    # Removing entries not yet listed skips only those.
+    for n in names:
+        vault.create_file(d.ino, n, 0o644, 0, 0)
+    first = vault.readdir(d.ino, 0, 100)
+    for n in names[150:200]:
+        vault.unlink(d.ino, n)
+    rest = vault.readdir(d.ino, first[-1][3], 1000)
+    listed = [e[0] for e in first + rest]
+    assert listed == names[:150] + names[200:]
+
+
+def test_readdirplus_attrs_and_statfs_counts(vault: Vault) -> None:
+    d = vault.mkdir(ROOT_INO, b"d", 0o755, 7, 8)
+    vault.mkdir(d.ino, b"x", 0o755, 0, 0)
+    f = vault.create_file(d.ino, b"f", 0o600, 7, 8)
+    vault.write(f.ino, 0, b"a" * 70_000)
+    rows = vault.readdirplus(ROOT_INO)
+    assert [(r[0], r[1].ino, r[1].nlink) for r in rows] == [(b"d", d.ino, 3)]
+    ((name, attr, _),) = rows
+    got = vault.getattr(d.ino)
+    assert (attr.mode, attr.uid, attr.gid, attr.mtime_ns) == (got.mode, 7, 8, got.mtime_ns)
+    plus = vault.readdirplus(d.ino)
+    assert [(r[0], r[1].size) for r in plus] == [(b"x", 0), (b"f", 70_000)]
+    assert plus[1][1].blocks == vault.getattr(f.ino).blocks
+    assert vault.statfs() == {"files": 4, "bytes": 70_000, "dirs": 3}

@@ -4,6 +4,7 @@
 use crypto_core::log::entry::{AttrChange, InodeKind, Timespec, UnifiedEntry};
 use crypto_core::vault::metadata::{MetadataState, PackUsage, ROOT_INO};
 use crypto_core::vault::segment::SegmentRef;
+use crypto_core::vault::snapshot::{decode_state, encode_state};
 use crypto_core::Error;
 use proptest::prelude::*;
 
@@ -344,10 +345,27 @@ proptest! {
             let mut names: std::collections::HashMap<u64, u32> = Default::default();
             for entries in live.dirs.values() {
                 for ino in entries.values() {
-                    prop_assert!(live.inodes.contains_key(ino));
-                    *names.entry(*ino).or_default() += 1;
+                    prop_assert!(live.inodes.contains_key(&ino));
+                    *names.entry(ino).or_default() += 1;
+                }
+                // Derived: the subdirectory count, and one cookie per entry, increasing.
+                let subdirs = entries.values().filter(|c| live.dirs.contains_key(c)).count();
+                prop_assert_eq!(entries.subdirs() as usize, subdirs);
+                let by_cookie: Vec<(u64, &[u8], u64)> = entries.after(0).collect();
+                prop_assert_eq!(by_cookie.len(), entries.len());
+                prop_assert!(by_cookie.windows(2).all(|w| w[0].0 < w[1].0));
+                for (_, name, ino) in &by_cookie {
+                    prop_assert_eq!(entries.get(name), Some(*ino));
                 }
             }
+            // Derived: stored bytes per inode and in total.
+            let mut total = 0;
+            for i in live.inodes.values() {
+                let stored: u64 = i.segments.values().map(|r| r.plain_len as u64).sum();
+                prop_assert_eq!(i.stored, stored);
+                total += stored;
+            }
+            prop_assert_eq!(live.stored_bytes, total);
             for (ino, i) in &live.inodes {
                 if *ino != ROOT_INO {
                     prop_assert_eq!(i.links, names.get(ino).copied().unwrap_or(0));
@@ -359,6 +377,13 @@ proptest! {
         let mut replayed = state();
         for b in &log {
             replayed.apply(&UnifiedEntry::decode(b).unwrap()).unwrap();
+        }
+        // Through a snapshot: the same state, derived fields recomputed.
+        let loaded = decode_state(&encode_state(&live)).unwrap();
+        prop_assert_eq!(&loaded, &live);
+        prop_assert_eq!(loaded.stored_bytes, live.stored_bytes);
+        for (d, entries) in &live.dirs {
+            prop_assert_eq!(loaded.dirs[d].subdirs(), entries.subdirs());
         }
         prop_assert_eq!(replayed, live);
     }

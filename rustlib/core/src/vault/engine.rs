@@ -366,8 +366,9 @@ impl Vault {
         Ok((packs, log))
     }
 
+    /// O(1): the link count and stored bytes are kept up to date by the state.
     fn attr_of(state: &MetadataState, ino: u64, i: &Inode) -> Attr {
-        let stored: u64 = i.segments.values().map(|r| r.plain_len as u64).sum();
+        let stored = i.stored;
         Attr {
             ino,
             kind: i.kind,
@@ -577,24 +578,46 @@ impl Vault {
         self.forget_if_unused(&mut s, ino)
     }
 
-    /// Entries of directory `ino` from `offset` (0 = the first), in name order.
+    /// Entries of directory `ino` after `offset` (0 = from the first), at
+    /// most `limit`. Offsets are per-directory cookies (see
+    /// [`Dir`](crate::vault::metadata::Dir)): listing in chunks while entries
+    /// are added or removed never skips or repeats an entry that exists
+    /// throughout. Entries come in the order they were created (after a
+    /// remount: name order, then creation order).
     pub fn readdir(&self, ino: u64, offset: u64, limit: usize) -> Result<Vec<DirEntry>> {
         let s = lock(&self.state);
-        s.inode(ino)?;
-        let entries = s
-            .dirs
-            .get(&ino)
-            .ok_or_else(|| fs_err(ENOTDIR, "not a directory"))?;
-        Ok(entries
-            .iter()
-            .enumerate()
-            .skip(offset as usize)
+        Ok(s.dir(ino)?
+            .after(offset)
             .take(limit)
-            .map(|(k, (name, child))| DirEntry {
-                name: name.clone(),
-                ino: *child,
-                kind: s.inodes[child].kind,
-                next_offset: k as u64 + 1,
+            .map(|(cookie, name, child)| DirEntry {
+                name: name.to_vec(),
+                ino: child,
+                kind: s.inodes[&child].kind,
+                next_offset: cookie,
+            })
+            .collect())
+    }
+
+    /// `readdir` with each entry's attributes, all read under one lock.
+    pub fn readdirplus(
+        &self,
+        ino: u64,
+        offset: u64,
+        limit: usize,
+    ) -> Result<Vec<(DirEntry, Attr)>> {
+        let s = lock(&self.state);
+        Ok(s.dir(ino)?
+            .after(offset)
+            .take(limit)
+            .map(|(cookie, name, child)| {
+                let i = &s.inodes[&child];
+                let entry = DirEntry {
+                    name: name.to_vec(),
+                    ino: child,
+                    kind: i.kind,
+                    next_offset: cookie,
+                };
+                (entry, Self::attr_of(&s, child, i))
             })
             .collect())
     }
@@ -864,16 +887,15 @@ impl Vault {
         )
     }
 
-    /// Files (inodes) in the vault and plaintext bytes stored.
+    /// Files (inodes) in the vault and plaintext bytes stored. O(1).
     pub fn usage(&self) -> (u64, u64) {
         let s = lock(&self.state);
-        let bytes = s
-            .inodes
-            .values()
-            .flat_map(|i| i.segments.values())
-            .map(|r| r.plain_len as u64)
-            .sum();
-        (s.inodes.len() as u64, bytes)
+        (s.inodes.len() as u64, s.stored_bytes)
+    }
+
+    /// Directories in the vault (the root included). O(1).
+    pub fn directories(&self) -> u64 {
+        lock(&self.state).dirs.len() as u64
     }
 
     /// Write the state as a snapshot and drop the log it covers.

@@ -9,6 +9,13 @@
 //! Truncation drops the segments that start at or past the new size; the
 //! engine rewrites a segment cut in the middle, so bytes past the size read
 //! as zeros if the file grows again.
+//!
+//! Some fields are derived (not in snapshots, recomputed when one is
+//! loaded, maintained by `apply`): each directory entry's readdir cookie and
+//! each directory's count of subdirectories ([`Dir`]), each inode's stored
+//! bytes, and the vault's total of stored bytes. Cookies depend on the order
+//! entries were inserted in, so they are not part of a state's equality and
+//! need not survive a remount.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -41,6 +48,126 @@ pub struct Inode {
     pub segments: BTreeMap<u64, SegmentRef>,
     /// For a directory: its parent (the root is its own parent).
     pub parent: u64,
+    /// Plaintext bytes of the segments in `segments` (derived).
+    pub stored: u64,
+}
+
+/// A directory's entries as stored: (name, inode) pairs.
+pub type NamedEntries = Vec<(Vec<u8>, u64)>;
+
+/// One entry of a [`Dir`].
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    ino: u64,
+    cookie: u64,
+    is_dir: bool,
+}
+
+/// A directory's entries: by name (lookups, snapshots, equality) and by
+/// readdir cookie.
+///
+/// Every entry gets a cookie from the directory's own counter when its name
+/// is inserted; it keeps it until the name is removed (replacing the inode
+/// behind a name, as rename over it or exchange do, keeps the cookie), and a
+/// cookie is never given out twice in one directory. Listing "entries with
+/// a cookie above the last one returned" therefore never skips or repeats an
+/// entry that exists throughout the listing, whatever is added or removed
+/// meanwhile (positions in the name order would shift on every removal).
+/// Cookies start at 1 (readdir offset 0 is the start) and live in memory
+/// only: a snapshot or replay assigns them afresh.
+#[derive(Clone, Debug, Default)]
+pub struct Dir {
+    by_name: BTreeMap<Vec<u8>, Slot>,
+    by_cookie: BTreeMap<u64, Box<[u8]>>,
+    last_cookie: u64,
+    subdirs: u32,
+}
+
+impl PartialEq for Dir {
+    /// The same names pointing at the same inodes (cookies are not compared).
+    fn eq(&self, other: &Dir) -> bool {
+        self.by_name.len() == other.by_name.len()
+            && self
+                .by_name
+                .iter()
+                .zip(&other.by_name)
+                .all(|((a, x), (b, y))| a == b && x.ino == y.ino)
+    }
+}
+
+impl Eq for Dir {}
+
+impl Dir {
+    pub fn get(&self, name: &[u8]) -> Option<u64> {
+        self.by_name.get(name).map(|s| s.ino)
+    }
+
+    pub fn contains_key(&self, name: &[u8]) -> bool {
+        self.by_name.contains_key(name)
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_name.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
+    }
+
+    /// (name, inode) in name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], u64)> + '_ {
+        self.by_name.iter().map(|(n, s)| (n.as_slice(), s.ino))
+    }
+
+    /// Inodes named here, in name order.
+    pub fn values(&self) -> impl Iterator<Item = u64> + '_ {
+        self.by_name.values().map(|s| s.ino)
+    }
+
+    /// Entries that are directories.
+    pub fn subdirs(&self) -> u32 {
+        self.subdirs
+    }
+
+    /// (cookie, name, inode) of the entries whose cookie is above `cookie`,
+    /// in cookie order: readdir from offset `cookie`.
+    pub fn after(&self, cookie: u64) -> impl Iterator<Item = (u64, &[u8], u64)> + '_ {
+        self.by_cookie
+            .range(cookie.saturating_add(1)..)
+            .map(|(c, name)| (*c, &name[..], self.by_name[&name[..]].ino))
+    }
+
+    /// Name `ino` as `name`, replacing what the name pointed at (the entry
+    /// keeps its cookie then). Returns the inode replaced.
+    fn insert(&mut self, name: &[u8], ino: u64, is_dir: bool) -> Option<u64> {
+        self.subdirs += is_dir as u32;
+        if let Some(slot) = self.by_name.get_mut(name) {
+            let old = slot.ino;
+            self.subdirs -= slot.is_dir as u32;
+            slot.ino = ino;
+            slot.is_dir = is_dir;
+            return Some(old);
+        }
+        self.last_cookie += 1;
+        let cookie = self.last_cookie;
+        self.by_name.insert(
+            name.to_vec(),
+            Slot {
+                ino,
+                cookie,
+                is_dir,
+            },
+        );
+        self.by_cookie.insert(cookie, name.into());
+        None
+    }
+
+    fn remove(&mut self, name: &[u8]) -> Option<u64> {
+        let slot = self.by_name.remove(name)?;
+        self.by_cookie.remove(&slot.cookie);
+        self.subdirs -= slot.is_dir as u32;
+        Some(slot.ino)
+    }
 }
 
 /// Live and dead bytes of a pack (dead = frames no segment map points at).
@@ -54,8 +181,8 @@ pub struct PackUsage {
 pub struct MetadataState {
     pub segment_size: u32,
     pub inodes: HashMap<u64, Inode>,
-    /// Directory inode → its entries, in name order (stable readdir offsets).
-    pub dirs: HashMap<u64, BTreeMap<Vec<u8>, u64>>,
+    /// Directory inode → its entries.
+    pub dirs: HashMap<u64, Dir>,
     pub packs: BTreeMap<u64, PackUsage>,
     pub next_ino: u64,
     pub scheduler_cycles: u64,
@@ -65,6 +192,8 @@ pub struct MetadataState {
     /// generation) triple, bound into a frame's AAD, is never used twice and
     /// an old frame can never pass for a current one.
     pub generation_high: u64,
+    /// Plaintext bytes of every stored segment of every inode (derived).
+    pub stored_bytes: u64,
 }
 
 /// A valid directory entry name: 1..=255 bytes, no '/' or NUL, not "." or "..".
@@ -98,16 +227,65 @@ impl MetadataState {
             xattrs: BTreeMap::new(),
             segments: BTreeMap::new(),
             parent: ROOT_INO,
+            stored: 0,
         };
         MetadataState {
             segment_size,
             inodes: HashMap::from([(ROOT_INO, root)]),
-            dirs: HashMap::from([(ROOT_INO, BTreeMap::new())]),
+            dirs: HashMap::from([(ROOT_INO, Dir::default())]),
             packs: BTreeMap::new(),
             next_ino: ROOT_INO + 1,
             scheduler_cycles: 0,
             generation_high: 0,
+            stored_bytes: 0,
         }
+    }
+
+    /// A state from its stored parts (a snapshot): directories are given as
+    /// (name, inode) lists; the derived fields are computed here. Fails if
+    /// an entry names a missing inode.
+    pub fn from_parts(
+        segment_size: u32,
+        mut inodes: HashMap<u64, Inode>,
+        dirs: Vec<(u64, NamedEntries)>,
+        packs: BTreeMap<u64, PackUsage>,
+        next_ino: u64,
+        scheduler_cycles: u64,
+        generation_high: u64,
+    ) -> std::result::Result<MetadataState, String> {
+        let mut stored_bytes = 0u64;
+        for i in inodes.values_mut() {
+            i.stored = i.segments.values().map(|r| r.plain_len as u64).sum();
+            stored_bytes += i.stored;
+        }
+        let mut by_ino = HashMap::with_capacity(dirs.len());
+        for (d, _) in &dirs {
+            if by_ino.insert(*d, Dir::default()).is_some() {
+                return Err(format!("directory {d} twice"));
+            }
+        }
+        for (d, entries) in dirs {
+            let mut dir = Dir::default();
+            for (name, ino) in entries {
+                if !inodes.contains_key(&ino) {
+                    return Err(format!("directory {d} names missing inode {ino}"));
+                }
+                if dir.insert(&name, ino, by_ino.contains_key(&ino)).is_some() {
+                    return Err(format!("directory {d} has a name twice"));
+                }
+            }
+            by_ino.insert(d, dir);
+        }
+        Ok(MetadataState {
+            segment_size,
+            inodes,
+            dirs: by_ino,
+            packs,
+            next_ino,
+            scheduler_cycles,
+            generation_high,
+            stored_bytes,
+        })
     }
 
     pub fn inode(&self, ino: u64) -> Result<&Inode> {
@@ -122,13 +300,7 @@ impl MetadataState {
             return 0;
         };
         match self.dirs.get(&ino) {
-            Some(entries) => {
-                let subdirs = entries
-                    .values()
-                    .filter(|c| self.dirs.contains_key(c))
-                    .count() as u32;
-                i.links + 1 + subdirs
-            }
+            Some(entries) => i.links + 1 + entries.subdirs(),
             None => i.links,
         }
     }
@@ -137,11 +309,11 @@ impl MetadataState {
         let entries = self.dir(parent)?;
         entries
             .get(name)
-            .copied()
             .ok_or_else(|| fs_err(ENOENT, "no such entry"))
     }
 
-    fn dir(&self, ino: u64) -> Result<&BTreeMap<Vec<u8>, u64>> {
+    /// The entries of directory `ino` (ENOENT, ENOTDIR).
+    pub fn dir(&self, ino: u64) -> Result<&Dir> {
         self.inode(ino)?;
         self.dirs
             .get(&ino)
@@ -149,7 +321,7 @@ impl MetadataState {
     }
 
     /// A directory that can receive a new entry: it still has a name.
-    fn live_dir(&self, ino: u64) -> Result<&BTreeMap<Vec<u8>, u64>> {
+    fn live_dir(&self, ino: u64) -> Result<&Dir> {
         let d = self.dir(ino)?;
         if ino != ROOT_INO && self.inodes[&ino].links == 0 {
             return Err(fs_err(ENOENT, format!("directory {ino} was removed")));
@@ -188,12 +360,19 @@ impl MetadataState {
         }
     }
 
-    fn drop_segments(packs: &mut BTreeMap<u64, PackUsage>, refs: impl Iterator<Item = SegmentRef>) {
+    /// Account for segments no longer referenced; returns their plaintext bytes.
+    fn drop_segments(
+        packs: &mut BTreeMap<u64, PackUsage>,
+        refs: impl Iterator<Item = SegmentRef>,
+    ) -> u64 {
+        let mut plain = 0;
         for r in refs {
             let u = packs.entry(r.pack).or_default();
             u.live = u.live.saturating_sub(r.stored_len as u64);
             u.dead += r.stored_len as u64;
+            plain += r.plain_len as u64;
         }
+        plain
     }
 
     /// Apply one entry, or refuse it and change nothing.
@@ -239,10 +418,11 @@ impl MetadataState {
                         xattrs: BTreeMap::new(),
                         segments: BTreeMap::new(),
                         parent,
+                        stored: 0,
                     },
                 );
                 if *kind == InodeKind::Dir {
-                    self.dirs.insert(*ino, BTreeMap::new());
+                    self.dirs.insert(*ino, Dir::default());
                 }
                 self.next_ino = self.next_ino.max(ino + 1);
             }
@@ -260,10 +440,11 @@ impl MetadataState {
                 if target.kind == InodeKind::Dir && self.is_within(*parent, *ino) {
                     return Err(fs_err(EINVAL, "a directory cannot contain itself"));
                 }
+                let is_dir = target.kind == InodeKind::Dir;
                 self.dirs
                     .get_mut(parent)
                     .expect("checked")
-                    .insert(name.clone(), *ino);
+                    .insert(name, *ino, is_dir);
                 let t = self.inodes.get_mut(ino).expect("checked");
                 t.links += 1;
                 t.ctime = *time;
@@ -294,7 +475,7 @@ impl MetadataState {
                 check_name(new_name)?;
                 let src = self.lookup(*parent, name)?;
                 self.live_dir(*new_parent)?;
-                let dst = self.dirs[new_parent].get(new_name).copied();
+                let dst = self.dirs[new_parent].get(new_name);
                 let src_dir = self.dirs.contains_key(&src);
                 if src_dir && self.is_within(*new_parent, src) {
                     return Err(fs_err(EINVAL, "cannot move a directory into itself"));
@@ -304,14 +485,15 @@ impl MetadataState {
                     if self.dirs.contains_key(&dst) && self.is_within(*parent, dst) {
                         return Err(fs_err(EINVAL, "cannot move a directory into itself"));
                     }
+                    let dst_dir = self.dirs.contains_key(&dst);
                     self.dirs
                         .get_mut(parent)
                         .expect("checked")
-                        .insert(name.clone(), dst);
+                        .insert(name, dst, dst_dir);
                     self.dirs
                         .get_mut(new_parent)
                         .expect("checked")
-                        .insert(new_name.clone(), src);
+                        .insert(new_name, src, src_dir);
                     for (ino, p) in [(src, *new_parent), (dst, *parent)] {
                         let i = self.inodes.get_mut(&ino).expect("linked");
                         i.ctime = *time;
@@ -350,7 +532,7 @@ impl MetadataState {
                     self.dirs
                         .get_mut(new_parent)
                         .expect("checked")
-                        .insert(new_name.clone(), src);
+                        .insert(new_name, src, src_dir);
                     let i = self.inodes.get_mut(&src).expect("linked");
                     i.ctime = *time;
                     if i.kind == InodeKind::Dir {
@@ -388,7 +570,9 @@ impl MetadataState {
                     }
                     let keep = size.div_ceil(seg);
                     let dropped = i.segments.split_off(&keep);
-                    Self::drop_segments(&mut self.packs, dropped.into_values());
+                    let plain = Self::drop_segments(&mut self.packs, dropped.into_values());
+                    i.stored -= plain;
+                    self.stored_bytes -= plain;
                     i.size = *size;
                 }
                 if let Some(m) = mode {
@@ -463,9 +647,13 @@ impl MetadataState {
                 for (index, r) in segments {
                     self.generation_high = self.generation_high.max(r.generation);
                     if let Some(old) = i.segments.insert(*index, *r) {
-                        Self::drop_segments(&mut self.packs, std::iter::once(old));
+                        let plain = Self::drop_segments(&mut self.packs, std::iter::once(old));
+                        i.stored -= plain;
+                        self.stored_bytes -= plain;
                     }
                     self.packs.entry(r.pack).or_default().live += r.stored_len as u64;
+                    i.stored += r.plain_len as u64;
+                    self.stored_bytes += r.plain_len as u64;
                 }
                 i.size = *size;
                 i.mtime = *mtime;
@@ -484,7 +672,7 @@ impl MetadataState {
                 }
                 let i = self.inodes.remove(ino).expect("checked");
                 self.dirs.remove(ino);
-                Self::drop_segments(&mut self.packs, i.segments.into_values());
+                self.stored_bytes -= Self::drop_segments(&mut self.packs, i.segments.into_values());
             }
             UnifiedEntry::Scheduler { cycle, .. } => self.scheduler_cycles = *cycle,
             UnifiedEntry::SnapshotCheckpoint { .. } => {}

@@ -89,9 +89,9 @@ pub fn encode_state(s: &MetadataState) -> Vec<u8> {
     for d in dirs {
         w.u64(*d);
         w.u64(s.dirs[d].len() as u64);
-        for (name, child) in &s.dirs[d] {
+        for (name, child) in s.dirs[d].iter() {
             w.bytes(name);
-            w.u64(*child);
+            w.u64(child);
         }
     }
     w.u64(s.packs.len() as u64);
@@ -160,20 +160,21 @@ pub fn decode_state(b: &[u8]) -> Result<MetadataState> {
             xattrs,
             segments,
             parent,
+            stored: 0, // derived, computed by from_parts
         };
         if inodes.insert(ino, inode).is_some() {
             return Err(bad("duplicate inode"));
         }
     }
-    let mut dirs = HashMap::new();
+    let mut dirs = Vec::new();
     for _ in 0..count(&mut r, 16)? {
         let d = r.u64()?;
-        let mut entries = BTreeMap::new();
+        let mut entries = Vec::new();
         for _ in 0..count(&mut r, 12)? {
             let name = r.bytes()?;
-            entries.insert(name, r.u64()?);
+            entries.push((name, r.u64()?));
         }
-        dirs.insert(d, entries);
+        dirs.push((d, entries));
     }
     let mut packs = BTreeMap::new();
     for _ in 0..count(&mut r, 24)? {
@@ -187,7 +188,7 @@ pub fn decode_state(b: &[u8]) -> Result<MetadataState> {
         );
     }
     r.finish()?;
-    Ok(MetadataState {
+    MetadataState::from_parts(
         segment_size,
         inodes,
         dirs,
@@ -195,7 +196,8 @@ pub fn decode_state(b: &[u8]) -> Result<MetadataState> {
         next_ino,
         scheduler_cycles,
         generation_high,
-    })
+    )
+    .map_err(|e| bad(&e))
 }
 
 struct Prefix {

@@ -130,6 +130,8 @@ impl PyAttr {
 
 /// One readdir row: (name, ino, st_mode type bits, next offset).
 type DirRow<'py> = (Bound<'py, PyBytes>, u64, u32, u64);
+/// One readdirplus row: (name, attributes, next offset).
+type DirPlusRow<'py> = (Bound<'py, PyBytes>, PyAttr, u64);
 
 /// An open vault. Thread-safe: call it from any number of threads.
 #[pyclass(module = "fusefs._native", name = "Vault", frozen)]
@@ -368,7 +370,9 @@ impl PyVault {
         })
     }
 
-    /// Entries from `offset`: a list of (name, ino, st_mode type bits, next offset).
+    /// Entries after `offset` (0: from the first): a list of (name, ino,
+    /// st_mode type bits, next offset). Offsets are stable cookies (see
+    /// `readdirplus`).
     #[pyo3(signature = (ino, offset=0, limit=1024))]
     fn readdir<'py>(
         &self,
@@ -388,6 +392,25 @@ impl PyVault {
                     e.next_offset,
                 )
             })
+            .collect())
+    }
+
+    /// Entries after `offset` with their attributes (as getattr returns
+    /// them), read under one lock: a list of (name, Attr, next offset).
+    /// Offsets are stable directory cookies: entries added or removed
+    /// between calls never make a listing skip or repeat another entry.
+    #[pyo3(signature = (ino, offset=0, limit=1024))]
+    fn readdirplus<'py>(
+        &self,
+        py: Python<'py>,
+        ino: u64,
+        offset: u64,
+        limit: usize,
+    ) -> PyResult<Vec<DirPlusRow<'py>>> {
+        let entries = run(py, self, |v| v.readdirplus(ino, offset, limit))?;
+        Ok(entries
+            .into_iter()
+            .map(|(e, a)| (PyBytes::new(py, &e.name), a.into(), e.next_offset))
             .collect())
     }
 
@@ -488,12 +511,14 @@ impl PyVault {
         run(py, self, |v| v.removexattr(ino, &name))
     }
 
-    /// Counts for statfs: inodes and plaintext bytes stored.
+    /// Counts for statfs: inodes ('files', every kind), plaintext bytes
+    /// stored ('bytes'), and directories ('dirs', included in 'files'). O(1).
     fn statfs<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let (files, bytes) = run(py, self, |v| Ok(v.usage()))?;
+        let ((files, bytes), dirs) = run(py, self, |v| Ok((v.usage(), v.directories())))?;
         let d = PyDict::new(py);
         d.set_item("files", files)?;
         d.set_item("bytes", bytes)?;
+        d.set_item("dirs", dirs)?;
         Ok(d)
     }
 
