@@ -159,6 +159,9 @@ class VaultOperations(pyfuse3.Operations):  # type: ignore[misc]
     async def lookup(
         self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext
     ) -> pyfuse3.EntryAttributes:
+        if len(name) > 255:
+            # As ext4 and tmpfs: a name that can never exist is too long, not absent.
+            raise pyfuse3.FUSEError(errno.ENAMETOOLONG)
         try:
             return self.entry(self.vault.lookup(parent_inode, name))
         except FileNotFoundError:
@@ -209,6 +212,18 @@ class VaultOperations(pyfuse3.Operations):  # type: ignore[misc]
 
     # --- namespace -----------------------------------------------------------------
 
+    def _new_group(self, parent_inode: int, ctx: pyfuse3.RequestContext) -> tuple[int, int]:
+        """(group, extra mode bits) of a new entry in ``parent_inode``.
+
+        As ext4 and tmpfs do (FUSE leaves it to the file system): in a
+        set-group-ID directory a new entry gets the directory's group, and a
+        new subdirectory its set-group-ID bit too.
+        """
+        parent = self.vault.getattr(parent_inode)
+        if parent.mode & stat.S_ISGID:
+            return parent.gid, stat.S_ISGID
+        return ctx.gid, 0
+
     @handler
     async def readlink(self, inode: int, ctx: pyfuse3.RequestContext) -> bytes:
         return self.vault.readlink(inode)
@@ -217,19 +232,22 @@ class VaultOperations(pyfuse3.Operations):  # type: ignore[misc]
     async def mknod(
         self, parent_inode: int, name: bytes, mode: int, rdev: int, ctx: pyfuse3.RequestContext
     ) -> pyfuse3.EntryAttributes:
-        return self.entry(self.vault.mknod(parent_inode, name, mode, ctx.uid, ctx.gid, rdev))
+        gid, _ = self._new_group(parent_inode, ctx)
+        return self.entry(self.vault.mknod(parent_inode, name, mode, ctx.uid, gid, rdev))
 
     @handler
     async def mkdir(
         self, parent_inode: int, name: bytes, mode: int, ctx: pyfuse3.RequestContext
     ) -> pyfuse3.EntryAttributes:
-        return self.entry(self.vault.mkdir(parent_inode, name, mode, ctx.uid, ctx.gid))
+        gid, setgid = self._new_group(parent_inode, ctx)
+        return self.entry(self.vault.mkdir(parent_inode, name, mode | setgid, ctx.uid, gid))
 
     @handler
     async def symlink(
         self, parent_inode: int, name: bytes, target: bytes, ctx: pyfuse3.RequestContext
     ) -> pyfuse3.EntryAttributes:
-        return self.entry(self.vault.symlink(parent_inode, name, target, ctx.uid, ctx.gid))
+        gid, _ = self._new_group(parent_inode, ctx)
+        return self.entry(self.vault.symlink(parent_inode, name, target, ctx.uid, gid))
 
     @handler
     async def link(
@@ -300,6 +318,10 @@ class VaultOperations(pyfuse3.Operations):  # type: ignore[misc]
 
     @handler
     async def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
+        if flags & os.O_TRUNC:
+            # libfuse asks for atomic O_TRUNC: the kernel passes it on instead
+            # of sending a setattr, and only truncates its own cache.
+            await self._thread(functools.partial(self.vault.setattr, inode, size=0))
         self.vault.open_file(inode)
         self.open_handles += 1
         # Every change goes through this mount, so cached pages stay valid.
@@ -309,7 +331,8 @@ class VaultOperations(pyfuse3.Operations):  # type: ignore[misc]
     async def create(
         self, parent_inode: int, name: bytes, mode: int, flags: int, ctx: pyfuse3.RequestContext
     ) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
-        attr = self.vault.create_file(parent_inode, name, mode, ctx.uid, ctx.gid)
+        gid, _ = self._new_group(parent_inode, ctx)
+        attr = self.vault.create_file(parent_inode, name, mode, ctx.uid, gid)
         self.vault.open_file(attr.ino)
         self.open_handles += 1
         return pyfuse3.FileInfo(fh=attr.ino, keep_cache=True), self.entry(attr)
