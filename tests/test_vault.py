@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -280,3 +281,56 @@ def test_readdirplus_attrs_and_statfs_counts(vault: Vault) -> None:
     assert [(r[0], r[1].size) for r in plus] == [(b"x", 0), (b"f", 70_000)]
     assert plus[1][1].blocks == vault.getattr(f.ino).blocks
     assert vault.statfs() == {"files": 4, "bytes": 70_000, "dirs": 3}
+
+
+def test_telemetry_counts_io_cache_and_disk(tmp_path: Path) -> None:
+    seg = 65536
+    with Vault.create(tmp_path / "v", b"pw", cache_bytes=4 * seg, **FAST) as v:
+        f = v.create_file(ROOT_INO, b"f", 0o600, 0, 0)
+        v.mkdir(ROOT_INO, b"d", 0o755, 0, 0)
+        v.write(f.ino, 0, b"a" * (3 * seg))
+        assert v.read(f.ino, 10, 5) == b"aaaaa"
+        assert v.read(f.ino, 20, 5) == b"aaaaa"
+        # A cached segment rewritten reads back new, whole or in part.
+        v.write(f.ino, 0, b"b" * seg)
+        assert v.read(f.ino, 10, 5) == b"bbbbb"
+        v.write(f.ino, 12, b"c")
+        assert v.read(f.ino, 10, 5) == b"bbcbb"
+        v.setattr(f.ino, size=11)
+        v.setattr(f.ino, size=seg)
+        assert v.read(f.ino, 8, 5) == b"bbb\0\0"
+        v.fsync(f.ino)
+        for _ in range(3):  # far more than the cache holds
+            for k in range(12):
+                v.write(f.ino, k * seg, bytes([k]) * seg)
+                v.read(f.ino, k * seg, seg)
+        t = v.telemetry()
+        assert t["cache_bytes"] <= t["cache_capacity"] == 4 * seg
+        assert t["cache_hits"] >= 1 and t["cache_misses"] >= 1
+        assert (t["inodes"], t["dirs"], t["fsyncs"]) == (3, 2, 1)
+        assert t["writes"] == 3 + 36 and t["bytes_written"] == 4 * seg + 1 + 36 * seg
+        assert t["reads"] == 5 + 36 and t["bytes_read"] == 25 + 36 * seg
+        assert t["stored_bytes"] == 12 * seg
+        assert t["pack_bytes"] > 12 * seg and t["log_bytes"] > 0 and t["snapshot_bytes"] == 0
+        v.compact_log()
+        assert v.telemetry()["snapshot_bytes"] > 0
+    with Vault.open(tmp_path / "v", b"pw", cache_bytes=0) as v:
+        assert v.read(f.ino, 11 * seg, 3) == b"\x0b" * 3
+        t = v.telemetry()
+        assert (t["cache_hits"], t["cache_misses"], t["cache_capacity"]) == (0, 0, 0)
+
+
+def test_telemetry_and_statfs_stay_cheap_with_many_inodes(tmp_path: Path) -> None:
+    with Vault.create(tmp_path / "v", b"pw", **FAST) as v:
+        d = v.mkdir(ROOT_INO, b"d", 0o755, 0, 0)
+        for i in range(20_000):
+            v.create_file(d.ino, b"f%d" % i, 0o600, 0, 0)
+        start = time.perf_counter()
+        for _ in range(100):
+            t = v.telemetry()
+            v.statfs()
+            v.getattr(d.ino)
+        per_call = (time.perf_counter() - start) / 100
+        assert t["inodes"] == 20_002
+        assert v.getattr(d.ino).nlink == 2
+        assert per_call < 0.005, per_call

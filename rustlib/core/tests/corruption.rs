@@ -184,17 +184,22 @@ fn engine_options() -> EngineOptions {
     EngineOptions {
         log_rotate_bytes: 4096,
         pack_size_limit: 100_000,
+        ..Default::default()
     }
 }
 
 impl Built {
     fn open(&self, fs: &MemFs) -> crypto_core::Result<Vault> {
+        self.open_opts(fs, engine_options())
+    }
+
+    fn open_opts(&self, fs: &MemFs, opts: EngineOptions) -> crypto_core::Result<Vault> {
         Vault::open_with(
             Arc::new(fs.clone()),
             Path::new("/v"),
             self.config.clone(),
             self.master.clone(),
-            engine_options(),
+            opts,
         )
     }
 
@@ -681,9 +686,19 @@ fn pack_bit_flips_fail_exactly_the_reads_of_the_damaged_frames() {
     let b = build();
     let frames = live_frames(&b);
     let mut tally = Tally::new();
-    // One vault, open throughout, whose packs get damaged under it.
+    // One vault, open throughout, whose packs get damaged under it. Without
+    // the segment cache: a segment read before the damage would (rightly)
+    // come from memory, authenticated when it was read.
     let live_fs = b.copy();
-    let live = b.open(&live_fs).unwrap();
+    let live = b
+        .open_opts(
+            &live_fs,
+            EngineOptions {
+                cache_bytes: 0,
+                ..engine_options()
+            },
+        )
+        .unwrap();
     for path in list(&b.fs, "/v/packs") {
         let pack = pack_number(&path);
         let len = b.fs.contents(&path).unwrap().len();

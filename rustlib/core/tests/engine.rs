@@ -34,6 +34,7 @@ struct Fixture {
     fs: MemFs,
     config: VaultConfig,
     master: crypto_core::crypto::keys::SecretKey,
+    cache_bytes: usize,
 }
 
 impl Fixture {
@@ -43,12 +44,14 @@ impl Fixture {
             fs: MemFs::new(),
             config,
             master,
+            cache_bytes: crypto_core::vault::engine::DEFAULT_CACHE_BYTES,
         }
     }
     fn open_on(&self, fs: &MemFs) -> crypto_core::Result<Vault> {
         let opts = EngineOptions {
             log_rotate_bytes: 4096,
             pack_size_limit: 100_000,
+            cache_bytes: self.cache_bytes,
         };
         Vault::open_with(
             Arc::new(fs.clone()),
@@ -212,8 +215,13 @@ proptest! {
     /// Random writes and truncates across segment boundaries, reopens and log
     /// compactions: every file always reads back as the model says.
     #[test]
-    fn contents_match_a_model(ops in proptest::collection::vec(op(), 1..40), compress in any::<bool>()) {
-        let fx = Fixture::new(compress.then_some(1));
+    fn contents_match_a_model(
+        ops in proptest::collection::vec(op(), 1..40),
+        compress in any::<bool>(),
+        cache_bytes in prop_oneof![Just(0usize), Just(40_000), Just(32 << 20)],
+    ) {
+        let mut fx = Fixture::new(compress.then_some(1));
+        fx.cache_bytes = cache_bytes;
         let mut v = fx.open();
         let inos: Vec<u64> = (0..3).map(|i| v.create(ROOT, format!("f{i}").as_bytes(), 0o600, 0, 0).unwrap().ino).collect();
         let mut model: HashMap<u64, Vec<u8>> = inos.iter().map(|&i| (i, Vec::new())).collect();
@@ -720,4 +728,90 @@ fn directory_link_counts_and_usage_are_kept_by_the_state() {
     assert_eq!(v.usage(), (4, 20_000));
     assert_eq!(v.getattr(a.ino).unwrap().nlink, 3);
     assert_eq!(v.getattr(ROOT).unwrap().nlink, 3);
+}
+
+#[test]
+fn the_segment_cache_serves_only_current_bytes_and_stays_bounded() {
+    let mut fx = Fixture::new(None);
+    fx.cache_bytes = 5 * SEG as usize;
+    let v = fx.open();
+    let seg = SEG as u64;
+    let f = v.create(ROOT, b"f", 0o600, 0, 0).unwrap();
+    v.write(f.ino, 0, &vec![1u8; 3 * SEG as usize]).unwrap();
+    assert_eq!(v.read(f.ino, 0, 10).unwrap(), vec![1u8; 10]);
+    let t = v.telemetry();
+    assert_eq!((t.cache_hits, t.cache_misses), (0, 1));
+    assert_eq!(v.read(f.ino, 5, 10).unwrap(), vec![1u8; 10]);
+    assert_eq!(v.telemetry().cache_hits, 1);
+    // A whole-segment rewrite, a partial one, a truncate and regrowth, an
+    // unlink and a new file: each read sees the current bytes.
+    v.write(f.ino, 0, &vec![2u8; SEG as usize]).unwrap();
+    assert_eq!(v.read(f.ino, 0, 10).unwrap(), vec![2u8; 10]);
+    v.write(f.ino, 3, b"xyz").unwrap();
+    assert_eq!(v.read(f.ino, 0, 8).unwrap(), b"\x02\x02\x02xyz\x02\x02");
+    v.setattr(
+        f.ino,
+        AttrChange {
+            size: Some(4),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    v.setattr(
+        f.ino,
+        AttrChange {
+            size: Some(2 * seg),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(v.read(f.ino, 0, 6).unwrap(), b"\x02\x02\x02x\0\0");
+    assert_eq!(v.read(f.ino, seg, 10).unwrap(), vec![0u8; 10]);
+    v.unlink(ROOT, b"f").unwrap();
+    let g = v.create(ROOT, b"f", 0o600, 0, 0).unwrap();
+    v.write(g.ino, 0, b"new").unwrap();
+    assert_eq!(v.read(g.ino, 0, 10).unwrap(), b"new");
+
+    // Small sequential appends: the partial segment is kept, so each
+    // write after the first finds it in the cache instead of opening it.
+    let h = v.create(ROOT, b"h", 0o600, 0, 0).unwrap();
+    let before = v.telemetry();
+    for i in 0..40u64 {
+        v.write(h.ino, i * 1000, &[i as u8; 1000]).unwrap();
+    }
+    let after = v.telemetry();
+    assert_eq!(after.cache_misses, before.cache_misses);
+    assert!(after.cache_hits >= before.cache_hits + 37);
+    for i in 0..40u64 {
+        assert_eq!(v.read(h.ino, i * 1000, 1000).unwrap(), vec![i as u8; 1000]);
+    }
+
+    // Bounded: reading far more than the capacity keeps at most the capacity.
+    let big = v.create(ROOT, b"big", 0o600, 0, 0).unwrap();
+    let data: Vec<u8> = (0..40 * SEG).map(|i| (i % 251) as u8).collect();
+    v.write(big.ino, 0, &data).unwrap();
+    for round in 0..2 {
+        for k in 0..40u64 {
+            let got = v.read(big.ino, k * seg, SEG as usize).unwrap();
+            assert_eq!(
+                &got[..],
+                &data[(k * seg) as usize..((k + 1) * seg) as usize]
+            );
+            let t = v.telemetry();
+            assert!(
+                t.cache_bytes <= 5 * seg,
+                "round {round}: {} bytes",
+                t.cache_bytes
+            );
+        }
+    }
+    let t = v.telemetry();
+    assert_eq!(t.cache_capacity, 5 * seg);
+    assert!(t.reads > 80 && t.writes >= 44 && t.bytes_written > 40 * seg);
+    assert!(t.pack_bytes > 40 * seg && t.log_bytes > 0 && t.snapshot_bytes == 0);
+    v.compact_log().unwrap();
+    v.fsync(big.ino).unwrap();
+    let t = v.telemetry();
+    assert!(t.snapshot_bytes > 0 && t.fsyncs == 1);
+    assert_eq!((t.inodes, t.dirs), (4, 1));
 }

@@ -30,6 +30,7 @@ use crate::log::unified::{
 };
 use crate::recovery::bootstrap::{bootstrap, BootstrapReport};
 use crate::storage::{FileSystem, LockGuard, TryLock};
+use crate::vault::cache::SegmentCache;
 use crate::vault::config::{purpose, subkey, VaultConfig};
 use crate::vault::metadata::{Inode, MetadataState, ROOT_INO};
 use crate::vault::packs::{PackOptions, PackStore};
@@ -82,15 +83,61 @@ pub struct DirEntry {
 pub struct EngineOptions {
     pub log_rotate_bytes: u64,
     pub pack_size_limit: u64,
+    /// Plaintext bytes of decrypted segments kept in memory (LRU; 0: none).
+    pub cache_bytes: usize,
 }
+
+/// Default size of the decrypted-segment cache.
+pub const DEFAULT_CACHE_BYTES: usize = 32 << 20;
 
 impl Default for EngineOptions {
     fn default() -> Self {
         EngineOptions {
             log_rotate_bytes: 64 << 20,
             pack_size_limit: 64 << 20,
+            cache_bytes: DEFAULT_CACHE_BYTES,
         }
     }
+}
+
+/// Live counters of an open vault, read without copying the state.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Telemetry {
+    /// Inodes of every kind (the root included), and how many are directories.
+    pub inodes: u64,
+    pub dirs: u64,
+    /// Plaintext bytes stored (holes cost nothing).
+    pub stored_bytes: u64,
+    pub packs: u64,
+    pub live_bytes: u64,
+    pub dead_bytes: u64,
+    pub log_bytes_since_snapshot: u64,
+    pub idle: std::time::Duration,
+    pub compaction_cycles: u64,
+    /// Since the vault was opened: `read`/`write` calls and their bytes, `fsync`/`sync` calls.
+    pub reads: u64,
+    pub bytes_read: u64,
+    pub writes: u64,
+    pub bytes_written: u64,
+    pub fsyncs: u64,
+    /// Decrypted-segment cache: lookups served / not, bytes held, capacity.
+    pub cache_hits: u64,
+    pub cache_misses: u64,
+    pub cache_bytes: u64,
+    pub cache_capacity: u64,
+    /// Sizes on disk now: log files, pack files, snapshot files.
+    pub log_bytes: u64,
+    pub pack_bytes: u64,
+    pub snapshot_bytes: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    reads: AtomicU64,
+    bytes_read: AtomicU64,
+    writes: AtomicU64,
+    bytes_written: AtomicU64,
+    fsyncs: AtomicU64,
 }
 
 /// What one pack compaction did.
@@ -126,6 +173,8 @@ pub struct Vault {
     /// Held by a compaction from start to end: two at once could delete
     /// each other's log files.
     compaction: Mutex<()>,
+    cache: SegmentCache,
+    counters: Counters,
     /// The vault lock (`fusefs.lock`), released when the vault is dropped.
     /// Declared last: fields drop in order, so the log's closing sync has
     /// happened before another opener can get in.
@@ -235,6 +284,8 @@ impl Vault {
             report,
             last_change: Mutex::new(std::time::Instant::now()),
             compaction: Mutex::new(()),
+            cache: SegmentCache::new(opts.cache_bytes),
+            counters: Counters::default(),
             _lock: vault_lock,
         })
     }
@@ -549,8 +600,10 @@ impl Vault {
         let unused = s.inodes.get(&ino).is_some_and(|i| i.links == 0)
             && lock(&self.open_handles).get(&ino).copied().unwrap_or(0) == 0;
         if unused {
+            let file_id = s.inodes[&ino].file_id;
             self.commit(s, UnifiedEntry::Forget { ino })?;
             lock(&self.file_locks).remove(&ino);
+            self.cache.invalidate(&file_id, 0);
         }
         Ok(())
     }
@@ -639,9 +692,17 @@ impl Vault {
         } else if change.ctime.is_none() {
             change.ctime = Some(now());
         }
+        let size = change.size;
         let mut s = lock(&self.state);
         self.commit(&mut s, UnifiedEntry::SetAttr { ino, change })?;
-        Ok(Self::attr_of(&s, ino, s.inode(ino)?))
+        let i = s.inode(ino)?;
+        if let Some(size) = size {
+            // The segment cut at the new end (rewritten: a new generation)
+            // and every segment after it.
+            self.cache
+                .invalidate(&i.file_id, size / self.segment_size());
+        }
+        Ok(Self::attr_of(&s, ino, i))
     }
 
     /// Before truncating to `size`: rewrite the segment the new end cuts, so
@@ -672,7 +733,7 @@ impl Vault {
         };
         if let Some((index, r, within)) = cut {
             let key = self.key_for(&file_id);
-            let mut plain = self.packs.read_segment(&key, &file_id, index, &r)?;
+            let mut plain = self.old_segment(&key, &file_id, index, &r)?;
             plain.truncate(within as usize);
             let generation = self.generation.fetch_add(1, Relaxed);
             let refs = self
@@ -689,6 +750,60 @@ impl Vault {
             self.commit(&mut s, entry)?;
         }
         Ok(())
+    }
+
+    /// Plaintext of `refs` (segments of one file): from the cache, or read
+    /// and opened (in parallel when worth it) and then cached.
+    fn load_segments(
+        &self,
+        key: &AeadKey,
+        file_id: &[u8; 16],
+        refs: &[(u64, SegmentRef)],
+    ) -> Result<Vec<Arc<Vec<u8>>>> {
+        let cached = self
+            .cache
+            .get_many(refs.iter().map(|(k, r)| (*file_id, *k, r.generation)));
+        let missing: Vec<(u64, SegmentRef)> = refs
+            .iter()
+            .zip(&cached)
+            .filter(|(_, c)| c.is_none())
+            .map(|(r, _)| *r)
+            .collect();
+        if missing.is_empty() {
+            return Ok(cached.into_iter().map(|c| c.expect("all cached")).collect());
+        }
+        let opened: Vec<Arc<Vec<u8>>> = self
+            .packs
+            .read_segments(key, file_id, &missing)?
+            .into_iter()
+            .map(Arc::new)
+            .collect();
+        self.cache.insert_many(
+            missing
+                .iter()
+                .zip(&opened)
+                .map(|((k, r), p)| ((*file_id, *k, r.generation), Arc::clone(p))),
+        );
+        let mut opened = opened.into_iter();
+        Ok(cached
+            .into_iter()
+            .map(|c| c.unwrap_or_else(|| opened.next().expect("one per miss")))
+            .collect())
+    }
+
+    /// An owned copy of a segment about to be rewritten: from the cache, or
+    /// opened (and not cached: its new version will be).
+    fn old_segment(
+        &self,
+        key: &AeadKey,
+        file_id: &[u8; 16],
+        index: u64,
+        r: &SegmentRef,
+    ) -> Result<Vec<u8>> {
+        match self.cache.get((*file_id, index, r.generation)) {
+            Some(plain) => Ok(plain.as_ref().clone()),
+            None => self.packs.read_segment(key, file_id, index, r),
+        }
     }
 
     /// Read up to `len` bytes at `offset` (fewer at the end of the file).
@@ -713,11 +828,15 @@ impl Vault {
         };
         let end = size.min(offset + len as u64);
         let mut out = vec![0u8; (end - offset) as usize];
+        self.counters.reads.fetch_add(1, Relaxed);
+        self.counters
+            .bytes_read
+            .fetch_add(out.len() as u64, Relaxed);
         if refs.is_empty() {
             return Ok(out); // a hole
         }
         let key = self.key_for(&file_id);
-        let plains = self.packs.read_segments(&key, &file_id, &refs)?;
+        let plains = self.load_segments(&key, &file_id, &refs)?;
         for ((index, _), plain) in refs.iter().zip(plains) {
             let seg_start = index * seg;
             let from = offset.max(seg_start);
@@ -771,7 +890,7 @@ impl Vault {
         for (k, r) in &old {
             let covered_whole = offset <= k * seg && end >= (k + 1) * seg;
             if !covered_whole && !old_plain.contains_key(k) {
-                old_plain.insert(*k, self.packs.read_segment(&key, &file_id, *k, r)?);
+                old_plain.insert(*k, self.old_segment(&key, &file_id, *k, r)?);
             }
         }
         let new_size = size.max(end);
@@ -803,23 +922,43 @@ impl Vault {
         let batch: Vec<(u64, u64, &[u8])> =
             segments.iter().map(|(k, g, p)| (*k, *g, &p[..])).collect();
         let refs = self.packs.write_segments(&key, &file_id, &batch)?;
-        let segments = segments.iter().map(|(k, _, _)| *k).zip(refs).collect();
-        let mut s = lock(&self.state);
-        // Writes and truncates of this file hold its file lock, so the size
-        // read above still holds; a write never shrinks the file anyway.
-        let size = new_size.max(s.inode(ino)?.size);
-        let entry = UnifiedEntry::WriteSegments {
-            ino,
-            size,
-            mtime: now(),
-            segments,
-        };
-        self.commit(&mut s, entry)?;
+        drop(batch);
+        let placed = segments.iter().map(|(k, _, _)| *k).zip(refs).collect();
+        {
+            let mut s = lock(&self.state);
+            // Writes and truncates of this file hold its file lock, so the size
+            // read above still holds; a write never shrinks the file anyway.
+            let size = new_size.max(s.inode(ino)?.size);
+            let entry = UnifiedEntry::WriteSegments {
+                ino,
+                size,
+                mtime: now(),
+                segments: placed,
+            };
+            self.commit(&mut s, entry)?;
+        }
+        // Keep the segments the next small write or read is likely to need:
+        // those built here (kept without a copy) and partial ones. Whole
+        // segments sealed straight from `data` would cost a copy each.
+        self.cache
+            .insert_many(segments.into_iter().filter_map(|(k, g, p)| {
+                let plain = match p {
+                    std::borrow::Cow::Owned(v) => v,
+                    std::borrow::Cow::Borrowed(b) if (b.len() as u64) < seg => b.to_vec(),
+                    std::borrow::Cow::Borrowed(_) => return None,
+                };
+                Some(((file_id, k, g), Arc::new(plain)))
+            }));
+        self.counters.writes.fetch_add(1, Relaxed);
+        self.counters
+            .bytes_written
+            .fetch_add(data.len() as u64, Relaxed);
         Ok(data.len())
     }
 
     /// Make `ino`'s data and metadata (and everything before them) durable.
     pub fn fsync(&self, _ino: u64) -> Result<()> {
+        self.counters.fsyncs.fetch_add(1, Relaxed);
         self.sync()
     }
 
@@ -896,6 +1035,53 @@ impl Vault {
     /// Directories in the vault (the root included). O(1).
     pub fn directories(&self) -> u64 {
         lock(&self.state).dirs.len() as u64
+    }
+
+    /// Total size of the files in the vault's subdirectory `sub`.
+    fn dir_bytes(&self, sub: &str) -> u64 {
+        let dir = self.dir.join(sub);
+        self.fs
+            .list(&dir)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|n| self.fs.file_len(&dir.join(n)).ok())
+            .sum()
+    }
+
+    /// Live counters: the state's own counts (no copy of the state), this
+    /// session's I/O and cache counts, and the sizes on disk (a directory
+    /// listing and a stat per log, pack and snapshot file).
+    pub fn telemetry(&self) -> Telemetry {
+        let stats = self.compaction_stats(std::time::Duration::ZERO);
+        let mut t = {
+            let s = lock(&self.state);
+            Telemetry {
+                inodes: s.inodes.len() as u64,
+                dirs: s.dirs.len() as u64,
+                stored_bytes: s.stored_bytes,
+                packs: s.packs.len() as u64,
+                compaction_cycles: s.scheduler_cycles,
+                ..Default::default()
+            }
+        };
+        let c = &self.counters;
+        t.live_bytes = stats.live_bytes;
+        t.dead_bytes = stats.dead_bytes;
+        t.log_bytes_since_snapshot = stats.log_bytes;
+        t.idle = stats.idle;
+        t.reads = c.reads.load(Relaxed);
+        t.bytes_read = c.bytes_read.load(Relaxed);
+        t.writes = c.writes.load(Relaxed);
+        t.bytes_written = c.bytes_written.load(Relaxed);
+        t.fsyncs = c.fsyncs.load(Relaxed);
+        t.cache_hits = self.cache.hits();
+        t.cache_misses = self.cache.misses();
+        t.cache_bytes = self.cache.bytes() as u64;
+        t.cache_capacity = self.cache.capacity() as u64;
+        t.log_bytes = self.dir_bytes("log");
+        t.pack_bytes = self.dir_bytes("packs");
+        t.snapshot_bytes = self.dir_bytes("snap");
+        t
     }
 
     /// Write the state as a snapshot and drop the log it covers.

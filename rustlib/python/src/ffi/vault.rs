@@ -12,7 +12,7 @@ use crypto_core::scheduler::policy::{
 };
 use crypto_core::types::{Argon2Params, Cipher as CoreCipher};
 use crypto_core::vault::config::VaultOptions;
-use crypto_core::vault::engine::{Attr, EngineOptions, RenameFlags, Vault};
+use crypto_core::vault::engine::{Attr, EngineOptions, RenameFlags, Vault, DEFAULT_CACHE_BYTES};
 use crypto_core::{Error, ErrorClass};
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
@@ -157,6 +157,13 @@ impl PyVault {
     }
 }
 
+fn engine_options(cache_bytes: usize) -> EngineOptions {
+    EngineOptions {
+        cache_bytes,
+        ..EngineOptions::default()
+    }
+}
+
 /// Run `f` on the vault with the GIL released and convert its error.
 fn run<T: Send>(
     py: Python<'_>,
@@ -170,8 +177,9 @@ fn run<T: Send>(
 #[pymethods]
 impl PyVault {
     /// Create a new vault in `path` (new or empty directory) and open it.
+    /// `cache_bytes`: memory for decrypted segments (LRU; 0 turns it off).
     #[staticmethod]
-    #[pyo3(signature = (path, password, cipher="aes-256-gcm", segment_size=65536, compression_level=None, argon2_m_kib=65536, argon2_t=3))]
+    #[pyo3(signature = (path, password, cipher="aes-256-gcm", segment_size=65536, compression_level=None, argon2_m_kib=65536, argon2_t=3, *, cache_bytes=DEFAULT_CACHE_BYTES))]
     #[allow(clippy::too_many_arguments)]
     fn create(
         py: Python<'_>,
@@ -182,6 +190,7 @@ impl PyVault {
         compression_level: Option<i32>,
         argon2_m_kib: u32,
         argon2_t: u32,
+        cache_bytes: usize,
     ) -> PyResult<PyVault> {
         let cipher = CoreCipher::from_name(cipher).ok_or_else(|| {
             super::errors::ParamsError::new_err(format!("unknown cipher {cipher:?}"))
@@ -197,25 +206,41 @@ impl PyVault {
             },
         };
         let password = password.to_vec();
-        py.detach(|| Vault::create_vault(&path, &password, &options, EngineOptions::default()))
+        let opts = engine_options(cache_bytes);
+        py.detach(|| Vault::create_vault(&path, &password, &options, opts))
             .map(PyVault::wrap)
             .map_err(vault_err)
     }
 
-    /// Open the vault in `path` with its password.
+    /// Open the vault in `path` with its password. Raises OSError(EBUSY) if
+    /// it is open already (in this process or another).
     #[staticmethod]
-    fn open(py: Python<'_>, path: PathBuf, password: &[u8]) -> PyResult<PyVault> {
+    #[pyo3(signature = (path, password, *, cache_bytes=DEFAULT_CACHE_BYTES))]
+    fn open(
+        py: Python<'_>,
+        path: PathBuf,
+        password: &[u8],
+        cache_bytes: usize,
+    ) -> PyResult<PyVault> {
         let password = password.to_vec();
-        py.detach(|| Vault::open_vault(&path, &password, EngineOptions::default()))
+        let opts = engine_options(cache_bytes);
+        py.detach(|| Vault::open_vault(&path, &password, opts))
             .map(PyVault::wrap)
             .map_err(vault_err)
     }
 
     /// Open the vault in `path` with its printed master key.
     #[staticmethod]
-    fn open_with_master_key(py: Python<'_>, path: PathBuf, master_key: &str) -> PyResult<PyVault> {
+    #[pyo3(signature = (path, master_key, *, cache_bytes=DEFAULT_CACHE_BYTES))]
+    fn open_with_master_key(
+        py: Python<'_>,
+        path: PathBuf,
+        master_key: &str,
+        cache_bytes: usize,
+    ) -> PyResult<PyVault> {
         let key = master_key.to_string();
-        py.detach(|| Vault::open_with_master_key(&path, &key, EngineOptions::default()))
+        let opts = engine_options(cache_bytes);
+        py.detach(|| Vault::open_with_master_key(&path, &key, opts))
             .map(PyVault::wrap)
             .map_err(vault_err)
     }
@@ -589,19 +614,32 @@ impl PyVault {
         handle.and_then(|h| py.detach(|| h.stop()))
     }
 
-    /// Live counters of the vault.
+    /// Live counters of the vault: counts the engine keeps (no copy of the
+    /// metadata), this session's I/O and cache counts, sizes on disk.
     fn telemetry<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let v = self.get()?;
-        let state = py.detach(|| v.state());
-        let stats = v.compaction_stats(std::time::Duration::ZERO);
+        let t = run(py, self, |v| Ok(v.telemetry()))?;
         let d = PyDict::new(py);
-        d.set_item("inodes", state.inodes.len())?;
-        d.set_item("packs", state.packs.len())?;
-        d.set_item("live_bytes", stats.live_bytes)?;
-        d.set_item("dead_bytes", stats.dead_bytes)?;
-        d.set_item("log_bytes_since_snapshot", stats.log_bytes)?;
-        d.set_item("idle_seconds", stats.idle.as_secs_f64())?;
-        d.set_item("compaction_cycles", state.scheduler_cycles)?;
+        d.set_item("inodes", t.inodes)?;
+        d.set_item("dirs", t.dirs)?;
+        d.set_item("stored_bytes", t.stored_bytes)?;
+        d.set_item("packs", t.packs)?;
+        d.set_item("live_bytes", t.live_bytes)?;
+        d.set_item("dead_bytes", t.dead_bytes)?;
+        d.set_item("log_bytes_since_snapshot", t.log_bytes_since_snapshot)?;
+        d.set_item("idle_seconds", t.idle.as_secs_f64())?;
+        d.set_item("compaction_cycles", t.compaction_cycles)?;
+        d.set_item("reads", t.reads)?;
+        d.set_item("bytes_read", t.bytes_read)?;
+        d.set_item("writes", t.writes)?;
+        d.set_item("bytes_written", t.bytes_written)?;
+        d.set_item("fsyncs", t.fsyncs)?;
+        d.set_item("cache_hits", t.cache_hits)?;
+        d.set_item("cache_misses", t.cache_misses)?;
+        d.set_item("cache_bytes", t.cache_bytes)?;
+        d.set_item("cache_capacity", t.cache_capacity)?;
+        d.set_item("log_bytes", t.log_bytes)?;
+        d.set_item("pack_bytes", t.pack_bytes)?;
+        d.set_item("snapshot_bytes", t.snapshot_bytes)?;
         d.set_item(
             "compaction_running",
             self.scheduler
