@@ -42,6 +42,16 @@ fn vault_err(e: Error) -> PyErr {
     }
 }
 
+/// Errors of create/open: a damaged or tampered vault raises `IntegrityError`
+/// (or `FormatError`), so that callers such as `fusefs mount` can tell it
+/// from an I/O error; refusals (a vault in use: EBUSY) stay `OSError`.
+fn open_err(e: Error) -> PyErr {
+    match e.class() {
+        ErrorClass::Integrity | ErrorClass::Format => to_pyerr(e),
+        _ => vault_err(e),
+    }
+}
+
 fn kind_bits(kind: InodeKind) -> u32 {
     match kind {
         InodeKind::File => 0o100000,
@@ -209,7 +219,7 @@ impl PyVault {
         let opts = engine_options(cache_bytes);
         py.detach(|| Vault::create_vault(&path, &password, &options, opts))
             .map(PyVault::wrap)
-            .map_err(vault_err)
+            .map_err(open_err)
     }
 
     /// Open the vault in `path` with its password. Raises OSError(EBUSY) if
@@ -226,7 +236,7 @@ impl PyVault {
         let opts = engine_options(cache_bytes);
         py.detach(|| Vault::open_vault(&path, &password, opts))
             .map(PyVault::wrap)
-            .map_err(vault_err)
+            .map_err(open_err)
     }
 
     /// Open the vault in `path` with its printed master key.
@@ -242,7 +252,7 @@ impl PyVault {
         let opts = engine_options(cache_bytes);
         py.detach(|| Vault::open_with_master_key(&path, &key, opts))
             .map(PyVault::wrap)
-            .map_err(vault_err)
+            .map_err(open_err)
     }
 
     fn print_master_key(&self) -> PyResult<String> {
