@@ -18,6 +18,7 @@
 //! need not survive a remount.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use crate::error::errno::*;
 use crate::error::{fs_err, Result};
@@ -77,8 +78,10 @@ struct Slot {
 /// only: a snapshot or replay assigns them afresh.
 #[derive(Clone, Debug, Default)]
 pub struct Dir {
-    by_name: BTreeMap<Vec<u8>, Slot>,
-    by_cookie: BTreeMap<u64, Box<[u8]>>,
+    /// The names are shared by both maps (one allocation per entry).
+    by_name: BTreeMap<Arc<[u8]>, Slot>,
+    /// cookie → (name, inode).
+    by_cookie: BTreeMap<u64, (Arc<[u8]>, u64)>,
     last_cookie: u64,
     subdirs: u32,
 }
@@ -98,6 +101,46 @@ impl PartialEq for Dir {
 impl Eq for Dir {}
 
 impl Dir {
+    /// A directory from entries in strictly increasing name order (as a
+    /// snapshot stores them), given cookies 1, 2, … in that order; built in
+    /// bulk (no search per entry). `is_dir` says which inodes are
+    /// directories; `None` if the names are not strictly increasing.
+    fn from_sorted(
+        entries: Vec<(Vec<u8>, u64)>,
+        mut is_dir: impl FnMut(u64) -> std::result::Result<bool, String>,
+    ) -> std::result::Result<Dir, String> {
+        let mut subdirs = 0u32;
+        let mut by_cookie = Vec::with_capacity(entries.len());
+        let mut by_name = Vec::with_capacity(entries.len());
+        for (k, (name, ino)) in entries.into_iter().enumerate() {
+            let name: Arc<[u8]> = name.into();
+            if by_name
+                .last()
+                .is_some_and(|(prev, _): &(Arc<[u8]>, Slot)| **prev >= *name)
+            {
+                return Err("directory entries out of name order".into());
+            }
+            let dir = is_dir(ino)?;
+            subdirs += dir as u32;
+            let cookie = k as u64 + 1;
+            by_cookie.push((cookie, (Arc::clone(&name), ino)));
+            by_name.push((
+                name,
+                Slot {
+                    ino,
+                    cookie,
+                    is_dir: dir,
+                },
+            ));
+        }
+        Ok(Dir {
+            last_cookie: by_cookie.len() as u64,
+            by_name: by_name.into_iter().collect(),
+            by_cookie: by_cookie.into_iter().collect(),
+            subdirs,
+        })
+    }
+
     pub fn get(&self, name: &[u8]) -> Option<u64> {
         self.by_name.get(name).map(|s| s.ino)
     }
@@ -116,7 +159,7 @@ impl Dir {
 
     /// (name, inode) in name order.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], u64)> + '_ {
-        self.by_name.iter().map(|(n, s)| (n.as_slice(), s.ino))
+        self.by_name.iter().map(|(n, s)| (&n[..], s.ino))
     }
 
     /// Inodes named here, in name order.
@@ -134,32 +177,36 @@ impl Dir {
     pub fn after(&self, cookie: u64) -> impl Iterator<Item = (u64, &[u8], u64)> + '_ {
         self.by_cookie
             .range(cookie.saturating_add(1)..)
-            .map(|(c, name)| (*c, &name[..], self.by_name[&name[..]].ino))
+            .map(|(c, (name, ino))| (*c, &name[..], *ino))
     }
 
     /// Name `ino` as `name`, replacing what the name pointed at (the entry
     /// keeps its cookie then). Returns the inode replaced.
     fn insert(&mut self, name: &[u8], ino: u64, is_dir: bool) -> Option<u64> {
+        use std::collections::btree_map::Entry;
         self.subdirs += is_dir as u32;
-        if let Some(slot) = self.by_name.get_mut(name) {
-            let old = slot.ino;
-            self.subdirs -= slot.is_dir as u32;
-            slot.ino = ino;
-            slot.is_dir = is_dir;
-            return Some(old);
+        match self.by_name.entry(name.into()) {
+            Entry::Occupied(mut o) => {
+                let slot = o.get_mut();
+                let old = slot.ino;
+                self.subdirs -= slot.is_dir as u32;
+                slot.ino = ino;
+                slot.is_dir = is_dir;
+                self.by_cookie.get_mut(&slot.cookie).expect("indexed").1 = ino;
+                Some(old)
+            }
+            Entry::Vacant(v) => {
+                self.last_cookie += 1;
+                let cookie = self.last_cookie;
+                self.by_cookie.insert(cookie, (Arc::clone(v.key()), ino));
+                v.insert(Slot {
+                    ino,
+                    cookie,
+                    is_dir,
+                });
+                None
+            }
         }
-        self.last_cookie += 1;
-        let cookie = self.last_cookie;
-        self.by_name.insert(
-            name.to_vec(),
-            Slot {
-                ino,
-                cookie,
-                is_dir,
-            },
-        );
-        self.by_cookie.insert(cookie, name.into());
-        None
     }
 
     fn remove(&mut self, name: &[u8]) -> Option<u64> {
@@ -259,22 +306,14 @@ impl MetadataState {
             stored_bytes += i.stored;
         }
         let mut by_ino = HashMap::with_capacity(dirs.len());
-        for (d, _) in &dirs {
-            if by_ino.insert(*d, Dir::default()).is_some() {
+        for (d, entries) in dirs {
+            let dir = Dir::from_sorted(entries, |ino| match inodes.get(&ino) {
+                Some(i) => Ok(i.kind == InodeKind::Dir),
+                None => Err(format!("directory {d} names missing inode {ino}")),
+            })?;
+            if by_ino.insert(d, dir).is_some() {
                 return Err(format!("directory {d} twice"));
             }
-        }
-        for (d, entries) in dirs {
-            let mut dir = Dir::default();
-            for (name, ino) in entries {
-                if !inodes.contains_key(&ino) {
-                    return Err(format!("directory {d} names missing inode {ino}"));
-                }
-                if dir.insert(&name, ino, by_ino.contains_key(&ino)).is_some() {
-                    return Err(format!("directory {d} has a name twice"));
-                }
-            }
-            by_ino.insert(d, dir);
         }
         Ok(MetadataState {
             segment_size,
