@@ -369,6 +369,12 @@ def umount(mountpoint: str, compact: bool) -> None:
             )
             return
         pid = control.daemon_pid(mnt)
+        # Everything durable first: a vault that cannot be written (a full
+        # disk) keeps its mount, and its data, until the cause is fixed.
+        try:
+            control.sync(mnt)
+        except control.MountError as e:
+            raise _quiet(str(e), ExitCode.IO) from e
         if compact:
             control.set_compact_at_unmount(mnt, True)
         control.kernel_unmount(mnt)

@@ -19,6 +19,7 @@ Setting needs the mounting user or root.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import json
 import os
@@ -115,7 +116,34 @@ def set_compact_at_unmount(mnt: str, on: bool) -> None:
 
 
 def sync(mnt: str) -> None:
-    _set(mnt, SYNC, b"1")
+    """Write back the kernel's dirty pages of ``mnt``, then make the vault durable.
+
+    Raises :class:`MountError` naming the reason (e.g. the vault's disk is
+    full) if the daemon cannot persist what it holds.
+    """
+    fd = os.open(mnt, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if _libc().syncfs(fd) != 0:
+            raise _not_durable(mnt, ctypes.get_errno())
+    finally:
+        os.close(fd)
+    try:
+        os.setxattr(mnt, SYNC, b"1")
+    except OSError as e:
+        if e.errno in (errno.ENOTCONN, errno.ENODATA, errno.EOPNOTSUPP, errno.EPERM):
+            raise _not_ours(mnt, e) from None
+        raise _not_durable(mnt, e.errno or errno.EIO) from None
+
+
+def _not_durable(mnt: str, code: int) -> MountError:
+    return MountError(
+        f"{mnt}: the vault cannot be made durable ({os.strerror(code)}); it stays mounted "
+        "and keeps what it holds: fix the cause (e.g. free space on the vault's disk) and retry"
+    )
+
+
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
 
 
 def kernel_unmount(mnt: str, *, lazy: bool = False) -> None:

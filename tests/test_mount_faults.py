@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from mounting import Vault, fusefs, is_mounted
 
-EXIT_INTEGRITY, EXIT_MOUNT = 4, 7
+EXIT_INTEGRITY, EXIT_IO, EXIT_MOUNT = 4, 5, 7
 
 
 @pytest.fixture
@@ -30,11 +30,6 @@ def small_disk(tmp_path: Path):  # type: ignore[no-untyped-def]
         subprocess.run(["umount", "-l", str(disk)], capture_output=True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the engine stops all pack writes after the first write error (ENOSPC included) "
-    "until the vault is reopened; being fixed",
-)
 def test_full_disk_gives_enospc_and_the_mount_survives(small_disk: Path, vault_factory) -> None:  # type: ignore[no-untyped-def]
     v: Vault = vault_factory()
     shutil.move(v.dir, small_disk / "vault")  # the vault lives on the small disk
@@ -42,26 +37,40 @@ def test_full_disk_gives_enospc_and_the_mount_survives(small_disk: Path, vault_f
     v.mount()
     kept = os.urandom(1 << 20)
     (v.mnt / "kept").write_bytes(kept)
+    _fsync(v.mnt / "kept")
+    # Something else fills the disk.
+    with pytest.raises(OSError), open(small_disk / "filler", "wb") as f:
+        while True:
+            f.write(bytes(1 << 20))
     with pytest.raises(OSError) as e:
-        with open(v.mnt / "huge", "wb") as f:
-            for _ in range(64):  # 64 MiB into 24 MiB
-                f.write(os.urandom(1 << 20))
+        with open(v.mnt / "new", "wb") as f:
+            f.write(os.urandom(4 << 20))
             f.flush()
             os.fsync(f.fileno())
     assert e.value.errno == errno.ENOSPC
-    # Still mounted and consistent: reads work, and space comes back.
+    # umount refuses rather than lose what the daemon holds.
+    done = fusefs("umount", v.mnt)
+    assert done.returncode == EXIT_IO, done.stderr
+    assert "cannot be made durable" in done.stderr and len(done.stderr.splitlines()) == 1
+    assert is_mounted(v.mnt)
     assert (v.mnt / "kept").read_bytes() == kept
-    os.unlink(v.mnt / "huge")
-    v.umount("--compact")
-    v.mount()
-    assert (v.mnt / "kept").read_bytes() == kept
-    (v.mnt / "after").write_bytes(b"room again" * 1000)
-    fd = os.open(v.mnt / "after", os.O_RDONLY)
-    os.fsync(fd)
-    os.close(fd)
+    # Space comes back: the mount works again, without a remount.
+    os.unlink(small_disk / "filler")
+    after = os.urandom(3 << 20)
+    (v.mnt / "after").write_bytes(after)
+    _fsync(v.mnt / "after")
     v.umount()
     v.mount()
-    assert (v.mnt / "after").read_bytes() == b"room again" * 1000
+    assert (v.mnt / "kept").read_bytes() == kept
+    assert (v.mnt / "after").read_bytes() == after
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _flip_middle_byte(path: Path) -> None:

@@ -671,15 +671,18 @@ fn crash_at_every_write_keeps_every_acknowledged_segment() {
 #[test]
 fn write_and_sync_errors_reach_the_caller_and_stop_further_writes() {
     let p = data(1, 1000, false);
+    // (fault, whether the store keeps working after it): a failed write or
+    // a pack that could not be started is cut off and left (a full disk is
+    // survivable); a failed fsync leaves durability unknown, so writes stop.
     let cases = [
-        (FaultOp::Write, 1, 5),  // the first pack's header
-        (FaultOp::Write, 2, 28), // the first frame (ENOSPC)
-        (FaultOp::Write, 4, 5),  // a frame after rotation
-        (FaultOp::Sync, 1, 5),   // the directory sync of a new pack
-        (FaultOp::Sync, 2, 5),   // the first fsync
-        (FaultOp::Sync, 4, 28),  // a later fsync
+        (FaultOp::Write, 1, 5, true),  // the first pack's header
+        (FaultOp::Write, 2, 28, true), // the first frame (ENOSPC)
+        (FaultOp::Write, 4, 5, true),  // a frame after rotation
+        (FaultOp::Sync, 1, 5, true),   // the directory sync of a new pack
+        (FaultOp::Sync, 2, 5, false),  // the first fsync
+        (FaultOp::Sync, 4, 28, false), // a later fsync
     ];
-    for (op, nth, errno) in cases {
+    for (op, nth, errno, recovers) in cases {
         let fs = MemFs::new();
         let store = open(&fs, opts(PACK_HEADER_LEN as u64 + 1100, None));
         let mut acked = Vec::new();
@@ -699,15 +702,21 @@ fn write_and_sync_errors_reach_the_caller_and_stop_further_writes() {
         }
         let e = first_error.unwrap_or_else(|| panic!("{op:?} {nth}: no error"));
         assert_eq!(io_errno(&e), Some(errno), "{op:?} {nth}: {e}");
-        // Refused from now on, even though the disk works again.
-        let e = store
-            .write_segments(&file_key(1), &file_id(1), &[(9, 1, &p[..])])
-            .unwrap_err();
-        assert!(matches!(e, Error::PacksFailed(_)), "{e}");
-        assert_eq!(e.class(), ErrorClass::Io);
-        assert!(matches!(store.sync(), Err(Error::PacksFailed(_))));
-        if let Some(a) = acked.first() {
-            assert!(matches!(store.copy_frame(&a.4), Err(Error::PacksFailed(_))));
+        let later = store
+            .write_segments(&file_key(1), &file_id(1), &[(9, 2, &p[..])])
+            .and_then(|r| store.sync().map(|()| r[0]));
+        if recovers {
+            let r = later.unwrap_or_else(|e| panic!("{op:?} {nth}: not recovered: {e}"));
+            acked.push((1, 9, 2, p.clone(), r));
+        } else {
+            // Refused from now on, even though the disk works again.
+            let e = later.unwrap_err();
+            assert!(matches!(e, Error::PacksFailed(_)), "{e}");
+            assert_eq!(e.class(), ErrorClass::Io);
+            assert!(matches!(store.sync(), Err(Error::PacksFailed(_))));
+            if let Some(a) = acked.first() {
+                assert!(matches!(store.copy_frame(&a.4), Err(Error::PacksFailed(_))));
+            }
         }
         // Reads still work, and everything acknowledged survives a crash.
         check_all(&store, &acked);

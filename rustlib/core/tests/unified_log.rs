@@ -167,20 +167,17 @@ fn appends_after_recovery_never_reuse_a_file() {
 
 #[test]
 fn io_errors_reach_the_caller_and_stop_the_log() {
-    for (op, errno) in [
-        (FaultOp::Write, 5),
-        (FaultOp::Write, 28),
-        (FaultOp::Sync, 5),
-        (FaultOp::Sync, 28),
-    ] {
+    // A failed fsync leaves durability unknown: the log stops.
+    for errno in [5, 28] {
         let fs = MemFs::new();
         let (log, _) = open(&fs, 1 << 20).unwrap();
         log.append_sync(payload(1)).unwrap();
-        let nth = match op {
-            FaultOp::Write => fs.writes() + 1,
-            FaultOp::Sync => fs.syncs() + 1,
-        };
-        fs.set_fault(Some(Fault::Error { op, nth, errno }));
+        let nth = fs.syncs() + 1;
+        fs.set_fault(Some(Fault::Error {
+            op: FaultOp::Sync,
+            nth,
+            errno,
+        }));
         let e = log.append_sync(payload(2)).unwrap_err();
         assert!(
             matches!(&e, Error::Io { source, .. } if source.raw_os_error() == Some(errno)),
@@ -196,8 +193,40 @@ fn io_errors_reach_the_caller_and_stop_the_log() {
                 seq: 1,
                 payload: payload(1)
             } && r.len() <= 2,
-            "{op:?} {errno}"
+            "sync {errno}"
         );
+    }
+}
+
+#[test]
+fn a_failed_write_is_retried_in_a_new_file() {
+    // A failed write (EIO, or ENOSPC on a full disk) reaches the caller,
+    // keeps its records queued, and the next sync writes them, in order,
+    // to a new log file: nothing is lost and no nonce is used twice.
+    for errno in [5, 28] {
+        let fs = MemFs::new();
+        let (log, _) = open(&fs, 1 << 20).unwrap();
+        log.append_sync(payload(1)).unwrap();
+        let file_before = log.active_file_number();
+        let nth = fs.writes() + 1;
+        fs.set_fault(Some(Fault::Error {
+            op: FaultOp::Write,
+            nth,
+            errno,
+        }));
+        let e = log.append_sync(payload(2)).unwrap_err();
+        assert!(
+            matches!(&e, Error::Io { source, .. } if source.raw_os_error() == Some(errno)),
+            "{e:?}"
+        );
+        log.append(payload(3)).unwrap();
+        log.sync().unwrap();
+        assert!(log.active_file_number() > file_before);
+        drop(log);
+        let (_, r) = open(&fs, 1 << 20).unwrap();
+        let seqs: Vec<u64> = r.iter().map(|x| x.seq).collect();
+        assert_eq!(seqs, vec![1, 2, 3], "write {errno}");
+        assert!(r.iter().all(|x| x.payload == payload(x.seq)));
     }
 }
 

@@ -95,6 +95,28 @@ struct ActiveFile {
     records: u64,
     /// Bytes written to this file so far.
     len: u64,
+    /// A write to this file failed (and was cut off again): the next batch
+    /// goes to a new file, under a new key, so no nonce is ever used twice.
+    broken: bool,
+}
+
+/// How a writer's turn failed.
+enum TurnError {
+    /// Nothing that was written is in doubt (a failed write was cut off
+    /// again, e.g. ENOSPC): the batch is queued again and a later turn
+    /// retries it, in a new file.
+    Retry(Error),
+    /// Durability is unknown (a failed fsync, or a write that could not be
+    /// cut off): the log refuses all further work.
+    Fatal(Error),
+}
+
+impl TurnError {
+    fn into_error(self) -> Error {
+        match self {
+            TurnError::Retry(e) | TurnError::Fatal(e) => e,
+        }
+    }
 }
 
 struct Queue {
@@ -214,7 +236,13 @@ impl LogManager {
         let big = q.pending_bytes >= WRITE_BATCH_BYTES;
         drop(q);
         if big {
-            self.write_through(seq, false)?;
+            if let Err(e) = self.write_through(seq, false) {
+                // A retryable failure (e.g. a full disk) keeps the record
+                // queued for a later write; only a failed log refuses it.
+                if self.lock().failed.is_some() {
+                    return Err(e);
+                }
+            }
         }
         Ok(seq)
     }
@@ -275,6 +303,7 @@ impl LogManager {
             this.rotate(&mut active, upto + 1)?;
             Ok(active.header.number)
         })
+        .map_err(TurnError::into_error)
     }
 
     /// Delete the log files numbered below `number` (covered by a snapshot).
@@ -315,99 +344,136 @@ impl LogManager {
                 q = self.changed.wait(q).unwrap_or_else(|p| p.into_inner());
                 continue;
             }
-            self.writer_turn(q, durable, |_, _| Ok(()))?;
+            self.writer_turn(q, durable, |_, _| Ok(()))
+                .map_err(TurnError::into_error)?;
             q = self.lock();
         }
     }
 
     /// Be the writer once: take everything queued, write it (and sync it if
     /// `durable`), then run `after` (still the writer). Records the outcome
-    /// for everyone waiting; after an error the log refuses further work,
-    /// and the writer itself returns the original error.
+    /// for everyone waiting. After a retryable failure (a write that was cut
+    /// off again, e.g. the disk is full) the batch is queued again, in
+    /// order, for a later turn; after any other error the log refuses
+    /// further work. The writer itself returns the original error.
     fn writer_turn<T>(
         &self,
         mut q: MutexGuard<'_, Queue>,
         durable: bool,
-        after: impl FnOnce(&Self, u64) -> Result<T>,
-    ) -> Result<T> {
+        after: impl FnOnce(&Self, u64) -> std::result::Result<T, TurnError>,
+    ) -> std::result::Result<T, TurnError> {
         q.writer_busy = true;
         let batch = mem::take(&mut q.pending);
         q.pending_bytes = 0;
         let upto = q.next_seq - 1;
         drop(q);
-        let result = self
-            .write_batch(batch, durable)
-            .and_then(|()| after(self, upto));
+        let (written, result) = match self.write_batch(&batch, durable) {
+            Ok(()) => (true, after(self, upto)),
+            Err(e) => (false, Err(e)),
+        };
         let mut q = self.lock();
         q.writer_busy = false;
-        match &result {
-            Ok(_) => {
-                q.written_seq = upto;
-                if durable {
-                    q.synced_seq = upto;
-                }
+        if written {
+            q.written_seq = upto;
+            if durable {
+                q.synced_seq = upto;
             }
-            Err(e) => q.failed = Some(e.to_string()),
+        } else if let Err(TurnError::Retry(_)) = &result {
+            let mut again = batch;
+            again.append(&mut q.pending);
+            q.pending_bytes = again.iter().map(|(_, p)| p.len()).sum();
+            q.pending = again;
+        }
+        if let Err(TurnError::Fatal(e)) = &result {
+            q.failed = Some(e.to_string());
         }
         self.changed.notify_all();
         result
     }
 
     /// Seal and write a batch (and fsync if `durable`); only the writer calls this.
-    fn write_batch(&self, batch: Vec<(u64, Vec<u8>)>, durable: bool) -> Result<()> {
+    fn write_batch(
+        &self,
+        batch: &[(u64, Vec<u8>)],
+        durable: bool,
+    ) -> std::result::Result<(), TurnError> {
         let mut active = self.active.lock().unwrap_or_else(|p| p.into_inner());
-        if !batch.is_empty() && active.len >= self.opts.rotate_bytes {
+        if !batch.is_empty() && (active.broken || active.len >= self.opts.rotate_bytes) {
             self.rotate(&mut active, batch[0].0)?;
         }
         let path = self.dir.join(log_file_name(active.header.number));
         if !batch.is_empty() {
             if let Some(hook) = &*self.before_write.lock().unwrap_or_else(|p| p.into_inner()) {
-                hook()?;
+                hook().map_err(TurnError::Fatal)?;
             }
             let mut out = Vec::with_capacity(batch.iter().map(|(_, p)| p.len() + 32).sum());
-            for (seq, payload) in &batch {
+            for (k, (seq, payload)) in batch.iter().enumerate() {
                 encode_record(
                     &mut out,
                     &active.key,
                     &active.header,
-                    active.records,
+                    active.records + k as u64,
                     *seq,
                     payload,
                 );
-                active.records += 1;
             }
-            active
-                .file
-                .write_all_at(&out, active.len)
-                .map_err(io_at("cannot write", &path))?;
+            if let Err(e) = active.file.write_all_at(&out, active.len) {
+                let e = io_at("cannot write", &path)(e);
+                // Cut off whatever part reached the file, so the file ends
+                // at a record boundary; the batch goes to a new file later.
+                return match active.file.set_len(active.len) {
+                    Ok(()) => {
+                        active.broken = true;
+                        Err(TurnError::Retry(e))
+                    }
+                    Err(_) => Err(TurnError::Fatal(e)),
+                };
+            }
+            active.records += batch.len() as u64;
             active.len += out.len() as u64;
         }
         if durable {
             active
                 .file
                 .sync_data()
-                .map_err(io_at("cannot sync", &path))?;
+                .map_err(|e| TurnError::Fatal(io_at("cannot sync", &path)(e)))?;
         }
         Ok(())
     }
 
-    /// Close the active file (durably) and start the next one.
-    fn rotate(&self, active: &mut ActiveFile, first_seq: u64) -> Result<()> {
+    /// Close the active file (durably) and start the next one. A file that
+    /// cannot be created (e.g. the disk is full) is retryable: the active
+    /// file stays as it was.
+    fn rotate(
+        &self,
+        active: &mut ActiveFile,
+        first_seq: u64,
+    ) -> std::result::Result<(), TurnError> {
         let path = self.dir.join(log_file_name(active.header.number));
         active
             .file
             .sync_data()
-            .map_err(io_at("cannot sync", &path))?;
-        *active = create_file(
+            .map_err(|e| TurnError::Fatal(io_at("cannot sync", &path)(e)))?;
+        let number = active.header.number + 1;
+        match create_file(
             &*self.fs,
             &self.dir,
             &self.vault_id,
             &self.master,
             self.opts.cipher,
-            active.header.number + 1,
+            number,
             first_seq,
-        )?;
-        Ok(())
+        ) {
+            Ok(next) => {
+                *active = next;
+                Ok(())
+            }
+            Err(e) => {
+                // A half-made file would block the name; it holds no record.
+                let _ = self.fs.remove(&self.dir.join(log_file_name(number)));
+                Err(TurnError::Retry(e))
+            }
+        }
     }
 }
 
@@ -450,6 +516,7 @@ fn create_file(
         key,
         records: 0,
         len: LOG_HEADER_LEN as u64,
+        broken: false,
     })
 }
 

@@ -32,9 +32,12 @@
 //!   (`sync_dir`) before any frame is written to it.
 //! * Frames become durable at [`PackStore::sync`]; the caller makes them
 //!   durable before the log record that references them.
-//! * After any write or sync error the store refuses every further write and
-//!   sync (`PacksFailed`): it never reports success for data it may have
-//!   failed to persist. Reads keep working.
+//! * A failed write (e.g. ENOSPC) is cut off again (the pack is truncated to
+//!   its last whole frame, and appending goes on from there), so a full disk
+//!   is survivable. After a failed sync, or a write
+//!   that cannot be cut off, the store refuses every further write and sync
+//!   (`PacksFailed`): it never reports success for data it may have failed
+//!   to persist. Reads keep working.
 
 use std::collections::HashMap;
 use std::io;
@@ -482,7 +485,16 @@ impl PackStore {
         }
         let result = self.append_locked(&mut inner, frames, sizes);
         if let Err(e) = &result {
-            inner.failed = Some(e.to_string());
+            // A failed write (e.g. the disk is full) placed nothing anyone
+            // refers to: cut it off again and go on appending to this pack
+            // (every frame has its own random nonce, so rewriting the same
+            // offsets is safe). Only a pack that cannot be cut off stops
+            // all writes.
+            if let Some(active) = &inner.active {
+                if active.file.set_len(active.len).is_err() {
+                    inner.failed = Some(e.to_string());
+                }
+            }
         }
         result
     }
@@ -533,10 +545,20 @@ impl PackStore {
         Ok(placed)
     }
 
-    /// Create the next pack, write its header and make its name durable.
+    /// Create the next pack, write its header and make its name durable. A
+    /// pack that could not be made whole is removed again.
     fn start_pack(&self, inner: &mut Inner) -> Result<()> {
         let number = inner.next_number;
         inner.next_number += 1;
+        let result = self.start_pack_numbered(inner, number);
+        if result.is_err() && inner.active.as_ref().is_none_or(|a| a.number != number) {
+            let _ = self.fs.remove(&self.path(number));
+            inner.unsynced.retain(|(n, _)| *n != number);
+        }
+        result
+    }
+
+    fn start_pack_numbered(&self, inner: &mut Inner, number: u64) -> Result<()> {
         let path = self.path(number);
         let file: Arc<dyn StorageFile> = Arc::from(
             self.fs
