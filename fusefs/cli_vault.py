@@ -124,6 +124,10 @@ def _vault_info(vault_dir: str) -> dict[str, Any]:
         raise _quiet(f"vault {vault_dir}: {e}", exit_code_for(e)) from e
 
 
+def _kib(n: int) -> str:
+    return f"{n // 1024} MiB" if n % 1024 == 0 else f"{n} KiB"
+
+
 def _describe_open_error(e: BaseException, vault_dir: str) -> tuple[str, int]:
     """(one line, exit code) for an exception from opening or mounting a vault."""
     from fusefs import _native
@@ -355,6 +359,8 @@ def mount(
 def umount(mountpoint: str, compact: bool) -> None:
     """Flush and unmount MNT; return when the daemon has finished and exited.
 
+    Everything is made durable first: if the vault cannot be written (its
+    disk is full), MNT stays mounted, nothing is lost, and the command fails.
     A dead mount (its daemon was killed) is detached so MNT can be mounted again.
     """
     from fusefs import control
@@ -408,7 +414,7 @@ def info(vault_dir: str, as_json: bool) -> None:
         ("compression", "none" if level is None else f"zstd level {level}"),
         (
             "password KDF",
-            f"argon2id, {data['argon2_m_kib'] // 1024} MiB, {data['argon2_t']} passes",
+            f"argon2id, {_kib(data['argon2_m_kib'])}, {data['argon2_t']} passes",
         ),
     ]
     for key, value in rows:
