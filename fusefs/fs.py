@@ -197,12 +197,22 @@ class VaultOperations(pyfuse3.Operations):  # type: ignore[misc]
             kwargs["atime_ns"] = attr.st_atime_ns
         if fields.update_mtime:
             kwargs["mtime_ns"] = attr.st_mtime_ns
-        if fields.update_size:
-            kwargs["size"] = attr.st_size
-            return self.entry(
-                await self._thread(functools.partial(self.vault.setattr, inode, **kwargs))
-            )
-        return self.entry(self.vault.setattr(inode, **kwargs))
+        try:
+            if fields.update_size:
+                kwargs["size"] = attr.st_size
+                call = functools.partial(self.vault.setattr, inode, **kwargs)
+                return self.entry(await self._thread(call))
+            return self.entry(self.vault.setattr(inode, **kwargs))
+        except FileNotFoundError:
+            if set(kwargs) - {"atime_ns", "mtime_ns"}:
+                raise
+            # The kernel writing back the times of a file that was deleted
+            # (unlinked and closed) meanwhile: nothing is left to keep them
+            # on, and an error would come back as a spurious writeback error
+            # from syncfs().
+            attr.st_ino = inode
+            attr.attr_timeout = 0
+            return attr
 
     @handler
     async def forget(self, inode_list: list[tuple[int, int]]) -> None:
