@@ -815,3 +815,29 @@ fn the_segment_cache_serves_only_current_bytes_and_stays_bounded() {
     assert!(t.snapshot_bytes > 0 && t.fsyncs == 1);
     assert_eq!((t.inodes, t.dirs), (4, 1));
 }
+
+#[test]
+fn big_reads_do_not_flush_the_cache_with_segments_they_consume_whole() {
+    let fx = Fixture::new(None);
+    let v = fx.open();
+    let seg = SEG as u64;
+    let f = v.create(ROOT, b"f", 0o600, 0, 0).unwrap();
+    let data: Vec<u8> = (0..40 * SEG).map(|i| (i % 253) as u8).collect();
+    v.write(f.ino, 0, &data).unwrap();
+    let held = v.telemetry().cache_bytes;
+    // 640 KiB of whole segments: opened, returned, not kept.
+    assert_eq!(v.read(f.ino, 0, 40 * SEG as usize).unwrap(), data);
+    assert_eq!(v.telemetry().cache_bytes, held);
+    // A big read ending inside a segment keeps that one (the rest of it is
+    // likely next); a small read keeps what it opens.
+    v.read(f.ino, 0, (20 * seg + 5) as usize).unwrap();
+    assert_eq!(v.telemetry().cache_bytes, held + seg);
+    v.read(f.ino, 30 * seg, SEG as usize).unwrap();
+    assert_eq!(v.telemetry().cache_bytes, held + 2 * seg);
+    let hits = v.telemetry().cache_hits;
+    assert_eq!(
+        v.read(f.ino, 20 * seg + 5, 100).unwrap(),
+        &data[(20 * seg + 5) as usize..(20 * seg + 105) as usize]
+    );
+    assert_eq!(v.telemetry().cache_hits, hits + 1);
+}
