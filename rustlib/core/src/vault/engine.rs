@@ -678,11 +678,20 @@ impl Vault {
     pub fn setattr(&self, ino: u64, change: AttrChange) -> Result<Attr> {
         let file_lock = self.file_lock(ino);
         let _guard = lock(&file_lock);
+        let mut shrink_to = None;
         if let Some(size) = change.size {
             if size > MAX_FILE_SIZE {
                 return Err(fs_err(EFBIG, "file too large"));
             }
-            self.cut_segment_at(ino, size)?;
+            let current = lock(&self.state).inode(ino)?.size;
+            if size < current {
+                shrink_to = Some(size);
+            } else {
+                // Growing: first cut whatever the last segment holds past
+                // the current end (left by a crash between a truncate's two
+                // records), so it cannot reappear inside the file.
+                self.cut_segment_at(ino, current)?;
+            }
         }
         let mut change = change;
         if change.size.is_some() && change.mtime.is_none() {
@@ -693,20 +702,32 @@ impl Vault {
             change.ctime = Some(now());
         }
         let size = change.size;
-        let mut s = lock(&self.state);
-        self.commit(&mut s, UnifiedEntry::SetAttr { ino, change })?;
-        let i = s.inode(ino)?;
+        let file_id = {
+            let mut s = lock(&self.state);
+            self.commit(&mut s, UnifiedEntry::SetAttr { ino, change })?;
+            s.inode(ino)?.file_id
+        };
+        // Shrinking: the new size first, then the segment it cuts is
+        // rewritten. In this order a crash between the two records leaves
+        // exactly the truncated file (the old bytes past its end are never
+        // read, and are cut before it grows again); the other order could
+        // leave the old size with zeros inside it.
+        if let Some(size) = shrink_to {
+            self.cut_segment_at(ino, size)?;
+        }
         if let Some(size) = size {
             // The segment cut at the new end (rewritten: a new generation)
             // and every segment after it.
-            self.cache
-                .invalidate(&i.file_id, size / self.segment_size());
+            self.cache.invalidate(&file_id, size / self.segment_size());
         }
-        Ok(Self::attr_of(&s, ino, i))
+        let s = lock(&self.state);
+        Ok(Self::attr_of(&s, ino, s.inode(ino)?))
     }
 
-    /// Before truncating to `size`: rewrite the segment the new end cuts, so
-    /// its bytes past the end cannot come back if the file grows again.
+    /// Rewrite the segment that offset `size` cuts (truncating to `size`, or
+    /// about to grow from it), so its bytes past `size` cannot come back if
+    /// the file grows. Keeps the file's size and mtime (a WriteSegments
+    /// record sets the ctime to that mtime).
     fn cut_segment_at(&self, ino: u64, size: u64) -> Result<()> {
         let seg = self.segment_size();
         let (file_id, cut) = {
@@ -740,11 +761,11 @@ impl Vault {
                 .packs
                 .write_segments(&key, &file_id, &[(index, generation, &plain)])?;
             let mut s = lock(&self.state);
-            let old_size = s.inode(ino)?.size;
+            let i = s.inode(ino)?;
             let entry = UnifiedEntry::WriteSegments {
                 ino,
-                size: old_size,
-                mtime: now(),
+                size: i.size,
+                mtime: i.mtime,
                 segments: vec![(index, refs[0])],
             };
             self.commit(&mut s, entry)?;
@@ -871,6 +892,13 @@ impl Vault {
         let seg = self.segment_size();
         let file_lock = self.file_lock(ino);
         let _guard = lock(&file_lock);
+        let current = lock(&self.state).inode(ino)?.size;
+        if offset > current && current % seg != 0 {
+            // Writing past the end leaves a gap: first cut whatever the last
+            // segment holds past the end (see `setattr`), so the gap reads
+            // as zeros.
+            self.cut_segment_at(ino, current)?;
+        }
         let (file_id, size, old) = {
             let s = lock(&self.state);
             let i = s.inode(ino)?;
@@ -898,7 +926,11 @@ impl Vault {
         for (k, r) in &old {
             let covered_whole = offset <= k * seg && end >= (k + 1) * seg;
             if !covered_whole && !old_plain.contains_key(k) {
-                old_plain.insert(*k, self.old_segment(&key, &file_id, *k, r)?);
+                let mut plain = self.old_segment(&key, &file_id, *k, r)?;
+                // Bytes past the current end are not the file's (see
+                // `setattr`): what the write does not cover there is zeros.
+                plain.truncate(plain.len().min(size.saturating_sub(k * seg) as usize));
+                old_plain.insert(*k, plain);
             }
         }
         let new_size = size.max(end);
