@@ -381,7 +381,9 @@ def umount(mountpoint: str, compact: bool) -> None:
             control.sync(mnt)
         except control.MountError as e:
             raise _quiet(str(e), ExitCode.IO) from e
-        if compact:
+        if compact and control.is_read_only(mnt):
+            click.echo(f"fusefs: {mnt} is mounted read-only: nothing to compact", err=True)
+        elif compact:
             control.set_compact_at_unmount(mnt, True)
         control.kernel_unmount(mnt)
     except control.MountError as e:

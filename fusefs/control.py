@@ -121,6 +121,8 @@ def sync(mnt: str) -> None:
     Raises :class:`MountError` naming the reason (e.g. the vault's disk is
     full) if the daemon cannot persist what it holds.
     """
+    if is_read_only(mnt):
+        return  # nothing to write back; the kernel refuses setxattr anyway
     fd = os.open(mnt, os.O_RDONLY | os.O_DIRECTORY)
     try:
         if _libc().syncfs(fd) != 0:
@@ -140,6 +142,10 @@ def _not_durable(mnt: str, code: int) -> MountError:
         f"{mnt}: the vault cannot be made durable ({os.strerror(code)}); it stays mounted "
         "and keeps what it holds: fix the cause (e.g. free space on the vault's disk) and retry"
     )
+
+
+def is_read_only(mnt: str) -> bool:
+    return bool(os.statvfs(mnt).f_flag & os.ST_RDONLY)
 
 
 def _libc() -> ctypes.CDLL:
