@@ -733,16 +733,7 @@ impl Vault {
         let (file_id, cut) = {
             let s = lock(&self.state);
             let i = s.inode(ino)?;
-            if i.kind != InodeKind::File {
-                return Err(fs_err(
-                    if i.kind == InodeKind::Dir {
-                        EISDIR
-                    } else {
-                        EINVAL
-                    },
-                    "not a file",
-                ));
-            }
+            i.require_file("not a file")?;
             let index = size / seg;
             let within = size % seg;
             let cut = i
@@ -902,16 +893,7 @@ impl Vault {
         let (file_id, size, old) = {
             let s = lock(&self.state);
             let i = s.inode(ino)?;
-            if i.kind != InodeKind::File {
-                return Err(fs_err(
-                    if i.kind == InodeKind::Dir {
-                        EISDIR
-                    } else {
-                        EINVAL
-                    },
-                    "not a file",
-                ));
-            }
+            i.require_file("not a file")?;
             let first = offset / seg;
             let last = (end - 1) / seg;
             // Only the first and last segments can be partly overwritten.

@@ -53,6 +53,18 @@ pub struct Inode {
     pub stored: u64,
 }
 
+impl Inode {
+    /// Refuse anything but a regular file, as the kernel expects: EISDIR
+    /// for a directory, EINVAL for the other kinds.
+    pub fn require_file(&self, what: &str) -> Result<()> {
+        match self.kind {
+            InodeKind::File => Ok(()),
+            InodeKind::Dir => Err(fs_err(EISDIR, what.to_string())),
+            _ => Err(fs_err(EINVAL, what.to_string())),
+        }
+    }
+}
+
 /// A directory's entries as stored: (name, inode) pairs.
 pub type NamedEntries = Vec<(Vec<u8>, u64)>;
 
@@ -597,16 +609,7 @@ impl MetadataState {
                     ctime,
                 } = change;
                 if let Some(size) = size {
-                    if i.kind != InodeKind::File {
-                        return Err(fs_err(
-                            if i.kind == InodeKind::Dir {
-                                EISDIR
-                            } else {
-                                EINVAL
-                            },
-                            "size of a non-file",
-                        ));
-                    }
+                    i.require_file("size of a non-file")?;
                     let keep = size.div_ceil(seg);
                     let dropped = i.segments.split_off(&keep);
                     let plain = Self::drop_segments(&mut self.packs, dropped.into_values());
