@@ -22,16 +22,19 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import IO, TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
 from fusefs.exitcodes import ExitCode, epilog
+from fusefs.password import MAX_PASSWORD_BYTES, read_password, read_small_file
+from fusefs.password import isatty as _isatty
 
 if TYPE_CHECKING:
     from fusefs import _native
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 #: A progress bar is drawn only for regular input files larger than this.
 PROGRESS_MIN_BYTES = 64 * 2**20
@@ -118,6 +121,37 @@ def _key_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
+def kdf_options(default_memory: str, where: str) -> Callable[[F], F]:
+    """``--kdf-memory`` and ``--kdf-passes``: the Argon2id costs of a new password."""
+
+    def add(f: F) -> F:
+        f = click.option(
+            "--kdf-passes",
+            type=click.IntRange(1, 64),
+            default=3,
+            show_default=True,
+            metavar="N",
+            help="Argon2id passes for the password.",
+        )(f)
+        return click.option(
+            "--kdf-memory",
+            type=SizeType(),
+            default=default_memory,
+            show_default=True,
+            metavar="SIZE",
+            help=f"Argon2id memory for the password ({where}; more is slower to attack).",
+        )(f)
+
+    return add
+
+
+def kdf_kib(kdf_memory: int) -> int:
+    """``--kdf-memory`` in KiB, refused outside 8K..4G."""
+    if not 8 * 1024 <= kdf_memory <= 4 * 2**30:
+        raise _quiet_error("--kdf-memory must be between 8K and 4G", ExitCode.USAGE)
+    return kdf_memory // 1024
+
+
 def _run_options(f: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(
         [
@@ -176,22 +210,7 @@ def _run_options(f: Callable[..., Any]) -> Callable[..., Any]:
     metavar="N",
     help="zstd level 1-22 (implies --compress). [default: 3]",
 )
-@click.option(
-    "--kdf-memory",
-    type=SizeType(),
-    default="32M",
-    show_default=True,
-    metavar="SIZE",
-    help="Argon2id memory for a password (stored in the header; more is slower to attack).",
-)
-@click.option(
-    "--kdf-passes",
-    type=click.IntRange(1, 64),
-    default=3,
-    show_default=True,
-    metavar="N",
-    help="Argon2id passes for a password.",
-)
+@kdf_options("32M", "stored in the header")
 @_run_options
 def encrypt(
     src: str,
@@ -235,9 +254,7 @@ def encrypt(
     }
     if compress_level is not None:
         kwargs["compression_level"] = compress_level
-    if not 8 * 1024 <= kdf_memory <= 4 * 2**30:
-        raise _quiet_error("--kdf-memory must be between 8K and 4G", ExitCode.USAGE)
-    kwargs.update(argon2_m_kib=kdf_memory // 1024, argon2_t=kdf_passes, argon2_p=1)
+    kwargs.update(argon2_m_kib=kdf_kib(kdf_memory), argon2_t=kdf_passes, argon2_p=1)
     params = _native.EncryptParams(**kwargs)
     key = _read_key(passfile, keyfile, src, confirm=True)
     _run(
@@ -294,13 +311,6 @@ def decrypt(
 # --- checks -----------------------------------------------------------------
 
 
-def _isatty(stream: IO[Any] | None) -> bool:
-    try:
-        return stream is not None and stream.isatty()
-    except (ValueError, OSError):  # closed or detached
-        return False
-
-
 def _check_key_options(passfile: str | None, keyfile: str | None) -> None:
     if passfile is not None and keyfile is not None:
         raise click.UsageError("--passfile and --keyfile are mutually exclusive")
@@ -333,59 +343,29 @@ def _check_paths(src: str, dst: str, resume: bool) -> int:
     return size
 
 
-def _read_small_file(path: str, what: str) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read(4096)
-    except OSError as e:
-        raise _quiet_error(f"cannot read {what} {path}: {e.strerror}", ExitCode.IO) from e
-
-
 def _read_key(passfile: str | None, keyfile: str | None, src: str, *, confirm: bool) -> _native.Key:
     from fusefs._native import Key
 
     if keyfile is not None:
-        data = _read_small_file(keyfile, "key file")
+        data = read_small_file(keyfile, "key file")
         if len(data) != KEY_LEN:
-            size = f"{len(data)} bytes" if len(data) < 4096 else "more"
+            size = f"{len(data)} bytes" if len(data) < MAX_PASSWORD_BYTES else "more"
             raise _quiet_error(
                 f"key file {keyfile} holds {size}; a key file must hold exactly "
                 f"{KEY_LEN} raw bytes",
                 ExitCode.USAGE,
             )
         return Key.from_raw(data)
-    if passfile is not None:
-        line = _read_small_file(passfile, "password file").split(b"\n", 1)[0]
-        password = line.removesuffix(b"\r")
-        if not password:
-            raise _quiet_error(
-                f"password file {passfile} is empty: its first line is the password",
-                ExitCode.USAGE,
-            )
-        return Key.from_password(password)
-    if src == "-":
+    if passfile is None and src == "-":
         raise _quiet_error(
             "IN is standard input, so the password cannot be typed: use --passfile FILE "
             "or --keyfile FILE",
             ExitCode.USAGE,
         )
-    if not _isatty(sys.stdin):
-        raise _quiet_error(
-            "no password: standard input is not a terminal; use --passfile FILE or --keyfile FILE",
-            ExitCode.USAGE,
-        )
-    return Key.from_password(_prompt_password(confirm))
-
-
-def _prompt_password(confirm: bool) -> bytes:
-    password: str = click.prompt("Password", hide_input=True, err=True)
-    if not password:
-        raise _quiet_error("empty password", ExitCode.USAGE)
-    if confirm:
-        again: str = click.prompt("Repeat password", hide_input=True, err=True)
-        if again != password:
-            raise _quiet_error("the two passwords differ", ExitCode.USAGE)
-    return password.encode("utf-8", "surrogateescape")
+    password = read_password(
+        passfile, None, confirm=confirm, sources="--passfile FILE or --keyfile FILE"
+    )
+    return Key.from_password(password)
 
 
 # --- running ----------------------------------------------------------------

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from fusefs.cli import CONTEXT_SETTINGS, EPILOG, SizeType, cli
+from fusefs.cli import CONTEXT_SETTINGS, EPILOG, SizeType, cli, kdf_kib, kdf_options
 from fusefs.exitcodes import ExitCode
 
 if TYPE_CHECKING:
@@ -46,32 +46,6 @@ def _password_options(f: Callable[..., Any]) -> Callable[..., Any]:
         "asked on the terminal.",
     )(f)
     return f
-
-
-def _kdf_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    f = click.option(
-        "--kdf-passes",
-        type=click.IntRange(1, 64),
-        default=3,
-        show_default=True,
-        metavar="N",
-        help="Argon2id passes.",
-    )(f)
-    f = click.option(
-        "--kdf-memory",
-        type=SizeType(),
-        default="64M",
-        show_default=True,
-        metavar="SIZE",
-        help="Argon2id memory (more is slower to attack, and slower to unlock).",
-    )(f)
-    return f
-
-
-def _kdf_kib(kdf_memory: int) -> int:
-    if not 8 * 1024 <= kdf_memory <= 4 * 2**30:
-        raise _quiet("--kdf-memory must be between 8K and 4G", ExitCode.USAGE)
-    return kdf_memory // 1024
 
 
 class CompressType(click.ParamType):
@@ -179,7 +153,7 @@ def _describe_open_error(e: BaseException, vault_dir: str) -> tuple[str, int]:
     help="Compress segments with zstd before sealing (level 1-22, default 3).",
 )
 @_password_options
-@_kdf_options
+@kdf_options("64M", "stored in fusefs.conf; paid at every unlock")
 @click.option("-q", "--quiet", is_flag=True, help="Do not print the master key.")
 def init(
     vault_dir: str,
@@ -202,7 +176,7 @@ def init(
 
     if not SEGMENT_MIN <= segment_size <= SEGMENT_MAX or segment_size & (segment_size - 1):
         raise _quiet("--segment-size must be a power of two between 16K and 1M", ExitCode.USAGE)
-    m_kib = _kdf_kib(kdf_memory)
+    m_kib = kdf_kib(kdf_memory)
     created_dir = False
     if os.path.lexists(vault_dir):
         if not os.path.isdir(vault_dir):
@@ -435,7 +409,7 @@ def info(vault_dir: str, as_json: bool) -> None:
     is_flag=True,
     help="Prove access with the printed master key instead of the current password.",
 )
-@_kdf_options
+@kdf_options("64M", "stored in fusefs.conf; paid at every unlock")
 def passwd(
     vault_dir: str,
     passfile: str | None,
@@ -451,7 +425,7 @@ def passwd(
     from fusefs.password import read_password
 
     _vault_info(vault_dir)
-    m_kib = _kdf_kib(kdf_memory)
+    m_kib = kdf_kib(kdf_memory)
     what = "master key" if masterkey else "password"
     old = read_password(
         passfile, extpass, prompt="Master key" if masterkey else "Current password", what=what

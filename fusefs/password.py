@@ -1,7 +1,11 @@
-"""Where a vault password comes from: ``--passfile``, ``--extpass`` or the terminal.
+"""Where a password comes from: a file, a command, or the terminal.
 
 Never from the command line itself (it would show in ``ps`` and in shell
-history). Each source yields bytes; an empty password is refused.
+history). Each source yields bytes; an empty password is refused. Every
+command that asks for a password uses this, streams and vaults alike.
+
+Nothing here loads the native module until a refusal is raised, so the CLI
+can import it at start-up.
 """
 
 from __future__ import annotations
@@ -9,14 +13,36 @@ from __future__ import annotations
 import shlex
 import subprocess
 import sys
+from typing import IO, Any
 
 import click
 
-from fusefs.errors import QuietError
 from fusefs.exitcodes import ExitCode
 
-#: At most this much of a password file or command output is read.
+#: At most this much of a password file, key file or command output is read.
 MAX_PASSWORD_BYTES = 4096
+
+
+def _refuse(message: str, code: ExitCode) -> Exception:
+    from fusefs.errors import QuietError  # loads the native module
+
+    return QuietError(message, code)
+
+
+def isatty(stream: IO[Any] | None) -> bool:
+    try:
+        return stream is not None and stream.isatty()
+    except (ValueError, OSError):  # closed or detached
+        return False
+
+
+def read_small_file(path: str, what: str) -> bytes:
+    """The first :data:`MAX_PASSWORD_BYTES` of a password or key file."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(MAX_PASSWORD_BYTES)
+    except OSError as e:
+        raise _refuse(f"cannot read {what} {path}: {e.strerror}", ExitCode.IO) from e
 
 
 def read_password(
@@ -26,45 +52,39 @@ def read_password(
     prompt: str = "Password",
     confirm: bool = False,
     what: str = "password",
+    sources: str = "--passfile FILE or --extpass CMD",
 ) -> bytes:
-    """The password from exactly one source; one-line :class:`QuietError` otherwise."""
+    """The password from exactly one source; one-line :class:`QuietError` otherwise.
+
+    ``sources`` names the options to use where there is no terminal.
+    """
     if passfile is not None and extpass is not None:
-        raise QuietError("--passfile and --extpass are mutually exclusive", ExitCode.USAGE)
+        raise _refuse("--passfile and --extpass are mutually exclusive", ExitCode.USAGE)
     if passfile is not None:
-        try:
-            with open(passfile, "rb") as f:
-                data = f.read(MAX_PASSWORD_BYTES)
-        except OSError as e:
-            raise QuietError(
-                f"cannot read {what} file {passfile}: {e.strerror}", ExitCode.IO
-            ) from e
-        return _first_line(data, f"{what} file {passfile}")
+        return _first_line(read_small_file(passfile, f"{what} file"), f"{what} file {passfile}")
     if extpass is not None:
         return _from_command(extpass, what)
-    if not _stdin_is_terminal():
-        raise QuietError(
-            f"no {what}: standard input is not a terminal; use --passfile FILE or --extpass CMD",
-            ExitCode.USAGE,
-        )
+    if not isatty(sys.stdin):
+        raise _refuse(f"no {what}: standard input is not a terminal; use {sources}", ExitCode.USAGE)
     try:
         value: str = click.prompt(prompt, hide_input=True, err=True)
+        if not value:
+            raise _refuse(f"empty {what}", ExitCode.USAGE)
         if confirm:
             again: str = click.prompt(
                 f"Repeat {prompt[0].lower()}{prompt[1:]}", hide_input=True, err=True
             )
             if again != value:
-                raise QuietError(f"the two {what}s differ", ExitCode.USAGE)
+                raise _refuse(f"the two {what}s differ", ExitCode.USAGE)
     except click.Abort:
-        raise QuietError("aborted", ExitCode.INTERRUPTED) from None
-    if not value:
-        raise QuietError(f"empty {what}", ExitCode.USAGE)
+        raise _refuse("aborted", ExitCode.INTERRUPTED) from None
     return value.encode("utf-8", "surrogateescape")
 
 
 def _first_line(data: bytes, source: str) -> bytes:
     line = data.split(b"\n", 1)[0].removesuffix(b"\r")
     if not line:
-        raise QuietError(f"{source} is empty: its first line is the password", ExitCode.USAGE)
+        raise _refuse(f"{source} is empty: its first line is the password", ExitCode.USAGE)
     return line
 
 
@@ -72,24 +92,17 @@ def _from_command(command: str, what: str) -> bytes:
     try:
         argv = shlex.split(command)
     except ValueError as e:
-        raise QuietError(f"--extpass {command!r}: {e}", ExitCode.USAGE) from None
+        raise _refuse(f"--extpass {command!r}: {e}", ExitCode.USAGE) from None
     if not argv:
-        raise QuietError("--extpass is empty", ExitCode.USAGE)
+        raise _refuse("--extpass is empty", ExitCode.USAGE)
     try:
         done = subprocess.run(argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, timeout=300)
     except FileNotFoundError:
-        raise QuietError(f"--extpass: command not found: {argv[0]}", ExitCode.USAGE) from None
+        raise _refuse(f"--extpass: command not found: {argv[0]}", ExitCode.USAGE) from None
     except (OSError, subprocess.TimeoutExpired) as e:
-        raise QuietError(f"--extpass {argv[0]}: {e}", ExitCode.USAGE) from None
+        raise _refuse(f"--extpass {argv[0]}: {e}", ExitCode.USAGE) from None
     if done.returncode != 0:
-        raise QuietError(
+        raise _refuse(
             f"--extpass {argv[0]} failed with exit status {done.returncode}", ExitCode.USAGE
         )
     return _first_line(done.stdout[:MAX_PASSWORD_BYTES], f"the output of --extpass {argv[0]}")
-
-
-def _stdin_is_terminal() -> bool:
-    try:
-        return sys.stdin is not None and sys.stdin.isatty()
-    except (ValueError, OSError):
-        return False
