@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import functools
 import json
 import os
 import shutil
@@ -148,6 +149,7 @@ def is_read_only(mnt: str) -> bool:
     return bool(os.statvfs(mnt).f_flag & os.ST_RDONLY)
 
 
+@functools.cache
 def _libc() -> ctypes.CDLL:
     return ctypes.CDLL(None, use_errno=True)
 
@@ -170,25 +172,24 @@ def wait_for_exit(pid: int, timeout: float | None = None) -> bool:
     """Wait until process ``pid`` is gone; False on timeout."""
     deadline = None if timeout is None else time.monotonic() + timeout
     delay = 0.005
-    while True:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            pass  # exists, another user's
-        if _is_zombie(pid):
-            return True
+    while process_alive(pid):
         if deadline is not None and time.monotonic() > deadline:
             return False
         time.sleep(delay)
         delay = min(delay * 2, 0.1)
+    return True
 
 
-def _is_zombie(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and has not exited (a zombie has)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, another user's
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
-            fields = f.read().rsplit(b")", 1)[1].split()
-        return fields[0] == b"Z"
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
     except (OSError, IndexError):
         return False

@@ -8,7 +8,6 @@ nodes need it), or pyfuse3 missing.
 
 from __future__ import annotations
 
-import errno
 import os
 import shutil
 import signal
@@ -18,6 +17,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from fusefs import control
 
 PASSWORD = "correct horse battery staple"
 #: Cheap Argon2id for tests (never for real vaults).
@@ -111,32 +112,21 @@ class Vault:
 
     def cleanup(self) -> None:
         """Whatever happened: no mount left, no daemon left."""
-        if is_mounted(self.mnt):
-            pid = daemon_pid(self.mnt)
-            if pid is not None:
-                self.pids.add(pid)
-            subprocess.run(["fusermount3", "-u", "-q", str(self.mnt)], capture_output=True)
-            if is_mounted(self.mnt):
-                subprocess.run(
-                    ["fusermount3", "-u", "-z", "-q", str(self.mnt)], capture_output=True
-                )
-        deadline = time.monotonic() + 10
-        for pid in self.pids:
-            while _alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.02)
-            if _alive(pid):
-                os.kill(pid, signal.SIGKILL)
+        force_cleanup(self.mnt, self.pids)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError as e:
-        return e.errno == errno.EPERM
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except OSError:
-        return False
+def force_cleanup(mnt: Path, pids: set[int] | None = None) -> None:
+    """Unmount ``mnt`` if mounted (lazily if busy), then make sure its daemon
+    and every pid in ``pids`` is gone (SIGKILL after 10 s)."""
+    pids = set(pids or ())
+    if is_mounted(mnt):
+        pid = daemon_pid(mnt)
+        if pid is not None:
+            pids.add(pid)
+        subprocess.run(["fusermount3", "-u", "-q", str(mnt)], capture_output=True)
+        if is_mounted(mnt):
+            subprocess.run(["fusermount3", "-u", "-z", "-q", str(mnt)], capture_output=True)
+    deadline = time.monotonic() + 10
+    for pid in pids:
+        if not control.wait_for_exit(pid, max(0.0, deadline - time.monotonic())):
+            os.kill(pid, signal.SIGKILL)

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from mounting import FAST_KDF, PASSWORD, Vault, daemon_pid, fusefs, is_mounted
+from mounting import FAST_KDF, PASSWORD, Vault, daemon_pid, force_cleanup, fusefs, is_mounted
 
 EXIT_USAGE, EXIT_WRONG_KEY, EXIT_INTEGRITY, EXIT_IO, EXIT_MOUNT = 2, 3, 4, 5, 7
 
@@ -263,7 +263,7 @@ def test_umount_compact_and_stats(vault_factory) -> None:  # type: ignore[no-unt
 
 
 def test_passwd_masterkey_and_extpass(vault_factory, tmp_path: Path, request) -> None:  # type: ignore[no-untyped-def]
-    request.addfinalizer(lambda: _force_unmount(tmp_path / "m"))
+    request.addfinalizer(lambda: force_cleanup(tmp_path / "m"))
     pw = tmp_path / "pw"
     pw.write_text(PASSWORD)
     done = fusefs("init", tmp_path / "v", "--passfile", pw, *FAST_KDF)
@@ -311,17 +311,3 @@ def test_passwd_masterkey_and_extpass(vault_factory, tmp_path: Path, request) ->
     done = fusefs("mount", tmp_path / "v", tmp_path / "m", "--extpass", "no-such-cmd-xyz")
     assert done.returncode == EXIT_USAGE and "not found" in one_line_error(done)
     assert not is_mounted(tmp_path / "m")
-
-
-def _force_unmount(mnt: Path) -> None:
-    import subprocess
-
-    if is_mounted(mnt):
-        pid = daemon_pid(mnt)
-        subprocess.run(["fusermount3", "-u", "-z", "-q", str(mnt)], capture_output=True)
-        if pid is not None:
-            time.sleep(0.5)
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass

@@ -39,28 +39,13 @@ from typing import Any
 import pytest
 from mounting import REPO, Vault, daemon_pid, is_mounted, requires_fuse
 
+from fusefs import control
+
 pytestmark = requires_fuse
 
 LONG = os.environ.get("FUSEFS_LONG_TESTS") == "1"
 SEGMENT = 64 * 1024
 EXIT_MOUNT = 7
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except OSError:
-        return False
-
-
-def _wait_gone(pid: int, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while _alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 def _umount_checked(v: Vault) -> None:
@@ -69,7 +54,7 @@ def _umount_checked(v: Vault) -> None:
     v.umount()
     assert not is_mounted(v.mnt), "still mounted after fusefs umount"
     if pid is not None:
-        assert _wait_gone(pid), f"daemon {pid} still running after fusefs umount"
+        assert control.wait_for_exit(pid, 10.0), f"daemon {pid} still running after fusefs umount"
 
 
 def _remount(v: Vault) -> None:
@@ -1157,7 +1142,7 @@ def test_crash_kill_daemon_mid_write(vault_factory, tmp_path: Path) -> None:
         time.sleep(0.013)  # somewhere in the middle of a file
         killed_at = time.monotonic()  # CLOCK_MONOTONIC: the same clock in the writer
         os.kill(pid, signal.SIGKILL)
-        assert _wait_gone(pid), "the daemon survived SIGKILL"
+        assert control.wait_for_exit(pid, 10.0), "the daemon survived SIGKILL"
         writer.wait(timeout=30)
     finally:
         if writer.poll() is None:
