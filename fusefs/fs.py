@@ -21,6 +21,12 @@ live for :data:`CACHE_SECONDS`, file data is kept across opens
 (``keep_cache``), the writeback cache is on, and readdirplus returns
 attributes with the names.
 
+Requests the kernel need not send: there is no ``flush`` handler, so the
+first FLUSH is answered ENOSYS and the kernel sends none after it. ``close``
+still writes the file's dirty pages back and reports their errors (the
+kernel does that before FLUSH, and does it without FLUSH too); what goes is
+one round trip per ``close`` that would have done nothing here.
+
 What pyfuse3 3.5 does not pass on (the kernel answers these itself):
 ``fallocate`` gets ``EOPNOTSUPP``, so glibc's ``posix_fallocate`` falls back
 to writing zeros and ``fallocate(1) --keep-size`` fails; ``lseek`` with
@@ -364,10 +370,6 @@ class VaultOperations(pyfuse3.Operations):  # type: ignore[misc]
             n = self.vault.write(fh, off, buf)
         self.bytes_written += n
         return n
-
-    @handler
-    async def flush(self, fh: int) -> None:
-        return None
 
     @handler
     async def release(self, fh: int) -> None:

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from fusefs import control
+from fusefs import control, requestloop
 
 if TYPE_CHECKING:
     from fusefs._native import Vault
@@ -270,6 +270,7 @@ async def _main(ops: VaultOperations, opts: MountOptions, real_mountpoint: str) 
         nursery.start_soon(_unmount_on_signal, opts.mountpoint)
         if opts.idle_seconds is not None:
             nursery.start_soon(_unmount_when_idle, ops, opts)
+        requestloop.install()
         await pyfuse3.main()
         nursery.cancel_scope.cancel()
 

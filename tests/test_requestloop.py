@@ -1,0 +1,159 @@
+"""fusefs.requestloop: pyfuse3's trio primitives with a fast path, off a mount.
+
+The mount tests run every request through these primitives; here each
+promise is checked on its own with a pipe standing in for the FUSE device.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pyfuse3
+import pytest
+import trio
+
+from fusefs import requestloop
+
+
+@pytest.fixture
+def pipe():  # type: ignore[no-untyped-def]
+    r, w = os.pipe()
+    yield r, w
+    os.close(r)
+    os.close(w)
+
+
+def test_queued_request_is_taken_without_yielding(pipe) -> None:  # type: ignore[no-untyped-def]
+    r, w = pipe
+    os.write(w, b"x")
+    ran: list[int] = []
+
+    async def main() -> None:
+        requestloop._readiness.streak = 0
+        async with trio.open_nursery() as n:
+            n.start_soon(lambda: _append(ran))
+            await requestloop.wait_readable(r)
+            # Not one scheduler pass: the other task has not started.
+            assert ran == []
+
+    trio.run(main)
+    assert ran == [1]
+
+
+async def _append(ran: list[int]) -> None:
+    ran.append(1)
+
+
+def test_other_tasks_run_at_least_every_max_streak_requests(pipe) -> None:  # type: ignore[no-untyped-def]
+    """An always-readable device must not starve the rest of the loop."""
+    r, w = pipe
+    os.write(w, b"x")
+    calls = 10 * requestloop.MAX_STREAK
+    ticks_at_call: list[int] = []
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await trio.lowlevel.checkpoint()
+
+    async def main() -> None:
+        async with trio.open_nursery() as n:
+            n.start_soon(ticker)
+            await trio.lowlevel.checkpoint()
+            for _ in range(calls):
+                await requestloop.wait_readable(r)
+                ticks_at_call.append(ticks)
+            n.cancel_scope.cancel()
+
+    trio.run(main)
+    # Trio runs each runnable task once per batch, and the loop's slices on
+    # both sides of a batch boundary can be adjacent: two streaks at most.
+    longest_run = max(len(run) for run in _runs_of_equal(ticks_at_call))
+    assert longest_run <= 2 * (requestloop.MAX_STREAK + 1)
+    assert ticks_at_call[-1] >= calls // (2 * (requestloop.MAX_STREAK + 1))
+
+
+def _runs_of_equal(values: list[int]) -> list[list[int]]:
+    runs: list[list[int]] = []
+    for v in values:
+        if runs and runs[-1][-1] == v:
+            runs[-1].append(v)
+        else:
+            runs.append([v])
+    return runs
+
+
+def test_waits_through_trio_when_nothing_is_queued(pipe) -> None:  # type: ignore[no-untyped-def]
+    r, w = pipe
+    order: list[str] = []
+
+    async def writer() -> None:
+        await trio.sleep(0.05)
+        order.append("written")
+        os.write(w, b"x")
+
+    async def main() -> None:
+        async with trio.open_nursery() as n:
+            n.start_soon(writer)
+            with trio.fail_after(5):
+                await requestloop.wait_readable(r)
+            order.append("readable")
+
+    trio.run(main)
+    assert order == ["written", "readable"]
+
+
+def test_read_lock_free_is_taken_without_yielding_and_held_lock_waits() -> None:
+    events: list[str] = []
+
+    async def main() -> None:
+        lock = requestloop.ReadLock()
+
+        async def other() -> None:
+            events.append("other starts")
+            async with lock:
+                events.append("other has the lock")
+
+        async with trio.open_nursery() as n:
+            n.start_soon(other)
+            async with lock:
+                events.append("main has the lock")
+                await trio.sleep(0.01)  # other starts and must wait
+                events.append("main releases")
+
+    trio.run(main)
+    assert events == ["main has the lock", "other starts", "main releases", "other has the lock"]
+
+
+def test_provides_everything_pyfuse3_takes_from_trio() -> None:
+    """pyfuse3 reaches trio only as ``pyfuse3.trio``; every name it uses must be there.
+
+    The names are those of pyfuse3 3.5's sources; if pyfuse3's own asyncio
+    shim (the same seam) grew a name, so must ours.
+    """
+    ns = requestloop.trio_for_pyfuse3()
+    for name in ("Lock", "open_nursery", "ClosedResourceError", "from_thread", "lowlevel"):
+        assert hasattr(ns, name), name
+    for name in ("current_trio_token", "current_task", "notify_closing", "wait_readable"):
+        assert hasattr(ns.lowlevel, name), name
+    shim = Path(pyfuse3.__file__).parent / "asyncio.py"
+    if shim.exists():
+        enable = shim.read_text()
+        assert re.search(r"pyfuse3\.trio\s*=", enable), "pyfuse3 no longer swaps trio this way"
+
+
+def test_install_and_opt_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = pyfuse3.trio
+    try:
+        monkeypatch.setenv("FUSEFS_REQUEST_LOOP", "trio")
+        assert requestloop.install() is False
+        assert pyfuse3.trio is original
+        monkeypatch.delenv("FUSEFS_REQUEST_LOOP")
+        assert requestloop.install() is True
+        assert pyfuse3.trio.lowlevel.wait_readable is requestloop.wait_readable
+    finally:
+        pyfuse3.trio = original
