@@ -26,8 +26,8 @@ import argparse
 import errno
 import os
 import shutil
-import statistics
 import stat
+import statistics
 import subprocess
 import sys
 import sysconfig
@@ -226,7 +226,9 @@ def mount(fs: str, work: Path) -> tuple[Path, subprocess.Popen[bytes] | None]:
         )
     elif fs == "securefs":
         password = PASSWORD.strip()
-        subprocess.run(["securefs", "create", "--pass", password, str(backing)], check=True, **quiet)
+        subprocess.run(
+            ["securefs", "create", "--pass", password, str(backing)], check=True, **quiet
+        )
         subprocess.Popen(["securefs", "mount", "--pass", password, str(backing), str(mnt)], **quiet)
     else:
         sys.exit(f"bench: unknown file system {fs}")
@@ -285,8 +287,16 @@ def stdlib_tar(work: Path) -> tuple[Path, str]:
     lib = Path(sysconfig.get_paths()["stdlib"])
     if not tar.exists():
         subprocess.run(
-            ["tar", "cf", str(tar), "--exclude=site-packages", "--exclude=__pycache__",
-             "-C", str(lib.parent), lib.name],
+            [
+                "tar",
+                "cf",
+                str(tar),
+                "--exclude=site-packages",
+                "--exclude=__pycache__",
+                "-C",
+                str(lib.parent),
+                lib.name,
+            ],
             check=True,
         )
     return tar, lib.name
@@ -322,11 +332,16 @@ def main() -> None:
         for fs in args.fs:
             results[fs].append(one_run(fs, work, tar, top))
         print(f"round {r + 1}/{args.runs} done", file=sys.stderr)
-    entries = int(subprocess.run(["sh", "-c", f"tar tf '{tar}' | wc -l"], capture_output=True,
-                                 text=True, check=True).stdout)
-    print(f"\n{entries}-entry tree, {args.runs} runs, fastest / median; caches dropped "
-          "between workloads; request loop: "
-          f"{os.environ.get('FUSEFS_REQUEST_LOOP', 'fusefs.requestloop')}\n")
+    entries = int(
+        subprocess.run(
+            ["sh", "-c", f"tar tf '{tar}' | wc -l"], capture_output=True, text=True, check=True
+        ).stdout
+    )
+    print(
+        f"\n{entries}-entry tree, {args.runs} runs, fastest / median; caches dropped "
+        "between workloads; request loop: "
+        f"{os.environ.get('FUSEFS_REQUEST_LOOP', 'fusefs.requestloop')}\n"
+    )
     print("| fs | " + " | ".join(WORKLOADS) + " |")
     print("|---" * (len(WORKLOADS) + 1) + "|")
     for fs, runs in results.items():
