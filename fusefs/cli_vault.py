@@ -48,7 +48,7 @@ def _password_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
-class CompressType(click.ParamType):
+class CompressType(click.ParamType):  # type: ignore[type-arg]
     """``zstd`` or ``zstd:LEVEL`` (1-22); ``none`` for no compression."""
 
     name = "compress"
@@ -65,7 +65,7 @@ class CompressType(click.ParamType):
         return int(match[1] or 3)
 
 
-class DurationType(click.ParamType):
+class DurationType(click.ParamType):  # type: ignore[type-arg]
     """Seconds: ``90``, ``90s``, ``15m``, ``2h``."""
 
     name = "time"
@@ -212,7 +212,7 @@ def init(
         _remove_partial_vault(vault_dir, created_dir)
         if isinstance(e, (_native.FusefsError, OSError)):
             message, code = _describe_open_error(e, vault_dir)
-            raise _quiet(message, ExitCode(code)) from e
+            raise _quiet(message, ExitCode(code)) from e  # type: ignore[call-arg]
         raise
     if not quiet:
         click.echo(f"Created vault {vault_dir} ({cipher}, {segment_size // 1024} KiB segments).")
@@ -324,7 +324,7 @@ def mount(
     try:
         do_mount(opts, open_vault, lambda e: _describe_open_error(e, vault_dir))
     except StartupError as e:
-        raise _quiet(str(e), ExitCode(e.code)) from e
+        raise _quiet(str(e), ExitCode(e.code)) from e  # type: ignore[call-arg]
 
 
 @cli.command(epilog=EPILOG, context_settings=CONTEXT_SETTINGS)
@@ -444,7 +444,7 @@ def passwd(
         )
     except (_native.FusefsError, OSError) as e:
         message, code = _describe_open_error(e, vault_dir)
-        raise _quiet(message, ExitCode(code)) from e
+        raise _quiet(message, ExitCode(code)) from e  # type: ignore[call-arg]
     click.echo(f"Password of {vault_dir} changed.", err=True)
 
 

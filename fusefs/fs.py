@@ -49,7 +49,7 @@ import os
 import stat
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyfuse3
@@ -103,7 +103,7 @@ def handler(method: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-class VaultOperations(pyfuse3.Operations):  # type: ignore[misc]
+class VaultOperations(pyfuse3.Operations):
     """pyfuse3 request handlers over one open vault."""
 
     supports_dot_lookup = False
@@ -221,7 +221,7 @@ class VaultOperations(pyfuse3.Operations):  # type: ignore[misc]
             return attr
 
     @handler
-    async def forget(self, inode_list: list[tuple[int, int]]) -> None:
+    async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
         # The engine keeps inodes by open handles and links, not by kernel
         # lookups: an unlinked file lives until its last release.
         return None

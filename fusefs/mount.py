@@ -139,8 +139,8 @@ def mount(
     if report.startswith(b"OK"):
         return
     if report.startswith(b"ERR "):
-        _, code, message = report.decode("utf-8", "replace").rstrip("\n").split(" ", 2)
-        raise StartupError(message, int(code))
+        _, code_text, message = report.decode("utf-8", "replace").rstrip("\n").split(" ", 2)
+        raise StartupError(message, int(code_text))
     # Reap it if it is already gone, so no zombie outlives this process.
     os.waitpid(pid, os.WNOHANG)
     raise StartupError("the mount daemon exited during startup", 1)

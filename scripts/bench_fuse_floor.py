@@ -210,7 +210,7 @@ def mount(fs: str, work: Path) -> tuple[Path, subprocess.Popen[bytes] | None]:
         shutil.rmtree(d, ignore_errors=True)
         d.mkdir()
     pw = work / "pass"
-    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    null = subprocess.DEVNULL
     if fs == "nullfs":
         proc = subprocess.Popen([sys.executable, __file__, "--serve-nullfs", str(mnt)])
         wait_mounted(mnt, proc)
@@ -222,14 +222,24 @@ def mount(fs: str, work: Path) -> tuple[Path, subprocess.Popen[bytes] | None]:
     elif fs == "gocryptfs":
         subprocess.run(["gocryptfs", "-q", "-init", "-passfile", str(pw), str(backing)], check=True)
         subprocess.run(
-            ["gocryptfs", "-q", "-passfile", str(pw), str(backing), str(mnt)], check=True, **quiet
+            ["gocryptfs", "-q", "-passfile", str(pw), str(backing), str(mnt)],
+            check=True,
+            stdout=null,
+            stderr=null,
         )
     elif fs == "securefs":
         password = PASSWORD.strip()
         subprocess.run(
-            ["securefs", "create", "--pass", password, str(backing)], check=True, **quiet
+            ["securefs", "create", "--pass", password, str(backing)],
+            check=True,
+            stdout=null,
+            stderr=null,
         )
-        subprocess.Popen(["securefs", "mount", "--pass", password, str(backing), str(mnt)], **quiet)
+        subprocess.Popen(
+            ["securefs", "mount", "--pass", password, str(backing), str(mnt)],
+            stdout=null,
+            stderr=null,
+        )
     else:
         sys.exit(f"bench: unknown file system {fs}")
     wait_mounted(mnt)
