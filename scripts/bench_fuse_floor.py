@@ -66,7 +66,7 @@ def serve_nullfs(mountpoint: str) -> None:
             self.entries: dict[bytes, int] = {}
             self.target = b""
 
-    class NullFs(pyfuse3.Operations):  # type: ignore[misc]
+    class NullFs(pyfuse3.Operations):
         enable_writeback_cache = True
         supports_dot_lookup = False
 
