@@ -829,10 +829,13 @@ fn big_reads_do_not_flush_the_cache_with_segments_they_consume_whole() {
     assert_eq!(v.read(f.ino, 0, 40 * SEG as usize).unwrap(), data);
     assert_eq!(v.telemetry().cache_bytes, held);
     // A big read ending inside a segment keeps that one (the rest of it is
-    // likely next); a small read keeps what it opens.
+    // likely next); a small read keeps a segment it returns part of, and
+    // not one it returns whole.
     v.read(f.ino, 0, (20 * seg + 5) as usize).unwrap();
     assert_eq!(v.telemetry().cache_bytes, held + seg);
     v.read(f.ino, 30 * seg, SEG as usize).unwrap();
+    assert_eq!(v.telemetry().cache_bytes, held + seg);
+    v.read(f.ino, 31 * seg + 1, 10).unwrap();
     assert_eq!(v.telemetry().cache_bytes, held + 2 * seg);
     let hits = v.telemetry().cache_hits;
     assert_eq!(

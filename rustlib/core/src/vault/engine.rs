@@ -766,10 +766,13 @@ impl Vault {
 
     /// Plaintext of `refs` (segments of one file) for a read of
     /// `[from, to)`: from the cache, or read and opened (in parallel when
-    /// worth it). An opened segment is cached when the read is small or
-    /// returns only part of it (the caller is likely to ask for the rest);
-    /// segments a big read consumes whole are not, so streaming a large
-    /// file neither pays for the cache nor flushes it.
+    /// worth it). An opened segment is cached only when the read returns
+    /// part of it (the caller is likely to ask for the rest). Segments a
+    /// read consumes whole are not, however small: through the mount the
+    /// kernel's page cache keeps what was read, so caching them again only
+    /// costs a copy's worth of cold memory per segment (measured: reading
+    /// 2,450 files of 2-150 KiB took 30 µs a file with them cached, 21 µs
+    /// without), and streaming a large file does not flush the cache.
     fn load_segments(
         &self,
         key: &AeadKey,
@@ -796,12 +799,11 @@ impl Vault {
             .map(Arc::new)
             .collect();
         let seg = self.segment_size();
-        let small = to - from <= CACHE_ALL_READS_UP_TO;
         self.cache.insert_many(
             missing
                 .iter()
                 .zip(&opened)
-                .filter(|((k, r), _)| small || from > k * seg || to < k * seg + r.plain_len as u64)
+                .filter(|((k, r), _)| from > k * seg || to < k * seg + r.plain_len as u64)
                 .map(|((k, r), p)| ((*file_id, *k, r.generation), Arc::clone(p))),
         );
         let mut opened = opened.into_iter();
@@ -1205,9 +1207,6 @@ impl Vault {
         &self.fs
     }
 }
-
-/// Reads up to this long cache every segment they open (see `load_segments`).
-const CACHE_ALL_READS_UP_TO: u64 = 256 << 10;
 
 /// The root directory's inode number.
 pub const ROOT: u64 = ROOT_INO;
