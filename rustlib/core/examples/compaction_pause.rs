@@ -64,7 +64,7 @@ fn build(dir: &Path, n: u64) -> Built {
         let parent = dirs[(i / FILES_PER_DIR) as usize];
         let name = format!("file-{i}.txt").into_bytes();
         let ino = vault.create(parent, &name, 0o644, 1000, 1000).unwrap().ino;
-        if i % 8 == 0 {
+        if i.is_multiple_of(8) {
             vault.write(ino, 0, &content(i, 0)).unwrap();
         }
         files.push((parent, name, ino));
@@ -78,23 +78,20 @@ fn build(dir: &Path, n: u64) -> Built {
     Built { vault, files }
 }
 
-/// Rewrite the segment of one file in 16 (those with `i % 16 == 8 * (round % 2)`
-/// shifted by round), leaving their old frames dead.
+/// Rewrite the segment of half the files that hold one (one file in 16,
+/// alternating halves from round to round), leaving their old frames dead.
 fn make_dead(b: &Built, round: u64) {
     let t = Instant::now();
     let mut k = 0;
     for (i, (_, _, ino)) in b.files.iter().enumerate() {
         let i = i as u64;
-        if i % 8 == 0 && (i / 8) % 2 == round % 2 {
+        if i.is_multiple_of(8) && (i / 8) % 2 == round % 2 {
             b.vault.write(*ino, 0, &content(i, round + 1)).unwrap();
             k += 1;
         }
     }
     b.vault.sync().unwrap();
-    println!(
-        "  rewrote {k} segments: {:.2} s",
-        t.elapsed().as_secs_f64()
-    );
+    println!("  rewrote {k} segments: {:.2} s", t.elapsed().as_secs_f64());
 }
 
 /// Latencies of the probe's calls, in nanoseconds, until `stop`.

@@ -72,14 +72,28 @@ fn main() {
         s.apply(&e).unwrap();
     };
     for d in 0..dirs {
-        create(&mut s, 2 + d, InodeKind::Dir, ROOT_INO, format!("d{d}").into_bytes());
+        create(
+            &mut s,
+            2 + d,
+            InodeKind::Dir,
+            ROOT_INO,
+            format!("d{d}").into_bytes(),
+        );
     }
-    let names: Vec<Vec<u8>> = (0..n).map(|i| format!("file-{i}.txt").into_bytes()).collect();
+    let names: Vec<Vec<u8>> = (0..n)
+        .map(|i| format!("file-{i}.txt").into_bytes())
+        .collect();
     let first = 2 + dirs;
     let t = Instant::now();
     for (i, name) in names.iter().enumerate() {
         let i = i as u64;
-        create(&mut s, first + i, InodeKind::File, 2 + i / FILES_PER_DIR, name.clone());
+        create(
+            &mut s,
+            first + i,
+            InodeKind::File,
+            2 + i / FILES_PER_DIR,
+            name.clone(),
+        );
     }
     per_op(&format!("create (CreateInode + Link), {n} files"), n, t);
 
