@@ -94,21 +94,33 @@ fn make_dead(b: &Built, round: u64) {
     println!("  rewrote {k} segments: {:.2} s", t.elapsed().as_secs_f64());
 }
 
-/// Latencies of the probe's calls, in nanoseconds, until `stop`.
-fn probe(b: &Built, stop: &AtomicBool) -> Vec<u64> {
-    let mut lat = Vec::with_capacity(1 << 20);
+const OPS: [&str; 3] = ["getattr", "lookup", "write"];
+
+/// One call of the probe: when it started (since the probe's origin), how
+/// long it took (both in nanoseconds), which call.
+#[derive(Clone, Copy)]
+struct Call {
+    at: u64,
+    lat: u64,
+    op: usize,
+}
+
+/// The probe's calls until `stop`.
+fn probe(b: &Built, stop: &AtomicBool, origin: Instant) -> Vec<Call> {
+    let mut calls = Vec::with_capacity(1 << 21);
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
     let data = [7u8; 512];
     let n = b.files.len() as u64;
-    let mut op = 0u64;
+    let mut k = 0usize;
     while !stop.load(Relaxed) {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
         let (parent, name, ino) = &b.files[(x % n) as usize];
-        op += 1;
+        k += 1;
+        let op = k % 3;
         let t = Instant::now();
-        match op % 3 {
+        match op {
             0 => {
                 b.vault.getattr(*ino).unwrap();
             }
@@ -120,38 +132,67 @@ fn probe(b: &Built, stop: &AtomicBool) -> Vec<u64> {
                 b.vault.write(w.2, 0, &data).unwrap();
             }
         }
-        lat.push(t.elapsed().as_nanos() as u64);
+        calls.push(Call {
+            at: (t - origin).as_nanos() as u64,
+            lat: t.elapsed().as_nanos() as u64,
+            op,
+        });
     }
-    lat
+    calls
 }
 
-fn summary(mut lat: Vec<u64>) -> String {
-    if lat.is_empty() {
+/// Latency percentiles of the calls, and the longest three with what was
+/// running then and when, from the start of the first phase (`phases`:
+/// (name, end) in the probe's time, in order).
+fn summary(calls: &[Call], phases: &[(&str, u64)]) -> String {
+    if calls.is_empty() {
         return "no calls".into();
     }
+    let mut lat: Vec<u64> = calls.iter().map(|c| c.lat).collect();
     lat.sort_unstable();
     let at = |q: f64| lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)] as f64 / 1e6;
+    let mut worst = calls.to_vec();
+    worst.sort_unstable_by_key(|c| std::cmp::Reverse(c.lat));
+    let worst: Vec<String> = worst
+        .iter()
+        .take(3)
+        .map(|c| {
+            let phase = phases
+                .iter()
+                .find(|(_, end)| c.at < *end)
+                .map_or("after", |(name, _)| *name);
+            let start = phases.first().map_or(0, |p| p.1);
+            format!(
+                "{} {:.1} ms in {phase} at +{:.3} s",
+                OPS[c.op],
+                c.lat as f64 / 1e6,
+                (c.at as f64 - start as f64) / 1e9
+            )
+        })
+        .collect();
     format!(
-        "{} calls, median {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms",
+        "{} calls, median {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms (longest: {})",
         lat.len(),
         at(0.5),
         at(0.99),
         at(0.999),
-        *lat.last().unwrap() as f64 / 1e6
+        lat[lat.len() - 1] as f64 / 1e6,
+        worst.join(", ")
     )
 }
 
 /// Run `work` on this thread while the probe runs on another; returns the
-/// work's result and the probe's latencies.
-fn with_probe<T>(b: &Built, work: impl FnOnce() -> T) -> (T, Vec<u64>) {
+/// work's result, the probe's calls and the probe's origin.
+fn with_probe<T>(b: &Built, work: impl FnOnce() -> T) -> (T, Vec<Call>, Instant) {
     let stop = AtomicBool::new(false);
+    let origin = Instant::now();
     std::thread::scope(|scope| {
-        let h = scope.spawn(|| probe(b, &stop));
-        // Let the probe get going (and its vector grow) first.
+        let h = scope.spawn(|| probe(b, &stop, origin));
+        // Let the probe get going first.
         std::thread::sleep(Duration::from_millis(50));
         let out = work();
         stop.store(true, Relaxed);
-        (out, h.join().unwrap())
+        (out, h.join().unwrap(), origin)
     })
 }
 
@@ -179,18 +220,19 @@ fn main() {
     for n in sizes {
         println!("== {n} files");
         let b = build(&dir, n);
-        // The probe alone, as long as a cycle takes: the machine's own noise.
-        let (_, quiet) = with_probe(&b, || std::thread::sleep(Duration::from_millis(1000)));
-        println!("  no compaction, 1 s:  {}", summary(quiet));
+        // The probe alone for a second: the machine's own noise.
+        let (_, quiet, _) = with_probe(&b, || std::thread::sleep(Duration::from_millis(1000)));
+        println!("  no compaction, 1 s: {}", summary(&quiet, &[]));
         for round in 0..CYCLES {
             make_dead(&b, round);
-            let ((packs, log), lat) = with_probe(&b, || {
+            let ((packs, log, ends), calls, origin) = with_probe(&b, || {
                 let t = Instant::now();
                 let report = b.vault.compact_packs(0.3).unwrap();
                 let packs = (t.elapsed(), report);
+                let packs_end = Instant::now();
                 let t = Instant::now();
                 let report = b.vault.compact_log().unwrap();
-                (packs, (t.elapsed(), report))
+                (packs, (t.elapsed(), report), (t, packs_end, Instant::now()))
             });
             println!(
                 "  cycle {}: compact_packs {:.3} s ({} packs deleted, {:.1} MiB copied), compact_log {:.3} s (covers record {})",
@@ -201,7 +243,17 @@ fn main() {
                 log.0.as_secs_f64(),
                 log.1.covers_seq,
             );
-            println!("  stalls during cycle {}: {}", round + 1, summary(lat));
+            let ns = |t: Instant| (t - origin).as_nanos() as u64;
+            let phases = [
+                ("before", ns(ends.0) - (packs.0.as_nanos() as u64)),
+                ("compact_packs", ns(ends.1)),
+                ("compact_log", ns(ends.2)),
+            ];
+            println!(
+                "  stalls during cycle {}: {}",
+                round + 1,
+                summary(&calls, &phases)
+            );
         }
         println!("  peak RSS so far: {:.0} MiB", peak_rss_mib());
         drop(b);
