@@ -1,7 +1,8 @@
 //! Metadata at scale: apply 1M file creations, snapshot them, read the
 //! snapshot back, and replay a 1M-record log through bootstrap.
 //! `cargo run -p crypto-core --release --example snapshot_bench -- [DIR] [FILES]`
-//! (run it under `/usr/bin/time -v` for peak RSS).
+//! Prints each phase's peak RSS (the kernel's high-water mark, reset before
+//! the phase) and how far it rose above the RSS the phase started from.
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,6 +14,30 @@ use crypto_core::recovery::bootstrap::load_unified_log;
 use crypto_core::storage::{FileSystem, RealFs};
 use crypto_core::vault::metadata::{MetadataState, ROOT_INO};
 use crypto_core::vault::snapshot::{read_snapshot, snapshot_file_name, write_snapshot};
+
+fn rss_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Start a phase: reset the peak RSS; returns the RSS now.
+fn phase_start() -> u64 {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    rss_kib("VmRSS:")
+}
+
+fn phase_rss(start: u64) -> String {
+    let peak = rss_kib("VmHWM:");
+    format!(
+        "peak RSS {} MiB ({:+} MiB)",
+        peak / 1024,
+        (peak as i64 - start as i64) / 1024
+    )
+}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -43,6 +68,7 @@ fn main() {
     )
     .unwrap();
     let mut state = empty();
+    let rss = phase_start();
     let t = Instant::now();
     let dirs = 1000u64;
     for d in 0..dirs {
@@ -97,10 +123,12 @@ fn main() {
     log.sync().unwrap();
     let records = log.next_seq() - 1;
     println!(
-        "apply + append {records} records: {:.2} s",
-        t.elapsed().as_secs_f64()
+        "apply + append {records} records: {:.2} s, {}",
+        t.elapsed().as_secs_f64(),
+        phase_rss(rss)
     );
     drop(log);
+    let rss = phase_start();
     let t = Instant::now();
     let (replayed, _log, report) = load_unified_log(
         Arc::clone(&fs),
@@ -113,11 +141,14 @@ fn main() {
     )
     .unwrap();
     println!(
-        "bootstrap (replay {} records into the state): {:.2} s",
+        "bootstrap (replay {} records into the state): {:.2} s, {}",
         report.entries_replayed,
-        t.elapsed().as_secs_f64()
+        t.elapsed().as_secs_f64(),
+        phase_rss(rss)
     );
     assert_eq!(replayed.inodes.len(), state.inodes.len());
+    drop((replayed, _log));
+    let rss = phase_start();
     let t = Instant::now();
     write_snapshot(
         &*fs,
@@ -133,11 +164,13 @@ fn main() {
         .unwrap()
         .len();
     println!(
-        "snapshot of {} inodes: {:.2} s, {:.1} MiB on disk",
+        "snapshot of {} inodes: {:.2} s, {:.1} MiB on disk, {}",
         state.inodes.len(),
         t.elapsed().as_secs_f64(),
-        size as f64 / 1048576.0
+        size as f64 / 1048576.0,
+        phase_rss(rss)
     );
+    let rss = phase_start();
     let t = Instant::now();
     let (_, back) = read_snapshot(
         &*fs,
@@ -146,7 +179,11 @@ fn main() {
         &master,
     )
     .unwrap();
-    println!("read snapshot: {:.2} s", t.elapsed().as_secs_f64());
+    println!(
+        "read snapshot: {:.2} s, {}",
+        t.elapsed().as_secs_f64(),
+        phase_rss(rss)
+    );
     assert_eq!(back, state);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -411,6 +411,97 @@ fn a_crash_anywhere_in_pack_compaction_loses_nothing() {
     }
 }
 
+#[test]
+fn pack_compaction_moves_any_number_of_frames_in_bounded_records() {
+    use crypto_core::vault::engine::MOVES_PER_RECORD;
+    let fx = Fixture::new(None);
+    let v = fx.open();
+    let n = 3 * MOVES_PER_RECORD;
+    let body =
+        |i: usize, round: u8| -> Vec<u8> { (0..100).map(|k| (i * 7 + k) as u8 ^ round).collect() };
+    let files: Vec<u64> = (0..n)
+        .map(|i| {
+            let name = format!("f{i}").into_bytes();
+            let f = v.create(ROOT, &name, 0o600, 0, 0).unwrap();
+            v.write(f.ino, 0, &body(i, 0)).unwrap();
+            f.ino
+        })
+        .collect();
+    // Every other file rewritten: the first packs are half dead, and more
+    // than one record's worth of live frames must move out of them.
+    for (i, ino) in files
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i.is_multiple_of(2))
+    {
+        v.write(*ino, 0, &body(i, 1)).unwrap();
+    }
+    let report = v.compact_packs(0.3).unwrap();
+    assert!(report.packs_deleted > 0, "{report:?}");
+    let frame = 100 + 29;
+    assert!(
+        report.bytes_copied > (MOVES_PER_RECORD * frame) as u64,
+        "{report:?}"
+    );
+    let expect = |i: usize| body(i, i.is_multiple_of(2) as u8);
+    for (i, ino) in files.iter().enumerate() {
+        assert_eq!(v.read(*ino, 0, 200).unwrap(), expect(i), "file {i}");
+    }
+    let state = v.state();
+    drop(v);
+    // The moves replay (several MoveSegments records) to the same state.
+    let v = fx.open();
+    assert_eq!(v.state(), state);
+    for (i, ino) in files.iter().enumerate() {
+        assert_eq!(v.read(*ino, 0, 200).unwrap(), expect(i), "file {i}");
+    }
+}
+
+#[test]
+fn pack_compaction_runs_beside_writers_and_keeps_their_frames() {
+    let fx = Fixture::new(None);
+    let v = Arc::new(fx.open());
+    let files: Vec<u64> = (0..64u64)
+        .map(|i| {
+            let f = v
+                .create(ROOT, format!("f{i}").as_bytes(), 0o600, 0, 0)
+                .unwrap();
+            v.write(f.ino, 0, &[0u8; 3000]).unwrap();
+            f.ino
+        })
+        .collect();
+    // Rewrites during the compactions: a segment rewritten while its old
+    // frame is being copied must keep its new frame.
+    let writer = {
+        let v = Arc::clone(&v);
+        let files = files.clone();
+        std::thread::spawn(move || {
+            for round in 1..=20u8 {
+                for ino in &files {
+                    v.write(*ino, 0, &[round; 3000]).unwrap();
+                }
+            }
+        })
+    };
+    let mut deleted = 0;
+    while !writer.is_finished() {
+        deleted += v.compact_packs(0.3).unwrap().packs_deleted;
+    }
+    writer.join().unwrap();
+    deleted += v.compact_packs(0.3).unwrap().packs_deleted;
+    assert!(deleted > 0);
+    for ino in &files {
+        assert_eq!(v.read(*ino, 0, 4000).unwrap(), vec![20u8; 3000]);
+    }
+    let state = v.state();
+    drop(v);
+    let v = fx.open();
+    assert_eq!(v.state(), state);
+    for ino in &files {
+        assert_eq!(v.read(*ino, 0, 4000).unwrap(), vec![20u8; 3000]);
+    }
+}
+
 mod scheduler {
     use super::*;
     use crypto_core::scheduler::policy::{spawn_scheduler_cycle, HybridCompactionPolicy};

@@ -253,6 +253,15 @@ impl LogManager {
         self.write_through(target, true)
     }
 
+    /// Write every queued record to the log file, without a sync. For a
+    /// caller that appends many records and wants them written now, outside
+    /// its own locks, rather than by whichever `append` fills the queue
+    /// next (that one may hold the engine's state lock).
+    pub fn write_queued(&self) -> Result<()> {
+        let target = self.lock().next_seq - 1;
+        self.write_through(target, false)
+    }
+
     /// Append one record and make it durable.
     pub fn append_sync(&self, payload: Vec<u8>) -> Result<u64> {
         let seq = self.append(payload)?;

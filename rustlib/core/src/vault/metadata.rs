@@ -16,9 +16,19 @@
 //! bytes, and the vault's total of stored bytes. Cookies depend on the order
 //! entries were inserted in, so they are not part of a state's equality and
 //! need not survive a remount.
+//!
+//! The state is made of persistent maps (`imbl`): cloning it is O(1) and
+//! shares every node, and a change after a clone copies only the nodes on
+//! its path (O(log n)), not a whole map, directory or segment map. So a
+//! compaction takes a consistent copy under the engine's lock in
+//! microseconds and writes the snapshot, or scans the segment maps, from it
+//! without the lock (issue 3: compaction must not stall readers and
+//! writers). Inodes sit behind an `Arc` so that unsharing one after a clone
+//! copies one inode, and the map nodes on its path hold only pointers.
 
-use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+
+use imbl::{HashMap, OrdMap};
 
 use crate::error::errno::*;
 use crate::error::{fs_err, Result};
@@ -44,9 +54,9 @@ pub struct Inode {
     pub ctime: Timespec,
     pub file_id: [u8; 16],
     pub target: Vec<u8>,
-    pub xattrs: BTreeMap<Vec<u8>, Vec<u8>>,
+    pub xattrs: OrdMap<Vec<u8>, Vec<u8>>,
     /// Segment index → where its current frame is.
-    pub segments: BTreeMap<u64, SegmentRef>,
+    pub segments: OrdMap<u64, SegmentRef>,
     /// For a directory: its parent (the root is its own parent).
     pub parent: u64,
     /// Plaintext bytes of the segments in `segments` (derived).
@@ -91,9 +101,9 @@ struct Slot {
 #[derive(Clone, Debug, Default)]
 pub struct Dir {
     /// The names are shared by both maps (one allocation per entry).
-    by_name: BTreeMap<Arc<[u8]>, Slot>,
+    by_name: OrdMap<Arc<[u8]>, Slot>,
     /// cookie → (name, inode).
-    by_cookie: BTreeMap<u64, (Arc<[u8]>, u64)>,
+    by_cookie: OrdMap<u64, (Arc<[u8]>, u64)>,
     last_cookie: u64,
     subdirs: u32,
 }
@@ -195,30 +205,28 @@ impl Dir {
     /// Name `ino` as `name`, replacing what the name pointed at (the entry
     /// keeps its cookie then). Returns the inode replaced.
     fn insert(&mut self, name: &[u8], ino: u64, is_dir: bool) -> Option<u64> {
-        use std::collections::btree_map::Entry;
         self.subdirs += is_dir as u32;
-        match self.by_name.entry(name.into()) {
-            Entry::Occupied(mut o) => {
-                let slot = o.get_mut();
-                let old = slot.ino;
-                self.subdirs -= slot.is_dir as u32;
-                slot.ino = ino;
-                slot.is_dir = is_dir;
-                self.by_cookie.get_mut(&slot.cookie).expect("indexed").1 = ino;
-                Some(old)
-            }
-            Entry::Vacant(v) => {
-                self.last_cookie += 1;
-                let cookie = self.last_cookie;
-                self.by_cookie.insert(cookie, (Arc::clone(v.key()), ino));
-                v.insert(Slot {
-                    ino,
-                    cookie,
-                    is_dir,
-                });
-                None
-            }
+        if let Some(slot) = self.by_name.get_mut(name) {
+            let old = slot.ino;
+            self.subdirs -= slot.is_dir as u32;
+            slot.ino = ino;
+            slot.is_dir = is_dir;
+            self.by_cookie.get_mut(&slot.cookie).expect("indexed").1 = ino;
+            return Some(old);
         }
+        self.last_cookie += 1;
+        let cookie = self.last_cookie;
+        let name: Arc<[u8]> = name.into();
+        self.by_cookie.insert(cookie, (Arc::clone(&name), ino));
+        self.by_name.insert(
+            name,
+            Slot {
+                ino,
+                cookie,
+                is_dir,
+            },
+        );
+        None
     }
 
     fn remove(&mut self, name: &[u8]) -> Option<u64> {
@@ -239,10 +247,12 @@ pub struct PackUsage {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MetadataState {
     pub segment_size: u32,
-    pub inodes: HashMap<u64, Inode>,
+    /// Inode number → inode; change one with [`Arc::make_mut`] (it copies
+    /// the inode only if a clone of the state still shares it).
+    pub inodes: HashMap<u64, Arc<Inode>>,
     /// Directory inode → its entries.
     pub dirs: HashMap<u64, Dir>,
-    pub packs: BTreeMap<u64, PackUsage>,
+    pub packs: OrdMap<u64, PackUsage>,
     pub next_ino: u64,
     pub scheduler_cycles: u64,
     /// Highest segment generation ever written in this vault. Generations
@@ -253,6 +263,22 @@ pub struct MetadataState {
     pub generation_high: u64,
     /// Plaintext bytes of every stored segment of every inode (derived).
     pub stored_bytes: u64,
+}
+
+/// Inode `ino` for a change: copied first if a clone of the state shares it.
+fn inode_mut<'a>(inodes: &'a mut HashMap<u64, Arc<Inode>>, ino: &u64) -> Option<&'a mut Inode> {
+    inodes.get_mut(ino).map(Arc::make_mut)
+}
+
+/// Remove the segments from index `from` on; returns them.
+fn cut_segments(segments: &mut OrdMap<u64, SegmentRef>, from: u64) -> Vec<SegmentRef> {
+    if from == 0 {
+        return std::mem::take(segments).values().copied().collect();
+    }
+    let cut: Vec<u64> = segments.range(from..).map(|(k, _)| *k).collect();
+    cut.iter()
+        .map(|k| segments.remove(k).expect("listed"))
+        .collect()
 }
 
 /// A valid directory entry name: 1..=255 bytes, no '/' or NUL, not "." or "..".
@@ -283,16 +309,16 @@ impl MetadataState {
             ctime: time,
             file_id: [0; 16],
             target: Vec::new(),
-            xattrs: BTreeMap::new(),
-            segments: BTreeMap::new(),
+            xattrs: OrdMap::new(),
+            segments: OrdMap::new(),
             parent: ROOT_INO,
             stored: 0,
         };
         MetadataState {
             segment_size,
-            inodes: HashMap::from([(ROOT_INO, root)]),
-            dirs: HashMap::from([(ROOT_INO, Dir::default())]),
-            packs: BTreeMap::new(),
+            inodes: HashMap::unit(ROOT_INO, Arc::new(root)),
+            dirs: HashMap::unit(ROOT_INO, Dir::default()),
+            packs: OrdMap::new(),
             next_ino: ROOT_INO + 1,
             scheduler_cycles: 0,
             generation_high: 0,
@@ -300,24 +326,31 @@ impl MetadataState {
         }
     }
 
-    /// A state from its stored parts (a snapshot): directories are given as
-    /// (name, inode) lists; the derived fields are computed here. Fails if
-    /// an entry names a missing inode.
+    /// A state from its stored parts (a snapshot): inodes as (number,
+    /// inode) pairs, directories as (name, inode) lists; the derived fields
+    /// are computed here. Fails if an inode comes twice or an entry names a
+    /// missing inode.
     pub fn from_parts(
         segment_size: u32,
-        mut inodes: HashMap<u64, Inode>,
+        inodes: impl IntoIterator<Item = (u64, Arc<Inode>)>,
         dirs: Vec<(u64, NamedEntries)>,
-        packs: BTreeMap<u64, PackUsage>,
+        packs: OrdMap<u64, PackUsage>,
         next_ino: u64,
         scheduler_cycles: u64,
         generation_high: u64,
     ) -> std::result::Result<MetadataState, String> {
         let mut stored_bytes = 0u64;
-        for i in inodes.values_mut() {
-            i.stored = i.segments.values().map(|r| r.plain_len as u64).sum();
-            stored_bytes += i.stored;
+        let mut by_number = HashMap::new();
+        for (ino, mut i) in inodes {
+            let inode = Arc::make_mut(&mut i); // not shared yet: no copy
+            inode.stored = inode.segments.values().map(|r| r.plain_len as u64).sum();
+            stored_bytes += inode.stored;
+            if by_number.insert(ino, i).is_some() {
+                return Err(format!("inode {ino} twice"));
+            }
         }
-        let mut by_ino = HashMap::with_capacity(dirs.len());
+        let inodes = by_number;
+        let mut by_ino = HashMap::new();
         for (d, entries) in dirs {
             let dir = Dir::from_sorted(entries, |ino| match inodes.get(&ino) {
                 Some(i) => Ok(i.kind == InodeKind::Dir),
@@ -342,6 +375,7 @@ impl MetadataState {
     pub fn inode(&self, ino: u64) -> Result<&Inode> {
         self.inodes
             .get(&ino)
+            .map(|i| &**i)
             .ok_or_else(|| fs_err(ENOENT, format!("no inode {ino}")))
     }
 
@@ -405,7 +439,7 @@ impl MetadataState {
     }
 
     fn touch_dir(&mut self, dir: u64, time: Timespec) {
-        if let Some(d) = self.inodes.get_mut(&dir) {
+        if let Some(d) = inode_mut(&mut self.inodes, &dir) {
             d.mtime = time;
             d.ctime = time;
         }
@@ -413,7 +447,7 @@ impl MetadataState {
 
     /// Account for segments no longer referenced; returns their plaintext bytes.
     fn drop_segments(
-        packs: &mut BTreeMap<u64, PackUsage>,
+        packs: &mut OrdMap<u64, PackUsage>,
         refs: impl Iterator<Item = SegmentRef>,
     ) -> u64 {
         let mut plain = 0;
@@ -449,7 +483,7 @@ impl MetadataState {
                 let parent = if *kind == InodeKind::Dir { 0 } else { *ino };
                 self.inodes.insert(
                     *ino,
-                    Inode {
+                    Arc::new(Inode {
                         kind: *kind,
                         mode: *mode,
                         uid: *uid,
@@ -466,11 +500,11 @@ impl MetadataState {
                         ctime: *time,
                         file_id: *file_id,
                         target: target.clone(),
-                        xattrs: BTreeMap::new(),
-                        segments: BTreeMap::new(),
+                        xattrs: OrdMap::new(),
+                        segments: OrdMap::new(),
                         parent,
                         stored: 0,
-                    },
+                    }),
                 );
                 if *kind == InodeKind::Dir {
                     self.dirs.insert(*ino, Dir::default());
@@ -496,7 +530,7 @@ impl MetadataState {
                     .get_mut(parent)
                     .expect("checked")
                     .insert(name, *ino, is_dir);
-                let t = self.inodes.get_mut(ino).expect("checked");
+                let t = inode_mut(&mut self.inodes, ino).expect("checked");
                 t.links += 1;
                 t.ctime = *time;
                 if t.kind == InodeKind::Dir {
@@ -510,7 +544,7 @@ impl MetadataState {
                     return Err(fs_err(ENOTEMPTY, "directory not empty"));
                 }
                 self.dirs.get_mut(parent).expect("checked").remove(name);
-                let t = self.inodes.get_mut(&ino).expect("linked inode exists");
+                let t = inode_mut(&mut self.inodes, &ino).expect("linked inode exists");
                 t.links -= 1;
                 t.ctime = *time;
                 self.touch_dir(*parent, *time);
@@ -546,7 +580,7 @@ impl MetadataState {
                         .expect("checked")
                         .insert(new_name, src, src_dir);
                     for (ino, p) in [(src, *new_parent), (dst, *parent)] {
-                        let i = self.inodes.get_mut(&ino).expect("linked");
+                        let i = inode_mut(&mut self.inodes, &ino).expect("linked");
                         i.ctime = *time;
                         if i.kind == InodeKind::Dir {
                             i.parent = p;
@@ -575,7 +609,7 @@ impl MetadataState {
                             }
                             _ => {}
                         }
-                        let d = self.inodes.get_mut(&dst).expect("linked");
+                        let d = inode_mut(&mut self.inodes, &dst).expect("linked");
                         d.links -= 1;
                         d.ctime = *time;
                     }
@@ -584,7 +618,7 @@ impl MetadataState {
                         .get_mut(new_parent)
                         .expect("checked")
                         .insert(new_name, src, src_dir);
-                    let i = self.inodes.get_mut(&src).expect("linked");
+                    let i = inode_mut(&mut self.inodes, &src).expect("linked");
                     i.ctime = *time;
                     if i.kind == InodeKind::Dir {
                         i.parent = *new_parent;
@@ -595,9 +629,7 @@ impl MetadataState {
             }
             UnifiedEntry::SetAttr { ino, change } => {
                 let seg = self.segment_size as u64;
-                let i = self
-                    .inodes
-                    .get_mut(ino)
+                let i = inode_mut(&mut self.inodes, ino)
                     .ok_or_else(|| fs_err(ENOENT, format!("no inode {ino}")))?;
                 let AttrChange {
                     mode,
@@ -611,8 +643,8 @@ impl MetadataState {
                 if let Some(size) = size {
                     i.require_file("size of a non-file")?;
                     let keep = size.div_ceil(seg);
-                    let dropped = i.segments.split_off(&keep);
-                    let plain = Self::drop_segments(&mut self.packs, dropped.into_values());
+                    let dropped = cut_segments(&mut i.segments, keep);
+                    let plain = Self::drop_segments(&mut self.packs, dropped.into_iter());
                     i.stored -= plain;
                     self.stored_bytes -= plain;
                     i.size = *size;
@@ -637,16 +669,12 @@ impl MetadataState {
                 }
             }
             UnifiedEntry::SetXattr { ino, name, value } => {
-                let i = self
-                    .inodes
-                    .get_mut(ino)
+                let i = inode_mut(&mut self.inodes, ino)
                     .ok_or_else(|| fs_err(ENOENT, format!("no inode {ino}")))?;
                 i.xattrs.insert(name.clone(), value.clone());
             }
             UnifiedEntry::RemoveXattr { ino, name } => {
-                let i = self
-                    .inodes
-                    .get_mut(ino)
+                let i = inode_mut(&mut self.inodes, ino)
                     .ok_or_else(|| fs_err(ENOENT, format!("no inode {ino}")))?;
                 i.xattrs
                     .remove(name)
@@ -659,9 +687,7 @@ impl MetadataState {
                 segments,
             } => {
                 let seg = self.segment_size;
-                let i = self
-                    .inodes
-                    .get_mut(ino)
+                let i = inode_mut(&mut self.inodes, ino)
                     .ok_or_else(|| fs_err(ENOENT, format!("no inode {ino}")))?;
                 if i.kind != InodeKind::File {
                     return Err(fs_err(EISDIR, "content of a non-file"));
@@ -714,7 +740,8 @@ impl MetadataState {
                 }
                 let i = self.inodes.remove(ino).expect("checked");
                 self.dirs.remove(ino);
-                self.stored_bytes -= Self::drop_segments(&mut self.packs, i.segments.into_values());
+                self.stored_bytes -=
+                    Self::drop_segments(&mut self.packs, i.segments.values().copied());
             }
             UnifiedEntry::Scheduler { cycle, .. } => self.scheduler_cycles = *cycle,
             UnifiedEntry::SnapshotCheckpoint { .. } => {}
@@ -725,10 +752,8 @@ impl MetadataState {
                     return Err(fs_err(EINVAL, "a move must keep the frame unchanged"));
                 }
                 for (ino, index, from, to) in moves {
-                    let current = self
-                        .inodes
-                        .get_mut(ino)
-                        .and_then(|i| i.segments.get_mut(index));
+                    let current =
+                        inode_mut(&mut self.inodes, ino).and_then(|i| i.segments.get_mut(index));
                     match current {
                         Some(r) if r == from => {
                             *r = *to;

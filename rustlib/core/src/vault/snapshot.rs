@@ -15,7 +15,6 @@
 //! Written to a temporary name, synced, renamed, and the directory synced:
 //! a snapshot either exists whole or not at all.
 
-use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::Path;
 
@@ -30,6 +29,7 @@ use crate::stream_io::Sink;
 use crate::types::{EncryptParams, ParallelismProfile};
 use crate::vault::config::{purpose, subkey};
 use crate::vault::metadata::{Inode, MetadataState, PackUsage};
+use imbl::OrdMap;
 
 pub const SNAP_MAGIC: &[u8; 8] = b"fusefssn";
 pub const SNAP_PREFIX_LEN: usize = 64;
@@ -46,19 +46,20 @@ pub fn parse_snapshot_file_name(name: &str) -> Option<u64> {
 }
 
 /// Encode the state; inodes, entries and packs in number order, so equal
-/// states give equal bytes.
+/// states give equal bytes. Meant to run on a copy of the state taken under
+/// the engine's lock (O(1), see `metadata`), without the lock.
 pub fn encode_state(s: &MetadataState) -> Vec<u8> {
     let mut w = Writer::new();
     w.u32(s.segment_size);
     w.u64(s.next_ino);
     w.u64(s.scheduler_cycles);
     w.u64(s.generation_high);
-    let mut inos: Vec<&u64> = s.inodes.keys().collect();
-    inos.sort();
-    w.u64(inos.len() as u64);
-    for ino in inos {
-        let i = &s.inodes[ino];
-        w.u64(*ino);
+    // Sorted with their inodes: one pass over the map, no lookup per inode.
+    let mut inodes: Vec<(u64, &Inode)> = s.inodes.iter().map(|(n, i)| (*n, &**i)).collect();
+    inodes.sort_unstable_by_key(|(n, _)| *n);
+    w.u64(inodes.len() as u64);
+    for (ino, i) in inodes {
+        w.u64(ino);
         w.u8(i.kind.id());
         w.u32(i.mode);
         w.u32(i.uid);
@@ -83,13 +84,13 @@ pub fn encode_state(s: &MetadataState) -> Vec<u8> {
             w.seg(r);
         }
     }
-    let mut dirs: Vec<&u64> = s.dirs.keys().collect();
-    dirs.sort();
+    let mut dirs: Vec<_> = s.dirs.iter().collect();
+    dirs.sort_unstable_by_key(|(d, _)| **d);
     w.u64(dirs.len() as u64);
-    for d in dirs {
+    for (d, entries) in dirs {
         w.u64(*d);
-        w.u64(s.dirs[d].len() as u64);
-        for (name, child) in s.dirs[d].iter() {
+        w.u64(entries.len() as u64);
+        for (name, child) in entries.iter() {
             w.bytes(name);
             w.u64(child);
         }
@@ -120,8 +121,9 @@ pub fn decode_state(b: &[u8]) -> Result<MetadataState> {
     let next_ino = r.u64()?;
     let scheduler_cycles = r.u64()?;
     let generation_high = r.u64()?;
-    let mut inodes = HashMap::new();
-    for _ in 0..count(&mut r, 90)? {
+    let n = count(&mut r, 90)?;
+    let mut inodes = Vec::with_capacity(n);
+    for _ in 0..n {
         let ino = r.u64()?;
         let kind = InodeKind::from_id(r.u8()?).ok_or_else(|| bad("unknown inode kind"))?;
         let (mode, uid, gid, rdev, size, links) =
@@ -130,7 +132,7 @@ pub fn decode_state(b: &[u8]) -> Result<MetadataState> {
         let file_id: [u8; 16] = r.take(16)?.try_into().expect("16");
         let target = r.bytes()?;
         let parent = r.u64()?;
-        let mut xattrs = BTreeMap::new();
+        let mut xattrs = OrdMap::new();
         let nx = r.u32()? as usize;
         if nx > r.remaining() / 8 {
             return Err(bad("count past the end"));
@@ -139,7 +141,7 @@ pub fn decode_state(b: &[u8]) -> Result<MetadataState> {
             let k = r.bytes()?;
             xattrs.insert(k, r.bytes()?);
         }
-        let mut segments = BTreeMap::new();
+        let mut segments = OrdMap::new();
         for _ in 0..count(&mut r, 40)? {
             let index = r.u64()?;
             segments.insert(index, r.seg()?);
@@ -162,9 +164,7 @@ pub fn decode_state(b: &[u8]) -> Result<MetadataState> {
             parent,
             stored: 0, // derived, computed by from_parts
         };
-        if inodes.insert(ino, inode).is_some() {
-            return Err(bad("duplicate inode"));
-        }
+        inodes.push((ino, std::sync::Arc::new(inode))); // from_parts refuses an inode twice
     }
     let mut dirs = Vec::new();
     for _ in 0..count(&mut r, 16)? {
@@ -176,7 +176,7 @@ pub fn decode_state(b: &[u8]) -> Result<MetadataState> {
         }
         dirs.push((d, entries));
     }
-    let mut packs = BTreeMap::new();
+    let mut packs = OrdMap::new();
     for _ in 0..count(&mut r, 24)? {
         let p = r.u64()?;
         packs.insert(
