@@ -216,7 +216,27 @@ impl LogManager {
     }
 
     /// Queue a record; returns its sequence number. Durable after `sync`.
+    /// The call that fills the queue past the batch size writes it.
     pub fn append(&self, payload: Vec<u8>) -> Result<u64> {
+        let (seq, big) = self.append_deferred(payload)?;
+        if big {
+            if let Err(e) = self.write_through(seq, false) {
+                // A retryable failure (e.g. a full disk) keeps the record
+                // queued for a later write; only a failed log refuses it.
+                if self.lock().failed.is_some() {
+                    return Err(e);
+                }
+            }
+        }
+        Ok(seq)
+    }
+
+    /// Queue a record and never write: returns its sequence number and
+    /// whether the queue is now a batch worth writing, which the caller
+    /// does with [`LogManager::write_queued`] once it holds no lock of its
+    /// own (the engine appends under its state lock; sealing a batch and
+    /// the pack sync before it take milliseconds).
+    pub fn append_deferred(&self, payload: Vec<u8>) -> Result<(u64, bool)> {
         if payload.is_empty() || payload.len() > MAX_RECORD {
             return Err(Error::InvalidParams(format!(
                 "log record of {} bytes",
@@ -233,18 +253,7 @@ impl LogManager {
         self.appended_bytes
             .fetch_add(payload.len() as u64, std::sync::atomic::Ordering::Relaxed);
         q.pending.push((seq, payload));
-        let big = q.pending_bytes >= WRITE_BATCH_BYTES;
-        drop(q);
-        if big {
-            if let Err(e) = self.write_through(seq, false) {
-                // A retryable failure (e.g. a full disk) keeps the record
-                // queued for a later write; only a failed log refuses it.
-                if self.lock().failed.is_some() {
-                    return Err(e);
-                }
-            }
-        }
-        Ok(seq)
+        Ok((seq, q.pending_bytes >= WRITE_BATCH_BYTES))
     }
 
     /// Make every record appended so far durable.

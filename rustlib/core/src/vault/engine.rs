@@ -173,6 +173,8 @@ pub struct Vault {
     /// Held by a compaction from start to end: two at once could delete
     /// each other's log files.
     compaction: Mutex<()>,
+    /// A commit filled the log's queue: write it once the state lock is released.
+    log_write_due: std::sync::atomic::AtomicBool,
     cache: SegmentCache,
     counters: Counters,
     /// The vault lock (`fusefs.lock`), released when the vault is dropped.
@@ -214,6 +216,44 @@ fn lock_vault(fs: &dyn FileSystem, dir: &Path) -> Result<Box<dyn LockGuard>> {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The metadata state, locked. Releasing it first unlocks, then writes the
+/// log's queue if a commit made under it filled a batch: sealing a batch
+/// (about 1 MiB of records) and syncing the packs it may reference take
+/// milliseconds, which no reader or writer should wait for. The records
+/// are already queued in order, so what is written, and when it becomes
+/// durable (at the next sync), is as before; only the thread that waits
+/// changes. A failed write surfaces as it did: a retryable one keeps the
+/// records queued (the next commit asks again), any other fails the log and
+/// with it every later change and sync.
+struct StateGuard<'a> {
+    guard: Option<MutexGuard<'a, MetadataState>>,
+    vault: &'a Vault,
+}
+
+impl std::ops::Deref for StateGuard<'_> {
+    type Target = MetadataState;
+    fn deref(&self) -> &MetadataState {
+        self.guard.as_ref().expect("held until drop")
+    }
+}
+
+impl std::ops::DerefMut for StateGuard<'_> {
+    fn deref_mut(&mut self) -> &mut MetadataState {
+        self.guard.as_mut().expect("held until drop")
+    }
+}
+
+impl Drop for StateGuard<'_> {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        if self.vault.log_write_due.swap(false, Relaxed) {
+            // The outcome is recorded in the log (see above); nobody here
+            // to report it to.
+            let _ = self.vault.log.write_queued();
+        }
+    }
 }
 
 impl Vault {
@@ -284,6 +324,7 @@ impl Vault {
             report,
             last_change: Mutex::new(std::time::Instant::now()),
             compaction: Mutex::new(()),
+            log_write_due: std::sync::atomic::AtomicBool::new(false),
             cache: SegmentCache::new(opts.cache_bytes),
             counters: Counters::default(),
             _lock: vault_lock,
@@ -365,12 +406,25 @@ impl Vault {
         Arc::clone(lock(&self.file_locks).entry(ino).or_default())
     }
 
-    /// Apply `entry` and append it to the log, as one step.
+    /// Apply `entry` and queue it in the log, as one step. A commit that
+    /// fills the log's queue leaves the write to the release of the state
+    /// lock (see [`StateGuard`]).
     fn commit(&self, state: &mut MetadataState, entry: UnifiedEntry) -> Result<()> {
         state.apply(&entry)?;
-        self.log.append(entry.encode())?;
+        let (_, due) = self.log.append_deferred(entry.encode())?;
+        if due {
+            self.log_write_due.store(true, Relaxed);
+        }
         *lock(&self.last_change) = std::time::Instant::now();
         Ok(())
+    }
+
+    /// The state lock (see [`StateGuard`]).
+    fn lock_state(&self) -> StateGuard<'_> {
+        StateGuard {
+            guard: Some(lock(&self.state)),
+            vault: self,
+        }
     }
 
     /// What the compaction policy looks at.
@@ -379,7 +433,7 @@ impl Vault {
         since_last_cycle: std::time::Duration,
     ) -> crate::scheduler::policy::CompactionStats {
         // An O(1) copy: the sums run without the lock.
-        let packs = lock(&self.state).packs.clone();
+        let packs = self.lock_state().packs.clone();
         let (live, dead) = packs
             .values()
             .fold((0, 0), |(l, d), u| (l + u.live, d + u.dead));
@@ -404,7 +458,7 @@ impl Vault {
             None
         };
         {
-            let mut s = lock(&self.state);
+            let mut s = self.lock_state();
             let cycle = s.scheduler_cycles + 1;
             self.commit(&mut s, UnifiedEntry::Scheduler { cycle, time: now() })?;
         }
@@ -437,13 +491,13 @@ impl Vault {
     }
 
     pub fn getattr(&self, ino: u64) -> Result<Attr> {
-        let s = lock(&self.state);
+        let s = self.lock_state();
         let i = s.inode(ino)?;
         Ok(Self::attr_of(&s, ino, i))
     }
 
     pub fn lookup(&self, parent: u64, name: &[u8]) -> Result<Attr> {
-        let s = lock(&self.state);
+        let s = self.lock_state();
         let ino = s.lookup(parent, name)?;
         Ok(Self::attr_of(&s, ino, s.inode(ino)?))
     }
@@ -463,7 +517,7 @@ impl Vault {
     ) -> Result<Attr> {
         let file_id = random::bytes()?;
         let time = now();
-        let mut s = lock(&self.state);
+        let mut s = self.lock_state();
         // Check the name before creating anything, so a refused link leaves
         // no orphan inode behind.
         s.check_new_name(parent, name)?;
@@ -513,7 +567,7 @@ impl Vault {
     }
 
     pub fn readlink(&self, ino: u64) -> Result<Vec<u8>> {
-        let s = lock(&self.state);
+        let s = self.lock_state();
         let i = s.inode(ino)?;
         if i.kind != InodeKind::Symlink {
             return Err(fs_err(EINVAL, "not a symlink"));
@@ -522,7 +576,7 @@ impl Vault {
     }
 
     pub fn link(&self, ino: u64, new_parent: u64, new_name: &[u8]) -> Result<Attr> {
-        let mut s = lock(&self.state);
+        let mut s = self.lock_state();
         if s.inode(ino)?.kind == InodeKind::Dir {
             return Err(fs_err(EPERM, "hard links to directories are not allowed"));
         }
@@ -539,7 +593,7 @@ impl Vault {
     }
 
     fn remove(&self, parent: u64, name: &[u8], dir: bool) -> Result<()> {
-        let mut s = lock(&self.state);
+        let mut s = self.lock_state();
         let ino = s.lookup(parent, name)?;
         let is_dir = s.dirs.contains_key(&ino);
         if dir && !is_dir {
@@ -575,7 +629,7 @@ impl Vault {
         new_name: &[u8],
         flags: RenameFlags,
     ) -> Result<()> {
-        let mut s = lock(&self.state);
+        let mut s = self.lock_state();
         let replaced = s.lookup(new_parent, new_name).ok();
         if flags.noreplace && replaced.is_some() {
             return Err(fs_err(EEXIST, "target exists"));
@@ -610,14 +664,14 @@ impl Vault {
 
     /// Count an open handle (an unlinked file stays readable until the last release).
     pub fn open(&self, ino: u64) -> Result<Attr> {
-        let s = lock(&self.state);
+        let s = self.lock_state();
         let attr = Self::attr_of(&s, ino, s.inode(ino)?);
         *lock(&self.open_handles).entry(ino).or_default() += 1;
         Ok(attr)
     }
 
     pub fn release(&self, ino: u64) -> Result<()> {
-        let mut s = lock(&self.state);
+        let mut s = self.lock_state();
         {
             let mut open = lock(&self.open_handles);
             match open.get_mut(&ino) {
@@ -638,7 +692,7 @@ impl Vault {
     /// throughout. Entries come in the order they were created (after a
     /// remount: name order, then creation order).
     pub fn readdir(&self, ino: u64, offset: u64, limit: usize) -> Result<Vec<DirEntry>> {
-        let s = lock(&self.state);
+        let s = self.lock_state();
         Ok(s.dir(ino)?
             .after(offset)
             .take(limit)
@@ -658,7 +712,7 @@ impl Vault {
         offset: u64,
         limit: usize,
     ) -> Result<Vec<(DirEntry, Attr)>> {
-        let s = lock(&self.state);
+        let s = self.lock_state();
         Ok(s.dir(ino)?
             .after(offset)
             .take(limit)
@@ -683,7 +737,7 @@ impl Vault {
             if size > MAX_FILE_SIZE {
                 return Err(fs_err(EFBIG, "file too large"));
             }
-            let current = lock(&self.state).inode(ino)?.size;
+            let current = self.lock_state().inode(ino)?.size;
             if size < current {
                 shrink_to = Some(size);
             } else {
@@ -703,7 +757,7 @@ impl Vault {
         }
         let size = change.size;
         let file_id = {
-            let mut s = lock(&self.state);
+            let mut s = self.lock_state();
             self.commit(&mut s, UnifiedEntry::SetAttr { ino, change })?;
             s.inode(ino)?.file_id
         };
@@ -720,7 +774,7 @@ impl Vault {
             // and every segment after it.
             self.cache.invalidate(&file_id, size / self.segment_size());
         }
-        let s = lock(&self.state);
+        let s = self.lock_state();
         Ok(Self::attr_of(&s, ino, s.inode(ino)?))
     }
 
@@ -731,7 +785,7 @@ impl Vault {
     fn cut_segment_at(&self, ino: u64, size: u64) -> Result<()> {
         let seg = self.segment_size();
         let (file_id, cut) = {
-            let s = lock(&self.state);
+            let s = self.lock_state();
             let i = s.inode(ino)?;
             i.require_file("not a file")?;
             let index = size / seg;
@@ -751,7 +805,7 @@ impl Vault {
             let refs = self
                 .packs
                 .write_segments(&key, &file_id, &[(index, generation, &plain)])?;
-            let mut s = lock(&self.state);
+            let mut s = self.lock_state();
             let i = s.inode(ino)?;
             let entry = UnifiedEntry::WriteSegments {
                 ino,
@@ -832,7 +886,7 @@ impl Vault {
     pub fn read(&self, ino: u64, offset: u64, len: usize) -> Result<Vec<u8>> {
         let seg = self.segment_size();
         let (file_id, size, refs) = {
-            let s = lock(&self.state);
+            let s = self.lock_state();
             let i = s.inode(ino)?;
             if i.kind == InodeKind::Dir {
                 return Err(fs_err(EISDIR, "is a directory"));
@@ -885,7 +939,7 @@ impl Vault {
         let seg = self.segment_size();
         let file_lock = self.file_lock(ino);
         let _guard = lock(&file_lock);
-        let current = lock(&self.state).inode(ino)?.size;
+        let current = self.lock_state().inode(ino)?.size;
         if offset > current && current % seg != 0 {
             // Writing past the end leaves a gap: first cut whatever the last
             // segment holds past the end (see `setattr`), so the gap reads
@@ -893,7 +947,7 @@ impl Vault {
             self.cut_segment_at(ino, current)?;
         }
         let (file_id, size, old) = {
-            let s = lock(&self.state);
+            let s = self.lock_state();
             let i = s.inode(ino)?;
             i.require_file("not a file")?;
             let first = offset / seg;
@@ -953,7 +1007,7 @@ impl Vault {
         drop(batch);
         let placed = segments.iter().map(|(k, _, _)| *k).zip(refs).collect();
         {
-            let mut s = lock(&self.state);
+            let mut s = self.lock_state();
             // Writes and truncates of this file hold its file lock, so the size
             // read above still holds; a write never shrinks the file anyway.
             let size = new_size.max(s.inode(ino)?.size);
@@ -997,7 +1051,7 @@ impl Vault {
     }
 
     pub fn getxattr(&self, ino: u64, name: &[u8]) -> Result<Vec<u8>> {
-        let s = lock(&self.state);
+        let s = self.lock_state();
         s.inode(ino)?
             .xattrs
             .get(name)
@@ -1006,7 +1060,7 @@ impl Vault {
     }
 
     pub fn listxattr(&self, ino: u64) -> Result<Vec<Vec<u8>>> {
-        let s = lock(&self.state);
+        let s = self.lock_state();
         Ok(s.inode(ino)?.xattrs.keys().cloned().collect())
     }
 
@@ -1025,7 +1079,7 @@ impl Vault {
                 "attribute name or value too long",
             ));
         }
-        let mut s = lock(&self.state);
+        let mut s = self.lock_state();
         let exists = s.inode(ino)?.xattrs.contains_key(name);
         if create && exists {
             return Err(fs_err(EEXIST, "attribute exists"));
@@ -1044,7 +1098,7 @@ impl Vault {
     }
 
     pub fn removexattr(&self, ino: u64, name: &[u8]) -> Result<()> {
-        let mut s = lock(&self.state);
+        let mut s = self.lock_state();
         self.commit(
             &mut s,
             UnifiedEntry::RemoveXattr {
@@ -1056,13 +1110,13 @@ impl Vault {
 
     /// Files (inodes) in the vault and plaintext bytes stored. O(1).
     pub fn usage(&self) -> (u64, u64) {
-        let s = lock(&self.state);
+        let s = self.lock_state();
         (s.inodes.len() as u64, s.stored_bytes)
     }
 
     /// Directories in the vault (the root included). O(1).
     pub fn directories(&self) -> u64 {
-        lock(&self.state).dirs.len() as u64
+        self.lock_state().dirs.len() as u64
     }
 
     /// Total size of the files in the vault's subdirectory `sub`.
@@ -1082,7 +1136,7 @@ impl Vault {
     pub fn telemetry(&self) -> Telemetry {
         let stats = self.compaction_stats(std::time::Duration::ZERO);
         let mut t = {
-            let s = lock(&self.state);
+            let s = self.lock_state();
             Telemetry {
                 inodes: s.inodes.len() as u64,
                 dirs: s.dirs.len() as u64,
@@ -1125,7 +1179,7 @@ impl Vault {
         // exactly the copied state) has only the last few records left.
         self.log.sync()?;
         let (cut, state) = {
-            let s = lock(&self.state);
+            let s = self.lock_state();
             (begin_log_compaction(&self.log)?, s.clone())
         };
         finish_log_compaction(&self.log, cut, &state, &self.dir.join("snap"))
@@ -1146,7 +1200,7 @@ impl Vault {
     pub fn compact_packs(&self, min_dead_ratio: f64) -> Result<PackCompactionReport> {
         let _one_at_a_time = lock(&self.compaction);
         let active = self.packs.active_pack();
-        let copy = lock(&self.state).clone();
+        let copy = self.lock_state().clone();
         // In pack order (the map is ordered): searched below by bisection.
         let candidates: Vec<u64> = copy
             .packs
@@ -1180,7 +1234,7 @@ impl Vault {
             // record can reach the file under the state lock).
             self.packs.sync()?;
             {
-                let mut s = lock(&self.state);
+                let mut s = self.lock_state();
                 self.commit(&mut s, UnifiedEntry::MoveSegments { moves })?;
             }
             // Written now, without the lock: otherwise these records fill
@@ -1193,7 +1247,7 @@ impl Vault {
         for pack in candidates {
             // A pack that is not the active one gains no live frame, so once
             // empty it stays empty while it is deleted without the lock.
-            let usage = lock(&self.state).packs.get(&pack).copied();
+            let usage = self.lock_state().packs.get(&pack).copied();
             if usage.unwrap_or_default().live > 0 {
                 continue;
             }
@@ -1203,7 +1257,7 @@ impl Vault {
                 report.bytes_reclaimed += self.packs.pack_len(pack).unwrap_or(0);
                 self.packs.delete_pack(pack)?;
             }
-            let mut s = lock(&self.state);
+            let mut s = self.lock_state();
             self.commit(&mut s, UnifiedEntry::PackDeleted { pack })?;
             report.packs_deleted += 1;
         }
@@ -1214,7 +1268,7 @@ impl Vault {
     /// A copy of the metadata state (for fsck and tests). O(1): it shares
     /// the live state's nodes until either changes.
     pub fn state(&self) -> MetadataState {
-        lock(&self.state).clone()
+        self.lock_state().clone()
     }
 
     /// Flush and close.
