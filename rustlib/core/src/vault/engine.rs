@@ -173,6 +173,11 @@ pub struct Vault {
     /// Held by a compaction from start to end: two at once could delete
     /// each other's log files.
     compaction: Mutex<()>,
+    /// Held shared by every call that looks up where a file's frames are
+    /// and then reads them or commits new ones (read, write, truncate);
+    /// pack compaction takes it exclusively, for an instant, before it
+    /// deletes packs (see `compact_packs`).
+    frames_in_use: std::sync::RwLock<()>,
     /// A commit filled the log's queue: write it once the state lock is released.
     log_write_due: std::sync::atomic::AtomicBool,
     cache: SegmentCache,
@@ -324,6 +329,7 @@ impl Vault {
             report,
             last_change: Mutex::new(std::time::Instant::now()),
             compaction: Mutex::new(()),
+            frames_in_use: std::sync::RwLock::new(()),
             log_write_due: std::sync::atomic::AtomicBool::new(false),
             cache: SegmentCache::new(opts.cache_bytes),
             counters: Counters::default(),
@@ -417,6 +423,13 @@ impl Vault {
         }
         *lock(&self.last_change) = std::time::Instant::now();
         Ok(())
+    }
+
+    /// Frame locations looked up from here on stay readable, and frames
+    /// written from here on stay in their pack, until the guard is dropped
+    /// (see `frames_in_use`). Never taken twice by one thread.
+    fn use_frames(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        self.frames_in_use.read().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The state lock (see [`StateGuard`]).
@@ -784,6 +797,7 @@ impl Vault {
     /// record sets the ctime to that mtime).
     fn cut_segment_at(&self, ino: u64, size: u64) -> Result<()> {
         let seg = self.segment_size();
+        let _frames = self.use_frames();
         let (file_id, cut) = {
             let s = self.lock_state();
             let i = s.inode(ino)?;
@@ -885,6 +899,7 @@ impl Vault {
     /// Read up to `len` bytes at `offset` (fewer at the end of the file).
     pub fn read(&self, ino: u64, offset: u64, len: usize) -> Result<Vec<u8>> {
         let seg = self.segment_size();
+        let _frames = self.use_frames();
         let (file_id, size, refs) = {
             let s = self.lock_state();
             let i = s.inode(ino)?;
@@ -946,6 +961,7 @@ impl Vault {
             // as zeros.
             self.cut_segment_at(ino, current)?;
         }
+        let _frames = self.use_frames();
         let (file_id, size, old) = {
             let s = self.lock_state();
             let i = s.inode(ino)?;
@@ -1243,10 +1259,22 @@ impl Vault {
         }
         // The moves must be durable before the packs they empty disappear.
         self.log.sync()?;
+        // Wait out every call that looked up frame locations before the
+        // moves were applied (it may be about to read a frame in a
+        // candidate) or appended frames it has not committed yet (it may
+        // have placed them in a candidate before that pack stopped being
+        // the active one). Calls after this see the moves, and no frame
+        // enters a candidate any more: it is not the active pack.
+        drop(
+            self.frames_in_use
+                .write()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
         let on_disk = self.packs.pack_numbers()?;
         for pack in candidates {
-            // A pack that is not the active one gains no live frame, so once
-            // empty it stays empty while it is deleted without the lock.
+            // Not the active pack, and every frame placed in it committed
+            // (above): once empty it stays empty while it is deleted
+            // without the lock.
             let usage = self.lock_state().packs.get(&pack).copied();
             if usage.unwrap_or_default().live > 0 {
                 continue;

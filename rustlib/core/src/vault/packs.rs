@@ -746,15 +746,21 @@ impl PackStore {
     /// active pack cannot be deleted. An error here does not stop writes: at
     /// worst the pack reappears after a crash, as dead space.
     pub fn delete_pack(&self, number: u64) -> Result<()> {
-        let mut inner = lock(&self.inner);
-        if inner.active.as_ref().map(|a| a.number) == Some(number) {
-            return Err(Error::InvalidParams(format!(
-                "pack {} is being written to and cannot be deleted",
-                pack_file_name(number)
-            )));
-        }
-        lock(&self.handles).remove(&number);
-        inner.unsynced.retain(|(n, _)| *n != number);
+        let handle = {
+            let mut inner = lock(&self.inner);
+            if inner.active.as_ref().map(|a| a.number) == Some(number) {
+                return Err(Error::InvalidParams(format!(
+                    "pack {} is being written to and cannot be deleted",
+                    pack_file_name(number)
+                )));
+            }
+            inner.unsynced.retain(|(n, _)| *n != number);
+            lock(&self.handles).remove(&number)
+        };
+        // Closing, removing and syncing the directory happen without the
+        // lock appends take: freeing a pack's pages (or a directory sync on
+        // a disk) must not hold up writers.
+        drop(handle);
         let path = self.path(number);
         match self.fs.remove(&path) {
             Ok(()) => {}
