@@ -428,7 +428,8 @@ pub fn encrypt_file(
         let source = input
             .try_clone()
             .map_err(|e| Error::io_path("cannot reopen the input", src, e))?;
-        let positional = clone_handle(&out, &side)?;
+        // Frames are written in order by the consumer, not at their
+        // offsets by the workers (see `Run::positional`).
         encrypt_body(
             &mut input,
             &mut out,
@@ -440,7 +441,7 @@ pub fn encrypt_file(
             &tel,
             from,
             ck,
-            Some(&positional),
+            None,
             Some((&source, identity.size)),
         )?;
         commit(out, &side, dst)
