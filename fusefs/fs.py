@@ -55,7 +55,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pyfuse3
 import trio
 
-from fusefs import control
+from fusefs import control, requestloop
 
 if TYPE_CHECKING:
     from fusefs._native import Attr, Vault
@@ -157,7 +157,11 @@ class VaultOperations(pyfuse3.Operations):
         return e
 
     async def _thread(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await trio.to_thread.run_sync(fn, *args, limiter=self._limiter)
+        requestloop.threads_in_flight += 1
+        try:
+            return await trio.to_thread.run_sync(fn, *args, limiter=self._limiter)
+        finally:
+            requestloop.threads_in_flight -= 1
 
     # --- lookup and attributes ---------------------------------------------------
 

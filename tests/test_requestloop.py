@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import os
 import re
+import threading
+import time
 from pathlib import Path
 
 import pyfuse3
 import pytest
 import trio
+import trio.testing
 
 from fusefs import requestloop
 
@@ -157,3 +160,64 @@ def test_install_and_opt_out(monkeypatch: pytest.MonkeyPatch) -> None:
         assert pyfuse3.trio.lowlevel.wait_readable is requestloop.wait_readable
     finally:
         pyfuse3.trio = original
+
+
+def _timed_wait(r: int, write_after: float, *, dense: bool, writer: str) -> tuple[float, int]:
+    """Seconds wait_readable took with the pipe written to after ``write_after``
+    (by a thread, or by a trio task), and how many requests it took without trio."""
+    rs = requestloop._readiness
+    out: list[float] = []
+
+    async def main() -> None:
+        rs.streak, rs.dense = 0, dense
+        async with trio.open_nursery() as n:
+            if writer == "task":
+
+                async def write_later() -> None:
+                    await trio.sleep(write_after)
+                    os.write(_w[0], b"x")
+
+                n.start_soon(write_later)
+                await trio.testing.wait_all_tasks_blocked()  # the writer is asleep
+            else:
+                threading.Timer(write_after, lambda: os.write(_w[0], b"x")).start()
+            t0 = time.perf_counter()
+            await requestloop.wait_readable(r)
+            out.append(time.perf_counter() - t0)
+
+    trio.run(main)
+    os.read(r, 1)
+    return out[0], rs.streak
+
+
+_w: list[int] = [-1]
+
+
+@pytest.fixture
+def long_spin(pipe, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(requestloop, "SPIN_US", 200_000)
+    _w[0] = pipe[1]
+    return pipe[0]
+
+
+def test_spins_for_a_request_a_thread_sends_soon_when_requests_are_dense(long_spin) -> None:  # type: ignore[no-untyped-def]
+    took, streak = _timed_wait(long_spin, 0.02, dense=True, writer="thread")
+    assert took < 0.15 and streak == 1  # caught while spinning, not through trio
+
+
+def test_does_not_spin_when_requests_are_sparse(long_spin) -> None:  # type: ignore[no-untyped-def]
+    took, streak = _timed_wait(long_spin, 0.02, dense=False, writer="thread")
+    assert took < 0.15 and streak == 0  # slept through trio
+
+
+def test_does_not_spin_while_work_is_out_in_a_thread(long_spin, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(requestloop, "threads_in_flight", 1)
+    took, streak = _timed_wait(long_spin, 0.02, dense=True, writer="thread")
+    assert took < 0.15 and streak == 0
+
+
+def test_never_spins_past_another_tasks_timer(long_spin) -> None:  # type: ignore[no-untyped-def]
+    # The writer is a trio task asleep until 20 ms: spinning the full 200 ms
+    # would hold it up; the spin ends at its timer instead.
+    took, _ = _timed_wait(long_spin, 0.02, dense=True, writer="task")
+    assert took < 0.15
