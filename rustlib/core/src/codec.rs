@@ -18,6 +18,9 @@ impl Writer {
     pub fn new() -> Self {
         Writer(Vec::with_capacity(64))
     }
+    pub fn with_capacity(bytes: usize) -> Self {
+        Writer(Vec::with_capacity(bytes))
+    }
     pub fn finish(self) -> Vec<u8> {
         self.0
     }
