@@ -57,7 +57,16 @@ import trio
 MAX_STREAK = 32
 #: How long to poll for the next request before sleeping, when requests
 #: come densely (µs; ``FUSEFS_REQUEST_SPIN_US`` overrides, 0 turns it off).
-SPIN_US = int(os.environ.get("FUSEFS_REQUEST_SPIN_US", "100"))
+DEFAULT_SPIN_US = 100
+
+
+def _spin_us_from_env() -> int:
+    """``FUSEFS_REQUEST_SPIN_US`` if it is a whole number, else the default."""
+    text = os.environ.get("FUSEFS_REQUEST_SPIN_US", "").strip()
+    return int(text) if text.isdigit() else DEFAULT_SPIN_US
+
+
+SPIN_US = _spin_us_from_env()
 #: A wait through trio shorter than this means requests come densely.
 DENSE_NS = 1_000_000
 #: Work handed to threads and not finished (kept by the file system's

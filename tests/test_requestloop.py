@@ -221,3 +221,9 @@ def test_never_spins_past_another_tasks_timer(long_spin) -> None:  # type: ignor
     # would hold it up; the spin ends at its timer instead.
     took, _ = _timed_wait(long_spin, 0.02, dense=True, writer="task")
     assert took < 0.15
+
+
+def test_spin_setting_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for text, want in (("0", 0), ("250", 250), ("", 100), ("fast", 100), ("-5", 100)):
+        monkeypatch.setenv("FUSEFS_REQUEST_SPIN_US", text)
+        assert requestloop._spin_us_from_env() == want, text
