@@ -266,10 +266,9 @@ impl LogManager {
         self.write_through(target, true)
     }
 
-    /// Write every queued record to the log file, without a sync. For a
-    /// caller that appends many records and wants them written now, outside
-    /// its own locks, rather than by whichever `append` fills the queue
-    /// next (that one may hold the engine's state lock).
+    /// Write every queued record to the log file, without a sync: what a
+    /// caller of [`LogManager::append_deferred`] does once it holds no lock
+    /// of its own.
     pub fn write_queued(&self) -> Result<()> {
         let target = self.lock().next_seq - 1;
         self.write_through(target, false)

@@ -225,7 +225,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// The metadata state, locked. Releasing it first unlocks, then writes the
 /// log's queue if a commit made under it filled a batch: sealing a batch
-/// (about 1 MiB of records) and syncing the packs it may reference take
+/// (256 KiB of records) and syncing the packs it may reference take
 /// milliseconds, which no reader or writer should wait for. The records
 /// are already queued in order, so what is written, and when it becomes
 /// durable (at the next sync), is as before; only the thread that waits
@@ -1245,17 +1245,11 @@ impl Vault {
                 report.bytes_copied += from.stored_len as u64;
                 moves.push((ino, index, from, to));
             }
-            // The copies must be durable before the record that points at
-            // them (the log's before-write hook syncs the packs too, but a
-            // record can reach the file under the state lock).
-            self.packs.sync()?;
-            {
-                let mut s = self.lock_state();
-                self.commit(&mut s, UnifiedEntry::MoveSegments { moves })?;
-            }
-            // Written now, without the lock: otherwise these records fill
-            // the log's queue and a commit under the lock writes them.
-            self.log.write_queued()?;
+            // The copies are durable before the record reaches the log (its
+            // before-write hook syncs the packs), and that write happens
+            // after the state lock is released (see `StateGuard`).
+            let mut s = self.lock_state();
+            self.commit(&mut s, UnifiedEntry::MoveSegments { moves })?;
         }
         // The moves must be durable before the packs they empty disappear.
         self.log.sync()?;
