@@ -61,7 +61,6 @@ pub fn encrypt_stream(
         None,
         None,
         None,
-        None,
     )?;
     Ok(tel.snapshot())
 }
@@ -78,7 +77,6 @@ fn encrypt_body(
     tel: &Telemetry,
     from: Option<ResumePoint>,
     checkpoints: Option<Checkpointing<'_>>,
-    positional: Option<&File>,
     source: Option<(&File, u64)>,
 ) -> Result<()> {
     match header.format {
@@ -88,7 +86,7 @@ fn encrypt_body(
                 workers: parallelism.threads(),
                 control,
                 telemetry: tel,
-                positional,
+                positional: None, // see `Run::positional`
                 source,
             };
             let from = from.unwrap_or_else(|| ResumePoint::start(header, true));
@@ -428,8 +426,6 @@ pub fn encrypt_file(
         let source = input
             .try_clone()
             .map_err(|e| Error::io_path("cannot reopen the input", src, e))?;
-        // Frames are written in order by the consumer, not at their
-        // offsets by the workers (see `Run::positional`).
         encrypt_body(
             &mut input,
             &mut out,
@@ -441,7 +437,6 @@ pub fn encrypt_file(
             &tel,
             from,
             ck,
-            None,
             Some((&source, identity.size)),
         )?;
         commit(out, &side, dst)
