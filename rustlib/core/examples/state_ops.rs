@@ -39,6 +39,22 @@ fn seg(pack: u64, generation: u64) -> SegmentRef {
     }
 }
 
+/// A write's record: segment `index` of `ino` rewritten, the file `size` long.
+fn segment_write(
+    ino: u64,
+    size: u64,
+    index: u64,
+    generation: u64,
+    mtime: Timespec,
+) -> UnifiedEntry {
+    UnifiedEntry::WriteSegments {
+        ino,
+        size,
+        mtime,
+        segments: vec![(index, seg(generation / 1000, generation))],
+    }
+}
+
 fn main() {
     let n: u64 = std::env::args()
         .nth(1)
@@ -140,37 +156,22 @@ fn main() {
     for _ in 0..ops {
         let ino = first + rng.next() % n;
         generation += 1;
-        let e = UnifiedEntry::WriteSegments {
-            ino,
-            size: 4096,
-            mtime: t0,
-            segments: vec![(0, seg(generation / 1000, generation))],
-        };
-        s.apply(&e).unwrap();
+        s.apply(&segment_write(ino, 4096, 0, generation, t0))
+            .unwrap();
     }
     per_op("write, 1 segment of a small file", ops, t);
     let big = first;
     for k in 0..16384u64 {
         generation += 1;
-        let e = UnifiedEntry::WriteSegments {
-            ino: big,
-            size: (k + 1) * 65536,
-            mtime: t0,
-            segments: vec![(k, seg(generation / 1000, generation))],
-        };
-        s.apply(&e).unwrap();
+        s.apply(&segment_write(big, (k + 1) * 65536, k, generation, t0))
+            .unwrap();
     }
     let t = Instant::now();
     for _ in 0..ops {
         let k = rng.next() % 16384;
         generation += 1;
-        let e = UnifiedEntry::WriteSegments {
-            ino: big,
-            size: 16384 * 65536,
-            mtime: t0,
-            segments: vec![(k, seg(generation / 1000, generation))],
-        };
-        s.apply(&e).unwrap();
+        s.apply(&segment_write(big, 16384 * 65536, k, generation, t0))
+            .unwrap();
     }
     per_op("write, 1 segment of a 16384-segment file", ops, t);
 
@@ -186,13 +187,8 @@ fn main() {
     for _ in 0..1000 {
         let ino = first + rng.next() % n;
         generation += 1;
-        let e = UnifiedEntry::WriteSegments {
-            ino,
-            size: 4096,
-            mtime: t0,
-            segments: vec![(0, seg(generation / 1000, generation))],
-        };
-        s.apply(&e).unwrap();
+        s.apply(&segment_write(ino, 4096, 0, generation, t0))
+            .unwrap();
     }
     per_op("write after a copy (first 1000)", 1000, t);
     let t = Instant::now();
