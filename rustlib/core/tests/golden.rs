@@ -53,7 +53,7 @@ fn fixtures() -> PathBuf {
 /// Bytes of a hex string; whitespace is ignored.
 fn unhex(s: &str) -> Vec<u8> {
     let digits: Vec<u8> = s.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    assert!(digits.len() % 2 == 0, "odd number of hex digits");
+    assert_eq!(digits.len() % 2, 0, "odd number of hex digits");
     digits
         .chunks(2)
         .map(|p| u8::from_str_radix(std::str::from_utf8(p).unwrap(), 16).unwrap())
@@ -141,7 +141,13 @@ fn manifest(dir: &Path) -> BTreeMap<String, Value> {
                 walk(root, &e.path(), out);
                 continue;
             }
-            let rel = e.path().strip_prefix(root).unwrap().to_str().unwrap().to_string();
+            let rel = e
+                .path()
+                .strip_prefix(root)
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_string();
             if rel == "expected.json" {
                 continue;
             }
@@ -287,31 +293,53 @@ fn make_golden_vault_v1() {
     let empty = v.create(ROOT, b"empty", 0o600, 1000, 1000).unwrap().ino;
     let small = v.create(ROOT, b"small.txt", 0o644, 1000, 100).unwrap().ino;
     v.write(small, 0, &text(1000, "small.txt")).unwrap();
-    let sparse = v.create(ROOT, b"sparse.bin", 0o640, 1001, 1001).unwrap().ino;
+    let sparse = v
+        .create(ROOT, b"sparse.bin", 0o640, 1001, 1001)
+        .unwrap()
+        .ino;
     v.write(sparse, 0, &pattern(seg as usize, 1)).unwrap();
     // A hole: segments 1 and 2 are never written.
     v.write(sparse, 3 * seg, &pattern(5000, 2)).unwrap();
     let docs = v.mkdir(ROOT, b"docs", 0o750, 1000, 1000).unwrap().ino;
-    let nested = v.create(docs, b"nested.txt", 0o600, 1000, 1000).unwrap().ino;
+    let nested = v
+        .create(docs, b"nested.txt", 0o600, 1000, 1000)
+        .unwrap()
+        .ino;
     v.write(nested, 0, &text(3000, "nested.txt")).unwrap();
     let sub = v.mkdir(docs, b"sub", 0o700, 1000, 1000).unwrap().ino;
     let deep = v.create(sub, b"deep.txt", 0o644, 0, 0).unwrap().ino;
     v.write(deep, 0, &text(100, "deep.txt")).unwrap();
-    let link = v.symlink(ROOT, b"link", b"docs/nested.txt", 1000, 1000).unwrap().ino;
+    let link = v
+        .symlink(ROOT, b"link", b"docs/nested.txt", 1000, 1000)
+        .unwrap()
+        .ino;
     v.link(small, ROOT, b"hard").unwrap();
     let fifo = v
         .mknod(ROOT, b"fifo", InodeKind::Fifo, 0o644, 1000, 1000, 0, b"")
         .unwrap()
         .ino;
     let null = v
-        .mknod(ROOT, b"null", InodeKind::CharDev, 0o666, 0, 0, (1 << 8) | 3, b"")
+        .mknod(
+            ROOT,
+            b"null",
+            InodeKind::CharDev,
+            0o666,
+            0,
+            0,
+            (1 << 8) | 3,
+            b"",
+        )
         .unwrap()
         .ino;
-    let doomed = v.create(ROOT, b"doomed.txt", 0o644, 1000, 1000).unwrap().ino;
+    let doomed = v
+        .create(ROOT, b"doomed.txt", 0o644, 1000, 1000)
+        .unwrap()
+        .ino;
     v.write(doomed, 0, &pattern(2000, 5)).unwrap();
     let draft = v.create(ROOT, b"draft.txt", 0o644, 1000, 1000).unwrap().ino;
     v.write(draft, 0, &text(1500, "draft.txt")).unwrap();
-    v.setxattr(docs, b"user.color", b"blue", true, false).unwrap();
+    v.setxattr(docs, b"user.color", b"blue", true, false)
+        .unwrap();
     v.setxattr(nested, b"user.note", b"hello \x00\xff world", true, false)
         .unwrap();
     v.setxattr(nested, b"user.tmp", b"to be removed", true, false)
@@ -342,8 +370,14 @@ fn make_golden_vault_v1() {
 
     // Session 2: changes that stay in the log (a new log file and a new pack).
     let v = Vault::open_vault(&dir, VAULT_PASSWORD, EngineOptions::default()).unwrap();
-    v.rename(ROOT, b"draft.txt", docs, b"final.txt", RenameFlags::default())
-        .unwrap();
+    v.rename(
+        ROOT,
+        b"draft.txt",
+        docs,
+        b"final.txt",
+        RenameFlags::default(),
+    )
+    .unwrap();
     v.unlink(ROOT, b"doomed.txt").unwrap();
     v.write(sparse, 0, &pattern(seg as usize, 3)).unwrap(); // overwrite segment 0
     v.removexattr(nested, b"user.tmp").unwrap();
@@ -373,7 +407,13 @@ fn make_golden_vault_v1() {
     for (k, ino) in [ROOT, docs, draft, sparse, late].into_iter().enumerate() {
         let base = 1_700_001_000 + 1000 * k as i64;
         let n = 10 * k as u32;
-        set_times(&v, ino, ts(base, n + 4), ts(base + 1, n + 5), ts(base + 2, n + 6));
+        set_times(
+            &v,
+            ino,
+            ts(base, n + 4),
+            ts(base + 1, n + 5),
+            ts(base + 2, n + 6),
+        );
     }
     let tree = describe(&v);
     let master_key: String = (*v.print_master_key()).clone();
@@ -383,7 +423,8 @@ fn make_golden_vault_v1() {
     // What the written files read as, opened afresh (on a copy).
     let check = tempfile::tempdir().unwrap();
     copy_tree(&dir, check.path());
-    let reopened = Vault::open_vault(check.path(), VAULT_PASSWORD, EngineOptions::default()).unwrap();
+    let reopened =
+        Vault::open_vault(check.path(), VAULT_PASSWORD, EngineOptions::default()).unwrap();
     assert_eq!(describe(&reopened), tree);
     let replayed = reopened.bootstrap_report().entries_replayed;
     drop(reopened);
@@ -426,15 +467,64 @@ fn stream_key() -> [u8; 32] {
 }
 
 /// (file name, format, cipher, zstd level, password-based, plaintext file).
-type StreamSpec = (&'static str, Format, Cipher, Option<i32>, bool, &'static str);
+type StreamSpec = (
+    &'static str,
+    Format,
+    Cipher,
+    Option<i32>,
+    bool,
+    &'static str,
+);
 
 const STREAMS: [StreamSpec; 6] = [
-    ("v1-aes256gcm-password.fusefs", Format::V1, Cipher::Aes256Gcm, None, true, "plain.bin"),
-    ("v1-chacha20-key.fusefs", Format::V1, Cipher::ChaCha20Poly1305, None, false, "plain.bin"),
-    ("v2-aes256gcm-key.fusefs", Format::V2, Cipher::Aes256Gcm, None, false, "plain.bin"),
-    ("v2-aes256gcm-zstd-key.fusefs", Format::V2, Cipher::Aes256Gcm, Some(3), false, "plain.bin"),
-    ("v2-chacha20-password.fusefs", Format::V2, Cipher::ChaCha20Poly1305, None, true, "plain.bin"),
-    ("v2-aes256gcm-empty-key.fusefs", Format::V2, Cipher::Aes256Gcm, None, false, "empty.bin"),
+    (
+        "v1-aes256gcm-password.fusefs",
+        Format::V1,
+        Cipher::Aes256Gcm,
+        None,
+        true,
+        "plain.bin",
+    ),
+    (
+        "v1-chacha20-key.fusefs",
+        Format::V1,
+        Cipher::ChaCha20Poly1305,
+        None,
+        false,
+        "plain.bin",
+    ),
+    (
+        "v2-aes256gcm-key.fusefs",
+        Format::V2,
+        Cipher::Aes256Gcm,
+        None,
+        false,
+        "plain.bin",
+    ),
+    (
+        "v2-aes256gcm-zstd-key.fusefs",
+        Format::V2,
+        Cipher::Aes256Gcm,
+        Some(3),
+        false,
+        "plain.bin",
+    ),
+    (
+        "v2-chacha20-password.fusefs",
+        Format::V2,
+        Cipher::ChaCha20Poly1305,
+        None,
+        true,
+        "plain.bin",
+    ),
+    (
+        "v2-aes256gcm-empty-key.fusefs",
+        Format::V2,
+        Cipher::Aes256Gcm,
+        None,
+        false,
+        "empty.bin",
+    ),
 ];
 
 fn stream_material(password: bool) -> KeyMaterial {
@@ -503,4 +593,1309 @@ fn make_golden_streams() {
     let mut text = serde_json::to_string_pretty(&expected).unwrap();
     text.push('\n');
     fs::write(dir.join("expected.json"), text).unwrap();
+}
+
+// ---------------------------------------------------------------------------
+// The fixtures themselves
+// ---------------------------------------------------------------------------
+
+#[test]
+fn golden_fixtures_are_intact() {
+    let vault = read_json(&fixtures().join("vault-v1/expected.json"));
+    let names: Vec<&String> = vault["files"].as_object().unwrap().keys().collect();
+    assert_eq!(
+        names,
+        [
+            "fusefs.conf",
+            "log/0000000000000002.ulog",
+            "log/0000000000000003.ulog",
+            "packs/0000000000000001.pack",
+            "packs/0000000000000002.pack",
+            "snap/0000000000000001.snap",
+        ]
+    );
+    for name in ["vault-v1", "streams"] {
+        let dir = fixtures().join(name);
+        let expected = read_json(&dir.join("expected.json"));
+        let files: BTreeMap<String, Value> =
+            serde_json::from_value(expected["files"].clone()).unwrap();
+        assert_eq!(manifest(&dir), files, "the frozen fixture {name} changed");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// (a) The golden vault through the engine's public API
+// ---------------------------------------------------------------------------
+
+fn vault_expected() -> Value {
+    read_json(&fixtures().join("vault-v1/expected.json"))
+}
+
+/// A copy of the golden vault (opening writes a new log file: the fixture
+/// itself is never opened).
+fn vault_copy() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("vault");
+    copy_tree(&fixtures().join("vault-v1"), &dir);
+    fs::remove_file(dir.join("expected.json")).unwrap();
+    (tmp, dir)
+}
+
+fn check_golden_tree(v: &Vault, expected: &Value) {
+    let want = expected["tree"].as_array().unwrap();
+    let got = describe(v);
+    let paths = |t: &[Value]| -> Vec<String> {
+        t.iter()
+            .map(|e| e["path"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(paths(&got), paths(want));
+    for (g, w) in got.iter().zip(want) {
+        assert_eq!(g, w, "{}", w["path"]);
+    }
+
+    // What make_golden_vault_v1 made, spelled out (not read from expected.json).
+    let seg = VAULT_SEGMENT;
+    let attr = |parent: u64, name: &[u8]| v.lookup(parent, name).unwrap();
+    let sparse = attr(ROOT, b"sparse.bin");
+    assert_eq!(
+        (sparse.kind, sparse.size, sparse.mode),
+        (InodeKind::File, 3 * seg + 5000, 0o640)
+    );
+    assert_eq!((sparse.uid, sparse.gid, sparse.nlink), (1001, 1001, 1));
+    assert_eq!(
+        sparse.blocks,
+        (seg + 5000).div_ceil(512),
+        "the hole costs nothing"
+    );
+    // Segment 0 as overwritten in the log, the hole, the last segment from the snapshot.
+    assert_eq!(
+        v.read(sparse.ino, 0, seg as usize).unwrap(),
+        pattern(seg as usize, 3)
+    );
+    let hole = v.read(sparse.ino, seg, 2 * seg as usize).unwrap();
+    assert_eq!(hole.len() as u64, 2 * seg);
+    assert!(hole.iter().all(|&b| b == 0), "the hole reads as zeros");
+    assert_eq!(
+        v.read(sparse.ino, 3 * seg, 10_000).unwrap(),
+        pattern(5000, 2)
+    );
+    assert_eq!(v.getxattr(sparse.ino, b"user.origin").unwrap(), b"golden");
+
+    let empty = attr(ROOT, b"empty");
+    assert_eq!((empty.size, empty.blocks, empty.mode), (0, 0, 0o600));
+    assert_eq!(
+        (empty.atime, empty.mtime, empty.ctime),
+        (ts(-1000, 250), ts(0, 0), ts(1, 999_999_999))
+    );
+    assert_eq!(v.read(empty.ino, 0, 10).unwrap(), b"");
+
+    let small = attr(ROOT, b"small.txt");
+    let hard = attr(ROOT, b"hard");
+    assert_eq!(small, hard, "a hard link is the same inode");
+    assert_eq!(
+        (small.nlink, small.mode, small.uid, small.gid),
+        (2, 0o444, 1000, 100)
+    );
+    assert_eq!(small.mtime, ts(1_700_000_001, 2));
+    assert_eq!(v.read(small.ino, 0, 5000).unwrap(), text(1000, "small.txt"));
+    assert_eq!(v.listxattr(small.ino).unwrap(), [b"user.empty".to_vec()]);
+    assert_eq!(v.getxattr(small.ino, b"user.empty").unwrap(), b"");
+
+    let docs = attr(ROOT, b"docs");
+    assert_eq!(
+        (docs.kind, docs.mode, docs.nlink),
+        (InodeKind::Dir, 0o750, 3)
+    );
+    assert_eq!(v.getxattr(docs.ino, b"user.color").unwrap(), b"blue");
+    let nested = attr(docs.ino, b"nested.txt");
+    assert_eq!(
+        v.read(nested.ino, 0, 5000).unwrap(),
+        text(3000, "nested.txt")
+    );
+    assert_eq!(v.listxattr(nested.ino).unwrap(), [b"user.note".to_vec()]);
+    assert_eq!(
+        v.getxattr(nested.ino, b"user.note").unwrap(),
+        b"hello \x00\xff world"
+    );
+    assert!(
+        v.getxattr(nested.ino, b"user.tmp").is_err(),
+        "removed in the log"
+    );
+    let fin = attr(docs.ino, b"final.txt");
+    assert_eq!(v.read(fin.ino, 0, 5000).unwrap(), text(1500, "draft.txt"));
+    let sub = attr(docs.ino, b"sub");
+    assert_eq!((sub.kind, sub.mode, sub.nlink), (InodeKind::Dir, 0o700, 2));
+    let deep = attr(sub.ino, b"deep.txt");
+    assert_eq!((deep.uid, deep.gid, deep.size), (0, 0, 100));
+    assert_eq!(v.read(deep.ino, 0, 500).unwrap(), text(100, "deep.txt"));
+
+    let link = attr(ROOT, b"link");
+    assert_eq!(
+        (link.kind, link.size, link.mode),
+        (InodeKind::Symlink, 15, 0o777)
+    );
+    assert_eq!(v.readlink(link.ino).unwrap(), b"docs/nested.txt");
+    let fifo = attr(ROOT, b"fifo");
+    assert_eq!(
+        (fifo.kind, fifo.mode, fifo.rdev),
+        (InodeKind::Fifo, 0o644, 0)
+    );
+    assert_eq!(fifo.mtime, ts(5_000_000_001, 6));
+    let null = attr(ROOT, b"null");
+    assert_eq!(
+        (null.kind, null.mode, null.rdev),
+        (InodeKind::CharDev, 0o666, 259)
+    );
+
+    let late = attr(ROOT, b"late.txt");
+    assert_eq!((late.size, late.uid, late.gid), (10_000, 1002, 1002));
+    assert_eq!(
+        v.read(late.ino, 0, 30_000).unwrap(),
+        pattern(20_000, 4)[..10_000]
+    );
+
+    // Renamed and unlinked in the log: the old names are gone.
+    assert!(v.lookup(ROOT, b"draft.txt").is_err());
+    assert!(v.lookup(ROOT, b"doomed.txt").is_err());
+    assert_eq!(
+        v.usage().0,
+        13,
+        "inodes: root and 12 others (the unlinked one forgotten)"
+    );
+    let root = v.getattr(ROOT).unwrap();
+    assert_eq!((root.mode, root.nlink, root.uid), (0o755, 3, 0));
+}
+
+#[test]
+fn golden_vault_v1_opens_with_the_expected_tree() {
+    let expected = vault_expected();
+    let (_tmp, dir) = vault_copy();
+    let password = expected["password"].as_str().unwrap();
+    assert_eq!(password.as_bytes(), VAULT_PASSWORD);
+    let v = Vault::open_vault(&dir, password.as_bytes(), EngineOptions::default()).unwrap();
+    let r = v.bootstrap_report();
+    assert_eq!(r.snapshot, 1);
+    assert!(r.bad_snapshots.is_empty(), "{:?}", r.bad_snapshots);
+    assert_eq!(r.removed_temporaries, 0);
+    assert_eq!(r.entries_replayed, 18);
+    assert_eq!(r.entries_replayed, expected["entries_replayed"]);
+    assert!(r.orphans_reclaimed.is_empty());
+    assert_eq!((r.log.torn_bytes_cut, r.log.files), (0, 2));
+    assert_eq!(r.log.removed_torn_file, None);
+    assert_eq!(v.config().segment_size() as u64, VAULT_SEGMENT);
+    assert_eq!(v.config().cipher(), Cipher::Aes256Gcm);
+    assert_eq!(v.config().compression(), None);
+    assert_eq!(tohex(v.config().vault_id()), expected["vault_id"]);
+    assert_eq!(
+        *v.print_master_key(),
+        expected["master_key"].as_str().unwrap()
+    );
+    check_golden_tree(&v, &expected);
+    v.close().unwrap();
+    // The wrong password is refused.
+    let (_tmp2, dir2) = vault_copy();
+    assert!(Vault::open_vault(&dir2, b"golden passwore", EngineOptions::default()).is_err());
+}
+
+#[test]
+fn golden_vault_v1_opens_with_the_printed_master_key() {
+    // The engine has no read-only open; the master key path is the other way in.
+    let expected = vault_expected();
+    let (_tmp, dir) = vault_copy();
+    let printed = expected["master_key"].as_str().unwrap().to_uppercase();
+    let v = Vault::open_with_master_key(&dir, &printed, EngineOptions::default()).unwrap();
+    check_golden_tree(&v, &expected);
+}
+
+// ---------------------------------------------------------------------------
+// (e) The golden vault's files, read by hand from FORMAT.md §6-§9
+// ---------------------------------------------------------------------------
+
+#[test]
+fn golden_vault_v1_config_per_format_6() {
+    let expected = vault_expected();
+    let text = fs::read_to_string(fixtures().join("vault-v1/fusefs.conf")).unwrap();
+    // Two-space indent, fields in §6's order, a final newline.
+    let top: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("  \""))
+        .map(|l| l.split('"').next().unwrap())
+        .collect();
+    assert_eq!(
+        top,
+        [
+            "version",
+            "vault_id",
+            "created",
+            "cipher",
+            "segment_size",
+            "compression",
+            "features",
+            "kdf",
+            "password_check",
+            "sealed_master_key",
+            "master_key_check",
+            "config_mac"
+        ]
+    );
+    assert!(text.starts_with("{\n  \"version\": 1,\n") && text.ends_with("\n}\n"));
+    let c: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(c["version"], 1);
+    assert_eq!(c["cipher"], "aes-256-gcm");
+    assert_eq!(c["segment_size"], 16384);
+    assert_eq!(c["compression"], json!({"algorithm": "none"}));
+    assert_eq!(c["features"], json!([]));
+    assert_eq!(
+        c["kdf"].as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["algorithm", "m_kib", "p", "salt", "t"]
+    );
+    assert_eq!(
+        (&c["kdf"]["algorithm"], &c["kdf"]["m_kib"]),
+        (&json!("argon2id"), &json!(64))
+    );
+    assert_eq!((&c["kdf"]["t"], &c["kdf"]["p"]), (&json!(1), &json!(1)));
+    let hex_field = |v: &Value, len: usize| -> Vec<u8> {
+        let s = v.as_str().unwrap();
+        assert_eq!(s, s.to_lowercase(), "lowercase hex");
+        let b = unhex(s);
+        assert_eq!(b.len(), len, "{s}");
+        b
+    };
+    let vault_id = hex_field(&c["vault_id"], 16);
+    assert_eq!(tohex(&vault_id), expected["vault_id"]);
+    let created = c["created"].as_str().unwrap();
+    assert_eq!(created.len(), 20);
+    assert!(created.as_bytes()[4] == b'-' && created.ends_with('Z'));
+    let salt = id16(&hex_field(&c["kdf"]["salt"], 16));
+
+    // §6.1: P, the password check and the seal key.
+    let p = kdf::argon2id(VAULT_PASSWORD, &salt, FAST).unwrap();
+    let mut check = [0u8; 16];
+    kdf::hkdf_into(&p, &salt, b"fusefs/vault/password-check", &mut check);
+    assert_eq!(check.to_vec(), hex_field(&c["password_check"], 16));
+    let seal = kdf::subkey(&p, &salt, b"fusefs/vault/master-key-seal");
+    // §6.2: B (74 bytes without features) and K (28 bytes).
+    let mut b = b"fusefs/vault/config".to_vec();
+    b.extend(1u32.to_le_bytes()); // version
+    b.extend(&vault_id);
+    b.push(1); // AES-256-GCM
+    b.extend(16384u32.to_le_bytes()); // segment size
+    b.extend([0, 0]); // no compression, level 0
+    b.extend(20u32.to_le_bytes());
+    b.extend(created.as_bytes());
+    b.extend(0u32.to_le_bytes()); // no features
+    assert_eq!(b.len(), 74);
+    let mut k = Vec::new();
+    for x in [64u32, 1, 1] {
+        k.extend(x.to_le_bytes());
+    }
+    k.extend(salt);
+    assert_eq!(k.len(), 28);
+    let nonce: [u8; 12] = hex_field(&c["sealed_master_key"]["nonce"], 12)
+        .try_into()
+        .unwrap();
+    let mut sealed = hex_field(&c["sealed_master_key"]["ciphertext"], 48);
+    let aad = [&b[..], &k[..]].concat();
+    let n = AeadKey::new(Cipher::Aes256Gcm, &seal)
+        .open(&nonce, &aad, &mut sealed)
+        .expect("the master key opens with the seal key and AAD B ‖ K");
+    assert_eq!(n, 32);
+    let master = SecretKey::from_bytes(sealed[..32].try_into().unwrap());
+    // §6.4: the printed form.
+    let hex = tohex(master.as_bytes());
+    let groups: Vec<&str> = (0..8).map(|i| &hex[8 * i..8 * i + 8]).collect();
+    assert_eq!(groups.join("-"), expected["master_key"].as_str().unwrap());
+    let mut mk_check = [0u8; 16];
+    kdf::hkdf_into(
+        &master,
+        &[],
+        b"fusefs/vault/master-key-check",
+        &mut mk_check,
+    );
+    assert_eq!(mk_check.to_vec(), hex_field(&c["master_key_check"], 16));
+    let mac_key = kdf::subkey(&master, &vault_id, b"fusefs/vault/config-mac");
+    assert_eq!(
+        hmac_sha256(&mac_key, &b).to_vec(),
+        hex_field(&c["config_mac"], 32)
+    );
+    // The engine reads the same config and master key.
+    let config = VaultConfig::load(&fixtures().join("vault-v1")).unwrap();
+    assert_eq!(
+        config.unlock(VAULT_PASSWORD).unwrap().as_bytes(),
+        master.as_bytes()
+    );
+    assert_eq!(config.kdf(), FAST);
+}
+
+fn golden_master_key() -> SecretKey {
+    VaultConfig::load(&fixtures().join("vault-v1"))
+        .unwrap()
+        .unlock(VAULT_PASSWORD)
+        .unwrap()
+}
+
+#[test]
+fn golden_vault_v1_log_snapshot_and_packs_per_format_7_8_9() {
+    let expected = vault_expected();
+    let dir = fixtures().join("vault-v1");
+    let vault_id = unhex(expected["vault_id"].as_str().unwrap());
+    let master = golden_master_key();
+    let covers = expected["snapshot"]["covers_seq"].as_u64().unwrap();
+    assert_eq!(covers, 51);
+    assert_eq!(expected["snapshot"]["number"], 1);
+
+    // §9.4: the snapshot prefix, then a v2 stream under a raw subkey.
+    let snap = fs::read(dir.join("snap/0000000000000001.snap")).unwrap();
+    assert_eq!(&snap[0..8], b"fusefssn");
+    assert_eq!(snap[8], 1, "version");
+    assert_eq!(snap[9..12], [0, 0, 0], "reserved");
+    assert_eq!(u32_at(&snap, 12), 64, "prefix length");
+    assert_eq!(snap[16..32], vault_id[..]);
+    assert_eq!(u64_at(&snap, 32), 1, "snapshot number");
+    let snapshot_id = id16(&snap[40..56]);
+    assert_eq!(u64_at(&snap, 56), covers);
+    let s = &snap[64..];
+    assert_eq!(&s[0..6], b"fusefs");
+    assert_eq!(
+        (s[6], s[7], s[8], s[9]),
+        (2, 1, 2, 1),
+        "v2, AES-256-GCM, raw key, zstd"
+    );
+    assert_eq!(u16::from_le_bytes([s[10], s[11]]), 108);
+    assert_eq!(u32_at(s, 12), 1 << 20, "S = 1 MiB");
+    assert_eq!(
+        (u32_at(s, 48), u32_at(s, 52), u32_at(s, 56)),
+        (0, 0, 0),
+        "no Argon2id"
+    );
+    let snap_key = kdf::subkey(&master, &snapshot_id, b"fusefs/vault/snapshot");
+    let mut plain = Vec::new();
+    decrypt_stream(
+        &mut &s[..],
+        &mut plain,
+        &KeyMaterial::raw(snap_key.as_bytes()).unwrap(),
+        ParallelismProfile::Single,
+        &Control::new(),
+    )
+    .unwrap();
+    assert_eq!(plain[..64], snap[..64], "the sealed copy of the prefix");
+    assert_eq!(u32_at(&plain, 64), 16384, "state: segment size");
+    let mut state = decode_state(&plain[64..]).unwrap();
+    assert_eq!(encode_state(&state), plain[64..], "canonical encoding");
+    assert_eq!(state.inodes.len(), 13, "the snapshot's inodes");
+    assert!(
+        state.inodes.contains_key(&12),
+        "doomed.txt, unlinked after the snapshot"
+    );
+
+    // §7.1 and §7.2: every record of both log files, opened by hand.
+    let mut seq = covers + 1;
+    let mut tags = Vec::new();
+    for number in [2u64, 3] {
+        let f = fs::read(dir.join(format!("log/{number:016x}.ulog"))).unwrap();
+        assert_eq!(&f[0..8], b"fusefslg");
+        assert_eq!(f[8], 1, "version");
+        assert_eq!(f[9..12], [0, 0, 0], "reserved");
+        assert_eq!(u32_at(&f, 12), 64, "header length");
+        assert_eq!(f[16..32], vault_id[..]);
+        assert_eq!(u64_at(&f, 32), number, "file number");
+        let file_id = id16(&f[40..56]);
+        assert_eq!(u64_at(&f, 56), seq, "first sequence number");
+        let key = AeadKey::new(
+            Cipher::Aes256Gcm,
+            &kdf::subkey(&master, &file_id, b"fusefs/vault/log"),
+        );
+        let (mut at, mut index) = (64usize, 0u64);
+        while at < f.len() {
+            let p = u32_at(&f, at) as usize;
+            assert!(p >= 17);
+            assert_eq!(u64_at(&f, at + 4), seq);
+            let sealed = &f[at + 16..at + 16 + p];
+            let mut crc = crc32fast::Hasher::new();
+            crc.update(&f[at..at + 12]);
+            crc.update(sealed);
+            assert_eq!(
+                crc.finalize(),
+                u32_at(&f, at + 12),
+                "CRC-32 of record {seq}"
+            );
+            let mut nonce = [0u8; 12];
+            nonce[..8].copy_from_slice(&index.to_le_bytes());
+            let aad = [&vault_id[..], &number.to_le_bytes(), &seq.to_le_bytes()].concat();
+            let mut payload = sealed.to_vec();
+            let n = key.open(&nonce, &aad, &mut payload).expect("record opens");
+            assert_eq!(n, p - 16);
+            let entry = UnifiedEntry::decode(&payload[..n]).unwrap();
+            assert_eq!(entry.encode(), payload[..n]);
+            if seq == covers + 1 {
+                // §9.6 step 5: the first record after the snapshot.
+                assert_eq!(number, 2);
+                assert_eq!(
+                    entry,
+                    UnifiedEntry::SnapshotCheckpoint {
+                        number: 1,
+                        covers_seq: covers
+                    }
+                );
+            }
+            tags.push(payload[0]);
+            state.apply(&entry).unwrap();
+            seq += 1;
+            index += 1;
+            at += 16 + p;
+        }
+        assert_eq!(at, f.len(), "no torn tail");
+        if number == 2 {
+            assert_eq!(index, 1, "log 2 holds only the checkpoint");
+        }
+    }
+    // The log after the snapshot: checkpoint; rename; unlink + forget; the
+    // overwrite; xattrs; create + link + write of late.txt; its truncation
+    // (size, then the cut segment rewritten); chmod with times; times.
+    assert_eq!(
+        tags,
+        [11, 4, 3, 9, 8, 7, 6, 1, 2, 8, 5, 8, 5, 5, 5, 5, 5, 5]
+    );
+    assert_eq!(seq - covers - 1, 18);
+
+    // The state so rebuilt is the one the engine opens.
+    let (_tmp, copy) = vault_copy();
+    let v = Vault::open_vault(&copy, VAULT_PASSWORD, EngineOptions::default()).unwrap();
+    assert!(
+        v.state() == state,
+        "replayed by hand ≠ opened by the engine"
+    );
+    drop(v);
+
+    // §8.1: pack headers.
+    let mut packs = BTreeMap::new();
+    for number in [1u64, 2] {
+        let p = fs::read(dir.join(format!("packs/{number:016x}.pack"))).unwrap();
+        assert_eq!(&p[0..8], b"fusefspk");
+        assert_eq!(p[8], 1, "version");
+        assert_eq!(p[9..12], [0, 0, 0], "reserved");
+        assert_eq!(u32_at(&p, 12), 64, "header length");
+        assert_eq!(p[16..32], vault_id[..]);
+        assert_eq!(u64_at(&p, 32), number, "pack number");
+        assert_eq!(p[40..64], [0; 24]);
+        packs.insert(number, p);
+    }
+    // §8.2: every file's contents from its frames alone (holes are zeros).
+    let mut files = 0;
+    for e in expected["tree"].as_array().unwrap() {
+        if e["kind"] != "file" {
+            continue;
+        }
+        let ino = e["ino"].as_u64().unwrap();
+        let inode = &state.inodes[&ino];
+        let key = AeadKey::new(
+            Cipher::Aes256Gcm,
+            &kdf::subkey(&master, &inode.file_id, b"fusefs/vault/file"),
+        );
+        let mut content = vec![0u8; inode.size as usize];
+        for (&index, r) in &inode.segments {
+            assert_eq!(r.stored_len, r.plain_len + 29);
+            let at = r.offset as usize;
+            assert!(at >= 64);
+            let frame = &packs[&r.pack][at..at + r.stored_len as usize];
+            let nonce: [u8; 12] = frame[..12].try_into().unwrap();
+            let aad = [
+                &vault_id[..],
+                &inode.file_id,
+                &index.to_le_bytes(),
+                &r.generation.to_le_bytes(),
+                &r.plain_len.to_le_bytes(),
+            ]
+            .concat();
+            assert_eq!(aad.len(), 52);
+            let mut sealed = frame[12..].to_vec();
+            let n = key.open(&nonce, &aad, &mut sealed).expect("frame opens");
+            assert_eq!(n, 1 + r.plain_len as usize);
+            assert_eq!(sealed[0], 0, "encoding: raw (the vault does not compress)");
+            let start = (index * VAULT_SEGMENT) as usize;
+            content[start..start + r.plain_len as usize].copy_from_slice(&sealed[1..n]);
+        }
+        assert_eq!(sha256(&content), e["sha256"], "{}", e["path"]);
+        files += 1;
+    }
+    assert_eq!(files, 8);
+}
+
+// ---------------------------------------------------------------------------
+// (b) The golden streams
+// ---------------------------------------------------------------------------
+
+fn streams_expected() -> Value {
+    read_json(&fixtures().join("streams/expected.json"))
+}
+
+fn golden_stream_key() -> Vec<u8> {
+    let key = fs::read(fixtures().join("streams/key.bin")).unwrap();
+    assert_eq!(
+        tohex(&key),
+        "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
+    );
+    key
+}
+
+/// (stream bytes, plaintext, key material, password if any) of each stream.
+fn golden_streams() -> Vec<(Value, Vec<u8>, Vec<u8>, KeyMaterial)> {
+    let dir = fixtures().join("streams");
+    let expected = streams_expected();
+    let list = expected["streams"].as_array().unwrap();
+    let names: Vec<&str> = list.iter().map(|s| s["file"].as_str().unwrap()).collect();
+    assert_eq!(names, STREAMS.map(|s| s.0));
+    list.iter()
+        .map(|s| {
+            let stream = fs::read(dir.join(s["file"].as_str().unwrap())).unwrap();
+            let plain = fs::read(dir.join(s["plaintext"].as_str().unwrap())).unwrap();
+            assert_eq!(sha256(&plain), s["plaintext_sha256"]);
+            assert_eq!(plain.len() as u64, s["plaintext_len"].as_u64().unwrap());
+            let key = match s.get("password") {
+                Some(pw) => {
+                    assert_eq!(pw.as_str().unwrap().as_bytes(), STREAM_PASSWORD);
+                    KeyMaterial::password(STREAM_PASSWORD)
+                }
+                None => {
+                    assert_eq!(s["keyfile"], "key.bin");
+                    KeyMaterial::raw(&golden_stream_key()).unwrap()
+                }
+            };
+            (s.clone(), stream, plain, key)
+        })
+        .collect()
+}
+
+#[test]
+fn golden_stream_plaintext_is_what_the_generator_describes() {
+    let plain = fs::read(fixtures().join("streams/plain.bin")).unwrap();
+    assert_eq!(plain.len(), 3 * 4096 + 1234);
+    assert!(plain[..4096].starts_with(b"stream line 00000: the quick brown fox\n"));
+    assert!(plain[8192..12288].iter().all(|&b| b == 0x5a));
+    assert_eq!(plain, stream_plaintext());
+    assert_eq!(fs::read(fixtures().join("streams/empty.bin")).unwrap(), b"");
+}
+
+#[test]
+fn golden_streams_decrypt_to_their_plaintext() {
+    let dir = fixtures().join("streams");
+    for (s, stream, plain, key) in golden_streams() {
+        let name = s["file"].as_str().unwrap();
+        let mut out = Vec::new();
+        decrypt_stream(
+            &mut &stream[..],
+            &mut out,
+            &key,
+            ParallelismProfile::Fixed(2),
+            &Control::new(),
+        )
+        .unwrap();
+        assert!(out == plain, "{name}");
+        // Through the file API too (written aside, renamed into place).
+        let tmp = tempfile::tempdir().unwrap();
+        let dst = tmp.path().join("out");
+        decrypt_file(
+            &dir.join(name),
+            &dst,
+            &key,
+            ParallelismProfile::Single,
+            false,
+            0,
+            &Control::new(),
+        )
+        .unwrap();
+        assert!(fs::read(&dst).unwrap() == plain, "{name}");
+        // Any other key is refused.
+        let wrong = match key {
+            KeyMaterial::Password(_) => KeyMaterial::password(b"golden stream passwore"),
+            KeyMaterial::Raw(_) => KeyMaterial::raw(&[0xa0; 32]).unwrap(),
+        };
+        let mut sink = Vec::new();
+        let refused = decrypt_stream(
+            &mut &stream[..],
+            &mut sink,
+            &wrong,
+            ParallelismProfile::Single,
+            &Control::new(),
+        );
+        assert!(refused.is_err(), "{name}");
+    }
+}
+
+/// (e) for streams: every header field at its FORMAT.md §2 offset, the key
+/// check and header MAC (§1, §2), and every chunk (§3) or frame (§4)
+/// opened and checked by hand, digest chain and trailer included.
+#[test]
+fn golden_streams_per_format_1_to_4() {
+    let mut seen_encodings = BTreeMap::new();
+    for (s, b, plain, key) in golden_streams() {
+        let name = s["file"].as_str().unwrap().to_string();
+        let version = s["version"].as_u64().unwrap() as u8;
+        let (cipher, cipher_id) = match s["cipher"].as_str().unwrap() {
+            "aes-256-gcm" => (Cipher::Aes256Gcm, 1),
+            "chacha20-poly1305" => (Cipher::ChaCha20Poly1305, 2),
+            other => panic!("{other}"),
+        };
+        let zstd = s["zstd"].as_bool().unwrap();
+        let password = matches!(key, KeyMaterial::Password(_));
+        let seg = 4096usize;
+        assert_eq!(&b[0..6], b"fusefs", "{name}");
+        assert_eq!(b[6], version, "{name}");
+        assert_eq!(b[7], cipher_id, "{name}");
+        assert_eq!(b[8], if password { 1 } else { 2 }, "{name}: key source");
+        assert_eq!(b[9], zstd as u8, "{name}: flags");
+        assert_eq!(u16::from_le_bytes([b[10], b[11]]), 108, "{name}");
+        assert_eq!(u32_at(&b, 12) as usize, seg, "{name}");
+        let stream_id = id16(&b[16..32]);
+        let salt = id16(&b[32..48]);
+        let costs = (u32_at(&b, 48), u32_at(&b, 52), u32_at(&b, 56));
+        let master = if password {
+            assert_eq!(costs, (64, 1, 1), "{name}");
+            kdf::argon2id(STREAM_PASSWORD, &salt, FAST).unwrap()
+        } else {
+            assert_eq!(costs, (0, 0, 0), "{name}");
+            SecretKey::from_bytes(golden_stream_key().try_into().unwrap())
+        };
+        let mut check = [0u8; 16];
+        kdf::hkdf_into(&master, &stream_id, b"fusefs/stream/key-check", &mut check);
+        assert_eq!(check, b[60..76], "{name}: key check");
+        let mac_key = kdf::subkey(&master, &stream_id, b"fusefs/stream/header-mac");
+        let mac = hmac_sha256(&mac_key, &b[0..76]);
+        assert_eq!(mac, b[76..108], "{name}: header MAC");
+        let info = format!(
+            "fusefs/stream/v{version}/payload/{}",
+            s["cipher"].as_str().unwrap()
+        );
+        let payload = AeadKey::new(cipher, &kdf::subkey(&master, &stream_id, info.as_bytes()));
+
+        let mut out = Vec::new();
+        if version == 1 {
+            // §3: chunks of S + 16 bytes, counter nonces, AAD = header MAC.
+            let (mut at, mut i) = (108usize, 0u64);
+            loop {
+                let len = (seg + 16).min(b.len() - at);
+                let last = at + len == b.len();
+                let mut nonce = [0u8; 12];
+                nonce[3..11].copy_from_slice(&i.to_be_bytes());
+                nonce[11] = last as u8;
+                let mut chunk = b[at..at + len].to_vec();
+                let n = payload.open(&nonce, &mac, &mut chunk).expect("chunk opens");
+                out.extend_from_slice(&chunk[..n]);
+                at += len;
+                i += 1;
+                if last {
+                    break;
+                }
+            }
+            assert_eq!(i, 4, "{name}: chunks");
+        } else {
+            // §4: frames, the digest chain (§4.3) and the trailer (§4.2).
+            let mut c = ring::digest::Context::new(&ring::digest::SHA256);
+            c.update(b"fusefs/stream/v2/digest");
+            c.update(&mac);
+            let mut chain = c.finish().as_ref().to_vec();
+            let (mut at, mut n) = (108usize, 0u64);
+            let mut encodings = Vec::new();
+            let mut final_seen = false;
+            loop {
+                let p = u32_at(&b, at) as usize;
+                assert_eq!(b[at + 4..at + 20], stream_id, "{name}");
+                let index = u64_at(&b, at + 20);
+                let kind = b[at + 28];
+                let nonce: [u8; 12] = b[at + 29..at + 41].try_into().unwrap();
+                let aad = [&mac[..], &b[at..at + 29]].concat();
+                let mut sealed = b[at + 41..at + 41 + p].to_vec();
+                let len = payload
+                    .open(&nonce, &aad, &mut sealed)
+                    .expect("frame opens");
+                let body = &sealed[..len];
+                if kind == 2 {
+                    assert!(final_seen, "{name}");
+                    assert_eq!((p, index, len), (65, n, 49), "{name}: trailer");
+                    assert_eq!(body[0], 0);
+                    assert_eq!(body[1..33], chain[..], "{name}: stream digest");
+                    assert_eq!(u64_at(body, 33), n, "{name}: frame count");
+                    assert_eq!(u64_at(body, 41), plain.len() as u64, "{name}: length");
+                    assert_eq!(at + 41 + p, b.len(), "{name}: nothing after the trailer");
+                    break;
+                }
+                assert!(!final_seen, "{name}");
+                assert!((17..=seg + 17).contains(&p), "{name}");
+                assert_eq!(index, n, "{name}");
+                let mut c = ring::digest::Context::new(&ring::digest::SHA256);
+                c.update(&chain);
+                c.update(&b[at..at + 41]);
+                c.update(&b[at + 41 + p - 16..at + 41 + p]);
+                chain = c.finish().as_ref().to_vec();
+                let segment = match body[0] {
+                    0 => body[1..].to_vec(),
+                    1 => {
+                        assert!(zstd, "{name}: zstd without the flag");
+                        zstd::stream::decode_all(&body[1..]).unwrap()
+                    }
+                    e => panic!("{name}: encoding {e}"),
+                };
+                encodings.push(body[0]);
+                final_seen = kind == 1;
+                if !final_seen {
+                    assert_eq!(kind, 0, "{name}");
+                    assert_eq!(segment.len(), seg, "{name}");
+                }
+                out.extend_from_slice(&segment);
+                n += 1;
+                at += 41 + p;
+            }
+            seen_encodings.insert(name.clone(), encodings);
+        }
+        assert!(out == plain, "{name}");
+    }
+    // Text and a repeated byte compress, random bytes do not.
+    assert_eq!(seen_encodings["v2-aes256gcm-zstd-key.fusefs"], [1, 0, 1, 0]);
+    assert_eq!(seen_encodings["v2-aes256gcm-key.fusefs"], [0, 0, 0, 0]);
+    assert_eq!(seen_encodings["v2-chacha20-password.fusefs"], [0, 0, 0, 0]);
+    assert_eq!(
+        seen_encodings["v2-aes256gcm-empty-key.fusefs"],
+        [0],
+        "one empty final frame"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// (c) Log entries, byte by byte from FORMAT.md §9.1-§9.2
+// ---------------------------------------------------------------------------
+
+/// The tag of every variant; no wildcard, so a new variant does not compile
+/// until it gets a golden encoding below.
+fn tag_of(e: &UnifiedEntry) -> u8 {
+    match e {
+        UnifiedEntry::CreateInode { .. } => 1,
+        UnifiedEntry::Link { .. } => 2,
+        UnifiedEntry::Unlink { .. } => 3,
+        UnifiedEntry::Rename { .. } => 4,
+        UnifiedEntry::SetAttr { .. } => 5,
+        UnifiedEntry::SetXattr { .. } => 6,
+        UnifiedEntry::RemoveXattr { .. } => 7,
+        UnifiedEntry::WriteSegments { .. } => 8,
+        UnifiedEntry::Forget { .. } => 9,
+        UnifiedEntry::Scheduler { .. } => 10,
+        UnifiedEntry::SnapshotCheckpoint { .. } => 11,
+        UnifiedEntry::MoveSegments { .. } => 12,
+        UnifiedEntry::PackDeleted { .. } => 13,
+    }
+}
+
+/// `time` (§9.1): i64 seconds ‖ u32 nanoseconds.
+const T: Timespec = Timespec {
+    sec: 1_700_000_000,
+    nsec: 123_456_789,
+};
+const T_HEX: &str = "00f1536500000000 15cd5b07";
+const TN: Timespec = Timespec {
+    sec: -2,
+    nsec: 999_999_999,
+};
+const TN_HEX: &str = "feffffffffffffff ffc99a3b";
+const Z: Timespec = Timespec { sec: 0, nsec: 0 };
+const Z_HEX: &str = "0000000000000000 00000000";
+
+const SEG_A: SegmentRef = SegmentRef {
+    pack: 1,
+    offset: 64,
+    stored_len: 16413,
+    plain_len: 16384,
+    generation: 7,
+};
+/// `segref` (§9.1): pack u64 ‖ offset u64 ‖ stored length u32 ‖ plaintext length u32 ‖ generation u64.
+const SEG_A_HEX: &str = "0100000000000000 4000000000000000 1d400000 00400000 0700000000000000";
+const SEG_B: SegmentRef = SegmentRef {
+    pack: 2,
+    offset: 0x1_0000_0040,
+    stored_len: 1029,
+    plain_len: 1000,
+    generation: 258,
+};
+const SEG_B_HEX: &str = "0200000000000000 4000000001000000 05040000 e8030000 0201000000000000";
+const SEG_B9: SegmentRef = SegmentRef {
+    pack: 9,
+    offset: 128,
+    ..SEG_B
+};
+const SEG_B9_HEX: &str = "0900000000000000 8000000000000000 05040000 e8030000 0201000000000000";
+
+fn check_entry(e: UnifiedEntry, parts: &[&str], total: usize) {
+    let want = unhex(&parts.concat());
+    assert_eq!(want.len(), total, "{e:?}: the length §9.2's table gives");
+    assert_eq!(want[0], tag_of(&e), "{e:?}: tag");
+    assert_eq!(tohex(&e.encode()), tohex(&want), "{e:?}");
+    assert_eq!(UnifiedEntry::decode(&want).unwrap(), e);
+}
+
+#[test]
+fn entry_bytes_per_format_9_2() {
+    let fid: [u8; 16] = unhex("00112233445566778899aabbccddeeff")
+        .try_into()
+        .unwrap();
+    let mut tags = std::collections::BTreeSet::new();
+    let mut check = |e: UnifiedEntry, parts: &[&str], total: usize| {
+        tags.insert(tag_of(&e));
+        check_entry(e, parts, total);
+    };
+
+    // CreateInode: 62 + target.
+    #[rustfmt::skip]
+    check(
+        UnifiedEntry::CreateInode {
+            ino: 7, kind: InodeKind::Symlink, mode: 0o777, uid: 1000, gid: 100, rdev: 0,
+            time: T, file_id: fid, target: b"../x".to_vec(),
+        },
+        &[
+            "01",                               // tag
+            "0700000000000000",                 // ino 7
+            "03",                               // kind 3: symbolic link
+            "ff010000",                         // mode 0o777
+            "e8030000",                         // uid 1000
+            "64000000",                         // gid 100
+            "0000000000000000",                 // rdev 0
+            T_HEX,                              // time
+            "00112233445566778899aabbccddeeff", // file id (16 raw bytes)
+            "04000000", "2e2e2f78",             // target "../x"
+        ],
+        62 + 4,
+    );
+    #[rustfmt::skip]
+    check(
+        UnifiedEntry::CreateInode {
+            ino: 11, kind: InodeKind::CharDev, mode: 0o666, uid: 0, gid: 0, rdev: 0x103,
+            time: TN, file_id: [0xee; 16], target: vec![],
+        },
+        &[
+            "01",                               // tag
+            "0b00000000000000",                 // ino 11
+            "04",                               // kind 4: character device
+            "b6010000",                         // mode 0o666
+            "00000000",                         // uid 0
+            "00000000",                         // gid 0
+            "0301000000000000",                 // rdev 1:3
+            TN_HEX,                             // time −2 s + 999999999 ns
+            "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee", // file id
+            "00000000",                         // empty target
+        ],
+        62,
+    );
+    // Link: 33 + name. First the example FORMAT.md §9.2 spells out.
+    #[rustfmt::skip]
+    check(
+        UnifiedEntry::Link { parent: 1, name: b"d".to_vec(), ino: 2, time: ts(-5, 999_999_999) },
+        &["02 0100000000000000 01000000 64 0200000000000000 fbffffffffffffff ffc99a3b"],
+        34,
+    );
+    #[rustfmt::skip]
+    check(
+        UnifiedEntry::Link { parent: 5, name: b"nested.txt".to_vec(), ino: 6, time: T },
+        &[
+            "02",                               // tag
+            "0500000000000000",                 // parent 5
+            "0a000000", "6e65737465642e747874", // name "nested.txt"
+            "0600000000000000",                 // ino 6
+            T_HEX,                              // time
+        ],
+        33 + 10,
+    );
+    // Unlink: 25 + name.
+    #[rustfmt::skip]
+    check(
+        UnifiedEntry::Unlink { parent: 1, name: b"doomed.txt".to_vec(), time: T },
+        &[
+            "03",                               // tag
+            "0100000000000000",                 // parent 1
+            "0a000000", "646f6f6d65642e747874", // name "doomed.txt"
+            T_HEX,                              // time
+        ],
+        25 + 10,
+    );
+    // Rename: 38 + name + new name.
+    #[rustfmt::skip]
+    check(
+        UnifiedEntry::Rename {
+            parent: 1, name: b"draft.txt".to_vec(), new_parent: 5,
+            new_name: b"final.txt".to_vec(), exchange: false, time: T,
+        },
+        &[
+            "04",                             // tag
+            "0100000000000000",               // parent 1
+            "09000000", "64726166742e747874", // name "draft.txt"
+            "0500000000000000",               // new parent 5
+            "09000000", "66696e616c2e747874", // new name "final.txt"
+            "00",                             // exchange: false
+            T_HEX,                            // time
+        ],
+        38 + 9 + 9,
+    );
+    #[rustfmt::skip]
+    check(
+        UnifiedEntry::Rename {
+            parent: 2, name: b"a".to_vec(), new_parent: 3, new_name: b"b".to_vec(),
+            exchange: true, time: Z,
+        },
+        &[
+            "04",                     // tag
+            "0200000000000000",       // parent 2
+            "01000000", "61",         // name "a"
+            "0300000000000000",       // new parent 3
+            "01000000", "62",         // new name "b"
+            "01",                     // exchange: true
+            Z_HEX,                    // time 0
+        ],
+        38 + 1 + 1,
+    );
+    // SetAttr: 16..72.
+    #[rustfmt::skip]
+    check(
+        UnifiedEntry::SetAttr {
+            ino: 4,
+            change: AttrChange {
+                mode: Some(0o444), uid: Some(1001), gid: Some(u32::MAX), size: Some(1 << 40),
+                atime: Some(TN), mtime: Some(T), ctime: Some(Z),
+            },
+        },
+        &[
+            "05",                       // tag
+            "0400000000000000",         // ino 4
+            "01", "24010000",           // mode 0o444
+            "01", "e9030000",           // uid 1001
+            "01", "ffffffff",           // gid 2^32 − 1
+            "01", "0000000000010000",   // size 2^40
+            "01", TN_HEX,               // atime
+            "01", T_HEX,                // mtime
+            "01", Z_HEX,                // ctime
+        ],
+        72,
+    );
+    #[rustfmt::skip]
+    check(
+        UnifiedEntry::SetAttr { ino: 4, change: AttrChange::default() },
+        &["05", "0400000000000000", "00 00 00 00 00 00 00"],
+        16,
+    );
+    #[rustfmt::skip]
+    check(
+        UnifiedEntry::SetAttr {
+            ino: 14,
+            change: AttrChange { size: Some(10000), mtime: Some(T), ..Default::default() },
+        },
+        &[
+            "05",                       // tag
+            "0e00000000000000",         // ino 14
+            "00", "00", "00",           // no mode, uid, gid
+            "01", "1027000000000000",   // size 10000
+            "00",                       // no atime
+            "01", T_HEX,                // mtime
+            "00",                       // no ctime
+        ],
+        16 + 8 + 12,
+    );
+    // SetXattr: 17 + name + value.
+    #[rustfmt::skip]
+    check(
+        UnifiedEntry::SetXattr { ino: 6, name: b"user.note".to_vec(), value: vec![0x00, 0xff] },
+        &[
+            "06",                             // tag
+            "0600000000000000",               // ino 6
+            "09000000", "757365722e6e6f7465", // name "user.note"
+            "02000000", "00ff",               // value 00 ff
+        ],
+        17 + 9 + 2,
+    );
+    #[rustfmt::skip]
+    check(
+        UnifiedEntry::SetXattr { ino: 3, name: b"user.empty".to_vec(), value: vec![] },
+        &[
+            "06",                               // tag
+            "0300000000000000",                 // ino 3
+            "0a000000", "757365722e656d707479", // name "user.empty"
+            "00000000",                         // empty value
+        ],
+        17 + 10,
+    );
+    // RemoveXattr: 13 + name.
+    #[rustfmt::skip]
+    check(
+        UnifiedEntry::RemoveXattr { ino: 6, name: b"user.tmp".to_vec() },
+        &["07", "0600000000000000", "08000000", "757365722e746d70"],
+        13 + 8,
+    );
+    // WriteSegments: 33 + 40·N.
+    #[rustfmt::skip]
+    check(
+        UnifiedEntry::WriteSegments {
+            ino: 4, size: 40000, mtime: T, segments: vec![(0, SEG_A), (2, SEG_B)],
+        },
+        &[
+            "08",                         // tag
+            "0400000000000000",           // ino 4
+            "409c000000000000",           // size 40000
+            T_HEX,                        // mtime
+            "02000000",                   // N = 2
+            "0000000000000000", SEG_A_HEX, // index 0 ‖ segref
+            "0200000000000000", SEG_B_HEX, // index 2 ‖ segref
+        ],
+        33 + 80,
+    );
+    #[rustfmt::skip]
+    check(
+        UnifiedEntry::WriteSegments { ino: 2, size: 0, mtime: Z, segments: vec![] },
+        &["08", "0200000000000000", "0000000000000000", Z_HEX, "00000000"],
+        33,
+    );
+    // Forget: 9 (FORMAT.md's example).
+    check(UnifiedEntry::Forget { ino: 4 }, &["09 0400000000000000"], 9);
+    // Scheduler: 21.
+    check(
+        UnifiedEntry::Scheduler { cycle: 3, time: T },
+        &["0a", "0300000000000000", T_HEX],
+        21,
+    );
+    // SnapshotCheckpoint: 17.
+    check(
+        UnifiedEntry::SnapshotCheckpoint {
+            number: 1,
+            covers_seq: 51,
+        },
+        &["0b", "0100000000000000", "3300000000000000"],
+        17,
+    );
+    // MoveSegments: 5 + 80·N.
+    #[rustfmt::skip]
+    check(
+        UnifiedEntry::MoveSegments { moves: vec![(4, 2, SEG_B, SEG_B9)] },
+        &[
+            "0c",               // tag
+            "01000000",         // N = 1
+            "0400000000000000", // ino 4
+            "0200000000000000", // index 2
+            SEG_B_HEX,          // from
+            SEG_B9_HEX,         // to
+        ],
+        5 + 80,
+    );
+    check(
+        UnifiedEntry::MoveSegments { moves: vec![] },
+        &["0c 00000000"],
+        5,
+    );
+    // PackDeleted: 9.
+    check(
+        UnifiedEntry::PackDeleted { pack: 1 },
+        &["0d", "0100000000000000"],
+        9,
+    );
+    assert_eq!(
+        tags,
+        (1..=13).collect(),
+        "every variant has a golden encoding"
+    );
+}
+
+#[test]
+fn entry_decoding_refusals_per_format_9_2() {
+    let refused = |hex: &str| UnifiedEntry::decode(&unhex(hex)).is_err();
+    assert!(refused(""), "empty payload");
+    assert!(refused("00"), "tag 0");
+    assert!(refused("0e 0100000000000000"), "tag 14");
+    // Tags 12 and 13 are decoded (FORMAT.md's list of refusals says "a tag
+    // other than 1‥11"; its table and the code have 12 and 13).
+    assert!(!refused("0d 0100000000000000"));
+    assert!(refused("09 0400000000000000 00"), "trailing byte");
+    assert!(refused("09 04000000000000"), "cut short");
+    // Kind 8, a bool of 2, a presence byte of 2, nanoseconds = 10^9.
+    #[rustfmt::skip]
+    let create = |kind: &str| format!(
+        "01 0700000000000000 {kind} ff010000 e8030000 64000000 0000000000000000 {T_HEX} \
+         00112233445566778899aabbccddeeff 00000000"
+    );
+    assert!(!refused(&create("07")));
+    assert!(refused(&create("08")), "kind 8");
+    let rename = |exchange: &str| {
+        format!("04 0200000000000000 01000000 61 0300000000000000 01000000 62 {exchange} {Z_HEX}")
+    };
+    assert!(!refused(&rename("01")));
+    assert!(refused(&rename("02")), "bool 2");
+    assert!(
+        refused("05 0400000000000000 02 00 00 00 00 00 00"),
+        "presence byte 2"
+    );
+    assert!(!refused("0a 0300000000000000 0000000000000000 ffc99a3b"));
+    assert!(
+        refused("0a 0300000000000000 0000000000000000 00ca9a3b"),
+        "10^9 ns"
+    );
+    // WriteSegments: a count larger than the bytes left can hold.
+    let ws = |n: &str| {
+        format!("08 0200000000000000 0000000000000000 {Z_HEX} {n} 0000000000000000 {SEG_A_HEX}")
+    };
+    assert!(!refused(&ws("01000000")));
+    assert!(refused(&ws("02000000")), "count past the end");
+}
+
+// ---------------------------------------------------------------------------
+// (d) The snapshot state, byte by byte from FORMAT.md §9.5
+// ---------------------------------------------------------------------------
+
+#[test]
+fn state_bytes_per_format_9_5() {
+    let t = |k: i64| ts(1000 * k, k as u32);
+    let mut s = MetadataState::new(16384, 0o755, 0, 0, t(1));
+    #[rustfmt::skip]
+    let entries = [
+        UnifiedEntry::CreateInode {
+            ino: 2, kind: InodeKind::File, mode: 0o644, uid: 1000, gid: 100, rdev: 0,
+            time: t(2), file_id: [0x11; 16], target: vec![],
+        },
+        UnifiedEntry::Link { parent: 1, name: b"f".to_vec(), ino: 2, time: t(3) },
+        UnifiedEntry::CreateInode {
+            ino: 3, kind: InodeKind::Dir, mode: 0o700, uid: 0, gid: 0, rdev: 0,
+            time: t(4), file_id: [0x22; 16], target: vec![],
+        },
+        UnifiedEntry::Link { parent: 1, name: b"d".to_vec(), ino: 3, time: t(5) },
+        UnifiedEntry::CreateInode {
+            ino: 4, kind: InodeKind::Symlink, mode: 0o777, uid: 0, gid: 0, rdev: 0,
+            time: ts(-6, 6), file_id: [0x33; 16], target: b"f".to_vec(),
+        },
+        UnifiedEntry::Link { parent: 3, name: b"s".to_vec(), ino: 4, time: t(7) },
+        UnifiedEntry::SetXattr { ino: 2, name: b"user.k".to_vec(), value: b"v".to_vec() },
+        UnifiedEntry::WriteSegments {
+            ino: 2, size: 5, mtime: t(8),
+            segments: vec![(0, SegmentRef {
+                pack: 1, offset: 64, stored_len: 34, plain_len: 5, generation: 1,
+            })],
+        },
+        // Rewritten: the first frame becomes dead bytes of pack 1.
+        UnifiedEntry::WriteSegments {
+            ino: 2, size: 6, mtime: t(9),
+            segments: vec![(0, SegmentRef {
+                pack: 1, offset: 98, stored_len: 35, plain_len: 6, generation: 2,
+            })],
+        },
+        UnifiedEntry::Scheduler { cycle: 2, time: t(10) },
+    ];
+    for e in &entries {
+        s.apply(e).unwrap();
+    }
+    assert_eq!(s.packs[&1], PackUsage { live: 35, dead: 34 });
+
+    #[rustfmt::skip]
+    let want = unhex(&[
+        "00400000",         // segment size 16384
+        "0500000000000000", // next ino 5
+        "0200000000000000", // scheduler cycles 2
+        "0200000000000000", // generation high 2
+        "0400000000000000", // I = 4 inodes, by number:
+        // inode 1, the root
+        "0100000000000000", // inode number
+        "02",               // kind: directory
+        "ed010000",         // mode 0o755
+        "00000000",         // uid
+        "00000000",         // gid
+        "0000000000000000", // rdev
+        "0000000000000000", // size
+        "01000000",         // links 1
+        "e803000000000000 01000000", // atime 1000 s + 1 ns
+        "8813000000000000 05000000", // mtime 5000 s + 5 ns (the last Link into it)
+        "8813000000000000 05000000", // ctime
+        "00000000000000000000000000000000", // file id
+        "00000000",         // no target
+        "0100000000000000", // parent 1
+        "00000000",         // X = 0 xattrs
+        "0000000000000000", // n = 0 segments
+        // inode 2, the file "f"
+        "0200000000000000", // inode number
+        "01",               // kind: regular file
+        "a4010000",         // mode 0o644
+        "e8030000",         // uid 1000
+        "64000000",         // gid 100
+        "0000000000000000", // rdev
+        "0600000000000000", // size 6
+        "01000000",         // links 1
+        "d007000000000000 02000000", // atime 2000 s + 2 ns
+        "2823000000000000 09000000", // mtime 9000 s + 9 ns (the last write)
+        "2823000000000000 09000000", // ctime
+        "11111111111111111111111111111111", // file id
+        "00000000",         // no target
+        "0200000000000000", // parent: itself
+        "01000000",         // X = 1
+        "06000000 757365722e6b", // name "user.k"
+        "01000000 76",      // value "v"
+        "0100000000000000", // n = 1
+        "0000000000000000", // index 0
+        "0100000000000000 6200000000000000 23000000 06000000 0200000000000000", // pack 1, offset 98, stored 35, plain 6, generation 2
+        // inode 3, the directory "d"
+        "0300000000000000", // inode number
+        "02",               // kind: directory
+        "c0010000",         // mode 0o700
+        "00000000",         // uid
+        "00000000",         // gid
+        "0000000000000000", // rdev
+        "0000000000000000", // size
+        "01000000",         // links 1
+        "a00f000000000000 04000000", // atime 4000 s + 4 ns
+        "581b000000000000 07000000", // mtime 7000 s + 7 ns (the Link into it)
+        "581b000000000000 07000000", // ctime
+        "22222222222222222222222222222222", // file id
+        "00000000",         // no target
+        "0100000000000000", // parent 1
+        "00000000",         // X = 0
+        "0000000000000000", // n = 0
+        // inode 4, the symlink "d/s" → "f"
+        "0400000000000000", // inode number
+        "03",               // kind: symbolic link
+        "ff010000",         // mode 0o777
+        "00000000",         // uid
+        "00000000",         // gid
+        "0000000000000000", // rdev
+        "0100000000000000", // size 1: the target's length
+        "01000000",         // links 1
+        "faffffffffffffff 06000000", // atime −6 s + 6 ns
+        "faffffffffffffff 06000000", // mtime
+        "581b000000000000 07000000", // ctime 7000 s + 7 ns (its Link)
+        "33333333333333333333333333333333", // file id
+        "01000000 66",      // target "f"
+        "0400000000000000", // parent: itself
+        "00000000",         // X = 0
+        "0000000000000000", // n = 0
+        // D = 2 directories, by number
+        "0200000000000000",
+        "0100000000000000 0200000000000000", // directory 1, E = 2, by name:
+        "01000000 64 0300000000000000",      // "d" → 3
+        "01000000 66 0200000000000000",      // "f" → 2
+        "0300000000000000 0100000000000000", // directory 3, E = 1
+        "01000000 73 0400000000000000",      // "s" → 4
+        // K = 1 pack
+        "0100000000000000",
+        "0100000000000000 2300000000000000 2200000000000000", // pack 1: live 35, dead 34
+    ]
+    .concat());
+    assert_eq!(
+        want.len(),
+        36 + 117 + (117 + 15 + 40) + 117 + (117 + 1) + 8 + 16 + 2 * 13 + 16 + 13 + 8 + 24
+    );
+    assert_eq!(tohex(&encode_state(&s)), tohex(&want));
+    let decoded = decode_state(&want).unwrap();
+    assert!(decoded == s, "decode(encode(state)) ≠ state");
+    assert_eq!(decoded.nlink(1), 3);
+    assert_eq!(decoded.stored_bytes, 6);
+    // Refusals of §9.5: a byte left over, a count past the end, an unknown kind.
+    let mut longer = want.clone();
+    longer.push(0);
+    assert!(decode_state(&longer).is_err(), "trailing byte");
+    assert!(decode_state(&want[..want.len() - 1]).is_err(), "cut short");
+    let mut bad_kind = want.clone();
+    bad_kind[36 + 8] = 8;
+    assert!(decode_state(&bad_kind).is_err(), "kind 8");
+    let mut huge = want.clone();
+    huge[28..36].copy_from_slice(&5u64.to_le_bytes());
+    assert!(
+        decode_state(&huge).is_err(),
+        "5 inodes announced, 4 present"
+    );
 }
