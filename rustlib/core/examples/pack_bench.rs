@@ -9,11 +9,11 @@ use std::time::Instant;
 
 use crypto_core::crypto::aead::AeadKey;
 use crypto_core::crypto::keys::SecretKey;
+use crypto_core::crypto::vault_keys::{purpose, subkey};
+use crypto_core::metadata::SegmentRef;
+use crypto_core::packs::{PackOptions, PackStore};
 use crypto_core::storage::RealFs;
 use crypto_core::types::Cipher;
-use crypto_core::vault::config::{purpose, subkey};
-use crypto_core::vault::packs::{PackOptions, PackStore};
-use crypto_core::vault::segment::SegmentRef;
 
 const SEG: usize = 64 << 10;
 

@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crypto_core::crypto::keys::SecretKey;
-use crypto_core::log::entry::{InodeKind, Timespec, UnifiedEntry};
 use crypto_core::log::unified::{LogManager, LogOptions};
+use crypto_core::metadata::{InodeKind, Timespec, UnifiedEntry};
+use crypto_core::metadata::{MetadataState, ROOT_INO};
 use crypto_core::recovery::bootstrap::load_unified_log;
+use crypto_core::snapshot::{read_snapshot, snapshot_file_name, write_snapshot};
 use crypto_core::storage::{FileSystem, RealFs};
-use crypto_core::vault::metadata::{MetadataState, ROOT_INO};
-use crypto_core::vault::snapshot::{read_snapshot, snapshot_file_name, write_snapshot};
 
 fn rss_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")

@@ -5,9 +5,9 @@
 //! `cargo run -p crypto-core --release --example state_ops -- [FILES]`
 use std::time::Instant;
 
-use crypto_core::log::entry::{InodeKind, Timespec, UnifiedEntry};
-use crypto_core::vault::metadata::{MetadataState, ROOT_INO};
-use crypto_core::vault::segment::SegmentRef;
+use crypto_core::metadata::SegmentRef;
+use crypto_core::metadata::{InodeKind, Timespec, UnifiedEntry};
+use crypto_core::metadata::{MetadataState, ROOT_INO};
 
 const FILES_PER_DIR: u64 = 1000;
 

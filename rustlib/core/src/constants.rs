@@ -30,6 +30,12 @@ pub const DEFAULT_SEGMENT_SIZE_V2: u32 = 1 << 20;
 /// v1 default: 64 KiB chunks, as age's STREAM.
 pub const DEFAULT_CHUNK_SIZE_V1: u32 = 64 << 10;
 
+/// A vault's segment size (fixed at `init`, in fusefs.conf): a power of two
+/// in this range. Packs refuse frames of more plaintext than the maximum.
+pub const DEFAULT_VAULT_SEGMENT_SIZE: u32 = 64 << 10;
+pub const MIN_VAULT_SEGMENT_SIZE: u32 = 16 << 10;
+pub const MAX_VAULT_SEGMENT_SIZE: u32 = 1 << 20;
+
 /// Sealed plaintext of the trailer: encoding, digest, frame count, length.
 pub const TRAILER_PLAINTEXT_LEN: usize = 1 + DIGEST_LEN + 8 + 8;
 

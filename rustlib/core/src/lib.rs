@@ -10,7 +10,6 @@
 //! FORMAT.md at the repository root documents every byte.
 
 pub mod api;
-pub mod codec;
 pub mod compression;
 pub mod constants;
 pub mod crypto;
@@ -18,9 +17,12 @@ pub mod error;
 pub mod framing;
 pub mod headers;
 pub mod log;
+pub mod metadata;
+pub mod packs;
 pub mod pipeline;
 pub mod recovery;
 pub mod scheduler;
+pub mod snapshot;
 pub mod storage;
 pub mod stream_io;
 pub mod stream_v1;

@@ -5,13 +5,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crypto_core::crypto::keys::SecretKey;
-use crypto_core::log::entry::{AttrChange, InodeKind, Timespec, UnifiedEntry};
 use crypto_core::log::unified::LogOptions;
+use crypto_core::metadata::SegmentRef;
+use crypto_core::metadata::{AttrChange, InodeKind, Timespec, UnifiedEntry};
+use crypto_core::metadata::{MetadataState, ROOT_INO};
 use crypto_core::recovery::bootstrap::load_unified_log;
 use crypto_core::storage::memfs::{Fault, MemFs};
 use crypto_core::storage::FileSystem;
-use crypto_core::vault::metadata::{MetadataState, ROOT_INO};
-use crypto_core::vault::segment::SegmentRef;
 
 const T: Timespec = Timespec { sec: 1, nsec: 0 };
 
@@ -174,8 +174,8 @@ fn every_crash_point_bootstraps_to_a_prefix_with_all_synced_entries() {
 
 mod with_snapshots {
     use super::*;
-    use crypto_core::log::unified::compact_unified_log;
     use crypto_core::recovery::bootstrap::bootstrap;
+    use crypto_core::vault::compaction::compact_unified_log;
 
     fn open_all(
         fs: &MemFs,

@@ -18,16 +18,16 @@ use std::sync::{Arc, Once};
 use std::time::Instant;
 
 use crypto_core::crypto::keys::SecretKey;
-use crypto_core::log::entry::AttrChange;
 use crypto_core::log::unified::LogOptions;
+use crypto_core::metadata::AttrChange;
+use crypto_core::metadata::MetadataState;
 use crypto_core::recovery::bootstrap::load_unified_log;
+use crypto_core::snapshot::read_snapshot;
 use crypto_core::storage::memfs::MemFs;
 use crypto_core::storage::FileSystem;
 use crypto_core::types::Argon2Params;
 use crypto_core::vault::config::{print_master_key, VaultConfig, VaultOptions};
 use crypto_core::vault::engine::{EngineOptions, RenameFlags, Vault, ROOT};
-use crypto_core::vault::metadata::MetadataState;
-use crypto_core::vault::snapshot::read_snapshot;
 use crypto_core::Error;
 
 const SEG: u64 = 16384;

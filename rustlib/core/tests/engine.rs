@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use crypto_core::log::entry::AttrChange;
+use crypto_core::metadata::AttrChange;
 use crypto_core::storage::memfs::{Fault, MemFs};
 use crypto_core::types::Argon2Params;
 use crypto_core::vault::config::{VaultConfig, VaultOptions};
@@ -413,7 +413,7 @@ fn a_crash_anywhere_in_pack_compaction_loses_nothing() {
 
 #[test]
 fn pack_compaction_moves_any_number_of_frames_in_bounded_records() {
-    use crypto_core::vault::engine::MOVES_PER_RECORD;
+    use crypto_core::vault::compaction::MOVES_PER_RECORD;
     let fx = Fixture::new(None);
     let v = fx.open();
     let n = 3 * MOVES_PER_RECORD;

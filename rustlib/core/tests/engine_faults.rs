@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use crypto_core::log::entry::AttrChange;
+use crypto_core::metadata::AttrChange;
 use crypto_core::storage::memfs::{Fault, FaultOp, MemFs};
 use crypto_core::types::Argon2Params;
 use crypto_core::vault::config::{VaultConfig, VaultOptions};

@@ -27,14 +27,14 @@ use crypto_core::crypto::aead::AeadKey;
 use crypto_core::crypto::hmac_sha256;
 use crypto_core::crypto::kdf;
 use crypto_core::crypto::keys::{KeyMaterial, SecretKey};
-use crypto_core::log::entry::{AttrChange, InodeKind, Timespec, UnifiedEntry};
+use crypto_core::metadata::state_codec::{decode_state, encode_state};
+use crypto_core::metadata::SegmentRef;
+use crypto_core::metadata::{AttrChange, InodeKind, Timespec, UnifiedEntry};
+use crypto_core::metadata::{MetadataState, PackUsage};
 use crypto_core::pipeline::Control;
 use crypto_core::types::{Argon2Params, Cipher, EncryptParams, Format, ParallelismProfile};
 use crypto_core::vault::config::{VaultConfig, VaultOptions};
 use crypto_core::vault::engine::{EngineOptions, RenameFlags, Vault, ROOT};
-use crypto_core::vault::metadata::{MetadataState, PackUsage};
-use crypto_core::vault::segment::SegmentRef;
-use crypto_core::vault::snapshot::{decode_state, encode_state};
 
 use std::collections::BTreeMap;
 use std::fs;

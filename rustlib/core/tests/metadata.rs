@@ -1,10 +1,10 @@
 //! The metadata state machine: namespace rules with their errnos, segment
 //! maps and pack accounting, and replay == live for random entry sequences.
 
-use crypto_core::log::entry::{AttrChange, InodeKind, Timespec, UnifiedEntry};
-use crypto_core::vault::metadata::{MetadataState, PackUsage, ROOT_INO};
-use crypto_core::vault::segment::SegmentRef;
-use crypto_core::vault::snapshot::{decode_state, encode_state};
+use crypto_core::metadata::state_codec::{decode_state, encode_state};
+use crypto_core::metadata::SegmentRef;
+use crypto_core::metadata::{AttrChange, InodeKind, Timespec, UnifiedEntry};
+use crypto_core::metadata::{MetadataState, PackUsage, ROOT_INO};
 use crypto_core::Error;
 use proptest::prelude::*;
 

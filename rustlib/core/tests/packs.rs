@@ -7,14 +7,12 @@ use std::sync::Arc;
 
 use crypto_core::crypto::aead::AeadKey;
 use crypto_core::crypto::keys::SecretKey;
+use crypto_core::crypto::vault_keys::{purpose, subkey};
+use crypto_core::metadata::SegmentRef;
+use crypto_core::packs::{pack_file_name, PackOptions, PackStore, FRAME_OVERHEAD, PACK_HEADER_LEN};
 use crypto_core::storage::memfs::{Fault, FaultOp, MemFs};
 use crypto_core::storage::FileSystem;
 use crypto_core::types::Cipher;
-use crypto_core::vault::config::{purpose, subkey};
-use crypto_core::vault::packs::{
-    pack_file_name, PackOptions, PackStore, FRAME_OVERHEAD, PACK_HEADER_LEN,
-};
-use crypto_core::vault::segment::SegmentRef;
 use crypto_core::{Error, ErrorClass};
 
 const VAULT: [u8; 16] = [7; 16];

@@ -5,9 +5,10 @@ use std::fs;
 use std::path::Path;
 
 use crypto_core::crypto::keys::SecretKey;
+use crypto_core::crypto::vault_keys::subkey;
 use crypto_core::types::{Argon2Params, Cipher};
 use crypto_core::vault::config::{
-    parse_master_key, print_master_key, subkey, VaultConfig, VaultOptions, CONFIG_FILE,
+    parse_master_key, print_master_key, VaultConfig, VaultOptions, CONFIG_FILE,
     DEFAULT_VAULT_ARGON2,
 };
 use crypto_core::{Error, ErrorClass};

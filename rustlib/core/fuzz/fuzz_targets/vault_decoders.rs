@@ -2,9 +2,9 @@
 //! log records, a pack header or a fusefs.conf: typed errors, never a panic; what decodes
 //! encodes back to the same bytes.
 #![no_main]
-use crypto_core::log::entry::UnifiedEntry;
+use crypto_core::metadata::UnifiedEntry;
 use crypto_core::log::format::{parse_record, LogFileHeader};
-use crypto_core::vault::snapshot::{decode_state, encode_state};
+use crypto_core::metadata::state_codec::{decode_state, encode_state};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(encode_state(&decode_state(&again).unwrap()), again);
     }
     let _ = LogFileHeader::decode(data);
-    let _ = crypto_core::vault::packs::PackHeader::decode(data);
+    let _ = crypto_core::packs::PackHeader::decode(data);
     let _ = crypto_core::vault::config::VaultConfig::parse(data);
     let mut at = 0;
     while let crypto_core::log::format::Parsed::Record { len, .. } = parse_record(data, at) {

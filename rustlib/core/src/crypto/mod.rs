@@ -1,4 +1,5 @@
-//! Cryptographic primitives: AEAD sealing, key derivation, random nonces, digest.
+//! Cryptographic primitives: AEAD sealing, key derivation (and the vault's
+//! key hierarchy, [`vault_keys`]), random nonces, digest.
 //!
 //! Everything secret lives in [`keys`] types that are zeroized on drop.
 
@@ -7,6 +8,7 @@ pub mod digest;
 pub mod kdf;
 pub mod keys;
 pub mod random;
+pub mod vault_keys;
 
 /// HMAC-SHA256 of `data` under `key`: header, checkpoint and config MACs.
 pub fn hmac_sha256(key: &keys::SecretKey, data: &[u8]) -> [u8; crate::constants::MAC_LEN] {

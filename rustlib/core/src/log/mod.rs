@@ -1,12 +1,11 @@
-//! The unified log: append-only files of sealed, checksummed records.
+//! The unified log: append-only files of sealed, checksummed records. The
+//! records are opaque bytes here (what they say is
+//! [`UnifiedEntry`](crate::metadata::UnifiedEntry)); the log knows their
+//! order, durability and integrity, nothing of their meaning.
 //!
-//! * [`entry`](self::entry): `UnifiedEntry`, what a record says.
 //! * [`format`](self::format): the byte layout of a log file and its records.
-//! * [`unified`](self::unified): `LogManager` (append with group commit, sync, rotate,
-//!   replay with torn-tail handling).
+//! * [`unified`](self::unified): `LogManager` (append with group commit, sync,
+//!   rotate, cut for a snapshot, replay with torn-tail handling).
 
-pub mod entry;
 pub mod format;
 pub mod unified;
-
-pub use entry::UnifiedEntry;

@@ -26,10 +26,10 @@ use super::format::*;
 use crate::crypto::aead::AeadKey;
 use crate::crypto::keys::SecretKey;
 use crate::crypto::random;
+use crate::crypto::vault_keys::{purpose, subkey};
 use crate::error::{io_at, Error, Result};
 use crate::storage::{FileSystem, StorageFile};
 use crate::types::Cipher;
-use crate::vault::config::{purpose, subkey};
 
 /// Writes are issued once this many bytes are queued, even without a sync.
 /// Whoever fills the batch seals and writes it (the engine does it after
@@ -666,16 +666,7 @@ fn replay(
     Ok((records, report, last_number, next_seq.unwrap_or(1)))
 }
 
-/// What one log compaction did.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CompactionReport {
-    pub snapshot: u64,
-    pub covers_seq: u64,
-    pub log_files_deleted: usize,
-    pub snapshots_deleted: usize,
-}
-
-/// Where a log compaction cut the log: the snapshot must hold the state
+/// Where the log was cut for a snapshot: the snapshot must hold the state
 /// after record `covers_seq`; files numbered below `first_new` only hold
 /// records up to it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -685,93 +676,51 @@ pub struct LogCut {
     appended_at_cut: u64,
 }
 
-/// Log compaction, first step: make every record durable and start a new
-/// log file. Call it while holding the engine's write lock, and take the
-/// state to snapshot under the same lock: it is then exactly the state after
-/// `covers_seq`. Cheap (a sync and a file creation); the slow part,
-/// [`finish_log_compaction`], runs without the lock.
-pub fn begin_log_compaction(log: &LogManager) -> Result<LogCut> {
-    log.sync()?;
-    let covers_seq = log.synced_seq();
-    if log.next_seq() != covers_seq + 1 {
-        return Err(Error::Internal(
-            "records were appended during log compaction".into(),
-        ));
+impl LogManager {
+    /// Make every record durable and start a new log file, so that the
+    /// records up to now are exactly those of the files before the new one.
+    /// Call it while holding the caller's write lock, and take the state to
+    /// snapshot under the same lock: it is then exactly the state after
+    /// `covers_seq`. Cheap (a sync and a file creation).
+    pub fn cut(&self) -> Result<LogCut> {
+        self.sync()?;
+        let covers_seq = self.synced_seq();
+        if self.next_seq() != covers_seq + 1 {
+            return Err(Error::Internal(
+                "records were appended during log compaction".into(),
+            ));
+        }
+        let appended_at_cut = self.appended_bytes();
+        let first_new = self.rotate_now()?;
+        Ok(LogCut {
+            covers_seq,
+            first_new,
+            appended_at_cut,
+        })
     }
-    let appended_at_cut = log.appended_bytes();
-    let first_new = log.rotate_now()?;
-    Ok(LogCut {
-        covers_seq,
-        first_new,
-        appended_at_cut,
-    })
-}
 
-/// Log compaction, second step: write `state` (the state at `cut`) as a
-/// snapshot, record a checkpoint, delete the log files and older snapshots
-/// it covers. Every step is durable before the next, so a crash anywhere
-/// leaves the old log (perhaps with an unused snapshot) or the new snapshot
-/// with the log after it; bootstrap handles both. Compactions must not run
-/// concurrently (the engine serializes them).
-pub fn finish_log_compaction(
-    log: &LogManager,
-    cut: LogCut,
-    state: &crate::vault::metadata::MetadataState,
-    snap_dir: &Path,
-) -> Result<CompactionReport> {
-    use crate::vault::snapshot::{parse_snapshot_file_name, snapshot_file_name, write_snapshot};
-    let fs = &*log.fs;
-    fs.create_dir_all(snap_dir)
-        .map_err(io_at("cannot create", snap_dir))?;
-    let existing: Vec<u64> = fs
-        .list(snap_dir)
-        .map_err(io_at("cannot list", snap_dir))?
-        .iter()
-        .filter_map(|n| parse_snapshot_file_name(n))
-        .collect();
-    let number = existing.iter().max().map_or(1, |m| m + 1);
-    let covers_seq = cut.covers_seq;
-    write_snapshot(
-        fs,
-        snap_dir,
-        log.vault_id,
-        &log.master,
-        number,
-        covers_seq,
-        state,
-    )?;
-    log.append_sync(
-        crate::log::entry::UnifiedEntry::SnapshotCheckpoint { number, covers_seq }.encode(),
-    )?;
-    let log_files_deleted = log.delete_files_before(cut.first_new)?;
-    log.appended_bytes.fetch_sub(
-        cut.appended_at_cut.min(log.appended_bytes()),
-        std::sync::atomic::Ordering::Relaxed,
-    );
-    let mut snapshots_deleted = 0;
-    for old in existing {
-        let path = snap_dir.join(snapshot_file_name(old));
-        fs.remove(&path).map_err(io_at("cannot remove", &path))?;
-        snapshots_deleted += 1;
+    /// Delete the files a snapshot of the state at `cut` covers, and stop
+    /// counting their bytes in [`appended_bytes`](Self::appended_bytes).
+    pub fn delete_before_cut(&self, cut: &LogCut) -> Result<usize> {
+        let deleted = self.delete_files_before(cut.first_new)?;
+        self.appended_bytes.fetch_sub(
+            cut.appended_at_cut.min(self.appended_bytes()),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        Ok(deleted)
     }
-    if snapshots_deleted > 0 {
-        fs.sync_dir(snap_dir)
-            .map_err(io_at("cannot sync", snap_dir))?;
-    }
-    Ok(CompactionReport {
-        snapshot: number,
-        covers_seq,
-        log_files_deleted,
-        snapshots_deleted,
-    })
-}
 
-/// Both steps at once, for a caller that holds its write lock throughout.
-pub fn compact_unified_log(
-    log: &LogManager,
-    state: &crate::vault::metadata::MetadataState,
-    snap_dir: &Path,
-) -> Result<CompactionReport> {
-    let cut = begin_log_compaction(log)?;
-    finish_log_compaction(log, cut, state, snap_dir)
+    /// The vault id and master key the log was opened with.
+    pub fn vault_id(&self) -> [u8; 16] {
+        self.vault_id
+    }
+
+    /// The file system the log lives on.
+    pub fn storage(&self) -> &Arc<dyn FileSystem> {
+        &self.fs
+    }
+
+    pub(crate) fn master(&self) -> &SecretKey {
+        &self.master
+    }
 }

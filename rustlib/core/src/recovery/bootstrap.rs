@@ -19,11 +19,11 @@ use std::sync::Arc;
 
 use crate::crypto::keys::SecretKey;
 use crate::error::{io_at, Error, Result};
-use crate::log::entry::UnifiedEntry;
 use crate::log::unified::{LogManager, LogOptions, ReplayReport};
+use crate::metadata::MetadataState;
+use crate::metadata::UnifiedEntry;
+use crate::snapshot::{parse_snapshot_file_name, read_snapshot, snapshot_file_name};
 use crate::storage::FileSystem;
-use crate::vault::metadata::MetadataState;
-use crate::vault::snapshot::{parse_snapshot_file_name, read_snapshot, snapshot_file_name};
 
 /// What bootstrap found and did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -9,33 +9,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::error::Result;
-use crate::vault::engine::Vault;
-
-/// What the policy looks at.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct CompactionStats {
-    /// Log payload bytes a snapshot would let go.
-    pub log_bytes: u64,
-    pub live_bytes: u64,
-    pub dead_bytes: u64,
-    /// Time since the last change to the vault.
-    pub idle: Duration,
-    /// Time since the last compaction cycle.
-    pub since_last_cycle: Duration,
-}
-
-/// What to do now.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct CompactionAction {
-    pub log: bool,
-    pub packs: bool,
-}
-
-impl CompactionAction {
-    pub fn any(self) -> bool {
-        self.log || self.packs
-    }
-}
+use crate::vault::compaction::{CompactionAction, CompactionStats};
+use crate::vault::Vault;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct HybridCompactionPolicy {

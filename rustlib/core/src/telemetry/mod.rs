@@ -1,4 +1,6 @@
-//! Counters a run collects and the snapshot it returns.
+//! Telemetry: the counters a stream run collects ([`Telemetry`], and the
+//! [`TelemetrySnapshot`] it returns), and what an open vault reports
+//! ([`VaultTelemetry`]).
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -100,4 +102,36 @@ impl Telemetry {
             workers: self.workers.load(Relaxed) as u32,
         }
     }
+}
+
+/// What an open vault reports (`Vault::telemetry`): its state's counts,
+/// this session's I/O and cache counts, and its sizes on disk.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct VaultTelemetry {
+    /// Inodes of every kind (the root included), and how many are directories.
+    pub inodes: u64,
+    pub dirs: u64,
+    /// Plaintext bytes stored (holes cost nothing).
+    pub stored_bytes: u64,
+    pub packs: u64,
+    pub live_bytes: u64,
+    pub dead_bytes: u64,
+    pub log_bytes_since_snapshot: u64,
+    pub idle: std::time::Duration,
+    pub compaction_cycles: u64,
+    /// Since the vault was opened: `read`/`write` calls and their bytes, `fsync`/`sync` calls.
+    pub reads: u64,
+    pub bytes_read: u64,
+    pub writes: u64,
+    pub bytes_written: u64,
+    pub fsyncs: u64,
+    /// Decrypted-segment cache: lookups served / not, bytes held, capacity.
+    pub cache_hits: u64,
+    pub cache_misses: u64,
+    pub cache_bytes: u64,
+    pub cache_capacity: u64,
+    /// Sizes on disk now: log files, pack files, snapshot files.
+    pub log_bytes: u64,
+    pub pack_bytes: u64,
+    pub snapshot_bytes: u64,
 }

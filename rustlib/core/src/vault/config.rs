@@ -10,9 +10,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::constants::{KEY_CHECK_LEN, KEY_LEN, MAC_LEN, NONCE_LEN, SALT_LEN, TAG_LEN};
+use crate::constants::{
+    DEFAULT_VAULT_SEGMENT_SIZE, KEY_CHECK_LEN, KEY_LEN, MAC_LEN, MAX_VAULT_SEGMENT_SIZE,
+    MIN_VAULT_SEGMENT_SIZE, NONCE_LEN, SALT_LEN, TAG_LEN,
+};
 use crate::crypto::aead::AeadKey;
 use crate::crypto::keys::SecretKey;
+use crate::crypto::vault_keys::{purpose, subkey};
 use crate::crypto::{ct_eq, kdf, random};
 use crate::error::{Error, Result};
 use crate::recovery::checkpoint::write_durably;
@@ -26,9 +30,6 @@ pub const CONFIG_VERSION: u32 = 1;
 pub const KNOWN_FEATURES: &[&str] = &[];
 /// Length of the vault id.
 pub const VAULT_ID_LEN: usize = 16;
-pub const DEFAULT_VAULT_SEGMENT_SIZE: u32 = 64 << 10;
-pub const MIN_VAULT_SEGMENT_SIZE: u32 = 16 << 10;
-pub const MAX_VAULT_SEGMENT_SIZE: u32 = 1 << 20;
 /// Argon2id defaults for a vault: 64 MiB, 3 passes, 1 lane.
 pub const DEFAULT_VAULT_ARGON2: Argon2Params = Argon2Params {
     m_kib: 64 * 1024,
@@ -47,25 +48,6 @@ mod info {
     pub const PASSWORD_CHECK: &[u8] = b"fusefs/vault/password-check";
     pub const MASTER_KEY_SEAL: &[u8] = b"fusefs/vault/master-key-seal";
     pub const MASTER_KEY_CHECK: &[u8] = b"fusefs/vault/master-key-check";
-}
-
-/// Purposes for [`subkey`]: the info string is `fusefs/vault/<purpose>`.
-pub mod purpose {
-    /// The config MAC key (salt: the vault id).
-    pub const CONFIG_MAC: &str = "config-mac";
-    /// One log file's records (salt: the log file's random id).
-    pub const LOG: &str = "log";
-    /// One metadata snapshot (salt: the snapshot's random id).
-    pub const SNAPSHOT: &str = "snapshot";
-    /// One file's contents (salt: the file's random id).
-    pub const FILE: &str = "file";
-}
-
-/// A per-purpose 32-byte key: HKDF-SHA256(ikm = master, salt = `id`,
-/// info = `fusefs/vault/<purpose>`). `id` is the random id of the object the
-/// key protects, so every log file, snapshot and file has its own key.
-pub fn subkey(master: &SecretKey, purpose: &str, id: &[u8; 16]) -> SecretKey {
-    kdf::subkey(master, id, format!("fusefs/vault/{purpose}").as_bytes())
 }
 
 /// What a new vault is made with.
@@ -864,15 +846,5 @@ mod tests {
                 Err(Error::InvalidParams(_))
             ));
         }
-    }
-
-    #[test]
-    fn subkeys_are_separated() {
-        let m = SecretKey::from_bytes([1; 32]);
-        let a = subkey(&m, purpose::LOG, &[2; 16]);
-        assert_ne!(a.as_bytes(), subkey(&m, purpose::FILE, &[2; 16]).as_bytes());
-        assert_ne!(a.as_bytes(), subkey(&m, purpose::LOG, &[3; 16]).as_bytes());
-        let direct = kdf::subkey(&m, &[2; 16], b"fusefs/vault/log");
-        assert_eq!(a.as_bytes(), direct.as_bytes());
     }
 }

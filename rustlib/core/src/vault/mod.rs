@@ -1,9 +1,63 @@
-//! The vault: its config and keys, packs of content frames, metadata.
+//! The vault engine: [`Vault`] ties the config and keys, the metadata state
+//! machine ([`crate::metadata`]), the unified log ([`crate::log`]), the packs
+//! ([`crate::packs`]) and the snapshots ([`crate::snapshot`]) together into
+//! the file system the FUSE layer calls.
+//!
+//! Every mutation is one [`UnifiedEntry`](crate::metadata::UnifiedEntry): it
+//! is applied to the in-memory state and appended to the log under one lock,
+//! so the log's order is the state's order. File contents are sealed into
+//! pack frames *before* the entry that points at them is appended, and the
+//! log makes those frames durable before any record reaches its file (its
+//! before-write hook), so a record on disk never points at a frame that is
+//! not. Writes to one file are serialized (read-modify-write of partial
+//! segments); writes to different files and all reads run in parallel, with
+//! the crypto outside every lock.
+//!
+//! `Vault` is one struct ([`engine`]) with an `impl` block per job:
+//!
+//! * [`open`]: open, lock, create, close;
+//! * [`namespace`]: names and attributes (lookup, create, link, rename,
+//!   readdir, handles, xattrs);
+//! * [`data`]: read, write, truncate, fsync, over the pure segment
+//!   arithmetic of [`segments`] and the decrypted-segment [`cache`];
+//! * [`compaction`]: log and pack compaction and one scheduler cycle;
+//! * [`telemetry`]: usage and live counters.
+//!
+//! # Locks
+//!
+//! Taken in this order (a thread holding one may take only those below it):
+//!
+//! 1. `compaction`: held by a compaction from start to end (two at once
+//!    could delete each other's log files or packs).
+//! 2. a file's lock (`file_locks`): held by `write` and `setattr` of that
+//!    file across read-modify-write of its partial segments.
+//! 3. `frames_in_use` (shared): held by read, write and truncate from
+//!    looking up where a file's frames are until they are read or the new
+//!    ones committed; pack compaction takes it exclusively for an instant
+//!    before it deletes packs, so no frame in use disappears.
+//! 4. `state` (through [`StateGuard`](engine::StateGuard)): the metadata
+//!    state; every commit (apply + append to the log's queue) happens under
+//!    it. Never held across crypto or pack I/O; on release, a full log batch
+//!    is written without it.
+//! 5. leaves, held for an instant and never while taking another:
+//!    `open_handles`, `keys`, `file_locks`' map, `last_change`, the
+//!    segment cache's lock, the log's and the packs' own locks.
+//!
+//! The vault lock (`fusefs.lock`, [`LOCK_FILE`]) is held from open to drop:
+//! one engine per vault.
 
 pub mod cache;
+pub mod compaction;
 pub mod config;
+pub mod data;
 pub mod engine;
-pub mod metadata;
-pub mod packs;
-pub mod segment;
-pub mod snapshot;
+pub mod namespace;
+pub mod open;
+pub mod segments;
+pub mod telemetry;
+
+pub use crate::metadata::{AttrChange, InodeKind, Timespec};
+pub use compaction::{CompactionAction, CompactionReport, CompactionStats, PackCompactionReport};
+pub use config::{VaultConfig, VaultOptions};
+pub use engine::{Attr, DirEntry, EngineOptions, RenameFlags, Vault, ROOT};
+pub use open::LOCK_FILE;

@@ -6,11 +6,12 @@
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
-use crypto_core::log::entry::{AttrChange, InodeKind, Timespec};
+use crypto_core::metadata::{AttrChange, InodeKind, Timespec};
 use crypto_core::scheduler::policy::{
-    spawn_scheduler_cycle, CompactionAction, HybridCompactionPolicy, SchedulerHandle,
+    spawn_scheduler_cycle, HybridCompactionPolicy, SchedulerHandle,
 };
 use crypto_core::types::{Argon2Params, Cipher as CoreCipher};
+use crypto_core::vault::compaction::CompactionAction;
 use crypto_core::vault::config::VaultOptions;
 use crypto_core::vault::engine::{Attr, EngineOptions, RenameFlags, Vault, DEFAULT_CACHE_BYTES};
 use crypto_core::{Error, ErrorClass};
@@ -689,6 +690,6 @@ impl PyVault {
 pub fn register(_py: Python<'_>, m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyVault>()?;
     m.add_class::<PyAttr>()?;
-    m.add("ROOT_INO", crypto_core::vault::metadata::ROOT_INO)?;
+    m.add("ROOT_INO", crypto_core::metadata::ROOT_INO)?;
     Ok(())
 }

@@ -2,9 +2,9 @@
 //! integers, u32-length-prefixed byte strings, presence-byte options. The
 //! reader checks every length against what is left and never panics.
 
+use super::inode::Timespec;
+use super::segment::SegmentRef;
 use crate::error::{Error, Result};
-use crate::log::entry::Timespec;
-use crate::vault::segment::SegmentRef;
 
 pub struct Writer(Vec<u8>);
 

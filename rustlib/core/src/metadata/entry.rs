@@ -1,7 +1,7 @@
 //! `UnifiedEntry`: what a log record says, and its byte encoding (FORMAT.md §9).
 //!
 //! Every change of the vault's metadata is one entry; applying the entries in
-//! order (`vault::metadata::MetadataState::apply`) rebuilds the state, live,
+//! order (`metadata::MetadataState::apply`) rebuilds the state, live,
 //! at bootstrap and in fsck alike.
 //!
 //! Encoding: one tag byte, then the fields in order, little-endian; names,
@@ -9,66 +9,10 @@
 //! as a presence byte (0/1) then the value. A decoder refuses trailing bytes,
 //! unknown tags and lengths past the end, and never panics.
 
-use crate::codec::{bad, Reader, Writer};
+use super::codec::{bad, Reader, Writer};
+use super::inode::{AttrChange, InodeKind, Timespec};
+use super::segment::SegmentRef;
 use crate::error::Result;
-use crate::vault::segment::SegmentRef;
-
-/// Seconds and nanoseconds since the epoch.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Timespec {
-    pub sec: i64,
-    pub nsec: u32,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum InodeKind {
-    File,
-    Dir,
-    Symlink,
-    CharDev,
-    BlockDev,
-    Fifo,
-    Socket,
-}
-
-impl InodeKind {
-    pub(crate) fn id(self) -> u8 {
-        match self {
-            InodeKind::File => 1,
-            InodeKind::Dir => 2,
-            InodeKind::Symlink => 3,
-            InodeKind::CharDev => 4,
-            InodeKind::BlockDev => 5,
-            InodeKind::Fifo => 6,
-            InodeKind::Socket => 7,
-        }
-    }
-    pub(crate) fn from_id(id: u8) -> Option<Self> {
-        Some(match id {
-            1 => InodeKind::File,
-            2 => InodeKind::Dir,
-            3 => InodeKind::Symlink,
-            4 => InodeKind::CharDev,
-            5 => InodeKind::BlockDev,
-            6 => InodeKind::Fifo,
-            7 => InodeKind::Socket,
-            _ => return None,
-        })
-    }
-}
-
-/// Attribute changes; `None` leaves a field as it is.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct AttrChange {
-    pub mode: Option<u32>,
-    pub uid: Option<u32>,
-    pub gid: Option<u32>,
-    /// New size: truncating drops segments past it, growing leaves a hole.
-    pub size: Option<u64>,
-    pub atime: Option<Timespec>,
-    pub mtime: Option<Timespec>,
-    pub ctime: Option<Timespec>,
-}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum UnifiedEntry {

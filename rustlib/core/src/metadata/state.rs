@@ -30,10 +30,11 @@ use std::sync::Arc;
 
 use imbl::{HashMap, OrdMap};
 
+use super::entry::UnifiedEntry;
+use super::inode::{AttrChange, InodeKind, Timespec};
+use super::segment::SegmentRef;
 use crate::error::errno::*;
 use crate::error::{fs_err, Result};
-use crate::log::entry::{AttrChange, InodeKind, Timespec, UnifiedEntry};
-use crate::vault::segment::SegmentRef;
 
 pub const ROOT_INO: u64 = 1;
 pub const NAME_MAX: usize = 255;

@@ -18,18 +18,20 @@
 use std::io::Write;
 use std::path::Path;
 
-use crate::codec::{bad, Reader, Writer};
+use crate::constants::HEADER_LEN;
 use crate::crypto::keys::{KeyMaterial, SecretKey};
 use crate::crypto::random;
+use crate::crypto::vault_keys::{purpose, subkey};
 use crate::error::{io_at, Error, Result};
-use crate::log::entry::InodeKind;
+use crate::headers::StreamHeader;
+use crate::metadata::state_codec::{decode_state, encode_state};
+use crate::metadata::MetadataState;
 use crate::pipeline::Control;
 use crate::storage::{FileSystem, StorageFile};
 use crate::stream_io::Sink;
-use crate::types::{EncryptParams, ParallelismProfile};
-use crate::vault::config::{purpose, subkey};
-use crate::vault::metadata::{Inode, MetadataState, PackUsage};
-use imbl::OrdMap;
+use crate::stream_v2::{self, ResumePoint, Run};
+use crate::telemetry::Telemetry;
+use crate::types::{EncryptParams, Format};
 
 pub const SNAP_MAGIC: &[u8; 8] = b"fusefssn";
 pub const SNAP_PREFIX_LEN: usize = 64;
@@ -43,164 +45,6 @@ pub fn parse_snapshot_file_name(name: &str) -> Option<u64> {
     (hex.len() == 16)
         .then(|| u64::from_str_radix(hex, 16).ok())
         .flatten()
-}
-
-/// Encode the state; inodes, entries and packs in number order, so equal
-/// states give equal bytes. Meant to run on a copy of the state taken under
-/// the engine's lock (O(1), see `metadata`), without the lock.
-pub fn encode_state(s: &MetadataState) -> Vec<u8> {
-    // Sized up front (about 128 bytes an inode with its entry): growing a
-    // buffer of hundreds of MiB by doubling remaps it each time, and a
-    // remap stops every other thread's page faults and mappings meanwhile.
-    let mut w = Writer::with_capacity(s.inodes.len() * 128 + 4096);
-    w.u32(s.segment_size);
-    w.u64(s.next_ino);
-    w.u64(s.scheduler_cycles);
-    w.u64(s.generation_high);
-    // Sorted with their inodes: one pass over the map, no lookup per inode.
-    let mut inodes: Vec<(u64, &Inode)> = s.inodes.iter().map(|(n, i)| (*n, &**i)).collect();
-    inodes.sort_unstable_by_key(|(n, _)| *n);
-    w.u64(inodes.len() as u64);
-    for (ino, i) in inodes {
-        w.u64(ino);
-        w.u8(i.kind.id());
-        w.u32(i.mode);
-        w.u32(i.uid);
-        w.u32(i.gid);
-        w.u64(i.rdev);
-        w.u64(i.size);
-        w.u32(i.links);
-        w.time(i.atime);
-        w.time(i.mtime);
-        w.time(i.ctime);
-        w.raw(&i.file_id);
-        w.bytes(&i.target);
-        w.u64(i.parent);
-        w.u32(i.xattrs.len() as u32);
-        for (k, v) in &i.xattrs {
-            w.bytes(k);
-            w.bytes(v);
-        }
-        w.u64(i.segments.len() as u64);
-        for (index, r) in &i.segments {
-            w.u64(*index);
-            w.seg(r);
-        }
-    }
-    let mut dirs: Vec<_> = s.dirs.iter().collect();
-    dirs.sort_unstable_by_key(|(d, _)| **d);
-    w.u64(dirs.len() as u64);
-    for (d, entries) in dirs {
-        w.u64(*d);
-        w.u64(entries.len() as u64);
-        for (name, child) in entries.iter() {
-            w.bytes(name);
-            w.u64(child);
-        }
-    }
-    w.u64(s.packs.len() as u64);
-    for (p, u) in &s.packs {
-        w.u64(*p);
-        w.u64(u.live);
-        w.u64(u.dead);
-    }
-    w.finish()
-}
-
-/// Decode a state; every count is checked against the bytes left.
-pub fn decode_state(b: &[u8]) -> Result<MetadataState> {
-    let mut r = Reader::new(b);
-    let count = |r: &mut Reader<'_>, min_item: usize| -> Result<usize> {
-        let n = r.u64()? as usize;
-        if n > r.remaining() / min_item.max(1) {
-            return Err(bad("count past the end"));
-        }
-        Ok(n)
-    };
-    let segment_size = r.u32()?;
-    if segment_size == 0 {
-        return Err(bad("segment size 0"));
-    }
-    let next_ino = r.u64()?;
-    let scheduler_cycles = r.u64()?;
-    let generation_high = r.u64()?;
-    let n = count(&mut r, 90)?;
-    let mut inodes = Vec::with_capacity(n);
-    for _ in 0..n {
-        let ino = r.u64()?;
-        let kind = InodeKind::from_id(r.u8()?).ok_or_else(|| bad("unknown inode kind"))?;
-        let (mode, uid, gid, rdev, size, links) =
-            (r.u32()?, r.u32()?, r.u32()?, r.u64()?, r.u64()?, r.u32()?);
-        let (atime, mtime, ctime) = (r.time()?, r.time()?, r.time()?);
-        let file_id: [u8; 16] = r.take(16)?.try_into().expect("16");
-        let target = r.bytes()?;
-        let parent = r.u64()?;
-        let mut xattrs = OrdMap::new();
-        let nx = r.u32()? as usize;
-        if nx > r.remaining() / 8 {
-            return Err(bad("count past the end"));
-        }
-        for _ in 0..nx {
-            let k = r.bytes()?;
-            xattrs.insert(k, r.bytes()?);
-        }
-        let mut segments = OrdMap::new();
-        for _ in 0..count(&mut r, 40)? {
-            let index = r.u64()?;
-            segments.insert(index, r.seg()?);
-        }
-        let inode = Inode {
-            kind,
-            mode,
-            uid,
-            gid,
-            rdev,
-            size,
-            links,
-            atime,
-            mtime,
-            ctime,
-            file_id,
-            target,
-            xattrs,
-            segments,
-            parent,
-            stored: 0, // derived, computed by from_parts
-        };
-        inodes.push((ino, std::sync::Arc::new(inode))); // from_parts refuses an inode twice
-    }
-    let mut dirs = Vec::new();
-    for _ in 0..count(&mut r, 16)? {
-        let d = r.u64()?;
-        let mut entries = Vec::new();
-        for _ in 0..count(&mut r, 12)? {
-            let name = r.bytes()?;
-            entries.push((name, r.u64()?));
-        }
-        dirs.push((d, entries));
-    }
-    let mut packs = OrdMap::new();
-    for _ in 0..count(&mut r, 24)? {
-        let p = r.u64()?;
-        packs.insert(
-            p,
-            PackUsage {
-                live: r.u64()?,
-                dead: r.u64()?,
-            },
-        );
-    }
-    r.finish()?;
-    MetadataState::from_parts(
-        segment_size,
-        inodes,
-        dirs,
-        packs,
-        next_ino,
-        scheduler_cycles,
-        generation_high,
-    )
-    .map_err(|e| bad(&e))
 }
 
 struct Prefix {
@@ -314,13 +158,28 @@ pub fn write_snapshot(
     // written by a compaction beside live work, so it leaves one core to the
     // readers and writers (at 1M inodes it still writes in 0.42 s).
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    crate::api::encrypt_stream(
+    let (header, keys) = StreamHeader::create(&params, &key(master, &snapshot_id)?)?;
+    let header_bytes = header.encode();
+    file.write_all_at(&header_bytes, sink.offset)
+        .map_err(io_at("cannot write", &tmp))?;
+    sink.offset += HEADER_LEN as u64;
+    let telemetry = Telemetry::default();
+    let run = Run {
+        workers: workers.saturating_sub(1).max(1),
+        control: &Control::new(),
+        telemetry: &telemetry,
+        positional: None,
+        source: None,
+    };
+    stream_v2::encrypt(
         &mut std::io::Read::chain(&prefix[..], &body[..]),
         &mut sink,
-        &key(master, &snapshot_id)?,
-        &params,
-        ParallelismProfile::Fixed(workers.saturating_sub(1).max(1)),
-        &Control::new(),
+        &header,
+        &keys,
+        params.compression,
+        &run,
+        ResumePoint::start(&header, true),
+        None,
     )?;
     drop(body);
     file.sync_data().map_err(io_at("cannot sync", &tmp))?;
@@ -349,12 +208,11 @@ pub fn read_snapshot(
         return Err(Error::SnapshotCorrupt("belongs to another vault".into()));
     }
     let mut plain = Vec::new();
-    crate::api::decrypt_stream(
-        &mut &bytes[SNAP_PREFIX_LEN..],
+    open_stream(
+        &bytes[SNAP_PREFIX_LEN..],
         &mut plain,
-        &key(master, &prefix.snapshot_id)?,
-        ParallelismProfile::Auto,
-        &Control::new(),
+        master,
+        &prefix.snapshot_id,
     )
     .map_err(|e| Error::SnapshotCorrupt(e.to_string()))?;
     if plain.len() < SNAP_PREFIX_LEN || plain[..SNAP_PREFIX_LEN] != bytes[..SNAP_PREFIX_LEN] {
@@ -365,4 +223,35 @@ pub fn read_snapshot(
     let state = decode_state(&plain[SNAP_PREFIX_LEN..])
         .map_err(|e| Error::SnapshotCorrupt(e.to_string()))?;
     Ok((prefix.covers_seq, state))
+}
+
+/// Open the sealed stream of a snapshot (a v2 stream: header, frames, trailer).
+fn open_stream(
+    sealed: &[u8],
+    plain: &mut Vec<u8>,
+    master: &SecretKey,
+    snapshot_id: &[u8; 16],
+) -> Result<()> {
+    let header = StreamHeader::parse(&sealed[..sealed.len().min(HEADER_LEN)])?;
+    if header.format != Format::V2 {
+        return Err(Error::SnapshotCorrupt("not a stream v2".into()));
+    }
+    let keys = header.unlock(&key(master, snapshot_id)?)?;
+    let telemetry = Telemetry::default();
+    let run = Run {
+        workers: crate::types::ParallelismProfile::Auto.threads(),
+        control: &Control::new(),
+        telemetry: &telemetry,
+        positional: None,
+        source: None,
+    };
+    stream_v2::decrypt(
+        &mut &sealed[HEADER_LEN..],
+        plain,
+        &header,
+        &keys,
+        &run,
+        ResumePoint::start(&header, false),
+        None,
+    )
 }

@@ -45,14 +45,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::compression::{compress_segment, decompress_segment};
-use crate::constants::{NONCE_LEN, TAG_LEN};
+use crate::constants::{MAX_VAULT_SEGMENT_SIZE, NONCE_LEN, TAG_LEN};
 use crate::crypto::aead::AeadKey;
 use crate::crypto::random;
 use crate::error::{io_at, Error, Result};
+use crate::metadata::SegmentRef;
 use crate::storage::{FileSystem, StorageFile};
 use crate::types::Cipher;
-use crate::vault::config::MAX_VAULT_SEGMENT_SIZE;
-use crate::vault::segment::SegmentRef;
 
 pub const PACK_MAGIC: &[u8; 8] = b"fusefspk";
 pub const PACK_VERSION: u8 = 1;

@@ -1,0 +1,24 @@
+//! The vault's metadata, as values: what a log record says
+//! ([`UnifiedEntry`]), the state machine it drives ([`MetadataState`]), and
+//! their byte encodings (FORMAT.md §9). Nothing here knows of files, logs,
+//! packs or keys: the log stores entries as opaque sealed records, snapshots
+//! store the encoded state.
+//!
+//! * [`inode`]: [`Timespec`], [`InodeKind`], [`AttrChange`].
+//! * [`segment`]: [`SegmentRef`], where a file's segment lives.
+//! * [`codec`]: the little-endian field encoding (FORMAT.md §9.1).
+//! * [`entry`]: [`UnifiedEntry`] and its encoding (§9.2).
+//! * [`state`]: [`MetadataState`] and `apply` (§9.3).
+//! * [`state_codec`]: the snapshot's state encoding (§9.5).
+
+pub mod codec;
+pub mod entry;
+pub mod inode;
+pub mod segment;
+pub mod state;
+pub mod state_codec;
+
+pub use entry::UnifiedEntry;
+pub use inode::{AttrChange, InodeKind, Timespec};
+pub use segment::SegmentRef;
+pub use state::{Inode, MetadataState, PackUsage, ROOT_INO};

@@ -1,0 +1,168 @@
+//! The snapshot's state encoding (FORMAT.md §9.5): the whole
+//! [`MetadataState`] as bytes, in number order so equal states give equal
+//! bytes. The snapshot file around it (prefix, sealing) is `crate::snapshot`.
+
+use imbl::OrdMap;
+
+use super::codec::{bad, Reader, Writer};
+use super::inode::InodeKind;
+use super::state::{Inode, MetadataState, PackUsage};
+use crate::error::Result;
+
+/// Encode the state; inodes, entries and packs in number order, so equal
+/// states give equal bytes. Meant to run on a copy of the state taken under
+/// the engine's lock (O(1), see `metadata`), without the lock.
+pub fn encode_state(s: &MetadataState) -> Vec<u8> {
+    // Sized up front (about 128 bytes an inode with its entry): growing a
+    // buffer of hundreds of MiB by doubling remaps it each time, and a
+    // remap stops every other thread's page faults and mappings meanwhile.
+    let mut w = Writer::with_capacity(s.inodes.len() * 128 + 4096);
+    w.u32(s.segment_size);
+    w.u64(s.next_ino);
+    w.u64(s.scheduler_cycles);
+    w.u64(s.generation_high);
+    // Sorted with their inodes: one pass over the map, no lookup per inode.
+    let mut inodes: Vec<(u64, &Inode)> = s.inodes.iter().map(|(n, i)| (*n, &**i)).collect();
+    inodes.sort_unstable_by_key(|(n, _)| *n);
+    w.u64(inodes.len() as u64);
+    for (ino, i) in inodes {
+        w.u64(ino);
+        w.u8(i.kind.id());
+        w.u32(i.mode);
+        w.u32(i.uid);
+        w.u32(i.gid);
+        w.u64(i.rdev);
+        w.u64(i.size);
+        w.u32(i.links);
+        w.time(i.atime);
+        w.time(i.mtime);
+        w.time(i.ctime);
+        w.raw(&i.file_id);
+        w.bytes(&i.target);
+        w.u64(i.parent);
+        w.u32(i.xattrs.len() as u32);
+        for (k, v) in &i.xattrs {
+            w.bytes(k);
+            w.bytes(v);
+        }
+        w.u64(i.segments.len() as u64);
+        for (index, r) in &i.segments {
+            w.u64(*index);
+            w.seg(r);
+        }
+    }
+    let mut dirs: Vec<_> = s.dirs.iter().collect();
+    dirs.sort_unstable_by_key(|(d, _)| **d);
+    w.u64(dirs.len() as u64);
+    for (d, entries) in dirs {
+        w.u64(*d);
+        w.u64(entries.len() as u64);
+        for (name, child) in entries.iter() {
+            w.bytes(name);
+            w.u64(child);
+        }
+    }
+    w.u64(s.packs.len() as u64);
+    for (p, u) in &s.packs {
+        w.u64(*p);
+        w.u64(u.live);
+        w.u64(u.dead);
+    }
+    w.finish()
+}
+
+/// Decode a state; every count is checked against the bytes left.
+pub fn decode_state(b: &[u8]) -> Result<MetadataState> {
+    let mut r = Reader::new(b);
+    let count = |r: &mut Reader<'_>, min_item: usize| -> Result<usize> {
+        let n = r.u64()? as usize;
+        if n > r.remaining() / min_item.max(1) {
+            return Err(bad("count past the end"));
+        }
+        Ok(n)
+    };
+    let segment_size = r.u32()?;
+    if segment_size == 0 {
+        return Err(bad("segment size 0"));
+    }
+    let next_ino = r.u64()?;
+    let scheduler_cycles = r.u64()?;
+    let generation_high = r.u64()?;
+    let n = count(&mut r, 90)?;
+    let mut inodes = Vec::with_capacity(n);
+    for _ in 0..n {
+        let ino = r.u64()?;
+        let kind = InodeKind::from_id(r.u8()?).ok_or_else(|| bad("unknown inode kind"))?;
+        let (mode, uid, gid, rdev, size, links) =
+            (r.u32()?, r.u32()?, r.u32()?, r.u64()?, r.u64()?, r.u32()?);
+        let (atime, mtime, ctime) = (r.time()?, r.time()?, r.time()?);
+        let file_id: [u8; 16] = r.take(16)?.try_into().expect("16");
+        let target = r.bytes()?;
+        let parent = r.u64()?;
+        let mut xattrs = OrdMap::new();
+        let nx = r.u32()? as usize;
+        if nx > r.remaining() / 8 {
+            return Err(bad("count past the end"));
+        }
+        for _ in 0..nx {
+            let k = r.bytes()?;
+            xattrs.insert(k, r.bytes()?);
+        }
+        let mut segments = OrdMap::new();
+        for _ in 0..count(&mut r, 40)? {
+            let index = r.u64()?;
+            segments.insert(index, r.seg()?);
+        }
+        let inode = Inode {
+            kind,
+            mode,
+            uid,
+            gid,
+            rdev,
+            size,
+            links,
+            atime,
+            mtime,
+            ctime,
+            file_id,
+            target,
+            xattrs,
+            segments,
+            parent,
+            stored: 0, // derived, computed by from_parts
+        };
+        inodes.push((ino, std::sync::Arc::new(inode))); // from_parts refuses an inode twice
+    }
+    let mut dirs = Vec::new();
+    for _ in 0..count(&mut r, 16)? {
+        let d = r.u64()?;
+        let mut entries = Vec::new();
+        for _ in 0..count(&mut r, 12)? {
+            let name = r.bytes()?;
+            entries.push((name, r.u64()?));
+        }
+        dirs.push((d, entries));
+    }
+    let mut packs = OrdMap::new();
+    for _ in 0..count(&mut r, 24)? {
+        let p = r.u64()?;
+        packs.insert(
+            p,
+            PackUsage {
+                live: r.u64()?,
+                dead: r.u64()?,
+            },
+        );
+    }
+    r.finish()?;
+    MetadataState::from_parts(
+        segment_size,
+        inodes,
+        dirs,
+        packs,
+        next_ino,
+        scheduler_cycles,
+        generation_high,
+    )
+    .map_err(|e| bad(&e))
+}

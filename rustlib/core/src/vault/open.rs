@@ -1,0 +1,199 @@
+//! Opening, locking and creating a vault; closing it.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+
+use super::cache::SegmentCache;
+use super::config::VaultConfig;
+use super::engine::{EngineOptions, Vault};
+use super::telemetry::Counters;
+use crate::crypto::keys::SecretKey;
+use crate::error::{fs_err, Error, Result};
+use crate::log::unified::LogOptions;
+use crate::metadata::{MetadataState, Timespec};
+use crate::packs::{PackOptions, PackStore};
+use crate::recovery::bootstrap::{bootstrap, BootstrapReport};
+use crate::storage::{FileSystem, LockGuard, TryLock};
+
+/// Name of the lock file in the vault directory.
+pub const LOCK_FILE: &str = "fusefs.lock";
+/// errno of "the vault is open elsewhere" (EBUSY).
+pub const EBUSY: i32 = 16;
+
+/// Take the vault's exclusive lock, or say who holds it. Goes through the
+/// storage trait: on the real file system it is an `flock` on
+/// `dir/fusefs.lock` (which holds only the holder's pid); on the in-memory
+/// test file system a lock table, so tests see the same refusals without
+/// extra writes in their fault and crash counts.
+fn lock_vault(fs: &dyn FileSystem, dir: &Path) -> Result<Box<dyn LockGuard>> {
+    let path = dir.join(LOCK_FILE);
+    match fs
+        .try_lock(&path)
+        .map_err(|e| Error::io_path(format!("cannot lock {}", path.display()), &path, e))?
+    {
+        TryLock::Acquired(guard) => Ok(guard),
+        TryLock::Busy { holder } => {
+            let by = match holder {
+                Some(pid) if pid == std::process::id() => format!("by this process (pid {pid})"),
+                Some(pid) => format!("by another process (pid {pid})"),
+                None => "by another process".to_string(),
+            };
+            Err(fs_err(
+                EBUSY,
+                format!("vault {} is already open {by}", dir.display()),
+            ))
+        }
+    }
+}
+
+impl Vault {
+    /// Open the vault in `dir` with its config already unlocked (`master`).
+    /// Fails with EBUSY if the vault is open elsewhere (see [`LOCK_FILE`]).
+    pub fn open_with(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        config: VaultConfig,
+        master: SecretKey,
+        opts: EngineOptions,
+    ) -> Result<Vault> {
+        // Before anything is read or written: a second engine on the same
+        // vault would interleave log records and reuse pack numbers.
+        let vault_lock = lock_vault(&*fs, dir)?;
+        Self::open_locked(fs, dir, config, master, opts, vault_lock)
+    }
+
+    fn open_locked(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        config: VaultConfig,
+        master: SecretKey,
+        opts: EngineOptions,
+        vault_lock: Box<dyn LockGuard>,
+    ) -> Result<Vault> {
+        let vault_id = *config.vault_id();
+        let log_opts = LogOptions {
+            rotate_bytes: opts.log_rotate_bytes,
+            cipher: config.cipher(),
+            ..Default::default()
+        };
+        let empty = MetadataState::new(config.segment_size(), 0o755, 0, 0, Timespec::default());
+        let (state, log, report) = bootstrap(
+            Arc::clone(&fs),
+            &dir.join("snap"),
+            &dir.join("log"),
+            vault_id,
+            master.clone(),
+            log_opts,
+            empty,
+        )?;
+        let packs = Arc::new(PackStore::open(
+            Arc::clone(&fs),
+            &dir.join("packs"),
+            vault_id,
+            config.cipher(),
+            PackOptions {
+                size_limit: opts.pack_size_limit,
+                compression: config.compression(),
+            },
+        )?);
+        let p = Arc::clone(&packs);
+        log.set_before_write(move || p.sync());
+        let generation = AtomicU64::new(state.generation_high + 1);
+        Ok(Vault {
+            dir: dir.to_path_buf(),
+            fs,
+            config,
+            master,
+            state: Mutex::new(state),
+            log,
+            packs,
+            keys: Mutex::new(HashMap::new()),
+            open_handles: Mutex::new(HashMap::new()),
+            file_locks: Mutex::new(HashMap::new()),
+            generation,
+            report,
+            last_change: Mutex::new(std::time::Instant::now()),
+            compaction: Mutex::new(()),
+            frames_in_use: std::sync::RwLock::new(()),
+            log_write_due: std::sync::atomic::AtomicBool::new(false),
+            cache: SegmentCache::new(opts.cache_bytes),
+            counters: Counters::default(),
+            _lock: vault_lock,
+        })
+    }
+
+    /// Create a vault in directory `dir` (new, or empty but for nothing else
+    /// of ours) on the real file system, and open it.
+    pub fn create_vault(
+        dir: &Path,
+        password: &[u8],
+        options: &crate::vault::config::VaultOptions,
+        opts: EngineOptions,
+    ) -> Result<Vault> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::io_path(format!("cannot create {}", dir.display()), dir, e))?;
+        let conf = VaultConfig::path(dir);
+        if std::fs::symlink_metadata(&conf).is_ok() {
+            return Err(Error::VaultExists(conf)); // rather than "busy" if it is open
+        }
+        let fs = Arc::new(crate::storage::RealFs);
+        let vault_lock = lock_vault(&*fs, dir)?;
+        let (config, master) = VaultConfig::create(dir, password, options)?;
+        Vault::open_locked(fs, dir, config, master, opts, vault_lock)
+    }
+
+    /// Open the vault in `dir` with its password.
+    pub fn open_vault(dir: &Path, password: &[u8], opts: EngineOptions) -> Result<Vault> {
+        let config = VaultConfig::load(dir)?;
+        // Locked before the (slow) key derivation, so a busy vault says so at once.
+        let fs = Arc::new(crate::storage::RealFs);
+        let vault_lock = lock_vault(&*fs, dir)?;
+        let master = config.unlock(password)?;
+        Vault::open_locked(fs, dir, config, master, opts, vault_lock)
+    }
+
+    /// Open the vault in `dir` with the master key as `print_master_key` showed it.
+    pub fn open_with_master_key(dir: &Path, printed: &str, opts: EngineOptions) -> Result<Vault> {
+        let config = VaultConfig::load(dir)?;
+        let fs = Arc::new(crate::storage::RealFs);
+        let vault_lock = lock_vault(&*fs, dir)?;
+        let master = config.unlock_with_master_key(printed)?;
+        Vault::open_locked(fs, dir, config, master, opts, vault_lock)
+    }
+
+    /// The master key in its printable form, for safekeeping.
+    pub fn print_master_key(&self) -> zeroize::Zeroizing<String> {
+        crate::vault::config::print_master_key(&self.master)
+    }
+
+    pub fn config(&self) -> &VaultConfig {
+        &self.config
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// What bootstrap found when the vault was opened.
+    pub fn bootstrap_report(&self) -> &BootstrapReport {
+        &self.report
+    }
+
+    /// A copy of the metadata state (for fsck and tests). O(1): it shares
+    /// the live state's nodes until either changes.
+    pub fn state(&self) -> MetadataState {
+        self.lock_state().clone()
+    }
+
+    /// Flush and close.
+    pub fn close(self) -> Result<()> {
+        self.sync()
+    }
+
+    /// The file system the vault lives on.
+    pub fn storage(&self) -> &Arc<dyn FileSystem> {
+        &self.fs
+    }
+}
