@@ -44,7 +44,7 @@ fn build(dir: &Path, n: u64) -> Built {
         },
         ..Default::default()
     };
-    let (config, master) = VaultConfig::create(dir, b"bench", &opts).unwrap();
+    let (config, master) = VaultConfig::create(&RealFs, dir, b"bench", &opts).unwrap();
     let engine = EngineOptions {
         pack_size_limit: 8 << 20,
         ..EngineOptions::default()

@@ -28,7 +28,7 @@ fn main() {
         },
         ..Default::default()
     };
-    let (config, master) = VaultConfig::create(&dir, b"bench", &opts).unwrap();
+    let (config, master) = VaultConfig::create(&RealFs, &dir, b"bench", &opts).unwrap();
     let v = Vault::open_with(
         Arc::new(RealFs),
         &dir,

@@ -10,9 +10,9 @@ use crate::crypto::keys::KeyMaterial;
 use crate::error::{Error, ErrorClass, Result};
 use crate::headers::{StreamHeader, StreamKeys};
 use crate::pipeline::Control;
-use crate::recovery::checkpoint::{
-    sync_parent, write_durably, Checkpoint, CheckpointKind, InputIdentity,
-};
+use crate::recovery::checkpoint::{Checkpoint, CheckpointKind, InputIdentity};
+use crate::storage::durable::{sync_parent, write_durably};
+use crate::storage::RealFs;
 use crate::stream_io::{read_full, Sink};
 use crate::stream_v1;
 use crate::stream_v2::{self, Checkpointing, ResumePoint, Run};
@@ -323,7 +323,7 @@ fn checkpoint_recorder<'a>(
             point: *p,
             input: identity,
         };
-        write_durably(&side.checkpoint, &c.encode(&keys.checkpoint_mac))
+        write_durably(&RealFs, &side.checkpoint, &c.encode(&keys.checkpoint_mac))
     }
 }
 
@@ -340,7 +340,7 @@ fn commit(mut part: File, side: &SideFiles, dst: &Path) -> Result<()> {
     let _ = fs::remove_file(&side.checkpoint);
     fs::rename(&side.part, dst)
         .map_err(|e| Error::io_path(format!("cannot rename into {}", dst.display()), dst, e))?;
-    sync_parent(dst)
+    sync_parent(&RealFs, dst)
 }
 
 /// Keep the side files of a failed run only where `--resume` can use them.

@@ -1,13 +1,31 @@
 //! crypto-core: the fusefs engine in pure Rust (no PyO3, no Python).
 //!
-//! * [`crypto`]: AEAD (AES-256-GCM, ChaCha20-Poly1305), Argon2id, HKDF, digest.
-//! * [`headers`], [`framing`]: the byte layouts of stream headers and frames.
-//! * [`stream_v1`]: sequential STREAM chunks; [`stream_v2`]: parallel segments
-//!   run by [`pipeline`] over [`workers`].
-//! * [`compression`], [`telemetry`], [`recovery`] (checkpoints).
-//! * [`api`]: encrypt/decrypt a stream or a file. Most users want [`prelude`].
+//! Two products share one set of primitives: **vaults** (an encrypted file
+//! system: the FUSE layer in Python calls [`vault::Vault`]) and
+//! **standalone streams** (a file encrypted to a `.fusefs` file, [`api`]).
+//! FORMAT.md at the repository root documents every byte. The modules,
+//! from the ground up (a module uses only those above it in this list):
 //!
-//! FORMAT.md at the repository root documents every byte.
+//! * ground: [`error`] (one `Error`, stable kinds, errnos), [`constants`],
+//!   [`types`], [`stream_io`], [`telemetry`], [`storage`] (file access
+//!   behind a trait: the real disk, or an in-memory file system that injects
+//!   faults and crashes; durable whole-file writes).
+//! * primitives: [`crypto`] (AEAD, Argon2id, HKDF and the vault's key
+//!   hierarchy, digest), [`compression`], [`pipeline`] (the worker threads),
+//!   [`framing`] (the byte layout of stream frames).
+//! * streams: [`headers`], [`workers`] (seal and open one segment),
+//!   [`stream_v1`], [`stream_v2`], [`recovery::checkpoint`] (resuming a long
+//!   stream), and [`api`], their front (encrypt/decrypt a stream or a file).
+//! * the vault's pieces: [`metadata`] (entries, the state machine and their
+//!   encodings; knows no files), [`log`] (the unified log: sealed records,
+//!   group commit, rotation, replay), [`packs`] (file contents as sealed
+//!   frames in shared pack files), [`snapshot`] (the state sealed in one
+//!   file), [`recovery::bootstrap`] (snapshot + log replay at open).
+//! * the vault: [`vault`] (the engine: open, namespace, data path,
+//!   compaction, telemetry; its config and keys), then [`scheduler`] (when
+//!   to compact, and the background thread that does it).
+//!
+//! Most users want [`prelude`].
 
 pub mod api;
 pub mod compression;
@@ -34,7 +52,8 @@ pub mod workers;
 
 pub use error::{Error, ErrorClass, Result};
 
-/// What a caller of the engine needs, in one import.
+/// What a caller of the engine needs, in one import: streams, the vault,
+/// its scheduler and storage.
 pub mod prelude {
     pub use crate::api::{
         decrypt_file, decrypt_stream, encrypt_file, encrypt_stream, read_header, SideFiles,
@@ -42,7 +61,13 @@ pub mod prelude {
     pub use crate::crypto::keys::KeyMaterial;
     pub use crate::error::{Error, ErrorClass, Result};
     pub use crate::pipeline::Control;
+    pub use crate::scheduler::policy::{spawn_scheduler_cycle, HybridCompactionPolicy};
+    pub use crate::storage::{FileSystem, RealFs};
     pub use crate::stream_io::Sink;
     pub use crate::telemetry::TelemetrySnapshot;
     pub use crate::types::{Argon2Params, Cipher, EncryptParams, Format, ParallelismProfile};
+    pub use crate::vault::{
+        Attr, AttrChange, DirEntry, EngineOptions, InodeKind, RenameFlags, Timespec, Vault,
+        VaultConfig, VaultOptions,
+    };
 }

@@ -32,6 +32,7 @@ use crypto_core::metadata::SegmentRef;
 use crypto_core::metadata::{AttrChange, InodeKind, Timespec, UnifiedEntry};
 use crypto_core::metadata::{MetadataState, PackUsage};
 use crypto_core::pipeline::Control;
+use crypto_core::storage::RealFs;
 use crypto_core::types::{Argon2Params, Cipher, EncryptParams, Format, ParallelismProfile};
 use crypto_core::vault::config::{VaultConfig, VaultOptions};
 use crypto_core::vault::engine::{EngineOptions, RenameFlags, Vault, ROOT};
@@ -429,7 +430,7 @@ fn make_golden_vault_v1() {
     let replayed = reopened.bootstrap_report().entries_replayed;
     drop(reopened);
 
-    let config = VaultConfig::load(&dir).unwrap();
+    let config = VaultConfig::load(&RealFs, &dir).unwrap();
     let expected = json!({
         "about": "Golden vault, config version 1 (FORMAT.md §6-§9), made by make_golden_vault_v1 in rustlib/core/tests/golden.rs. Frozen: never regenerate.",
         "password": std::str::from_utf8(VAULT_PASSWORD).unwrap(),
@@ -920,7 +921,7 @@ fn golden_vault_v1_config_per_format_6() {
         hex_field(&c["config_mac"], 32)
     );
     // The engine reads the same config and master key.
-    let config = VaultConfig::load(&fixtures().join("vault-v1")).unwrap();
+    let config = VaultConfig::load(&RealFs, &fixtures().join("vault-v1")).unwrap();
     assert_eq!(
         config.unlock(VAULT_PASSWORD).unwrap().as_bytes(),
         master.as_bytes()
@@ -929,7 +930,7 @@ fn golden_vault_v1_config_per_format_6() {
 }
 
 fn golden_master_key() -> SecretKey {
-    VaultConfig::load(&fixtures().join("vault-v1"))
+    VaultConfig::load(&RealFs, &fixtures().join("vault-v1"))
         .unwrap()
         .unlock(VAULT_PASSWORD)
         .unwrap()

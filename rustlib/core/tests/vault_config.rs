@@ -6,6 +6,7 @@ use std::path::Path;
 
 use crypto_core::crypto::keys::SecretKey;
 use crypto_core::crypto::vault_keys::subkey;
+use crypto_core::storage::RealFs;
 use crypto_core::types::{Argon2Params, Cipher};
 use crypto_core::vault::config::{
     parse_master_key, print_master_key, VaultConfig, VaultOptions, CONFIG_FILE,
@@ -31,7 +32,7 @@ fn options() -> VaultOptions {
 
 fn new_vault() -> (tempfile::TempDir, VaultConfig, SecretKey) {
     let dir = tempfile::tempdir().unwrap();
-    let (config, master) = VaultConfig::create(dir.path(), PW, &options()).unwrap();
+    let (config, master) = VaultConfig::create(&RealFs, dir.path(), PW, &options()).unwrap();
     (dir, config, master)
 }
 
@@ -65,7 +66,7 @@ fn defaults() {
 fn create_load_unlock_round_trip() {
     let (dir, config, master) = new_vault();
     assert_eq!(names_in(dir.path()), vec![CONFIG_FILE]);
-    let loaded = VaultConfig::load(dir.path()).unwrap();
+    let loaded = VaultConfig::load(&RealFs, dir.path()).unwrap();
     assert_eq!(loaded, config);
     assert_eq!(loaded.version(), 1);
     assert_eq!(loaded.cipher(), Cipher::Aes256Gcm);
@@ -91,7 +92,7 @@ fn json_layout() {
         compression: Some(7),
         argon2: FAST,
     };
-    let (config, master) = VaultConfig::create(dir.path(), PW, &opts).unwrap();
+    let (config, master) = VaultConfig::create(&RealFs, dir.path(), PW, &opts).unwrap();
     let text = fs::read_to_string(dir.path().join(CONFIG_FILE)).unwrap();
     assert!(text.starts_with("{\n  \"version\": 1,\n  \"vault_id\": \""));
     assert!(text.ends_with("}\n"));
@@ -134,7 +135,7 @@ fn json_layout() {
     // The master key itself never appears in the file.
     let printed = print_master_key(&master).replace('-', "");
     assert!(!text.contains(&printed));
-    let loaded = VaultConfig::load(dir.path()).unwrap();
+    let loaded = VaultConfig::load(&RealFs, dir.path()).unwrap();
     assert_eq!(loaded, config);
     assert_eq!(loaded.compression(), Some(7));
     assert_eq!(loaded.unlock(PW).unwrap().as_bytes(), master.as_bytes());
@@ -147,7 +148,7 @@ fn json_layout() {
 #[test]
 fn wrong_password() {
     let (dir, _, _) = new_vault();
-    let c = VaultConfig::load(dir.path()).unwrap();
+    let c = VaultConfig::load(&RealFs, dir.path()).unwrap();
     for pw in [&b"correct horsE"[..], b"", b"correct horse "] {
         let e = c.unlock(pw).unwrap_err();
         assert!(matches!(e, Error::WrongPassword), "{e}");
@@ -159,7 +160,7 @@ fn wrong_password() {
 #[test]
 fn printed_master_key_unlocks() {
     let (dir, _, master) = new_vault();
-    let c = VaultConfig::load(dir.path()).unwrap();
+    let c = VaultConfig::load(&RealFs, dir.path()).unwrap();
     let printed = print_master_key(&master);
     assert_eq!(printed.len(), 71);
     assert!(printed.split('-').all(|g| g.len() == 8
@@ -210,17 +211,18 @@ fn change_password() {
     let (dir, before, master) = new_vault();
     let path = dir.path().join(CONFIG_FILE);
     let text_before = fs::read_to_string(&path).unwrap();
-    let mut c = VaultConfig::load(dir.path()).unwrap();
+    let mut c = VaultConfig::load(&RealFs, dir.path()).unwrap();
     assert!(matches!(
-        c.change_password(dir.path(), b"nope", b"new"),
+        c.change_password(&RealFs, dir.path(), b"nope", b"new"),
         Err(Error::WrongPassword)
     ));
     assert_eq!(fs::read_to_string(&path).unwrap(), text_before);
-    c.change_password(dir.path(), PW, b"new password").unwrap();
+    c.change_password(&RealFs, dir.path(), PW, b"new password")
+        .unwrap();
     // The atomic replace leaves no temporary file behind.
     assert_eq!(names_in(dir.path()), vec![CONFIG_FILE]);
 
-    let after = VaultConfig::load(dir.path()).unwrap();
+    let after = VaultConfig::load(&RealFs, dir.path()).unwrap();
     assert_eq!(after, c);
     assert!(matches!(after.unlock(PW), Err(Error::WrongPassword)));
     assert_eq!(
@@ -270,7 +272,7 @@ fn change_password() {
 #[test]
 fn reset_password_with_master_key_and_new_costs() {
     let (dir, _, master) = new_vault();
-    let mut c = VaultConfig::load(dir.path()).unwrap();
+    let mut c = VaultConfig::load(&RealFs, dir.path()).unwrap();
     let recovered = c
         .unlock_with_master_key(&print_master_key(&master))
         .unwrap();
@@ -279,9 +281,9 @@ fn reset_password_with_master_key_and_new_costs() {
         t: 2,
         p: 2,
     };
-    c.set_password(dir.path(), &recovered, b"reset", costs)
+    c.set_password(&RealFs, dir.path(), &recovered, b"reset", costs)
         .unwrap();
-    let after = VaultConfig::load(dir.path()).unwrap();
+    let after = VaultConfig::load(&RealFs, dir.path()).unwrap();
     assert_eq!(after.kdf(), costs);
     assert_eq!(
         after.unlock(b"reset").unwrap().as_bytes(),
@@ -291,7 +293,7 @@ fn reset_password_with_master_key_and_new_costs() {
     let text = fs::read_to_string(dir.path().join(CONFIG_FILE)).unwrap();
     let wrong = SecretKey::from_bytes([7; 32]);
     assert!(matches!(
-        c.set_password(dir.path(), &wrong, b"x", FAST),
+        c.set_password(&RealFs, dir.path(), &wrong, b"x", FAST),
         Err(Error::WrongMasterKey)
     ));
     assert_eq!(
@@ -306,24 +308,27 @@ fn create_refuses_an_existing_config() {
     let (dir, _, _) = new_vault();
     let path = dir.path().join(CONFIG_FILE);
     let text = fs::read_to_string(&path).unwrap();
-    let e = VaultConfig::create(dir.path(), b"other", &options()).unwrap_err();
+    let e = VaultConfig::create(&RealFs, dir.path(), b"other", &options()).unwrap_err();
     assert!(matches!(e, Error::VaultExists(ref p) if p == &path), "{e}");
     assert_eq!(fs::read_to_string(&path).unwrap(), text);
     // Even an empty or foreign file of that name is kept.
     let dir2 = tempfile::tempdir().unwrap();
     fs::write(dir2.path().join(CONFIG_FILE), b"").unwrap();
     assert!(matches!(
-        VaultConfig::create(dir2.path(), PW, &options()),
+        VaultConfig::create(&RealFs, dir2.path(), PW, &options()),
         Err(Error::VaultExists(_))
     ));
     assert_eq!(fs::read(dir2.path().join(CONFIG_FILE)).unwrap(), b"");
     // A missing directory is an I/O error, not a panic.
     let missing = dir2.path().join("nope");
     assert!(matches!(
-        VaultConfig::create(&missing, PW, &options()),
+        VaultConfig::create(&RealFs, &missing, PW, &options()),
         Err(Error::Io { .. })
     ));
-    assert!(matches!(VaultConfig::load(&missing), Err(Error::Io { .. })));
+    assert!(matches!(
+        VaultConfig::load(&RealFs, &missing),
+        Err(Error::Io { .. })
+    ));
 }
 
 #[test]
@@ -359,7 +364,7 @@ fn invalid_options() {
             ..options()
         },
     ] {
-        let e = VaultConfig::create(dir.path(), PW, &bad).unwrap_err();
+        let e = VaultConfig::create(&RealFs, dir.path(), PW, &bad).unwrap_err();
         assert_eq!(e.class(), ErrorClass::Params, "{bad:?}: {e}");
     }
     assert!(names_in(dir.path()).is_empty());
@@ -632,7 +637,7 @@ fn truncated_file_on_disk() {
     let bytes = fs::read(&path).unwrap();
     for len in [0, 1, bytes.len() / 2, bytes.len() - 3] {
         fs::write(&path, &bytes[..len]).unwrap();
-        let e = VaultConfig::load(dir.path()).unwrap_err();
+        let e = VaultConfig::load(&RealFs, dir.path()).unwrap_err();
         assert_eq!(e.class(), ErrorClass::Format, "{len}: {e}");
     }
 }
@@ -713,8 +718,8 @@ fn both_ciphers_and_compression() {
                 segment_size: 16 << 10,
                 argon2: FAST,
             };
-            let (_, master) = VaultConfig::create(dir.path(), PW, &o).unwrap();
-            let c = VaultConfig::load(dir.path()).unwrap();
+            let (_, master) = VaultConfig::create(&RealFs, dir.path(), PW, &o).unwrap();
+            let c = VaultConfig::load(&RealFs, dir.path()).unwrap();
             assert_eq!((c.cipher(), c.compression()), (cipher, compression));
             assert_eq!(c.unlock(PW).unwrap().as_bytes(), master.as_bytes());
         }

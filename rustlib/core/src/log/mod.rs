@@ -3,8 +3,8 @@
 //! [`UnifiedEntry`](crate::metadata::UnifiedEntry)); the log knows their
 //! order, durability and integrity, nothing of their meaning.
 //!
-//! * [`format`](self::format): the byte layout of a log file and its records.
-//! * [`unified`](self::unified): `LogManager` (append with group commit, sync,
+//! * [`format`](mod@self::format): the byte layout of a log file and its records.
+//! * [`unified`]: `LogManager` (append with group commit, sync,
 //!   rotate, cut for a snapshot, replay with torn-tail handling).
 
 pub mod format;

@@ -17,15 +17,13 @@
 //! 112  32 HMAC-SHA256(checkpoint MAC key, bytes 0..112)
 //! ```
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::path::Path;
+use std::fs;
 
 use crate::constants::*;
 use crate::crypto::digest::StreamDigest;
 use crate::crypto::keys::SecretKey;
 use crate::crypto::{ct_eq, hmac_sha256};
-use crate::error::{io_at, Error, Result};
+use crate::error::{Error, Result};
 use crate::stream_v2::ResumePoint;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,33 +122,6 @@ impl Checkpoint {
             },
         })
     }
-}
-
-/// Write `bytes` to `path` durably: temporary file, fsync, rename, fsync directory.
-pub fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("fusefs-tmp");
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&tmp)
-        .map_err(io_at("cannot create", &tmp))?;
-    f.write_all(bytes).map_err(io_at("cannot write", &tmp))?;
-    f.sync_all().map_err(io_at("cannot sync", &tmp))?;
-    drop(f);
-    fs::rename(&tmp, path).map_err(io_at("cannot rename", &tmp))?;
-    sync_parent(path)
-}
-
-/// fsync the directory holding `path`, so a rename or creation in it is durable.
-pub fn sync_parent(path: &Path) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_at("cannot sync directory", dir))
 }
 
 #[cfg(test)]

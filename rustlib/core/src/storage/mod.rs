@@ -4,7 +4,11 @@
 //! sync with a chosen errno, or "crashes" after the Nth write and comes back
 //! with only what was made durable (optionally plus a torn prefix of the
 //! rest).
+//!
+//! [`durable`] writes whole small files (the vault config, resume
+//! checkpoints) crash-safely through the same trait.
 
+pub mod durable;
 pub mod memfs;
 
 use std::fs::{self, File, OpenOptions};
@@ -31,6 +35,11 @@ pub trait FileSystem: Send + Sync {
     fn create_new(&self, path: &Path) -> io::Result<Box<dyn StorageFile>>;
     /// Open an existing file for reading and writing.
     fn open(&self, path: &Path) -> io::Result<Box<dyn StorageFile>>;
+    /// Open an existing file for reading only (a vault on read-only media
+    /// still has its config read).
+    fn open_read(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
+        self.open(path)
+    }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     fn remove(&self, path: &Path) -> io::Result<()>;
     /// Names (not paths) of the entries of `dir`, sorted.
@@ -147,6 +156,9 @@ impl FileSystem for RealFs {
     fn open(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
         let f = OpenOptions::new().read(true).write(true).open(path)?;
         Ok(Box::new(RealFile(f)))
+    }
+    fn open_read(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
+        Ok(Box::new(RealFile(File::open(path)?)))
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         fs::rename(from, to)

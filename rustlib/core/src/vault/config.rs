@@ -2,8 +2,7 @@
 //!
 //! The layout is in the doc comment of [`VaultConfig`] and FORMAT.md §6.
 
-use std::fs::{self, OpenOptions};
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -19,7 +18,8 @@ use crate::crypto::keys::SecretKey;
 use crate::crypto::vault_keys::{purpose, subkey};
 use crate::crypto::{ct_eq, kdf, random};
 use crate::error::{Error, Result};
-use crate::recovery::checkpoint::write_durably;
+use crate::storage::durable::{read_small, write_durably};
+use crate::storage::FileSystem;
 use crate::types::{Argon2Params, Cipher};
 
 /// Name of the config file inside the vault directory.
@@ -278,26 +278,23 @@ impl VaultConfig {
     /// in between leaves an empty `fusefs.conf`, which [`VaultConfig::load`]
     /// reports as empty: delete it and create again).
     pub fn create(
+        fs: &dyn FileSystem,
         dir: &Path,
         password: &[u8],
         options: &VaultOptions,
     ) -> Result<(VaultConfig, SecretKey)> {
         let path = Self::path(dir);
         // Fail before the slow key derivation when we can.
-        if fs::symlink_metadata(&path).is_ok() {
+        if fs.exists(&path) {
             return Err(Error::VaultExists(path));
         }
         let (config, master) = Self::generate(password, options)?;
-        OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|e| match e.kind() {
-                io::ErrorKind::AlreadyExists => Error::VaultExists(path.clone()),
-                _ => Error::io_path(format!("cannot create {}", path.display()), &path, e),
-            })?;
-        if let Err(e) = write_durably(&path, config.encode().as_bytes()) {
-            let _ = fs::remove_file(&path);
+        fs.create_new(&path).map_err(|e| match e.kind() {
+            io::ErrorKind::AlreadyExists => Error::VaultExists(path.clone()),
+            _ => Error::io_path(format!("cannot create {}", path.display()), &path, e),
+        })?;
+        if let Err(e) = write_durably(fs, &path, config.encode().as_bytes()) {
+            let _ = fs.remove(&path);
             return Err(e);
         }
         Ok((config, master))
@@ -305,16 +302,15 @@ impl VaultConfig {
 
     /// Read and parse `dir/fusefs.conf` without a password: enough to show
     /// the vault's parameters. Nothing is authenticated yet.
-    pub fn load(dir: &Path) -> Result<VaultConfig> {
+    pub fn load(fs: &dyn FileSystem, dir: &Path) -> Result<VaultConfig> {
         let path = Self::path(dir);
         let io_err = |e| Error::io_path(format!("cannot read {}", path.display()), &path, e);
-        let mut bytes = Vec::new();
-        fs::File::open(&path)
-            .map_err(io_err)?
-            .take(MAX_CONFIG_LEN + 1)
-            .read_to_end(&mut bytes)
-            .map_err(io_err)?;
-        Self::parse(&bytes)
+        match read_small(fs, &path, MAX_CONFIG_LEN).map_err(io_err)? {
+            Some(bytes) => Self::parse(&bytes),
+            None => Err(Error::ConfigInvalid(format!(
+                "larger than {MAX_CONFIG_LEN} bytes"
+            ))),
+        }
     }
 
     /// Parse the bytes of a `fusefs.conf`. Checks, in order: JSON syntax, the
@@ -555,9 +551,15 @@ impl VaultConfig {
 
     /// Change the password: unlock with `old`, then [`VaultConfig::set_password`]
     /// with the same Argon2id parameters.
-    pub fn change_password(&mut self, dir: &Path, old: &[u8], new: &[u8]) -> Result<()> {
+    pub fn change_password(
+        &mut self,
+        fs: &dyn FileSystem,
+        dir: &Path,
+        old: &[u8],
+        new: &[u8],
+    ) -> Result<()> {
         let master = self.unlock(old)?;
-        self.set_password(dir, &master, new, self.kdf)
+        self.set_password(fs, dir, &master, new, self.kdf)
     }
 
     /// Re-seal the master key under `new_password` (fresh salt and nonce,
@@ -567,6 +569,7 @@ impl VaultConfig {
     /// from [`VaultConfig::unlock_with_master_key`] when the password is lost).
     pub fn set_password(
         &mut self,
+        fs: &dyn FileSystem,
         dir: &Path,
         master: &SecretKey,
         new_password: &[u8],
@@ -575,7 +578,7 @@ impl VaultConfig {
         self.verify_master_key(master)?;
         let mut next = self.clone();
         next.seal(master, new_password, kdf_params)?;
-        write_durably(&Self::path(dir), next.encode().as_bytes())?;
+        write_durably(fs, &Self::path(dir), next.encode().as_bytes())?;
         *self = next;
         Ok(())
     }
@@ -846,5 +849,45 @@ mod tests {
                 Err(Error::InvalidParams(_))
             ));
         }
+    }
+
+    /// Config rewrites go through the storage trait, so a crash can be put
+    /// at every write of a password change: the config left behind always
+    /// parses and unlocks with the old or the new password.
+    #[test]
+    fn a_password_change_crashed_at_any_write_leaves_a_config_that_unlocks() {
+        use crate::storage::memfs::{Fault, MemFs};
+        let fast = Argon2Params {
+            m_kib: 64,
+            t: 1,
+            p: 1,
+        };
+        let opts = VaultOptions {
+            argon2: fast,
+            ..Default::default()
+        };
+        let dir = Path::new("/v");
+        let make = || {
+            let fs = MemFs::new();
+            fs.create_dir_all(dir).unwrap();
+            let (c, m) = VaultConfig::create(&fs, dir, b"old", &opts).unwrap();
+            (fs, c, m)
+        };
+        let (probe, mut c, m) = make();
+        let first = probe.writes();
+        c.set_password(&probe, dir, &m, b"new", fast).unwrap();
+        assert!(probe.writes() > first);
+        for nth in first + 1..=probe.writes() {
+            for torn in [0, 10, 1000] {
+                let (fs, mut c, m) = make();
+                fs.set_fault(Some(Fault::Crash { nth }));
+                assert!(c.set_password(&fs, dir, &m, b"new", fast).is_err());
+                let loaded = VaultConfig::load(&fs.after_crash(torn), dir).unwrap();
+                assert!(loaded.unlock(b"old").is_ok(), "write {nth}, torn {torn}");
+            }
+        }
+        let after = VaultConfig::load(&probe, dir).unwrap();
+        assert!(after.unlock(b"new").is_ok());
+        assert!(after.unlock(b"old").is_err());
     }
 }

@@ -1,6 +1,6 @@
 //! `Vault`: the engine the FUSE layer calls. This file holds the struct,
 //! the types of its API, and what every job of it shares: the state lock
-//! ([`StateGuard`]), `commit`, per-file keys and locks. The jobs are `impl
+//! (`StateGuard`), `commit`, per-file keys and locks. The jobs are `impl
 //! Vault` blocks of their own (see the module doc of [`crate::vault`]).
 
 use std::collections::HashMap;

@@ -35,7 +35,7 @@
 //!    looking up where a file's frames are until they are read or the new
 //!    ones committed; pack compaction takes it exclusively for an instant
 //!    before it deletes packs, so no frame in use disappears.
-//! 4. `state` (through [`StateGuard`](engine::StateGuard)): the metadata
+//! 4. `state` (through `engine::StateGuard`): the metadata
 //!    state; every commit (apply + append to the log's queue) happens under
 //!    it. Never held across crypto or pack I/O; on release, a full log batch
 //!    is written without it.

@@ -88,6 +88,16 @@ impl Vault {
             log_opts,
             empty,
         )?;
+        // One segment size: the config's. The state (and so every snapshot)
+        // carries it too, for `apply`'s truncation arithmetic; a state made
+        // with another one would cut segments where the engine does not.
+        if state.segment_size != config.segment_size() {
+            return Err(Error::SnapshotCorrupt(format!(
+                "the metadata's segment size {} is not the vault's {}",
+                state.segment_size,
+                config.segment_size()
+            )));
+        }
         let packs = Arc::new(PackStore::open(
             Arc::clone(&fs),
             &dir.join("packs"),
@@ -140,15 +150,15 @@ impl Vault {
         }
         let fs = Arc::new(crate::storage::RealFs);
         let vault_lock = lock_vault(&*fs, dir)?;
-        let (config, master) = VaultConfig::create(dir, password, options)?;
+        let (config, master) = VaultConfig::create(&*fs, dir, password, options)?;
         Vault::open_locked(fs, dir, config, master, opts, vault_lock)
     }
 
     /// Open the vault in `dir` with its password.
     pub fn open_vault(dir: &Path, password: &[u8], opts: EngineOptions) -> Result<Vault> {
-        let config = VaultConfig::load(dir)?;
-        // Locked before the (slow) key derivation, so a busy vault says so at once.
         let fs = Arc::new(crate::storage::RealFs);
+        let config = VaultConfig::load(&*fs, dir)?;
+        // Locked before the (slow) key derivation, so a busy vault says so at once.
         let vault_lock = lock_vault(&*fs, dir)?;
         let master = config.unlock(password)?;
         Vault::open_locked(fs, dir, config, master, opts, vault_lock)
@@ -156,8 +166,8 @@ impl Vault {
 
     /// Open the vault in `dir` with the master key as `print_master_key` showed it.
     pub fn open_with_master_key(dir: &Path, printed: &str, opts: EngineOptions) -> Result<Vault> {
-        let config = VaultConfig::load(dir)?;
         let fs = Arc::new(crate::storage::RealFs);
+        let config = VaultConfig::load(&*fs, dir)?;
         let vault_lock = lock_vault(&*fs, dir)?;
         let master = config.unlock_with_master_key(printed)?;
         Vault::open_locked(fs, dir, config, master, opts, vault_lock)

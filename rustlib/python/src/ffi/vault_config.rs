@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use crypto_core::storage::RealFs;
 use crypto_core::types::Argon2Params;
 use crypto_core::vault::config::VaultConfig;
 use pyo3::prelude::*;
@@ -15,7 +16,9 @@ use super::errors::to_pyerr;
 /// needed). A missing, truncated, edited or unknown-version config raises.
 #[pyfunction]
 fn vault_info<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, PyDict>> {
-    let config = py.detach(|| VaultConfig::load(&path)).map_err(to_pyerr)?;
+    let config = py
+        .detach(|| VaultConfig::load(&RealFs, &path))
+        .map_err(to_pyerr)?;
     let d = PyDict::new(py);
     d.set_item("version", config.version())?;
     d.set_item("vault_id", hex(config.vault_id()))?;
@@ -52,7 +55,7 @@ fn change_vault_password(
         zeroize::Zeroizing::new(new_password.to_vec()),
     );
     py.detach(|| {
-        let mut config = VaultConfig::load(&path)?;
+        let mut config = VaultConfig::load(&RealFs, &path)?;
         let master = if old_is_master_key {
             let printed = String::from_utf8_lossy(&old);
             config.unlock_with_master_key(&printed)?
@@ -65,7 +68,7 @@ fn change_vault_password(
             t: argon2_t.unwrap_or(current.t),
             p: current.p,
         };
-        config.set_password(&path, &master, &new_password, kdf)
+        config.set_password(&RealFs, &path, &master, &new_password, kdf)
     })
     .map_err(to_pyerr)
 }
