@@ -8,16 +8,19 @@
 //! * [`segment`]: [`SegmentRef`], where a file's segment lives.
 //! * [`codec`]: the little-endian field encoding (FORMAT.md §9.1).
 //! * [`entry`]: [`UnifiedEntry`] and its encoding (§9.2).
-//! * [`state`]: [`MetadataState`] and `apply` (§9.3).
+//! * [`state`]: [`MetadataState`] and `apply` (§9.3), over each
+//!   directory's [`dir::Dir`].
 //! * [`state_codec`]: the snapshot's state encoding (§9.5).
 
 pub mod codec;
+pub mod dir;
 pub mod entry;
 pub mod inode;
 pub mod segment;
 pub mod state;
 pub mod state_codec;
 
+pub use dir::Dir;
 pub use entry::UnifiedEntry;
 pub use inode::{AttrChange, InodeKind, Timespec};
 pub use segment::SegmentRef;

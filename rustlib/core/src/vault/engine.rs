@@ -11,7 +11,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::cache::SegmentCache;
 use super::config::VaultConfig;
-use super::telemetry::Counters;
 use crate::crypto::aead::AeadKey;
 use crate::crypto::keys::SecretKey;
 use crate::crypto::vault_keys::{purpose, subkey};
@@ -166,6 +165,16 @@ impl Drop for StateGuard<'_> {
             let _ = self.vault.log.write_queued();
         }
     }
+}
+
+/// This session's I/O counts (see `Vault::telemetry`).
+#[derive(Default)]
+pub(super) struct Counters {
+    pub(super) reads: AtomicU64,
+    pub(super) bytes_read: AtomicU64,
+    pub(super) writes: AtomicU64,
+    pub(super) bytes_written: AtomicU64,
+    pub(super) fsyncs: AtomicU64,
 }
 
 impl Vault {

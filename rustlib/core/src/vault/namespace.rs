@@ -205,7 +205,7 @@ impl Vault {
 
     /// Entries of directory `ino` after `offset` (0 = from the first), at
     /// most `limit`. Offsets are per-directory cookies (see
-    /// [`Dir`](crate::metadata::state::Dir)): listing in chunks while entries
+    /// [`Dir`](crate::metadata::Dir)): listing in chunks while entries
     /// are added or removed never skips or repeats an entry that exists
     /// throughout. Entries come in the order they were created (after a
     /// remount: name order, then creation order).

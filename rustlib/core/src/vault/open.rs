@@ -7,8 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use super::cache::SegmentCache;
 use super::config::VaultConfig;
-use super::engine::{EngineOptions, Vault};
-use super::telemetry::Counters;
+use super::engine::{Counters, EngineOptions, Vault};
 use crate::crypto::keys::SecretKey;
 use crate::error::{fs_err, Error, Result};
 use crate::log::unified::LogOptions;

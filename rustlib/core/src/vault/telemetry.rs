@@ -1,18 +1,9 @@
 //! What an open vault reports about itself: usage, live counters, sizes on disk.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 
 use super::engine::Vault;
 use crate::telemetry::VaultTelemetry;
-
-#[derive(Default)]
-pub(super) struct Counters {
-    pub(super) reads: AtomicU64,
-    pub(super) bytes_read: AtomicU64,
-    pub(super) writes: AtomicU64,
-    pub(super) bytes_written: AtomicU64,
-    pub(super) fsyncs: AtomicU64,
-}
 
 impl Vault {
     /// Files (inodes) in the vault and plaintext bytes stored. O(1).
