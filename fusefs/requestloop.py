@@ -41,10 +41,20 @@ does next happen on trio's one thread with no ``await`` between them, and only
 the holder of the read lock polls, so no other task can take the request
 meanwhile. Set ``FUSEFS_REQUEST_LOOP=trio`` to run pyfuse3's loop unchanged
 (for comparison).
+
+Everything else pyfuse3 takes from ``trio`` falls through to trio itself, at
+every level (``trio.lowlevel.current_task`` is trio's), so a trio name that a
+new pyfuse3 starts to use cannot end the daemon with ``AttributeError``. What
+cannot fall through is the shape of pyfuse3's loop the fast path relies on
+(the lock, then ``wait_readable``, then a ``read`` with no ``await`` between):
+:func:`install` puts the primitives in place only on the pyfuse3 versions
+this was checked on (:data:`VERIFIED_PYFUSE3`), and otherwise leaves pyfuse3's
+own loop with a warning in the log.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import select
 import time
@@ -52,6 +62,15 @@ import types
 from typing import Any
 
 import trio
+
+log = logging.getLogger("fusefs.requestloop")
+
+#: pyfuse3 releases (``major.minor``) whose use of trio was checked against
+#: this module: their ``_wait_fuse_readable`` takes ``trio.Lock`` and awaits
+#: ``trio.lowlevel.wait_readable`` right before its ``read``, and the mount
+#: tests and ``scripts/bench_fuse_floor.py`` ran on them (3.5.0). The pin in
+#: pyproject.toml and scripts/setup.sh says the same.
+VERIFIED_PYFUSE3 = ("3.5",)
 
 #: Requests taken in a row without a pass through trio's scheduler.
 MAX_STREAK = 32
@@ -69,6 +88,7 @@ def _spin_us_from_env() -> int:
 SPIN_US = _spin_us_from_env()
 #: A wait through trio shorter than this means requests come densely.
 DENSE_NS = 1_000_000
+
 #: Work handed to threads and not finished (kept by the file system's
 #: handlers): while any is out, the loop does not spin, so its completion is
 #: picked up at once.
@@ -143,32 +163,51 @@ def _spin(r: _Readiness, fd: int) -> bool:
     return False
 
 
-def trio_for_pyfuse3() -> Any:
-    """The namespace pyfuse3 uses as ``trio``: trio, with the two fast primitives."""
-    lowlevel = types.SimpleNamespace(
-        current_trio_token=trio.lowlevel.current_trio_token,
-        current_task=trio.lowlevel.current_task,
-        notify_closing=trio.lowlevel.notify_closing,
-        wait_readable=wait_readable,
-    )
-    return types.SimpleNamespace(
-        Lock=ReadLock,
-        lowlevel=lowlevel,
-        open_nursery=trio.open_nursery,
-        ClosedResourceError=trio.ClosedResourceError,
-        from_thread=trio.from_thread,
+class _Fallthrough(types.ModuleType):
+    """A module that is ``target`` except for the attributes set on it."""
+
+    def __init__(self, target: types.ModuleType, **overrides: Any) -> None:
+        super().__init__(target.__name__, target.__doc__)
+        self.__dict__.update(overrides, _fallthrough_target=target)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only names not set on this module reach here.
+        return getattr(self.__dict__["_fallthrough_target"], name)
+
+
+def trio_for_pyfuse3() -> types.ModuleType:
+    """The module pyfuse3 uses as ``trio``: trio, with the two fast primitives."""
+    lowlevel = _Fallthrough(trio.lowlevel, wait_readable=wait_readable)
+    return _Fallthrough(trio, Lock=ReadLock, lowlevel=lowlevel)
+
+
+def verified(pyfuse3_version: str) -> bool:
+    """Whether the fast primitives were checked on this pyfuse3 version."""
+    return any(
+        pyfuse3_version == v or pyfuse3_version.startswith(v + ".") for v in VERIFIED_PYFUSE3
     )
 
 
 def install() -> bool:
     """Give pyfuse3 the fast primitives (unless ``FUSEFS_REQUEST_LOOP=trio``).
 
-    Returns whether they are in place. Must run before ``pyfuse3.main()``
-    (pyfuse3 creates its read lock on first use).
+    Returns whether they are in place. On a pyfuse3 version not in
+    :data:`VERIFIED_PYFUSE3` they are not: pyfuse3 runs its own loop, and a
+    warning says so in the log. Must run before ``pyfuse3.main()`` (pyfuse3
+    creates its read lock on first use).
     """
     import pyfuse3
 
     if os.environ.get("FUSEFS_REQUEST_LOOP") == "trio" or not hasattr(pyfuse3, "trio"):
+        return False
+    version = str(getattr(pyfuse3, "__version__", "unknown"))
+    if not verified(version):
+        log.warning(
+            "pyfuse3 %s: the fast request loop was verified on pyfuse3 %s only; "
+            "running pyfuse3's own loop",
+            version,
+            ", ".join(VERIFIED_PYFUSE3),
+        )
         return False
     pyfuse3.trio = trio_for_pyfuse3()
     return True

@@ -33,7 +33,8 @@ if [ "$need_apt" = 1 ]; then
 fi
 command -v cargo >/dev/null || { echo "setup: Rust (cargo) is required: https://rustup.rs" >&2; exit 1; }
 
-python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore "maturin>=1.5,<2" pytest cryptography zstandard click trio "pyfuse3>=3.3,<4"
+# pyfuse3: the releases fusefs.requestloop was verified on (its VERIFIED_PYFUSE3).
+python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore "maturin>=1.5,<2" pytest cryptography zstandard click trio "pyfuse3>=3.5,<3.6"
 python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore --no-build-isolation $editable .
 
 [ "$demo" = 1 ] || exit 0

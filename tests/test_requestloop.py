@@ -6,6 +6,7 @@ promise is checked on its own with a pipe standing in for the FUSE device.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import threading
@@ -132,21 +133,88 @@ def test_read_lock_free_is_taken_without_yielding_and_held_lock_waits() -> None:
     assert events == ["main has the lock", "other starts", "main releases", "other has the lock"]
 
 
-def test_provides_everything_pyfuse3_takes_from_trio() -> None:
-    """pyfuse3 reaches trio only as ``pyfuse3.trio``; every name it uses must be there.
+def _trio_names_used_by_pyfuse3() -> set[str]:
+    """Every ``trio.X.Y`` the installed pyfuse3's code uses, from its shipped sources.
 
-    The names are those of pyfuse3 3.5's sources; if pyfuse3's own asyncio
-    shim (the same seam) grew a name, so must ours.
+    pyfuse3 3.5 ships its Cython sources (``__init__.pyx``, ``*.pxi``) beside
+    the compiled module, and ``_pyfuse3.py``/``asyncio.py``. Comments and
+    docstrings are left out: a name in prose (``trio.run_sync_in_worker_thread``
+    in a docstring of 3.5) is not a use.
     """
+    package = Path(pyfuse3.__file__).parent
+    cython = sorted([*package.glob("*.pyx"), *package.glob("*.pxi")])
+    if not cython:
+        pytest.skip(f"pyfuse3 {pyfuse3.__version__} ships no .pyx/.pxi sources to read")
+    names: set[str] = set()
+    for source in [*cython, *sorted(package.glob("*.py"))]:
+        text = re.sub(r"'''.*?'''|\"\"\".*?\"\"\"", "", source.read_text(), flags=re.S)
+        text = re.sub(r"#.*", "", text)
+        names.update(re.findall(r"(?<![\w.])trio((?:\.\w+)+)", text))
+    return {name.lstrip(".") for name in names}
+
+
+def test_provides_everything_pyfuse3_takes_from_trio() -> None:
+    """pyfuse3 reaches trio only as ``pyfuse3.trio``; every name it uses must resolve.
+
+    The names are read from the installed pyfuse3's own sources, so a new
+    pyfuse3 that uses a new trio name fails here rather than in a daemon.
+    """
+    used = _trio_names_used_by_pyfuse3()
+    # The scan sees the two primitives the fast path replaces (else it is blind).
+    assert {"Lock", "lowlevel.wait_readable"} <= used, used
     ns = requestloop.trio_for_pyfuse3()
-    for name in ("Lock", "open_nursery", "ClosedResourceError", "from_thread", "lowlevel"):
-        assert hasattr(ns, name), name
-    for name in ("current_trio_token", "current_task", "notify_closing", "wait_readable"):
-        assert hasattr(ns.lowlevel, name), name
+    for dotted in sorted(used):
+        ours: object = ns
+        theirs: object = trio
+        for part in dotted.split("."):
+            assert hasattr(ours, part), f"trio.{dotted} is used by pyfuse3 but not provided"
+            ours, theirs = getattr(ours, part), getattr(theirs, part)
+        if dotted not in ("Lock", "lowlevel", "lowlevel.wait_readable"):
+            assert ours is theirs, f"trio.{dotted} does not fall through to trio"
     shim = Path(pyfuse3.__file__).parent / "asyncio.py"
     if shim.exists():
         enable = shim.read_text()
         assert re.search(r"pyfuse3\.trio\s*=", enable), "pyfuse3 no longer swaps trio this way"
+
+
+def test_every_other_trio_name_falls_through() -> None:
+    ns = requestloop.trio_for_pyfuse3()
+    assert ns.Lock is requestloop.ReadLock
+    assert ns.lowlevel.wait_readable is requestloop.wait_readable
+    # Names pyfuse3 3.5 does not use, at both levels, are trio's own.
+    assert ns.sleep is trio.sleep and ns.Event is trio.Event
+    assert ns.to_thread.run_sync is trio.to_thread.run_sync
+    assert ns.lowlevel.checkpoint is trio.lowlevel.checkpoint
+    assert ns.lowlevel.current_task is trio.lowlevel.current_task
+    with pytest.raises(AttributeError):
+        ns.no_such_name  # noqa: B018
+    with pytest.raises(AttributeError):
+        ns.lowlevel.no_such_name  # noqa: B018
+
+
+def test_unverified_pyfuse3_keeps_its_own_loop(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    original = pyfuse3.trio
+    monkeypatch.delenv("FUSEFS_REQUEST_LOOP", raising=False)
+    monkeypatch.setattr(pyfuse3, "__version__", "3.6.0")
+    try:
+        with caplog.at_level(logging.WARNING, logger="fusefs.requestloop"):
+            assert requestloop.install() is False
+        assert pyfuse3.trio is original
+        assert [r.getMessage() for r in caplog.records] == [
+            "pyfuse3 3.6.0: the fast request loop was verified on pyfuse3 3.5 only; "
+            "running pyfuse3's own loop"
+        ]
+    finally:
+        pyfuse3.trio = original
+
+
+def test_verified_versions() -> None:
+    assert requestloop.verified("3.5.0") and requestloop.verified("3.5.2")
+    assert requestloop.verified("3.5")
+    assert not requestloop.verified("3.4.0") and not requestloop.verified("3.50.0")
+    assert not requestloop.verified("3.6.0") and not requestloop.verified("4.0")
 
 
 def test_install_and_opt_out(monkeypatch: pytest.MonkeyPatch) -> None:
