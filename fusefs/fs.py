@@ -55,7 +55,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pyfuse3
 import trio
 
-from fusefs import control, requestloop
+from fusefs import control
+from fusefs.requestloop import InFlight
 
 if TYPE_CHECKING:
     from fusefs._native import Attr, Vault
@@ -110,7 +111,14 @@ class VaultOperations(pyfuse3.Operations):
     enable_writeback_cache = True
     enable_acl = False
 
-    def __init__(self, vault: Vault, vault_dir: str, *, read_only: bool = False) -> None:
+    def __init__(
+        self,
+        vault: Vault,
+        vault_dir: str,
+        *,
+        read_only: bool = False,
+        in_flight: InFlight | None = None,
+    ) -> None:
         super().__init__()
         self.vault = vault
         self.vault_dir = vault_dir
@@ -126,6 +134,9 @@ class VaultOperations(pyfuse3.Operations):
         self.open_handles = 0
         self.owner_uid = os.getuid()
         self._limiter = trio.CapacityLimiter(8)
+        #: Entered around work handed to a thread: the request loop's
+        #: counter (it does not spin while such work is out).
+        self.in_flight = InFlight() if in_flight is None else in_flight
         #: Set once the kernel's INIT request has been answered.
         self.initialized = trio.Event()
         self._blksize = 65536
@@ -157,11 +168,8 @@ class VaultOperations(pyfuse3.Operations):
         return e
 
     async def _thread(self, fn: Callable[..., Any], *args: Any) -> Any:
-        requestloop.threads_in_flight += 1
-        try:
+        with self.in_flight:
             return await trio.to_thread.run_sync(fn, *args, limiter=self._limiter)
-        finally:
-            requestloop.threads_in_flight -= 1
 
     # --- lookup and attributes ---------------------------------------------------
 

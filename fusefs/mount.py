@@ -227,7 +227,9 @@ def serve(
     real_mountpoint = os.path.realpath(opts.mountpoint)
     vault = open_vault()
     try:
-        ops = VaultOperations(vault, opts.vault_dir, read_only=opts.read_only)
+        ops = VaultOperations(
+            vault, opts.vault_dir, read_only=opts.read_only, in_flight=requestloop.in_flight
+        )
         try:
             pyfuse3.init(ops, opts.mountpoint, fuse_options(opts))
         except RuntimeError:

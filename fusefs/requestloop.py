@@ -28,8 +28,9 @@ those two primitives:
   exit to the hypervisor and, on a busy host, as long as the rest of the
   round trip: a ``statfs`` round trip of a bare pyfuse3 file system took
   46 µs without the spin and 24 µs with it (same VM, same minute). It
-  never spins while work handed to a thread is out
-  (:data:`threads_in_flight`), so that work's result is taken at once.
+  never spins while work handed to a thread is out (:data:`in_flight`, an
+  :class:`InFlight` the file system receives and enters around each such
+  call), so that work's result is taken at once.
 
 So the loop passes through trio's scheduler at least once every
 :data:`MAX_STREAK` + 1 requests, and every other task (signals, ``--idle``,
@@ -89,10 +90,30 @@ SPIN_US = _spin_us_from_env()
 #: A wait through trio shorter than this means requests come densely.
 DENSE_NS = 1_000_000
 
-#: Work handed to threads and not finished (kept by the file system's
-#: handlers): while any is out, the loop does not spin, so its completion is
-#: picked up at once.
-threads_in_flight = 0
+
+class InFlight:
+    """Work a file system handed to threads that has not finished yet.
+
+    The file system enters it around each such call (``with in_flight:``);
+    while any is out, the loop does not spin, so the work's completion is
+    picked up at once.
+    """
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __enter__(self) -> None:
+        self.count += 1
+
+    def __exit__(self, *exc: object) -> None:
+        self.count -= 1
+
+
+#: The loop's counter of work out in threads: the mount hands it to its file
+#: system (one loop per process: pyfuse3 has one session).
+in_flight = InFlight()
 
 
 class ReadLock:
@@ -147,7 +168,7 @@ async def wait_readable(fd: int) -> None:
 
 def _spin(r: _Readiness, fd: int) -> bool:
     """Poll ``fd`` for up to :data:`SPIN_US` if nothing else is waiting to run."""
-    if SPIN_US <= 0 or threads_in_flight:
+    if SPIN_US <= 0 or in_flight.count:
         return False
     # (Tasks of trio's current batch that have not run yet are not counted
     # as runnable here: they may wait, at most SPIN_US.)

@@ -279,7 +279,7 @@ def test_does_not_spin_when_requests_are_sparse(long_spin) -> None:  # type: ign
 
 
 def test_does_not_spin_while_work_is_out_in_a_thread(long_spin, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(requestloop, "threads_in_flight", 1)
+    monkeypatch.setattr(requestloop.in_flight, "count", 1)
     took, streak = _timed_wait(long_spin, 0.02, dense=True, writer="thread")
     assert took < 0.15 and streak == 0
 
