@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-from fusefs.exitcodes import ExitCode, epilog
+from fusefs.exitcodes import ExitCode, QuietError, epilog
 from fusefs.password import MAX_PASSWORD_BYTES, read_password, read_small_file
 from fusefs.password import isatty as _isatty
 
@@ -47,13 +47,6 @@ CHECKPOINT_SUFFIX = ".fusefs-ckpt"
 
 CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 EPILOG = epilog()
-
-
-def _quiet_error(message: str, code: ExitCode) -> Exception:
-    # fusefs.errors imports the native module: only load it on the error path.
-    from fusefs.errors import QuietError
-
-    return QuietError(message, code)
 
 
 if TYPE_CHECKING:
@@ -148,7 +141,7 @@ def kdf_options(default_memory: str, where: str) -> Callable[[F], F]:
 def kdf_kib(kdf_memory: int) -> int:
     """``--kdf-memory`` in KiB, refused outside 8K..4G."""
     if not 8 * 1024 <= kdf_memory <= 4 * 2**30:
-        raise _quiet_error("--kdf-memory must be between 8K and 4G", ExitCode.USAGE)
+        raise QuietError("--kdf-memory must be between 8K and 4G", ExitCode.USAGE)
     return kdf_memory // 1024
 
 
@@ -236,7 +229,7 @@ def encrypt(
     _check_key_options(passfile, keyfile)
     in_size = _check_paths(src, dst, resume)
     if dst == "-" and _isatty(sys.stdout):
-        raise _quiet_error(
+        raise QuietError(
             "refusing to write ciphertext to a terminal: give an OUT path or redirect stdout",
             ExitCode.USAGE,
         )
@@ -319,27 +312,27 @@ def _check_key_options(passfile: str | None, keyfile: str | None) -> None:
 def _check_paths(src: str, dst: str, resume: bool) -> int:
     """Reject what would fail later or destroy data; return IN's size if it is a regular file."""
     if resume and "-" in (src, dst):
-        raise _quiet_error("--resume needs file paths for IN and OUT, not -", ExitCode.USAGE)
+        raise QuietError("--resume needs file paths for IN and OUT, not -", ExitCode.USAGE)
     size = 0
     if src != "-":
         try:
             st = os.stat(src)
         except OSError as e:
-            raise _quiet_error(f"cannot open input {src}: {e.strerror}", ExitCode.IO) from e
+            raise QuietError(f"cannot open input {src}: {e.strerror}", ExitCode.IO) from e
         if stat.S_ISDIR(st.st_mode):
-            raise _quiet_error(f"input {src} is a directory", ExitCode.IO)
+            raise QuietError(f"input {src} is a directory", ExitCode.IO)
         if stat.S_ISREG(st.st_mode):
             size = st.st_size
     if dst != "-":
         if os.path.isdir(dst):
-            raise _quiet_error(f"output {dst} is a directory", ExitCode.IO)
+            raise QuietError(f"output {dst} is a directory", ExitCode.IO)
         parent = os.path.dirname(dst) or "."
         if not os.path.isdir(parent):
-            raise _quiet_error(
+            raise QuietError(
                 f"cannot create output {dst}: directory {parent} does not exist", ExitCode.IO
             )
         if src != "-" and os.path.exists(dst) and os.path.samefile(src, dst):
-            raise _quiet_error(f"IN and OUT are the same file ({dst})", ExitCode.USAGE)
+            raise QuietError(f"IN and OUT are the same file ({dst})", ExitCode.USAGE)
     return size
 
 
@@ -350,14 +343,14 @@ def _read_key(passfile: str | None, keyfile: str | None, src: str, *, confirm: b
         data = read_small_file(keyfile, "key file")
         if len(data) != KEY_LEN:
             size = f"{len(data)} bytes" if len(data) < MAX_PASSWORD_BYTES else "more"
-            raise _quiet_error(
+            raise QuietError(
                 f"key file {keyfile} holds {size}; a key file must hold exactly "
                 f"{KEY_LEN} raw bytes",
                 ExitCode.USAGE,
             )
         return Key.from_raw(data)
     if passfile is None and src == "-":
-        raise _quiet_error(
+        raise QuietError(
             "IN is standard input, so the password cannot be typed: use --passfile FILE "
             "or --keyfile FILE",
             ExitCode.USAGE,
@@ -403,12 +396,12 @@ def _run(
         else:
             snapshot = _run_streams(_native.decrypt_file, src, dst, key, parallelism)
     except KeyboardInterrupt:
-        raise _quiet_error("interrupted" + _resume_hint(dst), ExitCode.INTERRUPTED) from None
+        raise QuietError("interrupted" + _resume_hint(dst), ExitCode.INTERRUPTED) from None
     except (_native.FusefsError, OSError) as e:
         # As a QuietError, an EPIPE OSError is not swallowed by click either.
-        from fusefs.exitcodes import exit_code_for
+        from fusefs.errors import exit_code_for
 
-        raise _quiet_error(_describe(e) + _resume_hint(dst), exit_code_for(e)) from e
+        raise QuietError(_describe(e) + _resume_hint(dst), exit_code_for(e)) from e
     if stats and snapshot is not None:
         _print_stats(snapshot)
 
@@ -473,7 +466,7 @@ def _run_streams(
     try:
         src_obj = sys.stdin.buffer if src == "-" else open(src, "rb")  # noqa: SIM115
     except OSError as e:
-        raise _quiet_error(f"cannot open input {src}: {e.strerror}", ExitCode.IO) from e
+        raise QuietError(f"cannot open input {src}: {e.strerror}", ExitCode.IO) from e
     try:
         if dst == "-":
             sys.stdout.flush()
@@ -484,7 +477,7 @@ def _run_streams(
         try:
             dst_obj = open(part, "wb")  # noqa: SIM115
         except OSError as e:
-            raise _quiet_error(f"cannot create output {part}: {e.strerror}", ExitCode.IO) from e
+            raise QuietError(f"cannot create output {part}: {e.strerror}", ExitCode.IO) from e
         try:
             with dst_obj:
                 result = _call_interruptibly(function, src_obj, dst_obj, key, *args)
@@ -615,19 +608,22 @@ def run(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _error("interrupted")
         return ExitCode.INTERRUPTED
+    except QuietError as e:
+        # Every refusal of every command, whatever raised it (MountError too).
+        return _report(e, e.exit_code)
     except SystemExit:
         raise
     except BaseException as e:
-        return _report(e)
+        try:
+            from fusefs.errors import exit_code_for
+
+            code = exit_code_for(e)
+        except Exception:  # e.g. the native module itself failed to import
+            code = ExitCode.ERROR
+        return _report(e, code)
 
 
-def _report(e: BaseException) -> int:
-    from fusefs.exitcodes import exit_code_for
-
-    try:
-        code = exit_code_for(e)
-    except Exception:  # e.g. the native module itself failed to import
-        code = ExitCode.ERROR
+def _report(e: BaseException, code: ExitCode) -> int:
     if code != ExitCode.ERROR:
         _error(str(e))
         return code

@@ -18,19 +18,13 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from fusefs.cli import CONTEXT_SETTINGS, EPILOG, SizeType, cli, kdf_kib, kdf_options
-from fusefs.exitcodes import ExitCode
+from fusefs.exitcodes import ExitCode, QuietError
 
 if TYPE_CHECKING:
     from fusefs._native import Vault
 
 SEGMENT_MIN, SEGMENT_MAX = 16 * 1024, 2**20
 CONFIG_NAME = "fusefs.conf"
-
-
-def _quiet(message: str, code: ExitCode) -> Exception:
-    from fusefs.errors import QuietError
-
-    return QuietError(message, code)
 
 
 def _password_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -85,34 +79,32 @@ def _vault_info(vault_dir: str) -> dict[str, Any]:
     from fusefs import _native
 
     if not os.path.exists(vault_dir):
-        raise _quiet(f"vault {vault_dir} does not exist", ExitCode.IO)
+        raise QuietError(f"vault {vault_dir} does not exist", ExitCode.IO)
     if not os.path.isdir(vault_dir):
-        raise _quiet(f"vault {vault_dir} is not a directory", ExitCode.IO)
+        raise QuietError(f"vault {vault_dir} is not a directory", ExitCode.IO)
     if not os.path.exists(os.path.join(vault_dir, CONFIG_NAME)):
-        raise _quiet(f"{vault_dir} is not a fusefs vault (it has no {CONFIG_NAME})", ExitCode.IO)
+        raise QuietError(
+            f"{vault_dir} is not a fusefs vault (it has no {CONFIG_NAME})", ExitCode.IO
+        )
     try:
         return _native.vault_info(vault_dir)
     except (_native.FusefsError, OSError) as e:
-        from fusefs.exitcodes import exit_code_for
+        from fusefs.errors import exit_code_for
 
-        raise _quiet(f"vault {vault_dir}: {e}", exit_code_for(e)) from e
+        raise QuietError(f"vault {vault_dir}: {e}", exit_code_for(e)) from e
 
 
 def _kib(n: int) -> str:
     return f"{n // 1024} MiB" if n % 1024 == 0 else f"{n} KiB"
 
 
-def _describe_open_error(e: BaseException, vault_dir: str) -> tuple[str, int]:
+def _describe_open_error(e: BaseException, vault_dir: str) -> tuple[str, ExitCode]:
     """(one line, exit code) for an exception from opening or mounting a vault."""
     from fusefs import _native
-    from fusefs.control import MountError
-    from fusefs.errors import QuietError
-    from fusefs.exitcodes import exit_code_for
+    from fusefs.errors import exit_code_for
 
-    if isinstance(e, QuietError):
+    if isinstance(e, QuietError):  # MountError too
         return e.message, e.exit_code
-    if isinstance(e, MountError):
-        return str(e), ExitCode.MOUNT
     if isinstance(e, _native.WrongKeyError):
         return f"wrong password or master key for vault {vault_dir}", ExitCode.WRONG_KEY
     if isinstance(e, OSError) and e.errno == errno.EBUSY:
@@ -175,24 +167,26 @@ def init(
     from fusefs.password import read_password
 
     if not SEGMENT_MIN <= segment_size <= SEGMENT_MAX or segment_size & (segment_size - 1):
-        raise _quiet("--segment-size must be a power of two between 16K and 1M", ExitCode.USAGE)
+        raise QuietError("--segment-size must be a power of two between 16K and 1M", ExitCode.USAGE)
     m_kib = kdf_kib(kdf_memory)
     created_dir = False
     if os.path.lexists(vault_dir):
         if not os.path.isdir(vault_dir):
-            raise _quiet(f"{vault_dir} exists and is not a directory", ExitCode.IO)
+            raise QuietError(f"{vault_dir} exists and is not a directory", ExitCode.IO)
         if os.listdir(vault_dir):
-            raise _quiet(f"{vault_dir} is not empty: a vault needs an empty directory", ExitCode.IO)
+            raise QuietError(
+                f"{vault_dir} is not empty: a vault needs an empty directory", ExitCode.IO
+            )
     else:
         parent = os.path.dirname(os.path.abspath(vault_dir))
         if not os.path.isdir(parent):
-            raise _quiet(f"cannot create {vault_dir}: {parent} does not exist", ExitCode.IO)
+            raise QuietError(f"cannot create {vault_dir}: {parent} does not exist", ExitCode.IO)
     password = read_password(passfile, extpass, prompt="New password", confirm=True)
     if not os.path.lexists(vault_dir):
         try:
             os.mkdir(vault_dir, 0o700)
         except OSError as e:
-            raise _quiet(f"cannot create {vault_dir}: {e.strerror}", ExitCode.IO) from e
+            raise QuietError(f"cannot create {vault_dir}: {e.strerror}", ExitCode.IO) from e
         created_dir = True
     try:
         vault = _native.Vault.create(
@@ -211,8 +205,7 @@ def init(
     except BaseException as e:
         _remove_partial_vault(vault_dir, created_dir)
         if isinstance(e, (_native.FusefsError, OSError)):
-            message, code = _describe_open_error(e, vault_dir)
-            raise _quiet(message, ExitCode(code)) from e  # type: ignore[call-arg]
+            raise QuietError(*_describe_open_error(e, vault_dir)) from e
         raise
     if not quiet:
         click.echo(f"Created vault {vault_dir} ({cipher}, {segment_size // 1024} KiB segments).")
@@ -281,23 +274,19 @@ def mount(
     in the background (with -f, in front). Unmount with 'fusefs umount MNT'.
     """
     from fusefs import _native
-    from fusefs.control import MountError
-    from fusefs.mount import MountOptions, StartupError, check_mountpoint
+    from fusefs.mount import MountOptions, check_mountpoint
     from fusefs.mount import mount as do_mount
     from fusefs.password import read_password
 
     _vault_info(vault_dir)
     vault_dir = os.path.abspath(vault_dir)
     mnt = os.path.abspath(mountpoint)
-    try:
-        check_mountpoint(mnt)
-    except MountError as e:
-        raise _quiet(str(e), ExitCode.MOUNT) from e
+    check_mountpoint(mnt)
     real_vault, real_mnt = os.path.realpath(vault_dir), os.path.realpath(mnt)
     if real_mnt == real_vault or real_mnt.startswith(real_vault + os.sep):
-        raise _quiet(f"mount point {mnt} is inside the vault {vault_dir}", ExitCode.USAGE)
+        raise QuietError(f"mount point {mnt} is inside the vault {vault_dir}", ExitCode.USAGE)
     if real_vault.startswith(real_mnt + os.sep):
-        raise _quiet(f"the vault {vault_dir} is inside the mount point {mnt}", ExitCode.USAGE)
+        raise QuietError(f"the vault {vault_dir} is inside the mount point {mnt}", ExitCode.USAGE)
     if log_file is not None:
         log_file = os.path.abspath(log_file)
     secret = read_password(
@@ -321,10 +310,7 @@ def mount(
         log_file=log_file,
         foreground=foreground,
     )
-    try:
-        do_mount(opts, open_vault, lambda e: _describe_open_error(e, vault_dir))
-    except StartupError as e:
-        raise _quiet(str(e), ExitCode(e.code)) from e  # type: ignore[call-arg]
+    do_mount(opts, open_vault, lambda e: _describe_open_error(e, vault_dir))
 
 
 @cli.command(epilog=EPILOG, context_settings=CONTEXT_SETTINGS)
@@ -340,28 +326,20 @@ def umount(mountpoint: str, compact: bool) -> None:
     from fusefs import control
 
     mnt = os.path.abspath(mountpoint)
-    try:
-        state = control.mount_state(mnt)
-        if state == "stale":
-            control.kernel_unmount(mnt, lazy=True)
-            click.echo(
-                f"fusefs: {mnt} was a dead mount (its daemon was gone); detached it", err=True
-            )
-            return
-        pid = control.daemon_pid(mnt)
-        # Everything durable first: a vault that cannot be written (a full
-        # disk) keeps its mount, and its data, until the cause is fixed.
-        try:
-            control.sync(mnt)
-        except control.MountError as e:
-            raise _quiet(str(e), ExitCode.IO) from e
-        if compact and control.is_read_only(mnt):
-            click.echo(f"fusefs: {mnt} is mounted read-only: nothing to compact", err=True)
-        elif compact:
-            control.set_compact_at_unmount(mnt, True)
-        control.kernel_unmount(mnt)
-    except control.MountError as e:
-        raise _quiet(str(e), ExitCode.MOUNT) from e
+    state = control.mount_state(mnt)
+    if state == "stale":
+        control.kernel_unmount(mnt, lazy=True)
+        click.echo(f"fusefs: {mnt} was a dead mount (its daemon was gone); detached it", err=True)
+        return
+    pid = control.daemon_pid(mnt)
+    # Everything durable first: a vault that cannot be written (a full disk)
+    # keeps its mount, and its data, until the cause is fixed (exit IO).
+    control.sync(mnt)
+    if compact and control.is_read_only(mnt):
+        click.echo(f"fusefs: {mnt} is mounted read-only: nothing to compact", err=True)
+    elif compact:
+        control.set_compact_at_unmount(mnt, True)
+    control.kernel_unmount(mnt)
     if not control.wait_for_exit(pid, timeout=2.0):
         click.echo(f"fusefs: waiting for the daemon (pid {pid}) to finish writing...", err=True)
         control.wait_for_exit(pid)
@@ -443,8 +421,7 @@ def passwd(
             argon2_t=kdf_passes,
         )
     except (_native.FusefsError, OSError) as e:
-        message, code = _describe_open_error(e, vault_dir)
-        raise _quiet(message, ExitCode(code)) from e  # type: ignore[call-arg]
+        raise QuietError(*_describe_open_error(e, vault_dir)) from e
     click.echo(f"Password of {vault_dir} changed.", err=True)
 
 
@@ -455,10 +432,7 @@ def stats(mountpoint: str, as_json: bool) -> None:
     """Live telemetry of the mount at MNT."""
     from fusefs import control
 
-    try:
-        data = control.stats(os.path.abspath(mountpoint))
-    except control.MountError as e:
-        raise _quiet(str(e), ExitCode.MOUNT) from e
+    data = control.stats(os.path.abspath(mountpoint))
     if as_json:
         click.echo(json.dumps(data, sort_keys=True))
         return

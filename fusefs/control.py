@@ -29,6 +29,8 @@ import subprocess
 import time
 from typing import Any
 
+from fusefs.exitcodes import ExitCode, QuietError
+
 PREFIX = b"fusefs."
 PID = b"fusefs.pid"
 STATS = b"fusefs.stats"
@@ -36,11 +38,17 @@ COMPACT_AT_UNMOUNT = b"fusefs.compact"
 SYNC = b"fusefs.sync"
 
 
-class MountError(Exception):
-    """A mount point that cannot be used or reached; ``str()`` is one line for users."""
+class MountError(QuietError):
+    """A mount point that cannot be used or reached; ``str()`` is one line for users.
 
-    def __init__(self, message: str, *, stale: bool = False) -> None:
-        super().__init__(message)
+    Ends a command with exit status MOUNT, or IO where what a mount holds
+    could not be made durable (:func:`sync`).
+    """
+
+    def __init__(
+        self, message: str, *, stale: bool = False, exit_code: ExitCode = ExitCode.MOUNT
+    ) -> None:
+        super().__init__(message, exit_code)
         self.stale = stale
 
 
@@ -78,16 +86,20 @@ def _set(mnt: str, name: bytes, value: bytes) -> None:
         raise _not_ours(mnt, e) from None
 
 
-def _not_ours(mnt: str, e: OSError) -> MountError:
+def _not_ours(mnt: str, e: OSError, exit_code: ExitCode = ExitCode.MOUNT) -> MountError:
     if e.errno == errno.ENOTCONN:
         return MountError(
-            f"{mnt} is a dead mount (its daemon is gone); run 'fusefs umount {mnt}'", stale=True
+            f"{mnt} is a dead mount (its daemon is gone); run 'fusefs umount {mnt}'",
+            stale=True,
+            exit_code=exit_code,
         )
     if e.errno in (errno.ENODATA, errno.EOPNOTSUPP, errno.ENOTSUP):
-        return MountError(f"{mnt} is not a fusefs mount")
+        return MountError(f"{mnt} is not a fusefs mount", exit_code=exit_code)
     if e.errno == errno.EPERM:
-        return MountError(f"{mnt}: only the user who mounted it (or root) may do this")
-    return MountError(f"{mnt}: {e.strerror}")
+        return MountError(
+            f"{mnt}: only the user who mounted it (or root) may do this", exit_code=exit_code
+        )
+    return MountError(f"{mnt}: {e.strerror}", exit_code=exit_code)
 
 
 def require_mount(mnt: str) -> None:
@@ -120,7 +132,8 @@ def sync(mnt: str) -> None:
     """Write back the kernel's dirty pages of ``mnt``, then make the vault durable.
 
     Raises :class:`MountError` naming the reason (e.g. the vault's disk is
-    full) if the daemon cannot persist what it holds.
+    full) if the daemon cannot persist what it holds; its exit status is IO
+    whatever the reason, since what the mount holds is not durable.
     """
     if is_read_only(mnt):
         return  # nothing to write back; the kernel refuses setxattr anyway
@@ -134,14 +147,15 @@ def sync(mnt: str) -> None:
         os.setxattr(mnt, SYNC, b"1")
     except OSError as e:
         if e.errno in (errno.ENOTCONN, errno.ENODATA, errno.EOPNOTSUPP, errno.EPERM):
-            raise _not_ours(mnt, e) from None
+            raise _not_ours(mnt, e, ExitCode.IO) from None
         raise _not_durable(mnt, e.errno or errno.EIO) from None
 
 
 def _not_durable(mnt: str, code: int) -> MountError:
     return MountError(
         f"{mnt}: the vault cannot be made durable ({os.strerror(code)}); it stays mounted "
-        "and keeps what it holds: fix the cause (e.g. free space on the vault's disk) and retry"
+        "and keeps what it holds: fix the cause (e.g. free space on the vault's disk) and retry",
+        exit_code=ExitCode.IO,
     )
 
 

@@ -16,12 +16,12 @@ classes users catch) and re-exported here::
 "wrong_key", "io", ...) and ``str(exc)`` is a one-line message for humans.
 
 :class:`QuietError` is not raised by the engine: it is a user error of the
-command line, printed as one line and ending the process with its exit code.
+command line, printed as one line and ending the process with its exit code
+(defined in :mod:`fusefs.exitcodes`, which loads no native code).
+:func:`exit_code_for` maps any exception to the process's exit code.
 """
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 from fusefs._native import (
     CancelledError,
@@ -33,9 +33,7 @@ from fusefs._native import (
     StreamIOError,
     WrongKeyError,
 )
-
-if TYPE_CHECKING:
-    from fusefs.exitcodes import ExitCode
+from fusefs.exitcodes import ExitCode, QuietError
 
 __all__ = [
     "CancelledError",
@@ -50,17 +48,20 @@ __all__ = [
 ]
 
 
-class QuietError(Exception):
-    """A user error of the command line: one line on stderr, no traceback.
-
-    ``message`` is shown after ``fusefs: error:``; ``exit_code`` is a member
-    of :class:`fusefs.exitcodes.ExitCode`.
-    """
-
-    def __init__(self, message: str, exit_code: ExitCode) -> None:
-        super().__init__(message)
-        self.message = message
-        self.exit_code = exit_code
-
-    def __str__(self) -> str:
-        return self.message
+def exit_code_for(exc: BaseException) -> ExitCode:
+    """The exit code for an exception that ended a command."""
+    if isinstance(exc, QuietError):
+        return exc.exit_code
+    if isinstance(exc, KeyboardInterrupt | CancelledError):
+        return ExitCode.INTERRUPTED
+    if isinstance(exc, WrongKeyError):
+        return ExitCode.WRONG_KEY
+    if isinstance(exc, IntegrityError | FormatError):
+        return ExitCode.INTEGRITY
+    if isinstance(exc, StreamIOError | OSError):
+        return ExitCode.IO
+    if isinstance(exc, ResumeError):
+        return ExitCode.RESUME
+    if isinstance(exc, ParamsError):
+        return ExitCode.USAGE
+    return ExitCode.ERROR

@@ -1,11 +1,14 @@
-"""Exit codes of the ``fusefs`` command, enumerated in one place.
+"""Exit codes of the ``fusefs`` command, enumerated in one place, and the
+error that carries one.
 
 The CLI's ``--help`` epilog is generated from :class:`ExitCode`, and
-:func:`exit_code_for` is the only mapping from an exception to a code, so a
-new code needs a member here and nowhere else.
+:func:`fusefs.errors.exit_code_for` is the only mapping from an exception to
+a code, so a new code needs a member here and nowhere else.
 
-This module imports nothing heavy: ``fusefs --help`` must not load the
-native extension.
+:class:`QuietError` lives here rather than in :mod:`fusefs.errors` (which
+re-exports it) because that module loads the native extension, and every
+command raises it: ``fusefs --help`` must not load the extension. This module
+imports nothing of fusefs, so every other one may import it.
 """
 
 from __future__ import annotations
@@ -33,34 +36,25 @@ class ExitCode(enum.IntEnum):
     INTERRUPTED = 130, "interrupted (Ctrl-C); a v2 file run may be continued with --resume"
 
 
-def exit_code_for(exc: BaseException) -> ExitCode:
-    """The exit code for an exception that ended a command."""
-    # Local imports: the native module is loaded only when a command ran,
-    # and by then it is already imported.
-    from fusefs import errors
-    from fusefs.control import MountError
-
-    if isinstance(exc, errors.QuietError):
-        return exc.exit_code
-    if isinstance(exc, MountError):
-        return ExitCode.MOUNT
-    if isinstance(exc, KeyboardInterrupt | errors.CancelledError):
-        return ExitCode.INTERRUPTED
-    if isinstance(exc, errors.WrongKeyError):
-        return ExitCode.WRONG_KEY
-    if isinstance(exc, errors.IntegrityError | errors.FormatError):
-        return ExitCode.INTEGRITY
-    if isinstance(exc, errors.StreamIOError | OSError):
-        return ExitCode.IO
-    if isinstance(exc, errors.ResumeError):
-        return ExitCode.RESUME
-    if isinstance(exc, errors.ParamsError):
-        return ExitCode.USAGE
-    return ExitCode.ERROR
-
-
 def epilog() -> str:
     """The exit-code table for ``--help`` (``\\b`` stops click from rewrapping it)."""
     lines = ["\b", "Exit codes:"]
     lines += [f"  {code.value:<4} {code.__doc__}" for code in ExitCode]
     return "\n".join(lines)
+
+
+class QuietError(Exception):
+    """A user error of the command line: one line on stderr, no traceback.
+
+    ``message`` is shown after ``fusefs: error:``; ``exit_code`` is the
+    process's exit status. Errors that end a command this way subclass it
+    with their own code (:class:`fusefs.control.MountError`).
+    """
+
+    def __init__(self, message: str, exit_code: ExitCode) -> None:
+        super().__init__(message)
+        self.message = message
+        self.exit_code = exit_code
+
+    def __str__(self) -> str:
+        return self.message

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from fusefs import control, requestloop
+from fusefs.exitcodes import ExitCode, QuietError
 
 if TYPE_CHECKING:
     from fusefs._native import Vault
@@ -60,14 +61,6 @@ class MountOptions:
     idle_seconds: float | None = None
     log_file: str | None = None
     foreground: bool = False
-
-
-class StartupError(Exception):
-    """The mount could not start; ``str()`` is one line for users, ``code`` the exit status."""
-
-    def __init__(self, message: str, code: int) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 def check_mountpoint(mnt: str) -> None:
@@ -107,22 +100,22 @@ def fuse_options(opts: MountOptions) -> set[str]:
 def mount(
     opts: MountOptions,
     open_vault: Callable[[], Vault],
-    describe: Callable[[BaseException], tuple[str, int]],
+    describe: Callable[[BaseException], tuple[str, ExitCode]],
 ) -> None:
     """Mount and serve in front (``opts.foreground``) or in a daemon; return when ready.
 
     ``open_vault`` opens the vault (in the daemon); ``describe`` turns an
     exception that ended startup into (one-line message, exit code).
-    Raises :class:`StartupError` when the mount did not come up.
+    Raises :class:`QuietError` when the mount did not come up.
     """
     if opts.foreground:
         _configure_logging(opts, foreground=True)
         try:
             serve(opts, open_vault, on_ready=lambda: None)
-        except StartupError:
+        except QuietError:
             raise
         except BaseException as e:  # noqa: BLE001 - reported as one line
-            raise StartupError(*describe(e)) from e
+            raise QuietError(*describe(e)) from e
         return
 
     read_fd, write_fd = os.pipe()
@@ -140,10 +133,10 @@ def mount(
         return
     if report.startswith(b"ERR "):
         _, code_text, message = report.decode("utf-8", "replace").rstrip("\n").split(" ", 2)
-        raise StartupError(message, int(code_text))
+        raise QuietError(message, ExitCode(int(code_text)))  # type: ignore[call-arg]
     # Reap it if it is already gone, so no zombie outlives this process.
     os.waitpid(pid, os.WNOHANG)
-    raise StartupError("the mount daemon exited during startup", 1)
+    raise QuietError("the mount daemon exited during startup", ExitCode.ERROR)
 
 
 def _read_all(fd: int) -> bytes:
@@ -156,7 +149,7 @@ def _read_all(fd: int) -> bytes:
 def _daemon(
     opts: MountOptions,
     open_vault: Callable[[], Vault],
-    describe: Callable[[BaseException], tuple[str, int]],
+    describe: Callable[[BaseException], tuple[str, ExitCode]],
     ready_fd: int,
 ) -> int:
     os.setsid()
@@ -172,7 +165,7 @@ def _daemon(
         serve(opts, open_vault, on_ready=ready)
         return 0
     except BaseException as e:  # noqa: BLE001 - the daemon reports, never raises
-        message, code = describe(e) if not isinstance(e, StartupError) else (str(e), e.code)
+        message, code = (e.message, e.exit_code) if isinstance(e, QuietError) else describe(e)
         try:
             os.write(ready_fd, f"ERR {code} {message}\n".encode())
             os.close(ready_fd)

@@ -4,8 +4,7 @@ Never from the command line itself (it would show in ``ps`` and in shell
 history). Each source yields bytes; an empty password is refused. Every
 command that asks for a password uses this, streams and vaults alike.
 
-Nothing here loads the native module until a refusal is raised, so the CLI
-can import it at start-up.
+Nothing here loads the native module, so the CLI can import it at start-up.
 """
 
 from __future__ import annotations
@@ -17,16 +16,10 @@ from typing import IO, Any
 
 import click
 
-from fusefs.exitcodes import ExitCode
+from fusefs.exitcodes import ExitCode, QuietError
 
 #: At most this much of a password file, key file or command output is read.
 MAX_PASSWORD_BYTES = 4096
-
-
-def _refuse(message: str, code: ExitCode) -> Exception:
-    from fusefs.errors import QuietError  # loads the native module
-
-    return QuietError(message, code)
 
 
 def isatty(stream: IO[Any] | None) -> bool:
@@ -42,7 +35,7 @@ def read_small_file(path: str, what: str) -> bytes:
         with open(path, "rb") as f:
             return f.read(MAX_PASSWORD_BYTES)
     except OSError as e:
-        raise _refuse(f"cannot read {what} {path}: {e.strerror}", ExitCode.IO) from e
+        raise QuietError(f"cannot read {what} {path}: {e.strerror}", ExitCode.IO) from e
 
 
 def read_password(
@@ -59,32 +52,34 @@ def read_password(
     ``sources`` names the options to use where there is no terminal.
     """
     if passfile is not None and extpass is not None:
-        raise _refuse("--passfile and --extpass are mutually exclusive", ExitCode.USAGE)
+        raise QuietError("--passfile and --extpass are mutually exclusive", ExitCode.USAGE)
     if passfile is not None:
         return _first_line(read_small_file(passfile, f"{what} file"), f"{what} file {passfile}")
     if extpass is not None:
         return _from_command(extpass, what)
     if not isatty(sys.stdin):
-        raise _refuse(f"no {what}: standard input is not a terminal; use {sources}", ExitCode.USAGE)
+        raise QuietError(
+            f"no {what}: standard input is not a terminal; use {sources}", ExitCode.USAGE
+        )
     try:
         value: str = click.prompt(prompt, hide_input=True, err=True)
         if not value:
-            raise _refuse(f"empty {what}", ExitCode.USAGE)
+            raise QuietError(f"empty {what}", ExitCode.USAGE)
         if confirm:
             again: str = click.prompt(
                 f"Repeat {prompt[0].lower()}{prompt[1:]}", hide_input=True, err=True
             )
             if again != value:
-                raise _refuse(f"the two {what}s differ", ExitCode.USAGE)
+                raise QuietError(f"the two {what}s differ", ExitCode.USAGE)
     except click.Abort:
-        raise _refuse("aborted", ExitCode.INTERRUPTED) from None
+        raise QuietError("aborted", ExitCode.INTERRUPTED) from None
     return value.encode("utf-8", "surrogateescape")
 
 
 def _first_line(data: bytes, source: str) -> bytes:
     line = data.split(b"\n", 1)[0].removesuffix(b"\r")
     if not line:
-        raise _refuse(f"{source} is empty: its first line is the password", ExitCode.USAGE)
+        raise QuietError(f"{source} is empty: its first line is the password", ExitCode.USAGE)
     return line
 
 
@@ -92,17 +87,17 @@ def _from_command(command: str, what: str) -> bytes:
     try:
         argv = shlex.split(command)
     except ValueError as e:
-        raise _refuse(f"--extpass {command!r}: {e}", ExitCode.USAGE) from None
+        raise QuietError(f"--extpass {command!r}: {e}", ExitCode.USAGE) from None
     if not argv:
-        raise _refuse("--extpass is empty", ExitCode.USAGE)
+        raise QuietError("--extpass is empty", ExitCode.USAGE)
     try:
         done = subprocess.run(argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, timeout=300)
     except FileNotFoundError:
-        raise _refuse(f"--extpass: command not found: {argv[0]}", ExitCode.USAGE) from None
+        raise QuietError(f"--extpass: command not found: {argv[0]}", ExitCode.USAGE) from None
     except (OSError, subprocess.TimeoutExpired) as e:
-        raise _refuse(f"--extpass {argv[0]}: {e}", ExitCode.USAGE) from None
+        raise QuietError(f"--extpass {argv[0]}: {e}", ExitCode.USAGE) from None
     if done.returncode != 0:
-        raise _refuse(
+        raise QuietError(
             f"--extpass {argv[0]} failed with exit status {done.returncode}", ExitCode.USAGE
         )
     return _first_line(done.stdout[:MAX_PASSWORD_BYTES], f"the output of --extpass {argv[0]}")
