@@ -1,7 +1,7 @@
 """The vault commands of the ``fusefs`` CLI: init, mount, umount, info, passwd, stats.
 
-Registered on the group of :mod:`fusefs.cli` (which imports this module), so
-``fusefs --help`` lists them beside encrypt/decrypt. Every refusal is one
+Registered on the group of :mod:`fusefs.cli`, so ``fusefs --help`` lists
+them beside encrypt/decrypt. Every refusal is one
 line and an exit code from :mod:`fusefs.exitcodes`. Passwords come from
 ``--passfile FILE``, ``--extpass CMD`` or a terminal prompt, never argv.
 """
@@ -12,12 +12,18 @@ import errno
 import json
 import os
 import re
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from fusefs.cli import CONTEXT_SETTINGS, EPILOG, SizeType, cli, kdf_kib, kdf_options
+from fusefs.cli.common import (
+    CONTEXT_SETTINGS,
+    EPILOG,
+    SizeType,
+    kdf_kib,
+    kdf_options,
+    password_options,
+)
 from fusefs.exitcodes import ExitCode, QuietError
 
 if TYPE_CHECKING:
@@ -25,21 +31,6 @@ if TYPE_CHECKING:
 
 SEGMENT_MIN, SEGMENT_MAX = 16 * 1024, 2**20
 CONFIG_NAME = "fusefs.conf"
-
-
-def _password_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    f = click.option(
-        "--extpass",
-        metavar="CMD",
-        help="Run CMD (split like a shell, not run by one) and use the first line it prints.",
-    )(f)
-    f = click.option(
-        "--passfile",
-        metavar="FILE",
-        help="Use the first line of FILE. Without --passfile or --extpass the password is "
-        "asked on the terminal.",
-    )(f)
-    return f
 
 
 class CompressType(click.ParamType):  # type: ignore[type-arg]
@@ -120,7 +111,7 @@ def _describe_open_error(e: BaseException, vault_dir: str) -> tuple[str, ExitCod
 # --- init ----------------------------------------------------------------------------
 
 
-@cli.command(epilog=EPILOG, context_settings=CONTEXT_SETTINGS)
+@click.command(epilog=EPILOG, context_settings=CONTEXT_SETTINGS)
 @click.argument("vault_dir", metavar="VAULT")
 @click.option(
     "--cipher",
@@ -144,7 +135,7 @@ def _describe_open_error(e: BaseException, vault_dir: str) -> tuple[str, ExitCod
     metavar="zstd[:LEVEL]",
     help="Compress segments with zstd before sealing (level 1-22, default 3).",
 )
-@_password_options
+@password_options
 @kdf_options("64M", "stored in fusefs.conf; paid at every unlock")
 @click.option("-q", "--quiet", is_flag=True, help="Do not print the master key.")
 def init(
@@ -234,10 +225,10 @@ def _remove_partial_vault(vault_dir: str, created_dir: bool) -> None:
 # --- mount / umount --------------------------------------------------------------------
 
 
-@cli.command(epilog=EPILOG, context_settings=CONTEXT_SETTINGS)
+@click.command(epilog=EPILOG, context_settings=CONTEXT_SETTINGS)
 @click.argument("vault_dir", metavar="VAULT")
 @click.argument("mountpoint", metavar="MNT")
-@_password_options
+@password_options
 @click.option("-f", "--foreground", is_flag=True, help="Stay in front; Ctrl-C unmounts.")
 @click.option("--read-only", is_flag=True, help="Mount read-only.")
 @click.option(
@@ -313,7 +304,7 @@ def mount(
     do_mount(opts, open_vault, lambda e: _describe_open_error(e, vault_dir))
 
 
-@cli.command(epilog=EPILOG, context_settings=CONTEXT_SETTINGS)
+@click.command(epilog=EPILOG, context_settings=CONTEXT_SETTINGS)
 @click.argument("mountpoint", metavar="MNT")
 @click.option("--compact", is_flag=True, help="Compact the vault after unmounting.")
 def umount(mountpoint: str, compact: bool) -> None:
@@ -348,7 +339,7 @@ def umount(mountpoint: str, compact: bool) -> None:
 # --- info / passwd / stats ----------------------------------------------------------------
 
 
-@cli.command(epilog=EPILOG, context_settings=CONTEXT_SETTINGS)
+@click.command(epilog=EPILOG, context_settings=CONTEXT_SETTINGS)
 @click.argument("vault_dir", metavar="VAULT")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 def info(vault_dir: str, as_json: bool) -> None:
@@ -375,9 +366,9 @@ def info(vault_dir: str, as_json: bool) -> None:
         click.echo(f"{key + ':':<16} {value}")
 
 
-@cli.command(epilog=EPILOG, context_settings=CONTEXT_SETTINGS)
+@click.command(epilog=EPILOG, context_settings=CONTEXT_SETTINGS)
 @click.argument("vault_dir", metavar="VAULT")
-@_password_options
+@password_options
 @click.option(
     "--new-passfile", metavar="FILE", help="Take the new password from the first line of FILE."
 )
@@ -425,7 +416,7 @@ def passwd(
     click.echo(f"Password of {vault_dir} changed.", err=True)
 
 
-@cli.command(epilog=EPILOG, context_settings=CONTEXT_SETTINGS)
+@click.command(epilog=EPILOG, context_settings=CONTEXT_SETTINGS)
 @click.argument("mountpoint", metavar="MNT")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 def stats(mountpoint: str, as_json: bool) -> None:

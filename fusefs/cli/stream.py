@@ -1,13 +1,9 @@
-"""The ``fusefs`` command line: ``fusefs encrypt IN OUT``, ``fusefs decrypt IN OUT``.
+"""The stream commands of the ``fusefs`` CLI: ``fusefs encrypt IN OUT``, ``fusefs decrypt IN OUT``.
 
-Every failure ends in exactly one line on stderr, ``fusefs: error: <message>``,
-and an exit code from :mod:`fusefs.exitcodes`; an unexpected exception prints
-``fusefs: internal error: ...`` (with its traceback only when the environment
-has ``FUSEFS_DEBUG=1``) and exits 1.
-
-Startup time matters (the benchmark is ``age`` on 1 GiB), so the
-encrypt/decrypt path imports only click and the native module, and
-``--help``/``--version`` do not even load the native module.
+Registered on the group of :mod:`fusefs.cli`. Startup time matters (the
+benchmark is ``age`` on 1 GiB), so the encrypt/decrypt path imports only
+click and the native module, and ``--help``/``--version`` do not even load
+the native module.
 
 Password costs are options of ``encrypt`` (``--kdf-memory``, ``--kdf-passes``);
 the stream header records them, so ``decrypt`` needs no such option.
@@ -16,17 +12,17 @@ the stream header records them, so ``decrypt`` needs no such option.
 from __future__ import annotations
 
 import os
-import re
 import stat
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from fusefs.exitcodes import ExitCode, QuietError, epilog
+from fusefs.cli.common import CONTEXT_SETTINGS, EPILOG, SizeType, kdf_kib, kdf_options, key_options
+from fusefs.exitcodes import ExitCode, QuietError
 from fusefs.password import MAX_PASSWORD_BYTES, read_password, read_small_file
 from fusefs.password import isatty as _isatty
 
@@ -34,115 +30,14 @@ if TYPE_CHECKING:
     from fusefs import _native
 
 T = TypeVar("T")
-F = TypeVar("F", bound=Callable[..., Any])
 
 #: A progress bar is drawn only for regular input files larger than this.
 PROGRESS_MIN_BYTES = 64 * 2**20
 #: How often a running job is polled (progress, Ctrl-C).
 POLL_SECONDS = 0.1
 KEY_LEN = 32
-DEBUG_ENV = "FUSEFS_DEBUG"
 PART_SUFFIX = ".fusefs-part"
 CHECKPOINT_SUFFIX = ".fusefs-ckpt"
-
-CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-EPILOG = epilog()
-
-
-if TYPE_CHECKING:
-    _IntParamType = click.ParamType[int]  # generic since click 8.2
-else:
-    _IntParamType = click.ParamType
-
-
-class SizeType(_IntParamType):
-    """A byte count: ``65536``, ``64K``, ``64KiB``, ``1M``, ``1MiB`` (K = 1024)."""
-
-    name = "size"
-    _PATTERN = re.compile(r"\s*(\d+)\s*(?:([kmg])(?:i?b)?|b)?\s*", re.IGNORECASE)
-    _UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30}
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        if isinstance(value, int):
-            return value
-        match = self._PATTERN.fullmatch(str(value))
-        if match is None:
-            self.fail(f"{value!r} is not a size such as 65536, 64K or 1M", param, ctx)
-        return int(match[1]) * self._UNITS[(match[2] or "").lower()]
-
-
-def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
-    if not value or ctx.resilient_parsing:
-        return
-    import fusefs
-
-    click.echo(f"fusefs {fusefs.__version__}")
-    ctx.exit(0)
-
-
-@click.group(context_settings=CONTEXT_SETTINGS, epilog=EPILOG, no_args_is_help=True)
-@click.option(
-    "--version",
-    is_flag=True,
-    expose_value=False,
-    is_eager=True,
-    callback=_show_version,
-    help="Show the version and exit.",
-)
-def cli() -> None:
-    """Encrypted vaults mounted as ordinary directories, and standalone encrypted streams.
-
-    A vault is a directory of ciphertext: 'fusefs init VAULT', then 'fusefs
-    mount VAULT MNT', and programs use plain files in MNT until 'fusefs
-    umount MNT'. A stream is one file: 'fusefs encrypt IN OUT' and 'fusefs
-    decrypt IN OUT' (OUT appears only after every byte of IN verified).
-    """
-
-
-def _key_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    f = click.option(
-        "--keyfile",
-        metavar="FILE",
-        help="Raw key: a file of exactly 32 bytes. Excludes --passfile.",
-    )(f)
-    f = click.option(
-        "--passfile",
-        metavar="FILE",
-        help="Password: the first line of FILE, without its line ending. Without "
-        "--passfile or --keyfile the password is asked on the terminal.",
-    )(f)
-    return f
-
-
-def kdf_options(default_memory: str, where: str) -> Callable[[F], F]:
-    """``--kdf-memory`` and ``--kdf-passes``: the Argon2id costs of a new password."""
-
-    def add(f: F) -> F:
-        f = click.option(
-            "--kdf-passes",
-            type=click.IntRange(1, 64),
-            default=3,
-            show_default=True,
-            metavar="N",
-            help="Argon2id passes for the password.",
-        )(f)
-        return click.option(
-            "--kdf-memory",
-            type=SizeType(),
-            default=default_memory,
-            show_default=True,
-            metavar="SIZE",
-            help=f"Argon2id memory for the password ({where}; more is slower to attack).",
-        )(f)
-
-    return add
-
-
-def kdf_kib(kdf_memory: int) -> int:
-    """``--kdf-memory`` in KiB, refused outside 8K..4G."""
-    if not 8 * 1024 <= kdf_memory <= 4 * 2**30:
-        raise QuietError("--kdf-memory must be between 8K and 4G", ExitCode.USAGE)
-    return kdf_memory // 1024
 
 
 def _run_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -168,10 +63,10 @@ def _run_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
-@cli.command(epilog=EPILOG, context_settings=CONTEXT_SETTINGS)
+@click.command(epilog=EPILOG, context_settings=CONTEXT_SETTINGS)
 @click.argument("src", metavar="IN")
 @click.argument("dst", metavar="OUT")
-@_key_options
+@key_options
 @click.option(
     "--format",
     "format_name",
@@ -263,10 +158,10 @@ def encrypt(
     )
 
 
-@cli.command(epilog=EPILOG, context_settings=CONTEXT_SETTINGS)
+@click.command(epilog=EPILOG, context_settings=CONTEXT_SETTINGS)
 @click.argument("src", metavar="IN")
 @click.argument("dst", metavar="OUT")
-@_key_options
+@key_options
 @_run_options
 def decrypt(
     src: str,
@@ -497,7 +392,7 @@ def _call_interruptibly(function: Callable[..., T], *args: Any) -> T:
     """Call ``function`` on a daemon thread so Ctrl-C reaches the main thread.
 
     The file-object functions have no cancel(); on Ctrl-C the caller removes
-    its partial output and :func:`main` ends the process with the thread still
+    its partial output and :func:`fusefs.cli.main` ends the process with the thread still
     blocked (see there).
     """
     outcome: list[Any] = []
@@ -570,89 +465,3 @@ def _print_stats(s: _native.TelemetrySnapshot) -> None:
         f"compression {s.compression_seconds:.3f} s",
         err=True,
     )
-
-
-# --- entry point ------------------------------------------------------------
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-def _error(message: str) -> None:
-    sys.stderr.write(f"fusefs: error: {_one_line(message)}\n")
-
-
-# click >= 8.2 raises this for a bare ``fusefs``; older versions print the help themselves.
-_NO_ARGS_IS_HELP: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())
-
-
-def run(argv: Sequence[str] | None = None) -> int:
-    """Run the command line and return the exit code (never raises, but SystemExit)."""
-    try:
-        rv = cli.main(args=argv, prog_name="fusefs", standalone_mode=False)
-        return rv if isinstance(rv, int) else ExitCode.OK
-    except _NO_ARGS_IS_HELP as e:
-        click.echo(e.format_message(), err=True)
-        return ExitCode.USAGE
-    except click.UsageError as e:
-        hint = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
-        _error(e.format_message() + hint)
-        return e.exit_code
-    except click.ClickException as e:
-        _error(e.format_message())
-        return e.exit_code
-    except click.Abort:
-        _error("aborted")
-        return ExitCode.INTERRUPTED
-    except KeyboardInterrupt:
-        _error("interrupted")
-        return ExitCode.INTERRUPTED
-    except QuietError as e:
-        # Every refusal of every command, whatever raised it (MountError too).
-        return _report(e, e.exit_code)
-    except SystemExit:
-        raise
-    except BaseException as e:
-        try:
-            from fusefs.errors import exit_code_for
-
-            code = exit_code_for(e)
-        except Exception:  # e.g. the native module itself failed to import
-            code = ExitCode.ERROR
-        return _report(e, code)
-
-
-def _report(e: BaseException, code: ExitCode) -> int:
-    if code != ExitCode.ERROR:
-        _error(str(e))
-        return code
-    sys.stderr.write(f"fusefs: internal error: {_one_line(f'{type(e).__name__}: {e}')}\n")
-    if os.environ.get(DEBUG_ENV) == "1":
-        import traceback
-
-        traceback.print_exception(e)
-    return ExitCode.ERROR
-
-
-def main(argv: Sequence[str] | None = None) -> NoReturn:
-    """Console entry point (``fusefs`` script and ``python -m fusefs``)."""
-    code = run(argv)
-    try:
-        sys.stdout.flush()
-    except (BrokenPipeError, ValueError):
-        # The reader went away: do not let interpreter shutdown complain too.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    # Skip interpreter finalization (about 10 ms of tearing down modules, a
-    # measurable share of a short run). Nothing of ours needs it: output is
-    # flushed above, files are closed by the engine, and a thread still in
-    # the engine after Ctrl-C would otherwise be stopped mid-call by
-    # finalization, which aborts the process.
-    sys.stderr.flush()
-    os._exit(int(code))
-
-
-# The vault commands (init, mount, umount, info, passwd, stats) register
-# themselves on the group above.
-from fusefs import cli_vault  # noqa: E402, F401

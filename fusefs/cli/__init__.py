@@ -1,0 +1,150 @@
+"""The ``fusefs`` command line: streams (``encrypt``, ``decrypt``) and vaults
+(``init``, ``mount``, ``umount``, ``info``, ``passwd``, ``stats``).
+
+Every failure ends in exactly one line on stderr, ``fusefs: error: <message>``,
+and an exit code from :mod:`fusefs.exitcodes`; an unexpected exception prints
+``fusefs: internal error: ...`` (with its traceback only when the environment
+has ``FUSEFS_DEBUG=1``) and exits 1.
+
+The commands live in :mod:`fusefs.cli.stream` and :mod:`fusefs.cli.vault`
+(what they share in :mod:`fusefs.cli.common`); this module is the group that
+gathers them and the entry point. ``--help``/``--version`` do not load the
+native module.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+import click
+
+from fusefs.cli import stream, vault
+from fusefs.cli.common import CONTEXT_SETTINGS, EPILOG
+from fusefs.exitcodes import ExitCode, QuietError
+
+DEBUG_ENV = "FUSEFS_DEBUG"
+
+
+def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    import fusefs
+
+    click.echo(f"fusefs {fusefs.__version__}")
+    ctx.exit(0)
+
+
+@click.group(context_settings=CONTEXT_SETTINGS, epilog=EPILOG, no_args_is_help=True)
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_show_version,
+    help="Show the version and exit.",
+)
+def cli() -> None:
+    """Encrypted vaults mounted as ordinary directories, and standalone encrypted streams.
+
+    A vault is a directory of ciphertext: 'fusefs init VAULT', then 'fusefs
+    mount VAULT MNT', and programs use plain files in MNT until 'fusefs
+    umount MNT'. A stream is one file: 'fusefs encrypt IN OUT' and 'fusefs
+    decrypt IN OUT' (OUT appears only after every byte of IN verified).
+    """
+
+
+for _command in (
+    stream.encrypt,
+    stream.decrypt,
+    vault.init,
+    vault.mount,
+    vault.umount,
+    vault.info,
+    vault.passwd,
+    vault.stats,
+):
+    cli.add_command(_command)
+
+
+# --- entry point ------------------------------------------------------------
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _error(message: str) -> None:
+    sys.stderr.write(f"fusefs: error: {_one_line(message)}\n")
+
+
+# click >= 8.2 raises this for a bare ``fusefs``; older versions print the help themselves.
+_NO_ARGS_IS_HELP: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Run the command line and return the exit code (never raises, but SystemExit)."""
+    try:
+        rv = cli.main(args=argv, prog_name="fusefs", standalone_mode=False)
+        return rv if isinstance(rv, int) else ExitCode.OK
+    except _NO_ARGS_IS_HELP as e:
+        click.echo(e.format_message(), err=True)
+        return ExitCode.USAGE
+    except click.UsageError as e:
+        hint = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
+        _error(e.format_message() + hint)
+        return e.exit_code
+    except click.ClickException as e:
+        _error(e.format_message())
+        return e.exit_code
+    except click.Abort:
+        _error("aborted")
+        return ExitCode.INTERRUPTED
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return ExitCode.INTERRUPTED
+    except QuietError as e:
+        # Every refusal of every command, whatever raised it (MountError too).
+        return _report(e, e.exit_code)
+    except SystemExit:
+        raise
+    except BaseException as e:
+        try:
+            from fusefs.errors import exit_code_for
+
+            code = exit_code_for(e)
+        except Exception:  # e.g. the native module itself failed to import
+            code = ExitCode.ERROR
+        return _report(e, code)
+
+
+def _report(e: BaseException, code: ExitCode) -> int:
+    if code != ExitCode.ERROR:
+        _error(str(e))
+        return code
+    sys.stderr.write(f"fusefs: internal error: {_one_line(f'{type(e).__name__}: {e}')}\n")
+    if os.environ.get(DEBUG_ENV) == "1":
+        import traceback
+
+        traceback.print_exception(e)
+    return ExitCode.ERROR
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """Console entry point (``fusefs`` script and ``python -m fusefs``)."""
+    code = run(argv)
+    try:
+        sys.stdout.flush()
+    except (BrokenPipeError, ValueError):
+        # The reader went away: do not let interpreter shutdown complain too.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    # Skip interpreter finalization (about 10 ms of tearing down modules, a
+    # measurable share of a short run). Nothing of ours needs it: output is
+    # flushed above, files are closed by the engine, and a thread still in
+    # the engine after Ctrl-C would otherwise be stopped mid-call by
+    # finalization, which aborts the process.
+    sys.stderr.flush()
+    os._exit(int(code))
