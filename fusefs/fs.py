@@ -5,10 +5,11 @@ handler translates one kernel request into one call of :class:`fusefs.Vault`
 (inode numbers are the engine's, stable across mounts; a file handle is the
 inode number, since the engine counts open handles per inode).
 
-Errors: a handler never lets an exception escape into pyfuse3. ``OSError``
-becomes its errno (the engine raises ``OSError(errno)`` for every refusal and
-``EIO`` for data that fails authentication); anything else is logged with
-its traceback and becomes ``EIO``.
+Errors: a handler never lets an exception escape into pyfuse3 (:func:`handler`).
+``OSError`` becomes its errno (the engine raises ``OSError(errno)`` for every
+refusal and ``EIO`` for data that fails authentication); anything else is
+logged with its traceback and becomes ``EIO``. ``forget`` cannot answer with an
+error at all, so it logs and returns (:func:`forget_handler`).
 
 Threads: the engine releases the GIL for crypto and I/O. Work big enough to
 pay for a thread hop (large reads and writes, fsync) runs in trio worker
@@ -56,6 +57,7 @@ import pyfuse3
 import trio
 
 from fusefs import control
+from fusefs.errors import FusefsError
 from fusefs.requestloop import InFlight
 
 if TYPE_CHECKING:
@@ -81,7 +83,13 @@ F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 
 def handler(method: F) -> F:
-    """Wrap a request handler: count it, note activity, and map exceptions to errnos."""
+    """Wrap a request handler: count it, note activity, and map exceptions to errnos.
+
+    What reaches pyfuse3 is only ever ``FUSEError``: an ``OSError`` becomes
+    its errno (logged when that is EIO), an engine error (``FusefsError``)
+    its errno or EIO, logged with its traceback, and anything else is logged
+    with its traceback and becomes EIO.
+    """
     name = method.__name__
 
     @functools.wraps(method)
@@ -97,10 +105,38 @@ def handler(method: F) -> F:
             if code == errno.EIO:
                 log.error("%s%r: %s", name, args[:2], e)
             raise pyfuse3.FUSEError(code) from None
+        except FusefsError as e:
+            # The engine raises OSError for what the kernel should see; one of
+            # its own errors here is unexpected.
+            log.exception("%s%r failed", name, args[:2])
+            raise pyfuse3.FUSEError(getattr(e, "errno", None) or errno.EIO) from None
         except Exception:
             log.exception("%s%r failed", name, args[:2])
             raise pyfuse3.FUSEError(errno.EIO) from None
 
+    wrapper.fusefs_handler = "errno"  # type: ignore[attr-defined]
+    return wrapper  # type: ignore[return-value]
+
+
+def forget_handler(method: F) -> F:
+    """Wrap ``forget``: count it, note activity, and never raise.
+
+    FORGET has no reply to carry an error, so pyfuse3 does not catch what
+    ``forget`` raises: an exception, ``FUSEError`` included, would end the
+    whole mount. It is logged with its traceback instead.
+    """
+    name = method.__name__
+
+    @functools.wraps(method)
+    async def wrapper(self: VaultOperations, *args: Any) -> None:
+        self.ops[name] += 1
+        self.last_request = time.monotonic()
+        try:
+            await method(self, *args)
+        except Exception:
+            log.exception("%s%r failed (ignored: forget cannot fail)", name, args[:1])
+
+    wrapper.fusefs_handler = "never raises"  # type: ignore[attr-defined]
     return wrapper  # type: ignore[return-value]
 
 
@@ -232,7 +268,7 @@ class VaultOperations(pyfuse3.Operations):
             attr.attr_timeout = 0
             return attr
 
-    @handler
+    @forget_handler
     async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
         # The engine keeps inodes by open handles and links, not by kernel
         # lookups: an unlinked file lives until its last release.
