@@ -18,6 +18,7 @@ makes everything durable; the daemon exits 0.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -25,7 +26,7 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -210,6 +211,21 @@ def serve(
     opts: MountOptions, open_vault: Callable[[], Vault], on_ready: Callable[[], None]
 ) -> None:
     """Open the vault, mount, call ``on_ready``, serve until unmounted, close cleanly."""
+    import trio
+
+    trio.run(_serve, opts, open_vault, on_ready)
+
+
+async def _serve(
+    opts: MountOptions, open_vault: Callable[[], Vault], on_ready: Callable[[], None]
+) -> None:
+    """The mount's life on one exit stack, as s3ql's: each resource registers
+    its cleanup where it is acquired, so whatever ends the mount (the kernel's
+    unmount, a crash of the loop, a failure half-way through startup) undoes
+    exactly what was done, in reverse: the tasks and signal handlers end, the
+    FUSE session closes (unmounting if the loop did not end by an unmount),
+    background compaction stops, the vault is compacted if asked, and closed.
+    """
     import pyfuse3
     import trio
 
@@ -218,56 +234,64 @@ def serve(
     # Resolved now: once mounted, looking at the mount point waits for this
     # daemon, which serves nothing until the loop runs.
     real_mountpoint = os.path.realpath(opts.mountpoint)
-    vault = open_vault()
-    try:
+    async with contextlib.AsyncExitStack() as stack:
+        vault = open_vault()
+        stack.callback(_close_vault, vault)
         ops = VaultOperations(
             vault, opts.vault_dir, read_only=opts.read_only, in_flight=requestloop.in_flight
         )
+        stack.callback(_compact_at_unmount, vault, ops)
+        # Background compaction stops only once the FUSE session is closed
+        # (below), so a loop that crashed is unmounted first: stopping it is
+        # registered before the session, and is a no-op if it never started.
+        stack.callback(vault.stop_compaction)
+
         try:
             pyfuse3.init(ops, opts.mountpoint, fuse_options(opts))
         except RuntimeError:
             raise control.MountError(
                 f"cannot mount on {opts.mountpoint} (is /dev/fuse available? see the log)"
             ) from None
-    except BaseException:
-        vault.close()
-        raise
-    unmounted = False
-    try:
+        unmounted = False
+
+        def close_session() -> None:
+            # After a normal end the kernel has already unmounted; after a
+            # crash of the loop, unmount here so no dead mount is left behind.
+            pyfuse3.close(unmount=not unmounted)
+
+        stack.callback(close_session)
+
         if not opts.read_only:
             vault.start_compaction(COMPACTION_TICK_MS, FLUSH_INTERVAL_MS)
         log.info("mounted %s on %s", opts.vault_dir, opts.mountpoint)
         on_ready()
-        trio.run(_main, ops, opts, real_mountpoint)
-        unmounted = True
-    finally:
-        # After a normal end the kernel has already unmounted; after a crash
-        # of the loop, unmount here so no dead mount is left behind.
-        pyfuse3.close(unmount=not unmounted)
-        _close_vault(vault, ops)
 
-
-def _close_vault(vault: Vault, ops: VaultOperations) -> None:
-    vault.stop_compaction()
-    if ops.compact_at_unmount and not ops.read_only:
-        report = vault.compact()
-        log.info("compacted at unmount: %s", report)
-    vault.close()
-    log.info("vault closed")
-
-
-async def _main(ops: VaultOperations, opts: MountOptions, real_mountpoint: str) -> None:
-    import pyfuse3
-    import trio
-
-    async with trio.open_nursery() as nursery:
+        # Signals are taken from here on (before any request is served); the
+        # receiver outlives the task that reads it.
+        signals = stack.enter_context(
+            trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+        )
+        # The tasks beside the loop end with it.
+        nursery = await stack.enter_async_context(trio.open_nursery())
+        stack.callback(nursery.cancel_scope.cancel)
         nursery.start_soon(_tune_after_init, ops, real_mountpoint)
-        nursery.start_soon(_unmount_on_signal, opts.mountpoint)
+        nursery.start_soon(_unmount_on_signal, signals, opts.mountpoint)
         if opts.idle_seconds is not None:
             nursery.start_soon(_unmount_when_idle, ops, opts)
         requestloop.install()
         await pyfuse3.main()
-        nursery.cancel_scope.cancel()
+        unmounted = True
+
+
+def _close_vault(vault: Vault) -> None:
+    vault.close()
+    log.info("vault closed")
+
+
+def _compact_at_unmount(vault: Vault, ops: VaultOperations) -> None:
+    if ops.compact_at_unmount and not ops.read_only:
+        report = vault.compact()
+        log.info("compacted at unmount: %s", report)
 
 
 async def _tune_after_init(ops: VaultOperations, mnt: str) -> None:
@@ -278,18 +302,17 @@ async def _tune_after_init(ops: VaultOperations, mnt: str) -> None:
     await trio.to_thread.run_sync(_tune_kernel, mnt)
 
 
-async def _unmount_on_signal(mnt: str) -> None:
+async def _unmount_on_signal(signals: AsyncIterator[int], mnt: str) -> None:
     import trio
 
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
-        async for signum in signals:
-            log.info("signal %d: unmounting", signum)
-            # Unmount through the kernel so dirty pages are written back
-            # through this (still serving) daemon; lazily if files are open.
-            try:
-                await trio.to_thread.run_sync(control.kernel_unmount, mnt)
-            except control.MountError:
-                await trio.to_thread.run_sync(lambda: control.kernel_unmount(mnt, lazy=True))
+    async for signum in signals:
+        log.info("signal %d: unmounting", signum)
+        # Unmount through the kernel so dirty pages are written back
+        # through this (still serving) daemon; lazily if files are open.
+        try:
+            await trio.to_thread.run_sync(control.kernel_unmount, mnt)
+        except control.MountError:
+            await trio.to_thread.run_sync(lambda: control.kernel_unmount(mnt, lazy=True))
 
 
 async def _unmount_when_idle(ops: VaultOperations, opts: MountOptions) -> None:
