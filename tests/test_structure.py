@@ -36,7 +36,13 @@ CORE_SRC = ROOT / "rustlib" / "core" / "src"
 
 MAX_LINES = 600
 #: Source files allowed over MAX_LINES (path relative to the repository: reason).
-LONG_FILES: dict[str, str] = {}
+LONG_FILES: dict[str, str] = {
+    "rustlib/core/src/metadata/state.rs": (
+        "MetadataState::apply is one match over the entry kinds (FORMAT.md §9.3 follows"
+        " it arm by arm); split, the preconditions and effects of one entry would read"
+        " apart from the others'"
+    ),
+}
 
 
 # --- finding cycles -------------------------------------------------------------------------
