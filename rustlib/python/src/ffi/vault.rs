@@ -53,33 +53,10 @@ fn open_err(e: Error) -> PyErr {
     }
 }
 
-fn kind_bits(kind: InodeKind) -> u32 {
-    match kind {
-        InodeKind::File => 0o100000,
-        InodeKind::Dir => 0o040000,
-        InodeKind::Symlink => 0o120000,
-        InodeKind::CharDev => 0o020000,
-        InodeKind::BlockDev => 0o060000,
-        InodeKind::Fifo => 0o010000,
-        InodeKind::Socket => 0o140000,
-    }
-}
-
+/// The kind named by `mode`'s file-type bits, for mknod.
 fn kind_of_mode(mode: u32) -> PyResult<InodeKind> {
-    Ok(match mode & 0o170000 {
-        0o100000 | 0 => InodeKind::File,
-        0o040000 => InodeKind::Dir,
-        0o120000 => InodeKind::Symlink,
-        0o020000 => InodeKind::CharDev,
-        0o060000 => InodeKind::BlockDev,
-        0o010000 => InodeKind::Fifo,
-        0o140000 => InodeKind::Socket,
-        _ => {
-            return Err(PyValueError::new_err(format!(
-                "unknown file type in mode {mode:#o}"
-            )))
-        }
-    })
+    InodeKind::from_mode(mode)
+        .ok_or_else(|| PyValueError::new_err(format!("unknown file type in mode {mode:#o}")))
 }
 
 fn ns(t: Timespec) -> i128 {
@@ -115,7 +92,7 @@ impl From<Attr> for PyAttr {
     fn from(a: Attr) -> Self {
         PyAttr {
             ino: a.ino,
-            mode: kind_bits(a.kind) | a.mode,
+            mode: a.kind.mode_bits() | a.mode,
             nlink: a.nlink,
             uid: a.uid,
             gid: a.gid,
@@ -424,7 +401,7 @@ impl PyVault {
                 (
                     PyBytes::new(py, &e.name),
                     e.ino,
-                    kind_bits(e.kind),
+                    e.kind.mode_bits(),
                     e.next_offset,
                 )
             })
