@@ -194,6 +194,34 @@ impl Error {
         }
     }
 
+    /// The errno a file-system operation on an open vault answers with when
+    /// it fails this way (what the FUSE layer tells the kernel): a refusal's
+    /// own errno; an I/O error's (`EIO` when it has none); `EIO` once the log
+    /// or the packs stopped after an earlier write error; `EIO` for damaged
+    /// or tampered data (authentication failures included). `None`: not a
+    /// file-system outcome (a wrong password, a bad config, bad parameters,
+    /// a cancelled run), reported as itself.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            Error::Fs { errno, .. } => Some(*errno),
+            Error::Io { source, .. } => Some(source.raw_os_error().unwrap_or(errno::EIO)),
+            Error::LogFailed(_) | Error::PacksFailed(_) => Some(errno::EIO),
+            _ if self.class() == ErrorClass::Integrity => Some(errno::EIO),
+            _ => None,
+        }
+    }
+
+    /// As [`Error::errno`], for opening or creating a vault: a damaged,
+    /// tampered or unreadable vault (integrity and format errors) has no
+    /// errno, so that a caller such as `fusefs mount` can tell it from an
+    /// I/O error; refusals (a vault in use: `EBUSY`) and I/O errors keep theirs.
+    pub fn errno_at_open(&self) -> Option<i32> {
+        match self.class() {
+            ErrorClass::Integrity | ErrorClass::Format => None,
+            _ => self.errno(),
+        }
+    }
+
     /// Broad class of the error, which bindings map to exception types.
     pub fn class(&self) -> ErrorClass {
         match self {
@@ -231,4 +259,83 @@ pub enum ErrorClass {
     Resume,
     Cancelled,
     Internal,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::errno::*;
+    use super::*;
+
+    fn io(raw: Option<i32>) -> Error {
+        let source = match raw {
+            Some(n) => io::Error::from_raw_os_error(n),
+            None => io::Error::other("no errno"),
+        };
+        Error::io("cannot read", source)
+    }
+
+    #[test]
+    fn errno_of_file_system_outcomes() {
+        assert_eq!(
+            fs_err(ENOTEMPTY, "directory not empty").errno(),
+            Some(ENOTEMPTY)
+        );
+        assert_eq!(io(Some(28)).errno(), Some(28)); // ENOSPC
+        assert_eq!(io(None).errno(), Some(EIO));
+        assert_eq!(Error::LogFailed("disk full".into()).errno(), Some(EIO));
+        assert_eq!(Error::PacksFailed("disk full".into()).errno(), Some(EIO));
+        // Damage of every kind reads as EIO.
+        for damaged in [
+            Error::SegmentAuthFailed { index: 3 },
+            Error::PackMissing { pack: 1 },
+            Error::PackCorrupt {
+                pack: 1,
+                offset: 0,
+                reason: "bad tag".into(),
+            },
+            Error::LogCorrupt("cut".into()),
+            Error::SnapshotCorrupt("cut".into()),
+            Error::ConfigTampered("mac".into()),
+            Error::HeaderTampered,
+        ] {
+            assert_eq!(damaged.class(), ErrorClass::Integrity, "{damaged}");
+            assert_eq!(damaged.errno(), Some(EIO), "{damaged}");
+        }
+    }
+
+    #[test]
+    fn no_errno_for_what_is_not_a_file_system_outcome() {
+        for e in [
+            Error::WrongPassword,
+            Error::WrongMasterKey,
+            Error::WrongKey,
+            Error::ConfigInvalid("json".into()),
+            Error::UnsupportedConfigVersion(2),
+            Error::InvalidParams("segment size".into()),
+            Error::VaultExists(PathBuf::from("/v")),
+            Error::Cancelled,
+            Error::Internal("bug".into()),
+            Error::BadMagic,
+        ] {
+            assert_eq!(e.errno(), None, "{e}");
+            assert_eq!(e.errno_at_open(), None, "{e}");
+        }
+    }
+
+    #[test]
+    fn at_open_damage_has_no_errno_and_refusals_keep_theirs() {
+        const EBUSY: i32 = 16;
+        assert_eq!(fs_err(EBUSY, "in use").errno_at_open(), Some(EBUSY));
+        assert_eq!(io(Some(13)).errno_at_open(), Some(13)); // EACCES
+        assert_eq!(Error::LogFailed("x".into()).errno_at_open(), Some(EIO));
+        for damaged in [
+            Error::LogCorrupt("cut".into()),
+            Error::ConfigTampered("mac".into()),
+            Error::PackMissing { pack: 1 },
+            Error::UnknownFeatures(vec!["x".into()]),
+            Error::AllZero,
+        ] {
+            assert_eq!(damaged.errno_at_open(), None, "{damaged}");
+        }
+    }
 }

@@ -14,42 +14,37 @@ use crypto_core::types::{Argon2Params, Cipher as CoreCipher};
 use crypto_core::vault::compaction::CompactionAction;
 use crypto_core::vault::config::VaultOptions;
 use crypto_core::vault::engine::{Attr, EngineOptions, RenameFlags, Vault, DEFAULT_CACHE_BYTES};
-use crypto_core::{Error, ErrorClass};
+use crypto_core::Error;
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
 use super::errors::to_pyerr;
 
-use crypto_core::error::errno::{EBADF, EIO};
+use crypto_core::error::errno::EBADF;
 
 fn strerror(errno: i32) -> String {
     crypto_core::error::describe_io(&std::io::Error::from_raw_os_error(errno))
 }
 
-/// Engine errors as Python sees them: file-system refusals and damaged data
-/// are `OSError(errno)`; a wrong password or a bad config keep their types.
+/// Engine errors as Python sees them: those with an errno (`Error::errno`:
+/// file-system refusals, I/O errors, damaged data) are `OSError(errno)`; a
+/// wrong password or a bad config keep their types.
 fn vault_err(e: Error) -> PyErr {
-    let errno = match &e {
-        Error::Fs { errno, .. } => Some(*errno),
-        Error::Io { source, .. } => Some(source.raw_os_error().unwrap_or(EIO)),
-        Error::LogFailed(_) | Error::PacksFailed(_) => Some(EIO),
-        _ if e.class() == ErrorClass::Integrity => Some(EIO),
-        _ => None,
-    };
+    os_error_or(e.errno(), e)
+}
+
+/// Errors of create/open (`Error::errno_at_open`): a damaged or tampered
+/// vault raises `IntegrityError` (or `FormatError`); refusals (a vault in
+/// use: EBUSY) stay `OSError`.
+fn open_err(e: Error) -> PyErr {
+    os_error_or(e.errno_at_open(), e)
+}
+
+fn os_error_or(errno: Option<i32>, e: Error) -> PyErr {
     match errno {
         Some(n) => PyOSError::new_err((n, format!("{}: {e}", strerror(n)))),
         None => to_pyerr(e),
-    }
-}
-
-/// Errors of create/open: a damaged or tampered vault raises `IntegrityError`
-/// (or `FormatError`), so that callers such as `fusefs mount` can tell it
-/// from an I/O error; refusals (a vault in use: EBUSY) stay `OSError`.
-fn open_err(e: Error) -> PyErr {
-    match e.class() {
-        ErrorClass::Integrity | ErrorClass::Format => to_pyerr(e),
-        _ => vault_err(e),
     }
 }
 
