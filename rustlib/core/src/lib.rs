@@ -23,7 +23,8 @@
 //!   file), [`recovery::bootstrap`] (snapshot + log replay at open).
 //! * the vault: [`vault`] (the engine: open, namespace, data path,
 //!   compaction, telemetry; its config and keys), then [`scheduler`] (when
-//!   to compact, and the background thread that does it).
+//!   to compact, the background thread that does it, and the session that
+//!   holds an open vault with that thread).
 //!
 //! Most users want [`prelude`].
 
@@ -62,6 +63,7 @@ pub mod prelude {
     pub use crate::error::{Error, ErrorClass, Result};
     pub use crate::pipeline::Control;
     pub use crate::scheduler::policy::{spawn_scheduler_cycle, HybridCompactionPolicy};
+    pub use crate::scheduler::{VaultClosed, VaultSession};
     pub use crate::storage::{FileSystem, RealFs};
     pub use crate::stream_io::Sink;
     pub use crate::telemetry::TelemetrySnapshot;

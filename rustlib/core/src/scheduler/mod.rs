@@ -1,3 +1,8 @@
-//! When to compact, and the background thread that does it.
+//! When to compact ([`policy`]), the background thread that does it, and
+//! [`session`]: an open vault with that thread, started at mount and
+//! stopped at close.
 
 pub mod policy;
+pub mod session;
+
+pub use session::{VaultClosed, VaultSession};

@@ -4,12 +4,10 @@
 //! should see (an authentication failure is `EIO`).
 
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use crypto_core::metadata::{AttrChange, InodeKind, Timespec};
-use crypto_core::scheduler::policy::{
-    spawn_scheduler_cycle, HybridCompactionPolicy, SchedulerHandle,
-};
+use crypto_core::scheduler::{VaultClosed, VaultSession};
 use crypto_core::types::{Argon2Params, Cipher as CoreCipher};
 use crypto_core::vault::compaction::CompactionAction;
 use crypto_core::vault::config::VaultOptions;
@@ -21,7 +19,6 @@ use pyo3::types::{PyBytes, PyDict};
 
 use super::errors::to_pyerr;
 
-use crypto_core::error::errno::EBADF;
 
 fn strerror(errno: i32) -> String {
     crypto_core::error::describe_io(&std::io::Error::from_raw_os_error(errno))
@@ -119,23 +116,19 @@ type DirPlusRow<'py> = (Bound<'py, PyBytes>, PyAttr, u64);
 /// An open vault. Thread-safe: call it from any number of threads.
 #[pyclass(module = "fusefs._native", name = "Vault", frozen)]
 pub struct PyVault {
-    inner: RwLock<Option<Arc<Vault>>>,
-    scheduler: std::sync::Mutex<Option<SchedulerHandle>>,
+    session: VaultSession,
 }
 
 impl PyVault {
-    fn get(&self) -> PyResult<Arc<Vault>> {
-        self.inner
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-            .ok_or_else(|| PyOSError::new_err((EBADF, "the vault is closed")))
+    fn get(&self) -> PyResult<std::sync::Arc<Vault>> {
+        self.session
+            .vault()
+            .map_err(|c: VaultClosed| PyOSError::new_err((c.errno(), c.to_string())))
     }
 
     fn wrap(v: Vault) -> PyVault {
         PyVault {
-            inner: RwLock::new(Some(Arc::new(v))),
-            scheduler: std::sync::Mutex::new(None),
+            session: VaultSession::new(v),
         }
     }
 }
@@ -574,27 +567,17 @@ impl PyVault {
     /// durable within `flush_ms`). Idempotent.
     #[pyo3(signature = (tick_ms=1000, flush_ms=5000))]
     fn start_compaction(&self, tick_ms: u64, flush_ms: u64) -> PyResult<()> {
-        let vault = self.get()?;
-        let mut s = self.scheduler.lock().unwrap_or_else(|p| p.into_inner());
-        if s.is_none() {
-            *s = Some(spawn_scheduler_cycle(
-                vault,
-                HybridCompactionPolicy::default(),
-                std::time::Duration::from_millis(tick_ms.max(1)),
-                std::time::Duration::from_millis(flush_ms.max(1)),
-            ));
-        }
-        Ok(())
+        self.session
+            .start_compaction(
+                Duration::from_millis(tick_ms),
+                Duration::from_millis(flush_ms),
+            )
+            .map_err(|c| PyOSError::new_err((c.errno(), c.to_string())))
     }
 
     /// Stop background compaction; returns the last error a cycle hit, if any.
     fn stop_compaction(&self, py: Python<'_>) -> Option<String> {
-        let handle = self
-            .scheduler
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        handle.and_then(|h| py.detach(|| h.stop()))
+        py.detach(|| self.session.stop_compaction())
     }
 
     /// Live counters of the vault: counts the engine keeps (no copy of the
@@ -623,24 +606,13 @@ impl PyVault {
         d.set_item("log_bytes", t.log_bytes)?;
         d.set_item("pack_bytes", t.pack_bytes)?;
         d.set_item("snapshot_bytes", t.snapshot_bytes)?;
-        d.set_item(
-            "compaction_running",
-            self.scheduler
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .is_some(),
-        )?;
+        d.set_item("compaction_running", self.session.compaction_running())?;
         Ok(d)
     }
 
     /// Flush everything and close; later calls raise OSError(EBADF).
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        let _ = self.stop_compaction(py);
-        let taken = self.inner.write().unwrap_or_else(|p| p.into_inner()).take();
-        match taken {
-            Some(v) => py.detach(|| v.sync()).map_err(vault_err),
-            None => Ok(()),
-        }
+        py.detach(|| self.session.close()).map_err(vault_err)
     }
 
     fn __enter__(slf: Py<Self>) -> Py<Self> {
