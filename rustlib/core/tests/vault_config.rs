@@ -9,8 +9,8 @@ use crypto_core::crypto::vault_keys::subkey;
 use crypto_core::storage::RealFs;
 use crypto_core::types::{Argon2Params, Cipher};
 use crypto_core::vault::config::{
-    parse_master_key, print_master_key, VaultConfig, VaultOptions, CONFIG_FILE,
-    DEFAULT_VAULT_ARGON2,
+    parse_master_key, print_master_key, Credential, KdfCosts, VaultConfig, VaultOptions,
+    CONFIG_FILE, DEFAULT_VAULT_ARGON2,
 };
 use crypto_core::{Error, ErrorClass};
 use proptest::prelude::*;
@@ -213,12 +213,24 @@ fn change_password() {
     let text_before = fs::read_to_string(&path).unwrap();
     let mut c = VaultConfig::load(&RealFs, dir.path()).unwrap();
     assert!(matches!(
-        c.change_password(&RealFs, dir.path(), b"nope", b"new"),
+        c.change_password(
+            &RealFs,
+            dir.path(),
+            Credential::Password(b"nope"),
+            b"new",
+            KdfCosts::default()
+        ),
         Err(Error::WrongPassword)
     ));
     assert_eq!(fs::read_to_string(&path).unwrap(), text_before);
-    c.change_password(&RealFs, dir.path(), PW, b"new password")
-        .unwrap();
+    c.change_password(
+        &RealFs,
+        dir.path(),
+        Credential::Password(PW),
+        b"new password",
+        KdfCosts::default(),
+    )
+    .unwrap();
     // The atomic replace leaves no temporary file behind.
     assert_eq!(names_in(dir.path()), vec![CONFIG_FILE]);
 
@@ -267,6 +279,77 @@ fn change_password() {
         assert_ne!(a.pointer(changed), b.pointer(changed), "{changed}");
     }
     assert_eq!(after.vault_id(), before.vault_id());
+}
+
+#[test]
+fn change_password_with_the_master_key_and_new_costs() {
+    let (dir, before, master) = new_vault();
+    let path = dir.path().join(CONFIG_FILE);
+    let text_before = fs::read_to_string(&path).unwrap();
+    let printed = print_master_key(&master);
+    let mut c = VaultConfig::load(&RealFs, dir.path()).unwrap();
+    // A wrong key, or text that is no key, changes nothing.
+    let wrong = print_master_key(&SecretKey::from_bytes([7; 32]));
+    for (bad, kind) in [
+        (wrong.as_str(), "wrong_master_key"),
+        ("a1b2", "invalid_params"),
+    ] {
+        let e = c
+            .change_password(
+                &RealFs,
+                dir.path(),
+                Credential::MasterKey(bad),
+                b"x",
+                KdfCosts::default(),
+            )
+            .unwrap_err();
+        assert_eq!(e.kind(), kind);
+        assert_eq!(fs::read_to_string(&path).unwrap(), text_before);
+    }
+    // Only the memory cost given: the passes and lanes stay.
+    let costs = KdfCosts {
+        m_kib: Some(128),
+        t: None,
+    };
+    c.change_password(
+        &RealFs,
+        dir.path(),
+        Credential::MasterKey(&printed.to_uppercase()),
+        b"reset",
+        costs,
+    )
+    .unwrap();
+    let after = VaultConfig::load(&RealFs, dir.path()).unwrap();
+    let kdf = Argon2Params {
+        m_kib: 128,
+        ..before.kdf()
+    };
+    assert_eq!(after.kdf(), kdf);
+    assert_eq!(
+        after.unlock(b"reset").unwrap().as_bytes(),
+        master.as_bytes()
+    );
+    assert!(matches!(after.unlock(PW), Err(Error::WrongPassword)));
+    // Then the passes, proving access with the new password.
+    let mut c = after;
+    let costs = KdfCosts {
+        m_kib: None,
+        t: Some(2),
+    };
+    c.change_password(
+        &RealFs,
+        dir.path(),
+        Credential::Password(b"reset"),
+        b"again",
+        costs,
+    )
+    .unwrap();
+    let after = VaultConfig::load(&RealFs, dir.path()).unwrap();
+    assert_eq!(after.kdf(), Argon2Params { t: 2, ..kdf });
+    assert_eq!(
+        after.unlock(b"again").unwrap().as_bytes(),
+        master.as_bytes()
+    );
 }
 
 #[test]

@@ -19,7 +19,6 @@ use pyo3::types::{PyBytes, PyDict};
 
 use super::errors::to_pyerr;
 
-
 fn strerror(errno: i32) -> String {
     crypto_core::error::describe_io(&std::io::Error::from_raw_os_error(errno))
 }

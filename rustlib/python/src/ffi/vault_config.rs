@@ -5,8 +5,7 @@
 use std::path::PathBuf;
 
 use crypto_core::storage::RealFs;
-use crypto_core::types::Argon2Params;
-use crypto_core::vault::config::VaultConfig;
+use crypto_core::vault::config::{Credential, KdfCosts, VaultConfig};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -54,21 +53,25 @@ fn change_vault_password(
         zeroize::Zeroizing::new(old.to_vec()),
         zeroize::Zeroizing::new(new_password.to_vec()),
     );
+    let costs = KdfCosts {
+        m_kib: argon2_m_kib,
+        t: argon2_t,
+    };
     py.detach(|| {
-        let mut config = VaultConfig::load(&RealFs, &path)?;
-        let master = if old_is_master_key {
-            let printed = String::from_utf8_lossy(&old);
-            config.unlock_with_master_key(&printed)?
+        let printed;
+        let credential = if old_is_master_key {
+            printed = String::from_utf8_lossy(&old);
+            Credential::MasterKey(&printed)
         } else {
-            config.unlock(&old)?
+            Credential::Password(&old)
         };
-        let current = config.kdf();
-        let kdf = Argon2Params {
-            m_kib: argon2_m_kib.unwrap_or(current.m_kib),
-            t: argon2_t.unwrap_or(current.t),
-            p: current.p,
-        };
-        config.set_password(&RealFs, &path, &master, &new_password, kdf)
+        VaultConfig::load(&RealFs, &path)?.change_password(
+            &RealFs,
+            &path,
+            credential,
+            &new_password,
+            costs,
+        )
     })
     .map_err(to_pyerr)
 }
