@@ -108,7 +108,7 @@ def test_rename_exchange_link_counts_and_unlinked_open_files(vault: Vault) -> No
     assert e.value.errno == errno.ENOENT
 
 
-def test_truncate_sparse_and_fallocate(vault: Vault) -> None:
+def test_truncate_sparse_and_setattr(vault: Vault) -> None:
     f = vault.create_file(ROOT_INO, b"f", 0o600, 0, 0)
     vault.write(f.ino, 10 * 2**20, b"end")
     a = vault.getattr(f.ino)
@@ -117,10 +117,6 @@ def test_truncate_sparse_and_fallocate(vault: Vault) -> None:
     vault.setattr(f.ino, size=2)
     vault.setattr(f.ino, size=100)
     assert vault.read(f.ino, 0, 200) == b"\0" * 100
-    vault.fallocate(f.ino, 0, 5000)
-    assert vault.getattr(f.ino).size == 5000
-    vault.fallocate(f.ino, 0, 9000, keep_size=True)
-    assert vault.getattr(f.ino).size == 5000
     vault.setattr(f.ino, mode=0o4755, mtime_ns=1_500_000_000_123_456_789)
     a = vault.getattr(f.ino)
     assert a.mode == 0o104755 and a.mtime_ns == 1_500_000_000_123_456_789

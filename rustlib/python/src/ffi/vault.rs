@@ -444,36 +444,6 @@ impl PyVault {
         run(py, self, |v| v.fsync(ino))
     }
 
-    /// Allocate `[offset, offset+length)`: holes read as zeros and cost
-    /// nothing, so this only extends the size (unless `keep_size`).
-    #[pyo3(signature = (ino, offset, length, keep_size=false))]
-    fn fallocate(
-        &self,
-        py: Python<'_>,
-        ino: u64,
-        offset: u64,
-        length: u64,
-        keep_size: bool,
-    ) -> PyResult<()> {
-        run(py, self, |v| {
-            let end = offset.checked_add(length).ok_or(Error::Fs {
-                errno: 27,
-                what: "too large".into(),
-            })?;
-            let size = v.getattr(ino)?.size;
-            if !keep_size && end > size {
-                v.setattr(
-                    ino,
-                    AttrChange {
-                        size: Some(end),
-                        ..Default::default()
-                    },
-                )?;
-            }
-            Ok(())
-        })
-    }
-
     fn getxattr<'py>(
         &self,
         py: Python<'py>,
