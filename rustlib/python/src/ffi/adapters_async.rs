@@ -9,11 +9,13 @@ use std::time::Duration;
 use crypto_core::prelude as core;
 use pyo3::prelude::*;
 
-use super::errors::to_pyerr_ref;
+use super::errors::{BindingError, BindingResult};
 use super::params::{parallelism, EncryptParams, Key, ParallelismProfile};
 use super::types::TelemetrySnapshot;
 
-type Outcome = Option<Result<core::TelemetrySnapshot, core::Error>>;
+/// A finished run's outcome; the error is shared so that every `wait()`
+/// raises it (core errors are not `Clone`: they hold an `io::Error`).
+type Outcome = Option<Result<core::TelemetrySnapshot, Arc<core::Error>>>;
 
 struct Shared {
     control: core::Control,
@@ -28,7 +30,7 @@ pub struct Job {
 }
 
 impl Job {
-    fn spawn<F>(work: F) -> PyResult<Job>
+    fn spawn<F>(work: F) -> BindingResult<Job>
     where
         F: FnOnce(&core::Control) -> Result<core::TelemetrySnapshot, core::Error> + Send + 'static,
     {
@@ -42,13 +44,12 @@ impl Job {
             .name("fusefs-job".into())
             .spawn(move || {
                 let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&s.control)))
-                    .unwrap_or_else(|_| Err(core::Error::Internal("the job panicked".into())));
+                    .unwrap_or_else(|_| Err(core::Error::Internal("the job panicked".into())))
+                    .map_err(Arc::new);
                 *s.outcome.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
                 s.finished.notify_all();
             })
-            .map_err(|e| {
-                pyo3::exceptions::PyRuntimeError::new_err(format!("cannot start a thread: {e}"))
-            })?;
+            .map_err(BindingError::Thread)?;
         Ok(Job { shared })
     }
 }
@@ -76,7 +77,11 @@ impl Job {
 
     /// Wait (GIL released) up to `timeout` seconds; None if still running.
     #[pyo3(signature = (timeout=None))]
-    fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<TelemetrySnapshot>> {
+    fn wait(
+        &self,
+        py: Python<'_>,
+        timeout: Option<f64>,
+    ) -> BindingResult<Option<TelemetrySnapshot>> {
         let shared = Arc::clone(&self.shared);
         py.detach(move || {
             let guard = shared.outcome.lock().unwrap_or_else(|p| p.into_inner());
@@ -100,9 +105,7 @@ impl Job {
         match guard.as_ref() {
             None => Ok(None),
             Some(Ok(t)) => Ok(Some(t.clone().into())),
-            // Errors are not Clone (io::Error): convert by reference, so every
-            // wait() on a failed job raises the same error.
-            Some(Err(e)) => Err(to_pyerr_ref(e)),
+            Some(Err(e)) => Err(BindingError::Shared(Arc::clone(e))),
         }
     }
 }
@@ -117,7 +120,7 @@ fn spawn_encrypt_path(
     params: Option<PyRef<'_, EncryptParams>>,
     parallelism: Option<ParallelismProfile>,
     resume: bool,
-) -> PyResult<Job> {
+) -> BindingResult<Job> {
     let key = key.inner.clone();
     let params = params.map(|p| p.inner.clone()).unwrap_or_default();
     let par = self::parallelism(parallelism);
@@ -134,7 +137,7 @@ fn spawn_decrypt_path(
     parallelism: Option<ParallelismProfile>,
     resume: bool,
     checkpoint_bytes: u64,
-) -> PyResult<Job> {
+) -> BindingResult<Job> {
     let key = key.inner.clone();
     let par = self::parallelism(parallelism);
     Job::spawn(move |control| {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use crypto_core::prelude as core;
 use pyo3::prelude::*;
 
-use super::errors::to_pyerr;
+use super::errors::BindingResult;
 use super::params::{parallelism, EncryptParams, Key, ParallelismProfile};
 use super::pyio::PyStream;
 use super::types::TelemetrySnapshot;
@@ -25,14 +25,14 @@ pub fn encrypt_path(
     params: Option<PyRef<'_, EncryptParams>>,
     parallelism: Option<ParallelismProfile>,
     resume: bool,
-) -> PyResult<TelemetrySnapshot> {
+) -> BindingResult<TelemetrySnapshot> {
     let key = key.inner.clone();
     let params = params_or_default(params);
     let par = self::parallelism(parallelism);
     let control = core::Control::new();
-    py.detach(|| core::encrypt_file(&src, &dst, &key, &params, par, resume, &control))
-        .map(Into::into)
-        .map_err(to_pyerr)
+    let telemetry =
+        py.detach(|| core::encrypt_file(&src, &dst, &key, &params, par, resume, &control))?;
+    Ok(telemetry.into())
 }
 
 /// Decrypt file `src` into `dst`; plaintext appears only after full authentication.
@@ -46,13 +46,13 @@ pub fn decrypt_path(
     parallelism: Option<ParallelismProfile>,
     resume: bool,
     checkpoint_bytes: u64,
-) -> PyResult<TelemetrySnapshot> {
+) -> BindingResult<TelemetrySnapshot> {
     let key = key.inner.clone();
     let par = self::parallelism(parallelism);
     let control = core::Control::new();
-    py.detach(|| core::decrypt_file(&src, &dst, &key, par, resume, checkpoint_bytes, &control))
-        .map(Into::into)
-        .map_err(to_pyerr)
+    let telemetry = py
+        .detach(|| core::decrypt_file(&src, &dst, &key, par, resume, checkpoint_bytes, &control))?;
+    Ok(telemetry.into())
 }
 
 /// Encrypt from one Python binary file object into another.
@@ -65,7 +65,7 @@ pub fn encrypt_file(
     key: PyRef<'_, Key>,
     params: Option<PyRef<'_, EncryptParams>>,
     parallelism: Option<ParallelismProfile>,
-) -> PyResult<TelemetrySnapshot> {
+) -> BindingResult<TelemetrySnapshot> {
     let key = key.inner.clone();
     let params = params_or_default(params);
     let par = self::parallelism(parallelism);
@@ -76,7 +76,7 @@ pub fn encrypt_file(
         py.detach(|| core::encrypt_stream(&mut input, &mut output, &key, &params, par, &control));
     input.sync_position(src)?;
     output.sync_position(dst)?;
-    r.map(Into::into).map_err(to_pyerr)
+    Ok(r?.into())
 }
 
 /// Decrypt from one Python binary file object into another. Plaintext is
@@ -90,7 +90,7 @@ pub fn decrypt_file(
     dst: &Bound<'_, PyAny>,
     key: PyRef<'_, Key>,
     parallelism: Option<ParallelismProfile>,
-) -> PyResult<TelemetrySnapshot> {
+) -> BindingResult<TelemetrySnapshot> {
     let key = key.inner.clone();
     let par = self::parallelism(parallelism);
     let mut input = PyStream::new(src, false)?;
@@ -99,7 +99,7 @@ pub fn decrypt_file(
     let r = py.detach(|| core::decrypt_stream(&mut input, &mut output, &key, par, &control));
     input.sync_position(src)?;
     output.sync_position(dst)?;
-    r.map(Into::into).map_err(to_pyerr)
+    Ok(r?.into())
 }
 
 pub fn register(_py: Python<'_>, m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -3,6 +3,8 @@
 use crypto_core::prelude as core;
 use pyo3::prelude::*;
 
+use super::errors::{BindingError, BindingResult};
+
 #[pyclass(module = "fusefs._native", name = "Cipher", eq, eq_int, frozen, hash)]
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Cipher {
@@ -21,10 +23,10 @@ impl Cipher {
     }
 
     #[staticmethod]
-    fn from_label(label: &str) -> PyResult<Self> {
+    fn from_label(label: &str) -> BindingResult<Self> {
         core::Cipher::from_name(label)
             .map(Into::into)
-            .ok_or_else(|| super::errors::ParamsError::new_err(format!("unknown cipher {label:?}")))
+            .ok_or_else(|| BindingError::Params(format!("unknown cipher {label:?}")))
     }
 }
 

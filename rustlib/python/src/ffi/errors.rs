@@ -1,9 +1,13 @@
-//! The exception hierarchy and the one conversion from core errors into it.
+//! The exception hierarchy, and [`BindingError`]: every failure of a binding
+//! call, with the one conversion into a Python exception.
+
+use std::sync::Arc;
 
 use crypto_core::error::describe_io;
+use crypto_core::scheduler::VaultClosed;
 use crypto_core::{Error, ErrorClass};
 use pyo3::create_exception;
-use pyo3::exceptions::PyException;
+use pyo3::exceptions::{PyException, PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
 create_exception!(
@@ -50,14 +54,97 @@ create_exception!(
     "Reading or writing a file failed (see .errno, .filename)."
 );
 
-/// Convert a core error: pick the class, keep the message, attach `.kind`
-/// (and `.errno` / `.filename` for I/O errors).
-pub fn to_pyerr(e: Error) -> PyErr {
-    to_pyerr_ref(&e)
+/// Every way a call into the binding fails. Functions return
+/// [`BindingResult`]; the one conversion into a Python exception is
+/// `impl From<BindingError> for PyErr` below.
+#[derive(Debug)]
+pub enum BindingError {
+    /// A core error, raised as its class's `FusefsError` subclass with
+    /// `.kind`, and `.errno` / `.filename` / `.strerror` for I/O errors.
+    Core(Error),
+    /// As `Core`, for an error another owner keeps (a `Job`'s outcome, so
+    /// that every `wait()` on a failed job raises the same error).
+    Shared(Arc<Error>),
+    /// An error of a call on an open vault: `OSError(errno)` where the core
+    /// gives it one ([`Error::errno`]), else as `Core`.
+    Vault(Error),
+    /// An error creating or opening a vault: `OSError(errno)` where the core
+    /// gives it one at open ([`Error::errno_at_open`]), else as `Core`.
+    Open(Error),
+    /// A call on a closed vault: `OSError(EBADF, "the vault is closed")`.
+    Closed(VaultClosed),
+    /// An argument refused before the core saw it: `ParamsError(message)`.
+    Params(String),
+    /// An argument that is no value of its type: `ValueError(message)`.
+    Value(String),
+    /// The OS refused a thread: `RuntimeError`.
+    Thread(std::io::Error),
+    /// An OS call of the binding's own failed (duplicating a file object's
+    /// descriptor): the `OSError` subclass of its errno.
+    Os(std::io::Error),
+    /// An exception from Python code the binding called, or from PyO3.
+    Py(PyErr),
 }
 
-/// As [`to_pyerr`], for an error that stays owned elsewhere (a Job's outcome).
-pub fn to_pyerr_ref(e: &Error) -> PyErr {
+pub type BindingResult<T> = Result<T, BindingError>;
+
+impl From<Error> for BindingError {
+    fn from(e: Error) -> Self {
+        BindingError::Core(e)
+    }
+}
+
+impl From<VaultClosed> for BindingError {
+    fn from(c: VaultClosed) -> Self {
+        BindingError::Closed(c)
+    }
+}
+
+impl From<std::io::Error> for BindingError {
+    fn from(e: std::io::Error) -> Self {
+        BindingError::Os(e)
+    }
+}
+
+impl From<PyErr> for BindingError {
+    fn from(e: PyErr) -> Self {
+        BindingError::Py(e)
+    }
+}
+
+impl From<BindingError> for PyErr {
+    fn from(e: BindingError) -> PyErr {
+        match e {
+            BindingError::Core(e) => core_exception(&e),
+            BindingError::Shared(e) => core_exception(&e),
+            BindingError::Vault(e) => errno_or_core(e.errno(), &e),
+            BindingError::Open(e) => errno_or_core(e.errno_at_open(), &e),
+            BindingError::Closed(c) => PyOSError::new_err((c.errno(), c.to_string())),
+            BindingError::Params(message) => ParamsError::new_err(message),
+            BindingError::Value(message) => PyValueError::new_err(message),
+            BindingError::Thread(e) => {
+                PyRuntimeError::new_err(format!("cannot start a thread: {e}"))
+            }
+            BindingError::Os(e) => e.into(),
+            BindingError::Py(e) => e,
+        }
+    }
+}
+
+/// `OSError(errno, "<strerror>: <message>")`, or the core error's class.
+fn errno_or_core(errno: Option<i32>, e: &Error) -> PyErr {
+    match errno {
+        Some(n) => {
+            let strerror = describe_io(&std::io::Error::from_raw_os_error(n));
+            PyOSError::new_err((n, format!("{strerror}: {e}")))
+        }
+        None => core_exception(e),
+    }
+}
+
+/// The class's exception, keeping the message, with `.kind` (and `.errno`
+/// / `.filename` / `.strerror` for I/O errors).
+fn core_exception(e: &Error) -> PyErr {
     let msg = e.to_string();
     let err = match e.class() {
         ErrorClass::Io => StreamIOError::new_err(msg),

@@ -4,7 +4,7 @@ use crypto_core::prelude as core;
 use pyo3::prelude::*;
 
 use super::enums::{Cipher, Format};
-use super::errors::to_pyerr;
+use super::errors::{BindingError, BindingResult};
 
 #[pyclass(module = "fusefs._native", name = "EncryptParams", frozen)]
 #[derive(Clone)]
@@ -30,7 +30,7 @@ impl EncryptParams {
         argon2_t: u32,
         argon2_p: u32,
         checkpoint_bytes: u64,
-    ) -> PyResult<Self> {
+    ) -> BindingResult<Self> {
         let base = core::EncryptParams::for_format(format.into());
         let inner = core::EncryptParams {
             cipher: cipher.into(),
@@ -44,7 +44,7 @@ impl EncryptParams {
             checkpoint_bytes,
             ..base
         };
-        inner.validate().map_err(to_pyerr)?;
+        inner.validate()?;
         Ok(EncryptParams { inner })
     }
 
@@ -110,11 +110,9 @@ impl ParallelismProfile {
         }
     }
     #[staticmethod]
-    fn fixed(threads: usize) -> PyResult<Self> {
+    fn fixed(threads: usize) -> BindingResult<Self> {
         if threads == 0 {
-            return Err(super::errors::ParamsError::new_err(
-                "threads must be at least 1",
-            ));
+            return Err(BindingError::Params("threads must be at least 1".into()));
         }
         Ok(ParallelismProfile {
             inner: core::ParallelismProfile::Fixed(threads),
@@ -153,9 +151,9 @@ impl Key {
         }
     }
     #[staticmethod]
-    fn from_raw(key: &[u8]) -> PyResult<Self> {
+    fn from_raw(key: &[u8]) -> BindingResult<Self> {
         Ok(Key {
-            inner: core::KeyMaterial::raw(key).map_err(to_pyerr)?,
+            inner: core::KeyMaterial::raw(key)?,
         })
     }
     #[getter]

@@ -13,6 +13,8 @@ use crypto_core::prelude::Sink;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
+use super::errors::BindingResult;
+
 pub enum PyStream {
     Fd(File),
     Obj(Py<PyAny>),
@@ -36,7 +38,7 @@ fn py_io_err(e: PyErr) -> io::Error {
 
 impl PyStream {
     /// Wrap `obj`; for outputs, flush Python-side buffers first so bytes land in order.
-    pub fn new(obj: &Bound<'_, PyAny>, output: bool) -> PyResult<Self> {
+    pub fn new(obj: &Bound<'_, PyAny>, output: bool) -> BindingResult<Self> {
         if output && obj.hasattr("flush")? {
             obj.call_method0("flush")?;
         }
@@ -65,7 +67,7 @@ impl PyStream {
     }
 
     /// Bring the Python object's position in line after we used its descriptor.
-    pub fn sync_position(&mut self, obj: &Bound<'_, PyAny>) -> PyResult<()> {
+    pub fn sync_position(&mut self, obj: &Bound<'_, PyAny>) -> BindingResult<()> {
         if let PyStream::Fd(f) = self {
             let seekable = obj
                 .call_method0("seekable")

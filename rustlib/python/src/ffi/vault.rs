@@ -4,50 +4,25 @@
 //! should see (an authentication failure is `EIO`).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crypto_core::metadata::{AttrChange, InodeKind, Timespec};
-use crypto_core::scheduler::{VaultClosed, VaultSession};
+use crypto_core::scheduler::VaultSession;
 use crypto_core::types::{Argon2Params, Cipher as CoreCipher};
 use crypto_core::vault::compaction::CompactionAction;
 use crypto_core::vault::config::VaultOptions;
 use crypto_core::vault::engine::{Attr, EngineOptions, RenameFlags, Vault, DEFAULT_CACHE_BYTES};
 use crypto_core::Error;
-use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
-use super::errors::to_pyerr;
-
-fn strerror(errno: i32) -> String {
-    crypto_core::error::describe_io(&std::io::Error::from_raw_os_error(errno))
-}
-
-/// Engine errors as Python sees them: those with an errno (`Error::errno`:
-/// file-system refusals, I/O errors, damaged data) are `OSError(errno)`; a
-/// wrong password or a bad config keep their types.
-fn vault_err(e: Error) -> PyErr {
-    os_error_or(e.errno(), e)
-}
-
-/// Errors of create/open (`Error::errno_at_open`): a damaged or tampered
-/// vault raises `IntegrityError` (or `FormatError`); refusals (a vault in
-/// use: EBUSY) stay `OSError`.
-fn open_err(e: Error) -> PyErr {
-    os_error_or(e.errno_at_open(), e)
-}
-
-fn os_error_or(errno: Option<i32>, e: Error) -> PyErr {
-    match errno {
-        Some(n) => PyOSError::new_err((n, format!("{}: {e}", strerror(n)))),
-        None => to_pyerr(e),
-    }
-}
+use super::errors::{BindingError, BindingResult};
 
 /// The kind named by `mode`'s file-type bits, for mknod.
-fn kind_of_mode(mode: u32) -> PyResult<InodeKind> {
+fn kind_of_mode(mode: u32) -> BindingResult<InodeKind> {
     InodeKind::from_mode(mode)
-        .ok_or_else(|| PyValueError::new_err(format!("unknown file type in mode {mode:#o}")))
+        .ok_or_else(|| BindingError::Value(format!("unknown file type in mode {mode:#o}")))
 }
 
 fn ns(t: Timespec) -> i128 {
@@ -119,10 +94,8 @@ pub struct PyVault {
 }
 
 impl PyVault {
-    fn get(&self) -> PyResult<std::sync::Arc<Vault>> {
-        self.session
-            .vault()
-            .map_err(|c: VaultClosed| PyOSError::new_err((c.errno(), c.to_string())))
+    fn get(&self) -> BindingResult<Arc<Vault>> {
+        Ok(self.session.vault()?)
     }
 
     fn wrap(v: Vault) -> PyVault {
@@ -139,14 +112,14 @@ fn engine_options(cache_bytes: usize) -> EngineOptions {
     }
 }
 
-/// Run `f` on the vault with the GIL released and convert its error.
+/// Run `f` on the vault with the GIL released; its error is a vault call's.
 fn run<T: Send>(
     py: Python<'_>,
     v: &PyVault,
     f: impl FnOnce(&Vault) -> Result<T, Error> + Send,
-) -> PyResult<T> {
+) -> BindingResult<T> {
     let vault = v.get()?;
-    py.detach(|| f(&vault)).map_err(vault_err)
+    py.detach(|| f(&vault)).map_err(BindingError::Vault)
 }
 
 #[pymethods]
@@ -166,10 +139,9 @@ impl PyVault {
         argon2_m_kib: u32,
         argon2_t: u32,
         cache_bytes: usize,
-    ) -> PyResult<PyVault> {
-        let cipher = CoreCipher::from_name(cipher).ok_or_else(|| {
-            super::errors::ParamsError::new_err(format!("unknown cipher {cipher:?}"))
-        })?;
+    ) -> BindingResult<PyVault> {
+        let cipher = CoreCipher::from_name(cipher)
+            .ok_or_else(|| BindingError::Params(format!("unknown cipher {cipher:?}")))?;
         let options = VaultOptions {
             cipher,
             segment_size,
@@ -184,7 +156,7 @@ impl PyVault {
         let opts = engine_options(cache_bytes);
         py.detach(|| Vault::create_vault(&path, &password, &options, opts))
             .map(PyVault::wrap)
-            .map_err(open_err)
+            .map_err(BindingError::Open)
     }
 
     /// Open the vault in `path` with its password. Raises OSError(EBUSY) if
@@ -196,12 +168,12 @@ impl PyVault {
         path: PathBuf,
         password: &[u8],
         cache_bytes: usize,
-    ) -> PyResult<PyVault> {
+    ) -> BindingResult<PyVault> {
         let password = password.to_vec();
         let opts = engine_options(cache_bytes);
         py.detach(|| Vault::open_vault(&path, &password, opts))
             .map(PyVault::wrap)
-            .map_err(open_err)
+            .map_err(BindingError::Open)
     }
 
     /// Open the vault in `path` with its printed master key.
@@ -212,24 +184,24 @@ impl PyVault {
         path: PathBuf,
         master_key: &str,
         cache_bytes: usize,
-    ) -> PyResult<PyVault> {
+    ) -> BindingResult<PyVault> {
         let key = master_key.to_string();
         let opts = engine_options(cache_bytes);
         py.detach(|| Vault::open_with_master_key(&path, &key, opts))
             .map(PyVault::wrap)
-            .map_err(open_err)
+            .map_err(BindingError::Open)
     }
 
-    fn print_master_key(&self) -> PyResult<String> {
+    fn print_master_key(&self) -> BindingResult<String> {
         Ok(self.get()?.print_master_key().to_string())
     }
 
-    fn lookup(&self, py: Python<'_>, parent: u64, name: &[u8]) -> PyResult<PyAttr> {
+    fn lookup(&self, py: Python<'_>, parent: u64, name: &[u8]) -> BindingResult<PyAttr> {
         let name = name.to_vec();
         run(py, self, |v| v.lookup(parent, &name)).map(Into::into)
     }
 
-    fn getattr(&self, py: Python<'_>, ino: u64) -> PyResult<PyAttr> {
+    fn getattr(&self, py: Python<'_>, ino: u64) -> BindingResult<PyAttr> {
         run(py, self, |v| v.getattr(ino)).map(Into::into)
     }
 
@@ -246,7 +218,7 @@ impl PyVault {
         size: Option<u64>,
         atime_ns: Option<i128>,
         mtime_ns: Option<i128>,
-    ) -> PyResult<PyAttr> {
+    ) -> BindingResult<PyAttr> {
         let change = AttrChange {
             mode,
             uid,
@@ -268,7 +240,7 @@ impl PyVault {
         mode: u32,
         uid: u32,
         gid: u32,
-    ) -> PyResult<PyAttr> {
+    ) -> BindingResult<PyAttr> {
         let name = name.to_vec();
         run(py, self, |v| v.create(parent, &name, mode, uid, gid)).map(Into::into)
     }
@@ -285,10 +257,10 @@ impl PyVault {
         uid: u32,
         gid: u32,
         rdev: u64,
-    ) -> PyResult<PyAttr> {
+    ) -> BindingResult<PyAttr> {
         let kind = kind_of_mode(mode)?;
         if matches!(kind, InodeKind::Dir | InodeKind::Symlink) {
-            return Err(PyValueError::new_err("use mkdir or symlink"));
+            return Err(BindingError::Value("use mkdir or symlink".into()));
         }
         let name = name.to_vec();
         run(py, self, |v| {
@@ -305,7 +277,7 @@ impl PyVault {
         mode: u32,
         uid: u32,
         gid: u32,
-    ) -> PyResult<PyAttr> {
+    ) -> BindingResult<PyAttr> {
         let name = name.to_vec();
         run(py, self, |v| v.mkdir(parent, &name, mode, uid, gid)).map(Into::into)
     }
@@ -318,27 +290,33 @@ impl PyVault {
         target: &[u8],
         uid: u32,
         gid: u32,
-    ) -> PyResult<PyAttr> {
+    ) -> BindingResult<PyAttr> {
         let (name, target) = (name.to_vec(), target.to_vec());
         run(py, self, |v| v.symlink(parent, &name, &target, uid, gid)).map(Into::into)
     }
 
-    fn readlink<'py>(&self, py: Python<'py>, ino: u64) -> PyResult<Bound<'py, PyBytes>> {
+    fn readlink<'py>(&self, py: Python<'py>, ino: u64) -> BindingResult<Bound<'py, PyBytes>> {
         let t = run(py, self, |v| v.readlink(ino))?;
         Ok(PyBytes::new(py, &t))
     }
 
-    fn link(&self, py: Python<'_>, ino: u64, new_parent: u64, new_name: &[u8]) -> PyResult<PyAttr> {
+    fn link(
+        &self,
+        py: Python<'_>,
+        ino: u64,
+        new_parent: u64,
+        new_name: &[u8],
+    ) -> BindingResult<PyAttr> {
         let name = new_name.to_vec();
         run(py, self, |v| v.link(ino, new_parent, &name)).map(Into::into)
     }
 
-    fn unlink(&self, py: Python<'_>, parent: u64, name: &[u8]) -> PyResult<()> {
+    fn unlink(&self, py: Python<'_>, parent: u64, name: &[u8]) -> BindingResult<()> {
         let name = name.to_vec();
         run(py, self, |v| v.unlink(parent, &name))
     }
 
-    fn rmdir(&self, py: Python<'_>, parent: u64, name: &[u8]) -> PyResult<()> {
+    fn rmdir(&self, py: Python<'_>, parent: u64, name: &[u8]) -> BindingResult<()> {
         let name = name.to_vec();
         run(py, self, |v| v.rmdir(parent, &name))
     }
@@ -354,7 +332,7 @@ impl PyVault {
         new_name: &[u8],
         noreplace: bool,
         exchange: bool,
-    ) -> PyResult<()> {
+    ) -> BindingResult<()> {
         let (name, new_name) = (name.to_vec(), new_name.to_vec());
         run(py, self, |v| {
             v.rename(
@@ -380,7 +358,7 @@ impl PyVault {
         ino: u64,
         offset: u64,
         limit: usize,
-    ) -> PyResult<Vec<DirRow<'py>>> {
+    ) -> BindingResult<Vec<DirRow<'py>>> {
         let entries = run(py, self, |v| v.readdir(ino, offset, limit))?;
         Ok(entries
             .into_iter()
@@ -406,7 +384,7 @@ impl PyVault {
         ino: u64,
         offset: u64,
         limit: usize,
-    ) -> PyResult<Vec<DirPlusRow<'py>>> {
+    ) -> BindingResult<Vec<DirPlusRow<'py>>> {
         let entries = run(py, self, |v| v.readdirplus(ino, offset, limit))?;
         Ok(entries
             .into_iter()
@@ -415,11 +393,11 @@ impl PyVault {
     }
 
     /// Count an open handle; an unlinked file lives until its last release.
-    fn open_file(&self, py: Python<'_>, ino: u64) -> PyResult<PyAttr> {
+    fn open_file(&self, py: Python<'_>, ino: u64) -> BindingResult<PyAttr> {
         run(py, self, |v| v.open(ino)).map(Into::into)
     }
 
-    fn release_file(&self, py: Python<'_>, ino: u64) -> PyResult<()> {
+    fn release_file(&self, py: Python<'_>, ino: u64) -> BindingResult<()> {
         run(py, self, |v| v.release(ino))
     }
 
@@ -429,18 +407,18 @@ impl PyVault {
         ino: u64,
         offset: u64,
         size: usize,
-    ) -> PyResult<Bound<'py, PyBytes>> {
+    ) -> BindingResult<Bound<'py, PyBytes>> {
         let data = run(py, self, |v| v.read(ino, offset, size))?;
         Ok(PyBytes::new(py, &data))
     }
 
-    fn write(&self, py: Python<'_>, ino: u64, offset: u64, data: &[u8]) -> PyResult<usize> {
+    fn write(&self, py: Python<'_>, ino: u64, offset: u64, data: &[u8]) -> BindingResult<usize> {
         // The bytes are copied once so the GIL can be released during the work.
         let data = data.to_vec();
         run(py, self, |v| v.write(ino, offset, &data))
     }
 
-    fn fsync(&self, py: Python<'_>, ino: u64) -> PyResult<()> {
+    fn fsync(&self, py: Python<'_>, ino: u64) -> BindingResult<()> {
         run(py, self, |v| v.fsync(ino))
     }
 
@@ -449,7 +427,7 @@ impl PyVault {
         py: Python<'py>,
         ino: u64,
         name: &[u8],
-    ) -> PyResult<Bound<'py, PyBytes>> {
+    ) -> BindingResult<Bound<'py, PyBytes>> {
         let name = name.to_vec();
         let v = run(py, self, |v| v.getxattr(ino, &name))?;
         Ok(PyBytes::new(py, &v))
@@ -464,26 +442,26 @@ impl PyVault {
         value: &[u8],
         create: bool,
         replace: bool,
-    ) -> PyResult<()> {
+    ) -> BindingResult<()> {
         let (name, value) = (name.to_vec(), value.to_vec());
         run(py, self, |v| {
             v.setxattr(ino, &name, &value, create, replace)
         })
     }
 
-    fn listxattr<'py>(&self, py: Python<'py>, ino: u64) -> PyResult<Vec<Bound<'py, PyBytes>>> {
+    fn listxattr<'py>(&self, py: Python<'py>, ino: u64) -> BindingResult<Vec<Bound<'py, PyBytes>>> {
         let names = run(py, self, |v| v.listxattr(ino))?;
         Ok(names.iter().map(|n| PyBytes::new(py, n)).collect())
     }
 
-    fn removexattr(&self, py: Python<'_>, ino: u64, name: &[u8]) -> PyResult<()> {
+    fn removexattr(&self, py: Python<'_>, ino: u64, name: &[u8]) -> BindingResult<()> {
         let name = name.to_vec();
         run(py, self, |v| v.removexattr(ino, &name))
     }
 
     /// Counts for statfs: inodes ('files', every kind), plaintext bytes
     /// stored ('bytes'), and directories ('dirs', included in 'files'). O(1).
-    fn statfs<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+    fn statfs<'py>(&self, py: Python<'py>) -> BindingResult<Bound<'py, PyDict>> {
         let ((files, bytes), dirs) = run(py, self, |v| Ok((v.usage(), v.directories())))?;
         let d = PyDict::new(py);
         d.set_item("files", files)?;
@@ -492,12 +470,12 @@ impl PyVault {
         Ok(d)
     }
 
-    fn sync(&self, py: Python<'_>) -> PyResult<()> {
+    fn sync(&self, py: Python<'_>) -> BindingResult<()> {
         run(py, self, |v| v.sync())
     }
 
     /// Snapshot the metadata and drop the log it covers.
-    fn compact_log<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+    fn compact_log<'py>(&self, py: Python<'py>) -> BindingResult<Bound<'py, PyDict>> {
         let r = run(py, self, |v| v.compact_log())?;
         let d = PyDict::new(py);
         d.set_item("snapshot", r.snapshot)?;
@@ -515,7 +493,7 @@ impl PyVault {
         log: bool,
         packs: bool,
         pack_dead_ratio: f64,
-    ) -> PyResult<Bound<'py, PyDict>> {
+    ) -> BindingResult<Bound<'py, PyDict>> {
         let (p, l) = run(py, self, |v| {
             v.run_compaction(CompactionAction { log, packs }, pack_dead_ratio)
         })?;
@@ -535,13 +513,12 @@ impl PyVault {
     /// Start background compaction and flushing (unsynced changes become
     /// durable within `flush_ms`). Idempotent.
     #[pyo3(signature = (tick_ms=1000, flush_ms=5000))]
-    fn start_compaction(&self, tick_ms: u64, flush_ms: u64) -> PyResult<()> {
-        self.session
-            .start_compaction(
-                Duration::from_millis(tick_ms),
-                Duration::from_millis(flush_ms),
-            )
-            .map_err(|c| PyOSError::new_err((c.errno(), c.to_string())))
+    fn start_compaction(&self, tick_ms: u64, flush_ms: u64) -> BindingResult<()> {
+        let (tick, flush) = (
+            Duration::from_millis(tick_ms),
+            Duration::from_millis(flush_ms),
+        );
+        Ok(self.session.start_compaction(tick, flush)?)
     }
 
     /// Stop background compaction; returns the last error a cycle hit, if any.
@@ -551,7 +528,7 @@ impl PyVault {
 
     /// Live counters of the vault: counts the engine keeps (no copy of the
     /// metadata), this session's I/O and cache counts, sizes on disk.
-    fn telemetry<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+    fn telemetry<'py>(&self, py: Python<'py>) -> BindingResult<Bound<'py, PyDict>> {
         let t = run(py, self, |v| Ok(v.telemetry()))?;
         let d = PyDict::new(py);
         d.set_item("inodes", t.inodes)?;
@@ -580,8 +557,9 @@ impl PyVault {
     }
 
     /// Flush everything and close; later calls raise OSError(EBADF).
-    fn close(&self, py: Python<'_>) -> PyResult<()> {
-        py.detach(|| self.session.close()).map_err(vault_err)
+    fn close(&self, py: Python<'_>) -> BindingResult<()> {
+        py.detach(|| self.session.close())
+            .map_err(BindingError::Vault)
     }
 
     fn __enter__(slf: Py<Self>) -> Py<Self> {
@@ -594,7 +572,7 @@ impl PyVault {
         _t: Py<PyAny>,
         _v: Py<PyAny>,
         _tb: Py<PyAny>,
-    ) -> PyResult<bool> {
+    ) -> BindingResult<bool> {
         self.close(py)?;
         Ok(false)
     }

@@ -9,15 +9,13 @@ use crypto_core::vault::config::{Credential, KdfCosts, VaultConfig};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use super::errors::to_pyerr;
+use super::errors::BindingResult;
 
 /// The public fields of `path/fusefs.conf` (nothing secret, no password
 /// needed). A missing, truncated, edited or unknown-version config raises.
 #[pyfunction]
-fn vault_info<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, PyDict>> {
-    let config = py
-        .detach(|| VaultConfig::load(&RealFs, &path))
-        .map_err(to_pyerr)?;
+fn vault_info<'py>(py: Python<'py>, path: PathBuf) -> BindingResult<Bound<'py, PyDict>> {
+    let config = py.detach(|| VaultConfig::load(&RealFs, &path))?;
     let d = PyDict::new(py);
     d.set_item("version", config.version())?;
     d.set_item("vault_id", hex(config.vault_id()))?;
@@ -48,7 +46,7 @@ fn change_vault_password(
     old_is_master_key: bool,
     argon2_m_kib: Option<u32>,
     argon2_t: Option<u32>,
-) -> PyResult<()> {
+) -> BindingResult<()> {
     let (old, new_password) = (
         zeroize::Zeroizing::new(old.to_vec()),
         zeroize::Zeroizing::new(new_password.to_vec()),
@@ -57,7 +55,7 @@ fn change_vault_password(
         m_kib: argon2_m_kib,
         t: argon2_t,
     };
-    py.detach(|| {
+    let changed = py.detach(|| {
         let printed;
         let credential = if old_is_master_key {
             printed = String::from_utf8_lossy(&old);
@@ -72,8 +70,8 @@ fn change_vault_password(
             &new_password,
             costs,
         )
-    })
-    .map_err(to_pyerr)
+    });
+    Ok(changed?)
 }
 
 fn hex(bytes: &[u8]) -> String {
