@@ -182,6 +182,66 @@ class Attr:
     ctime_ns: int
 
 @final
+class VaultUsage:
+    files: int
+    bytes: int
+    dirs: int
+    def to_dict(self) -> dict[str, int]: ...
+
+@final
+class VaultTelemetry:
+    """Counts kept by the engine: inodes .. compaction_cycles; since the
+    open: reads .. cache_misses; cache_bytes (held), cache_capacity; on disk
+    now: log_bytes, pack_bytes, snapshot_bytes."""
+
+    inodes: int
+    dirs: int
+    stored_bytes: int
+    packs: int
+    live_bytes: int
+    dead_bytes: int
+    log_bytes_since_snapshot: int
+    idle_seconds: float
+    compaction_cycles: int
+    reads: int
+    bytes_read: int
+    writes: int
+    bytes_written: int
+    fsyncs: int
+    cache_hits: int
+    cache_misses: int
+    cache_bytes: int
+    cache_capacity: int
+    log_bytes: int
+    pack_bytes: int
+    snapshot_bytes: int
+    compaction_running: bool
+    def to_dict(self) -> dict[str, int | float | bool]: ...
+
+@final
+class LogCompactionReport:
+    snapshot: int
+    covers_seq: int
+    log_files_deleted: int
+    snapshots_deleted: int
+    def to_dict(self) -> dict[str, int]: ...
+
+@final
+class PackCompactionReport:
+    packs_deleted: int
+    bytes_copied: int
+    bytes_reclaimed: int
+    def to_dict(self) -> dict[str, int]: ...
+
+@final
+class CompactionCycleReport:
+    """What each half of one cycle did; None: it did not run."""
+
+    log: LogCompactionReport | None
+    packs: PackCompactionReport | None
+    def to_dict(self) -> dict[str, dict[str, int] | None]: ...
+
+@final
 class Vault:
     """An open vault; refusals raise OSError with the errno the kernel should see."""
 
@@ -260,22 +320,18 @@ class Vault:
     ) -> None: ...
     def listxattr(self, ino: int) -> list[bytes]: ...
     def removexattr(self, ino: int, name: bytes) -> None: ...
-    def statfs(self) -> dict[str, int]:
-        """'files' (inodes of every kind), 'bytes' (plaintext stored), 'dirs'."""
+    def statfs(self) -> VaultUsage:
+        """Inodes of every kind, plaintext bytes stored, directories. O(1)."""
     def sync(self) -> None: ...
-    def compact_log(self) -> dict[str, int]: ...
+    def compact_log(self) -> LogCompactionReport: ...
     def compact(
         self, log: bool = True, packs: bool = True, pack_dead_ratio: float = 0.5
-    ) -> dict[str, int]: ...
+    ) -> CompactionCycleReport: ...
     def start_compaction(self, tick_ms: int = 1000, flush_ms: int = 5000) -> None: ...
     def stop_compaction(self) -> str | None: ...
-    def telemetry(self) -> dict[str, int | float | bool]:
-        """Counts kept by the engine (no copy of the metadata): inodes, dirs,
-        stored_bytes, packs, live_bytes, dead_bytes, log_bytes_since_snapshot,
-        idle_seconds, compaction_cycles, compaction_running; since the open:
-        reads, bytes_read, writes, bytes_written, fsyncs, cache_hits,
-        cache_misses; cache_bytes (held), cache_capacity; on disk now:
-        log_bytes, pack_bytes, snapshot_bytes."""
+    def telemetry(self) -> VaultTelemetry:
+        """Counts kept by the engine (no copy of the metadata), this session's
+        I/O and cache counts, sizes on disk now."""
     def close(self) -> None: ...
     def __enter__(self) -> Vault: ...
     def __exit__(self, *exc: object) -> bool: ...

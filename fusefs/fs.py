@@ -472,7 +472,7 @@ class VaultOperations(pyfuse3.Operations):
         s.f_bfree = int(under.f_bfree * scale)
         s.f_bavail = int(under.f_bavail * scale)
         free_files = under.f_ffree if under.f_files else 2**32
-        s.f_files = usage["files"] + free_files
+        s.f_files = usage.files + free_files
         s.f_ffree = free_files
         s.f_favail = free_files
         s.f_namemax = 255
@@ -496,7 +496,7 @@ class VaultOperations(pyfuse3.Operations):
             "fuse_bytes_written": self.bytes_written,
             "fuse_ops": dict(self.ops),
             "compact_at_unmount": self.compact_at_unmount,
-            "engine": t,
+            "engine": t.to_dict(),
         }
 
     def _control_get(self, name: bytes) -> bytes:

@@ -205,7 +205,7 @@ def test_vault_opens_with_password(vault_copy: Path) -> None:
     with _native.Vault.open(vault_copy, password) as v:
         assert v.print_master_key() == VAULT_EXPECTED["master_key"]
         check_tree(v)
-        assert v.statfs()["files"] == len({e["ino"] for e in VAULT_EXPECTED["tree"]})
+        assert v.statfs().files == len({e["ino"] for e in VAULT_EXPECTED["tree"]})
     with pytest.raises(errors.WrongKeyError):
         _native.Vault.open(vault_copy, b"golden passwore")
 

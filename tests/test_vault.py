@@ -156,7 +156,7 @@ def test_compaction_and_a_damaged_pack_reads_as_eio(tmp_path: Path) -> None:
         f = v.create_file(ROOT_INO, b"f", 0o600, 0, 0)
         v.write(f.ino, 0, b"q" * 100_000)
         report = v.compact_log()
-        assert report["snapshot"] == 1
+        assert report.snapshot == 1
     packs = sorted((tmp_path / "v" / "packs").iterdir())
     raw = bytearray(packs[0].read_bytes())
     raw[200] ^= 1
@@ -179,16 +179,16 @@ def test_compaction_run_once_background_and_telemetry(tmp_path: Path) -> None:
             v.write(f.ino, 0, bytes([round_]) * 2**20)
         v.sync()
         t = v.telemetry()
-        assert t["dead_bytes"] > 30 * 2**20 and t["live_bytes"] >= 2**20
-        assert t["compaction_running"] is False
+        assert t.dead_bytes > 30 * 2**20 and t.live_bytes >= 2**20
+        assert t.compaction_running is False
         report = v.compact()
-        assert report["snapshot"] == 1
+        assert report.log is not None and report.log.snapshot == 1
         assert v.read(f.ino, 0, 10) == bytes([39]) * 10
         v.start_compaction(tick_ms=10, flush_ms=50)
-        assert v.telemetry()["compaction_running"] is True
+        assert v.telemetry().compaction_running is True
         v.write(f.ino, 0, b"after")
         assert v.stop_compaction() is None
-        assert v.telemetry()["compaction_cycles"] >= 1
+        assert v.telemetry().compaction_cycles >= 1
     with Vault.open(tmp_path / "v", b"pw") as v:
         assert v.read(f.ino, 0, 5) == b"after"
 
@@ -276,7 +276,8 @@ def test_readdirplus_attrs_and_statfs_counts(vault: Vault) -> None:
     plus = vault.readdirplus(d.ino)
     assert [(r[0], r[1].size) for r in plus] == [(b"x", 0), (b"f", 70_000)]
     assert plus[1][1].blocks == vault.getattr(f.ino).blocks
-    assert vault.statfs() == {"files": 4, "bytes": 70_000, "dirs": 3}
+    usage = vault.statfs()
+    assert (usage.files, usage.bytes, usage.dirs) == (4, 70_000, 3)
 
 
 def test_telemetry_counts_io_cache_and_disk(tmp_path: Path) -> None:
@@ -301,19 +302,19 @@ def test_telemetry_counts_io_cache_and_disk(tmp_path: Path) -> None:
                 v.write(f.ino, k * seg, bytes([k]) * seg)
                 v.read(f.ino, k * seg, seg)
         t = v.telemetry()
-        assert t["cache_bytes"] <= t["cache_capacity"] == 4 * seg
-        assert t["cache_hits"] >= 1 and t["cache_misses"] >= 1
-        assert (t["inodes"], t["dirs"], t["fsyncs"]) == (3, 2, 1)
-        assert t["writes"] == 3 + 36 and t["bytes_written"] == 4 * seg + 1 + 36 * seg
-        assert t["reads"] == 5 + 36 and t["bytes_read"] == 25 + 36 * seg
-        assert t["stored_bytes"] == 12 * seg
-        assert t["pack_bytes"] > 12 * seg and t["log_bytes"] > 0 and t["snapshot_bytes"] == 0
+        assert t.cache_bytes <= t.cache_capacity == 4 * seg
+        assert t.cache_hits >= 1 and t.cache_misses >= 1
+        assert (t.inodes, t.dirs, t.fsyncs) == (3, 2, 1)
+        assert t.writes == 3 + 36 and t.bytes_written == 4 * seg + 1 + 36 * seg
+        assert t.reads == 5 + 36 and t.bytes_read == 25 + 36 * seg
+        assert t.stored_bytes == 12 * seg
+        assert t.pack_bytes > 12 * seg and t.log_bytes > 0 and t.snapshot_bytes == 0
         v.compact_log()
-        assert v.telemetry()["snapshot_bytes"] > 0
+        assert v.telemetry().snapshot_bytes > 0
     with Vault.open(tmp_path / "v", b"pw", cache_bytes=0) as v:
         assert v.read(f.ino, 11 * seg, 3) == b"\x0b" * 3
         t = v.telemetry()
-        assert (t["cache_hits"], t["cache_misses"], t["cache_capacity"]) == (0, 0, 0)
+        assert (t.cache_hits, t.cache_misses, t.cache_capacity) == (0, 0, 0)
 
 
 def test_telemetry_and_statfs_stay_cheap_with_many_inodes(tmp_path: Path) -> None:
@@ -327,6 +328,6 @@ def test_telemetry_and_statfs_stay_cheap_with_many_inodes(tmp_path: Path) -> Non
             v.statfs()
             v.getattr(d.ino)
         per_call = (time.perf_counter() - start) / 100
-        assert t["inodes"] == 20_002
+        assert t.inodes == 20_002
         assert v.getattr(d.ino).nlink == 2
         assert per_call < 0.005, per_call

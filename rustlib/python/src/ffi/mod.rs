@@ -12,6 +12,7 @@ mod pyio;
 mod types;
 mod vault;
 mod vault_config;
+mod vault_types;
 
 pub fn register(py: Python<'_>, m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(py, m)?;
@@ -21,6 +22,7 @@ pub fn register(py: Python<'_>, m: &Bound<'_, PyModule>) -> PyResult<()> {
     adapters_sync::register(py, m)?;
     adapters_async::register(py, m)?;
     constants::register(py, m)?;
+    vault_types::register(py, m)?;
     vault::register(py, m)?;
     vault_config::register(py, m)?;
     Ok(())

@@ -7,79 +7,25 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crypto_core::metadata::{AttrChange, InodeKind, Timespec};
+use crypto_core::metadata::{AttrChange, InodeKind};
 use crypto_core::scheduler::VaultSession;
 use crypto_core::types::{Argon2Params, Cipher as CoreCipher};
 use crypto_core::vault::compaction::CompactionAction;
 use crypto_core::vault::config::VaultOptions;
-use crypto_core::vault::engine::{Attr, EngineOptions, RenameFlags, Vault, DEFAULT_CACHE_BYTES};
+use crypto_core::vault::engine::{EngineOptions, RenameFlags, Vault, DEFAULT_CACHE_BYTES};
 use crypto_core::Error;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict};
+use pyo3::types::PyBytes;
 
 use super::errors::{BindingError, BindingResult};
+use super::vault_types::{
+    from_ns, CompactionCycleReport, LogCompactionReport, PyAttr, VaultTelemetry, VaultUsage,
+};
 
 /// The kind named by `mode`'s file-type bits, for mknod.
 fn kind_of_mode(mode: u32) -> BindingResult<InodeKind> {
     InodeKind::from_mode(mode)
         .ok_or_else(|| BindingError::Value(format!("unknown file type in mode {mode:#o}")))
-}
-
-fn ns(t: Timespec) -> i128 {
-    t.sec as i128 * 1_000_000_000 + t.nsec as i128
-}
-
-fn from_ns(n: i128) -> Timespec {
-    Timespec {
-        sec: n.div_euclid(1_000_000_000) as i64,
-        nsec: n.rem_euclid(1_000_000_000) as u32,
-    }
-}
-
-/// What stat reports; times in nanoseconds since the epoch.
-#[pyclass(module = "fusefs._native", name = "Attr", frozen, get_all)]
-#[derive(Clone)]
-pub struct PyAttr {
-    pub ino: u64,
-    /// Type and permission bits, as st_mode.
-    pub mode: u32,
-    pub nlink: u32,
-    pub uid: u32,
-    pub gid: u32,
-    pub rdev: u64,
-    pub size: u64,
-    pub blocks: u64,
-    pub atime_ns: i128,
-    pub mtime_ns: i128,
-    pub ctime_ns: i128,
-}
-
-impl From<Attr> for PyAttr {
-    fn from(a: Attr) -> Self {
-        PyAttr {
-            ino: a.ino,
-            mode: a.kind.mode_bits() | a.mode,
-            nlink: a.nlink,
-            uid: a.uid,
-            gid: a.gid,
-            rdev: a.rdev,
-            size: a.size,
-            blocks: a.blocks,
-            atime_ns: ns(a.atime),
-            mtime_ns: ns(a.mtime),
-            ctime_ns: ns(a.ctime),
-        }
-    }
-}
-
-#[pymethods]
-impl PyAttr {
-    fn __repr__(&self) -> String {
-        format!(
-            "Attr(ino={}, mode={:#o}, nlink={}, size={})",
-            self.ino, self.mode, self.nlink, self.size
-        )
-    }
 }
 
 /// One readdir row: (name, ino, st_mode type bits, next offset).
@@ -459,15 +405,11 @@ impl PyVault {
         run(py, self, |v| v.removexattr(ino, &name))
     }
 
-    /// Counts for statfs: inodes ('files', every kind), plaintext bytes
-    /// stored ('bytes'), and directories ('dirs', included in 'files'). O(1).
-    fn statfs<'py>(&self, py: Python<'py>) -> BindingResult<Bound<'py, PyDict>> {
+    /// Counts for statfs: inodes (every kind), plaintext bytes stored, and
+    /// directories (included in the inodes). O(1).
+    fn statfs(&self, py: Python<'_>) -> BindingResult<VaultUsage> {
         let ((files, bytes), dirs) = run(py, self, |v| Ok((v.usage(), v.directories())))?;
-        let d = PyDict::new(py);
-        d.set_item("files", files)?;
-        d.set_item("bytes", bytes)?;
-        d.set_item("dirs", dirs)?;
-        Ok(d)
+        Ok(VaultUsage { files, bytes, dirs })
     }
 
     fn sync(&self, py: Python<'_>) -> BindingResult<()> {
@@ -475,39 +417,26 @@ impl PyVault {
     }
 
     /// Snapshot the metadata and drop the log it covers.
-    fn compact_log<'py>(&self, py: Python<'py>) -> BindingResult<Bound<'py, PyDict>> {
-        let r = run(py, self, |v| v.compact_log())?;
-        let d = PyDict::new(py);
-        d.set_item("snapshot", r.snapshot)?;
-        d.set_item("covers_seq", r.covers_seq)?;
-        d.set_item("log_files_deleted", r.log_files_deleted)?;
-        d.set_item("snapshots_deleted", r.snapshots_deleted)?;
-        Ok(d)
+    fn compact_log(&self, py: Python<'_>) -> BindingResult<LogCompactionReport> {
+        Ok(run(py, self, |v| v.compact_log())?.into())
     }
 
     /// One compaction cycle now: pack compaction and/or log compaction.
     #[pyo3(signature = (log=true, packs=true, pack_dead_ratio=0.5))]
-    fn compact<'py>(
+    fn compact(
         &self,
-        py: Python<'py>,
+        py: Python<'_>,
         log: bool,
         packs: bool,
         pack_dead_ratio: f64,
-    ) -> BindingResult<Bound<'py, PyDict>> {
+    ) -> BindingResult<CompactionCycleReport> {
         let (p, l) = run(py, self, |v| {
             v.run_compaction(CompactionAction { log, packs }, pack_dead_ratio)
         })?;
-        let d = PyDict::new(py);
-        if let Some(p) = p {
-            d.set_item("packs_deleted", p.packs_deleted)?;
-            d.set_item("bytes_copied", p.bytes_copied)?;
-            d.set_item("bytes_reclaimed", p.bytes_reclaimed)?;
-        }
-        if let Some(l) = l {
-            d.set_item("snapshot", l.snapshot)?;
-            d.set_item("log_files_deleted", l.log_files_deleted)?;
-        }
-        Ok(d)
+        Ok(CompactionCycleReport {
+            log: l.map(Into::into),
+            packs: p.map(Into::into),
+        })
     }
 
     /// Start background compaction and flushing (unsynced changes become
@@ -528,32 +457,9 @@ impl PyVault {
 
     /// Live counters of the vault: counts the engine keeps (no copy of the
     /// metadata), this session's I/O and cache counts, sizes on disk.
-    fn telemetry<'py>(&self, py: Python<'py>) -> BindingResult<Bound<'py, PyDict>> {
+    fn telemetry(&self, py: Python<'_>) -> BindingResult<VaultTelemetry> {
         let t = run(py, self, |v| Ok(v.telemetry()))?;
-        let d = PyDict::new(py);
-        d.set_item("inodes", t.inodes)?;
-        d.set_item("dirs", t.dirs)?;
-        d.set_item("stored_bytes", t.stored_bytes)?;
-        d.set_item("packs", t.packs)?;
-        d.set_item("live_bytes", t.live_bytes)?;
-        d.set_item("dead_bytes", t.dead_bytes)?;
-        d.set_item("log_bytes_since_snapshot", t.log_bytes_since_snapshot)?;
-        d.set_item("idle_seconds", t.idle.as_secs_f64())?;
-        d.set_item("compaction_cycles", t.compaction_cycles)?;
-        d.set_item("reads", t.reads)?;
-        d.set_item("bytes_read", t.bytes_read)?;
-        d.set_item("writes", t.writes)?;
-        d.set_item("bytes_written", t.bytes_written)?;
-        d.set_item("fsyncs", t.fsyncs)?;
-        d.set_item("cache_hits", t.cache_hits)?;
-        d.set_item("cache_misses", t.cache_misses)?;
-        d.set_item("cache_bytes", t.cache_bytes)?;
-        d.set_item("cache_capacity", t.cache_capacity)?;
-        d.set_item("log_bytes", t.log_bytes)?;
-        d.set_item("pack_bytes", t.pack_bytes)?;
-        d.set_item("snapshot_bytes", t.snapshot_bytes)?;
-        d.set_item("compaction_running", self.session.compaction_running())?;
-        Ok(d)
+        Ok(VaultTelemetry::new(t, self.session.compaction_running()))
     }
 
     /// Flush everything and close; later calls raise OSError(EBADF).
@@ -580,7 +486,6 @@ impl PyVault {
 
 pub fn register(_py: Python<'_>, m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyVault>()?;
-    m.add_class::<PyAttr>()?;
     m.add("ROOT_INO", crypto_core::metadata::ROOT_INO)?;
     Ok(())
 }

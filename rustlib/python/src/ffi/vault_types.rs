@@ -1,0 +1,282 @@
+//! What `fusefs.Vault` returns, as frozen Python classes: `Attr`, and the
+//! records of `statfs`, `telemetry`, `compact_log` and `compact`, each
+//! converted from its core value.
+
+use crypto_core::metadata::Timespec;
+use crypto_core::telemetry::VaultTelemetry as CoreTelemetry;
+use crypto_core::vault::engine::Attr;
+use crypto_core::vault::{CompactionReport, PackCompactionReport as CorePackReport};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+/// Nanoseconds since the epoch.
+pub fn ns(t: Timespec) -> i128 {
+    t.sec as i128 * 1_000_000_000 + t.nsec as i128
+}
+
+pub fn from_ns(n: i128) -> Timespec {
+    Timespec {
+        sec: n.div_euclid(1_000_000_000) as i64,
+        nsec: n.rem_euclid(1_000_000_000) as u32,
+    }
+}
+
+/// What stat reports; times in nanoseconds since the epoch.
+#[pyclass(module = "fusefs._native", name = "Attr", frozen, get_all)]
+#[derive(Clone)]
+pub struct PyAttr {
+    pub ino: u64,
+    /// Type and permission bits, as st_mode.
+    pub mode: u32,
+    pub nlink: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub rdev: u64,
+    pub size: u64,
+    pub blocks: u64,
+    pub atime_ns: i128,
+    pub mtime_ns: i128,
+    pub ctime_ns: i128,
+}
+
+impl From<Attr> for PyAttr {
+    fn from(a: Attr) -> Self {
+        PyAttr {
+            ino: a.ino,
+            mode: a.kind.mode_bits() | a.mode,
+            nlink: a.nlink,
+            uid: a.uid,
+            gid: a.gid,
+            rdev: a.rdev,
+            size: a.size,
+            blocks: a.blocks,
+            atime_ns: ns(a.atime),
+            mtime_ns: ns(a.mtime),
+            ctime_ns: ns(a.ctime),
+        }
+    }
+}
+
+#[pymethods]
+impl PyAttr {
+    fn __repr__(&self) -> String {
+        format!(
+            "Attr(ino={}, mode={:#o}, nlink={}, size={})",
+            self.ino, self.mode, self.nlink, self.size
+        )
+    }
+}
+
+/// A field as Python's `repr` writes it.
+trait PyRepr {
+    fn py_repr(&self) -> String;
+}
+
+macro_rules! py_repr_as_display {
+    ($($t:ty),*) => {
+        $(impl PyRepr for $t {
+            fn py_repr(&self) -> String {
+                self.to_string()
+            }
+        })*
+    };
+}
+py_repr_as_display!(u64, usize);
+
+impl PyRepr for f64 {
+    fn py_repr(&self) -> String {
+        format!("{self:?}")
+    }
+}
+
+impl PyRepr for bool {
+    fn py_repr(&self) -> String {
+        (if *self { "True" } else { "False" }).to_string()
+    }
+}
+
+/// A frozen Python class of plain fields (`name = value` as its `repr`
+/// writes them), with `to_dict()` for JSON.
+macro_rules! record {
+    (
+        $(#[$doc:meta])*
+        $name:ident {
+            $($(#[$field_doc:meta])* $field:ident: $ty:ty,)*
+        }
+    ) => {
+        $(#[$doc])*
+        #[pyclass(module = "fusefs._native", frozen, get_all)]
+        #[derive(Clone, Debug, PartialEq)]
+        pub struct $name {
+            $($(#[$field_doc])* pub $field: $ty,)*
+        }
+
+        #[pymethods]
+        impl $name {
+            /// The fields as a dict.
+            fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+                let d = PyDict::new(py);
+                $(d.set_item(stringify!($field), self.$field)?;)*
+                Ok(d)
+            }
+
+            fn __repr__(&self) -> String {
+                let fields = [$(format!("{}={}", stringify!($field), self.$field.py_repr()),)*];
+                format!("{}({})", stringify!($name), fields.join(", "))
+            }
+        }
+    };
+}
+
+record! {
+    /// `Vault.statfs()`: inodes of every kind, plaintext bytes stored, and
+    /// directories (counted in `files` too).
+    VaultUsage {
+        files: u64,
+        bytes: u64,
+        dirs: u64,
+    }
+}
+
+record! {
+    /// `Vault.telemetry()`: counts the engine keeps (no copy of the
+    /// metadata); since the open: I/O and cache counts; on disk now: sizes.
+    VaultTelemetry {
+        inodes: u64,
+        dirs: u64,
+        stored_bytes: u64,
+        packs: u64,
+        live_bytes: u64,
+        dead_bytes: u64,
+        log_bytes_since_snapshot: u64,
+        idle_seconds: f64,
+        compaction_cycles: u64,
+        reads: u64,
+        bytes_read: u64,
+        writes: u64,
+        bytes_written: u64,
+        fsyncs: u64,
+        cache_hits: u64,
+        cache_misses: u64,
+        /// Decrypted segments held now, and the most the cache holds.
+        cache_bytes: u64,
+        cache_capacity: u64,
+        log_bytes: u64,
+        pack_bytes: u64,
+        snapshot_bytes: u64,
+        /// Whether background compaction (`start_compaction`) is running.
+        compaction_running: bool,
+    }
+}
+
+impl VaultTelemetry {
+    pub fn new(t: CoreTelemetry, compaction_running: bool) -> Self {
+        VaultTelemetry {
+            inodes: t.inodes,
+            dirs: t.dirs,
+            stored_bytes: t.stored_bytes,
+            packs: t.packs,
+            live_bytes: t.live_bytes,
+            dead_bytes: t.dead_bytes,
+            log_bytes_since_snapshot: t.log_bytes_since_snapshot,
+            idle_seconds: t.idle.as_secs_f64(),
+            compaction_cycles: t.compaction_cycles,
+            reads: t.reads,
+            bytes_read: t.bytes_read,
+            writes: t.writes,
+            bytes_written: t.bytes_written,
+            fsyncs: t.fsyncs,
+            cache_hits: t.cache_hits,
+            cache_misses: t.cache_misses,
+            cache_bytes: t.cache_bytes,
+            cache_capacity: t.cache_capacity,
+            log_bytes: t.log_bytes,
+            pack_bytes: t.pack_bytes,
+            snapshot_bytes: t.snapshot_bytes,
+            compaction_running,
+        }
+    }
+}
+
+record! {
+    /// What one log compaction did: the snapshot written, the last log
+    /// record it covers, and the files it let go.
+    LogCompactionReport {
+        snapshot: u64,
+        covers_seq: u64,
+        log_files_deleted: usize,
+        snapshots_deleted: usize,
+    }
+}
+
+impl From<CompactionReport> for LogCompactionReport {
+    fn from(r: CompactionReport) -> Self {
+        LogCompactionReport {
+            snapshot: r.snapshot,
+            covers_seq: r.covers_seq,
+            log_files_deleted: r.log_files_deleted,
+            snapshots_deleted: r.snapshots_deleted,
+        }
+    }
+}
+
+record! {
+    /// What one pack compaction did.
+    PackCompactionReport {
+        packs_deleted: usize,
+        bytes_copied: u64,
+        bytes_reclaimed: u64,
+    }
+}
+
+impl From<CorePackReport> for PackCompactionReport {
+    fn from(r: CorePackReport) -> Self {
+        PackCompactionReport {
+            packs_deleted: r.packs_deleted,
+            bytes_copied: r.bytes_copied,
+            bytes_reclaimed: r.bytes_reclaimed,
+        }
+    }
+}
+
+/// `Vault.compact()`: what each half of one compaction cycle did (`None`:
+/// it did not run).
+#[pyclass(module = "fusefs._native", frozen, get_all)]
+#[derive(Clone, Debug, PartialEq)]
+pub struct CompactionCycleReport {
+    pub log: Option<LogCompactionReport>,
+    pub packs: Option<PackCompactionReport>,
+}
+
+#[pymethods]
+impl CompactionCycleReport {
+    /// `{"log": {...} or None, "packs": {...} or None}`.
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        d.set_item("log", self.log.as_ref().map(|r| r.to_dict(py)).transpose()?)?;
+        d.set_item(
+            "packs",
+            self.packs.as_ref().map(|r| r.to_dict(py)).transpose()?,
+        )?;
+        Ok(d)
+    }
+
+    fn __repr__(&self) -> String {
+        let show = |r: Option<String>| r.unwrap_or_else(|| "None".into());
+        format!(
+            "CompactionCycleReport(log={}, packs={})",
+            show(self.log.as_ref().map(|r| r.__repr__())),
+            show(self.packs.as_ref().map(|r| r.__repr__())),
+        )
+    }
+}
+
+pub fn register(_py: Python<'_>, m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyAttr>()?;
+    m.add_class::<VaultUsage>()?;
+    m.add_class::<VaultTelemetry>()?;
+    m.add_class::<LogCompactionReport>()?;
+    m.add_class::<PackCompactionReport>()?;
+    m.add_class::<CompactionCycleReport>()?;
+    Ok(())
+}
