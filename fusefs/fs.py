@@ -402,9 +402,11 @@ class VaultOperations(pyfuse3.Operations):
         return pyfuse3.FileInfo(fh=attr.ino, keep_cache=True), self.entry(attr)
 
     @handler
-    async def read(self, fh: int, off: int, size: int) -> bytes:
+    async def read(self, fh: int, off: int, size: int) -> memoryview:  # type: ignore[override]
+        # A view of the engine's buffer: pyfuse3 replies from any contiguous
+        # buffer (PyObject_GetBuffer), though its stub says bytes.
         if size >= THREAD_MIN_BYTES:
-            data: bytes = await self._thread(self.vault.read, fh, off, size)
+            data: memoryview = await self._thread(self.vault.read, fh, off, size)
         else:
             data = self.vault.read(fh, off, size)
         self.bytes_read += len(data)

@@ -127,7 +127,7 @@ def describe(v: _native.Vault) -> list[dict[str, Any]]:
         }
         children: list[tuple[bytes, int]] = []
         if kind == "file":
-            data = v.read(ino, 0, a.size + 1)
+            data = bytes(v.read(ino, 0, a.size + 1))
             assert len(data) == a.size, path
             e["sha256"] = sha256(data)
             e["_data"] = data

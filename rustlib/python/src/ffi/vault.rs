@@ -15,11 +15,13 @@ use crypto_core::vault::config::VaultOptions;
 use crypto_core::vault::engine::{EngineOptions, RenameFlags, Vault, DEFAULT_CACHE_BYTES};
 use crypto_core::Error;
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::pybacked::PyBackedBytes;
+use pyo3::types::{PyBytes, PyMemoryView};
 
 use super::errors::{BindingError, BindingResult};
 use super::vault_types::{
-    from_ns, CompactionCycleReport, LogCompactionReport, PyAttr, VaultTelemetry, VaultUsage,
+    from_ns, CompactionCycleReport, LogCompactionReport, PyAttr, ReadBuffer, VaultTelemetry,
+    VaultUsage,
 };
 
 /// The kind named by `mode`'s file-type bits, for mknod.
@@ -347,20 +349,29 @@ impl PyVault {
         run(py, self, |v| v.release(ino))
     }
 
+    /// The bytes at `offset` (fewer at the end of the file), as a read-only
+    /// `memoryview` of the engine's own buffer (no copy into a `bytes`).
     fn read<'py>(
         &self,
         py: Python<'py>,
         ino: u64,
         offset: u64,
         size: usize,
-    ) -> BindingResult<Bound<'py, PyBytes>> {
+    ) -> BindingResult<Bound<'py, PyMemoryView>> {
         let data = run(py, self, |v| v.read(ino, offset, size))?;
-        Ok(PyBytes::new(py, &data))
+        Ok(ReadBuffer::memoryview(py, data)?)
     }
 
-    fn write(&self, py: Python<'_>, ino: u64, offset: u64, data: &[u8]) -> BindingResult<usize> {
-        // The bytes are copied once so the GIL can be released during the work.
-        let data = data.to_vec();
+    /// Write `data` at `offset`: the bytes object is borrowed as it is (it
+    /// is immutable, and held until the call returns) while the GIL is
+    /// released.
+    fn write(
+        &self,
+        py: Python<'_>,
+        ino: u64,
+        offset: u64,
+        data: PyBackedBytes,
+    ) -> BindingResult<usize> {
         run(py, self, |v| v.write(ino, offset, &data))
     }
 

@@ -2,12 +2,15 @@
 //! records of `statfs`, `telemetry`, `compact_log` and `compact`, each
 //! converted from its core value.
 
+use std::ffi::{c_int, c_void};
+
 use crypto_core::metadata::Timespec;
 use crypto_core::telemetry::VaultTelemetry as CoreTelemetry;
 use crypto_core::vault::engine::Attr;
 use crypto_core::vault::{CompactionReport, PackCompactionReport as CorePackReport};
+use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyMemoryView};
 
 /// Nanoseconds since the epoch.
 pub fn ns(t: Timespec) -> i128 {
@@ -64,6 +67,56 @@ impl PyAttr {
             "Attr(ino={}, mode={:#o}, nlink={}, size={})",
             self.ino, self.mode, self.nlink, self.size
         )
+    }
+}
+
+/// The bytes of one read, handed to Python as they are: exported read-only
+/// through the buffer protocol (`read` returns a `memoryview` of it), so
+/// they reach pyfuse3's `fuse_reply_buf` without a copy into a `bytes`.
+#[pyclass(module = "fusefs._native", name = "_ReadBuffer", frozen)]
+pub struct ReadBuffer {
+    data: Vec<u8>,
+}
+
+impl ReadBuffer {
+    /// A read-only `memoryview` over `data`, which it owns from now on.
+    pub fn memoryview(py: Python<'_>, data: Vec<u8>) -> PyResult<Bound<'_, PyMemoryView>> {
+        let owner = Bound::new(py, ReadBuffer { data })?;
+        PyMemoryView::from(owner.as_any())
+    }
+}
+
+#[pymethods]
+impl ReadBuffer {
+    /// # Safety
+    ///
+    /// Called by Python with a `view` to fill. `data` is never changed or
+    /// moved while the object lives (it is frozen, and a `Vec`'s heap
+    /// buffer stays put), and `PyBuffer_FillInfo` stores a new reference to
+    /// the object in `view.obj`, so the bytes outlive every view of them.
+    /// A writable view is refused (`BufferError`).
+    unsafe fn __getbuffer__(
+        slf: Bound<'_, Self>,
+        view: *mut ffi::Py_buffer,
+        flags: c_int,
+    ) -> PyResult<()> {
+        let data = &slf.get().data;
+        // SAFETY: as above; `view` is the pointer Python passed in.
+        let filled = unsafe {
+            ffi::PyBuffer_FillInfo(
+                view,
+                slf.as_ptr(),
+                data.as_ptr() as *mut c_void,
+                data.len() as ffi::Py_ssize_t,
+                1,
+                flags,
+            )
+        };
+        if filled == 0 {
+            Ok(())
+        } else {
+            Err(PyErr::fetch(slf.py()))
+        }
     }
 }
 
