@@ -1,8 +1,50 @@
 """Type stubs for fusefs._native, the PyO3 binding of crypto-core."""
 
-import enum
 from os import PathLike
-from typing import Any, Protocol, final
+from types import TracebackType
+from typing import Any, ClassVar, Protocol, final
+
+__all__ = [
+    "FusefsError",
+    "WrongKeyError",
+    "IntegrityError",
+    "FormatError",
+    "ResumeError",
+    "ParamsError",
+    "CancelledError",
+    "StreamIOError",
+    "Cipher",
+    "Format",
+    "EncryptParams",
+    "ParallelismProfile",
+    "Key",
+    "TelemetrySnapshot",
+    "encrypt_path",
+    "decrypt_path",
+    "encrypt_file",
+    "decrypt_file",
+    "Job",
+    "spawn_encrypt_path",
+    "spawn_decrypt_path",
+    "HEADER_LEN",
+    "FRAME_HEADER_LEN",
+    "DEFAULT_SEGMENT_SIZE_V2",
+    "DEFAULT_CHUNK_SIZE_V1",
+    "MIN_SEGMENT_SIZE",
+    "MAX_SEGMENT_SIZE",
+    "DEFAULT_CHECKPOINT_BYTES",
+    "VERSION",
+    "Attr",
+    "VaultUsage",
+    "VaultTelemetry",
+    "LogCompactionReport",
+    "PackCompactionReport",
+    "CompactionCycleReport",
+    "Vault",
+    "ROOT_INO",
+    "vault_info",
+    "change_vault_password",
+]
 
 class _Readable(Protocol):
     def read(self, size: int = ..., /) -> bytes | None: ...
@@ -33,19 +75,23 @@ class ParamsError(FusefsError): ...
 class CancelledError(FusefsError): ...
 class StreamIOError(FusefsError): ...
 
+# PyO3 enums: their members are instances, compared with == (also with
+# their int values), hashable; not enum.Enum subclasses.
 @final
-class Cipher(enum.Enum):
-    AES_256_GCM = 0
-    CHACHA20_POLY1305 = 1
+class Cipher:
+    AES_256_GCM: ClassVar[Cipher]
+    CHACHA20_POLY1305: ClassVar[Cipher]
+    def __int__(self) -> int: ...
     @property
     def label(self) -> str: ...
     @staticmethod
     def from_label(label: str) -> Cipher: ...
 
 @final
-class Format(enum.Enum):
-    V1 = 0
-    V2 = 1
+class Format:
+    V1: ClassVar[Format]
+    V2: ClassVar[Format]
+    def __int__(self) -> int: ...
 
 @final
 class ParallelismProfile:
@@ -69,18 +115,21 @@ class Key:
 
 @final
 class EncryptParams:
-    def __init__(
-        self,
+    def __new__(
+        cls,
         format: Format = ...,
         cipher: Cipher = ...,
         segment_size: int | None = None,
         compress: bool = False,
-        compression_level: int = 3,
-        argon2_m_kib: int = 32768,
-        argon2_t: int = 3,
-        argon2_p: int = 1,
-        checkpoint_bytes: int = 67108864,
-    ) -> None: ...
+        compression_level: int = ...,
+        argon2_m_kib: int = ...,
+        argon2_t: int = ...,
+        argon2_p: int = ...,
+        checkpoint_bytes: int = ...,
+    ) -> EncryptParams:
+        """Defaults: format V2, AES-256-GCM, the format's segment size, zstd
+        level 3 when ``compress``, Argon2id 32 MiB / 3 passes / 1 lane,
+        checkpoints every ``DEFAULT_CHECKPOINT_BYTES``."""
     @property
     def format(self) -> Format: ...
     @property
@@ -133,7 +182,7 @@ def decrypt_path(
     key: Key,
     parallelism: ParallelismProfile | None = None,
     resume: bool = False,
-    checkpoint_bytes: int = 67108864,
+    checkpoint_bytes: int = ...,  # DEFAULT_CHECKPOINT_BYTES
 ) -> TelemetrySnapshot: ...
 def encrypt_file(
     src: _Readable,
@@ -162,7 +211,7 @@ def spawn_decrypt_path(
     key: Key,
     parallelism: ParallelismProfile | None = None,
     resume: bool = False,
-    checkpoint_bytes: int = 67108864,
+    checkpoint_bytes: int = ...,  # DEFAULT_CHECKPOINT_BYTES
 ) -> Job: ...
 
 ROOT_INO: int
@@ -255,16 +304,17 @@ class Vault:
         argon2_m_kib: int = 65536,
         argon2_t: int = 3,
         *,
-        cache_bytes: int = 33554432,
+        cache_bytes: int = ...,
     ) -> Vault:
-        """``cache_bytes``: memory for decrypted segments (LRU; 0 turns it off).
+        """``cache_bytes``: memory for decrypted segments (LRU; 0 turns it off;
+        32 MiB by default).
         Opening a vault that is open already (here or in another process)
         raises OSError(EBUSY) naming the holder's pid."""
     @staticmethod
-    def open(path: _Path, password: bytes, *, cache_bytes: int = 33554432) -> Vault: ...
+    def open(path: _Path, password: bytes, *, cache_bytes: int = ...) -> Vault: ...
     @staticmethod
     def open_with_master_key(
-        path: _Path, master_key: str, *, cache_bytes: int = 33554432
+        path: _Path, master_key: str, *, cache_bytes: int = ...
     ) -> Vault: ...
     def print_master_key(self) -> str: ...
     def lookup(self, parent: int, name: bytes) -> Attr: ...
@@ -336,7 +386,13 @@ class Vault:
         I/O and cache counts, sizes on disk now."""
     def close(self) -> None: ...
     def __enter__(self) -> Vault: ...
-    def __exit__(self, *exc: object) -> bool: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+        /,
+    ) -> bool: ...
 
 def vault_info(path: _Path) -> dict[str, Any]:
     """Public fields of ``path/fusefs.conf``; no password needed."""

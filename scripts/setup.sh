@@ -6,7 +6,7 @@
 #   scripts/setup.sh                  install + demo
 #   scripts/setup.sh --dev --no-demo  editable install, no demo (scripts/test.sh, CI):
 #                                     the native module is built into fusefs/, so
-#                                     the source tree itself imports and runs
+#                                     the source tree itself imports and runs; and mypy
 set -euo pipefail
 demo=1; editable=""
 for arg in "$@"; do
@@ -36,6 +36,8 @@ command -v cargo >/dev/null || { echo "setup: Rust (cargo) is required: https://
 # pyfuse3: the releases fusefs.requestloop was verified on (its VERIFIED_PYFUSE3).
 python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore "maturin>=1.5,<2" pytest cryptography zstandard click trio "pyfuse3>=3.5,<3.6"
 python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore --no-build-isolation $editable .
+# --dev: mypy too, whose stubtest (tests/test_stub.py) holds fusefs/_native.pyi to the module.
+[ -z "$editable" ] || python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore mypy
 
 [ "$demo" = 1 ] || exit 0
 

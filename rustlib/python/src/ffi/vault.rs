@@ -483,12 +483,13 @@ impl PyVault {
         slf
     }
 
+    #[pyo3(signature = (_exc_type, _exc_value, _traceback, /))]
     fn __exit__(
         &self,
         py: Python<'_>,
-        _t: Py<PyAny>,
-        _v: Py<PyAny>,
-        _tb: Py<PyAny>,
+        _exc_type: Py<PyAny>,
+        _exc_value: Py<PyAny>,
+        _traceback: Py<PyAny>,
     ) -> BindingResult<bool> {
         self.close(py)?;
         Ok(false)
