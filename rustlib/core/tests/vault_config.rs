@@ -9,9 +9,10 @@ use crypto_core::crypto::vault_keys::subkey;
 use crypto_core::storage::RealFs;
 use crypto_core::types::{Argon2Params, Cipher};
 use crypto_core::vault::config::{
-    parse_master_key, print_master_key, Credential, KdfCosts, VaultConfig, VaultOptions,
-    CONFIG_FILE, DEFAULT_VAULT_ARGON2,
+    parse_master_key, print_master_key, VaultConfig, VaultOptions, CONFIG_FILE,
+    DEFAULT_VAULT_ARGON2,
 };
+use crypto_core::vault::{Credential, KdfCosts};
 use crypto_core::{Error, ErrorClass};
 use proptest::prelude::*;
 use serde_json::{json, Value};

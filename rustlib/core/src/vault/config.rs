@@ -50,22 +50,6 @@ mod info {
     pub const MASTER_KEY_CHECK: &[u8] = b"fusefs/vault/master-key-check";
 }
 
-/// What proves the right to change a vault's password.
-#[derive(Clone, Copy)]
-pub enum Credential<'a> {
-    /// The current password.
-    Password(&'a [u8]),
-    /// The master key as [`print_master_key`] prints it (the password is lost).
-    MasterKey(&'a str),
-}
-
-/// Argon2id costs for a new password; `None` keeps the current value.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct KdfCosts {
-    pub m_kib: Option<u32>,
-    pub t: Option<u32>,
-}
-
 /// What a new vault is made with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VaultOptions {
@@ -563,32 +547,6 @@ impl VaultConfig {
             ));
         }
         Ok(())
-    }
-
-    /// Change the password (`fusefs passwd`): unlock with `credential`,
-    /// then [`VaultConfig::set_password`] with `new_password` and the
-    /// Argon2id costs `costs` (those unset, and the lanes, as they are now).
-    /// A wrong credential changes nothing: [`Error::WrongPassword`],
-    /// [`Error::WrongMasterKey`], or [`Error::InvalidParams`] for a printed
-    /// key that is not one.
-    pub fn change_password(
-        &mut self,
-        fs: &dyn FileSystem,
-        dir: &Path,
-        credential: Credential<'_>,
-        new_password: &[u8],
-        costs: KdfCosts,
-    ) -> Result<()> {
-        let master = match credential {
-            Credential::Password(password) => self.unlock(password)?,
-            Credential::MasterKey(printed) => self.unlock_with_master_key(printed)?,
-        };
-        let kdf = Argon2Params {
-            m_kib: costs.m_kib.unwrap_or(self.kdf.m_kib),
-            t: costs.t.unwrap_or(self.kdf.t),
-            p: self.kdf.p,
-        };
-        self.set_password(fs, dir, &master, new_password, kdf)
     }
 
     /// Re-seal the master key under `new_password` (fresh salt and nonce,

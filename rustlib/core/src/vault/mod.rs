@@ -21,7 +21,8 @@
 //! * [`data`]: read, write, truncate, fsync, over the pure segment
 //!   arithmetic of [`segments`] and the decrypted-segment [`cache`];
 //! * [`compaction`]: log and pack compaction and one scheduler cycle;
-//! * [`telemetry`]: usage and live counters.
+//! * [`telemetry`]: usage and live counters;
+//! * [`passwd`]: changing the password (the config only).
 //!
 //! # Locks
 //!
@@ -53,11 +54,13 @@ pub mod data;
 pub mod engine;
 pub mod namespace;
 pub mod open;
+pub mod passwd;
 pub mod segments;
 pub mod telemetry;
 
 pub use crate::metadata::{AttrChange, InodeKind, Timespec};
 pub use compaction::{CompactionAction, CompactionReport, CompactionStats, PackCompactionReport};
-pub use config::{Credential, KdfCosts, VaultConfig, VaultOptions};
+pub use config::{VaultConfig, VaultOptions};
 pub use engine::{Attr, DirEntry, EngineOptions, RenameFlags, Vault, ROOT};
 pub use open::LOCK_FILE;
+pub use passwd::{Credential, KdfCosts};

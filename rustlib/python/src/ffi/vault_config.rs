@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use crypto_core::storage::RealFs;
-use crypto_core::vault::config::{Credential, KdfCosts, VaultConfig};
+use crypto_core::vault::{Credential, KdfCosts, VaultConfig};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
