@@ -1,10 +1,20 @@
 //! `fusefs.conf`: the vault's parameters and its master key sealed under the password.
 //!
 //! The layout is in the doc comment of [`VaultConfig`] and FORMAT.md §6.
+//! This module reads, writes and checks the file; [`seal`] derives the
+//! password's keys and seals, unlocks and prints the master key; [`text`]
+//! holds the strict hex and RFC 3339 forms its fields are written in.
+
+mod seal;
+mod text;
+
+use seal::master_key_check;
+pub use seal::{parse_master_key, print_master_key};
+use text::{check_created, hex, hex_array, rfc3339_utc};
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, Zeroizing};
@@ -213,34 +223,6 @@ struct SealedJson {
     ciphertext: String,
 }
 
-/// The keys derived from the password: the check value and the sealing key.
-struct PasswordKeys {
-    check: [u8; KEY_CHECK_LEN],
-    seal: AeadKey,
-}
-
-fn password_keys(
-    password: &[u8],
-    salt: &[u8; SALT_LEN],
-    kdf_params: Argon2Params,
-    cipher: Cipher,
-) -> Result<PasswordKeys> {
-    let p = kdf::argon2id(password, salt, kdf_params)?;
-    let mut check = [0u8; KEY_CHECK_LEN];
-    kdf::hkdf_into(&p, salt, info::PASSWORD_CHECK, &mut check);
-    let seal_key = kdf::subkey(&p, salt, info::MASTER_KEY_SEAL);
-    Ok(PasswordKeys {
-        check,
-        seal: AeadKey::new(cipher, &seal_key),
-    })
-}
-
-fn master_key_check(master: &SecretKey) -> [u8; KEY_CHECK_LEN] {
-    let mut check = [0u8; KEY_CHECK_LEN];
-    kdf::hkdf_into(master, &[], info::MASTER_KEY_CHECK, &mut check);
-    check
-}
-
 impl VaultConfig {
     /// `dir/fusefs.conf`.
     pub fn path(dir: &Path) -> PathBuf {
@@ -437,139 +419,6 @@ impl VaultConfig {
         s
     }
 
-    /// B: the security-relevant parameters, byte by byte (see the struct docs).
-    fn binding(&self) -> Vec<u8> {
-        let mut b = Vec::with_capacity(128);
-        b.extend_from_slice(BINDING_DOMAIN);
-        b.extend_from_slice(&CONFIG_VERSION.to_le_bytes());
-        b.extend_from_slice(&self.vault_id);
-        b.push(self.cipher.id());
-        b.extend_from_slice(&self.segment_size.to_le_bytes());
-        match self.compression {
-            None => b.extend_from_slice(&[0, 0]),
-            // The level is 1..=22 (checked on parse and create).
-            Some(level) => b.extend_from_slice(&[1, level as u8]),
-        }
-        put_str(&mut b, &self.created);
-        b.extend_from_slice(&(self.features.len() as u32).to_le_bytes());
-        for f in &self.features {
-            put_str(&mut b, f);
-        }
-        b
-    }
-
-    /// B ‖ K: the AAD of the sealed master key.
-    fn seal_aad(&self) -> Vec<u8> {
-        let mut aad = self.binding();
-        aad.extend_from_slice(&self.kdf.m_kib.to_le_bytes());
-        aad.extend_from_slice(&self.kdf.t.to_le_bytes());
-        aad.extend_from_slice(&self.kdf.p.to_le_bytes());
-        aad.extend_from_slice(&self.salt);
-        aad
-    }
-
-    fn mac(&self, master: &SecretKey) -> [u8; MAC_LEN] {
-        let key = subkey(master, purpose::CONFIG_MAC, &self.vault_id);
-        crate::crypto::hmac_sha256(&key, &self.binding())
-    }
-
-    /// Seal `master` under `password` with a fresh salt and nonce.
-    fn seal(
-        &mut self,
-        master: &SecretKey,
-        password: &[u8],
-        kdf_params: Argon2Params,
-    ) -> Result<()> {
-        kdf_params.validate()?;
-        self.kdf = kdf_params;
-        self.salt = random::bytes()?;
-        self.nonce = random::bytes()?;
-        let keys = password_keys(password, &self.salt, self.kdf, self.cipher)?;
-        self.password_check = keys.check;
-        let mut buf = Zeroizing::new([0u8; SEALED_LEN]);
-        buf[..KEY_LEN].copy_from_slice(master.as_bytes());
-        let tag = keys
-            .seal
-            .seal(&self.nonce, &self.seal_aad(), &mut buf[..KEY_LEN]);
-        buf[KEY_LEN..].copy_from_slice(&tag);
-        self.sealed_master_key = *buf;
-        Ok(())
-    }
-
-    /// Unlock with the password: derive the password key, compare the
-    /// password check (mismatch: [`Error::WrongPassword`]), open the sealed
-    /// master key (fails: [`Error::ConfigTampered`]), then verify the master
-    /// key check and the config MAC.
-    pub fn unlock(&self, password: &[u8]) -> Result<SecretKey> {
-        let keys = password_keys(password, &self.salt, self.kdf, self.cipher)?;
-        if !ct_eq(&keys.check, &self.password_check) {
-            return Err(Error::WrongPassword);
-        }
-        let mut buf = Zeroizing::new(self.sealed_master_key);
-        keys.seal
-            .open(&self.nonce, &self.seal_aad(), &mut buf[..])
-            .map_err(|_| {
-                Error::ConfigTampered(
-                    "the sealed master key does not open with these fields".into(),
-                )
-            })?;
-        let mut bytes = [0u8; KEY_LEN];
-        bytes.copy_from_slice(&buf[..KEY_LEN]);
-        let master = SecretKey::from_bytes(bytes);
-        bytes.zeroize();
-        self.verify_master_key(&master).map_err(|e| match e {
-            Error::WrongMasterKey => {
-                Error::ConfigTampered("master_key_check does not match the master key".into())
-            }
-            e => e,
-        })?;
-        Ok(master)
-    }
-
-    /// Unlock with the master key as [`print_master_key`] prints it (dashes,
-    /// whitespace and case do not matter).
-    pub fn unlock_with_master_key(&self, printed: &str) -> Result<SecretKey> {
-        let master = parse_master_key(printed)?;
-        self.verify_master_key(&master)?;
-        Ok(master)
-    }
-
-    /// Check that `master` is this vault's master key
-    /// ([`Error::WrongMasterKey`]) and that the config binding is intact
-    /// ([`Error::ConfigTampered`]).
-    pub fn verify_master_key(&self, master: &SecretKey) -> Result<()> {
-        if !ct_eq(&master_key_check(master), &self.master_key_check) {
-            return Err(Error::WrongMasterKey);
-        }
-        if !ct_eq(&self.mac(master), &self.config_mac) {
-            return Err(Error::ConfigTampered(
-                "config_mac does not match the vault's parameters".into(),
-            ));
-        }
-        Ok(())
-    }
-
-    /// Re-seal the master key under `new_password` (fresh salt and nonce,
-    /// Argon2id costs `kdf_params`) and replace `dir/fusefs.conf` atomically:
-    /// temporary file, fsync, rename, fsync the directory. Nothing else in
-    /// the config changes. `master` must be this vault's master key (e.g.
-    /// from [`VaultConfig::unlock_with_master_key`] when the password is lost).
-    pub fn set_password(
-        &mut self,
-        fs: &dyn FileSystem,
-        dir: &Path,
-        master: &SecretKey,
-        new_password: &[u8],
-        kdf_params: Argon2Params,
-    ) -> Result<()> {
-        self.verify_master_key(master)?;
-        let mut next = self.clone();
-        next.seal(master, new_password, kdf_params)?;
-        write_durably(fs, &Self::path(dir), next.encode().as_bytes())?;
-        *self = next;
-        Ok(())
-    }
-
     pub fn version(&self) -> u32 {
         CONFIG_VERSION
     }
@@ -598,132 +447,6 @@ impl VaultConfig {
     }
 }
 
-/// The master key for a user to write down: 64 lowercase hex digits in 8
-/// dash-separated groups of 8 (`a1b2c3d4-…`).
-pub fn print_master_key(master: &SecretKey) -> Zeroizing<String> {
-    let digits = Zeroizing::new(hex(master.as_bytes()));
-    let mut s = Zeroizing::new(String::with_capacity(71));
-    for (i, group) in digits.as_bytes().chunks(8).enumerate() {
-        if i > 0 {
-            s.push('-');
-        }
-        s.push_str(std::str::from_utf8(group).expect("hex is ASCII"));
-    }
-    s
-}
-
-/// Read a printed master key: 64 hex digits in any case; dashes and
-/// whitespace anywhere are ignored.
-pub fn parse_master_key(printed: &str) -> Result<SecretKey> {
-    let mut digits = Zeroizing::new(Vec::with_capacity(64));
-    for c in printed.chars() {
-        if c == '-' || c.is_whitespace() {
-            continue;
-        }
-        let Some(d) = c.to_digit(16) else {
-            return Err(Error::InvalidParams(format!(
-                "a master key is 64 hex digits; {c:?} is not one"
-            )));
-        };
-        digits.push(d as u8);
-    }
-    if digits.len() != 2 * KEY_LEN {
-        return Err(Error::InvalidParams(format!(
-            "a master key is 64 hex digits, got {}",
-            digits.len()
-        )));
-    }
-    let mut bytes = [0u8; KEY_LEN];
-    for (b, pair) in bytes.iter_mut().zip(digits.chunks(2)) {
-        *b = pair[0] << 4 | pair[1];
-    }
-    let key = SecretKey::from_bytes(bytes);
-    bytes.zeroize();
-    Ok(key)
-}
-
-fn put_str(b: &mut Vec<u8>, s: &str) {
-    b.extend_from_slice(&(s.len() as u32).to_le_bytes());
-    b.extend_from_slice(s.as_bytes());
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(2 * bytes.len());
-    for &b in bytes {
-        s.push(DIGITS[usize::from(b >> 4)] as char);
-        s.push(DIGITS[usize::from(b & 15)] as char);
-    }
-    s
-}
-
-/// Exactly `2 N` lowercase hex digits.
-fn hex_array<const N: usize>(field: &str, s: &str) -> std::result::Result<[u8; N], String> {
-    let bad = || format!("{field} is not {} lowercase hex digits", 2 * N);
-    let digit = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    };
-    if s.len() != 2 * N {
-        return Err(bad());
-    }
-    let mut out = [0u8; N];
-    for (o, pair) in out.iter_mut().zip(s.as_bytes().chunks(2)) {
-        *o = digit(pair[0]).ok_or_else(bad)? << 4 | digit(pair[1]).ok_or_else(bad)?;
-    }
-    Ok(out)
-}
-
-/// `YYYY-MM-DDTHH:MM:SSZ` for a time (the epoch for a time before it).
-fn rfc3339_utc(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
-}
-
-/// The exact form [`rfc3339_utc`] writes, with fields in range.
-fn check_created(s: &str) -> std::result::Result<(), String> {
-    let b = s.as_bytes();
-    let shape_ok = b.len() == 20
-        && b.iter().enumerate().all(|(i, &c)| match i {
-            4 | 7 => c == b'-',
-            10 => c == b'T',
-            13 | 16 => c == b':',
-            19 => c == b'Z',
-            _ => c.is_ascii_digit(),
-        });
-    let num = |r: std::ops::Range<usize>| s[r].parse::<u32>().unwrap_or(u32::MAX);
-    let ok = shape_ok
-        && (1..=12).contains(&num(5..7))
-        && (1..=31).contains(&num(8..10))
-        && num(11..13) < 24
-        && num(14..16) < 60
-        && num(17..19) < 61;
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "created {s:?} is not an RFC 3339 UTC time (YYYY-MM-DDTHH:MM:SSZ)"
-        ))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -748,94 +471,6 @@ mod tests {
         assert_eq!(parsed, c);
         assert_eq!(parsed.unlock(b"pw").unwrap().as_bytes(), master.as_bytes());
         assert!(matches!(parsed.unlock(b"px"), Err(Error::WrongPassword)));
-    }
-
-    #[test]
-    fn binding_layout() {
-        let (mut c, _) = VaultConfig::generate(b"pw", &options()).unwrap();
-        c.compression = Some(3);
-        c.created = "2024-02-29T23:59:59Z".into();
-        let b = c.binding();
-        assert_eq!(&b[0..19], b"fusefs/vault/config");
-        assert_eq!(&b[19..23], &[1, 0, 0, 0]);
-        assert_eq!(&b[23..39], &c.vault_id);
-        assert_eq!(b[39], 1);
-        assert_eq!(&b[40..44], &(64u32 << 10).to_le_bytes());
-        assert_eq!(&b[44..46], &[1, 3]);
-        assert_eq!(&b[46..50], &[20, 0, 0, 0]);
-        assert_eq!(&b[50..70], b"2024-02-29T23:59:59Z");
-        assert_eq!(&b[70..74], &[0, 0, 0, 0]);
-        assert_eq!(b.len(), 74);
-        let aad = c.seal_aad();
-        assert_eq!(&aad[..74], &b[..]);
-        assert_eq!(&aad[74..86], &[64, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0]);
-        assert_eq!(&aad[86..], &c.salt);
-    }
-
-    #[test]
-    fn rfc3339_known_dates() {
-        let at = |s: u64| rfc3339_utc(UNIX_EPOCH + std::time::Duration::from_secs(s));
-        assert_eq!(at(0), "1970-01-01T00:00:00Z");
-        assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(at(1_709_251_199), "2024-02-29T23:59:59Z");
-        assert_eq!(at(4_107_542_400), "2100-03-01T00:00:00Z");
-        assert_eq!(at(253_402_300_799), "9999-12-31T23:59:59Z");
-        for s in [0, 951_782_400, 1_709_251_199, 253_402_300_799] {
-            check_created(&at(s)).unwrap();
-        }
-        for bad in [
-            "",
-            "2024-02-29 23:59:59Z",
-            "2024-13-01T00:00:00Z",
-            "2024-00-01T00:00:00Z",
-            "2024-01-01T24:00:00Z",
-            "2024-01-01T00:00:00+00:00",
-            "2024-01-01T00:00:00.5Z",
-            "२०२४-01-01T00:00:00Z",
-        ] {
-            assert!(check_created(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn hex_strict() {
-        assert_eq!(hex(&[0x01, 0xab, 0xff]), "01abff");
-        assert_eq!(hex_array::<3>("f", "01abff").unwrap(), [0x01, 0xab, 0xff]);
-        for bad in ["01ABff", "01abf", "01abfff", "01abgf", "01ab é"] {
-            assert!(hex_array::<3>("f", bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn printed_master_key_forms() {
-        let mut bytes = [0u8; 32];
-        for (i, b) in bytes.iter_mut().enumerate() {
-            *b = (i as u8).wrapping_mul(37) ^ 0xa5;
-        }
-        let k = SecretKey::from_bytes(bytes);
-        let printed = print_master_key(&k);
-        assert_eq!(printed.len(), 71);
-        assert_eq!(printed.split('-').count(), 8);
-        assert!(printed.split('-').all(|g| g.len() == 8));
-        assert_eq!(&printed[..8], &hex(&bytes[..4]));
-        for form in [
-            printed.to_string(),
-            printed.replace('-', ""),
-            printed.to_uppercase(),
-            format!("  {}\n", printed.replace('-', " ")),
-        ] {
-            assert_eq!(
-                parse_master_key(&form).unwrap().as_bytes(),
-                &bytes,
-                "{form}"
-            );
-        }
-        for bad in ["", "xyz", &printed[..70], &format!("{}0", &*printed)] {
-            assert!(matches!(
-                parse_master_key(bad),
-                Err(Error::InvalidParams(_))
-            ));
-        }
     }
 
     /// Config rewrites go through the storage trait, so a crash can be put
