@@ -41,6 +41,7 @@ pub mod packs;
 pub mod pipeline;
 pub mod recovery;
 pub mod scheduler;
+pub mod sealed;
 pub mod snapshot;
 pub mod storage;
 pub mod stream_io;

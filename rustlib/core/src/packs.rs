@@ -44,12 +44,15 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::compression::{compress_segment, decompress_segment};
-use crate::constants::{MAX_VAULT_SEGMENT_SIZE, NONCE_LEN, TAG_LEN};
+use crate::constants::{MAX_VAULT_SEGMENT_SIZE, NONCE_LEN};
 use crate::crypto::aead::AeadKey;
 use crate::crypto::random;
 use crate::error::{io_at, Error, Result};
 use crate::metadata::SegmentRef;
+use crate::sealed::{
+    self, DecodeError, Encoded, OpenError, Plaintext, BODY_OFFSET, ENCODING_RAW, ENCODING_ZSTD,
+    PAYLOAD_OVERHEAD,
+};
 use crate::storage::{FileSystem, StorageFile};
 use crate::types::Cipher;
 
@@ -57,15 +60,12 @@ pub const PACK_MAGIC: &[u8; 8] = b"fusefspk";
 pub const PACK_VERSION: u8 = 1;
 pub const PACK_HEADER_LEN: usize = 64;
 /// Bytes a frame adds to its body: nonce, encoding byte, tag.
-pub const FRAME_OVERHEAD: usize = NONCE_LEN + 1 + TAG_LEN;
+pub const FRAME_OVERHEAD: usize = NONCE_LEN + PAYLOAD_OVERHEAD;
 /// Length of a frame's AAD.
 pub const FRAME_AAD_LEN: usize = 16 + 16 + 8 + 8 + 4;
 /// Largest plaintext of one segment (the largest vault segment size).
 pub const MAX_PLAIN_LEN: usize = MAX_VAULT_SEGMENT_SIZE as usize;
 pub const DEFAULT_PACK_SIZE_LIMIT: u64 = 64 << 20;
-/// Frame encodings (the first sealed byte).
-pub const ENCODING_RAW: u8 = 0;
-pub const ENCODING_ZSTD: u8 = 1;
 
 /// Below this many plaintext bytes in one call, sealing stays on the calling
 /// thread. Measured with `examples/pack_bench.rs` on /dev/shm (2 cores):
@@ -180,12 +180,14 @@ fn seal_frame(
     frame: &mut [u8],
 ) {
     debug_assert_eq!(frame.len(), body.len() + FRAME_OVERHEAD);
-    let end = NONCE_LEN + 1 + body.len();
     frame[..NONCE_LEN].copy_from_slice(nonce);
-    frame[NONCE_LEN] = encoding;
-    frame[NONCE_LEN + 1..end].copy_from_slice(body);
-    let tag = key.seal(nonce, aad, &mut frame[NONCE_LEN..end]);
-    frame[end..].copy_from_slice(&tag);
+    let at = NONCE_LEN + BODY_OFFSET;
+    frame[at..at + body.len()].copy_from_slice(body);
+    let body = Encoded {
+        encoding,
+        body_len: body.len(),
+    };
+    sealed::seal_in_place(key, nonce, aad, body, frame, NONCE_LEN);
 }
 
 /// Open a frame read from `r.pack` at `r.offset`; returns the plaintext.
@@ -205,37 +207,38 @@ fn open_frame(
     let mut nonce = [0u8; NONCE_LEN];
     nonce.copy_from_slice(&frame[..NONCE_LEN]);
     let aad = frame_aad(vault_id, file_id, index, r.generation, r.plain_len);
-    let n = key
-        .open(&nonce, &aad, &mut frame[NONCE_LEN..])
-        .map_err(|_| {
-            corrupt(
+    let end = frame.len();
+    let opened = sealed::open_in_place(key, &nonce, &aad, &mut frame, NONCE_LEN..end).map_err(
+        |e| match e {
+            OpenError::Auth => corrupt(
                 "frame failed authentication (damaged, or not this version of this file's segment)",
-            )
-        })?;
-    if n == 0 {
-        return Err(corrupt("frame has no encoding byte"));
-    }
+            ),
+            OpenError::Empty => corrupt("frame has no encoding byte"),
+        },
+    )?;
     let plain = r.plain_len as usize;
-    let body = NONCE_LEN + 1..NONCE_LEN + n;
-    match frame[NONCE_LEN] {
-        ENCODING_RAW => {
+    match sealed::decode(&frame, &opened, plain, true) {
+        Ok(Plaintext::InPlace(body)) => {
             if body.len() != plain {
                 return Err(corrupt("raw frame of the wrong length"));
             }
+            // The one copy: callers own their segment, at offset 0.
             frame.copy_within(body, 0);
             frame.truncate(plain);
             Ok(frame)
         }
-        ENCODING_ZSTD => {
-            let mut out = Vec::new();
-            decompress_segment(&frame[body], plain, &mut out)
-                .map_err(|e| corrupt(&e.to_string()))?;
+        Ok(Plaintext::Decoded(out)) => {
             if out.len() != plain {
                 return Err(corrupt("compressed frame of the wrong length"));
             }
             Ok(out)
         }
-        e => Err(corrupt(&format!("unknown frame encoding {e}"))),
+        Err(DecodeError::Zstd(e)) => Err(corrupt(&e.to_string())),
+        // (Packs allow zstd: it is never refused as such.)
+        Err(DecodeError::Unknown(_) | DecodeError::ZstdNotAllowed) => Err(corrupt(&format!(
+            "unknown frame encoding {}",
+            opened.encoding
+        ))),
     }
 }
 
@@ -407,11 +410,7 @@ impl PackStore {
             segments.iter().map(|s| (s.2, None)).collect();
         if let Some(level) = self.opts.compression {
             par_for_each(threads, &mut compressed, |(plain, out)| {
-                let mut scratch = Vec::new();
-                if let Some(len) = compress_segment(plain, level, &mut scratch)? {
-                    scratch.truncate(len);
-                    *out = Some(scratch);
-                }
+                *out = sealed::compress_body(plain, level)?;
                 Ok(())
             })?;
         }

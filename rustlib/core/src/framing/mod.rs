@@ -7,12 +7,13 @@
 //!  20   8 segment index (u64 LE); the trailer carries the data-frame count
 //!  28   1 kind: 0 data, 1 final data, 2 trailer
 //!  29  12 nonce
-//!  41   P sealed payload
+//!  41   P sealed payload (crate::sealed): AEAD(encoding ‖ body) ‖ tag
 //! AAD = header MAC (32) ‖ bytes 0..29
 //! ```
 
 use crate::constants::*;
 use crate::error::{Error, Result};
+use crate::sealed::PAYLOAD_OVERHEAD;
 
 /// What a frame carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,10 +33,6 @@ impl FrameKind {
     }
 }
 
-/// Encoding byte at the start of a data frame's sealed plaintext.
-pub const ENCODING_RAW: u8 = 0;
-pub const ENCODING_ZSTD: u8 = 1;
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FrameHeader {
     pub sealed_len: u32,
@@ -47,7 +44,7 @@ pub struct FrameHeader {
 
 /// Largest sealed payload of a data frame: encoding byte + segment + tag.
 pub fn max_sealed_len(segment_size: u32) -> u32 {
-    segment_size + 1 + TAG_LEN as u32
+    segment_size + PAYLOAD_OVERHEAD as u32
 }
 
 /// Sealed payload length of the trailer.
@@ -90,7 +87,7 @@ impl FrameHeader {
         };
         let ok = match kind {
             FrameKind::Trailer => sealed_len == TRAILER_SEALED_LEN,
-            _ => (1 + TAG_LEN as u32..=max_sealed_len(segment_size)).contains(&sealed_len),
+            _ => (PAYLOAD_OVERHEAD as u32..=max_sealed_len(segment_size)).contains(&sealed_len),
         };
         if !ok {
             return Err(Error::InvalidFrame {

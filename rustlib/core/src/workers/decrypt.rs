@@ -1,13 +1,14 @@
-//! `DecryptSegmentWorker`: open one v2 frame and decode its segment.
+//! `DecryptSegmentWorker`: open one v2 stream frame and decode its segment,
+//! in the buffer it was read into ([`crate::sealed`] opens the payload).
 
 use std::time::Instant;
 
-use crate::compression::decompress_segment;
 use crate::constants::*;
 use crate::crypto::aead::AeadKey;
 use crate::crypto::digest::StreamDigest;
 use crate::error::{Error, Result};
-use crate::framing::{frame_aad, FrameHeader, FrameKind, ENCODING_RAW, ENCODING_ZSTD};
+use crate::framing::{frame_aad, FrameHeader, FrameKind};
+use crate::sealed::{self, DecodeError, OpenError, Plaintext, BODY_OFFSET, ENCODING_RAW};
 use crate::telemetry::{add_since, Telemetry};
 
 /// A frame read from the input, structurally checked, not yet opened.
@@ -60,34 +61,35 @@ impl DecryptSegmentWorker<'_> {
         let t0 = Instant::now();
         let aad = frame_aad(self.header_mac, &buf[..FRAME_HEADER_LEN]);
         let end = FRAME_HEADER_LEN + header.sealed_len as usize;
-        let n = self
-            .key
-            .open(&header.nonce, &aad, &mut buf[FRAME_HEADER_LEN..end])
-            .map_err(|_| Error::SegmentAuthFailed { index })?;
-        add_since(&self.telemetry.crypto_ns, t0);
         let invalid = |reason: String| Error::InvalidFrame { index, reason };
-        let encoding = buf[FRAME_HEADER_LEN];
-        let body = FRAME_HEADER_LEN + 1..FRAME_HEADER_LEN + n;
+        let opened = sealed::open_in_place(
+            self.key,
+            &header.nonce,
+            &aad,
+            &mut buf,
+            FRAME_HEADER_LEN..end,
+        )
+        .map_err(|e| match e {
+            OpenError::Auth => Error::SegmentAuthFailed { index },
+            OpenError::Empty => invalid("no encoding byte".into()),
+        })?;
+        add_since(&self.telemetry.crypto_ns, t0);
         let s = self.segment_size as usize;
-        let mut decoded = None;
-        let len = match encoding {
-            ENCODING_RAW => body.len(),
-            ENCODING_ZSTD if self.compression_allowed => {
-                let t0 = Instant::now();
-                let mut out = Vec::new();
-                decompress_segment(&buf[body.clone()], s, &mut out)
-                    .map_err(|e| invalid(e.to_string()))?;
+        let t0 = Instant::now();
+        let (start, len, decoded) = match sealed::decode(&buf, &opened, s, self.compression_allowed)
+        {
+            Ok(Plaintext::InPlace(body)) => (body.start, body.len(), None),
+            Ok(Plaintext::Decoded(out)) => {
                 add_since(&self.telemetry.compression_ns, t0);
-                let l = out.len();
-                decoded = Some(out);
-                l
+                (opened.body.start, out.len(), Some(out))
             }
-            ENCODING_ZSTD => {
+            Err(DecodeError::Zstd(e)) => return Err(invalid(e.to_string())),
+            Err(DecodeError::ZstdNotAllowed) => {
                 return Err(invalid(
                     "compressed segment in a stream without compression".into(),
                 ))
             }
-            e => return Err(invalid(format!("unknown encoding {e}"))),
+            Err(DecodeError::Unknown(e)) => return Err(invalid(format!("unknown encoding {e}"))),
         };
         let len_ok = match header.kind {
             FrameKind::Data => len == s,
@@ -99,7 +101,7 @@ impl DecryptSegmentWorker<'_> {
         }
         Ok(OpenedSegment {
             buf,
-            start: body.start,
+            start,
             len,
             decoded,
             digest_after,
@@ -123,23 +125,28 @@ pub fn open_trailer(
     mut buf: Vec<u8>,
 ) -> Result<Trailer> {
     let aad = frame_aad(header_mac, &buf[..FRAME_HEADER_LEN]);
-    let n = key
-        .open(&header.nonce, &aad, &mut buf[FRAME_HEADER_LEN..])
-        .map_err(|_| Error::SegmentAuthFailed {
+    let malformed = || Error::InvalidFrame {
+        index: header.index,
+        reason: "malformed trailer".into(),
+    };
+    let end = buf.len();
+    let opened = sealed::open_in_place(key, &header.nonce, &aad, &mut buf, FRAME_HEADER_LEN..end)
+        .map_err(|e| match e {
+        OpenError::Auth => Error::SegmentAuthFailed {
             index: header.index,
-        })?;
-    let p = &buf[FRAME_HEADER_LEN..FRAME_HEADER_LEN + n];
-    if n != TRAILER_PLAINTEXT_LEN || p[0] != ENCODING_RAW {
-        return Err(Error::InvalidFrame {
-            index: header.index,
-            reason: "malformed trailer".into(),
-        });
+        },
+        OpenError::Empty => malformed(),
+    })?;
+    if opened.body.len() != TRAILER_PLAINTEXT_LEN - BODY_OFFSET || opened.encoding != ENCODING_RAW {
+        return Err(malformed());
     }
+    // The body: digest (32) ‖ data frames (u64) ‖ plaintext bytes (u64).
+    let p = &buf[opened.body];
     let mut digest = [0u8; DIGEST_LEN];
-    digest.copy_from_slice(&p[1..33]);
+    digest.copy_from_slice(&p[..32]);
     Ok(Trailer {
         digest,
-        frames: u64::from_le_bytes(p[33..41].try_into().expect("8 bytes")),
-        plaintext_len: u64::from_le_bytes(p[41..49].try_into().expect("8 bytes")),
+        frames: u64::from_le_bytes(p[32..40].try_into().expect("8 bytes")),
+        plaintext_len: u64::from_le_bytes(p[40..48].try_into().expect("8 bytes")),
     })
 }

@@ -1,22 +1,23 @@
-//! `EncryptSegmentWorker`: compress (optionally) and seal one segment into a v2 frame.
+//! `EncryptSegmentWorker`: compress (optionally) and seal one segment into a
+//! v2 stream frame, in its work buffer ([`crate::sealed`] does the payload).
 
 use std::time::Instant;
 
-use crate::compression::compress_segment;
 use crate::constants::*;
 use crate::crypto::aead::AeadKey;
 use crate::crypto::random;
 use crate::error::Result;
-use crate::framing::{frame_aad, FrameHeader, FrameKind, ENCODING_RAW, ENCODING_ZSTD};
+use crate::framing::{frame_aad, FrameHeader, FrameKind};
+use crate::sealed::{self, Encoded, BODY_OFFSET, ENCODING_ZSTD};
 use crate::telemetry::{add_since, Telemetry};
 
 /// Offset of the segment data inside a work buffer: frame header, then the
 /// encoding byte, so the frame is built in place without copying.
-pub const DATA_OFFSET: usize = FRAME_HEADER_LEN + 1;
+pub const DATA_OFFSET: usize = FRAME_HEADER_LEN + BODY_OFFSET;
 
 /// Size of a work buffer for segment size `s`: header, encoding, data, tag.
 pub fn buffer_len(segment_size: u32) -> usize {
-    DATA_OFFSET + segment_size as usize + TAG_LEN
+    FRAME_HEADER_LEN + sealed::PAYLOAD_OVERHEAD + segment_size as usize
 }
 
 /// A segment read from the input, waiting to be sealed.
@@ -52,21 +53,19 @@ impl EncryptSegmentWorker<'_> {
             mut buf,
             len,
         } = seg;
-        let mut body_len = len;
-        let mut encoding = ENCODING_RAW;
-        if let Some(level) = self.compression {
-            let t0 = Instant::now();
-            if let Some(n) = compress_segment(&buf[DATA_OFFSET..DATA_OFFSET + len], level, scratch)?
-            {
-                buf[DATA_OFFSET..DATA_OFFSET + n].copy_from_slice(&scratch[..n]);
-                body_len = n;
-                encoding = ENCODING_ZSTD;
+        let body = match self.compression {
+            None => Encoded::raw(len),
+            Some(level) => {
+                let t0 = Instant::now();
+                let body =
+                    sealed::encode_in_place(&mut buf, FRAME_HEADER_LEN, len, level, scratch)?;
+                add_since(&self.telemetry.compression_ns, t0);
+                body
             }
-            add_since(&self.telemetry.compression_ns, t0);
-        }
+        };
         let t0 = Instant::now();
         let header = FrameHeader {
-            sealed_len: (1 + body_len + TAG_LEN) as u32,
+            sealed_len: body.sealed_len() as u32,
             stream_id: self.stream_id,
             index,
             kind: if is_final {
@@ -77,19 +76,21 @@ impl EncryptSegmentWorker<'_> {
             nonce: random::bytes()?,
         };
         header.encode_into(&mut buf[..FRAME_HEADER_LEN]);
-        buf[FRAME_HEADER_LEN] = encoding;
         let aad = frame_aad(self.header_mac, &buf[..FRAME_HEADER_LEN]);
-        let end = DATA_OFFSET + body_len;
-        let tag = self
-            .key
-            .seal(&header.nonce, &aad, &mut buf[FRAME_HEADER_LEN..end]);
-        buf[end..end + TAG_LEN].copy_from_slice(&tag);
+        sealed::seal_in_place(
+            self.key,
+            &header.nonce,
+            &aad,
+            body,
+            &mut buf,
+            FRAME_HEADER_LEN,
+        );
         add_since(&self.telemetry.crypto_ns, t0);
         Ok(SealedSegment {
             buf,
-            frame_len: end + TAG_LEN,
+            frame_len: FRAME_HEADER_LEN + body.sealed_len(),
             plain_len: len,
-            compressed: encoding == ENCODING_ZSTD,
+            compressed: body.encoding == ENCODING_ZSTD,
         })
     }
 }
@@ -110,13 +111,15 @@ pub fn seal_trailer(
         kind: FrameKind::Trailer,
         nonce: random::bytes()?,
     };
-    let mut buf = Vec::with_capacity(FRAME_HEADER_LEN + TRAILER_PLAINTEXT_LEN + TAG_LEN);
-    buf.extend_from_slice(&header.encode());
-    buf.push(ENCODING_RAW);
-    buf.extend_from_slice(digest);
-    buf.extend_from_slice(&frames.to_le_bytes());
-    buf.extend_from_slice(&plaintext_len.to_le_bytes());
+    let body = Encoded::raw(TRAILER_PLAINTEXT_LEN - BODY_OFFSET);
+    let mut buf = vec![0u8; FRAME_HEADER_LEN + body.sealed_len()];
+    header.encode_into(&mut buf[..FRAME_HEADER_LEN]);
+    let fields = FRAME_HEADER_LEN + BODY_OFFSET;
+    buf[fields..fields + DIGEST_LEN].copy_from_slice(digest);
+    buf[fields + DIGEST_LEN..fields + DIGEST_LEN + 8].copy_from_slice(&frames.to_le_bytes());
+    buf[fields + DIGEST_LEN + 8..fields + DIGEST_LEN + 16]
+        .copy_from_slice(&plaintext_len.to_le_bytes());
     let aad = frame_aad(header_mac, &buf[..FRAME_HEADER_LEN]);
-    key.seal_append(&header.nonce, &aad, &mut buf, FRAME_HEADER_LEN);
+    sealed::seal_in_place(key, &header.nonce, &aad, body, &mut buf, FRAME_HEADER_LEN);
     Ok(buf)
 }
