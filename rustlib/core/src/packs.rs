@@ -49,6 +49,7 @@ use crate::crypto::aead::AeadKey;
 use crate::crypto::random;
 use crate::error::{io_at, Error, Result};
 use crate::metadata::SegmentRef;
+use crate::pipeline::for_each_split;
 use crate::sealed::{
     self, DecodeError, Encoded, OpenError, Plaintext, BODY_OFFSET, ENCODING_RAW, ENCODING_ZSTD,
     PAYLOAD_OVERHEAD,
@@ -253,37 +254,6 @@ fn threads_for(n: usize, bytes: usize) -> usize {
         .min(MAX_THREADS)
 }
 
-/// Run `f` on every item, split over `threads` threads (the caller's thread
-/// being one of them). Returns the first error in item order.
-fn par_for_each<T: Send>(
-    threads: usize,
-    items: &mut [T],
-    f: impl Fn(&mut T) -> Result<()> + Sync,
-) -> Result<()> {
-    if threads <= 1 || items.len() < 2 {
-        return items.iter_mut().try_for_each(&f);
-    }
-    let chunk = items.len().div_ceil(threads);
-    let f = &f;
-    std::thread::scope(|s| {
-        let mut chunks = items.chunks_mut(chunk);
-        let mine = chunks.next().expect("at least one item");
-        let others: Vec<_> = chunks
-            .map(|c| s.spawn(move || c.iter_mut().try_for_each(f)))
-            .collect();
-        let mut result = mine.iter_mut().try_for_each(f);
-        for h in others {
-            let r = h
-                .join()
-                .unwrap_or_else(|_| Err(Error::Internal("a sealing thread panicked".into())));
-            if result.is_ok() {
-                result = r;
-            }
-        }
-        result
-    })
-}
-
 struct Active {
     number: u64,
     file: Arc<dyn StorageFile>,
@@ -409,7 +379,7 @@ impl PackStore {
         let mut compressed: Vec<(&[u8], Option<Vec<u8>>)> =
             segments.iter().map(|s| (s.2, None)).collect();
         if let Some(level) = self.opts.compression {
-            par_for_each(threads, &mut compressed, |(plain, out)| {
+            for_each_split(threads, &mut compressed, |(plain, out)| {
                 *out = sealed::compress_body(plain, level)?;
                 Ok(())
             })?;
@@ -450,7 +420,7 @@ impl PackStore {
                 body,
             });
         }
-        par_for_each(threads, &mut jobs, |j| {
+        for_each_split(threads, &mut jobs, |j| {
             seal_frame(key, &j.nonce, &j.aad, j.encoding, j.body, j.frame);
             Ok(())
         })?;
@@ -685,7 +655,7 @@ impl PackStore {
         let bytes = segments.iter().map(|(_, r)| r.plain_len as usize).sum();
         let mut jobs: Vec<(u64, SegmentRef, Vec<u8>)> =
             segments.iter().map(|&(i, r)| (i, r, Vec::new())).collect();
-        par_for_each(
+        for_each_split(
             threads_for(segments.len(), bytes),
             &mut jobs,
             |(i, r, out)| {

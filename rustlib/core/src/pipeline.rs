@@ -1,5 +1,11 @@
-//! The orchestrator of a parallel run: one producer thread, N worker threads,
-//! and an in-order consumer on the calling thread.
+//! The worker threads of the core's crypto, in one place:
+//!
+//! * [`run_ordered`], a stream run: one producer thread, N worker threads,
+//!   and an in-order consumer on the calling thread (stream v2, snapshots);
+//! * [`for_each_split`], a batch already in memory split over scoped
+//!   threads (packs sealing or opening one call's segments).
+//!
+//! A stream run:
 //!
 //! ```text
 //!            buffers (pool of `in_flight`)           results (any order)
@@ -189,6 +195,38 @@ where
     })
 }
 
+/// Run `f` on every item, split over `threads` threads (the calling thread
+/// being one of them): contiguous shares, one per thread. Returns the first
+/// error in item order. One thread, or fewer than two items, spawns nothing.
+pub fn for_each_split<T: Send>(
+    threads: usize,
+    items: &mut [T],
+    f: impl Fn(&mut T) -> Result<()> + Sync,
+) -> Result<()> {
+    if threads <= 1 || items.len() < 2 {
+        return items.iter_mut().try_for_each(&f);
+    }
+    let chunk = items.len().div_ceil(threads);
+    let f = &f;
+    std::thread::scope(|s| {
+        let mut chunks = items.chunks_mut(chunk);
+        let mine = chunks.next().expect("at least one item");
+        let others: Vec<_> = chunks
+            .map(|c| s.spawn(move || c.iter_mut().try_for_each(f)))
+            .collect();
+        let mut result = mine.iter_mut().try_for_each(f);
+        for h in others {
+            let r = h
+                .join()
+                .unwrap_or_else(|_| Err(Error::Internal("a sealing thread panicked".into())));
+            if result.is_ok() {
+                result = r;
+            }
+        }
+        result
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,6 +325,27 @@ mod tests {
         );
         assert!(matches!(r, Err(Error::TrailingData)));
         assert_eq!(seen, 10);
+    }
+
+    #[test]
+    fn for_each_split_covers_every_item_and_returns_the_first_error() {
+        for threads in [1, 2, 3, 8] {
+            let mut items: Vec<u64> = (0..10).collect();
+            for_each_split(threads, &mut items, |x| {
+                *x *= 2;
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(items, (0..10).map(|x| x * 2).collect::<Vec<_>>());
+            let r = for_each_split(threads, &mut items, |x| match *x {
+                8 | 16 => Err(Error::SegmentAuthFailed { index: *x }),
+                _ => Ok(()),
+            });
+            assert!(
+                matches!(r, Err(Error::SegmentAuthFailed { index: 8 })),
+                "{threads}"
+            );
+        }
     }
 
     #[test]
