@@ -304,7 +304,7 @@ impl Vault {
         }
         let batch: Vec<(u64, u64, &[u8])> =
             sealed.iter().map(|(k, g, p)| (*k, *g, &p[..])).collect();
-        // Sealed on this thread below 2 MiB (packs::PARALLEL_MIN_BYTES):
+        // Sealed on this thread below 2 MiB (packs::frame::PARALLEL_MIN_BYTES):
         // splitting a 1 MiB call over both cores of the reference VM, each
         // share sealed and appended by its own thread, measured slower
         // (0.8-1.0 against 0.9-1.35 GB/s, vault_bench, idle machine).

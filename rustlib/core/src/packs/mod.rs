@@ -1,21 +1,10 @@
 //! Pack files: file contents as sealed frames appended to files shared by
 //! many files (FORMAT.md §8).
 //!
-//! ```text
-//! packs/NNNNNNNNNNNNNNNN.pack  (16 lowercase hex digits, numbered from 1)
-//! pack  = header ‖ frame*          (frames of many files, interleaved)
-//! header (64 bytes):
-//!   0  8 magic "fusefspk"          8  1 version 1        9  3 reserved 0
-//!  12  4 header length = 64 (u32) 16 16 vault id
-//!  32  8 pack number (u64)        40 24 zero
-//! frame (stored_len = body + 29 bytes):
-//!   0 12 nonce (random, OS CSPRNG)
-//!  12  1+B sealed (encoding ‖ body): encoding 0 = raw, 1 = zstd
-//!  13+B 16 tag
-//! key  = subkey(master, "file", file id)         (the file's content key)
-//! AAD  = vault id (16) ‖ file id (16) ‖ segment index (u64) ‖
-//!        generation (u64) ‖ plaintext length (u32)      = 52 bytes
-//! ```
+//! * [`file`]: a pack's 64-byte header and its file name;
+//! * [`frame`]: pack frames, sealed and opened (the layout is there);
+//! * this module: [`PackStore`], which appends frames to packs, reads them
+//!   back, syncs, rotates and deletes packs.
 //!
 //! Nothing in a pack names a file, a segment index or a length in clear: the
 //! segment map in the (sealed) metadata says where each frame is
@@ -44,39 +33,23 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::constants::{MAX_VAULT_SEGMENT_SIZE, NONCE_LEN};
 use crate::crypto::aead::AeadKey;
-use crate::crypto::random;
 use crate::error::{io_at, Error, Result};
 use crate::metadata::SegmentRef;
 use crate::pipeline::for_each_split;
-use crate::sealed::{
-    self, DecodeError, Encoded, OpenError, Plaintext, BODY_OFFSET, ENCODING_RAW, ENCODING_ZSTD,
-    PAYLOAD_OVERHEAD,
-};
 use crate::storage::{FileSystem, StorageFile};
 use crate::types::Cipher;
 
-pub const PACK_MAGIC: &[u8; 8] = b"fusefspk";
-pub const PACK_VERSION: u8 = 1;
-pub const PACK_HEADER_LEN: usize = 64;
-/// Bytes a frame adds to its body: nonce, encoding byte, tag.
-pub const FRAME_OVERHEAD: usize = NONCE_LEN + PAYLOAD_OVERHEAD;
-/// Length of a frame's AAD.
-pub const FRAME_AAD_LEN: usize = 16 + 16 + 8 + 8 + 4;
-/// Largest plaintext of one segment (the largest vault segment size).
-pub const MAX_PLAIN_LEN: usize = MAX_VAULT_SEGMENT_SIZE as usize;
-pub const DEFAULT_PACK_SIZE_LIMIT: u64 = 64 << 20;
+pub mod file;
+pub mod frame;
 
-/// Below this many plaintext bytes in one call, sealing stays on the calling
-/// thread. Measured with `examples/pack_bench.rs` on /dev/shm (2 cores):
-/// 1 MiB calls write at 1.52 GB/s on one thread but 0.96-1.23 GB/s split over
-/// two (spawning costs more than it saves); 4 MiB calls read at 4.3 GB/s in
-/// parallel against 3.1 GB/s on one thread. Concurrent callers seal in
-/// parallel anyway: sealing happens outside the store's lock.
-const PARALLEL_MIN_BYTES: usize = 2 << 20;
-/// At most this many threads seal one call's segments.
-const MAX_THREADS: usize = 8;
+pub use file::{
+    pack_file_name, parse_pack_file_name, PackHeader, PACK_HEADER_LEN, PACK_MAGIC, PACK_VERSION,
+};
+pub use frame::{frame_aad, FRAME_AAD_LEN, FRAME_OVERHEAD, MAX_PLAIN_LEN};
+use frame::{open_frame, seal_frames, threads_for};
+
+pub const DEFAULT_PACK_SIZE_LIMIT: u64 = 64 << 20;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PackOptions {
@@ -93,165 +66,6 @@ impl Default for PackOptions {
             compression: None,
         }
     }
-}
-
-pub fn pack_file_name(number: u64) -> String {
-    format!("{number:016x}.pack")
-}
-
-/// The number of a pack file name (`NNNNNNNNNNNNNNNN.pack`, lowercase hex).
-pub fn parse_pack_file_name(name: &str) -> Option<u64> {
-    let hex = name.strip_suffix(".pack")?;
-    if hex.len() != 16 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-        return None;
-    }
-    u64::from_str_radix(hex, 16).ok().filter(|&n| n > 0)
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PackHeader {
-    pub vault_id: [u8; 16],
-    pub number: u64,
-}
-
-impl PackHeader {
-    pub fn encode(&self) -> [u8; PACK_HEADER_LEN] {
-        let mut b = [0u8; PACK_HEADER_LEN];
-        b[0..8].copy_from_slice(PACK_MAGIC);
-        b[8] = PACK_VERSION;
-        b[12..16].copy_from_slice(&(PACK_HEADER_LEN as u32).to_le_bytes());
-        b[16..32].copy_from_slice(&self.vault_id);
-        b[32..40].copy_from_slice(&self.number.to_le_bytes());
-        b
-    }
-
-    /// Decode a header; the error is a reason for `PackCorrupt`.
-    pub fn decode(b: &[u8]) -> std::result::Result<PackHeader, String> {
-        if b.len() < PACK_HEADER_LEN {
-            return Err(format!(
-                "header truncated ({} of {PACK_HEADER_LEN} bytes)",
-                b.len()
-            ));
-        }
-        if &b[0..8] != PACK_MAGIC {
-            return Err("not a pack (bad magic)".into());
-        }
-        if b[8] != PACK_VERSION {
-            return Err(format!("unsupported pack version {}", b[8]));
-        }
-        if b[9..12] != [0, 0, 0]
-            || u32::from_le_bytes(b[12..16].try_into().expect("4")) != PACK_HEADER_LEN as u32
-            || b[40..64].iter().any(|&x| x != 0)
-        {
-            return Err("unknown header layout".into());
-        }
-        let mut vault_id = [0u8; 16];
-        vault_id.copy_from_slice(&b[16..32]);
-        Ok(PackHeader {
-            vault_id,
-            number: u64::from_le_bytes(b[32..40].try_into().expect("8")),
-        })
-    }
-}
-
-/// AAD of a frame: vault id ‖ file id ‖ index ‖ generation ‖ plaintext length.
-pub fn frame_aad(
-    vault_id: &[u8; 16],
-    file_id: &[u8; 16],
-    index: u64,
-    generation: u64,
-    plain_len: u32,
-) -> [u8; FRAME_AAD_LEN] {
-    let mut a = [0u8; FRAME_AAD_LEN];
-    a[0..16].copy_from_slice(vault_id);
-    a[16..32].copy_from_slice(file_id);
-    a[32..40].copy_from_slice(&index.to_le_bytes());
-    a[40..48].copy_from_slice(&generation.to_le_bytes());
-    a[48..52].copy_from_slice(&plain_len.to_le_bytes());
-    a
-}
-
-/// Seal one frame into `frame` (exactly `body.len() + FRAME_OVERHEAD` bytes).
-fn seal_frame(
-    key: &AeadKey,
-    nonce: &[u8; NONCE_LEN],
-    aad: &[u8],
-    encoding: u8,
-    body: &[u8],
-    frame: &mut [u8],
-) {
-    debug_assert_eq!(frame.len(), body.len() + FRAME_OVERHEAD);
-    frame[..NONCE_LEN].copy_from_slice(nonce);
-    let at = NONCE_LEN + BODY_OFFSET;
-    frame[at..at + body.len()].copy_from_slice(body);
-    let body = Encoded {
-        encoding,
-        body_len: body.len(),
-    };
-    sealed::seal_in_place(key, nonce, aad, body, frame, NONCE_LEN);
-}
-
-/// Open a frame read from `r.pack` at `r.offset`; returns the plaintext.
-fn open_frame(
-    key: &AeadKey,
-    vault_id: &[u8; 16],
-    file_id: &[u8; 16],
-    index: u64,
-    r: &SegmentRef,
-    mut frame: Vec<u8>,
-) -> Result<Vec<u8>> {
-    let corrupt = |reason: &str| Error::PackCorrupt {
-        pack: r.pack,
-        offset: r.offset,
-        reason: reason.to_string(),
-    };
-    let mut nonce = [0u8; NONCE_LEN];
-    nonce.copy_from_slice(&frame[..NONCE_LEN]);
-    let aad = frame_aad(vault_id, file_id, index, r.generation, r.plain_len);
-    let end = frame.len();
-    let opened = sealed::open_in_place(key, &nonce, &aad, &mut frame, NONCE_LEN..end).map_err(
-        |e| match e {
-            OpenError::Auth => corrupt(
-                "frame failed authentication (damaged, or not this version of this file's segment)",
-            ),
-            OpenError::Empty => corrupt("frame has no encoding byte"),
-        },
-    )?;
-    let plain = r.plain_len as usize;
-    match sealed::decode(&frame, &opened, plain, true) {
-        Ok(Plaintext::InPlace(body)) => {
-            if body.len() != plain {
-                return Err(corrupt("raw frame of the wrong length"));
-            }
-            // The one copy: callers own their segment, at offset 0.
-            frame.copy_within(body, 0);
-            frame.truncate(plain);
-            Ok(frame)
-        }
-        Ok(Plaintext::Decoded(out)) => {
-            if out.len() != plain {
-                return Err(corrupt("compressed frame of the wrong length"));
-            }
-            Ok(out)
-        }
-        Err(DecodeError::Zstd(e)) => Err(corrupt(&e.to_string())),
-        // (Packs allow zstd: it is never refused as such.)
-        Err(DecodeError::Unknown(_) | DecodeError::ZstdNotAllowed) => Err(corrupt(&format!(
-            "unknown frame encoding {}",
-            opened.encoding
-        ))),
-    }
-}
-
-/// How many threads to seal `n` segments of `bytes` plaintext bytes with.
-fn threads_for(n: usize, bytes: usize) -> usize {
-    if n < 2 || bytes < PARALLEL_MIN_BYTES {
-        return 1;
-    }
-    std::thread::available_parallelism()
-        .map_or(1, |p| p.get())
-        .min(n)
-        .min(MAX_THREADS)
 }
 
 struct Active {
@@ -288,15 +102,6 @@ pub struct PackStore {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// One segment being sealed by `write_segments`.
-struct SealJob<'a> {
-    frame: &'a mut [u8],
-    nonce: [u8; NONCE_LEN],
-    aad: [u8; FRAME_AAD_LEN],
-    encoding: u8,
-    body: &'a [u8],
 }
 
 impl PackStore {
@@ -372,61 +177,15 @@ impl PackStore {
         if segments.is_empty() {
             return Ok(Vec::new());
         }
-        let n = segments.len();
-        let threads = threads_for(n, total_plain);
-
-        // 1. Compress (when enabled; kept only when strictly smaller).
-        let mut compressed: Vec<(&[u8], Option<Vec<u8>>)> =
-            segments.iter().map(|s| (s.2, None)).collect();
-        if let Some(level) = self.opts.compression {
-            for_each_split(threads, &mut compressed, |(plain, out)| {
-                *out = sealed::compress_body(plain, level)?;
-                Ok(())
-            })?;
-        }
-
-        // 2. Seal every frame in place in one contiguous buffer.
-        let sizes: Vec<usize> = compressed
-            .iter()
-            .map(|(p, c)| c.as_ref().map_or(p.len(), Vec::len) + FRAME_OVERHEAD)
-            .collect();
-        let mut out = vec![0u8; sizes.iter().sum()];
-        let mut nonces = vec![0u8; NONCE_LEN * n];
-        random::fill(&mut nonces)?;
-        let mut jobs = Vec::with_capacity(n);
-        let mut rest: &mut [u8] = &mut out;
-        for (i, ((index, generation, plain), (_, c))) in
-            segments.iter().zip(&compressed).enumerate()
-        {
-            let (frame, tail) = std::mem::take(&mut rest).split_at_mut(sizes[i]);
-            rest = tail;
-            let mut nonce = [0u8; NONCE_LEN];
-            nonce.copy_from_slice(&nonces[i * NONCE_LEN..(i + 1) * NONCE_LEN]);
-            let (encoding, body) = match c {
-                Some(c) => (ENCODING_ZSTD, c.as_slice()),
-                None => (ENCODING_RAW, *plain),
-            };
-            jobs.push(SealJob {
-                frame,
-                nonce,
-                aad: frame_aad(
-                    &self.vault_id,
-                    file_id,
-                    *index,
-                    *generation,
-                    plain.len() as u32,
-                ),
-                encoding,
-                body,
-            });
-        }
-        for_each_split(threads, &mut jobs, |j| {
-            seal_frame(key, &j.nonce, &j.aad, j.encoding, j.body, j.frame);
-            Ok(())
-        })?;
-        drop(jobs);
-
-        // 3. Append.
+        let threads = threads_for(segments.len(), total_plain);
+        let (out, sizes) = seal_frames(
+            key,
+            &self.vault_id,
+            file_id,
+            segments,
+            self.opts.compression,
+            threads,
+        )?;
         let placed = self.append(&out, &sizes)?;
         Ok(placed
             .into_iter()
@@ -762,53 +521,6 @@ mod tests {
 
     fn key() -> AeadKey {
         AeadKey::new(Cipher::Aes256Gcm, &SecretKey::from_bytes([4; 32]))
-    }
-
-    #[test]
-    fn header_round_trip_and_rejections() {
-        let h = PackHeader {
-            vault_id: [9; 16],
-            number: 0x1234,
-        };
-        let b = h.encode();
-        assert_eq!(&b[0..8], b"fusefspk");
-        assert_eq!(b[8], 1);
-        assert_eq!(&b[12..16], &64u32.to_le_bytes());
-        assert_eq!(&b[32..40], &0x1234u64.to_le_bytes());
-        assert!(b[40..].iter().all(|&x| x == 0));
-        assert_eq!(PackHeader::decode(&b), Ok(h));
-        assert!(PackHeader::decode(&b[..63]).is_err());
-        for (at, v) in [(0, b'F'), (8, 2), (9, 1), (12, 65), (63, 1)] {
-            let mut bad = b;
-            bad[at] = v;
-            assert!(PackHeader::decode(&bad).is_err(), "byte {at}");
-        }
-    }
-
-    #[test]
-    fn names() {
-        assert_eq!(pack_file_name(1), "0000000000000001.pack");
-        assert_eq!(parse_pack_file_name("00000000000000ff.pack"), Some(255));
-        for bad in [
-            "00000000000000FF.pack",
-            "0000000000000000.pack",
-            "ff.pack",
-            "00000000000000ff.ulog",
-            "00000000000000ff.pack.tmp",
-        ] {
-            assert_eq!(parse_pack_file_name(bad), None, "{bad}");
-        }
-    }
-
-    #[test]
-    fn aad_layout() {
-        let a = frame_aad(&[1; 16], &[2; 16], 3, 4, 5);
-        assert_eq!(a.len(), 52);
-        assert_eq!(&a[..16], &[1; 16]);
-        assert_eq!(&a[16..32], &[2; 16]);
-        assert_eq!(&a[32..40], &3u64.to_le_bytes());
-        assert_eq!(&a[40..48], &4u64.to_le_bytes());
-        assert_eq!(&a[48..52], &5u32.to_le_bytes());
     }
 
     #[test]
