@@ -50,6 +50,7 @@ pub mod stream_v2;
 pub mod telemetry;
 pub mod types;
 pub mod vault;
+pub mod vaultfile;
 pub mod workers;
 
 pub use error::{Error, ErrorClass, Result};

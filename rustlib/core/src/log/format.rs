@@ -16,6 +16,9 @@
 //!           AAD = vault id ‖ file number ‖ sequence number)
 //! ```
 //!
+//! The name (`log/NNNNNNNNNNNNNNNN.ulog`) and the header's first 40 bytes are
+//! those of every numbered vault file ([`crate::vaultfile`]).
+//!
 //! The checksum tells a torn or never-written tail (which recovery cuts)
 //! from data that was written whole: a record whose checksum holds but which
 //! does not open was tampered with. Counter nonces are safe because every
@@ -25,9 +28,16 @@
 use crate::constants::{NONCE_LEN, TAG_LEN};
 use crate::crypto::aead::AeadKey;
 use crate::error::{Error, Result};
+use crate::vaultfile::{PrefixError, VaultFileKind, VAULT_FILE_HEADER_LEN};
 
 pub const LOG_MAGIC: &[u8; 8] = b"fusefslg";
-pub const LOG_HEADER_LEN: usize = 64;
+pub const LOG_HEADER_LEN: usize = VAULT_FILE_HEADER_LEN;
+/// Log files among the numbered vault files.
+pub const LOG_FILE: VaultFileKind = VaultFileKind {
+    magic: LOG_MAGIC,
+    version: 1,
+    extension: "ulog",
+};
 pub const RECORD_HEADER_LEN: usize = 16;
 /// Largest record payload (a snapshot never goes through the log).
 pub const MAX_RECORD: usize = 16 << 20;
@@ -42,44 +52,28 @@ pub struct LogFileHeader {
 
 impl LogFileHeader {
     pub fn encode(&self) -> [u8; LOG_HEADER_LEN] {
-        let mut b = [0u8; LOG_HEADER_LEN];
-        b[0..8].copy_from_slice(LOG_MAGIC);
-        b[8] = 1;
-        b[12..16].copy_from_slice(&(LOG_HEADER_LEN as u32).to_le_bytes());
-        b[16..32].copy_from_slice(&self.vault_id);
-        b[32..40].copy_from_slice(&self.number.to_le_bytes());
+        let mut b = LOG_FILE.encode_header(&self.vault_id, self.number);
         b[40..56].copy_from_slice(&self.file_id);
         b[56..64].copy_from_slice(&self.first_seq.to_le_bytes());
         b
     }
 
     pub fn decode(b: &[u8]) -> Result<LogFileHeader> {
-        let bad = |m: &str| Err(Error::LogCorrupt(format!("log file header: {m}")));
-        if b.len() < LOG_HEADER_LEN {
-            return bad("truncated");
-        }
-        if &b[0..8] != LOG_MAGIC {
-            return bad("bad magic");
-        }
-        if b[8] != 1 {
-            return Err(Error::UnsupportedVersion(b[8]));
-        }
-        if b[9..12] != [0, 0, 0]
-            || u32::from_le_bytes(b[12..16].try_into().expect("4")) != LOG_HEADER_LEN as u32
-        {
-            return bad("unknown layout");
-        }
-        let mut h = LogFileHeader {
-            vault_id: [0; 16],
-            number: 0,
-            file_id: [0; 16],
-            first_seq: 0,
-        };
-        h.vault_id.copy_from_slice(&b[16..32]);
-        h.number = u64::from_le_bytes(b[32..40].try_into().expect("8"));
-        h.file_id.copy_from_slice(&b[40..56]);
-        h.first_seq = u64::from_le_bytes(b[56..64].try_into().expect("8"));
-        Ok(h)
+        let bad = |m: &str| Error::LogCorrupt(format!("log file header: {m}"));
+        let p = LOG_FILE.decode_header(b).map_err(|e| match e {
+            PrefixError::Truncated(_) => bad("truncated"),
+            PrefixError::BadMagic => bad("bad magic"),
+            PrefixError::Version(v) => Error::UnsupportedVersion(v),
+            PrefixError::Layout => bad("unknown layout"),
+        })?;
+        let mut file_id = [0u8; 16];
+        file_id.copy_from_slice(&b[40..56]);
+        Ok(LogFileHeader {
+            vault_id: p.vault_id,
+            number: p.number,
+            file_id,
+            first_seq: u64::from_le_bytes(b[56..64].try_into().expect("8")),
+        })
     }
 }
 
@@ -191,4 +185,61 @@ pub fn open_record(
         .map_err(|_| Error::LogCorrupt(format!("log record {seq} failed authentication")))?;
     buf.truncate(n);
     Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_layout_and_what_each_fault_reports() {
+        let h = LogFileHeader {
+            vault_id: [1; 16],
+            number: 2,
+            file_id: [3; 16],
+            first_seq: 4,
+        };
+        let b = h.encode();
+        assert_eq!(&b[0..16], b"fusefslg\x01\0\0\0\x40\0\0\0");
+        assert_eq!(&b[16..32], &[1; 16]);
+        assert_eq!(&b[32..40], &2u64.to_le_bytes());
+        assert_eq!(&b[40..56], &[3; 16]);
+        assert_eq!(&b[56..64], &4u64.to_le_bytes());
+        assert_eq!(LogFileHeader::decode(&b).unwrap(), h);
+        let msg = |changes: &[(usize, u8)], len: usize| {
+            let mut c = b;
+            for &(at, v) in changes {
+                c[at] = v;
+            }
+            LogFileHeader::decode(&c[..len])
+                .err()
+                .map(|e| e.to_string())
+        };
+        let damaged = |m: &str| Some(format!("log damaged: log file header: {m}"));
+        assert_eq!(msg(&[], 63), damaged("truncated"));
+        assert_eq!(msg(&[(7, b'G')], 64), damaged("bad magic"));
+        assert_eq!(msg(&[(8, 2)], 64), Some("unsupported version 2".into()));
+        assert_eq!(msg(&[(11, 1)], 64), damaged("unknown layout"));
+        assert_eq!(msg(&[(15, 1)], 64), damaged("unknown layout"));
+        // The version is judged before the layout.
+        assert_eq!(
+            msg(&[(8, 2), (9, 1)], 64),
+            Some("unsupported version 2".into())
+        );
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(LOG_FILE.file_name(1), "0000000000000001.ulog");
+        assert_eq!(LOG_FILE.parse_file_name("00000000000000ff.ulog"), Some(255));
+        assert_eq!(LOG_FILE.parse_file_name("0000000000000000.ulog"), Some(0));
+        for bad in [
+            "00000000000000FF.ulog",
+            "ff.ulog",
+            "00000000000000ff.pack",
+            "00000000000000ff.ulog.tmp",
+        ] {
+            assert_eq!(LOG_FILE.parse_file_name(bad), None, "{bad}");
+        }
+    }
 }

@@ -76,19 +76,7 @@ pub struct ReplayReport {
 }
 
 pub fn log_file_name(number: u64) -> String {
-    format!("{number:016x}.ulog")
-}
-
-fn parse_log_file_name(name: &str) -> Option<u64> {
-    let hex = name.strip_suffix(".ulog")?;
-    if hex.len() != 16
-        || !hex
-            .bytes()
-            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
-    {
-        return None;
-    }
-    u64::from_str_radix(hex, 16).ok()
+    LOG_FILE.file_name(number)
 }
 
 struct ActiveFile {
@@ -335,7 +323,7 @@ impl LogManager {
             .map_err(io_at("cannot list", &self.dir))?;
         let mut deleted = 0;
         for name in names {
-            if parse_log_file_name(&name).is_some_and(|n| n < number) {
+            if LOG_FILE.parse_file_name(&name).is_some_and(|n| n < number) {
                 let path = self.dir.join(&name);
                 self.fs
                     .remove(&path)
@@ -570,7 +558,7 @@ fn replay(
         .list(dir)
         .map_err(io_at("cannot list", dir))?
         .into_iter()
-        .filter_map(|n| parse_log_file_name(&n).map(|num| (num, n)))
+        .filter_map(|n| LOG_FILE.parse_file_name(&n).map(|num| (num, n)))
         .collect();
     numbers.sort();
     let mut report = ReplayReport {

@@ -8,22 +8,30 @@
 //!  12  4 header length = 64 (u32) 16 16 vault id
 //!  32  8 pack number (u64)        40 24 zero
 //! ```
+//!
+//! The name and the first 40 bytes are those of every numbered vault file
+//! ([`crate::vaultfile`]).
+
+use crate::vaultfile::{PrefixError, VaultFileKind, KIND_FIELDS_OFFSET, VAULT_FILE_HEADER_LEN};
 
 pub const PACK_MAGIC: &[u8; 8] = b"fusefspk";
 pub const PACK_VERSION: u8 = 1;
-pub const PACK_HEADER_LEN: usize = 64;
+pub const PACK_HEADER_LEN: usize = VAULT_FILE_HEADER_LEN;
+/// Packs among the numbered vault files.
+pub const PACK_FILE: VaultFileKind = VaultFileKind {
+    magic: PACK_MAGIC,
+    version: PACK_VERSION,
+    extension: "pack",
+};
 
 pub fn pack_file_name(number: u64) -> String {
-    format!("{number:016x}.pack")
+    PACK_FILE.file_name(number)
 }
 
 /// The number of a pack file name (`NNNNNNNNNNNNNNNN.pack`, lowercase hex).
+/// Pack numbers start at 1: `0000000000000000.pack` is not a pack.
 pub fn parse_pack_file_name(name: &str) -> Option<u64> {
-    let hex = name.strip_suffix(".pack")?;
-    if hex.len() != 16 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-        return None;
-    }
-    u64::from_str_radix(hex, 16).ok().filter(|&n| n > 0)
+    PACK_FILE.parse_file_name(name).filter(|&n| n > 0)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,40 +42,30 @@ pub struct PackHeader {
 
 impl PackHeader {
     pub fn encode(&self) -> [u8; PACK_HEADER_LEN] {
-        let mut b = [0u8; PACK_HEADER_LEN];
-        b[0..8].copy_from_slice(PACK_MAGIC);
-        b[8] = PACK_VERSION;
-        b[12..16].copy_from_slice(&(PACK_HEADER_LEN as u32).to_le_bytes());
-        b[16..32].copy_from_slice(&self.vault_id);
-        b[32..40].copy_from_slice(&self.number.to_le_bytes());
-        b
+        PACK_FILE.encode_header(&self.vault_id, self.number)
     }
 
     /// Decode a header; the error is a reason for `PackCorrupt`.
     pub fn decode(b: &[u8]) -> std::result::Result<PackHeader, String> {
-        if b.len() < PACK_HEADER_LEN {
-            return Err(format!(
-                "header truncated ({} of {PACK_HEADER_LEN} bytes)",
-                b.len()
-            ));
-        }
-        if &b[0..8] != PACK_MAGIC {
-            return Err("not a pack (bad magic)".into());
-        }
-        if b[8] != PACK_VERSION {
-            return Err(format!("unsupported pack version {}", b[8]));
-        }
-        if b[9..12] != [0, 0, 0]
-            || u32::from_le_bytes(b[12..16].try_into().expect("4")) != PACK_HEADER_LEN as u32
-            || b[40..64].iter().any(|&x| x != 0)
+        let layout = || "unknown header layout".to_string();
+        let p = PACK_FILE.decode_header(b).map_err(|e| match e {
+            PrefixError::Truncated(n) => {
+                format!("header truncated ({n} of {PACK_HEADER_LEN} bytes)")
+            }
+            PrefixError::BadMagic => "not a pack (bad magic)".into(),
+            PrefixError::Version(v) => format!("unsupported pack version {v}"),
+            PrefixError::Layout => layout(),
+        })?;
+        // A pack has no fields of its own: the rest of its header is zero.
+        if b[KIND_FIELDS_OFFSET..PACK_HEADER_LEN]
+            .iter()
+            .any(|&x| x != 0)
         {
-            return Err("unknown header layout".into());
+            return Err(layout());
         }
-        let mut vault_id = [0u8; 16];
-        vault_id.copy_from_slice(&b[16..32]);
         Ok(PackHeader {
-            vault_id,
-            number: u64::from_le_bytes(b[32..40].try_into().expect("8")),
+            vault_id: p.vault_id,
+            number: p.number,
         })
     }
 }
@@ -95,6 +93,21 @@ mod tests {
             bad[at] = v;
             assert!(PackHeader::decode(&bad).is_err(), "byte {at}");
         }
+        // What each fault reports (the reason of a PackCorrupt), and that the
+        // version is judged before the layout.
+        let reason = |changes: &[(usize, u8)], len: usize| {
+            let mut c = b;
+            for &(at, v) in changes {
+                c[at] = v;
+            }
+            PackHeader::decode(&c[..len]).unwrap_err()
+        };
+        assert_eq!(reason(&[], 10), "header truncated (10 of 64 bytes)");
+        assert_eq!(reason(&[(0, b'F')], 64), "not a pack (bad magic)");
+        assert_eq!(reason(&[(8, 2)], 64), "unsupported pack version 2");
+        assert_eq!(reason(&[(8, 2), (9, 1)], 64), "unsupported pack version 2");
+        assert_eq!(reason(&[(9, 1)], 64), "unknown header layout");
+        assert_eq!(reason(&[(40, 1)], 64), "unknown header layout");
     }
 
     #[test]
