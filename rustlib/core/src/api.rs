@@ -10,12 +10,12 @@ use crate::crypto::keys::KeyMaterial;
 use crate::error::{Error, ErrorClass, Result};
 use crate::headers::{StreamHeader, StreamKeys};
 use crate::pipeline::Control;
-use crate::recovery::checkpoint::{Checkpoint, CheckpointKind, InputIdentity};
+use crate::recovery::checkpoint::{InputIdentity, ResumeCheckpoint, ResumeCheckpointKind};
 use crate::storage::durable::{sync_parent, write_durably};
 use crate::storage::RealFs;
 use crate::stream_io::{read_full, Sink};
 use crate::stream_v1;
-use crate::stream_v2::{self, Checkpointing, ResumePoint, Run};
+use crate::stream_v2::{self, ResumeCheckpointing, ResumePoint, Run};
 use crate::telemetry::{Telemetry, TelemetrySnapshot};
 use crate::types::{EncryptParams, Format, ParallelismProfile};
 
@@ -76,7 +76,7 @@ fn encrypt_body(
     control: &Control,
     tel: &Telemetry,
     from: Option<ResumePoint>,
-    checkpoints: Option<Checkpointing<'_>>,
+    checkpoints: Option<ResumeCheckpointing<'_>>,
     source: Option<(&File, u64)>,
 ) -> Result<()> {
     match header.format {
@@ -139,7 +139,7 @@ fn decrypt_body(
     control: &Control,
     tel: &Telemetry,
     from: Option<ResumePoint>,
-    checkpoints: Option<Checkpointing<'_>>,
+    checkpoints: Option<ResumeCheckpointing<'_>>,
     positional: Option<&File>,
 ) -> Result<()> {
     tel.bytes_in
@@ -160,7 +160,8 @@ fn decrypt_body(
     }
 }
 
-/// The side files of an output path: the partial output and its checkpoint.
+/// The side files of an output path: the partial output and its resume
+/// checkpoint.
 pub struct SideFiles {
     pub part: PathBuf,
     pub checkpoint: PathBuf,
@@ -247,9 +248,9 @@ fn load_checkpoint(
     side: &SideFiles,
     keys: &StreamKeys,
     header: &StreamHeader,
-    kind: CheckpointKind,
+    kind: ResumeCheckpointKind,
     input: InputIdentity,
-) -> Result<Checkpoint> {
+) -> Result<ResumeCheckpoint> {
     let bytes = fs::read(&side.checkpoint).map_err(|e| {
         Error::Resume(format!(
             "no checkpoint to resume from ({}: {})",
@@ -257,7 +258,7 @@ fn load_checkpoint(
             crate::error::describe_io(&e)
         ))
     })?;
-    let c = Checkpoint::decode(&bytes, &keys.checkpoint_mac)?;
+    let c = ResumeCheckpoint::decode(&bytes, &keys.checkpoint_mac)?;
     if c.kind != kind || c.stream_id != header.stream_id || c.segment_size != header.segment_size {
         return Err(Error::Resume(
             "the checkpoint belongs to another run".into(),
@@ -289,7 +290,7 @@ fn resume_point(
     side: &SideFiles,
     keys: &StreamKeys,
     header: &StreamHeader,
-    kind: CheckpointKind,
+    kind: ResumeCheckpointKind,
     identity: InputIdentity,
     input: &mut File,
     src: &Path,
@@ -309,14 +310,14 @@ fn resume_point(
 
 /// Writes a run's checkpoints durably next to its partial output.
 fn checkpoint_recorder<'a>(
-    kind: CheckpointKind,
+    kind: ResumeCheckpointKind,
     header: &'a StreamHeader,
     keys: &'a StreamKeys,
     identity: InputIdentity,
     side: &'a SideFiles,
 ) -> impl FnMut(&ResumePoint) -> Result<()> + 'a {
     move |p| {
-        let c = Checkpoint {
+        let c = ResumeCheckpoint {
             kind,
             stream_id: header.stream_id,
             segment_size: header.segment_size,
@@ -400,7 +401,7 @@ pub fn encrypt_file(
                 &side,
                 &keys,
                 &header,
-                CheckpointKind::Encrypt,
+                ResumeCheckpointKind::Encrypt,
                 identity,
                 &mut input,
                 src,
@@ -417,9 +418,14 @@ pub fn encrypt_file(
             (header, keys, out, None, params.compression)
         };
         let every = checkpoint_every(&header, params.checkpoint_bytes);
-        let mut record =
-            checkpoint_recorder(CheckpointKind::Encrypt, &header, &keys, identity, &side);
-        let ck = (every > 0).then_some(Checkpointing {
+        let mut record = checkpoint_recorder(
+            ResumeCheckpointKind::Encrypt,
+            &header,
+            &keys,
+            identity,
+            &side,
+        );
+        let ck = (every > 0).then_some(ResumeCheckpointing {
             every_segments: every,
             record: &mut record,
         });
@@ -468,7 +474,7 @@ pub fn decrypt_file(
                 &side,
                 &keys,
                 &header,
-                CheckpointKind::Decrypt,
+                ResumeCheckpointKind::Decrypt,
                 identity,
                 &mut input,
                 src,
@@ -479,9 +485,14 @@ pub fn decrypt_file(
             (create_part(&side)?, None)
         };
         let every = checkpoint_every(&header, checkpoint_bytes);
-        let mut record =
-            checkpoint_recorder(CheckpointKind::Decrypt, &header, &keys, identity, &side);
-        let ck = (header.format == Format::V2 && every > 0).then_some(Checkpointing {
+        let mut record = checkpoint_recorder(
+            ResumeCheckpointKind::Decrypt,
+            &header,
+            &keys,
+            identity,
+            &side,
+        );
+        let ck = (header.format == Format::V2 && every > 0).then_some(ResumeCheckpointing {
             every_segments: every,
             record: &mut record,
         });

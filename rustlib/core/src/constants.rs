@@ -6,10 +6,12 @@ pub const STREAM_MAGIC: &[u8; 6] = b"fusefs";
 pub const HEADER_LEN: usize = 108;
 /// Bytes of the header covered by the header MAC.
 pub const HEADER_MAC_OFFSET: usize = 76;
-/// Length of a v2 frame header (FORMAT.md §4.1).
+/// Length of a v2 stream frame header (FORMAT.md §4.1; a pack frame has no
+/// header).
 pub const FRAME_HEADER_LEN: usize = 41;
-/// Bytes of the frame header that are AAD (length, stream id, index, kind).
-pub const FRAME_AAD_LEN: usize = 29;
+/// Bytes of the stream frame header that are AAD (length, stream id, index,
+/// kind).
+pub const STREAM_FRAME_AAD_LEN: usize = 29;
 
 pub const KEY_LEN: usize = 32;
 pub const NONCE_LEN: usize = 12;
@@ -51,10 +53,10 @@ pub const MAX_ARGON2_P: u32 = 64;
 /// Default zstd level when compression is on.
 pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
 
-/// Checkpoint file layout length (FORMAT.md §5).
-pub const CHECKPOINT_LEN: usize = 144;
-pub const CHECKPOINT_MAGIC: &[u8; 8] = b"fusefsck";
-/// Default distance between checkpoints, in input bytes.
+/// Resume checkpoint file: length and magic (FORMAT.md §5).
+pub const RESUME_CHECKPOINT_LEN: usize = 144;
+pub const RESUME_CHECKPOINT_MAGIC: &[u8; 8] = b"fusefsck";
+/// Default distance between resume checkpoints, in input bytes.
 pub const DEFAULT_CHECKPOINT_BYTES: u64 = 64 << 20;
 
 /// HKDF info strings (FORMAT.md §1).

@@ -11,8 +11,11 @@
 //!   behind a trait: the real disk, or an in-memory file system that injects
 //!   faults and crashes; durable whole-file writes).
 //! * primitives: [`crypto`] (AEAD, Argon2id, HKDF and the vault's key
-//!   hierarchy, digest), [`compression`], [`pipeline`] (the worker threads),
-//!   [`framing`] (the byte layout of stream frames).
+//!   hierarchy, digest), [`compression`], [`pipeline`] (every worker thread
+//!   the crypto runs on), [`sealed`] (the sealed payload, encoding byte ‖
+//!   body, AEAD, tag, inside both stream frames and pack frames),
+//!   [`vaultfile`] (the name and 64-byte header shared by the numbered vault
+//!   files: log, packs, snapshots), [`framing`] (stream frame headers).
 //! * streams: [`headers`], [`workers`] (seal and open one segment),
 //!   [`stream_v1`], [`stream_v2`], [`recovery::checkpoint`] (resuming a long
 //!   stream), and [`api`], their front (encrypt/decrypt a stream or a file).
@@ -25,6 +28,11 @@
 //!   compaction, telemetry; its config and keys), then [`scheduler`] (when
 //!   to compact, the background thread that does it, and the session that
 //!   holds an open vault with that thread).
+//!
+//! "Frame" alone names neither layout: a stream frame (header, then sealed
+//! payload; FORMAT.md §4.1) and a pack frame (nonce, then sealed payload;
+//! §8.2) are named as such. Likewise a resume checkpoint (a stream run's,
+//! §5) is not the log's SnapshotCheckpoint record (§9.2).
 //!
 //! Most users want [`prelude`].
 

@@ -11,7 +11,7 @@ use crypto_core::constants::DEFAULT_CHECKPOINT_BYTES;
 use crypto_core::crypto::digest::StreamDigest;
 use crypto_core::headers::StreamHeader;
 use crypto_core::prelude::*;
-use crypto_core::stream_v2::{self, Checkpointing, ResumePoint, Run};
+use crypto_core::stream_v2::{self, ResumeCheckpointing as Checkpointing, ResumePoint, Run};
 use crypto_core::telemetry::Telemetry;
 
 #[test]

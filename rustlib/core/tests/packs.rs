@@ -9,7 +9,9 @@ use crypto_core::crypto::aead::AeadKey;
 use crypto_core::crypto::keys::SecretKey;
 use crypto_core::crypto::vault_keys::{purpose, subkey};
 use crypto_core::metadata::SegmentRef;
-use crypto_core::packs::{pack_file_name, PackOptions, PackStore, FRAME_OVERHEAD, PACK_HEADER_LEN};
+use crypto_core::packs::{
+    pack_file_name, PackOptions, PackStore, PACK_FRAME_OVERHEAD as FRAME_OVERHEAD, PACK_HEADER_LEN,
+};
 use crypto_core::storage::memfs::{Fault, FaultOp, MemFs};
 use crypto_core::storage::FileSystem;
 use crypto_core::types::Cipher;

@@ -1,4 +1,6 @@
-//! v2 frame headers: encode, decode and the AAD that binds a frame to its place.
+//! v2 stream frames (FORMAT.md §4.1): the 41-byte stream frame header,
+//! encoded and decoded, and the AAD that binds a stream frame to its place.
+//! (Pack frames, which have no header, are [`crate::packs::frame`]'s.)
 //!
 //! ```text
 //! off len field
@@ -15,30 +17,31 @@ use crate::constants::*;
 use crate::error::{Error, Result};
 use crate::sealed::PAYLOAD_OVERHEAD;
 
-/// What a frame carries.
+/// What a stream frame carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FrameKind {
+pub enum StreamFrameKind {
     Data,
     FinalData,
     Trailer,
 }
 
-impl FrameKind {
+impl StreamFrameKind {
     pub fn id(self) -> u8 {
         match self {
-            FrameKind::Data => 0,
-            FrameKind::FinalData => 1,
-            FrameKind::Trailer => 2,
+            StreamFrameKind::Data => 0,
+            StreamFrameKind::FinalData => 1,
+            StreamFrameKind::Trailer => 2,
         }
     }
 }
 
+/// The 41-byte header in front of each stream frame's sealed payload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FrameHeader {
+pub struct StreamFrameHeader {
     pub sealed_len: u32,
     pub stream_id: [u8; STREAM_ID_LEN],
     pub index: u64,
-    pub kind: FrameKind,
+    pub kind: StreamFrameKind,
     pub nonce: [u8; NONCE_LEN],
 }
 
@@ -50,7 +53,7 @@ pub fn max_sealed_len(segment_size: u32) -> u32 {
 /// Sealed payload length of the trailer.
 pub const TRAILER_SEALED_LEN: u32 = (TRAILER_PLAINTEXT_LEN + TAG_LEN) as u32;
 
-impl FrameHeader {
+impl StreamFrameHeader {
     pub fn encode_into(&self, out: &mut [u8]) {
         out[0..4].copy_from_slice(&self.sealed_len.to_le_bytes());
         out[4..20].copy_from_slice(&self.stream_id);
@@ -72,12 +75,12 @@ impl FrameHeader {
         b: &[u8; FRAME_HEADER_LEN],
         segment_size: u32,
         expected_index: u64,
-    ) -> Result<FrameHeader> {
+    ) -> Result<StreamFrameHeader> {
         let sealed_len = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
         let kind = match b[28] {
-            0 => FrameKind::Data,
-            1 => FrameKind::FinalData,
-            2 => FrameKind::Trailer,
+            0 => StreamFrameKind::Data,
+            1 => StreamFrameKind::FinalData,
+            2 => StreamFrameKind::Trailer,
             k => {
                 return Err(Error::InvalidFrame {
                     index: expected_index,
@@ -86,7 +89,7 @@ impl FrameHeader {
             }
         };
         let ok = match kind {
-            FrameKind::Trailer => sealed_len == TRAILER_SEALED_LEN,
+            StreamFrameKind::Trailer => sealed_len == TRAILER_SEALED_LEN,
             _ => (PAYLOAD_OVERHEAD as u32..=max_sealed_len(segment_size)).contains(&sealed_len),
         };
         if !ok {
@@ -95,7 +98,7 @@ impl FrameHeader {
                 reason: format!("sealed length {sealed_len} out of range"),
             });
         }
-        let mut h = FrameHeader {
+        let mut h = StreamFrameHeader {
             sealed_len,
             stream_id: [0; 16],
             index: 0,
@@ -109,11 +112,14 @@ impl FrameHeader {
     }
 }
 
-/// AAD of a frame: header MAC ‖ the first 29 bytes of its header.
-pub fn frame_aad(header_mac: &[u8; MAC_LEN], frame_header: &[u8]) -> [u8; MAC_LEN + FRAME_AAD_LEN] {
-    let mut aad = [0u8; MAC_LEN + FRAME_AAD_LEN];
+/// AAD of a stream frame: header MAC ‖ the first 29 bytes of its header.
+pub fn stream_frame_aad(
+    header_mac: &[u8; MAC_LEN],
+    frame_header: &[u8],
+) -> [u8; MAC_LEN + STREAM_FRAME_AAD_LEN] {
+    let mut aad = [0u8; MAC_LEN + STREAM_FRAME_AAD_LEN];
     aad[..MAC_LEN].copy_from_slice(header_mac);
-    aad[MAC_LEN..].copy_from_slice(&frame_header[..FRAME_AAD_LEN]);
+    aad[MAC_LEN..].copy_from_slice(&frame_header[..STREAM_FRAME_AAD_LEN]);
     aad
 }
 
@@ -123,39 +129,39 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let h = FrameHeader {
+        let h = StreamFrameHeader {
             sealed_len: 100,
             stream_id: [3; 16],
             index: 42,
-            kind: FrameKind::FinalData,
+            kind: StreamFrameKind::FinalData,
             nonce: [9; 12],
         };
-        assert_eq!(FrameHeader::parse(&h.encode(), 4096, 0).unwrap(), h);
+        assert_eq!(StreamFrameHeader::parse(&h.encode(), 4096, 0).unwrap(), h);
     }
 
     #[test]
     fn limits_and_kinds() {
-        let mut h = FrameHeader {
+        let mut h = StreamFrameHeader {
             sealed_len: 16,
             stream_id: [3; 16],
             index: 0,
-            kind: FrameKind::Data,
+            kind: StreamFrameKind::Data,
             nonce: [9; 12],
         };
-        assert!(FrameHeader::parse(&h.encode(), 4096, 0).is_err());
+        assert!(StreamFrameHeader::parse(&h.encode(), 4096, 0).is_err());
         h.sealed_len = 4096 + 17;
-        assert!(FrameHeader::parse(&h.encode(), 4096, 0).is_ok());
+        assert!(StreamFrameHeader::parse(&h.encode(), 4096, 0).is_ok());
         h.sealed_len += 1;
-        assert!(FrameHeader::parse(&h.encode(), 4096, 0).is_err());
-        h.kind = FrameKind::Trailer;
+        assert!(StreamFrameHeader::parse(&h.encode(), 4096, 0).is_err());
+        h.kind = StreamFrameKind::Trailer;
         h.sealed_len = TRAILER_SEALED_LEN;
-        assert!(FrameHeader::parse(&h.encode(), 4096, 0).is_ok());
+        assert!(StreamFrameHeader::parse(&h.encode(), 4096, 0).is_ok());
         let mut b = h.encode();
         b[28] = 3;
         assert!(matches!(
-            FrameHeader::parse(&b, 4096, 5),
+            StreamFrameHeader::parse(&b, 4096, 5),
             Err(Error::InvalidFrame { index: 5, .. })
         ));
-        assert!(FrameHeader::parse(&[0; 41], 4096, 0).is_err());
+        assert!(StreamFrameHeader::parse(&[0; 41], 4096, 0).is_err());
     }
 }

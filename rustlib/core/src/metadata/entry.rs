@@ -84,7 +84,9 @@ pub enum UnifiedEntry {
         time: Timespec,
     },
     /// Snapshot `number` holds the state after record `covers_seq`; the log
-    /// files before this record were deleted.
+    /// files before this record were deleted. The log's snapshot marker,
+    /// named as on disk (tag 11, FORMAT.md §9.2): not a stream's resume
+    /// checkpoint ([`crate::recovery::checkpoint`]).
     SnapshotCheckpoint {
         number: u64,
         covers_seq: u64,

@@ -22,10 +22,10 @@ use crate::sealed::{
     PAYLOAD_OVERHEAD,
 };
 
-/// Bytes a frame adds to its body: nonce, encoding byte, tag.
-pub const FRAME_OVERHEAD: usize = NONCE_LEN + PAYLOAD_OVERHEAD;
-/// Length of a frame's AAD.
-pub const FRAME_AAD_LEN: usize = 16 + 16 + 8 + 8 + 4;
+/// Bytes a pack frame adds to its body: nonce, encoding byte, tag.
+pub const PACK_FRAME_OVERHEAD: usize = NONCE_LEN + PAYLOAD_OVERHEAD;
+/// Length of a pack frame's AAD.
+pub const PACK_FRAME_AAD_LEN: usize = 16 + 16 + 8 + 8 + 4;
 /// Largest plaintext of one segment (the largest vault segment size).
 pub const MAX_PLAIN_LEN: usize = MAX_VAULT_SEGMENT_SIZE as usize;
 
@@ -36,23 +36,24 @@ pub const MAX_PLAIN_LEN: usize = MAX_VAULT_SEGMENT_SIZE as usize;
 /// parallel against 3.1 GB/s on one thread. Concurrent callers seal in
 /// parallel anyway: sealing happens outside the store's lock.
 const PARALLEL_MIN_BYTES: usize = 2 << 20;
-/// At most this many threads seal one call's segments.
+/// At most this many threads ([`for_each_split`]'s) seal or open one call's
+/// segments.
 const MAX_THREADS: usize = 8;
 
 /// One segment being sealed by `write_segments`.
 struct SealJob<'a> {
     frame: &'a mut [u8],
     nonce: [u8; NONCE_LEN],
-    aad: [u8; FRAME_AAD_LEN],
+    aad: [u8; PACK_FRAME_AAD_LEN],
     encoding: u8,
     body: &'a [u8],
 }
 
-/// Seal `segments` (index, generation, plaintext) of one file as frames,
+/// Seal `segments` (index, generation, plaintext) of one file as pack frames,
 /// one after the other in one buffer, over `threads` threads: zstd at
 /// `compression` where it is strictly smaller, then each frame sealed in
 /// place. Returns the buffer and each frame's length.
-pub(super) fn seal_frames(
+pub(super) fn seal_pack_frames(
     key: &AeadKey,
     vault_id: &[u8; 16],
     file_id: &[u8; 16],
@@ -75,7 +76,7 @@ pub(super) fn seal_frames(
     // 2. Seal every frame in place in one contiguous buffer.
     let sizes: Vec<usize> = compressed
         .iter()
-        .map(|(p, c)| c.as_ref().map_or(p.len(), Vec::len) + FRAME_OVERHEAD)
+        .map(|(p, c)| c.as_ref().map_or(p.len(), Vec::len) + PACK_FRAME_OVERHEAD)
         .collect();
     let mut out = vec![0u8; sizes.iter().sum()];
     let mut nonces = vec![0u8; NONCE_LEN * n];
@@ -94,13 +95,13 @@ pub(super) fn seal_frames(
         jobs.push(SealJob {
             frame,
             nonce,
-            aad: frame_aad(vault_id, file_id, *index, *generation, plain.len() as u32),
+            aad: pack_frame_aad(vault_id, file_id, *index, *generation, plain.len() as u32),
             encoding,
             body,
         });
     }
     for_each_split(threads, &mut jobs, |j| {
-        seal_frame(key, &j.nonce, &j.aad, j.encoding, j.body, j.frame);
+        seal_pack_frame(key, &j.nonce, &j.aad, j.encoding, j.body, j.frame);
         Ok(())
     })?;
     drop(jobs);
@@ -108,14 +109,14 @@ pub(super) fn seal_frames(
 }
 
 /// AAD of a frame: vault id ‖ file id ‖ index ‖ generation ‖ plaintext length.
-pub fn frame_aad(
+pub fn pack_frame_aad(
     vault_id: &[u8; 16],
     file_id: &[u8; 16],
     index: u64,
     generation: u64,
     plain_len: u32,
-) -> [u8; FRAME_AAD_LEN] {
-    let mut a = [0u8; FRAME_AAD_LEN];
+) -> [u8; PACK_FRAME_AAD_LEN] {
+    let mut a = [0u8; PACK_FRAME_AAD_LEN];
     a[0..16].copy_from_slice(vault_id);
     a[16..32].copy_from_slice(file_id);
     a[32..40].copy_from_slice(&index.to_le_bytes());
@@ -124,8 +125,8 @@ pub fn frame_aad(
     a
 }
 
-/// Seal one frame into `frame` (exactly `body.len() + FRAME_OVERHEAD` bytes).
-fn seal_frame(
+/// Seal one frame into `frame` (exactly `body.len() + PACK_FRAME_OVERHEAD` bytes).
+fn seal_pack_frame(
     key: &AeadKey,
     nonce: &[u8; NONCE_LEN],
     aad: &[u8],
@@ -133,7 +134,7 @@ fn seal_frame(
     body: &[u8],
     frame: &mut [u8],
 ) {
-    debug_assert_eq!(frame.len(), body.len() + FRAME_OVERHEAD);
+    debug_assert_eq!(frame.len(), body.len() + PACK_FRAME_OVERHEAD);
     frame[..NONCE_LEN].copy_from_slice(nonce);
     let at = NONCE_LEN + BODY_OFFSET;
     frame[at..at + body.len()].copy_from_slice(body);
@@ -145,7 +146,7 @@ fn seal_frame(
 }
 
 /// Open a frame read from `r.pack` at `r.offset`; returns the plaintext.
-pub(super) fn open_frame(
+pub(super) fn open_pack_frame(
     key: &AeadKey,
     vault_id: &[u8; 16],
     file_id: &[u8; 16],
@@ -160,7 +161,7 @@ pub(super) fn open_frame(
     };
     let mut nonce = [0u8; NONCE_LEN];
     nonce.copy_from_slice(&frame[..NONCE_LEN]);
-    let aad = frame_aad(vault_id, file_id, index, r.generation, r.plain_len);
+    let aad = pack_frame_aad(vault_id, file_id, index, r.generation, r.plain_len);
     let end = frame.len();
     let opened = sealed::open_in_place(key, &nonce, &aad, &mut frame, NONCE_LEN..end).map_err(
         |e| match e {
@@ -213,7 +214,7 @@ mod tests {
 
     #[test]
     fn aad_layout() {
-        let a = frame_aad(&[1; 16], &[2; 16], 3, 4, 5);
+        let a = pack_frame_aad(&[1; 16], &[2; 16], 3, 4, 5);
         assert_eq!(a.len(), 52);
         assert_eq!(&a[..16], &[1; 16]);
         assert_eq!(&a[16..32], &[2; 16]);

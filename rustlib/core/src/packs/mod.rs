@@ -1,7 +1,7 @@
-//! Pack files: file contents as sealed frames appended to files shared by
+//! Pack files: file contents as sealed pack frames appended to files shared by
 //! many files (FORMAT.md §8).
 //!
-//! * [`file`]: a pack's 64-byte header and its file name;
+//! * [`file`](mod@file): a pack's 64-byte header and its file name;
 //! * [`frame`]: pack frames, sealed and opened (the layout is there);
 //! * this module: [`PackStore`], which appends frames to packs, reads them
 //!   back, syncs, rotates and deletes packs.
@@ -46,8 +46,8 @@ pub mod frame;
 pub use file::{
     pack_file_name, parse_pack_file_name, PackHeader, PACK_HEADER_LEN, PACK_MAGIC, PACK_VERSION,
 };
-pub use frame::{frame_aad, FRAME_AAD_LEN, FRAME_OVERHEAD, MAX_PLAIN_LEN};
-use frame::{open_frame, seal_frames, threads_for};
+use frame::{open_pack_frame, seal_pack_frames, threads_for};
+pub use frame::{pack_frame_aad, MAX_PLAIN_LEN, PACK_FRAME_AAD_LEN, PACK_FRAME_OVERHEAD};
 
 pub const DEFAULT_PACK_SIZE_LIMIT: u64 = 64 << 20;
 
@@ -114,7 +114,7 @@ impl PackStore {
         cipher: Cipher,
         opts: PackOptions,
     ) -> Result<PackStore> {
-        if opts.size_limit <= (PACK_HEADER_LEN + FRAME_OVERHEAD) as u64 {
+        if opts.size_limit <= (PACK_HEADER_LEN + PACK_FRAME_OVERHEAD) as u64 {
             return Err(Error::InvalidParams(format!(
                 "pack size limit of {} bytes",
                 opts.size_limit
@@ -178,7 +178,7 @@ impl PackStore {
             return Ok(Vec::new());
         }
         let threads = threads_for(segments.len(), total_plain);
-        let (out, sizes) = seal_frames(
+        let (out, sizes) = seal_pack_frames(
             key,
             &self.vault_id,
             file_id,
@@ -370,7 +370,7 @@ impl PackStore {
         let stored = r.stored_len as usize;
         if r.plain_len == 0
             || r.plain_len as usize > MAX_PLAIN_LEN
-            || !(FRAME_OVERHEAD..=MAX_PLAIN_LEN + FRAME_OVERHEAD).contains(&stored)
+            || !(PACK_FRAME_OVERHEAD..=MAX_PLAIN_LEN + PACK_FRAME_OVERHEAD).contains(&stored)
             || r.offset < PACK_HEADER_LEN as u64
         {
             return Err(Error::InvalidParams(format!(
@@ -401,7 +401,7 @@ impl PackStore {
         r: &SegmentRef,
     ) -> Result<Vec<u8>> {
         let frame = self.read_frame(r)?;
-        open_frame(key, &self.vault_id, file_id, index, r, frame)
+        open_pack_frame(key, &self.vault_id, file_id, index, r, frame)
     }
 
     /// Read several segments of one file (in parallel when worth it).
@@ -555,7 +555,11 @@ mod tests {
         nonce.copy_from_slice(&bytes[64..76]);
         let mut sealed = bytes[76..].to_vec();
         let n = key()
-            .open(&nonce, &frame_aad(&[1; 16], &[2; 16], 7, 3, 5), &mut sealed)
+            .open(
+                &nonce,
+                &pack_frame_aad(&[1; 16], &[2; 16], 7, 3, 5),
+                &mut sealed,
+            )
             .unwrap();
         assert_eq!(&sealed[..n], b"\0hello");
         assert_eq!(

@@ -1,11 +1,13 @@
-//! `SegmentCheckpoint` (encrypt) and `DecryptCheckpoint` (decrypt): where an
-//! interrupted v2 run stands, with the digest state, sealed with an HMAC.
+//! [`ResumeCheckpoint`]: where an interrupted v2 stream run (encrypt or
+//! decrypt) stands, with the digest state, sealed with an HMAC; the file
+//! `OUT.fusefs-ckpt` that `--resume` reads (FORMAT.md §5). Not the log's
+//! `SnapshotCheckpoint` record, which says what a vault snapshot covers.
 //!
 //! ```text
 //! off len field
 //!   0   8 magic "fusefsck"
 //!   8   1 version 1
-//!   9   1 kind: 1 encrypt (SegmentCheckpoint), 2 decrypt (DecryptCheckpoint)
+//!   9   1 kind: 1 encrypt, 2 decrypt (ResumeCheckpointKind)
 //!  10   2 reserved 0
 //!  12  16 stream id
 //!  28   4 segment size
@@ -27,7 +29,7 @@ use crate::error::{Error, Result};
 use crate::stream_v2::ResumePoint;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CheckpointKind {
+pub enum ResumeCheckpointKind {
     Encrypt,
     Decrypt,
 }
@@ -49,29 +51,24 @@ impl InputIdentity {
     }
 }
 
-/// One checkpoint record, of either kind.
+/// One resume checkpoint, of either kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Checkpoint {
-    pub kind: CheckpointKind,
+pub struct ResumeCheckpoint {
+    pub kind: ResumeCheckpointKind,
     pub stream_id: [u8; STREAM_ID_LEN],
     pub segment_size: u32,
     pub point: ResumePoint,
     pub input: InputIdentity,
 }
 
-/// A checkpoint of an encrypt run.
-pub type SegmentCheckpoint = Checkpoint;
-/// A checkpoint of a decrypt run.
-pub type DecryptCheckpoint = Checkpoint;
-
-impl Checkpoint {
-    pub fn encode(&self, mac_key: &SecretKey) -> [u8; CHECKPOINT_LEN] {
-        let mut b = [0u8; CHECKPOINT_LEN];
-        b[0..8].copy_from_slice(CHECKPOINT_MAGIC);
+impl ResumeCheckpoint {
+    pub fn encode(&self, mac_key: &SecretKey) -> [u8; RESUME_CHECKPOINT_LEN] {
+        let mut b = [0u8; RESUME_CHECKPOINT_LEN];
+        b[0..8].copy_from_slice(RESUME_CHECKPOINT_MAGIC);
         b[8] = 1;
         b[9] = match self.kind {
-            CheckpointKind::Encrypt => 1,
-            CheckpointKind::Decrypt => 2,
+            ResumeCheckpointKind::Encrypt => 1,
+            ResumeCheckpointKind::Decrypt => 2,
         };
         b[12..28].copy_from_slice(&self.stream_id);
         b[28..32].copy_from_slice(&self.segment_size.to_le_bytes());
@@ -86,27 +83,27 @@ impl Checkpoint {
         b
     }
 
-    pub fn decode(b: &[u8], mac_key: &SecretKey) -> Result<Checkpoint> {
+    pub fn decode(b: &[u8], mac_key: &SecretKey) -> Result<ResumeCheckpoint> {
         let bad = |m: &str| Err(Error::Resume(format!("checkpoint {m}")));
-        if b.len() != CHECKPOINT_LEN {
+        if b.len() != RESUME_CHECKPOINT_LEN {
             return bad("has the wrong length");
         }
-        if &b[0..8] != CHECKPOINT_MAGIC || b[8] != 1 || b[10..12] != [0, 0] {
+        if &b[0..8] != RESUME_CHECKPOINT_MAGIC || b[8] != 1 || b[10..12] != [0, 0] {
             return bad("is not a fusefs checkpoint of a known version");
         }
         if !ct_eq(&hmac_sha256(mac_key, &b[..112]), &b[112..]) {
             return bad("does not match this stream and key (MAC mismatch)");
         }
         let kind = match b[9] {
-            1 => CheckpointKind::Encrypt,
-            2 => CheckpointKind::Decrypt,
+            1 => ResumeCheckpointKind::Encrypt,
+            2 => ResumeCheckpointKind::Decrypt,
             _ => return bad("has an unknown kind"),
         };
         let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().expect("8 bytes"));
         let mut stream_id = [0u8; STREAM_ID_LEN];
         stream_id.copy_from_slice(&b[12..28]);
         let state: [u8; DIGEST_STATE_LEN] = b[56..96].try_into().expect("40 bytes");
-        Ok(Checkpoint {
+        Ok(ResumeCheckpoint {
             kind,
             stream_id,
             segment_size: u32::from_le_bytes(b[28..32].try_into().expect("4 bytes")),
@@ -133,8 +130,8 @@ mod tests {
         let key = SecretKey::from_bytes([5; 32]);
         let mut d = StreamDigest::new(&[1; 32]);
         d.update_frame(&[2; FRAME_HEADER_LEN], &[3; TAG_LEN]);
-        let c = Checkpoint {
-            kind: CheckpointKind::Decrypt,
+        let c = ResumeCheckpoint {
+            kind: ResumeCheckpointKind::Decrypt,
             stream_id: [9; 16],
             segment_size: 65536,
             point: ResumePoint {
@@ -149,13 +146,13 @@ mod tests {
             },
         };
         let b = c.encode(&key);
-        assert_eq!(Checkpoint::decode(&b, &key).unwrap(), c);
-        for i in 0..CHECKPOINT_LEN {
+        assert_eq!(ResumeCheckpoint::decode(&b, &key).unwrap(), c);
+        for i in 0..RESUME_CHECKPOINT_LEN {
             let mut t = b;
             t[i] ^= 0x40;
-            assert!(Checkpoint::decode(&t, &key).is_err(), "byte {i}");
+            assert!(ResumeCheckpoint::decode(&t, &key).is_err(), "byte {i}");
         }
-        assert!(Checkpoint::decode(&b, &SecretKey::from_bytes([6; 32])).is_err());
-        assert!(Checkpoint::decode(&b[..100], &key).is_err());
+        assert!(ResumeCheckpoint::decode(&b, &SecretKey::from_bytes([6; 32])).is_err());
+        assert!(ResumeCheckpoint::decode(&b[..100], &key).is_err());
     }
 }

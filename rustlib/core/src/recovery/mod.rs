@@ -1,5 +1,5 @@
-//! Resuming interrupted work: checkpoints of long encrypt/decrypt runs, and
-//! bootstrapping a vault's metadata from its log.
+//! Resuming interrupted work: resume checkpoints of long encrypt/decrypt
+//! runs, and bootstrapping a vault's metadata from its log.
 
 pub mod bootstrap;
 pub mod checkpoint;

@@ -3,7 +3,8 @@
 //! The header is written/parsed by the caller; these functions handle the
 //! frames after it. Both directions run on [`crate::pipeline::run_ordered`]:
 //! the producer reads, [`crate::workers`] seal or open on N threads, and the
-//! consumer writes in order, keeps the stream digest and records checkpoints.
+//! consumer writes in order, keeps the stream digest and records resume
+//! checkpoints.
 
 use std::fs::File;
 use std::io::Read;
@@ -14,17 +15,18 @@ use std::time::Instant;
 use crate::constants::*;
 use crate::crypto::digest::StreamDigest;
 use crate::error::{Error, Result};
-use crate::framing::{FrameHeader, FrameKind};
+use crate::framing::{StreamFrameHeader, StreamFrameKind};
 use crate::headers::{StreamHeader, StreamKeys};
 use crate::pipeline::{run_ordered, Control};
 use crate::stream_io::{read_full, Sink};
 use crate::telemetry::{add_since, Telemetry};
-use crate::workers::decrypt::{open_trailer, DecryptSegmentWorker, SealedFrame};
+use crate::workers::decrypt::{open_trailer, DecryptSegmentWorker, SealedStreamFrame};
 use crate::workers::encrypt::{
     buffer_len, seal_trailer, EncryptSegmentWorker, PlainSegment, DATA_OFFSET,
 };
 
-/// Where a v2 run stands after some segments: what a checkpoint records.
+/// Where a v2 run stands after some segments: what a resume checkpoint
+/// records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ResumePoint {
     pub segments_done: u64,
@@ -46,9 +48,10 @@ impl ResumePoint {
     }
 }
 
-/// Record a checkpoint every `every_segments` segments. The output has been
-/// synced before `record` is called.
-pub struct Checkpointing<'a> {
+/// Record a resume checkpoint ([`crate::recovery::checkpoint`]) every
+/// `every_segments` segments. The output has been synced before `record` is
+/// called.
+pub struct ResumeCheckpointing<'a> {
     pub every_segments: u64,
     pub record: &'a mut dyn FnMut(&ResumePoint) -> Result<()>,
 }
@@ -87,7 +90,7 @@ impl Run<'_> {
 }
 
 fn maybe_checkpoint(
-    ck: &mut Option<Checkpointing<'_>>,
+    ck: &mut Option<ResumeCheckpointing<'_>>,
     output: &mut dyn Sink,
     point: &ResumePoint,
 ) -> Result<()> {
@@ -112,7 +115,7 @@ pub fn encrypt(
     compression: Option<i32>,
     run: &Run<'_>,
     from: ResumePoint,
-    mut checkpoints: Option<Checkpointing<'_>>,
+    mut checkpoints: Option<ResumeCheckpointing<'_>>,
 ) -> Result<()> {
     let s = header.segment_size as usize;
     let tel = run.telemetry;
@@ -310,7 +313,7 @@ pub fn decrypt(
     keys: &StreamKeys,
     run: &Run<'_>,
     from: ResumePoint,
-    mut checkpoints: Option<Checkpointing<'_>>,
+    mut checkpoints: Option<ResumeCheckpointing<'_>>,
 ) -> Result<()> {
     let s = header.segment_size;
     let tel = run.telemetry;
@@ -323,7 +326,7 @@ pub fn decrypt(
         telemetry: tel,
     };
     tel.workers.store(run.workers as u64, Relaxed);
-    let mut trailer: Option<(FrameHeader, Vec<u8>)> = None;
+    let mut trailer: Option<(StreamFrameHeader, Vec<u8>)> = None;
     let mut trailing_data = false;
     let mut point = from;
     let mut final_digest = from.digest;
@@ -363,7 +366,7 @@ pub fn decrypt(
                 }
                 let raw: [u8; FRAME_HEADER_LEN] =
                     buf[..FRAME_HEADER_LEN].try_into().expect("41 bytes");
-                let fh = FrameHeader::parse(&raw, s, expected)?;
+                let fh = StreamFrameHeader::parse(&raw, s, expected)?;
                 if fh.stream_id != header.stream_id {
                     return Err(Error::ForeignSegment { index: expected });
                 }
@@ -377,10 +380,10 @@ pub fn decrypt(
                     });
                 }
                 match (fh.kind, saw_final) {
-                    (FrameKind::Trailer, false) => {
+                    (StreamFrameKind::Trailer, false) => {
                         return Err(Error::Truncated(" (the final segment is missing)".into()))
                     }
-                    (FrameKind::Data | FrameKind::FinalData, true) => {
+                    (StreamFrameKind::Data | StreamFrameKind::FinalData, true) => {
                         return Err(Error::InvalidFrame {
                             index: fh.index,
                             reason: "data after the final segment".into(),
@@ -393,7 +396,7 @@ pub fn decrypt(
                     return Err(Error::Truncated(" (cut inside a frame)".into()));
                 }
                 offset += end as u64;
-                if fh.kind == FrameKind::Trailer {
+                if fh.kind == StreamFrameKind::Trailer {
                     buf.truncate(end);
                     trailer = Some((fh, buf));
                     let mut probe = [0u8; 1];
@@ -403,8 +406,8 @@ pub fn decrypt(
                 let mut tag = [0u8; TAG_LEN];
                 tag.copy_from_slice(&buf[end - TAG_LEN..end]);
                 digest.update_frame(&raw, &tag);
-                saw_final = fh.kind == FrameKind::FinalData;
-                f.emit(SealedFrame {
+                saw_final = fh.kind == StreamFrameKind::FinalData;
+                f.emit(SealedStreamFrame {
                     header: fh,
                     buf,
                     digest_after: digest,
@@ -415,7 +418,7 @@ pub fn decrypt(
         },
         |frame, scratch| {
             let index = frame.header.index;
-            let is_final = frame.header.kind == FrameKind::FinalData;
+            let is_final = frame.header.kind == StreamFrameKind::FinalData;
             let opened = worker.open(frame, scratch)?;
             if let Some(file) = positional {
                 // Only authenticated plaintext is written, and only into the

@@ -58,9 +58,9 @@ pub struct CompactionReport {
 }
 
 /// Log compaction, second step (the first is [`LogManager::cut`]): write
-/// `state` (the state at `cut`) as a snapshot, record a checkpoint, delete
-/// the log files and older snapshots it covers. Every step is durable
-/// before the next, so a crash anywhere leaves the old log (perhaps with an
+/// `state` (the state at `cut`) as a snapshot, append its SnapshotCheckpoint
+/// record, delete the log files and older snapshots it covers. Every step is
+/// durable before the next, so a crash anywhere leaves the old log (perhaps with an
 /// unused snapshot) or the new snapshot with the log after it; bootstrap
 /// handles both. Compactions must not run concurrently (the engine
 /// serializes them).

@@ -7,16 +7,16 @@ use crate::constants::*;
 use crate::crypto::aead::AeadKey;
 use crate::crypto::digest::StreamDigest;
 use crate::error::{Error, Result};
-use crate::framing::{frame_aad, FrameHeader, FrameKind};
+use crate::framing::{stream_frame_aad, StreamFrameHeader, StreamFrameKind};
 use crate::sealed::{self, DecodeError, OpenError, Plaintext, BODY_OFFSET, ENCODING_RAW};
 use crate::telemetry::{add_since, Telemetry};
 
-/// A frame read from the input, structurally checked, not yet opened.
-pub struct SealedFrame {
-    pub header: FrameHeader,
+/// A stream frame read from the input, structurally checked, not yet opened.
+pub struct SealedStreamFrame {
+    pub header: StreamFrameHeader,
     /// The whole frame is `buf[..FRAME_HEADER_LEN + sealed_len]`.
     pub buf: Vec<u8>,
-    /// Digest state after this frame (checkpoints record it).
+    /// Digest state after this frame (resume checkpoints record it).
     pub digest_after: StreamDigest,
     /// Input offset just after this frame.
     pub input_end: u64,
@@ -50,8 +50,8 @@ pub struct DecryptSegmentWorker<'a> {
 }
 
 impl DecryptSegmentWorker<'_> {
-    pub fn open(&self, frame: SealedFrame, _scratch: &mut Vec<u8>) -> Result<OpenedSegment> {
-        let SealedFrame {
+    pub fn open(&self, frame: SealedStreamFrame, _scratch: &mut Vec<u8>) -> Result<OpenedSegment> {
+        let SealedStreamFrame {
             header,
             mut buf,
             digest_after,
@@ -59,7 +59,7 @@ impl DecryptSegmentWorker<'_> {
         } = frame;
         let index = header.index;
         let t0 = Instant::now();
-        let aad = frame_aad(self.header_mac, &buf[..FRAME_HEADER_LEN]);
+        let aad = stream_frame_aad(self.header_mac, &buf[..FRAME_HEADER_LEN]);
         let end = FRAME_HEADER_LEN + header.sealed_len as usize;
         let invalid = |reason: String| Error::InvalidFrame { index, reason };
         let opened = sealed::open_in_place(
@@ -92,9 +92,9 @@ impl DecryptSegmentWorker<'_> {
             Err(DecodeError::Unknown(e)) => return Err(invalid(format!("unknown encoding {e}"))),
         };
         let len_ok = match header.kind {
-            FrameKind::Data => len == s,
-            FrameKind::FinalData => len <= s && (len > 0 || index == 0),
-            FrameKind::Trailer => false,
+            StreamFrameKind::Data => len == s,
+            StreamFrameKind::FinalData => len <= s && (len > 0 || index == 0),
+            StreamFrameKind::Trailer => false,
         };
         if !len_ok {
             return Err(invalid(format!("segment holds {len} bytes")));
@@ -121,10 +121,10 @@ pub struct Trailer {
 pub fn open_trailer(
     key: &AeadKey,
     header_mac: &[u8; MAC_LEN],
-    header: &FrameHeader,
+    header: &StreamFrameHeader,
     mut buf: Vec<u8>,
 ) -> Result<Trailer> {
-    let aad = frame_aad(header_mac, &buf[..FRAME_HEADER_LEN]);
+    let aad = stream_frame_aad(header_mac, &buf[..FRAME_HEADER_LEN]);
     let malformed = || Error::InvalidFrame {
         index: header.index,
         reason: "malformed trailer".into(),

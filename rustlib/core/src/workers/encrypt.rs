@@ -7,7 +7,7 @@ use crate::constants::*;
 use crate::crypto::aead::AeadKey;
 use crate::crypto::random;
 use crate::error::Result;
-use crate::framing::{frame_aad, FrameHeader, FrameKind};
+use crate::framing::{stream_frame_aad, StreamFrameHeader, StreamFrameKind};
 use crate::sealed::{self, Encoded, BODY_OFFSET, ENCODING_ZSTD};
 use crate::telemetry::{add_since, Telemetry};
 
@@ -29,7 +29,8 @@ pub struct PlainSegment {
     pub len: usize,
 }
 
-/// A sealed frame: `buf[..frame_len]` is the whole frame.
+/// A segment sealed into a stream frame: `buf[..frame_len]` is the whole
+/// frame.
 pub struct SealedSegment {
     pub buf: Vec<u8>,
     pub frame_len: usize,
@@ -64,19 +65,19 @@ impl EncryptSegmentWorker<'_> {
             }
         };
         let t0 = Instant::now();
-        let header = FrameHeader {
+        let header = StreamFrameHeader {
             sealed_len: body.sealed_len() as u32,
             stream_id: self.stream_id,
             index,
             kind: if is_final {
-                FrameKind::FinalData
+                StreamFrameKind::FinalData
             } else {
-                FrameKind::Data
+                StreamFrameKind::Data
             },
             nonce: random::bytes()?,
         };
         header.encode_into(&mut buf[..FRAME_HEADER_LEN]);
-        let aad = frame_aad(self.header_mac, &buf[..FRAME_HEADER_LEN]);
+        let aad = stream_frame_aad(self.header_mac, &buf[..FRAME_HEADER_LEN]);
         sealed::seal_in_place(
             self.key,
             &header.nonce,
@@ -104,11 +105,11 @@ pub fn seal_trailer(
     frames: u64,
     plaintext_len: u64,
 ) -> Result<Vec<u8>> {
-    let header = FrameHeader {
+    let header = StreamFrameHeader {
         sealed_len: crate::framing::TRAILER_SEALED_LEN,
         stream_id,
         index: frames,
-        kind: FrameKind::Trailer,
+        kind: StreamFrameKind::Trailer,
         nonce: random::bytes()?,
     };
     let body = Encoded::raw(TRAILER_PLAINTEXT_LEN - BODY_OFFSET);
@@ -119,7 +120,7 @@ pub fn seal_trailer(
     buf[fields + DIGEST_LEN..fields + DIGEST_LEN + 8].copy_from_slice(&frames.to_le_bytes());
     buf[fields + DIGEST_LEN + 8..fields + DIGEST_LEN + 16]
         .copy_from_slice(&plaintext_len.to_le_bytes());
-    let aad = frame_aad(header_mac, &buf[..FRAME_HEADER_LEN]);
+    let aad = stream_frame_aad(header_mac, &buf[..FRAME_HEADER_LEN]);
     sealed::seal_in_place(key, &header.nonce, &aad, body, &mut buf, FRAME_HEADER_LEN);
     Ok(buf)
 }

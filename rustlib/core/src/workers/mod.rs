@@ -1,7 +1,8 @@
-//! Segment workers: the per-segment work the pipeline runs on OS threads.
+//! Segment workers: the per-segment work the pipeline runs on OS threads,
+//! sealing segments into v2 stream frames and opening them again.
 
 pub mod decrypt;
 pub mod encrypt;
 
-pub use decrypt::{DecryptSegmentWorker, OpenedSegment, SealedFrame};
+pub use decrypt::{DecryptSegmentWorker, OpenedSegment, SealedStreamFrame};
 pub use encrypt::{EncryptSegmentWorker, PlainSegment, SealedSegment};
