@@ -27,8 +27,16 @@
 
 use crate::constants::{NONCE_LEN, TAG_LEN};
 use crate::crypto::aead::AeadKey;
+use crate::crypto::keys::SecretKey;
+use crate::crypto::vault_keys::{purpose, subkey};
 use crate::error::{Error, Result};
+use crate::types::Cipher;
 use crate::vaultfile::{PrefixError, VaultFileKind, VAULT_FILE_HEADER_LEN};
+
+/// The key of one log file's records: subkey(master, "log", the file's id).
+pub fn file_key(master: &SecretKey, cipher: Cipher, file_id: &[u8; 16]) -> AeadKey {
+    AeadKey::new(cipher, &subkey(master, purpose::LOG, file_id))
+}
 
 pub const LOG_MAGIC: &[u8; 8] = b"fusefslg";
 pub const LOG_HEADER_LEN: usize = VAULT_FILE_HEADER_LEN;

@@ -5,7 +5,9 @@
 //!
 //! * [`format`](mod@self::format): the byte layout of a log file and its records.
 //! * [`unified`]: `LogManager` (append with group commit, sync,
-//!   rotate, cut for a snapshot, replay with torn-tail handling).
+//!   rotate, cut for a snapshot).
+//! * [`replay`]: reading every file back at open, with torn-tail handling.
 
 pub mod format;
+pub mod replay;
 pub mod unified;

@@ -3,8 +3,23 @@
 //! (B), the seal and the config MAC, unlocking, and the printed form of the
 //! master key.
 
-use super::text::{hex, put_str};
-use super::*;
+use super::file::*;
+use std::path::Path;
+use std::time::SystemTime;
+
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::constants::{KEY_CHECK_LEN, KEY_LEN, MAC_LEN, NONCE_LEN, SALT_LEN};
+use crate::crypto::aead::AeadKey;
+use crate::crypto::keys::SecretKey;
+use crate::crypto::vault_keys::{purpose, subkey};
+use crate::crypto::{ct_eq, kdf, random};
+use crate::error::{Error, Result};
+use crate::storage::durable::write_durably;
+use crate::storage::FileSystem;
+use crate::types::{Argon2Params, Cipher};
+
+use super::text::{hex, put_str, rfc3339_utc};
 
 /// The keys derived from the password: the check value and the sealing key.
 pub(super) struct PasswordKeys {
@@ -35,6 +50,31 @@ pub(super) fn master_key_check(master: &SecretKey) -> [u8; KEY_CHECK_LEN] {
 }
 
 impl VaultConfig {
+    /// A new config in memory: random vault id, master key, salt and nonce.
+    /// Returns it with the master key. [`VaultConfig::create`] also writes it.
+    pub fn generate(password: &[u8], options: &VaultOptions) -> Result<(VaultConfig, SecretKey)> {
+        options.validate()?;
+        let master = SecretKey::from_bytes(random::bytes()?);
+        let mut config = VaultConfig {
+            vault_id: random::bytes()?,
+            created: rfc3339_utc(SystemTime::now()),
+            cipher: options.cipher,
+            segment_size: options.segment_size,
+            compression: options.compression,
+            features: Vec::new(),
+            kdf: options.argon2,
+            salt: [0; SALT_LEN],
+            password_check: [0; KEY_CHECK_LEN],
+            nonce: [0; NONCE_LEN],
+            sealed_master_key: [0; SEALED_LEN],
+            master_key_check: master_key_check(&master),
+            config_mac: [0; MAC_LEN],
+        };
+        config.config_mac = config.mac(&master);
+        config.seal(&master, password, options.argon2)?;
+        Ok((config, master))
+    }
+
     /// B: the security-relevant parameters, byte by byte (see the struct docs).
     pub(super) fn binding(&self) -> Vec<u8> {
         let mut b = Vec::with_capacity(128);
