@@ -1044,3 +1044,50 @@ fn readers_do_not_wait_while_a_full_log_batch_is_written() {
     let v = open();
     assert_eq!(v.read(f.ino, 0, 3).unwrap(), b"xyz");
 }
+
+/// One segment size: the config's. A snapshot whose state was made with
+/// another one (it authenticates: same vault id and master key) is refused
+/// at open, naming both sizes, instead of truncating on other boundaries
+/// than the engine writes.
+#[test]
+fn a_state_with_another_segment_size_than_the_config_is_refused() {
+    use crypto_core::metadata::{MetadataState, Timespec};
+    use crypto_core::snapshot::write_snapshot;
+    let fx = Fixture::new(None);
+    let other = MetadataState::new(SEG * 2, 0o755, 0, 0, Timespec::default());
+    write_snapshot(
+        &fx.fs,
+        Path::new("/v/snap"),
+        *fx.config.vault_id(),
+        &fx.master,
+        1,
+        0,
+        &other,
+    )
+    .unwrap();
+    match fx.open_on(&fx.fs) {
+        Err(Error::SnapshotCorrupt(m)) => assert_eq!(
+            m,
+            format!(
+                "the metadata's segment size {} is not the vault's {SEG}",
+                SEG * 2
+            )
+        ),
+        Err(e) => panic!("expected a damaged snapshot, got {e}"),
+        Ok(_) => panic!("expected a damaged snapshot, the vault opened"),
+    }
+    // The same snapshot with the config's segment size opens.
+    let fs = MemFs::new();
+    let same = MetadataState::new(SEG, 0o755, 0, 0, Timespec::default());
+    write_snapshot(
+        &fs,
+        Path::new("/v/snap"),
+        *fx.config.vault_id(),
+        &fx.master,
+        1,
+        0,
+        &same,
+    )
+    .unwrap();
+    fx.open_on(&fs).unwrap();
+}
