@@ -61,6 +61,6 @@ pub mod telemetry;
 pub use crate::metadata::{AttrChange, InodeKind, Timespec};
 pub use compaction::{CompactionAction, CompactionReport, CompactionStats, PackCompactionReport};
 pub use config::{VaultConfig, VaultOptions};
-pub use engine::{Attr, DirEntry, EngineOptions, RenameFlags, Vault, ROOT};
+pub use engine::{Attr, DirEntry, EngineOptions, RenameFlags, Vault, DEFAULT_CACHE_BYTES, ROOT};
 pub use open::LOCK_FILE;
 pub use passwd::{Credential, KdfCosts};

@@ -7,12 +7,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crypto_core::metadata::{AttrChange, InodeKind};
 use crypto_core::scheduler::VaultSession;
 use crypto_core::types::{Argon2Params, Cipher as CoreCipher};
-use crypto_core::vault::compaction::CompactionAction;
-use crypto_core::vault::config::VaultOptions;
-use crypto_core::vault::engine::{EngineOptions, RenameFlags, Vault, DEFAULT_CACHE_BYTES};
+use crypto_core::vault::{
+    AttrChange, CompactionAction, EngineOptions, InodeKind, RenameFlags, Vault, VaultOptions,
+    DEFAULT_CACHE_BYTES,
+};
 use crypto_core::Error;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;

@@ -4,10 +4,10 @@
 
 use std::ffi::{c_int, c_void};
 
-use crypto_core::metadata::Timespec;
 use crypto_core::telemetry::VaultTelemetry as CoreTelemetry;
-use crypto_core::vault::engine::Attr;
-use crypto_core::vault::{CompactionReport, PackCompactionReport as CorePackReport};
+use crypto_core::vault::{
+    Attr, CompactionReport, PackCompactionReport as CorePackReport, Timespec,
+};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyMemoryView};
