@@ -311,3 +311,39 @@ def test_passwd_masterkey_and_extpass(vault_factory, tmp_path: Path, request) ->
     done = fusefs("mount", tmp_path / "v", tmp_path / "m", "--extpass", "no-such-cmd-xyz")
     assert done.returncode == EXIT_USAGE and "not found" in one_line_error(done)
     assert not is_mounted(tmp_path / "m")
+
+
+def test_init_gives_the_root_directory_to_whoever_ran_it(tmp_path: Path) -> None:
+    """uid, gid, 0777 less the umask, times now: not root:root 0755 of 1970."""
+    import subprocess
+
+    from fusefs import _native
+
+    pw = tmp_path / "pw"
+    pw.write_text(PASSWORD + "\n")
+    before = time.time_ns()
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fusefs",
+            "init",
+            str(tmp_path / "v"),
+            "--passfile",
+            str(pw),
+            *FAST_KDF,
+            "-q",
+        ],
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        preexec_fn=lambda: os.umask(0o027),
+        timeout=60,
+        check=False,
+    )
+    after = time.time_ns()
+    assert (done.returncode, done.stderr.decode()) == (0, "")
+    with _native.Vault.open(str(tmp_path / "v"), PASSWORD.encode()) as v:
+        root = v.getattr(_native.ROOT_INO)
+    assert (root.uid, root.gid, root.mode) == (os.getuid(), os.getgid(), 0o40750)
+    for t in (root.atime_ns, root.mtime_ns, root.ctime_ns):
+        assert before <= t <= after

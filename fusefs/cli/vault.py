@@ -12,6 +12,7 @@ import errno
 import json
 import os
 import re
+import time
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -190,6 +191,7 @@ def init(
             argon2_t=kdf_passes,
         )
         try:
+            _own_root(vault)
             master_key = vault.print_master_key()
         finally:
             vault.close()
@@ -202,6 +204,26 @@ def init(
         click.echo(f"Created vault {vault_dir} ({cipher}, {segment_size // 1024} KiB segments).")
         click.echo("Master key: it opens the vault if the password is lost. Keep it safe, offline:")
         click.echo(f"\n    {master_key}\n")
+
+
+def _own_root(vault: Vault) -> None:
+    """Give the new vault's root directory to the user who ran ``init``, as
+    ``mkdir`` would: their uid and gid, mode 0777 less their umask, times now
+    (the engine's empty state is root:root 0755 of 1970, which an ordinary
+    user cannot even create a file in)."""
+    from fusefs._native import ROOT_INO
+
+    umask = os.umask(0)
+    os.umask(umask)
+    now = time.time_ns()
+    vault.setattr(
+        ROOT_INO,
+        mode=0o777 & ~umask,
+        uid=os.getuid(),
+        gid=os.getgid(),
+        atime_ns=now,
+        mtime_ns=now,
+    )
 
 
 def _remove_partial_vault(vault_dir: str, created_dir: bool) -> None:
