@@ -273,7 +273,7 @@ impl LogManager {
     }
 
     /// Write and sync everything queued, then start a new file; returns its number.
-    pub fn rotate_now(&self) -> Result<u64> {
+    fn rotate_now(&self) -> Result<u64> {
         let mut q = self.lock();
         loop {
             if let Some(e) = &q.failed {
@@ -293,7 +293,7 @@ impl LogManager {
     }
 
     /// Delete the log files numbered below `number` (covered by a snapshot).
-    pub fn delete_files_before(&self, number: u64) -> Result<usize> {
+    fn delete_files_before(&self, number: u64) -> Result<usize> {
         let names = self
             .fs
             .list(&self.dir)

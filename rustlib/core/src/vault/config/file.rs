@@ -409,22 +409,26 @@ impl VaultConfig {
     }
 }
 
+/// The cheapest Argon2id costs, and a vault's options with them (the
+/// config's unit tests).
+#[cfg(test)]
+pub(crate) const FAST: Argon2Params = Argon2Params {
+    m_kib: 64,
+    t: 1,
+    p: 1,
+};
+
+#[cfg(test)]
+pub(crate) fn options() -> VaultOptions {
+    VaultOptions {
+        argon2: FAST,
+        ..Default::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const FAST: Argon2Params = Argon2Params {
-        m_kib: 64,
-        t: 1,
-        p: 1,
-    };
-
-    fn options() -> VaultOptions {
-        VaultOptions {
-            argon2: FAST,
-            ..Default::default()
-        }
-    }
 
     #[test]
     fn generate_parse_unlock() {
@@ -441,15 +445,7 @@ mod tests {
     #[test]
     fn a_password_change_crashed_at_any_write_leaves_a_config_that_unlocks() {
         use crate::storage::memfs::{Fault, MemFs};
-        let fast = Argon2Params {
-            m_kib: 64,
-            t: 1,
-            p: 1,
-        };
-        let opts = VaultOptions {
-            argon2: fast,
-            ..Default::default()
-        };
+        let opts = options();
         let dir = Path::new("/v");
         let make = || {
             let fs = MemFs::new();
@@ -459,13 +455,13 @@ mod tests {
         };
         let (probe, mut c, m) = make();
         let first = probe.writes();
-        c.set_password(&probe, dir, &m, b"new", fast).unwrap();
+        c.set_password(&probe, dir, &m, b"new", FAST).unwrap();
         assert!(probe.writes() > first);
         for nth in first + 1..=probe.writes() {
             for torn in [0, 10, 1000] {
                 let (fs, mut c, m) = make();
                 fs.set_fault(Some(Fault::Crash { nth }));
-                assert!(c.set_password(&fs, dir, &m, b"new", fast).is_err());
+                assert!(c.set_password(&fs, dir, &m, b"new", FAST).is_err());
                 let loaded = VaultConfig::load(&fs.after_crash(torn), dir).unwrap();
                 assert!(loaded.unlock(b"old").is_ok(), "write {nth}, torn {torn}");
             }

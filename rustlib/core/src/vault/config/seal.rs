@@ -257,19 +257,6 @@ pub fn parse_master_key(printed: &str) -> Result<SecretKey> {
 mod tests {
     use super::*;
 
-    const FAST: Argon2Params = Argon2Params {
-        m_kib: 64,
-        t: 1,
-        p: 1,
-    };
-
-    fn options() -> VaultOptions {
-        VaultOptions {
-            argon2: FAST,
-            ..Default::default()
-        }
-    }
-
     #[test]
     fn binding_layout() {
         let (mut c, _) = VaultConfig::generate(b"pw", &options()).unwrap();
