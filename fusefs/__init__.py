@@ -111,16 +111,21 @@ def _version() -> str:
         return "0.0.0"
 
 
-def __getattr__(name: str) -> Any:
-    if name == "__version__":
-        value: Any = _version()
-    elif name in __all__:
-        module = "fusefs.errors" if name in _ERRORS else "fusefs._native"
-        value = getattr(importlib.import_module(module), name)
-    else:
-        raise AttributeError(f"module 'fusefs' has no attribute {name!r}")
-    globals()[name] = value  # cache: __getattr__ runs once per name
-    return value
+if not TYPE_CHECKING:
+    # Hidden from type checkers: a module-level __getattr__ would make every
+    # attribute of fusefs, misspelt ones included, type as Any. They see the
+    # imports above instead, so ``fusefs.Vaultt`` is a type error.
+
+    def __getattr__(name: str) -> Any:
+        if name == "__version__":
+            value: Any = _version()
+        elif name in __all__:
+            module = "fusefs.errors" if name in _ERRORS else "fusefs._native"
+            value = getattr(importlib.import_module(module), name)
+        else:
+            raise AttributeError(f"module 'fusefs' has no attribute {name!r}")
+        globals()[name] = value  # cache: __getattr__ runs once per name
+        return value
 
 
 def __dir__() -> list[str]:

@@ -241,7 +241,9 @@ class VaultUsage:
 class VaultTelemetry:
     """Counts kept by the engine: inodes .. compaction_cycles; since the
     open: reads .. cache_misses; cache_bytes (held), cache_capacity; on disk
-    now: log_bytes, pack_bytes, snapshot_bytes."""
+    now: log_bytes, pack_bytes, snapshot_bytes; compaction: the scheduler
+    started (compaction_running), a cycle running now, this session's last
+    cycle (seconds ago and pack bytes reclaimed; None before the first)."""
 
     inodes: int
     dirs: int
@@ -265,7 +267,10 @@ class VaultTelemetry:
     pack_bytes: int
     snapshot_bytes: int
     compaction_running: bool
-    def to_dict(self) -> dict[str, int | float | bool]: ...
+    compacting_now: bool
+    last_compaction_seconds_ago: float | None
+    last_compaction_reclaimed_bytes: int | None
+    def to_dict(self) -> dict[str, int | float | bool | None]: ...
 
 @final
 class LogCompactionReport:
@@ -390,7 +395,8 @@ class Vault:
         exc_value: BaseException | None,
         traceback: TracebackType | None,
         /,
-    ) -> bool: ...
+    ) -> None:
+        """Close the vault; an exception in the block propagates."""
 
 def vault_info(path: _Path) -> dict[str, Any]:
     """Public fields of ``path/fusefs.conf``; no password needed."""

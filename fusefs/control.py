@@ -3,18 +3,15 @@
 A mount daemon answers extended-attribute requests on its root directory
 whose names start with ``fusefs.`` (no kernel namespace uses that prefix, so
 no stored attribute can collide, and the kernel passes such names straight
-to the file system). No socket or pid file is needed: the mount point
-itself is the address, and a mount that is not ours, or a dead one, says so
-with its errno.
+to the file system); the daemon's side, and the table of requests, is
+:mod:`fusefs.control_server`. No socket or pid file is needed: the mount
+point itself is the address.
 
-=============================  =====================================================
-``getxattr fusefs.pid``        the daemon's process id, decimal
-``getxattr fusefs.stats``      live telemetry, one JSON object
-``setxattr fusefs.compact``    ``1``: compact the vault after unmounting; ``0``: not
-``setxattr fusefs.sync``       make everything written so far durable now
-=============================  =====================================================
-
-Setting needs the mounting user or root.
+Before asking the daemon anything, the mount table (:mod:`fusefs.mounttable`)
+says whether the path is a mount, a fusefs one, and whose: another user's
+mount is refused by name here (the kernel would answer ``EACCES`` without
+``allow_other``, and the daemon ``EPERM`` with it), and a dead one is named
+as such.
 """
 
 from __future__ import annotations
@@ -24,11 +21,15 @@ import errno
 import functools
 import json
 import os
+import pwd
 import shutil
+import stat
 import subprocess
+import tempfile
 import time
 from typing import Any
 
+from fusefs import mounttable
 from fusefs.exitcodes import ExitCode, QuietError
 
 PREFIX = b"fusefs."
@@ -36,6 +37,7 @@ PID = b"fusefs.pid"
 STATS = b"fusefs.stats"
 COMPACT_AT_UNMOUNT = b"fusefs.compact"
 SYNC = b"fusefs.sync"
+REPORT = b"fusefs.report"
 
 
 class MountError(QuietError):
@@ -54,22 +56,35 @@ class MountError(QuietError):
 
 def mount_state(path: str) -> str:
     """``"missing"``, ``"not-dir"``, ``"stale"`` (a dead FUSE mount), ``"mounted"`` or ``"dir"``."""
-    try:
-        os.stat(path)
-        if not os.path.isdir(path):
+    if mounttable.find(path) is None:
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return "missing"
+        except OSError as e:
+            if e.errno == errno.ENOTCONN:  # through a symlink to a dead mount
+                return "stale"
+            raise
+        if not stat.S_ISDIR(st.st_mode):
             return "not-dir"
-        if not os.path.ismount(path):
-            return "dir"
+        return "mounted" if os.path.ismount(path) else "dir"
+    try:
         # stat() may be answered from the kernel's attribute cache even when
         # the daemon is gone; statfs always reaches the file system.
         os.statvfs(path)
-        return "mounted"
-    except FileNotFoundError:
-        return "missing"
     except OSError as e:
         if e.errno == errno.ENOTCONN:
             return "stale"
-        raise
+        if e.errno not in (errno.EACCES, errno.EPERM):  # EACCES: another user's mount
+            raise
+    return "mounted"
+
+
+def user_name(uid: int) -> str:
+    try:
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"
 
 
 def _get(mnt: str, name: bytes) -> bytes:
@@ -95,22 +110,54 @@ def _not_ours(mnt: str, e: OSError, exit_code: ExitCode = ExitCode.MOUNT) -> Mou
         )
     if e.errno in (errno.ENODATA, errno.EOPNOTSUPP, errno.ENOTSUP):
         return MountError(f"{mnt} is not a fusefs mount", exit_code=exit_code)
-    if e.errno == errno.EPERM:
+    if e.errno in (errno.EPERM, errno.EACCES):
+        entry = mounttable.find(mnt)
+        owner = None if entry is None else entry.owner_uid
+        if owner is not None and os.getuid() not in (0, owner):
+            return MountError(
+                f"{mnt} was mounted by {user_name(owner)}: only that user or root may do this",
+                exit_code=exit_code,
+            )
         return MountError(
-            f"{mnt}: only the user who mounted it (or root) may do this", exit_code=exit_code
+            f"{mnt}: the daemon refused ({e.strerror}): its root directory must be readable "
+            "(and, for --compact, writable) by you",
+            exit_code=exit_code,
         )
     return MountError(f"{mnt}: {e.strerror}", exit_code=exit_code)
 
 
-def require_mount(mnt: str) -> None:
-    """Raise :class:`MountError` unless ``mnt`` is a live mount point."""
+def require_mount(mnt: str) -> mounttable.MountEntry:
+    """The mount table's entry of ``mnt``, a live fusefs mount of this user's
+    (or any, for root); :class:`MountError` naming what it is otherwise."""
     state = mount_state(mnt)
     if state == "missing":
         raise MountError(f"{mnt} does not exist")
+    entry = mounttable.find(mnt)
     if state == "stale":
         raise _not_ours(mnt, OSError(errno.ENOTCONN, "stale"))
-    if state != "mounted":
+    if state != "mounted" or entry is None:
         raise MountError(f"{mnt} is not mounted")
+    if not entry.is_fusefs:
+        raise MountError(f"{mnt} is not a fusefs mount (it is {entry.fstype})")
+    owner = entry.owner_uid
+    if owner is not None and os.getuid() not in (0, owner):
+        raise MountError(
+            f"{mnt} was mounted by {user_name(owner)}: only that user or root may do this"
+        )
+    return entry
+
+
+def find_mount(path: str) -> str:
+    """``path`` if it is a mount point; the mount point of the vault ``path``
+    if it is a mounted vault; :class:`MountError` saying what it is otherwise."""
+    if mounttable.find(path) is not None or not os.path.isfile(
+        os.path.join(path, "fusefs.conf")
+    ):
+        return path
+    mounts = mounttable.mounts_of_vault(path)
+    if not mounts:
+        raise MountError(f"the vault {path} is not mounted")
+    return mounts[-1].point
 
 
 def daemon_pid(mnt: str) -> int:
@@ -133,10 +180,12 @@ def sync(mnt: str) -> None:
 
     Raises :class:`MountError` naming the reason (e.g. the vault's disk is
     full) if the daemon cannot persist what it holds; its exit status is IO
-    whatever the reason, since what the mount holds is not durable.
+    whatever the reason, since what the mount holds is not durable. Asked
+    by reading an attribute, which needs only read permission on the root
+    directory (setting one would need write permission).
     """
     if is_read_only(mnt):
-        return  # nothing to write back; the kernel refuses setxattr anyway
+        return  # nothing to write back
     fd = os.open(mnt, os.O_RDONLY | os.O_DIRECTORY)
     try:
         if _libc().syncfs(fd) != 0:
@@ -144,11 +193,44 @@ def sync(mnt: str) -> None:
     finally:
         os.close(fd)
     try:
-        os.setxattr(mnt, SYNC, b"1")
+        os.getxattr(mnt, SYNC)
     except OSError as e:
-        if e.errno in (errno.ENOTCONN, errno.ENODATA, errno.EOPNOTSUPP, errno.EPERM):
+        if e.errno in (errno.ENOTCONN, errno.ENODATA, errno.EOPNOTSUPP, errno.EPERM, errno.EACCES):
             raise _not_ours(mnt, e, ExitCode.IO) from None
         raise _not_durable(mnt, e.errno or errno.EIO) from None
+
+
+def ask_for_report(mnt: str, entry: mounttable.MountEntry) -> str | None:
+    """A new empty file the daemon of ``mnt`` will write its final report to
+    (:mod:`fusefs.control_server`), or None where it cannot be asked."""
+    fd, path = tempfile.mkstemp(prefix="fusefs-umount-", suffix=".json")
+    os.close(fd)
+    try:
+        owner = entry.owner_uid
+        if owner is not None and owner != os.getuid():
+            os.chown(path, owner, -1)  # root unmounting another user's mount
+        os.setxattr(mnt, REPORT, os.fsencode(path))
+    except OSError:
+        os.unlink(path)
+        return None
+    return path
+
+
+def read_report(path: str) -> dict[str, Any] | None:
+    """The daemon's final report at ``path`` (then removed); None if it wrote none."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    finally:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+    try:
+        report = json.loads(data) if data else None
+    except ValueError:
+        return None
+    return report if isinstance(report, dict) else None
 
 
 def _not_durable(mnt: str, code: int) -> MountError:
@@ -207,3 +289,28 @@ def process_alive(pid: int) -> bool:
             return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
     except (OSError, IndexError):
         return False
+
+
+def _mib(n: float) -> str:
+    return f"{n / 2**20:,.1f} MiB"
+
+
+def describe_compaction(report: dict[str, Any]) -> str:
+    """A compaction report (``Vault.compact().to_dict()``) in words, one clause each part."""
+    parts = []
+    packs, logs = report.get("packs"), report.get("log")
+    if packs and (packs["packs_deleted"] or packs["bytes_reclaimed"]):
+        n = packs["packs_deleted"]
+        parts.append(
+            f"reclaimed {_mib(packs['bytes_reclaimed'])} from {n} pack file{'s' * (n != 1)}"
+            f" (copying {_mib(packs['bytes_copied'])} still in use)"
+        )
+    elif packs:
+        parts.append("no pack file had enough dead space to be worth rewriting")
+    if logs:
+        n, m = logs["log_files_deleted"], logs["snapshots_deleted"]
+        parts.append(
+            f"folded the metadata log into a new snapshot (removed {n} log file{'s' * (n != 1)}"
+            f" and {m} older snapshot{'s' * (m != 1)})"
+        )
+    return "; ".join(parts) if parts else "nothing needed compacting"

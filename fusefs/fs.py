@@ -37,14 +37,14 @@ at end of file); ``copy_file_range`` falls back to reads and writes.
 Control interface: extended attributes of the root directory whose names
 start with ``fusefs.`` (a prefix no kernel namespace uses) are not stored;
 they are the channel of ``fusefs stats`` and ``fusefs umount`` to the
-daemon (see :mod:`fusefs.control`). They are never listed.
+daemon, answered by :mod:`fusefs.control_server`. They are never listed.
+Polling them, or ``statfs``, does not count as use for ``--idle``.
 """
 
 from __future__ import annotations
 
 import errno
 import functools
-import json
 import logging
 import os
 import stat
@@ -57,6 +57,7 @@ import pyfuse3
 import trio
 
 from fusefs import control
+from fusefs.control_server import ControlServer, is_passive
 from fusefs.errors import FusefsError
 from fusefs.requestloop import InFlight
 
@@ -95,7 +96,8 @@ def handler(method: F) -> F:
     @functools.wraps(method)
     async def wrapper(self: VaultOperations, *args: Any) -> Any:
         self.ops[name] += 1
-        self.last_request = time.monotonic()
+        if not is_passive(name, args):
+            self.last_request = time.monotonic()
         try:
             return await method(self, *args)
         except pyfuse3.FUSEError:
@@ -164,8 +166,6 @@ class VaultOperations(pyfuse3.Operations):
         self.started = time.time()
         self.bytes_read = 0
         self.bytes_written = 0
-        #: Set through the control interface: compact the vault at unmount.
-        self.compact_at_unmount = False
         #: Open file handles (for --idle: never unmount with files open).
         self.open_handles = 0
         self.owner_uid = os.getuid()
@@ -176,6 +176,8 @@ class VaultOperations(pyfuse3.Operations):
         #: Set once the kernel's INIT request has been answered.
         self.initialized = trio.Event()
         self._blksize = 65536
+        #: Answers ``fusefs stats``/``umount`` (root xattrs named ``fusefs.*``).
+        self.control = ControlServer(self)
 
     def init(self) -> None:
         # Called while answering INIT; the reply goes out right after, before
@@ -437,7 +439,7 @@ class VaultOperations(pyfuse3.Operations):
         self, inode: int, name: bytes, value: bytes, ctx: pyfuse3.RequestContext
     ) -> None:
         if inode == ROOT_INO and name.startswith(control.PREFIX):
-            await self._control_set(name, value, ctx)
+            await self.control.set(name, value, ctx)
             return
         _check_xattr_name(name)
         self.vault.setxattr(inode, name, value)
@@ -445,7 +447,7 @@ class VaultOperations(pyfuse3.Operations):
     @handler
     async def getxattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> bytes:
         if inode == ROOT_INO and name.startswith(control.PREFIX):
-            return self._control_get(name)
+            return await self.control.get(name, ctx)
         _check_xattr_name(name)
         return self.vault.getxattr(inode, name)
 
@@ -483,41 +485,6 @@ class VaultOperations(pyfuse3.Operations):
     @handler
     async def access(self, inode: int, mode: int, ctx: pyfuse3.RequestContext) -> bool:
         return True  # mounted with default_permissions: the kernel checks
-
-    # --- control interface (fusefs stats / fusefs umount) -------------------------------------
-
-    def stats(self) -> dict[str, Any]:
-        t = self.vault.telemetry()
-        return {
-            "pid": os.getpid(),
-            "vault": self.vault_dir,
-            "read_only": self.read_only,
-            "uptime_seconds": round(time.time() - self.started, 3),
-            "idle_seconds": round(time.monotonic() - self.last_request, 3),
-            "fuse_bytes_read": self.bytes_read,
-            "fuse_bytes_written": self.bytes_written,
-            "fuse_ops": dict(self.ops),
-            "compact_at_unmount": self.compact_at_unmount,
-            "engine": t.to_dict(),
-        }
-
-    def _control_get(self, name: bytes) -> bytes:
-        if name == control.PID:
-            return str(os.getpid()).encode()
-        if name == control.STATS:
-            return json.dumps(self.stats(), sort_keys=True).encode()
-        raise pyfuse3.FUSEError(errno.ENODATA)
-
-    async def _control_set(self, name: bytes, value: bytes, ctx: pyfuse3.RequestContext) -> None:
-        if ctx.uid not in (0, self.owner_uid):
-            raise pyfuse3.FUSEError(errno.EPERM)
-        if name == control.COMPACT_AT_UNMOUNT:
-            self.compact_at_unmount = value.strip() not in (b"", b"0")
-        elif name == control.SYNC:
-            await self._thread(self.vault.sync)
-        else:
-            raise pyfuse3.FUSEError(errno.EOPNOTSUPP)
-
 
 def _check_xattr_name(name: bytes) -> None:
     # Names outside the namespaces a regular file system stores (system.*

@@ -22,15 +22,14 @@ import contextlib
 import errno
 import logging
 import os
-import re
 import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from fusefs import control, requestloop
+from fusefs import control, mounttable, requestloop
 from fusefs.exitcodes import ExitCode, QuietError
 
 if TYPE_CHECKING:
@@ -236,11 +235,14 @@ async def _serve(
     real_mountpoint = os.path.realpath(opts.mountpoint)
     async with contextlib.AsyncExitStack() as stack:
         vault = open_vault()
-        stack.callback(_close_vault, vault)
         ops = VaultOperations(
             vault, opts.vault_dir, read_only=opts.read_only, in_flight=requestloop.in_flight
         )
-        stack.callback(_compact_at_unmount, vault, ops)
+        # What the end of the mount did, for `fusefs umount` (written last).
+        end = _End()
+        stack.callback(_report_end, ops, end)
+        stack.callback(_close_vault, vault, end)
+        stack.callback(_compact_at_unmount, vault, ops, end)
         # Background compaction stops only once the FUSE session is closed
         # (below), so a loop that crashed is unmounted first: stopping it is
         # registered before the session, and is a no-op if it never started.
@@ -283,15 +285,38 @@ async def _serve(
         unmounted = True
 
 
-def _close_vault(vault: Vault) -> None:
-    vault.close()
+@dataclass
+class _End:
+    """How the end of a mount went: the daemon's final report."""
+
+    closed: bool = False
+    compaction: dict[str, Any] | None = None
+    error: str | None = None
+
+
+def _close_vault(vault: Vault, end: _End) -> None:
+    try:
+        vault.close()
+    except BaseException as e:
+        end.error = end.error or f"closing the vault failed: {e}"
+        raise
+    end.closed = True
     log.info("vault closed")
 
 
-def _compact_at_unmount(vault: Vault, ops: VaultOperations) -> None:
-    if ops.compact_at_unmount and not ops.read_only:
-        report = vault.compact()
-        log.info("compacted at unmount: %s", report)
+def _compact_at_unmount(vault: Vault, ops: VaultOperations, end: _End) -> None:
+    if ops.control.compact_at_unmount and not ops.read_only:
+        try:
+            report = vault.compact().to_dict()
+        except BaseException as e:
+            end.error = f"compaction failed: {e}"
+            raise
+        end.compaction = report
+        log.info("compacted at unmount: %s", control.describe_compaction(report))
+
+
+def _report_end(ops: VaultOperations, end: _End) -> None:
+    ops.control.final_report(closed=end.closed, compaction=end.compaction, error=end.error)
 
 
 async def _tune_after_init(ops: VaultOperations, mnt: str) -> None:
@@ -335,16 +360,22 @@ async def _unmount_when_idle(ops: VaultOperations, opts: MountOptions) -> None:
 def _tune_kernel(mnt: str) -> None:
     """Raise read-ahead, dirty-page share and writeback concurrency of the mount on ``mnt``.
 
-    Root only; best effort (a non-root mount keeps the kernel's defaults).
-    The device number comes from /proc/self/mountinfo: a stat() of the mount
-    point could wait on this very daemon. /sys/fs/fuse/connections exists
+    Root only; best effort (a non-root mount keeps the kernel's defaults:
+    128 KiB read-ahead and 1 % of the dirty-page limit, which slows large
+    writes). The device number comes from the mount table: a stat() of the
+    mount point could wait on this very daemon. /sys/fs/fuse/connections exists
     only where the fusectl file system is mounted.
     """
-    dev = _mount_device(mnt)
-    if dev is None:
+    if os.geteuid() != 0:
+        # The files below belong to root: an ordinary user's mount keeps the
+        # kernel's defaults (a warning each mount would be one they cannot act on).
+        log.debug("not tuning the mount: only root may")
+        return
+    entry = mounttable.find(mnt)
+    if entry is None:
         log.warning("cannot tune the mount: %s is not in /proc/self/mountinfo", mnt)
         return
-    major, minor = dev
+    major, minor = entry.major, entry.minor
     bdi = f"/sys/class/bdi/{major}:{minor}"
     conn = f"/sys/fs/fuse/connections/{minor}"
     for path, value in (
@@ -362,19 +393,3 @@ def _tune_kernel(mnt: str) -> None:
                 path,
                 e,
             )
-
-
-def _mount_device(mnt: str) -> tuple[int, int] | None:
-    try:
-        with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return None
-    for line in reversed(lines):  # the newest mount on a path is listed last
-        fields = line.split()
-        # mountinfo escapes space, tab, newline and backslash as \\ooo.
-        point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), fields[4])
-        if point == mnt:
-            major, minor = fields[2].split(":")
-            return int(major), int(minor)
-    return None

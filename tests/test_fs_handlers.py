@@ -150,7 +150,7 @@ def test_mapping_holds_for_handlers_of_every_kind() -> None:
         "fsync in a thread": lambda ops: ops.fsync(7, False),
         "release": lambda ops: ops.release(7),
         "getxattr": lambda ops: ops.getxattr(7, b"user.x", CTX),
-        "control sync": lambda ops: ops.setxattr(1, b"fusefs.sync", b"1", CTX),
+        "control sync": lambda ops: ops.getxattr(1, b"fusefs.sync", CTX),
     }
     for what, call in calls.items():
         assert fuse_errno(OSError(errno.EROFS, "Read-only"), call) == errno.EROFS, what

@@ -256,8 +256,12 @@ def test_umount_compact_and_stats(vault_factory) -> None:  # type: ignore[no-unt
     assert s["pid"] == daemon_pid(v.mnt) and s["engine"]["inodes"] >= 6
     assert s["fuse_ops"]["create"] == 20 and s["fuse_ops"]["unlink"] == 15
     text = fusefs("stats", v.mnt).stdout
-    assert "requests:" in text and "cache hit rate:" in text
-    v.umount("--compact")
+    assert "requests:" in text and "segment cache:   hit rate" in text
+    assert "compaction:      idle" in text and "no cycle yet" in text
+    done = v.umount("--compact")
+    assert done.stdout.startswith(f"Unmounted {v.mnt} ({v.dir}); compacted: "), done.stdout
+    assert "pack file" in done.stdout and "folded the metadata log" in done.stdout
+    assert done.stdout.count("\n") == 1
     v.mount()
     assert sorted(os.listdir(v.mnt)) == sorted(f"f{i}" for i in range(15, 20))
 

@@ -26,9 +26,10 @@ class RecordingVault:
     def stop_compaction(self) -> None:
         self.events.append("stop_compaction")
 
-    def compact(self) -> str:
+    def compact(self) -> Any:
         self.events.append("compact")
-        return "report"
+        report = {"log": None, "packs": None}
+        return type("Report", (), {"to_dict": lambda self: report})()
 
     def close(self) -> None:
         self.events.append("vault.close")
@@ -56,7 +57,7 @@ def serve(
     async def main() -> None:
         events.append("pyfuse3.main")
         await trio.lowlevel.checkpoint()
-        ops_seen[0].compact_at_unmount = compact
+        ops_seen[0].control.compact_at_unmount = compact
         if main_fails:
             raise ValueError("the loop crashed")
 

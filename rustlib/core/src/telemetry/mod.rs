@@ -134,4 +134,9 @@ pub struct VaultTelemetry {
     pub log_bytes: u64,
     pub pack_bytes: u64,
     pub snapshot_bytes: u64,
+    /// A compaction cycle is running now.
+    pub compacting_now: bool,
+    /// This session's last compaction cycle: how long ago it ended, and the
+    /// pack bytes it reclaimed (`None` before the first).
+    pub last_compaction: Option<(std::time::Duration, u64)>,
 }

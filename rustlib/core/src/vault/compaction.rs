@@ -6,7 +6,8 @@
 //! The scheduler (`crate::scheduler`) decides when and calls in here.
 
 use std::path::Path;
-use std::time::Duration;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
 
 use super::engine::{lock, now, Vault};
 use crate::error::{io_at, Result};
@@ -146,6 +147,22 @@ impl Vault {
 
     /// One compaction cycle: what `action` asks for, then a `Scheduler` record.
     pub fn run_compaction(
+        &self,
+        action: CompactionAction,
+        pack_dead_ratio: f64,
+    ) -> Result<(Option<PackCompactionReport>, Option<CompactionReport>)> {
+        let c = &self.counters;
+        c.compacting.store(true, Relaxed);
+        let result = self.run_compaction_cycle(action, pack_dead_ratio);
+        c.compacting.store(false, Relaxed);
+        if let Ok((packs, _)) = &result {
+            let reclaimed = packs.as_ref().map_or(0, |p| p.bytes_reclaimed);
+            *lock(&c.last_compaction) = Some((Instant::now(), reclaimed));
+        }
+        result
+    }
+
+    fn run_compaction_cycle(
         &self,
         action: CompactionAction,
         pack_dead_ratio: f64,

@@ -167,7 +167,7 @@ impl Drop for StateGuard<'_> {
     }
 }
 
-/// This session's I/O counts (see `Vault::telemetry`).
+/// This session's I/O counts and compaction record (see `Vault::telemetry`).
 #[derive(Default)]
 pub(super) struct Counters {
     pub(super) reads: AtomicU64,
@@ -175,6 +175,10 @@ pub(super) struct Counters {
     pub(super) writes: AtomicU64,
     pub(super) bytes_written: AtomicU64,
     pub(super) fsyncs: AtomicU64,
+    /// A compaction cycle (`run_compaction`) is running now.
+    pub(super) compacting: std::sync::atomic::AtomicBool,
+    /// When the last cycle of this session ended, and the pack bytes it reclaimed.
+    pub(super) last_compaction: Mutex<Option<(std::time::Instant, u64)>>,
 }
 
 impl Vault {

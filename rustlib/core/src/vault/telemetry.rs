@@ -2,7 +2,7 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 
-use super::engine::Vault;
+use super::engine::{lock, Vault};
 use crate::telemetry::VaultTelemetry;
 
 impl Vault {
@@ -61,6 +61,8 @@ impl Vault {
         t.log_bytes = self.dir_bytes("log");
         t.pack_bytes = self.dir_bytes("packs");
         t.snapshot_bytes = self.dir_bytes("snap");
+        t.compacting_now = c.compacting.load(Relaxed);
+        t.last_compaction = lock(&c.last_compaction).map(|(at, bytes)| (at.elapsed(), bytes));
         t
     }
 }

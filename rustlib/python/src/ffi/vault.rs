@@ -490,9 +490,10 @@ impl PyVault {
         _exc_type: Py<PyAny>,
         _exc_value: Py<PyAny>,
         _traceback: Py<PyAny>,
-    ) -> BindingResult<bool> {
-        self.close(py)?;
-        Ok(false)
+    ) -> BindingResult<()> {
+        // None: an exception raised in the `with` block propagates (the
+        // stub says so too, so type checkers see no swallowed exception).
+        self.close(py)
     }
 }
 

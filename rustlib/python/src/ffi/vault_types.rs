@@ -142,6 +142,12 @@ impl PyRepr for f64 {
     }
 }
 
+impl<T: PyRepr> PyRepr for Option<T> {
+    fn py_repr(&self) -> String {
+        self.as_ref().map_or_else(|| "None".to_string(), PyRepr::py_repr)
+    }
+}
+
 impl PyRepr for bool {
     fn py_repr(&self) -> String {
         (if *self { "True" } else { "False" }).to_string()
@@ -219,6 +225,12 @@ record! {
         snapshot_bytes: u64,
         /// Whether background compaction (`start_compaction`) is running.
         compaction_running: bool,
+        /// A compaction cycle is running now.
+        compacting_now: bool,
+        /// How long ago this session's last compaction cycle ended, and the
+        /// pack bytes it reclaimed (None before the first).
+        last_compaction_seconds_ago: Option<f64>,
+        last_compaction_reclaimed_bytes: Option<u64>,
     }
 }
 
@@ -247,6 +259,9 @@ impl VaultTelemetry {
             pack_bytes: t.pack_bytes,
             snapshot_bytes: t.snapshot_bytes,
             compaction_running,
+            compacting_now: t.compacting_now,
+            last_compaction_seconds_ago: t.last_compaction.map(|(ago, _)| ago.as_secs_f64()),
+            last_compaction_reclaimed_bytes: t.last_compaction.map(|(_, bytes)| bytes),
         }
     }
 }
