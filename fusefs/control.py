@@ -118,6 +118,12 @@ def _not_ours(mnt: str, e: OSError, exit_code: ExitCode = ExitCode.MOUNT) -> Mou
                 f"{mnt} was mounted by {user_name(owner)}: only that user or root may do this",
                 exit_code=exit_code,
             )
+        if owner is not None and owner != os.getuid() and not reachable(mnt):
+            return MountError(
+                f"{mnt} was mounted by {user_name(owner)} without --allow-other: "
+                "no other user can look inside it, root included",
+                exit_code=exit_code,
+            )
         return MountError(
             f"{mnt}: the daemon refused ({e.strerror}): its root directory must be readable "
             "(and, for --compact, writable) by you",
@@ -147,12 +153,24 @@ def require_mount(mnt: str) -> mounttable.MountEntry:
     return entry
 
 
+def reachable(mnt: str) -> bool:
+    """Whether this process may look inside the mount ``mnt`` (a FUSE mount
+    without ``allow_other`` is closed to every other user, root included;
+    the kernel refuses stat() with EACCES, while statfs() quietly answers
+    an empty result)."""
+    try:
+        os.stat(mnt)
+    except OSError as e:
+        if e.errno in (errno.EACCES, errno.EPERM):
+            return False
+        raise
+    return True
+
+
 def find_mount(path: str) -> str:
     """``path`` if it is a mount point; the mount point of the vault ``path``
     if it is a mounted vault; :class:`MountError` saying what it is otherwise."""
-    if mounttable.find(path) is not None or not os.path.isfile(
-        os.path.join(path, "fusefs.conf")
-    ):
+    if mounttable.find(path) is not None or not os.path.isfile(os.path.join(path, "fusefs.conf")):
         return path
     mounts = mounttable.mounts_of_vault(path)
     if not mounts:

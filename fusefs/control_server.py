@@ -47,6 +47,8 @@ log = logging.getLogger("fusefs.control")
 #: Requests that are no sign of use: polling them (``df``, desktop monitors,
 #: ``fusefs stats``) does not keep an ``--idle`` mount alive.
 PASSIVE_OPS = frozenset(["statfs"])
+#: A stats reply is served again to requests within this time (see _stats_reply).
+STATS_REUSE_SECONDS = 0.5
 
 
 class Serving(Protocol):
@@ -80,6 +82,7 @@ class ControlServer:
         self.compact_at_unmount = False
         self.report_path: str | None = None
         self._previous: tuple[float, dict[str, float]] = (time.monotonic(), {})
+        self._reply: tuple[float, bytes] | None = None
 
     # --- requests ------------------------------------------------------------------------
 
@@ -88,7 +91,7 @@ class ControlServer:
             return str(os.getpid()).encode()
         self._require_owner(ctx)
         if name == control.STATS:
-            return json.dumps(self.stats(), sort_keys=True).encode()
+            return self._stats_reply()
         if name == control.SYNC:
             if not self.serving.read_only:
                 import trio
@@ -114,6 +117,16 @@ class ControlServer:
             raise pyfuse3.FUSEError(errno.EPERM)
 
     # --- stats ---------------------------------------------------------------------------
+
+    def _stats_reply(self) -> bytes:
+        # A reader does not know the size in advance: os.getxattr() asks with
+        # a small buffer, then a bigger one after ERANGE. The probes of one
+        # read get the same bytes (a new reply could be longer, and each
+        # would restart the rates' interval).
+        now = time.monotonic()
+        if self._reply is None or now - self._reply[0] > STATS_REUSE_SECONDS:
+            self._reply = (now, json.dumps(self.stats(), sort_keys=True).encode())
+        return self._reply[1]
 
     def stats(self) -> dict[str, Any]:
         s = self.serving

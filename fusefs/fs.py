@@ -486,6 +486,7 @@ class VaultOperations(pyfuse3.Operations):
     async def access(self, inode: int, mode: int, ctx: pyfuse3.RequestContext) -> bool:
         return True  # mounted with default_permissions: the kernel checks
 
+
 def _check_xattr_name(name: bytes) -> None:
     # Names outside the namespaces a regular file system stores (system.*
     # ACLs included: the mount does not enable POSIX ACLs) are refused as

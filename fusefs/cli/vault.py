@@ -353,6 +353,17 @@ def umount(mountpoint: str, compact: bool, quiet: bool) -> None:
         click.echo(f"fusefs: {mnt} was a dead mount (its daemon was gone); detached it", err=True)
         return
     entry = control.require_mount(mnt)
+    if not control.reachable(mnt):
+        # Root, and another user's mount without allow_other: the daemon
+        # cannot be asked anything, but the kernel's unmount still makes it
+        # write back everything and close the vault on its own.
+        control.kernel_unmount(mnt)
+        if not quiet:
+            click.echo(
+                f"Unmounted {mnt} ({entry.source}); its daemon, of "
+                f"{control.user_name(entry.owner_uid or 0)}, finishes writing on its own."
+            )
+        return
     pid = control.daemon_pid(mnt)
     # Everything durable first: a vault that cannot be written (a full disk)
     # keeps its mount, and its data, until the cause is fixed (exit IO).
