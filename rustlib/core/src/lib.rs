@@ -27,7 +27,8 @@
 //! * the vault: [`vault`] (the engine: open, namespace, data path,
 //!   compaction, telemetry; its config and keys), then [`scheduler`] (when
 //!   to compact, the background thread that does it, and the session that
-//!   holds an open vault with that thread).
+//!   holds an open vault with that thread), and [`fsck`] (every invariant
+//!   of an open vault checked, each finding named).
 //!
 //! "Frame" alone names neither layout: a stream frame (header, then sealed
 //! payload; FORMAT.md §4.1) and a pack frame (nonce, then sealed payload;
@@ -42,6 +43,7 @@ pub mod constants;
 pub mod crypto;
 pub mod error;
 pub mod framing;
+pub mod fsck;
 pub mod headers;
 pub mod log;
 pub mod metadata;

@@ -22,6 +22,7 @@
 //!   arithmetic of [`segments`] and the decrypted-segment [`cache`];
 //! * [`compaction`]: log and pack compaction and one scheduler cycle;
 //! * [`telemetry`]: usage and live counters;
+//! * [`inspect`]: read-only views for the checker ([`crate::fsck`]);
 //! * [`passwd`]: changing the password (the config only).
 //!
 //! # Locks
@@ -52,6 +53,7 @@ pub mod compaction;
 pub mod config;
 pub mod data;
 pub mod engine;
+pub mod inspect;
 pub mod namespace;
 pub mod open;
 pub mod passwd;

@@ -1,0 +1,315 @@
+//! The vault checker: every invariant of an open vault, one function each,
+//! each finding named by its check, the inode and (where it has one) the
+//! path. `fusefs fsck` runs it; so does the end of every engine and mount
+//! test (a clean vault finds nothing).
+//!
+//! * [`state_checks`]: the metadata state alone (tree, link and
+//!   subdirectory counts, segment maps, shared frames, records, pack
+//!   accounting);
+//! * here: the state against the disk: pack files missing, too short, or
+//!   referenced by nothing, and (unless `quick`) every frame a segment map
+//!   points at read and authenticated, as the data path reads it.
+//!
+//! Opening the vault is itself the first check: the config must unlock and
+//! authenticate, and the snapshot and log must replay (a damaged one fails
+//! the open, with the reason). The checker only reads; repair is not part
+//! of this module yet.
+
+pub mod state_checks;
+
+use std::collections::HashMap;
+
+use crate::error::Result;
+use crate::metadata::{InodeKind, MetadataState, ROOT_INO};
+use crate::pipeline::for_each_split;
+use crate::vault::Vault;
+
+/// The invariant a finding breaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Check {
+    Tree,
+    DanglingEntry,
+    Disconnected,
+    LinkCount,
+    Orphan,
+    SubdirCount,
+    SegmentMap,
+    SharedFrame,
+    Record,
+    PackAccounting,
+    MissingPack,
+    TruncatedPack,
+    UnreferencedPack,
+    Frame,
+}
+
+impl Check {
+    /// Its name in reports (`--json` too).
+    pub fn name(self) -> &'static str {
+        match self {
+            Check::Tree => "tree",
+            Check::DanglingEntry => "dangling-entry",
+            Check::Disconnected => "disconnected",
+            Check::LinkCount => "link-count",
+            Check::Orphan => "orphan",
+            Check::SubdirCount => "subdir-count",
+            Check::SegmentMap => "segment-map",
+            Check::SharedFrame => "shared-frame",
+            Check::Record => "record",
+            Check::PackAccounting => "pack-accounting",
+            Check::MissingPack => "missing-pack",
+            Check::TruncatedPack => "truncated-pack",
+            Check::UnreferencedPack => "unreferenced-pack",
+            Check::Frame => "frame",
+        }
+    }
+}
+
+/// One broken invariant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    pub check: Check,
+    /// The inode concerned, if one is.
+    pub ino: Option<u64>,
+    /// A path of that inode from the root, where it has one.
+    pub path: Option<String>,
+    pub detail: String,
+}
+
+impl Finding {
+    pub fn new(check: Check, ino: Option<u64>, detail: impl Into<String>) -> Self {
+        Finding {
+            check,
+            ino,
+            path: None,
+            detail: detail.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: ", self.check.name())?;
+        match (&self.path, self.ino) {
+            (Some(p), Some(i)) => write!(f, "{p} (inode {i}): ")?,
+            (None, Some(i)) => write!(f, "inode {i}: ")?,
+            _ => {}
+        }
+        f.write_str(&self.detail)
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FsckOptions {
+    /// Metadata only: no frame is read.
+    pub quick: bool,
+}
+
+/// What a check found, and how much it looked at.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FsckReport {
+    pub findings: Vec<Finding>,
+    pub inodes: u64,
+    pub directories: u64,
+    pub files: u64,
+    pub packs: u64,
+    /// Frames read and authenticated (0 with `quick`), and their plaintext bytes.
+    pub frames_verified: u64,
+    pub bytes_verified: u64,
+}
+
+impl FsckReport {
+    pub fn is_clean(&self) -> bool {
+        self.findings.is_empty()
+    }
+}
+
+/// Frames verified per round; progress is reported between rounds.
+const ROUND: usize = 512;
+
+/// Check `vault`; `progress(done, total)` is called with plaintext bytes of
+/// frames verified (0, 0 with `quick`).
+pub fn check(
+    vault: &Vault,
+    opts: FsckOptions,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<FsckReport> {
+    let s = vault.state_copy();
+    let mut findings = state_checks::check_state(&s);
+    findings.extend(check_pack_files(&s, vault)?);
+    let mut report = FsckReport {
+        inodes: s.inodes.len() as u64,
+        directories: s.dirs.len() as u64,
+        files: s
+            .inodes
+            .values()
+            .filter(|i| i.kind == InodeKind::File)
+            .count() as u64,
+        packs: vault.pack_files()?.len() as u64,
+        ..Default::default()
+    };
+    if !opts.quick {
+        findings.extend(verify_frames(&s, vault, &mut report, progress));
+    }
+    let paths = PathIndex::new(&s);
+    for f in &mut findings {
+        if f.path.is_none() {
+            f.path = f.ino.and_then(|i| paths.path(&s, i));
+        }
+    }
+    findings.sort_by_key(|f| (f.check, f.ino));
+    report.findings = findings;
+    Ok(report)
+}
+
+/// Every pack a segment points into exists and is long enough; every pack
+/// file on disk is known to the state (else it is space nothing can reach).
+fn check_pack_files(s: &MetadataState, vault: &Vault) -> Result<Vec<Finding>> {
+    let on_disk: HashMap<u64, u64> = vault.pack_files()?.into_iter().collect();
+    let mut needed: HashMap<u64, u64> = HashMap::new();
+    for (_, inode) in s.inodes.iter() {
+        for (_, r) in inode.segments.iter() {
+            let end = needed.entry(r.pack).or_default();
+            *end = (*end).max(r.offset + r.stored_len as u64);
+        }
+    }
+    let mut out = Vec::new();
+    let mut packs: Vec<(u64, u64)> = needed.into_iter().collect();
+    packs.sort_unstable();
+    for (p, end) in packs {
+        match on_disk.get(&p) {
+            None => out.push(Finding::new(
+                Check::MissingPack,
+                None,
+                format!("pack {p} is missing; segments of files point into it"),
+            )),
+            Some(&len) if len < end => out.push(Finding::new(
+                Check::TruncatedPack,
+                None,
+                format!("pack {p} has {len} bytes; frames reach byte {end}"),
+            )),
+            _ => {}
+        }
+    }
+    let mut unknown: Vec<u64> = on_disk
+        .keys()
+        .filter(|&&p| !s.packs.contains_key(&p) && vault.active_pack() != Some(p))
+        .copied()
+        .collect();
+    unknown.sort_unstable();
+    for p in unknown {
+        out.push(Finding::new(
+            Check::UnreferencedPack,
+            None,
+            format!(
+                "pack {p} ({} bytes) is not referenced by the vault",
+                on_disk[&p]
+            ),
+        ));
+    }
+    Ok(out)
+}
+
+/// Read and authenticate every frame a segment map points at, on every core.
+fn verify_frames(
+    s: &MetadataState,
+    vault: &Vault,
+    report: &mut FsckReport,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Vec<Finding> {
+    struct Job {
+        ino: u64,
+        file_id: [u8; 16],
+        index: u64,
+        r: crate::metadata::SegmentRef,
+        error: Option<String>,
+    }
+    let mut jobs: Vec<Job> = Vec::new();
+    let mut inos: Vec<u64> = s.inodes.keys().copied().collect();
+    inos.sort_unstable();
+    for ino in inos {
+        let inode = &s.inodes[&ino];
+        for (&index, &r) in inode.segments.iter() {
+            jobs.push(Job {
+                ino,
+                file_id: inode.file_id,
+                index,
+                r,
+                error: None,
+            });
+        }
+    }
+    let total: u64 = jobs.iter().map(|j| j.r.plain_len as u64).sum();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut done = 0u64;
+    progress(0, total);
+    for round in jobs.chunks_mut(ROUND) {
+        // Each job keeps its own outcome, so one bad frame stops nothing.
+        let _ = for_each_split(threads, round, |j| {
+            if let Err(e) = vault.verify_segment(&j.file_id, j.index, &j.r) {
+                j.error = Some(e.to_string());
+            }
+            Ok(())
+        });
+        done += round.iter().map(|j| j.r.plain_len as u64).sum::<u64>();
+        progress(done, total);
+    }
+    report.frames_verified = jobs.len() as u64;
+    report.bytes_verified = total;
+    jobs.into_iter()
+        .filter_map(|j| {
+            let (start, end) = state_checks::segment_range(s, j.index, &j.r);
+            j.error.map(|e| {
+                Finding::new(
+                    Check::Frame,
+                    Some(j.ino),
+                    format!(
+                        "bytes {start}..{end} (segment {}, pack {} offset {}) cannot be read: {e}",
+                        j.index, j.r.pack, j.r.offset
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
+/// A name for every inode reachable from the root (the first found).
+struct PathIndex {
+    /// inode → (directory, name) of one entry naming it (the first in the
+    /// lowest-numbered directory).
+    named: HashMap<u64, (u64, Vec<u8>)>,
+}
+
+impl PathIndex {
+    fn new(s: &MetadataState) -> Self {
+        // Directories in inode order, so an inode with several names gets
+        // the same one every run.
+        let mut dirs: Vec<u64> = s.dirs.keys().copied().collect();
+        dirs.sort_unstable();
+        let mut named = HashMap::new();
+        for d in dirs {
+            for (name, ino) in s.dirs[&d].iter() {
+                named.entry(ino).or_insert_with(|| (d, name.to_vec()));
+            }
+        }
+        PathIndex { named }
+    }
+
+    fn path(&self, s: &MetadataState, ino: u64) -> Option<String> {
+        if ino == ROOT_INO {
+            return Some("/".into());
+        }
+        let mut parts = Vec::new();
+        let mut at = ino;
+        while at != ROOT_INO {
+            let (d, name) = self.named.get(&at)?;
+            parts.push(String::from_utf8_lossy(name).into_owned());
+            if parts.len() > s.inodes.len() {
+                return None; // a cycle
+            }
+            at = *d;
+        }
+        parts.reverse();
+        Some(format!("/{}", parts.join("/")))
+    }
+}

@@ -1,0 +1,36 @@
+//! Read-only views of an open vault for its checker ([`crate::fsck`]): a
+//! consistent copy of the state, the pack files on disk, and one frame
+//! authenticated as the data path would.
+
+use super::engine::Vault;
+use crate::error::Result;
+use crate::metadata::{MetadataState, SegmentRef};
+
+impl Vault {
+    /// A copy of the metadata state as of now (O(1): persistent maps).
+    pub fn state_copy(&self) -> MetadataState {
+        self.lock_state().clone()
+    }
+
+    /// The pack files on disk: (number, length in bytes), ascending.
+    pub fn pack_files(&self) -> Result<Vec<(u64, u64)>> {
+        self.packs
+            .pack_numbers()?
+            .into_iter()
+            .map(|n| Ok((n, self.packs.pack_len(n)?)))
+            .collect()
+    }
+
+    /// The pack being appended to this session, if any.
+    pub fn active_pack(&self) -> Option<u64> {
+        self.packs.active_pack()
+    }
+
+    /// Read and authenticate segment `index` of the file whose id is
+    /// `file_id` (its key, and the frame's binding to vault, file, index and
+    /// generation, as every read does); the plaintext length.
+    pub fn verify_segment(&self, file_id: &[u8; 16], index: u64, r: &SegmentRef) -> Result<usize> {
+        let key = self.key_for(file_id);
+        Ok(self.packs.read_segment(&key, file_id, index, r)?.len())
+    }
+}
