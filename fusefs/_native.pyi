@@ -1,6 +1,7 @@
 """Type stubs for fusefs._native, the PyO3 binding of crypto-core."""
 
 from os import PathLike
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, ClassVar, Protocol, final
 
@@ -387,6 +388,16 @@ class Vault:
     def telemetry(self) -> VaultTelemetry:
         """Counts kept by the engine (no copy of the metadata), this session's
         I/O and cache counts, sizes on disk now."""
+    def fsck(
+        self, quick: bool = False, progress: Callable[[int, int], object] | None = None
+    ) -> dict[str, Any]:
+        """Check every invariant (crypto_core::fsck): ``{"findings": [{"check", "ino",
+        "path", "detail", "text"}], "inodes", "directories", "files", "packs",
+        "frames_verified", "bytes_verified"}``; ``quick``: metadata only."""
+    def bootstrap_report(self) -> dict[str, Any]:
+        """What opening did: ``snapshot``, ``entries_replayed``, ``log_files``,
+        ``torn_bytes_cut``, ``removed_torn_log_file``, ``bad_snapshots``,
+        ``removed_temporaries``, ``orphans_reclaimed``."""
     def close(self) -> None: ...
     def __enter__(self) -> Vault: ...
     def __exit__(

@@ -1,5 +1,5 @@
 """The ``fusefs`` command line: streams (``encrypt``, ``decrypt``) and vaults
-(``init``, ``mount``, ``umount``, ``info``, ``passwd``, ``stats``).
+(``init``, ``mount``, ``umount``, ``info``, ``passwd``, ``stats``, ``fsck``).
 
 Every failure ends in exactly one line on stderr, ``fusefs: error: <message>``,
 and an exit code from :mod:`fusefs.exitcodes`; an unexpected exception prints
@@ -21,7 +21,7 @@ from typing import Any, NoReturn
 
 import click
 
-from fusefs.cli import stream, vault
+from fusefs.cli import fsck, stream, vault
 from fusefs.cli.common import CONTEXT_SETTINGS, EPILOG
 from fusefs.exitcodes import ExitCode, QuietError
 
@@ -65,6 +65,7 @@ for _command in (
     vault.info,
     vault.passwd,
     vault.stats,
+    fsck.fsck,
 ):
     cli.add_command(_command)
 

@@ -7,6 +7,7 @@ mod adapters_sync;
 mod constants;
 mod enums;
 mod errors;
+mod fsck;
 mod params;
 mod pyio;
 mod types;

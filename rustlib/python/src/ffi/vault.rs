@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crypto_core::fsck::FsckOptions;
 use crypto_core::scheduler::VaultSession;
 use crypto_core::types::{Argon2Params, Cipher as CoreCipher};
 use crypto_core::vault::{
@@ -16,7 +17,7 @@ use crypto_core::vault::{
 use crypto_core::Error;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
-use pyo3::types::{PyBytes, PyMemoryView};
+use pyo3::types::{PyBytes, PyDict, PyMemoryView};
 
 use super::errors::{BindingError, BindingResult};
 use super::vault_types::{
@@ -471,6 +472,40 @@ impl PyVault {
     fn telemetry(&self, py: Python<'_>) -> BindingResult<VaultTelemetry> {
         let t = run(py, self, |v| Ok(v.telemetry()))?;
         Ok(VaultTelemetry::new(t, self.session.compaction_running()))
+    }
+
+    /// Check every invariant of the vault (see crypto_core::fsck); with
+    /// `quick`, metadata only. `progress(done, total)` is called with
+    /// plaintext bytes of frames verified. Returns the report as a dict.
+    #[pyo3(signature = (quick=false, progress=None))]
+    fn fsck<'py>(
+        &self,
+        py: Python<'py>,
+        quick: bool,
+        progress: Option<Py<PyAny>>,
+    ) -> BindingResult<Bound<'py, PyDict>> {
+        let report = run(py, self, |v| {
+            let mut report_progress = |done: u64, total: u64| {
+                if let Some(f) = &progress {
+                    // A failing callback must not stop the check.
+                    Python::attach(|py| {
+                        if let Err(e) = f.call1(py, (done, total)) {
+                            e.print(py);
+                        }
+                    });
+                }
+            };
+            crypto_core::fsck::check(v, FsckOptions { quick }, &mut report_progress)
+        })?;
+        Ok(super::fsck::report_to_dict(py, &report)?)
+    }
+
+    /// What opening the vault found and did (a dict): the snapshot it
+    /// started from, log records replayed, a torn log tail cut, snapshots
+    /// that could not be read, orphaned inodes reclaimed.
+    fn bootstrap_report<'py>(&self, py: Python<'py>) -> BindingResult<Bound<'py, PyDict>> {
+        let report = run(py, self, |v| Ok(v.bootstrap_report().clone()))?;
+        Ok(super::fsck::bootstrap_to_dict(py, &report)?)
     }
 
     /// Flush everything and close; later calls raise OSError(EBADF).

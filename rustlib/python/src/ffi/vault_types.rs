@@ -144,7 +144,8 @@ impl PyRepr for f64 {
 
 impl<T: PyRepr> PyRepr for Option<T> {
     fn py_repr(&self) -> String {
-        self.as_ref().map_or_else(|| "None".to_string(), PyRepr::py_repr)
+        self.as_ref()
+            .map_or_else(|| "None".to_string(), PyRepr::py_repr)
     }
 }
 

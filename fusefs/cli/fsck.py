@@ -1,0 +1,201 @@
+"""``fusefs fsck VAULT``: check every invariant of a vault (the core's
+checker, :mod:`crypto_core::fsck`) and report each finding by check, inode
+and path.
+
+Exit codes are e2fsck's, so scripts written for fsck(8) read them right:
+0 nothing found, 4 findings left uncorrected, 8 operational error (the
+vault cannot be opened: wrong password, in use, damaged beyond opening);
+2 is a bad command line, as for every fusefs command. Repair (e2fsck's 1)
+is not built yet.
+
+Opening the vault is the first check (the config must unlock and
+authenticate; the snapshot and log must replay). Opening is also the usual
+recovery of a mount: a torn log tail is cut and orphaned inodes are
+reclaimed, and the report says so.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+import sys
+import time
+from typing import Any
+
+import click
+
+from fusefs.cli.common import CONTEXT_SETTINGS, password_options
+from fusefs.exitcodes import QuietError
+from fusefs.password import isatty
+
+
+class FsckExit(enum.IntEnum):
+    CLEAN = 0
+    ERRORS_LEFT = 4
+    OPERATIONAL = 8
+
+
+EPILOG = "\n".join(
+    [
+        "\b",
+        "Exit codes (as e2fsck's):",
+        "  0    no finding: the vault is consistent",
+        "  2    bad command line",
+        "  4    findings left uncorrected (listed on standard output)",
+        "  8    operational error: the vault cannot be opened (wrong password, in use, damaged)",
+    ]
+)
+
+
+@click.command(epilog=EPILOG, context_settings=CONTEXT_SETTINGS)
+@click.argument("vault_dir", metavar="VAULT", type=click.Path(file_okay=False))
+@password_options
+@click.option(
+    "--masterkey",
+    is_flag=True,
+    help="Unlock with the printed master key (asked like the password) instead of the password.",
+)
+@click.option("--quick", is_flag=True, help="Metadata only: read no file data.")
+@click.option("--json", "as_json", is_flag=True, help="The whole report as one JSON object.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress and no summary: findings only.")
+def fsck(
+    vault_dir: str,
+    passfile: str | None,
+    extpass: str | None,
+    masterkey: bool,
+    quick: bool,
+    as_json: bool,
+    quiet: bool,
+) -> int:
+    """Check VAULT: every directory entry, link count, segment map and pack,
+    and (unless --quick) every frame of every file, read and authenticated.
+
+    The vault must not be mounted. Each finding is one line naming its
+    check, the inode and a path of it.
+    """
+    try:
+        return _fsck(vault_dir, passfile, extpass, masterkey, quick, as_json, quiet)
+    except QuietError as e:
+        sys.stderr.write(f"fusefs: error: {e.message}\n")
+        return FsckExit.OPERATIONAL
+    except KeyboardInterrupt:
+        sys.stderr.write("fusefs: error: interrupted\n")
+        return FsckExit.OPERATIONAL
+
+
+def _fsck(
+    vault_dir: str,
+    passfile: str | None,
+    extpass: str | None,
+    masterkey: bool,
+    quick: bool,
+    as_json: bool,
+    quiet: bool,
+) -> int:
+    from fusefs import _native
+    from fusefs.cli.vault import _describe_open_error, _vault_info
+    from fusefs.password import read_password
+
+    _vault_info(vault_dir)
+    secret = read_password(
+        passfile,
+        extpass,
+        prompt="Master key" if masterkey else "Password",
+        what="master key" if masterkey else "password",
+    )
+    started = time.monotonic()
+    try:
+        if masterkey:
+            vault = _native.Vault.open_with_master_key(
+                vault_dir, secret.decode("ascii", "replace"), cache_bytes=0
+            )
+        else:
+            vault = _native.Vault.open(vault_dir, secret, cache_bytes=0)
+    except (_native.FusefsError, OSError) as e:
+        raise QuietError(*_describe_open_error(e, vault_dir)) from e
+    bar = None if quiet or as_json or not isatty(sys.stderr) else _Progress()
+    try:
+        opened = vault.bootstrap_report()
+        report: dict[str, Any] = vault.fsck(quick=quick, progress=bar)
+    finally:
+        vault.close()
+        if bar is not None:
+            bar.close()
+    report["opened"] = opened
+    report["vault"] = os.path.abspath(vault_dir)
+    report["seconds"] = round(time.monotonic() - started, 3)
+    report["quick"] = quick
+    findings = report["findings"]
+    if as_json:
+        click.echo(json.dumps(report, sort_keys=True))
+    else:
+        for line in _what_opening_did(opened):
+            click.echo(f"fusefs: {line}", err=True)
+        for f in findings:
+            click.echo(f["text"])
+        if not quiet:
+            click.echo(_summary(report), err=True)
+    return FsckExit.ERRORS_LEFT if findings else FsckExit.CLEAN
+
+
+def _what_opening_did(opened: dict[str, Any]) -> list[str]:
+    lines = []
+    if opened["torn_bytes_cut"]:
+        lines.append(f"opening cut a torn log tail of {opened['torn_bytes_cut']} bytes")
+    if opened["removed_torn_log_file"]:
+        lines.append(f"opening removed a torn log file {opened['removed_torn_log_file']}")
+    for number, why in opened["bad_snapshots"]:
+        lines.append(f"snapshot {number} could not be read ({why}); an older one was used")
+    if opened["orphans_reclaimed"]:
+        n = len(opened["orphans_reclaimed"])
+        lines.append(f"opening reclaimed {n} orphaned inode{'s' * (n != 1)} (unlinked while open)")
+    return lines
+
+
+def _summary(r: dict[str, Any]) -> str:
+    n = len(r["findings"])
+    what = "metadata checked" if r["quick"] else f"{_count(r['frames_verified'], 'frame')} verified"
+    verdict = "clean" if n == 0 else f"{n} finding{'s' * (n != 1)}"
+    return (
+        f"{r['vault']}: {verdict}: {_count(r['inodes'], 'inode')} "
+        f"({_count(r['files'], 'file')}, {_count(r['directories'], 'directory')}), "
+        f"{_count(r['packs'], 'pack')}, {what} "
+        f"({r['bytes_verified'] / 2**20:,.1f} MiB) in {r['seconds']:.1f} s"
+    )
+
+
+def _count(n: int, noun: str) -> str:
+    if n == 1:
+        return f"1 {noun}"
+    return f"{n:,} {noun[:-1] + 'ies' if noun.endswith('y') else noun + 's'}"
+
+
+class _Progress:
+    """``fsck: 42% 1.2/2.9 GiB`` on one terminal line, redrawn at most 10 times a second."""
+
+    def __init__(self) -> None:
+        self.last = 0.0
+        self.shown = False
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self.last < 0.1 or total == 0:
+            return
+        self.last = now
+        gib = 2**30
+        line = f"fsck: {done / total:4.0%} {done / gib:.1f}/{total / gib:.1f} GiB verified"
+        sys.stderr.write("\r" + line[: max(10, _columns() - 1)])
+        sys.stderr.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+
+
+def _columns() -> int:
+    import shutil
+
+    return shutil.get_terminal_size().columns

@@ -1,0 +1,51 @@
+//! The checker's report, and what opening the vault did, as Python dicts.
+
+use crypto_core::fsck::FsckReport;
+use crypto_core::recovery::bootstrap::BootstrapReport;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+
+/// `{"findings": [{"check", "ino", "path", "detail"}...], "inodes", ...}`.
+pub fn report_to_dict<'py>(py: Python<'py>, r: &FsckReport) -> PyResult<Bound<'py, PyDict>> {
+    let findings = PyList::empty(py);
+    for f in &r.findings {
+        let d = PyDict::new(py);
+        d.set_item("check", f.check.name())?;
+        d.set_item("ino", f.ino)?;
+        d.set_item("path", f.path.as_deref())?;
+        d.set_item("detail", &f.detail)?;
+        d.set_item("text", f.to_string())?;
+        findings.append(d)?;
+    }
+    let d = PyDict::new(py);
+    d.set_item("findings", findings)?;
+    d.set_item("inodes", r.inodes)?;
+    d.set_item("directories", r.directories)?;
+    d.set_item("files", r.files)?;
+    d.set_item("packs", r.packs)?;
+    d.set_item("frames_verified", r.frames_verified)?;
+    d.set_item("bytes_verified", r.bytes_verified)?;
+    Ok(d)
+}
+
+/// What opening the vault found and did: torn log tail cut, snapshots that
+/// could not be read, orphans reclaimed.
+pub fn bootstrap_to_dict<'py>(
+    py: Python<'py>,
+    r: &BootstrapReport,
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("snapshot", r.snapshot)?;
+    d.set_item("entries_replayed", r.entries_replayed)?;
+    d.set_item("log_files", r.log.files)?;
+    d.set_item("torn_bytes_cut", r.log.torn_bytes_cut)?;
+    d.set_item("removed_torn_log_file", r.log.removed_torn_file.as_deref())?;
+    let bad = PyList::empty(py);
+    for (n, why) in &r.bad_snapshots {
+        bad.append((n, why))?;
+    }
+    d.set_item("bad_snapshots", bad)?;
+    d.set_item("removed_temporaries", r.removed_temporaries)?;
+    d.set_item("orphans_reclaimed", r.orphans_reclaimed.clone())?;
+    Ok(d)
+}
