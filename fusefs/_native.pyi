@@ -1,7 +1,7 @@
 """Type stubs for fusefs._native, the PyO3 binding of crypto-core."""
 
-from os import PathLike
 from collections.abc import Callable
+from os import PathLike
 from types import TracebackType
 from typing import Any, ClassVar, Protocol, final
 

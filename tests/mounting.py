@@ -85,6 +85,8 @@ class Vault:
         self.passfile.write_text(PASSWORD + "\n")
         self.mnt.mkdir()
         self.pids: set[int] = set()
+        #: Set by tests that damage the vault: no fsck at cleanup.
+        self.expect_damage = False
         options = [x for k, v in init_options.items() for x in (f"--{k.replace('_', '-')}", v)]
         fusefs("init", self.dir, "--passfile", self.passfile, "-q", *FAST_KDF, *options, check=True)
 
@@ -111,8 +113,12 @@ class Vault:
         self.mount()
 
     def cleanup(self) -> None:
-        """Whatever happened: no mount left, no daemon left."""
+        """Whatever happened: no mount left, no daemon left; then the vault
+        must check clean (unless a test damaged it on purpose and said so
+        with ``expect_damage``)."""
         force_cleanup(self.mnt, self.pids)
+        if not self.expect_damage:
+            assert_fsck_clean(self.dir, self.passfile.read_text().splitlines()[0].encode())
 
 
 def force_cleanup(mnt: Path, pids: set[int] | None = None) -> None:
@@ -130,3 +136,16 @@ def force_cleanup(mnt: Path, pids: set[int] | None = None) -> None:
     for pid in pids:
         if not control.wait_for_exit(pid, max(0.0, deadline - time.monotonic())):
             os.kill(pid, signal.SIGKILL)
+
+
+def assert_fsck_clean(vault_dir: Path, password: bytes) -> None:
+    """The test oracle (as s3ql's tests end with fsck): the vault at
+    ``vault_dir`` opens and its checker finds nothing, frames included."""
+    from fusefs import _native
+
+    if not (vault_dir / "fusefs.conf").exists():
+        return  # init never happened (a test of init's refusals)
+    with _native.Vault.open(vault_dir, password, cache_bytes=0) as v:
+        report = v.fsck()
+    texts = [f["text"] for f in report["findings"]]
+    assert texts == [], f"fsck of {vault_dir} after the test: " + "; ".join(texts)

@@ -48,7 +48,9 @@ def test_a_clean_vault(vault_dir: Path) -> None:
     done = fsck(vault_dir, "--passfile", vault_dir.parent / "pw")
     assert done.returncode == CLEAN, done.stderr
     assert done.stdout == ""
-    assert done.stderr.startswith(f"{vault_dir}: clean: 4 inodes (1 file, 2 directories), 1 pack, 5 frames verified")
+    assert done.stderr.startswith(
+        f"{vault_dir}: clean: 4 inodes (1 file, 2 directories), 1 pack, 5 frames verified"
+    )
     done = fsck(vault_dir, "--passfile", vault_dir.parent / "pw", "--json", "--quick")
     report = json.loads(done.stdout)
     assert (done.returncode, report["findings"], report["frames_verified"]) == (CLEAN, [], 0)

@@ -91,6 +91,13 @@ def test_tampered_pack_reads_as_eio(vault_factory) -> None:  # type: ignore[no-u
         (v.mnt / "f").read_bytes()
     assert e.value.errno == errno.EIO
     assert os.listdir(v.mnt) == ["f"]  # the rest of the mount works
+    v.umount()
+    # fsck names the file and the damaged bytes (exit 4: findings left).
+    v.expect_damage = True
+    done = fusefs("fsck", v.dir, "--passfile", v.passfile)
+    assert done.returncode == 4, done.stderr
+    [line] = done.stdout.splitlines()
+    assert line.startswith("frame: /f (inode 2): bytes "), line
 
 
 def test_tampered_log_refuses_to_mount(vault_factory) -> None:  # type: ignore[no-untyped-def]
@@ -101,17 +108,22 @@ def test_tampered_log_refuses_to_mount(vault_factory) -> None:  # type: ignore[n
     v.umount()
     logs = sorted((v.dir / "log").rglob("*.ulog"), key=lambda p: p.stat().st_size)
     _flip_middle_byte(logs[-1])
+    v.expect_damage = True
     done = v.mount(check=False)
     assert done.returncode == EXIT_INTEGRITY, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("fusefs: error: ")
     assert not is_mounted(v.mnt)
+    # fsck cannot open it either (salvage is not built yet): one line, exit 8.
+    done = fusefs("fsck", v.dir, "--passfile", v.passfile)
+    assert done.returncode == 8 and done.stderr.count("\n") == 1, done.stderr
 
 
 def test_tampered_config_refuses_to_mount(vault_factory) -> None:  # type: ignore[no-untyped-def]
     v: Vault = vault_factory()
     conf = v.dir / "fusefs.conf"
     conf.write_text(conf.read_text().replace('"segment_size": 65536', '"segment_size": 131072'))
+    v.expect_damage = True
     done = v.mount(check=False)
     assert done.returncode == EXIT_INTEGRITY, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1

@@ -20,9 +20,12 @@ FAST = {"argon2_m_kib": 64, "argon2_t": 1}
 
 @pytest.fixture
 def vault(tmp_path: Path) -> Vault:
+    """A new vault; after the test it must check clean (the test oracle)."""
     v = Vault.create(tmp_path / "v", b"pw", **FAST)
     yield v
+    findings = v.fsck()["findings"]
     v.close()
+    assert [f["text"] for f in findings] == []
 
 
 def oserror(excinfo: pytest.ExceptionInfo[OSError]) -> int | None:

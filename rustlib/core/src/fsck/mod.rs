@@ -3,6 +3,7 @@
 //! path. `fusefs fsck` runs it; so does the end of every engine and mount
 //! test (a clean vault finds nothing).
 //!
+//! * [`finding`]: what a check reports;
 //! * [`state_checks`]: the metadata state alone (tree, link and
 //!   subdirectory counts, segment maps, shared frames, records, pack
 //!   accounting);
@@ -15,7 +16,10 @@
 //! the open, with the reason). The checker only reads; repair is not part
 //! of this module yet.
 
+pub mod finding;
 pub mod state_checks;
+
+pub use finding::{Check, Finding};
 
 use std::collections::HashMap;
 
@@ -23,81 +27,6 @@ use crate::error::Result;
 use crate::metadata::{InodeKind, MetadataState, ROOT_INO};
 use crate::pipeline::for_each_split;
 use crate::vault::Vault;
-
-/// The invariant a finding breaks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Check {
-    Tree,
-    DanglingEntry,
-    Disconnected,
-    LinkCount,
-    Orphan,
-    SubdirCount,
-    SegmentMap,
-    SharedFrame,
-    Record,
-    PackAccounting,
-    MissingPack,
-    TruncatedPack,
-    UnreferencedPack,
-    Frame,
-}
-
-impl Check {
-    /// Its name in reports (`--json` too).
-    pub fn name(self) -> &'static str {
-        match self {
-            Check::Tree => "tree",
-            Check::DanglingEntry => "dangling-entry",
-            Check::Disconnected => "disconnected",
-            Check::LinkCount => "link-count",
-            Check::Orphan => "orphan",
-            Check::SubdirCount => "subdir-count",
-            Check::SegmentMap => "segment-map",
-            Check::SharedFrame => "shared-frame",
-            Check::Record => "record",
-            Check::PackAccounting => "pack-accounting",
-            Check::MissingPack => "missing-pack",
-            Check::TruncatedPack => "truncated-pack",
-            Check::UnreferencedPack => "unreferenced-pack",
-            Check::Frame => "frame",
-        }
-    }
-}
-
-/// One broken invariant.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Finding {
-    pub check: Check,
-    /// The inode concerned, if one is.
-    pub ino: Option<u64>,
-    /// A path of that inode from the root, where it has one.
-    pub path: Option<String>,
-    pub detail: String,
-}
-
-impl Finding {
-    pub fn new(check: Check, ino: Option<u64>, detail: impl Into<String>) -> Self {
-        Finding {
-            check,
-            ino,
-            path: None,
-            detail: detail.into(),
-        }
-    }
-}
-
-impl std::fmt::Display for Finding {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: ", self.check.name())?;
-        match (&self.path, self.ino) {
-            (Some(p), Some(i)) => write!(f, "{p} (inode {i}): ")?,
-            (None, Some(i)) => write!(f, "inode {i}: ")?,
-            _ => {}
-        }
-        f.write_str(&self.detail)
-    }
-}
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FsckOptions {

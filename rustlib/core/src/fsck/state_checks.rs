@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
-use super::{Check, Finding};
+use super::finding::{Check, Finding};
 use crate::metadata::{InodeKind, MetadataState, SegmentRef, ROOT_INO};
 
 /// Longest name of a directory entry, symlink target and attribute (Linux limits).
