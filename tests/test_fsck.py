@@ -84,3 +84,54 @@ def test_what_cannot_be_checked_is_one_line_and_exit_8(vault_dir: Path, tmp_path
         done = fsck(vault_dir, "--passfile", vault_dir.parent / "pw")
     assert done.returncode == OPERATIONAL
     assert done.stderr.startswith(f"fusefs: error: vault {vault_dir} is in use")
+
+
+def test_compact_says_what_it_reclaimed(vault_dir: Path) -> None:
+    with Vault.open(vault_dir, b"pw") as v:
+        files = [v.create_file(ROOT_INO, f"f{i}".encode(), 0o644, 0, 0).ino for i in range(8)]
+        for ino in files:
+            v.write(ino, 0, os.urandom(200_000))
+        for i in range(0, 8, 2):
+            v.unlink(ROOT_INO, f"f{i}".encode())
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fusefs",
+            "compact",
+            vault_dir,
+            "--passfile",
+            vault_dir.parent / "pw",
+            "--dead-ratio",
+            "0.1",
+            "--json",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    r = json.loads(done.stdout)
+    assert r["packs"]["bytes_reclaimed"] > 0 and r["log"]["log_files_deleted"] >= 1
+    assert r["after"]["dead_bytes"] == 0 < r["before"]["dead_bytes"]
+    assert r["after"]["pack_bytes"] < r["before"]["pack_bytes"]
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fusefs",
+            "compact",
+            vault_dir,
+            "--passfile",
+            vault_dir.parent / "pw",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"Compacted {vault_dir} in ")
+    assert "  on disk: " in done.stdout and len(done.stdout.splitlines()) == 4
+    assert fsck(vault_dir, "--passfile", vault_dir.parent / "pw").returncode == CLEAN

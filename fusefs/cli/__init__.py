@@ -1,5 +1,5 @@
 """The ``fusefs`` command line: streams (``encrypt``, ``decrypt``) and vaults
-(``init``, ``mount``, ``umount``, ``info``, ``passwd``, ``stats``, ``fsck``).
+(``init``, ``mount``, ``umount``, ``info``, ``passwd``, ``stats``, ``fsck``, ``compact``).
 
 Every failure ends in exactly one line on stderr, ``fusefs: error: <message>``,
 and an exit code from :mod:`fusefs.exitcodes`; an unexpected exception prints
@@ -21,7 +21,7 @@ from typing import Any, NoReturn
 
 import click
 
-from fusefs.cli import fsck, stream, vault
+from fusefs.cli import compact, fsck, stream, vault
 from fusefs.cli.common import CONTEXT_SETTINGS, EPILOG
 from fusefs.exitcodes import ExitCode, QuietError
 
@@ -66,6 +66,7 @@ for _command in (
     vault.passwd,
     vault.stats,
     fsck.fsck,
+    compact.compact,
 ):
     cli.add_command(_command)
 
