@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import select
@@ -9,6 +10,7 @@ import signal
 import struct
 import subprocess
 import sys
+import termios
 import time
 from collections.abc import Sequence
 from importlib.metadata import version
@@ -707,8 +709,17 @@ def test_ctrl_c_while_reading_stdin(tmp_path: Path) -> None:
 class Terminal:
     """A child process whose stdin and stderr are a pseudo-terminal."""
 
-    def __init__(self, *args: str | Path, cwd: Path) -> None:
+    def __init__(
+        self,
+        *args: str | Path,
+        cwd: Path,
+        columns: int | None = None,
+        stdout: int = subprocess.PIPE,
+    ) -> None:
         self.primary, secondary = os.openpty()
+        if columns is not None:
+            winsize = struct.pack("HHHH", 24, columns, 0, 0)
+            fcntl.ioctl(self.primary, termios.TIOCSWINSZ, winsize)
         environ = dict(os.environ)
         # cwd is not the repository: let the child import this tree's fusefs.
         root = str(Path(__file__).resolve().parent.parent)
@@ -716,7 +727,7 @@ class Terminal:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "fusefs", *fast_kdf(args)],
             stdin=secondary,
-            stdout=subprocess.PIPE,
+            stdout=stdout,
             stderr=secondary,
             cwd=cwd,
             env=environ,
@@ -795,13 +806,15 @@ def test_empty_password_at_the_prompt_is_refused_with_a_reason(files: Path, comm
 
 @pytest.mark.parametrize("quiet", [False, True])
 def test_progress_bar_on_a_terminal(tmp_path: Path, quiet: bool) -> None:
+    # The line appears after a second: 1 GiB (sparse) to /dev/null takes longer.
     with open(tmp_path / "plain", "wb") as f:
-        f.truncate(256 * MiB)
+        f.truncate(1024 * MiB)
     (tmp_path / "key").write_bytes(KEY)
     flags = ["--quiet"] if quiet else []
     t = Terminal(
-        "encrypt", "--keyfile", "key", "--threads", "1", *flags, "plain", "enc", cwd=tmp_path
-    )
+        "encrypt", "--keyfile", "key", "--threads", "1", *flags, "plain", "-", cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
     assert t.finish() == 0, t.output
     if quiet:
         assert t.output == b""
@@ -809,7 +822,7 @@ def test_progress_bar_on_a_terminal(tmp_path: Path, quiet: bool) -> None:
         assert b"encrypt [" in t.output and b"MiB/s" in t.output and b"ETA" in t.output
         # The line is replaced by a one-line summary: bytes, time, rate.
         *_, last = t.output.split(b"\r\x1b[K")
-        assert re.fullmatch(rb"fusefs: encrypt: 256\.0 MiB in [\d.]+ s \([\d.]+ MiB/s\)\r\n", last)
+        assert re.fullmatch(rb"fusefs: encrypt: 1\.0 GiB in [\d.]+ s \([\d.]+ MiB/s\)\r\n", last)
 
 
 def test_kdf_costs_are_options_recorded_in_the_header(tmp_path: Path) -> None:

@@ -158,7 +158,7 @@ class Progress:
             return
         elapsed = self.clock() - self.began
         summary = render_summary(self.label, self.done, self.start, elapsed)
-        self._write(f"\r\x1b[K{_fit(summary, self.width())}\n")
+        self._write(f"\r\x1b[K{summary}\n")  # said once: may wrap, never redrawn
 
     def abort(self) -> None:
         """The run failed: erase the line, so the error is the last thing said."""
