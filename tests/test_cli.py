@@ -715,6 +715,7 @@ class Terminal:
         cwd: Path,
         columns: int | None = None,
         stdout: int = subprocess.PIPE,
+        stdout_is_terminal: bool = False,
     ) -> None:
         self.primary, secondary = os.openpty()
         if columns is not None:
@@ -727,7 +728,7 @@ class Terminal:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "fusefs", *fast_kdf(args)],
             stdin=secondary,
-            stdout=stdout,
+            stdout=secondary if stdout_is_terminal else stdout,
             stderr=secondary,
             cwd=cwd,
             env=environ,
