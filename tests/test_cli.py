@@ -166,9 +166,10 @@ def test_usage_errors_are_one_line(args: list[str]) -> None:
     error_line(fusefs(*args), ExitCode.USAGE)
 
 
-def test_help_does_not_load_the_native_module() -> None:
+@pytest.mark.parametrize("command", [[], ["encrypt"], ["decrypt"], ["masterkey"]])
+def test_help_does_not_load_the_native_module(command: list[str]) -> None:
     code = (
-        "import sys; from fusefs.cli import run; run(['--help']);"
+        f"import sys; from fusefs.cli import run; run({[*command, '--help']!r});"
         "print('fusefs._native' in sys.modules)"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True)
