@@ -33,13 +33,26 @@ class ExitCode(enum.IntEnum):
     IO = 5, "I/O error: missing input, unwritable output, disk full"
     RESUME = 6, "--resume found nothing usable to resume from"
     MOUNT = 7, "mount point or vault unusable: missing, not empty, mounted, dead, busy, in use"
-    INTERRUPTED = 130, "interrupted (Ctrl-C); a v2 file run may be continued with --resume"
+    PASSWORD = 8, "password refused as typed: empty, or the repeated entry differs"
+    EXISTS = 9, "OUT exists, or an interrupted run's files do: --force to replace them"
+    INTERRUPTED = 130, "interrupted (Ctrl-C); a v2 stream run to a file continues with --resume"
 
 
-def epilog() -> str:
-    """The exit-code table for ``--help`` (``\\b`` stops click from rewrapping it)."""
+#: What every command can return, whatever it does: success, a bug, a bad
+#: command line (click's own refusals), Ctrl-C.
+ALWAYS = (ExitCode.OK, ExitCode.ERROR, ExitCode.USAGE, ExitCode.INTERRUPTED)
+
+
+def epilog(*codes: ExitCode) -> str:
+    """The exit-code table for ``--help`` (``\\b`` stops click from rewrapping it).
+
+    With ``codes``, only those and :data:`ALWAYS` are listed, so each
+    command's help names the codes it can return; without, all of them (the
+    group's help).
+    """
+    listed = set(codes) | set(ALWAYS) if codes else set(ExitCode)
     lines = ["\b", "Exit codes:"]
-    lines += [f"  {code.value:<4} {code.__doc__}" for code in ExitCode]
+    lines += [f"  {code.value:<4} {code.__doc__}" for code in ExitCode if code in listed]
     return "\n".join(lines)
 
 

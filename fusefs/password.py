@@ -62,18 +62,25 @@ def read_password(
             f"no {what}: standard input is not a terminal; use {sources}", ExitCode.USAGE
         )
     try:
-        value: str = click.prompt(prompt, hide_input=True, err=True)
+        value = _prompt(prompt)
         if not value:
-            raise QuietError(f"empty {what}", ExitCode.USAGE)
-        if confirm:
-            again: str = click.prompt(
-                f"Repeat {prompt[0].lower()}{prompt[1:]}", hide_input=True, err=True
-            )
-            if again != value:
-                raise QuietError(f"the two {what}s differ", ExitCode.USAGE)
+            # As gocryptfs does: refuse rather than ask again without a word.
+            raise QuietError(f"{what} is empty: nothing was typed", ExitCode.PASSWORD)
+        if confirm and _prompt(f"Repeat {prompt[0].lower()}{prompt[1:]}") != value:
+            raise QuietError(f"the two {what}s typed differ", ExitCode.PASSWORD)
     except click.Abort:
         raise QuietError("aborted", ExitCode.INTERRUPTED) from None
     return value.encode("utf-8", "surrogateescape")
+
+
+def _prompt(text: str) -> str:
+    """One hidden line from the terminal, empty if that is what was typed.
+
+    Without a default, ``click.prompt`` answers an empty line by asking
+    again, silently; the empty default lets the caller say why it refuses.
+    """
+    value: str = click.prompt(text, default="", show_default=False, hide_input=True, err=True)
+    return value
 
 
 def _first_line(data: bytes, source: str) -> bytes:

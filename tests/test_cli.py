@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import re
 import select
 import signal
 import struct
 import subprocess
 import sys
+import termios
 import time
 from collections.abc import Sequence
 from importlib.metadata import version
@@ -88,18 +91,38 @@ BASE = ["key", "otherkey", "otherpw", "plain", "pw"]
 # ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("command", [[], ["encrypt"], ["decrypt"]], ids=["top", "enc", "dec"])
+E = ExitCode
+ALWAYS = {E.OK, E.ERROR, E.USAGE, E.INTERRUPTED}
+STREAM = ALWAYS | {E.WRONG_KEY, E.INTEGRITY, E.IO, E.RESUME, E.PASSWORD, E.EXISTS}
+#: The exit codes each command can return, from reading each one's refusals.
+CODES: dict[str, set[ExitCode]] = {
+    "": set(ExitCode),
+    "encrypt": STREAM,
+    "decrypt": STREAM,
+    "init": ALWAYS | {E.IO, E.PASSWORD},
+    "mount": ALWAYS | {E.WRONG_KEY, E.INTEGRITY, E.IO, E.MOUNT, E.PASSWORD},
+    "umount": ALWAYS | {E.IO, E.MOUNT},
+    "info": ALWAYS | {E.INTEGRITY, E.IO},
+    "passwd": ALWAYS | {E.WRONG_KEY, E.INTEGRITY, E.IO, E.PASSWORD},
+    "masterkey": ALWAYS | {E.WRONG_KEY, E.INTEGRITY, E.IO, E.MOUNT, E.PASSWORD},
+    "stats": ALWAYS | {E.IO, E.MOUNT},
+}
+
+
+@pytest.mark.parametrize("command", list(CODES), ids=[c or "top" for c in CODES])
 @pytest.mark.parametrize("flag", ["--help", "-h"])
-def test_help_lists_exit_codes(command: list[str], flag: str) -> None:
-    r = ok(fusefs(*command, flag))
+def test_help_lists_the_exit_codes_of_its_command(command: str, flag: str) -> None:
+    r = ok(fusefs(*([command] if command else []), flag))
     out = r.stdout.decode()
     assert out.startswith("Usage: fusefs")
-    assert "Exit codes:" in out
+    listed = out[out.index("Exit codes:") :]
     for code in ExitCode:
-        assert f"\n    {code.value:<4} {code.__doc__}\n" in out, code
-    if command == ["encrypt"]:
+        line = f"\n    {code.value:<4} {code.__doc__}\n"
+        assert (line in listed) == (code in CODES[command]), code
+    if command == "encrypt":
         for option in (
             "--passfile",
+            "--extpass",
             "--keyfile",
             "--format",
             "--cipher",
@@ -108,12 +131,13 @@ def test_help_lists_exit_codes(command: list[str], flag: str) -> None:
             "--compress-level",
             "--threads",
             "--resume",
+            "--force",
             "--quiet",
             "--stats",
         ):
             assert option in out
-    if command == ["decrypt"]:
-        assert "--passfile" in out and "--format" not in out
+    if command == "decrypt":
+        assert "--extpass" in out and "--force" in out and "--format" not in out
 
 
 def test_version() -> None:
@@ -142,9 +166,10 @@ def test_usage_errors_are_one_line(args: list[str]) -> None:
     error_line(fusefs(*args), ExitCode.USAGE)
 
 
-def test_help_does_not_load_the_native_module() -> None:
+@pytest.mark.parametrize("command", [[], ["encrypt"], ["decrypt"], ["masterkey"]])
+def test_help_does_not_load_the_native_module(command: list[str]) -> None:
     code = (
-        "import sys; from fusefs.cli import run; run(['--help']);"
+        f"import sys; from fusefs.cli import run; run({[*command, '--help']!r});"
         "print('fusefs._native' in sys.modules)"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True)
@@ -318,11 +343,26 @@ def test_threads_and_stats(files: Path, threads: str) -> None:
     assert (files / "dec").read_bytes() == (files / "plain").read_bytes()
 
 
-def test_overwrites_existing_output(files: Path) -> None:
-    (files / "enc").write_bytes(b"old")
-    ok(fusefs("encrypt", "--keyfile", files / "key", files / "plain", files / "enc"))
-    ok(fusefs("decrypt", "--keyfile", files / "key", files / "enc", files / "enc2"))
-    assert (files / "enc2").read_bytes() == (files / "plain").read_bytes()
+@pytest.mark.parametrize("command", ["encrypt", "decrypt"])
+def test_replaces_an_existing_output_only_with_force(files: Path, command: str) -> None:
+    src = files / "plain"
+    if command == "decrypt":
+        src = encrypted(files, "--keyfile", str(files / "key"))
+    out = files / "out"
+    out.write_bytes(b"old")
+    r = fusefs(command, "--keyfile", files / "key", src, out)
+    line = error_line(r, ExitCode.EXISTS)
+    assert line == f"fusefs: error: output {out} exists: use --force to replace it"
+    assert out.read_bytes() == b"old"
+    ok(fusefs(command, "--keyfile", files / "key", "--force", src, out))
+    assert out.read_bytes() != b"old"
+    if command == "encrypt":
+        ok(fusefs("decrypt", "--keyfile", files / "key", out, files / "dec"))
+        assert (files / "dec").read_bytes() == src.read_bytes()
+    else:
+        assert out.read_bytes() == (files / "plain").read_bytes()
+    # To standard output nothing is replaced: no --force needed.
+    ok(fusefs(command, "--keyfile", files / "key", src, "-"))
 
 
 # ---------------------------------------------------------------------------
@@ -470,7 +510,7 @@ def test_damaged_stream(files: Path, fmt: str, damage: Any, words: str | tuple[s
     enc = encrypted(files, "--keyfile", str(files / "key"), "--format", fmt)
     enc.write_bytes(damage(enc.read_bytes()))
     (files / "dec").write_bytes(b"previous")
-    r = fusefs("decrypt", "--keyfile", files / "key", enc, files / "dec")
+    r = fusefs("decrypt", "--keyfile", files / "key", "--force", enc, files / "dec")
     if isinstance(words, tuple):
         words = words[0] if fmt == "v1" else words[1]
     assert words in error_line(r, ExitCode.INTEGRITY)
@@ -670,13 +710,26 @@ def test_ctrl_c_while_reading_stdin(tmp_path: Path) -> None:
 class Terminal:
     """A child process whose stdin and stderr are a pseudo-terminal."""
 
-    def __init__(self, *args: str | Path, cwd: Path) -> None:
+    def __init__(
+        self,
+        *args: str | Path,
+        cwd: Path,
+        columns: int | None = None,
+        stdout: int = subprocess.PIPE,
+        stdout_is_terminal: bool = False,
+    ) -> None:
         self.primary, secondary = os.openpty()
+        if columns is not None:
+            winsize = struct.pack("HHHH", 24, columns, 0, 0)
+            fcntl.ioctl(self.primary, termios.TIOCSWINSZ, winsize)
         environ = dict(os.environ)
+        # cwd is not the repository: let the child import this tree's fusefs.
+        root = str(Path(__file__).resolve().parent.parent)
+        environ["PYTHONPATH"] = os.pathsep.join(filter(None, [root, environ.get("PYTHONPATH")]))
         self.process = subprocess.Popen(
             [sys.executable, "-m", "fusefs", *fast_kdf(args)],
             stdin=secondary,
-            stdout=subprocess.PIPE,
+            stdout=secondary if stdout_is_terminal else stdout,
             stderr=secondary,
             cwd=cwd,
             env=environ,
@@ -736,26 +789,42 @@ def test_password_prompt_mismatch(files: Path) -> None:
     t.type(PASSWORD)
     t.read_until(b"Repeat password:")
     t.type(PASSWORD + b"!")
-    assert t.finish() == ExitCode.USAGE
-    assert b"fusefs: error: the two passwords differ" in t.output
+    assert t.finish() == ExitCode.PASSWORD
+    assert b"fusefs: error: the two passwords typed differ" in t.output
+    assert listing(files) == BASE
+
+
+@pytest.mark.parametrize("command", ["encrypt", "decrypt"])
+def test_empty_password_at_the_prompt_is_refused_with_a_reason(files: Path, command: str) -> None:
+    # click.prompt alone would ask again without a word, for ever.
+    t = Terminal(command, "plain", "out", cwd=files)
+    t.read_until(b"Password:")
+    t.type(b"")
+    assert t.finish() == ExitCode.PASSWORD
+    assert t.output.count(b"Password:") == 1
+    assert b"fusefs: error: password is empty: nothing was typed" in t.output
     assert listing(files) == BASE
 
 
 @pytest.mark.parametrize("quiet", [False, True])
 def test_progress_bar_on_a_terminal(tmp_path: Path, quiet: bool) -> None:
+    # The line appears after a second: 1 GiB (sparse) to /dev/null takes longer.
     with open(tmp_path / "plain", "wb") as f:
-        f.truncate(256 * MiB)
+        f.truncate(1024 * MiB)
     (tmp_path / "key").write_bytes(KEY)
     flags = ["--quiet"] if quiet else []
     t = Terminal(
-        "encrypt", "--keyfile", "key", "--threads", "1", *flags, "plain", "enc", cwd=tmp_path
-    )
+        "encrypt", "--keyfile", "key", "--threads", "1", *flags, "plain", "-", cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
     assert t.finish() == 0, t.output
     if quiet:
         assert t.output == b""
     else:
-        assert b"encrypt [" in t.output and b"MiB/s" in t.output
-        assert t.output.endswith(b"\r\x1b[K")  # the bar is erased at the end
+        assert b"encrypt [" in t.output and b"MiB/s" in t.output and b"ETA" in t.output
+        # The line is replaced by a one-line summary: bytes, time, rate.
+        *_, last = t.output.split(b"\r\x1b[K")
+        assert re.fullmatch(rb"fusefs: encrypt: 1\.0 GiB in [\d.]+ s \([\d.]+ MiB/s\)\r\n", last)
 
 
 def test_kdf_costs_are_options_recorded_in_the_header(tmp_path: Path) -> None:

@@ -30,7 +30,10 @@ def one_line_error(done) -> str:  # type: ignore[no-untyped-def]
 def test_init_prints_master_key_and_info_needs_no_password(tmp_path: Path) -> None:
     pw = tmp_path / "pw"
     pw.write_text(PASSWORD)
-    done = fusefs("init", tmp_path / "v", "--passfile", pw, *FAST_KDF, "--segment-size", "128K")
+    done = fusefs(
+        "init", tmp_path / "v", "--passfile", pw, *FAST_KDF, "--segment-size", "128K",
+        "--print-masterkey",
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
     key_lines = [line.strip() for line in done.stdout.splitlines() if line.count("-") == 7]
     assert len(key_lines) == 1 and len(key_lines[0]) == 71
@@ -270,7 +273,7 @@ def test_passwd_masterkey_and_extpass(vault_factory, tmp_path: Path, request) ->
     request.addfinalizer(lambda: force_cleanup(tmp_path / "m"))
     pw = tmp_path / "pw"
     pw.write_text(PASSWORD)
-    done = fusefs("init", tmp_path / "v", "--passfile", pw, *FAST_KDF)
+    done = fusefs("init", tmp_path / "v", "--passfile", pw, *FAST_KDF, "--print-masterkey")
     master = next(line.strip() for line in done.stdout.splitlines() if line.count("-") == 7)
     (tmp_path / "m").mkdir()
     new = tmp_path / "new"

@@ -1,13 +1,14 @@
 """The ``fusefs`` command line: streams (``encrypt``, ``decrypt``) and vaults
-(``init``, ``mount``, ``umount``, ``info``, ``passwd``, ``stats``, ``fsck``, ``compact``).
+(``init``, ``mount``, ``umount``, ``info``, ``passwd``, ``masterkey``, ``stats``,
+``fsck``, ``compact``).
 
 Every failure ends in exactly one line on stderr, ``fusefs: error: <message>``,
 and an exit code from :mod:`fusefs.exitcodes`; an unexpected exception prints
 ``fusefs: internal error: ...`` (with its traceback only when the environment
 has ``FUSEFS_DEBUG=1``) and exits 1.
 
-The commands live in :mod:`fusefs.cli.stream` and :mod:`fusefs.cli.vault`
-(what they share in :mod:`fusefs.cli.common`); this module is the group that
+The commands live in :mod:`fusefs.cli.stream`, :mod:`fusefs.cli.vault` and
+:mod:`fusefs.cli.keys` (what they share in :mod:`fusefs.cli.common`); this module is the group that
 gathers them and the entry point. ``--help``/``--version`` do not load the
 native module.
 """
@@ -21,7 +22,7 @@ from typing import Any, NoReturn
 
 import click
 
-from fusefs.cli import compact, fsck, stream, vault
+from fusefs.cli import compact, fsck, keys, stream, vault
 from fusefs.cli.common import CONTEXT_SETTINGS, EPILOG
 from fusefs.exitcodes import ExitCode, QuietError
 
@@ -64,6 +65,7 @@ for _command in (
     vault.umount,
     vault.info,
     vault.passwd,
+    keys.masterkey,
     vault.stats,
     fsck.fsck,
     compact.compact,

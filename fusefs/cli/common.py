@@ -1,11 +1,15 @@
 """What the commands of the ``fusefs`` CLI share: help settings, option types and options.
 
+Paths are :class:`PathArg`: click completes them (files or directories) but
+checks nothing, so each command keeps its own one-line refusals.
+
 Imports neither the native module nor any command, so every command module
 can import it (and ``fusefs --help`` stays cheap).
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -17,6 +21,7 @@ from fusefs.exitcodes import ExitCode, QuietError, epilog
 F = TypeVar("F", bound=Callable[..., Any])
 
 CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+#: The group's epilog: every exit code. Each command lists only its own (``epilog(...)``).
 EPILOG = epilog()
 
 if TYPE_CHECKING:
@@ -41,19 +46,107 @@ class SizeType(_IntParamType):
         return int(match[1]) * self._UNITS[(match[2] or "").lower()]
 
 
+class PathArg(click.Path):
+    """A path for shell completion only: click offers file (or, with
+    ``directory=True``, directory) names, and passes the text through unchecked.
+
+    click's own checks (``exists=True`` and the like) would replace the
+    commands' one-line refusals and exit codes with click's usage errors, and
+    could not allow ``-`` only where it means standard input or output.
+    """
+
+    def __init__(self, *, directory: bool = False) -> None:
+        super().__init__(file_okay=not directory, dir_okay=True, readable=False)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        return value
+
+
+FILE = PathArg()
+DIRECTORY = PathArg(directory=True)
+
+
+class CompressType(_IntParamType):
+    """``zstd`` or ``zstd:LEVEL`` (1-22), the zstd level; ``none`` for no compression."""
+
+    name = "compress"
+    DEFAULT_LEVEL = 3
+    PATTERN = re.compile(r"zstd(?::(\d+))?|none", re.IGNORECASE)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value is None or isinstance(value, int):
+            return value
+        text = str(value).strip()
+        match = self.PATTERN.fullmatch(text)
+        if match is not None and text.lower() == "none":
+            return None
+        if match is None or not 1 <= int(match[1] or self.DEFAULT_LEVEL) <= 22:
+            self.fail(f"{value!r} is not zstd or zstd:LEVEL with LEVEL 1-22", param, ctx)
+        return int(match[1] or self.DEFAULT_LEVEL)
+
+
+class CompressCommand(click.Command):
+    """A command whose ``--compress`` may come without its value, meaning ``zstd``.
+
+    ``--compress zstd[:LEVEL]`` is the one syntax of ``init`` and ``encrypt``;
+    encrypt's old bare flag still works, even right before IN (see
+    :func:`bare_compress_as_zstd`).
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, bare_compress_as_zstd(args))
+
+
+def bare_compress_as_zstd(args: list[str]) -> list[str]:
+    """Mark each bare ``--compress`` as ``--compress=zstd``.
+
+    The word after ``--compress`` is its value if it reads as one (``zstd``,
+    ``zstd:N``, ``none``), or if it is no existing path and has neither ``/``
+    nor ``.`` (a mistyped value such as ``gzip`` then gets its own error);
+    otherwise, an option or a path such as IN, the flag stands alone.
+    """
+    out = list(args)
+    for i, arg in enumerate(out):
+        if arg == "--":
+            break
+        if arg != "--compress":
+            continue
+        following = out[i + 1] if i + 1 < len(out) else "-"
+        if CompressType.PATTERN.fullmatch(following.strip()) is not None:
+            continue
+        looks_like_path = (
+            following.startswith("-") or "/" in following or "." in following
+        ) or os.path.lexists(following)
+        if looks_like_path:
+            out[i] = "--compress=zstd"
+    return out
+
+
+def compress_option(help_text: str) -> Callable[[F], F]:
+    return click.option(
+        "--compress",
+        type=CompressType(),
+        default=None,
+        metavar="zstd[:LEVEL]",
+        help=f"{help_text} Level 1-22, default 3; 'none' for no compression; "
+        "a bare --compress means zstd.",
+    )
+
+
+def quiet_option(what: str) -> Callable[[F], F]:
+    """``-q``/``--quiet``: the same flag on every command that prints more than its result."""
+    return click.option("-q", "--quiet", is_flag=True, help=f"Quiet: {what}.")
+
+
 def key_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``--passfile``, ``--extpass`` and ``--keyfile`` of the stream commands."""
     f = click.option(
         "--keyfile",
         metavar="FILE",
-        help="Raw key: a file of exactly 32 bytes. Excludes --passfile.",
+        type=FILE,
+        help="Raw key: a file of exactly 32 bytes (instead of a password).",
     )(f)
-    f = click.option(
-        "--passfile",
-        metavar="FILE",
-        help="Password: the first line of FILE, without its line ending. Without "
-        "--passfile or --keyfile the password is asked on the terminal.",
-    )(f)
-    return f
+    return password_options(f)
 
 
 def password_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -65,6 +158,7 @@ def password_options(f: Callable[..., Any]) -> Callable[..., Any]:
     f = click.option(
         "--passfile",
         metavar="FILE",
+        type=FILE,
         help="Use the first line of FILE. Without --passfile or --extpass the password is "
         "asked on the terminal.",
     )(f)

@@ -17,13 +17,18 @@ from typing import Any
 
 import click
 
-from fusefs.cli.common import CONTEXT_SETTINGS, EPILOG, password_options
-from fusefs.exitcodes import QuietError
+from fusefs.cli.common import CONTEXT_SETTINGS, password_options
+from fusefs.exitcodes import ExitCode, QuietError, epilog
 
 MIB = 2**20
 
 
-@click.command(epilog=EPILOG, context_settings=CONTEXT_SETTINGS)
+@click.command(
+    epilog=epilog(
+        ExitCode.WRONG_KEY, ExitCode.INTEGRITY, ExitCode.IO, ExitCode.MOUNT, ExitCode.PASSWORD
+    ),
+    context_settings=CONTEXT_SETTINGS,
+)
 @click.argument("vault_dir", metavar="VAULT", type=click.Path(file_okay=False))
 @password_options
 @click.option(

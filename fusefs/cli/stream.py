@@ -7,6 +7,10 @@ the native module.
 
 Password costs are options of ``encrypt`` (``--kdf-memory``, ``--kdf-passes``);
 the stream header records them, so ``decrypt`` needs no such option.
+
+An existing OUT is replaced only with ``--force``, and so are the side files
+of an interrupted run (:mod:`fusefs.cli.sidefiles`), which a fresh run would
+otherwise truncate. The progress line is :mod:`fusefs.cli.progress`.
 """
 
 from __future__ import annotations
@@ -15,14 +19,25 @@ import os
 import stat
 import sys
 import threading
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from fusefs.cli.common import CONTEXT_SETTINGS, EPILOG, SizeType, kdf_kib, kdf_options, key_options
-from fusefs.exitcodes import ExitCode, QuietError
+from fusefs.cli.common import (
+    CONTEXT_SETTINGS,
+    FILE,
+    CompressCommand,
+    SizeType,
+    compress_option,
+    kdf_kib,
+    kdf_options,
+    key_options,
+    quiet_option,
+)
+from fusefs.cli.progress import Progress
+from fusefs.cli.sidefiles import ResumeGuard, SideFiles
+from fusefs.exitcodes import ExitCode, QuietError, epilog
 from fusefs.password import MAX_PASSWORD_BYTES, read_password, read_small_file
 from fusefs.password import isatty as _isatty
 
@@ -31,13 +46,17 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-#: A progress bar is drawn only for regular input files larger than this.
-PROGRESS_MIN_BYTES = 64 * 2**20
 #: How often a running job is polled (progress, Ctrl-C).
 POLL_SECONDS = 0.1
 KEY_LEN = 32
-PART_SUFFIX = ".fusefs-part"
-CHECKPOINT_SUFFIX = ".fusefs-ckpt"
+_STREAM_CODES = (
+    ExitCode.WRONG_KEY,
+    ExitCode.INTEGRITY,
+    ExitCode.IO,
+    ExitCode.RESUME,
+    ExitCode.PASSWORD,
+    ExitCode.EXISTS,
+)
 
 
 def _run_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -55,7 +74,13 @@ def _run_options(f: Callable[..., Any]) -> Callable[..., Any]:
                 is_flag=True,
                 help="Continue an interrupted v2 run from OUT.fusefs-part and OUT.fusefs-ckpt.",
             ),
-            click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
+            click.option(
+                "-f",
+                "--force",
+                is_flag=True,
+                help="Replace an existing OUT (and an interrupted run's side files).",
+            ),
+            quiet_option("no progress line on the terminal"),
             click.option("--stats", is_flag=True, help="Print a telemetry summary to stderr."),
         ]
     ):
@@ -63,9 +88,11 @@ def _run_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
-@click.command(epilog=EPILOG, context_settings=CONTEXT_SETTINGS)
-@click.argument("src", metavar="IN")
-@click.argument("dst", metavar="OUT")
+@click.command(
+    cls=CompressCommand, epilog=epilog(*_STREAM_CODES), context_settings=CONTEXT_SETTINGS
+)
+@click.argument("src", metavar="IN", type=FILE)
+@click.argument("dst", metavar="OUT", type=FILE)
 @key_options
 @click.option(
     "--format",
@@ -90,13 +117,13 @@ def _run_options(f: Callable[..., Any]) -> Callable[..., Any]:
     help="Plaintext bytes per segment (v2) or chunk (v1), e.g. 64K or 1M, between 4K "
     "and 16M. [default: 1M for v2, 64K for v1]",
 )
-@click.option("--compress", is_flag=True, help="Compress segments with zstd (v2 only).")
+@compress_option("Compress segments with zstd (v2 only).")
 @click.option(
     "--compress-level",
     type=click.IntRange(1, 22),
     default=None,
     metavar="N",
-    help="zstd level 1-22 (implies --compress). [default: 3]",
+    help="Old form of --compress zstd:N.",
 )
 @kdf_options("32M", "stored in the header")
 @_run_options
@@ -104,16 +131,18 @@ def encrypt(
     src: str,
     dst: str,
     passfile: str | None,
+    extpass: str | None,
     keyfile: str | None,
     format_name: str,
     cipher: str,
     segment_size: int | None,
-    compress: bool,
+    compress: int | None,
     compress_level: int | None,
     kdf_memory: int,
     kdf_passes: int,
     threads: int,
     resume: bool,
+    force: bool,
     quiet: bool,
     stats: bool,
 ) -> None:
@@ -121,8 +150,8 @@ def encrypt(
 
     IN and OUT are file paths, or - for standard input / standard output.
     """
-    _check_key_options(passfile, keyfile)
-    in_size = _check_paths(src, dst, resume)
+    _check_key_options(passfile, extpass, keyfile)
+    _check_paths(src, dst, resume=resume, force=force)
     if dst == "-" and _isatty(sys.stdout):
         raise QuietError(
             "refusing to write ciphertext to a terminal: give an OUT path or redirect stdout",
@@ -138,38 +167,31 @@ def encrypt(
             else _native.Cipher.AES_256_GCM
         ),
         "segment_size": segment_size,
-        "compress": compress or compress_level is not None,
     }
-    if compress_level is not None:
-        kwargs["compression_level"] = compress_level
+    level = compress_level if compress_level is not None else compress
+    if level is not None:
+        kwargs.update(compress=True, compression_level=level)
     kwargs.update(argon2_m_kib=kdf_kib(kdf_memory), argon2_t=kdf_passes, argon2_p=1)
     params = _native.EncryptParams(**kwargs)
-    key = _read_key(passfile, keyfile, src, confirm=True)
-    _run(
-        "encrypt",
-        src,
-        dst,
-        key,
-        params,
-        threads=threads,
-        resume=resume,
-        progress=not quiet and in_size > PROGRESS_MIN_BYTES,
-        stats=stats,
-    )
+    key = _read_key(passfile, extpass, keyfile, src, confirm=True)
+    _run("encrypt", src, dst, key, params, threads=threads, resume=resume, force=force,
+         progress=not quiet, stats=stats)  # fmt: skip
 
 
-@click.command(epilog=EPILOG, context_settings=CONTEXT_SETTINGS)
-@click.argument("src", metavar="IN")
-@click.argument("dst", metavar="OUT")
+@click.command(epilog=epilog(*_STREAM_CODES), context_settings=CONTEXT_SETTINGS)
+@click.argument("src", metavar="IN", type=FILE)
+@click.argument("dst", metavar="OUT", type=FILE)
 @key_options
 @_run_options
 def decrypt(
     src: str,
     dst: str,
     passfile: str | None,
+    extpass: str | None,
     keyfile: str | None,
     threads: int,
     resume: bool,
+    force: bool,
     quiet: bool,
     stats: bool,
 ) -> None:
@@ -180,35 +202,26 @@ def decrypt(
     plaintext is released segment by segment as each one verifies, and an
     error found later still gives a non-zero exit code.
     """
-    _check_key_options(passfile, keyfile)
-    in_size = _check_paths(src, dst, resume)
-    key = _read_key(passfile, keyfile, src, confirm=False)
-    _run(
-        "decrypt",
-        src,
-        dst,
-        key,
-        None,
-        threads=threads,
-        resume=resume,
-        progress=not quiet and in_size > PROGRESS_MIN_BYTES,
-        stats=stats,
-    )
+    _check_key_options(passfile, extpass, keyfile)
+    _check_paths(src, dst, resume=resume, force=force)
+    key = _read_key(passfile, extpass, keyfile, src, confirm=False)
+    _run("decrypt", src, dst, key, None, threads=threads, resume=resume, force=force,
+         progress=not quiet, stats=stats)  # fmt: skip
 
 
 # --- checks -----------------------------------------------------------------
 
 
-def _check_key_options(passfile: str | None, keyfile: str | None) -> None:
-    if passfile is not None and keyfile is not None:
-        raise click.UsageError("--passfile and --keyfile are mutually exclusive")
+def _check_key_options(passfile: str | None, extpass: str | None, keyfile: str | None) -> None:
+    if keyfile is not None and (passfile is not None or extpass is not None):
+        other = "--passfile" if passfile is not None else "--extpass"
+        raise click.UsageError(f"{other} and --keyfile are mutually exclusive")
 
 
-def _check_paths(src: str, dst: str, resume: bool) -> int:
-    """Reject what would fail later or destroy data; return IN's size if it is a regular file."""
+def _check_paths(src: str, dst: str, *, resume: bool, force: bool) -> None:
+    """Reject what would fail later or destroy data (before any password is asked)."""
     if resume and "-" in (src, dst):
         raise QuietError("--resume needs file paths for IN and OUT, not -", ExitCode.USAGE)
-    size = 0
     if src != "-":
         try:
             st = os.stat(src)
@@ -216,8 +229,6 @@ def _check_paths(src: str, dst: str, resume: bool) -> int:
             raise QuietError(f"cannot open input {src}: {e.strerror}", ExitCode.IO) from e
         if stat.S_ISDIR(st.st_mode):
             raise QuietError(f"input {src} is a directory", ExitCode.IO)
-        if stat.S_ISREG(st.st_mode):
-            size = st.st_size
     if dst != "-":
         if os.path.isdir(dst):
             raise QuietError(f"output {dst} is a directory", ExitCode.IO)
@@ -228,10 +239,27 @@ def _check_paths(src: str, dst: str, resume: bool) -> int:
             )
         if src != "-" and os.path.exists(dst) and os.path.samefile(src, dst):
             raise QuietError(f"IN and OUT are the same file ({dst})", ExitCode.USAGE)
-    return size
+        _check_overwrite(dst, resume=resume, force=force)
 
 
-def _read_key(passfile: str | None, keyfile: str | None, src: str, *, confirm: bool) -> _native.Key:
+def _check_overwrite(dst: str, *, resume: bool, force: bool) -> None:
+    """Refuse to replace OUT, or (without --resume) an interrupted run's files, unless --force."""
+    if force:
+        return
+    if os.path.lexists(dst):
+        raise QuietError(f"output {dst} exists: use --force to replace it", ExitCode.EXISTS)
+    side = SideFiles.of(dst)
+    if not resume and os.path.lexists(side.checkpoint):
+        raise QuietError(
+            f"{side.part} and {side.checkpoint} hold an interrupted run: continue it with "
+            "--resume, or start over with --force",
+            ExitCode.EXISTS,
+        )
+
+
+def _read_key(
+    passfile: str | None, extpass: str | None, keyfile: str | None, src: str, *, confirm: bool
+) -> _native.Key:
     from fusefs._native import Key
 
     if keyfile is not None:
@@ -244,15 +272,13 @@ def _read_key(passfile: str | None, keyfile: str | None, src: str, *, confirm: b
                 ExitCode.USAGE,
             )
         return Key.from_raw(data)
-    if passfile is None and src == "-":
+    sources = "--passfile FILE, --extpass CMD or --keyfile FILE"
+    if passfile is None and extpass is None and src == "-":
         raise QuietError(
-            "IN is standard input, so the password cannot be typed: use --passfile FILE "
-            "or --keyfile FILE",
+            f"IN is standard input, so the password cannot be typed: use {sources}",
             ExitCode.USAGE,
         )
-    password = read_password(
-        passfile, None, confirm=confirm, sources="--passfile FILE or --keyfile FILE"
-    )
+    password = read_password(passfile, extpass, confirm=confirm, sources=sources)
     return Key.from_password(password)
 
 
@@ -268,6 +294,7 @@ def _run(
     *,
     threads: int,
     resume: bool,
+    force: bool,
     progress: bool,
     stats: bool,
 ) -> None:
@@ -278,27 +305,63 @@ def _run(
         if threads > 0
         else _native.ParallelismProfile.auto()
     )
+    side = SideFiles.of(dst) if dst != "-" else None
+    if side is not None and force and not resume:
+        side.remove()  # --force: the interrupted run is given up, not mixed into this one
+    start = side.resume_offset() if side is not None and resume else 0
+    shown = (
+        Progress(operation, sys.stderr, start=start) if progress and _isatty(sys.stderr) else None
+    )
     try:
-        if src != "-" and dst != "-":
-            if operation == "encrypt":
-                job = _native.spawn_encrypt_path(src, dst, key, params, parallelism, resume)
-            else:
-                job = _native.spawn_decrypt_path(src, dst, key, parallelism, resume)
-            bar = _ProgressBar(operation) if progress and _isatty(sys.stderr) else None
-            snapshot = _wait_for_job(job, bar)
+        if side is not None and src != "-":
+            with ResumeGuard(side) if resume else _NoGuard() as guard:
+                try:
+                    if operation == "encrypt":
+                        job = _native.spawn_encrypt_path(src, dst, key, params, parallelism, resume)
+                    else:
+                        job = _native.spawn_decrypt_path(src, dst, key, parallelism, resume)
+                    snapshot = _wait_for_job(job, shown)
+                except BaseException:
+                    guard.restore()
+                    raise
         elif operation == "encrypt":
-            snapshot = _run_streams(_native.encrypt_file, src, dst, key, params, parallelism)
+            snapshot = _run_streams(_native.encrypt_file, src, dst, shown, key, params, parallelism)
         else:
-            snapshot = _run_streams(_native.decrypt_file, src, dst, key, parallelism)
+            snapshot = _run_streams(_native.decrypt_file, src, dst, shown, key, parallelism)
     except KeyboardInterrupt:
-        raise QuietError("interrupted" + _resume_hint(dst), ExitCode.INTERRUPTED) from None
+        _abort(shown)
+        raise QuietError("interrupted" + _kept(side), ExitCode.INTERRUPTED) from None
     except (_native.FusefsError, OSError) as e:
         # As a QuietError, an EPIPE OSError is not swallowed by click either.
         from fusefs.errors import exit_code_for
 
-        raise QuietError(_describe(e) + _resume_hint(dst), exit_code_for(e)) from e
+        _abort(shown)
+        raise QuietError(_describe(e) + _kept(side), exit_code_for(e)) from e
+    except BaseException:
+        _abort(shown)
+        raise
+    if shown is not None:
+        shown.finish()
     if stats and snapshot is not None:
         _print_stats(snapshot)
+
+
+class _NoGuard:
+    """The guard of a run that is not resuming: nothing to keep."""
+
+    def __enter__(self) -> _NoGuard:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def restore(self) -> None:
+        return None
+
+
+def _abort(shown: Progress | None) -> None:
+    if shown is not None:
+        shown.abort()
 
 
 def _describe(e: BaseException) -> str:
@@ -309,27 +372,23 @@ def _describe(e: BaseException) -> str:
     return str(e)
 
 
-def _resume_hint(dst: str) -> str:
-    if dst != "-" and os.path.exists(dst + CHECKPOINT_SUFFIX):
-        return f" (partial output kept in {dst}{PART_SUFFIX}: continue with --resume)"
-    return ""
+def _kept(side: SideFiles | None) -> str:
+    """What an error adds when an interrupted run's files are still there."""
+    return side.kept_note() if side is not None else ""
 
 
-def _wait_for_job(job: _native.Job, bar: _ProgressBar | None) -> _native.TelemetrySnapshot | None:
+def _wait_for_job(job: _native.Job, shown: Progress | None) -> _native.TelemetrySnapshot | None:
     """Wait in short slices so Ctrl-C (delivered between them) cancels the job."""
     try:
         while not job.done():
             job.wait(POLL_SECONDS)
-            if bar is not None:
-                bar.update(*job.progress())
+            if shown is not None:
+                shown.update(*job.progress())
         return job.wait()
     except KeyboardInterrupt:
         job.cancel()
         _wait_until_stopped(job)
         raise
-    finally:
-        if bar is not None:
-            bar.close()
 
 
 def _wait_until_stopped(job: _native.Job) -> None:
@@ -346,10 +405,24 @@ def _wait_until_stopped(job: _native.Job) -> None:
         return
 
 
+class _CountingReader:
+    """IN as the engine reads it, counting the bytes for the progress line."""
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+        self.count = 0
+
+    def read(self, size: int = -1, /) -> bytes:
+        data: bytes = self.raw.read(size)
+        self.count += len(data)
+        return data
+
+
 def _run_streams(
     function: Callable[..., _native.TelemetrySnapshot | None],
     src: str,
     dst: str,
+    shown: Progress | None,
     key: _native.Key,
     *args: Any,
 ) -> _native.TelemetrySnapshot | None:
@@ -362,20 +435,28 @@ def _run_streams(
         src_obj = sys.stdin.buffer if src == "-" else open(src, "rb")  # noqa: SIM115
     except OSError as e:
         raise QuietError(f"cannot open input {src}: {e.strerror}", ExitCode.IO) from e
+    total = _regular_size(src_obj)
+    counter = _CountingReader(src_obj)
+    reader = counter if shown is not None else src_obj
+
+    def poll() -> None:
+        if shown is not None:
+            shown.update(counter.count, total)
+
     try:
         if dst == "-":
             sys.stdout.flush()
-            result = _call_interruptibly(function, src_obj, sys.stdout.buffer, key, *args)
+            result = _call_interruptibly(poll, function, reader, sys.stdout.buffer, key, *args)
             sys.stdout.buffer.flush()
             return result
-        part = dst + PART_SUFFIX
+        part = SideFiles.of(dst).part
         try:
             dst_obj = open(part, "wb")  # noqa: SIM115
         except OSError as e:
             raise QuietError(f"cannot create output {part}: {e.strerror}", ExitCode.IO) from e
         try:
             with dst_obj:
-                result = _call_interruptibly(function, src_obj, dst_obj, key, *args)
+                result = _call_interruptibly(poll, function, reader, dst_obj, key, *args)
                 dst_obj.flush()
                 os.fsync(dst_obj.fileno())
             os.replace(part, dst)
@@ -388,8 +469,18 @@ def _run_streams(
             src_obj.close()
 
 
-def _call_interruptibly(function: Callable[..., T], *args: Any) -> T:
-    """Call ``function`` on a daemon thread so Ctrl-C reaches the main thread.
+def _regular_size(f: Any) -> int | None:
+    """The size of IN if it is a regular file (then the line has a bar and an ETA)."""
+    try:
+        st = os.fstat(f.fileno())
+    except (OSError, ValueError, AttributeError):
+        return None
+    return st.st_size if stat.S_ISREG(st.st_mode) else None
+
+
+def _call_interruptibly(poll: Callable[[], None], function: Callable[..., T], *args: Any) -> T:
+    """Call ``function`` on a daemon thread so Ctrl-C reaches the main thread,
+    calling ``poll`` between waits (the progress line).
 
     The file-object functions have no cancel(); on Ctrl-C the caller removes
     its partial output and :func:`fusefs.cli.main` ends the process with the thread still
@@ -407,6 +498,7 @@ def _call_interruptibly(function: Callable[..., T], *args: Any) -> T:
     thread.start()
     while thread.is_alive():
         thread.join(POLL_SECONDS)
+        poll()
     ok, value = outcome[0]
     if not ok:
         raise value
@@ -418,36 +510,6 @@ def _remove_quietly(path: str) -> None:
         os.unlink(path)
     except OSError:
         pass
-
-
-class _ProgressBar:
-    """One line on stderr, redrawn in place; cleared when the run ends."""
-
-    WIDTH = 30
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.start = time.monotonic()
-
-    def update(self, done: int, total: int) -> None:
-        elapsed = max(time.monotonic() - self.start, 1e-9)
-        rate = done / elapsed / 2**20
-        if total > 0:
-            fraction = min(done / total, 1.0)
-            filled = int(fraction * self.WIDTH)
-            bar = "#" * filled + "-" * (self.WIDTH - filled)
-            text = (
-                f"{self.label} [{bar}] {fraction:4.0%} "
-                f"{done / 2**20:,.0f}/{total / 2**20:,.0f} MiB {rate:,.0f} MiB/s"
-            )
-        else:
-            text = f"{self.label} {done / 2**20:,.0f} MiB {rate:,.0f} MiB/s"
-        sys.stderr.write(f"\r{text}\x1b[K")
-        sys.stderr.flush()
-
-    def close(self) -> None:
-        sys.stderr.write("\r\x1b[K")
-        sys.stderr.flush()
 
 
 def _print_stats(s: _native.TelemetrySnapshot) -> None:

@@ -19,36 +19,24 @@ import click
 
 from fusefs.cli.common import (
     CONTEXT_SETTINGS,
-    EPILOG,
+    DIRECTORY,
+    FILE,
+    CompressCommand,
     SizeType,
+    compress_option,
     kdf_kib,
     kdf_options,
     password_options,
+    quiet_option,
 )
-from fusefs.exitcodes import ExitCode, QuietError
+from fusefs.exitcodes import ExitCode, QuietError, epilog
+from fusefs.password import isatty
 
 if TYPE_CHECKING:
     from fusefs._native import Vault
 
 SEGMENT_MIN, SEGMENT_MAX = 16 * 1024, 2**20
 CONFIG_NAME = "fusefs.conf"
-
-
-class CompressType(click.ParamType):  # type: ignore[type-arg]
-    """``zstd`` or ``zstd:LEVEL`` (1-22); ``none`` for no compression."""
-
-    name = "compress"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if value is None or isinstance(value, int):
-            return value
-        text = str(value).strip().lower()
-        if text == "none":
-            return None
-        match = re.fullmatch(r"zstd(?::(\d+))?", text)
-        if match is None or not 1 <= int(match[1] or 3) <= 22:
-            self.fail(f"{value!r} is not zstd or zstd:LEVEL with LEVEL 1-22", param, ctx)
-        return int(match[1] or 3)
 
 
 class DurationType(click.ParamType):  # type: ignore[type-arg]
@@ -112,8 +100,12 @@ def _describe_open_error(e: BaseException, vault_dir: str) -> tuple[str, ExitCod
 # --- init ----------------------------------------------------------------------------
 
 
-@click.command(epilog=EPILOG, context_settings=CONTEXT_SETTINGS)
-@click.argument("vault_dir", metavar="VAULT")
+@click.command(
+    cls=CompressCommand,
+    epilog=epilog(ExitCode.IO, ExitCode.PASSWORD),
+    context_settings=CONTEXT_SETTINGS,
+)
+@click.argument("vault_dir", metavar="VAULT", type=DIRECTORY)
 @click.option(
     "--cipher",
     type=click.Choice(["aes-256-gcm", "chacha20-poly1305"]),
@@ -129,16 +121,15 @@ def _describe_open_error(e: BaseException, vault_dir: str) -> tuple[str, ExitCod
     metavar="SIZE",
     help="Plaintext bytes per sealed segment, 16K to 1M.",
 )
-@click.option(
-    "--compress",
-    type=CompressType(),
-    default=None,
-    metavar="zstd[:LEVEL]",
-    help="Compress segments with zstd before sealing (level 1-22, default 3).",
-)
+@compress_option("Compress segments with zstd before sealing.")
 @password_options
 @kdf_options("64M", "stored in fusefs.conf; paid at every unlock")
-@click.option("-q", "--quiet", is_flag=True, help="Do not print the master key.")
+@click.option(
+    "--print-masterkey",
+    is_flag=True,
+    help="Print the master key to standard output even if it is not a terminal (a pipe, a log).",
+)
+@quiet_option("no messages, and no master key without --print-masterkey")
 def init(
     vault_dir: str,
     cipher: str,
@@ -148,12 +139,15 @@ def init(
     extpass: str | None,
     kdf_memory: int,
     kdf_passes: int,
+    print_masterkey: bool,
     quiet: bool,
 ) -> None:
     """Create a new vault in the empty (or new) directory VAULT.
 
-    The master key is printed once: with it the vault opens even if the
-    password is lost (fusefs mount --masterkey, fusefs passwd --masterkey).
+    The master key opens the vault even if the password is lost (fusefs mount
+    --masterkey, fusefs passwd --masterkey). It is printed only to a terminal,
+    where no script or log keeps it, unless --print-masterkey asks for it;
+    'fusefs masterkey VAULT' prints it again from the password.
     """
     from fusefs import _native
     from fusefs.password import read_password
@@ -201,9 +195,28 @@ def init(
             raise QuietError(*_describe_open_error(e, vault_dir)) from e
         raise
     if not quiet:
-        click.echo(f"Created vault {vault_dir} ({cipher}, {segment_size // 1024} KiB segments).")
+        click.echo(
+            f"Created vault {vault_dir} ({cipher}, {segment_size // 1024} KiB segments).", err=True
+        )
+    _show_master_key(vault_dir, master_key, explicit=print_masterkey, quiet=quiet)
+
+
+def _show_master_key(vault_dir: str, master_key: str, *, explicit: bool, quiet: bool) -> None:
+    """The master key on standard output: framed on a terminal, bare (for a
+    script that asked with --print-masterkey) elsewhere, else one line on how
+    to get it later."""
+    on_terminal = isatty(click.get_text_stream("stdout"))
+    if on_terminal and (explicit or not quiet):
         click.echo("Master key: it opens the vault if the password is lost. Keep it safe, offline:")
         click.echo(f"\n    {master_key}\n")
+    elif explicit:
+        click.echo(master_key)
+    elif not quiet:
+        click.echo(
+            "fusefs: master key not printed (standard output is not a terminal): "
+            f"'fusefs masterkey {vault_dir}' prints it from the password",
+            err=True,
+        )
 
 
 def _own_root(vault: Vault) -> None:
@@ -247,9 +260,14 @@ def _remove_partial_vault(vault_dir: str, created_dir: bool) -> None:
 # --- mount / umount --------------------------------------------------------------------
 
 
-@click.command(epilog=EPILOG, context_settings=CONTEXT_SETTINGS)
-@click.argument("vault_dir", metavar="VAULT")
-@click.argument("mountpoint", metavar="MNT")
+@click.command(
+    epilog=epilog(
+        ExitCode.WRONG_KEY, ExitCode.INTEGRITY, ExitCode.IO, ExitCode.MOUNT, ExitCode.PASSWORD
+    ),
+    context_settings=CONTEXT_SETTINGS,
+)
+@click.argument("vault_dir", metavar="VAULT", type=DIRECTORY)
+@click.argument("mountpoint", metavar="MNT", type=DIRECTORY)
 @password_options
 @click.option("-f", "--foreground", is_flag=True, help="Stay in front; Ctrl-C unmounts.")
 @click.option("--read-only", is_flag=True, help="Mount read-only.")
@@ -263,7 +281,9 @@ def _remove_partial_vault(vault_dir: str, created_dir: bool) -> None:
     metavar="TIME",
     help="Unmount after TIME (90s, 15m, 2h) without requests and with no file open.",
 )
-@click.option("--log", "log_file", metavar="FILE", help="Append the daemon's log to FILE.")
+@click.option(
+    "--log", "log_file", metavar="FILE", type=FILE, help="Append the daemon's log to FILE."
+)
 @click.option(
     "--masterkey",
     is_flag=True,
@@ -331,8 +351,8 @@ def mount(
         click.echo(f"Mounted {vault_dir} on {mnt} ({mode}); 'fusefs umount {mnt}' to unmount.")
 
 
-@click.command(epilog=EPILOG, context_settings=CONTEXT_SETTINGS)
-@click.argument("mountpoint", metavar="MNT")
+@click.command(epilog=epilog(ExitCode.IO, ExitCode.MOUNT), context_settings=CONTEXT_SETTINGS)
+@click.argument("mountpoint", metavar="MNT", type=DIRECTORY)
 @click.option("--compact", is_flag=True, help="Compact the vault after unmounting.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
 def umount(mountpoint: str, compact: bool, quiet: bool) -> None:
@@ -404,8 +424,8 @@ def umount(mountpoint: str, compact: bool, quiet: bool) -> None:
 # --- info / passwd / stats ----------------------------------------------------------------
 
 
-@click.command(epilog=EPILOG, context_settings=CONTEXT_SETTINGS)
-@click.argument("vault_dir", metavar="VAULT")
+@click.command(epilog=epilog(ExitCode.INTEGRITY, ExitCode.IO), context_settings=CONTEXT_SETTINGS)
+@click.argument("vault_dir", metavar="VAULT", type=DIRECTORY)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 def info(vault_dir: str, as_json: bool) -> None:
     """Show VAULT's format, cipher and settings (no password needed; nothing secret)."""
@@ -431,11 +451,17 @@ def info(vault_dir: str, as_json: bool) -> None:
         click.echo(f"{key + ':':<16} {value}")
 
 
-@click.command(epilog=EPILOG, context_settings=CONTEXT_SETTINGS)
-@click.argument("vault_dir", metavar="VAULT")
+@click.command(
+    epilog=epilog(ExitCode.WRONG_KEY, ExitCode.INTEGRITY, ExitCode.IO, ExitCode.PASSWORD),
+    context_settings=CONTEXT_SETTINGS,
+)
+@click.argument("vault_dir", metavar="VAULT", type=DIRECTORY)
 @password_options
 @click.option(
-    "--new-passfile", metavar="FILE", help="Take the new password from the first line of FILE."
+    "--new-passfile",
+    metavar="FILE",
+    type=FILE,
+    help="Take the new password from the first line of FILE.",
 )
 @click.option("--new-extpass", metavar="CMD", help="Take the new password from CMD's output.")
 @click.option(
@@ -481,8 +507,8 @@ def passwd(
     click.echo(f"Password of {vault_dir} changed.", err=True)
 
 
-@click.command(epilog=EPILOG, context_settings=CONTEXT_SETTINGS)
-@click.argument("mountpoint", metavar="MNT")
+@click.command(epilog=epilog(ExitCode.IO, ExitCode.MOUNT), context_settings=CONTEXT_SETTINGS)
+@click.argument("mountpoint", metavar="MNT", type=DIRECTORY)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 def stats(mountpoint: str, as_json: bool) -> None:
     """Live telemetry of the mount at MNT (or of the mounted vault MNT).

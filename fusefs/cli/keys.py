@@ -1,0 +1,45 @@
+"""``fusefs masterkey VAULT``: print a vault's master key again, from its password.
+
+``init`` prints the master key only to a terminal (or with
+``--print-masterkey``), so this is how a key not printed then, or lost, is
+shown later. Asking for it is explicit, so it goes to standard output
+whatever that is.
+
+The binding has no way to unseal the master key from ``fusefs.conf`` alone:
+the vault is opened (and closed at once), so a vault mounted at the time is
+refused as in use.
+"""
+
+from __future__ import annotations
+
+import click
+
+from fusefs.cli.common import CONTEXT_SETTINGS, DIRECTORY, password_options
+from fusefs.exitcodes import ExitCode, QuietError, epilog
+
+
+@click.command(
+    epilog=epilog(
+        ExitCode.WRONG_KEY, ExitCode.INTEGRITY, ExitCode.IO, ExitCode.MOUNT, ExitCode.PASSWORD
+    ),
+    context_settings=CONTEXT_SETTINGS,
+)
+@click.argument("vault_dir", metavar="VAULT", type=DIRECTORY)
+@password_options
+def masterkey(vault_dir: str, passfile: str | None, extpass: str | None) -> None:
+    """Print VAULT's master key (asks the password; the vault must not be mounted).
+
+    Keep it offline: it opens the vault without the password.
+    """
+    from fusefs import _native
+    from fusefs.cli.vault import _describe_open_error, _vault_info
+    from fusefs.password import read_password
+
+    _vault_info(vault_dir)
+    password = read_password(passfile, extpass)
+    try:
+        with _native.Vault.open(vault_dir, password) as vault:
+            key = vault.print_master_key()
+    except (_native.FusefsError, OSError) as e:
+        raise QuietError(*_describe_open_error(e, vault_dir)) from e
+    click.echo(key)
