@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 
 import click
 
-from fusefs.cli import compact, fsck, keys, stream, vault
+from fusefs.cli import compact, fsck, keys, mounted, stream, vault
 from fusefs.cli.common import CONTEXT_SETTINGS, EPILOG
 from fusefs.exitcodes import ExitCode, QuietError
 
@@ -62,11 +62,11 @@ for _command in (
     stream.decrypt,
     vault.init,
     vault.mount,
-    vault.umount,
+    mounted.umount,
     vault.info,
     vault.passwd,
     keys.masterkey,
-    vault.stats,
+    mounted.stats,
     fsck.fsck,
     compact.compact,
 ):
