@@ -10,7 +10,6 @@ import pytest
 from support import KEY, OTHER_KEY, side_files
 from test_cli import MiB, error_line, fusefs, interrupt_after_checkpoint, ok
 
-from fusefs.cli.sidefiles import ResumeGuard, SideFiles
 from fusefs.exitcodes import ExitCode
 
 
@@ -110,33 +109,3 @@ def test_resume_with_an_existing_output_needs_force(tmp_path: Path) -> None:
     args = ["--keyfile", tmp_path / "key", "--resume", tmp_path / "plain", tmp_path / "enc"]
     error_line(fusefs("encrypt", *args), ExitCode.EXISTS)
     assert (tmp_path / "enc").read_bytes() == b"old"
-
-
-# --- the guard itself ----------------------------------------------------------------
-
-
-def test_guard_puts_back_what_was_removed_and_leaves_no_links(tmp_path: Path) -> None:
-    side = SideFiles.of(str(tmp_path / "out"))
-    Path(side.part).write_bytes(b"part")
-    Path(side.checkpoint).write_bytes(b"ckpt")
-    with ResumeGuard(side) as guard:
-        os.unlink(side.part)
-        os.unlink(side.checkpoint)
-        guard.restore()
-    assert Path(side.part).read_bytes() == b"part"
-    assert Path(side.checkpoint).read_bytes() == b"ckpt"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.fusefs-ckpt", "out.fusefs-part"]
-    # A success: the engine renamed the part and dropped the checkpoint; nothing is put back.
-    with ResumeGuard(side):
-        os.rename(side.part, tmp_path / "out")
-        os.unlink(side.checkpoint)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
-
-
-def test_guard_recovers_the_link_of_a_killed_run(tmp_path: Path) -> None:
-    side = SideFiles.of(str(tmp_path / "out"))
-    Path(side.part + ".keep").write_bytes(b"part")  # killed after the engine removed the part
-    Path(side.checkpoint).write_bytes(b"ckpt")
-    with ResumeGuard(side):
-        assert Path(side.part).read_bytes() == b"part"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.fusefs-ckpt", "out.fusefs-part"]

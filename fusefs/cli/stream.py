@@ -36,7 +36,7 @@ from fusefs.cli.common import (
     quiet_option,
 )
 from fusefs.cli.progress import Progress
-from fusefs.cli.sidefiles import ResumeGuard, SideFiles
+from fusefs.cli.sidefiles import SideFiles
 from fusefs.exitcodes import ExitCode, QuietError, epilog
 from fusefs.password import MAX_PASSWORD_BYTES, read_password, read_small_file
 from fusefs.password import isatty as _isatty
@@ -314,16 +314,12 @@ def _run(
     )
     try:
         if side is not None and src != "-":
-            with ResumeGuard(side) if resume else _NoGuard() as guard:
-                try:
-                    if operation == "encrypt":
-                        job = _native.spawn_encrypt_path(src, dst, key, params, parallelism, resume)
-                    else:
-                        job = _native.spawn_decrypt_path(src, dst, key, parallelism, resume)
-                    snapshot = _wait_for_job(job, shown)
-                except BaseException:
-                    guard.restore()
-                    raise
+            # A refused --resume keeps both side files (the engine does).
+            if operation == "encrypt":
+                job = _native.spawn_encrypt_path(src, dst, key, params, parallelism, resume)
+            else:
+                job = _native.spawn_decrypt_path(src, dst, key, parallelism, resume)
+            snapshot = _wait_for_job(job, shown)
         elif operation == "encrypt":
             snapshot = _run_streams(_native.encrypt_file, src, dst, shown, key, params, parallelism)
         else:
@@ -344,19 +340,6 @@ def _run(
         shown.finish()
     if stats and snapshot is not None:
         _print_stats(snapshot)
-
-
-class _NoGuard:
-    """The guard of a run that is not resuming: nothing to keep."""
-
-    def __enter__(self) -> _NoGuard:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def restore(self) -> None:
-        return None
 
 
 def _abort(shown: Progress | None) -> None:

@@ -344,20 +344,19 @@ fn commit(mut part: File, side: &SideFiles, dst: &Path) -> Result<()> {
     sync_parent(&RealFs, dst)
 }
 
-/// Keep the side files of a failed run only where `--resume` can use them.
-///
-/// A fresh run keeps them after an I/O error or a cancel once a checkpoint
-/// exists. A resumed run also keeps them after a wrong password or bad
-/// parameters (a typo must not destroy the work to resume), but not when the
-/// input or the checkpoint shows they can never be resumed.
+/// What a failed run leaves of `dst.fusefs-part` and `dst.fusefs-ckpt`. A
+/// run that was not resuming removes them unless an I/O error or a
+/// cancellation left a checkpoint to resume from. A resumed run never
+/// removes them, whatever ended it: its side files are the work of an
+/// earlier run, and a refusal (the wrong IN, a wrong password, a damaged
+/// checkpoint) must not destroy what the right invocation could still
+/// continue; giving them up is the user's choice (`--force`).
 fn cleanup_on_error(side: &SideFiles, err: &Error, resuming: bool) {
-    let keep = match err.class() {
-        ErrorClass::Io | ErrorClass::Cancelled => side.checkpoint.exists(),
-        ErrorClass::Integrity | ErrorClass::Format | ErrorClass::Internal | ErrorClass::Resume => {
-            false
-        }
-        ErrorClass::WrongKey | ErrorClass::Params => resuming,
-    };
+    let keep = resuming
+        || match err.class() {
+            ErrorClass::Io | ErrorClass::Cancelled => side.checkpoint.exists(),
+            _ => false,
+        };
     if !keep {
         side.remove();
     }

@@ -321,6 +321,23 @@ fn cancelled_file_run_resumes_through_the_api() {
     let side = SideFiles::of(&enc);
     assert!(side.part.exists() && side.checkpoint.exists());
     assert!(!enc.exists());
+    // Resumed with the wrong input: refused, and the side files are kept
+    // for the right one (they were removed, 177 MB of work once).
+    let other = dir.path().join("other");
+    fs::write(&other, vec![7u8; 3_000_000]).unwrap();
+    let part = fs::read(&side.part).unwrap();
+    let r = encrypt_file(
+        &other,
+        &enc,
+        &raw_key(),
+        &p,
+        ParallelismProfile::Auto,
+        true,
+        &Control::new(),
+    );
+    assert!(matches!(r, Err(Error::Resume(_))), "{r:?}");
+    assert_eq!(fs::read(&side.part).unwrap(), part);
+    assert!(side.checkpoint.exists());
     encrypt_file(
         &src,
         &enc,
