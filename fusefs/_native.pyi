@@ -394,6 +394,8 @@ class Vault:
         """Check every invariant (crypto_core::fsck): ``{"findings": [{"check", "ino",
         "path", "detail", "text"}], "inodes", "directories", "files", "packs",
         "frames_verified", "bytes_verified"}``; ``quick``: metadata only."""
+    def path_of(self, ino: int) -> str | None:
+        """A path of ``ino`` from the root, for messages (walks the directories)."""
     def bootstrap_report(self) -> dict[str, Any]:
         """What opening did: ``snapshot``, ``entries_replayed``, ``log_files``,
         ``torn_bytes_cut``, ``removed_torn_log_file``, ``bad_snapshots``,

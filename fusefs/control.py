@@ -307,28 +307,3 @@ def process_alive(pid: int) -> bool:
             return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
     except (OSError, IndexError):
         return False
-
-
-def _mib(n: float) -> str:
-    return f"{n / 2**20:,.1f} MiB"
-
-
-def describe_compaction(report: dict[str, Any]) -> str:
-    """A compaction report (``Vault.compact().to_dict()``) in words, one clause each part."""
-    parts = []
-    packs, logs = report.get("packs"), report.get("log")
-    if packs and (packs["packs_deleted"] or packs["bytes_reclaimed"]):
-        n = packs["packs_deleted"]
-        parts.append(
-            f"reclaimed {_mib(packs['bytes_reclaimed'])} from {n} pack file{'s' * (n != 1)}"
-            f" (copying {_mib(packs['bytes_copied'])} still in use)"
-        )
-    elif packs:
-        parts.append("no pack file had enough dead space to be worth rewriting")
-    if logs:
-        n, m = logs["log_files_deleted"], logs["snapshots_deleted"]
-        parts.append(
-            f"folded the metadata log into a new snapshot (removed {n} log file{'s' * (n != 1)}"
-            f" and {m} older snapshot{'s' * (m != 1)})"
-        )
-    return "; ".join(parts) if parts else "nothing needed compacting"

@@ -159,6 +159,9 @@ class ControlServer:
                 },
             },
             "engine": t,
+            # What opening the vault did (a torn log tail cut, snapshots
+            # skipped, orphans reclaimed): see fusefs.reports.describe_opening.
+            "opened": s.vault.bootstrap_report(),
         }
 
     # --- the end of the mount ---------------------------------------------------------------

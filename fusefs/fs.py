@@ -105,7 +105,7 @@ def handler(method: F) -> F:
         except OSError as e:
             code = e.errno or errno.EIO
             if code == errno.EIO:
-                log.error("%s%r: %s", name, args[:2], e)
+                log.error("%s of %s: %s", name, self.describe(args), e)
             raise pyfuse3.FUSEError(code) from None
         except FusefsError as e:
             # The engine raises OSError for what the kernel should see; one of
@@ -178,6 +178,18 @@ class VaultOperations(pyfuse3.Operations):
         self._blksize = 65536
         #: Answers ``fusefs stats``/``umount`` (root xattrs named ``fusefs.*``).
         self.control = ControlServer(self)
+
+    def describe(self, args: tuple[Any, ...]) -> str:
+        """What a request's arguments name, for a log line: the path of its
+        inode (every handler's first argument is an inode or a file handle,
+        which is the inode), e.g. ``/docs/a.txt (inode 5)``."""
+        if not args or not isinstance(args[0], int):
+            return repr(args[:2])
+        try:
+            path = self.vault.path_of(args[0])
+        except Exception:  # noqa: BLE001 - a message must not fail
+            path = None
+        return f"{path} (inode {args[0]})" if path else f"inode {args[0]}"
 
     def init(self) -> None:
         # Called while answering INIT; the reply goes out right after, before

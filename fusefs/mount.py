@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from fusefs import control, mounttable, requestloop
 from fusefs.exitcodes import ExitCode, QuietError
+from fusefs.reports import describe_compaction, describe_opening
 
 if TYPE_CHECKING:
     from fusefs._native import Vault
@@ -235,6 +236,8 @@ async def _serve(
     real_mountpoint = os.path.realpath(opts.mountpoint)
     async with contextlib.AsyncExitStack() as stack:
         vault = open_vault()
+        for line in describe_opening(vault.bootstrap_report()):
+            log.warning("%s: %s", opts.vault_dir, line)
         ops = VaultOperations(
             vault, opts.vault_dir, read_only=opts.read_only, in_flight=requestloop.in_flight
         )
@@ -312,7 +315,7 @@ def _compact_at_unmount(vault: Vault, ops: VaultOperations, end: _End) -> None:
             end.error = f"compaction failed: {e}"
             raise
         end.compaction = report
-        log.info("compacted at unmount: %s", control.describe_compaction(report))
+        log.info("compacted at unmount: %s", describe_compaction(report))
 
 
 def _report_end(ops: VaultOperations, end: _End) -> None:

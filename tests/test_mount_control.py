@@ -121,3 +121,35 @@ def test_umount_fails_when_the_daemon_dies_before_finishing(vault_factory) -> No
     # The vault still opens, with every file that was not deleted.
     v.mount()
     assert sorted(os.listdir(v.mnt)) == sorted(f"f{i}" for i in range(1, 160, 2))
+
+
+def test_the_mount_says_what_opening_recovered(vault_factory) -> None:  # type: ignore[no-untyped-def]
+    """A file unlinked while open when the daemon was killed is reclaimed by
+    the next mount, which says so in its log and in stats."""
+    from mounting import force_cleanup, fusefs
+
+    v: Vault = vault_factory()
+    v.mount()
+    f = open(v.mnt / "doomed", "wb")  # noqa: SIM115 - held open across the kill
+    try:
+        f.write(b"x" * 100_000)
+        f.flush()
+        os.fsync(f.fileno())
+        os.unlink(v.mnt / "doomed")
+        subprocess.run(["sync"], check=True)
+        done = fusefs("umount", v.mnt)  # busy: the file is open
+        assert done.returncode != 0
+        pid = daemon_pid(v.mnt)
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+    finally:
+        try:
+            f.close()
+        except OSError:
+            pass
+    force_cleanup(v.mnt, {pid})
+    v.mount()
+    text = fusefs("stats", v.mnt).stdout
+    assert "at mount:        opening reclaimed 1 orphaned inode (unlinked while open)" in text
+    assert "opening reclaimed 1 orphaned inode" in v.log.read_text()
+    assert stats(v)["opened"]["orphans_reclaimed"] != []

@@ -92,6 +92,7 @@ def test_tampered_pack_reads_as_eio(vault_factory) -> None:  # type: ignore[no-u
     assert e.value.errno == errno.EIO
     assert os.listdir(v.mnt) == ["f"]  # the rest of the mount works
     v.umount()
+    assert "read of /f (inode 2): " in v.log.read_text()  # the log names the file
     # fsck names the file and the damaged bytes (exit 4: findings left).
     v.expect_damage = True
     done = fusefs("fsck", v.dir, "--passfile", v.passfile)

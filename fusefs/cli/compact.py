@@ -19,6 +19,7 @@ import click
 
 from fusefs.cli.common import CONTEXT_SETTINGS, password_options
 from fusefs.exitcodes import ExitCode, QuietError, epilog
+from fusefs.reports import describe_compaction
 
 MIB = 2**20
 
@@ -114,7 +115,6 @@ def _sizes(t: dict[str, Any]) -> dict[str, int]:
 
 def describe(r: dict[str, Any]) -> list[str]:
     """The report in words: one line of result, then sizes before and after."""
-    from fusefs.control import describe_compaction
 
     b, a = r["before"], r["after"]
     total_b = b["pack_bytes"] + b["log_bytes"] + b["snapshot_bytes"]

@@ -28,6 +28,7 @@ import click
 from fusefs.cli.common import CONTEXT_SETTINGS, password_options
 from fusefs.exitcodes import QuietError
 from fusefs.password import isatty
+from fusefs.reports import describe_opening
 
 
 class FsckExit(enum.IntEnum):
@@ -130,27 +131,13 @@ def _fsck(
     if as_json:
         click.echo(json.dumps(report, sort_keys=True))
     else:
-        for line in _what_opening_did(opened):
+        for line in describe_opening(opened):
             click.echo(f"fusefs: {line}", err=True)
         for f in findings:
             click.echo(f["text"])
         if not quiet:
             click.echo(_summary(report), err=True)
     return FsckExit.ERRORS_LEFT if findings else FsckExit.CLEAN
-
-
-def _what_opening_did(opened: dict[str, Any]) -> list[str]:
-    lines = []
-    if opened["torn_bytes_cut"]:
-        lines.append(f"opening cut a torn log tail of {opened['torn_bytes_cut']} bytes")
-    if opened["removed_torn_log_file"]:
-        lines.append(f"opening removed a torn log file {opened['removed_torn_log_file']}")
-    for number, why in opened["bad_snapshots"]:
-        lines.append(f"snapshot {number} could not be read ({why}); an older one was used")
-    if opened["orphans_reclaimed"]:
-        n = len(opened["orphans_reclaimed"])
-        lines.append(f"opening reclaimed {n} orphaned inode{'s' * (n != 1)} (unlinked while open)")
-    return lines
 
 
 def _summary(r: dict[str, Any]) -> str:

@@ -15,6 +15,7 @@ import click
 
 from fusefs.cli.common import CONTEXT_SETTINGS, DIRECTORY
 from fusefs.exitcodes import ExitCode, QuietError, epilog
+from fusefs.reports import describe_compaction, describe_opening
 
 
 @click.command(epilog=epilog(ExitCode.IO, ExitCode.MOUNT), context_settings=CONTEXT_SETTINGS)
@@ -83,7 +84,7 @@ def umount(mountpoint: str, compact: bool, quiet: bool) -> None:
         return
     line = f"Unmounted {mnt} ({entry.source})"
     if report is not None and report.get("compaction") is not None:
-        line += "; compacted: " + control.describe_compaction(report["compaction"])
+        line += "; compacted: " + describe_compaction(report["compaction"])
     click.echo(line + ".")
 
 
@@ -178,6 +179,8 @@ def _print_mount_stats(d: dict[str, Any]) -> None:
         ),
         ("compaction", _compaction_state(d)),
     ]
+    for line in describe_opening(d["opened"]):
+        rows.append(("at mount", line))
     for key, value in rows:
         click.echo(f"{key + ':':<16} {value}")
     top = sorted(d["fuse_ops"].items(), key=lambda kv: -kv[1])[:8]

@@ -24,7 +24,8 @@ pub use finding::{Check, Finding};
 use std::collections::HashMap;
 
 use crate::error::Result;
-use crate::metadata::{InodeKind, MetadataState, ROOT_INO};
+use crate::metadata::paths::PathIndex;
+use crate::metadata::{InodeKind, MetadataState};
 use crate::pipeline::for_each_split;
 use crate::vault::Vault;
 
@@ -200,45 +201,4 @@ fn verify_frames(
             })
         })
         .collect()
-}
-
-/// A name for every inode reachable from the root (the first found).
-struct PathIndex {
-    /// inode → (directory, name) of one entry naming it (the first in the
-    /// lowest-numbered directory).
-    named: HashMap<u64, (u64, Vec<u8>)>,
-}
-
-impl PathIndex {
-    fn new(s: &MetadataState) -> Self {
-        // Directories in inode order, so an inode with several names gets
-        // the same one every run.
-        let mut dirs: Vec<u64> = s.dirs.keys().copied().collect();
-        dirs.sort_unstable();
-        let mut named = HashMap::new();
-        for d in dirs {
-            for (name, ino) in s.dirs[&d].iter() {
-                named.entry(ino).or_insert_with(|| (d, name.to_vec()));
-            }
-        }
-        PathIndex { named }
-    }
-
-    fn path(&self, s: &MetadataState, ino: u64) -> Option<String> {
-        if ino == ROOT_INO {
-            return Some("/".into());
-        }
-        let mut parts = Vec::new();
-        let mut at = ino;
-        while at != ROOT_INO {
-            let (d, name) = self.named.get(&at)?;
-            parts.push(String::from_utf8_lossy(name).into_owned());
-            if parts.len() > s.inodes.len() {
-                return None; // a cycle
-            }
-            at = *d;
-        }
-        parts.reverse();
-        Some(format!("/{}", parts.join("/")))
-    }
 }

@@ -11,11 +11,13 @@
 //! * [`state`]: [`MetadataState`] and `apply` (§9.3), over each
 //!   directory's [`dir::Dir`].
 //! * [`state_codec`]: the snapshot's state encoding (§9.5).
+//! * [`paths`]: a path of an inode, for messages and reports.
 
 pub mod codec;
 pub mod dir;
 pub mod entry;
 pub mod inode;
+pub mod paths;
 pub mod segment;
 pub mod state;
 pub mod state_codec;

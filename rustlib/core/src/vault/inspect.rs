@@ -1,6 +1,6 @@
-//! Read-only views of an open vault for its checker ([`crate::fsck`]): a
-//! consistent copy of the state, the pack files on disk, and one frame
-//! authenticated as the data path would.
+//! Read-only views of an open vault for its checker ([`crate::fsck`]) and
+//! for messages: a consistent copy of the state, a path of an inode, the
+//! pack files on disk, and one frame authenticated as the data path would.
 
 use super::engine::Vault;
 use crate::error::Result;
@@ -10,6 +10,13 @@ impl Vault {
     /// A copy of the metadata state as of now (O(1): persistent maps).
     pub fn state_copy(&self) -> MetadataState {
         self.lock_state().clone()
+    }
+
+    /// A path of inode `ino` from the root, for messages (see
+    /// [`crate::metadata::paths`]: a walk of the directories, not for the
+    /// data path).
+    pub fn path_of(&self, ino: u64) -> Option<String> {
+        crate::metadata::paths::path_of(&self.state_copy(), ino)
     }
 
     /// The pack files on disk: (number, length in bytes), ascending.

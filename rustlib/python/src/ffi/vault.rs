@@ -500,6 +500,12 @@ impl PyVault {
         Ok(super::fsck::report_to_dict(py, &report)?)
     }
 
+    /// A path of inode `ino` from the root ("/a/b"), for messages; None if
+    /// no directory names it. Walks the directories: not for hot paths.
+    fn path_of(&self, py: Python<'_>, ino: u64) -> BindingResult<Option<String>> {
+        run(py, self, |v| Ok(v.path_of(ino)))
+    }
+
     /// What opening the vault found and did (a dict): the snapshot it
     /// started from, log records replayed, a torn log tail cut, snapshots
     /// that could not be read, orphaned inodes reclaimed.

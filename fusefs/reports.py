@@ -1,0 +1,50 @@
+"""The engine's reports in words, for the command line and the daemon's log:
+what a compaction did, what opening a vault found and did.
+
+Imports nothing of fusefs (the daemon and every command may use it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _mib(n: float) -> str:
+    return f"{n / 2**20:,.1f} MiB"
+
+
+def describe_compaction(report: dict[str, Any]) -> str:
+    """A compaction report (``Vault.compact().to_dict()``) in words, one clause each part."""
+    parts = []
+    packs, logs = report.get("packs"), report.get("log")
+    if packs and (packs["packs_deleted"] or packs["bytes_reclaimed"]):
+        n = packs["packs_deleted"]
+        parts.append(
+            f"reclaimed {_mib(packs['bytes_reclaimed'])} from {n} pack file{'s' * (n != 1)}"
+            f" (copying {_mib(packs['bytes_copied'])} still in use)"
+        )
+    elif packs:
+        parts.append("no pack file had enough dead space to be worth rewriting")
+    if logs:
+        n, m = logs["log_files_deleted"], logs["snapshots_deleted"]
+        parts.append(
+            f"folded the metadata log into a new snapshot (removed {n} log file{'s' * (n != 1)}"
+            f" and {m} older snapshot{'s' * (m != 1)})"
+        )
+    return "; ".join(parts) if parts else "nothing needed compacting"
+
+
+def describe_opening(opened: dict[str, Any]) -> list[str]:
+    """What opening the vault did (``Vault.bootstrap_report()``) beyond the
+    ordinary, one line each; empty when it only loaded and replayed."""
+    lines = []
+    if opened["torn_bytes_cut"]:
+        lines.append(f"opening cut a torn log tail of {opened['torn_bytes_cut']} bytes")
+    if opened["removed_torn_log_file"]:
+        lines.append(f"opening removed a torn log file {opened['removed_torn_log_file']}")
+    for number, why in opened["bad_snapshots"]:
+        lines.append(f"snapshot {number} could not be read ({why}); an older one was used")
+    if opened["orphans_reclaimed"]:
+        n = len(opened["orphans_reclaimed"])
+        lines.append(f"opening reclaimed {n} orphaned inode{'s' * (n != 1)} (unlinked while open)")
+    return lines
