@@ -34,6 +34,14 @@ class RecordingVault:
     def close(self) -> None:
         self.events.append("vault.close")
 
+    def bootstrap_report(self) -> dict[str, Any]:
+        return {
+            "torn_bytes_cut": 0,
+            "removed_torn_log_file": None,
+            "bad_snapshots": [],
+            "orphans_reclaimed": [],
+        }
+
 
 def serve(
     monkeypatch: pytest.MonkeyPatch,
