@@ -24,12 +24,13 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from fusefs import control, mounttable, requestloop
+from fusefs import control, daemonlog, mounttable, requestloop
 from fusefs.exitcodes import ExitCode, QuietError
 from fusefs.reports import describe_compaction, describe_opening
 
@@ -62,6 +63,8 @@ class MountOptions:
     idle_seconds: float | None = None
     log_file: str | None = None
     foreground: bool = False
+    #: Mount flags for the kernel from ``-o`` (nosuid, nodev, noexec).
+    kernel_flags: frozenset[str] = frozenset()
 
 
 def check_mountpoint(mnt: str) -> None:
@@ -95,7 +98,7 @@ def fuse_options(opts: MountOptions) -> set[str]:
     options.add("ro" if opts.read_only else "rw")
     if opts.allow_other:
         options.add("allow_other")
-    return options
+    return options | opts.kernel_flags
 
 
 def mount(
@@ -156,22 +159,27 @@ def _daemon(
     os.setsid()
     os.chdir("/")
 
+    place: daemonlog.LogPlace | None = None
+
     def ready() -> None:
         os.write(ready_fd, b"OK\n")
         os.close(ready_fd)
-        _detach_stdio(opts.log_file)
+        _detach_stdio(place.file if place is not None else None)
 
     try:
-        _configure_logging(opts, foreground=False)
+        place = _configure_logging(opts, foreground=False)
         serve(opts, open_vault, on_ready=ready)
         return 0
     except BaseException as e:  # noqa: BLE001 - the daemon reports, never raises
         message, code = (e.message, e.exit_code) if isinstance(e, QuietError) else describe(e)
+        log.error("mount ended with an error: %s", message)
+        if place is not None and code in (ExitCode.MOUNT, ExitCode.IO, ExitCode.ERROR):
+            message += f" (log: {place.where})"
         try:
             os.write(ready_fd, f"ERR {code} {message}\n".encode())
             os.close(ready_fd)
         except OSError:  # already reported ready: this is a failure after startup
-            log.error("mount ended with an error: %s", message)
+            pass
         return code
 
 
@@ -188,23 +196,12 @@ def _detach_stdio(log_file: str | None) -> None:
     os.close(devnull)
 
 
-def _configure_logging(opts: MountOptions, *, foreground: bool) -> None:
-    root = logging.getLogger()
-    root.setLevel(logging.INFO)
-    fmt = logging.Formatter("%(asctime)s fusefs[%(process)d] %(levelname)s %(message)s")
-    handler: logging.Handler
-    if opts.log_file is not None:
-        try:
-            handler = logging.FileHandler(opts.log_file)
-        except OSError as e:
-            raise control.MountError(f"cannot open log file {opts.log_file}: {e.strerror}") from e
-    elif foreground:
-        handler = logging.StreamHandler(sys.stderr)
-    else:
-        handler = logging.NullHandler()
-    handler.setFormatter(fmt)
-    root.handlers[:] = [handler]
-    logging.getLogger("pyfuse3").setLevel(logging.WARNING)
+def _configure_logging(opts: MountOptions, *, foreground: bool) -> daemonlog.LogPlace:
+    """Log where :mod:`fusefs.daemonlog` says; a log that cannot be opened ends the mount."""
+    try:
+        return daemonlog.configure(opts.vault_dir, opts.log_file, foreground=foreground)
+    except daemonlog.LogError as e:
+        raise control.MountError(str(e), exit_code=ExitCode.IO) from e
 
 
 def serve(
@@ -251,12 +248,7 @@ async def _serve(
         # registered before the session, and is a no-op if it never started.
         stack.callback(vault.stop_compaction)
 
-        try:
-            pyfuse3.init(ops, opts.mountpoint, fuse_options(opts))
-        except RuntimeError:
-            raise control.MountError(
-                f"cannot mount on {opts.mountpoint} (is /dev/fuse available? see the log)"
-            ) from None
+        _init_session(ops, opts)
         unmounted = False
 
         def close_session() -> None:
@@ -286,6 +278,40 @@ async def _serve(
         requestloop.install()
         await pyfuse3.main()
         unmounted = True
+
+
+def _init_session(ops: VaultOperations, opts: MountOptions) -> None:
+    """``pyfuse3.init``, refused with the reason libfuse or fusermount3 gave.
+
+    pyfuse3 says only "fuse_session_mount failed"; the reason (a non-root
+    user's allow_other without user_allow_other in /etc/fuse.conf, no
+    permission on /dev/fuse, ...) is what libfuse and the fusermount3 it runs
+    print on fd 2, which for a daemon is no terminal the user sees. So fd 2
+    is a temporary file during the call: its last line is quoted in the
+    error, and all of it goes to the log.
+    """
+    import pyfuse3
+
+    failure: RuntimeError | None = None
+    with tempfile.TemporaryFile() as said:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(said.fileno(), 2)
+        try:
+            pyfuse3.init(ops, opts.mountpoint, fuse_options(opts))
+        except RuntimeError as e:
+            failure = e
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        said.seek(0)
+        lines = [x.strip() for x in said.read().decode("utf-8", "replace").splitlines()]
+    lines = [x for x in lines if x]
+    for line in lines:
+        log.warning("%s", line)
+    if failure is not None:
+        reason = lines[-1] if lines else str(failure)
+        raise control.MountError(f"cannot mount on {opts.mountpoint}: {reason}")
 
 
 @dataclass

@@ -23,13 +23,14 @@ export DEBIAN_FRONTEND=noninteractive
 # Debian's own python3 marks itself externally managed (PEP 668); installing
 # there is what this script is for. Harmless for pyenv or a virtualenv.
 export PIP_BREAK_SYSTEM_PACKAGES=1
+# man-db and groff-base: `man fusefs` (the pages ship with the package) and tests/test_manpage.py.
 need_apt=0
-for pkg in fuse3 libfuse3-dev pkg-config gcc age rsync sqlite3 git; do
+for pkg in fuse3 libfuse3-dev pkg-config gcc age rsync sqlite3 git man-db groff-base; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt=1
 done
 if [ "$need_apt" = 1 ]; then
   $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq fuse3 libfuse3-dev pkg-config gcc age rsync sqlite3 git >/dev/null
+  $SUDO apt-get install -y -qq fuse3 libfuse3-dev pkg-config gcc age rsync sqlite3 git man-db groff-base >/dev/null
 fi
 command -v cargo >/dev/null || { echo "setup: Rust (cargo) is required: https://rustup.rs" >&2; exit 1; }
 

@@ -7,6 +7,7 @@ mount's exit stack acquires and releases them, whatever ends the mount.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pyfuse3
@@ -59,7 +60,9 @@ def serve(
     def init(ops: Any, mountpoint: str, options: set[str]) -> None:
         ops_seen.append(ops)
         if init_fails:
-            raise RuntimeError("no /dev/fuse")
+            # As libfuse and fusermount3 do: the reason on fd 2, then failure.
+            os.write(2, b"fuse: mounting failed\nfusermount3: the reason it gives\n\n")
+            raise RuntimeError("fuse_session_mount failed")
         events.append("pyfuse3.init")
 
     async def main() -> None:
@@ -139,11 +142,14 @@ def test_a_crash_of_the_loop_unmounts_before_anything_else(
 
 def test_a_failed_init_closes_the_vault(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     events: list[str] = []
+    stderr_before = os.fstat(2)
     with pytest.raises(control.MountError) as info:
         serve(monkeypatch, tmp_path, events, init_fails=True)
-    assert str(info.value) == (
-        f"cannot mount on {tmp_path / 'mnt'} (is /dev/fuse available? see the log)"
+    # The last line fd 2 got quotes the reason (all of it is logged), and fd 2 is back.
+    assert (
+        str(info.value) == f"cannot mount on {tmp_path / 'mnt'}: fusermount3: the reason it gives"
     )
+    assert os.fstat(2).st_ino == stderr_before.st_ino
     # Nothing was mounted or started: no session to close; stopping
     # compaction that never started is a no-op of the engine.
     assert events == ["open_vault", "stop_compaction", "vault.close"]

@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 
 import click
 
-from fusefs.cli import compact, fsck, keys, mounted, stream, vault
+from fusefs.cli import compact, fsck, fstab, keys, mounted, stream, vault
 from fusefs.cli.common import CONTEXT_SETTINGS, EPILOG
 from fusefs.exitcodes import ExitCode, QuietError
 
@@ -88,10 +88,22 @@ def _error(message: str) -> None:
 _NO_ARGS_IS_HELP: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())
 
 
-def run(argv: Sequence[str] | None = None) -> int:
-    """Run the command line and return the exit code (never raises, but SystemExit)."""
+def run(argv: Sequence[str] | None = None, *, mount_helper: bool = False) -> int:
+    """Run the command line and return the exit code (never raises, but SystemExit).
+
+    ``fusefs VAULT MNT -o OPTS`` (how mount(8), through mount.fuse3, runs a
+    ``fuse.fusefs`` mount) and, with ``mount_helper``, every argv (the
+    ``mount.fusefs`` script) are mount(8)'s helper convention: see
+    :mod:`fusefs.cli.fstab`.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        rv = cli.main(args=argv, prog_name="fusefs", standalone_mode=False)
+        if mount_helper or fstab.is_helper_call(args, cli.commands):
+            translated = fstab.helper_argv(args)
+            if translated is None:  # mount -f: a fake mount, only checked
+                return ExitCode.OK
+            args = translated
+        rv = cli.main(args=args, prog_name="fusefs", standalone_mode=False)
         return rv if isinstance(rv, int) else ExitCode.OK
     except _NO_ARGS_IS_HELP as e:
         click.echo(e.format_message(), err=True)
@@ -136,9 +148,14 @@ def _report(e: BaseException, code: ExitCode) -> int:
     return ExitCode.ERROR
 
 
-def main(argv: Sequence[str] | None = None) -> NoReturn:
+def mount_helper_main() -> NoReturn:
+    """Console entry point ``mount.fusefs``: mount(8)'s helper convention."""
+    main(mount_helper=True)
+
+
+def main(argv: Sequence[str] | None = None, *, mount_helper: bool = False) -> NoReturn:
     """Console entry point (``fusefs`` script and ``python -m fusefs``)."""
-    code = run(argv)
+    code = run(argv, mount_helper=mount_helper)
     try:
         sys.stdout.flush()
     except (BrokenPipeError, ValueError):

@@ -290,6 +290,18 @@ def _remove_partial_vault(vault_dir: str, created_dir: bool) -> None:
     help="Unlock with the printed master key (asked like the password) instead of the password.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
+@click.option(
+    "-o",
+    "--options",
+    "option_strings",
+    multiple=True,
+    metavar="OPTS",
+    help="Options as in /etc/fstab, comma-separated: passfile=FILE, extpass=CMD, ro, rw, "
+    "allow_other, idle=TIME, log=FILE, masterkey (as the options above), nosuid, nodev, "
+    "noexec (kernel mount flags); the generic ones of mount(8) and systemd (defaults, noauto, "
+    "nofail, _netdev, user, x-systemd.*, ...) are ignored. Quote a value holding commas: "
+    'extpass="CMD".',
+)
 def mount(
     vault_dir: str,
     mountpoint: str,
@@ -302,17 +314,38 @@ def mount(
     log_file: str | None,
     masterkey: bool,
     quiet: bool,
+    option_strings: tuple[str, ...],
 ) -> None:
     """Mount VAULT on the empty directory MNT.
 
     Returns once the mount is ready, with the file system served by a daemon
     in the background (with -f, in front). Unmount with 'fusefs umount MNT'.
+
+    Without --log, the background daemon logs to the system log as 'fusefs'
+    (journalctl -t fusefs) or, where there is no /dev/log, to
+    $XDG_STATE_HOME/fusefs/VAULT.log (~/.local/state/fusefs/VAULT.log); the
+    environment's FUSEFS_SYSLOG_SOCKET names another syslog socket (empty:
+    the file). In /etc/fstab: 'VAULT MNT fuse.fusefs passfile=FILE,noauto 0 0'.
     """
     from fusefs import _native
+    from fusefs.cli.fstab import parse_options
     from fusefs.mount import MountOptions, check_mountpoint
     from fusefs.mount import mount as do_mount
     from fusefs.password import read_password
 
+    fstab = parse_options(option_strings)
+    given = {"passfile": passfile, "extpass": extpass, "idle": idle, "log": log_file}
+    for name in fstab.values:
+        if given[name] is not None:
+            raise QuietError(f"--{name} and -o {name}= given both", ExitCode.USAGE)
+    passfile = fstab.values.get("passfile", passfile)
+    extpass = fstab.values.get("extpass", extpass)
+    log_file = fstab.values.get("log", log_file)
+    if "idle" in fstab.values:
+        idle = DurationType().convert(fstab.values["idle"], None, click.get_current_context())
+    read_only = read_only or fstab.read_only
+    allow_other = allow_other or fstab.allow_other
+    masterkey = masterkey or fstab.masterkey
     _vault_info(vault_dir)
     vault_dir = os.path.abspath(vault_dir)
     mnt = os.path.abspath(mountpoint)
@@ -344,6 +377,7 @@ def mount(
         idle_seconds=idle,
         log_file=log_file,
         foreground=foreground,
+        kernel_flags=frozenset(fstab.kernel_flags),
     )
     do_mount(opts, open_vault, lambda e: _describe_open_error(e, vault_dir))
     if not quiet and not foreground:
