@@ -712,8 +712,9 @@ def test_resume_refuses_a_changed_input(tmp_path: Path) -> None:
     with pytest.raises(errors.ResumeError) as info:
         encrypt_path(str(src), str(enc), raw_key(), p, None, resume=True)
     assert "changed" in str(info.value)
-    # Not resumable any more: the side files are gone.
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["p"]
+    # A refused resume never removes the side files (they are the earlier
+    # run's work; --force gives them up).
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e.fusefs-ckpt", "e.fusefs-part", "p"]
 
 
 def interrupted_encrypt(tmp_path: Path) -> tuple[Path, Path, EncryptParams]:

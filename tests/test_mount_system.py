@@ -74,8 +74,10 @@ def test_helper_argv_translates_mounts_convention() -> None:
     assert argv == ["mount", "/v", "/m", "-o", 'extpass="a,b"', "-o", "ro"]
     # Read back by the mount command's own -o parser, the value keeps its comma.
     assert fstab.parse_options(argv[4::2]).values == {"extpass": "a,b"}
+    # Silent on success, as mount(8), unless -v.
     assert fstab.helper_argv(["/v", "/m", "-s", "-o", "ro,bogus"]) == [
         "mount",
+        "-q",
         "/v",
         "/m",
         "-o",
@@ -180,7 +182,7 @@ trap 'fusermount3 -u -z {q(str(mnt))} 2>/dev/null || true' EXIT
 grep " {mnt} " /proc/self/mounts
 echo through-mount8 > {q(str(mnt / "f"))}
 cat {q(str(mnt / "f"))}
-fusefs umount {q(str(mnt))}
+fusefs umount -q {q(str(mnt))}
 grep -c " {mnt} " /proc/self/mounts || true
 """
 

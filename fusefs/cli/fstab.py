@@ -126,13 +126,14 @@ def is_helper_call(argv: list[str], commands: Collection[str]) -> bool:
 def helper_argv(argv: list[str]) -> list[str] | None:
     """``VAULT MNT [-o OPTS]... [-n] [-s] [-f] [-v] [-t TYPE]`` as ``fusefs mount`` arguments.
 
-    -n (no mtab) and -v (verbose) change nothing here; -s (sloppy) drops
-    unknown options instead of refusing them; -f (fake) checks the options
-    and returns None: there is nothing to do.
+    -n (no mtab) changes nothing here; -v (verbose) lets ``mount`` say what
+    it did (a mount helper is silent on success, as mount(8) is); -s
+    (sloppy) drops unknown options instead of refusing them; -f (fake)
+    checks the options and returns None: there is nothing to do.
     """
     positional: list[str] = []
     texts: list[str] = []
-    sloppy = fake = False
+    sloppy = fake = verbose = False
     args = iter(argv)
     for arg in args:
         if arg == "-o" or arg == "-t":
@@ -145,8 +146,10 @@ def helper_argv(argv: list[str]) -> list[str] | None:
                 raise _fail(f"file system type {value!r} is not fusefs")
         elif arg.startswith("-o"):
             texts.append(arg[2:])
-        elif arg in ("-n", "-v"):
+        elif arg == "-n":
             pass
+        elif arg == "-v":
+            verbose = True
         elif arg == "-s":
             sloppy = True
         elif arg == "-f":
@@ -160,7 +163,13 @@ def helper_argv(argv: list[str]) -> list[str] | None:
     options = parse_options(texts, sloppy=sloppy)
     if fake:
         return None
-    return ["mount", *positional, *(x for o in to_option_strings(options) for x in ("-o", o))]
+    quiet = [] if verbose else ["-q"]
+    return [
+        "mount",
+        *quiet,
+        *positional,
+        *(x for o in to_option_strings(options) for x in ("-o", o)),
+    ]
 
 
 def to_option_strings(options: FstabOptions) -> list[str]:
