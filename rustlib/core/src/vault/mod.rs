@@ -22,6 +22,8 @@
 //!   arithmetic of [`segments`] and the decrypted-segment [`cache`];
 //! * [`compaction`]: log and pack compaction and one scheduler cycle;
 //! * [`telemetry`]: usage and live counters;
+//! * [`times`]: who keeps the times of regular files (the engine, or a
+//!   kernel with the writeback cache);
 //! * [`passwd`]: changing the password (the config only).
 //!
 //! # Locks
@@ -57,6 +59,7 @@ pub mod open;
 pub mod passwd;
 pub mod segments;
 pub mod telemetry;
+pub mod times;
 
 pub use crate::metadata::{AttrChange, InodeKind, Timespec};
 pub use compaction::{CompactionAction, CompactionReport, CompactionStats, PackCompactionReport};
@@ -64,3 +67,4 @@ pub use config::{VaultConfig, VaultOptions};
 pub use engine::{Attr, DirEntry, EngineOptions, RenameFlags, Vault, DEFAULT_CACHE_BYTES, ROOT};
 pub use open::LOCK_FILE;
 pub use passwd::{Credential, KdfCosts};
+pub use times::FileTimes;
