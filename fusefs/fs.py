@@ -22,6 +22,13 @@ live for :data:`CACHE_SECONDS`, file data is kept across opens
 (``keep_cache``), the writeback cache is on, and readdirplus returns
 attributes with the names.
 
+Times: with the writeback cache the kernel keeps mtime, ctime and size of
+regular files and sends its times in ``setattr`` (at close, fsync, syncfs and
+writeback; ``update_ctime`` included), so the engine stores exactly those and
+stamps none of its own for them (``Vault.file_times = "kernel"``, set at
+INIT; see rustlib/core/src/vault/times.rs for what the kernel sends when).
+Directories, symlinks and special files keep the engine's times.
+
 Requests the kernel need not send: there is no ``flush`` handler, so the
 first FLUSH is answered ENOSYS and the kernel sends none after it. ``close``
 still writes the file's dirty pages back and reports their errors (the
