@@ -3,7 +3,7 @@
 from collections.abc import Callable
 from os import PathLike
 from types import TracebackType
-from typing import Any, ClassVar, Protocol, final
+from typing import Any, ClassVar, Literal, Protocol, final
 
 __all__ = [
     "FusefsError",
@@ -332,7 +332,20 @@ class Vault:
         size: int | None = None,
         atime_ns: int | None = None,
         mtime_ns: int | None = None,
-    ) -> Attr: ...
+        ctime_ns: int | None = None,
+    ) -> Attr:
+        """Change attributes; ``size`` truncates or grows (sparse). Times not
+        given are stamped now, as :attr:`file_times` says."""
+    @property
+    def file_times(self) -> Literal["engine", "kernel"]:
+        """Who keeps mtime and ctime of regular files. ``"engine"`` (the
+        default): every write, truncate and attribute change stamps them now.
+        ``"kernel"``: a FUSE kernel with the writeback cache keeps them and
+        sends them in ``setattr``; writes and truncates leave them as they
+        are, and ``setattr`` stores only the times it is given. Directories,
+        symlinks and special files are stamped by the engine either way."""
+    @file_times.setter
+    def file_times(self, owner: Literal["engine", "kernel"]) -> None: ...
     def create_file(self, parent: int, name: bytes, mode: int, uid: int, gid: int) -> Attr: ...
     def mknod(
         self, parent: int, name: bytes, mode: int, uid: int, gid: int, rdev: int = 0

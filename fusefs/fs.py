@@ -22,6 +22,13 @@ live for :data:`CACHE_SECONDS`, file data is kept across opens
 (``keep_cache``), the writeback cache is on, and readdirplus returns
 attributes with the names.
 
+Times: with the writeback cache the kernel keeps mtime, ctime and size of
+regular files and sends its times in ``setattr`` (at close, fsync, syncfs and
+writeback; ``update_ctime`` included), so the engine stores exactly those and
+stamps none of its own for them (``Vault.file_times = "kernel"``, set at
+INIT; see rustlib/core/src/vault/times.rs for what the kernel sends when).
+Directories, symlinks and special files keep the engine's times.
+
 Requests the kernel need not send: there is no ``flush`` handler, so the
 first FLUSH is answered ENOSYS and the kernel sends none after it. ``close``
 still writes the file's dirty pages back and reports their errors (the
@@ -175,6 +182,9 @@ class VaultOperations(pyfuse3.Operations):
         self.in_flight = InFlight() if in_flight is None else in_flight
         #: Set once the kernel's INIT request has been answered.
         self.initialized = trio.Event()
+        #: Set at INIT with the writeback cache: the kernel keeps the times
+        #: and size of regular files, and caches their other attributes.
+        self.kernel_keeps_file_times = False
         self._blksize = 65536
         #: Answers ``fusefs stats``/``umount`` (root xattrs named ``fusefs.*``).
         self.control = ControlServer(self)
@@ -194,6 +204,11 @@ class VaultOperations(pyfuse3.Operations):
     def init(self) -> None:
         # Called while answering INIT; the reply goes out right after, before
         # any task waiting for this event runs.
+        if self.enable_writeback_cache:
+            # The kernel keeps mtime and ctime of regular files and sends them
+            # in setattr (see setattr); the engine must not stamp its own.
+            self.vault.file_times = "kernel"
+            self.kernel_keeps_file_times = True
         self.initialized.set()
 
     # --- attributes ------------------------------------------------------------
@@ -243,6 +258,10 @@ class VaultOperations(pyfuse3.Operations):
     async def getattr(
         self, inode: int, ctx: pyfuse3.RequestContext | None = None
     ) -> pyfuse3.EntryAttributes:
+        # For a regular file the kernel already knows, it keeps its own size,
+        # mtime and ctime (writeback cache: fuse_get_cache_mask) and takes the
+        # rest, st_blocks included, from here. Its times reach the engine
+        # through setattr, so what it shows is what is stored once they have.
         return self.entry(self.vault.getattr(inode))
 
     @handler
@@ -265,6 +284,10 @@ class VaultOperations(pyfuse3.Operations):
             kwargs["atime_ns"] = attr.st_atime_ns
         if fields.update_mtime:
             kwargs["mtime_ns"] = attr.st_mtime_ns
+        if fields.update_ctime:
+            # Sent for regular files under the writeback cache only: the
+            # kernel's own ctime (the engine stamps it for everything else).
+            kwargs["ctime_ns"] = attr.st_ctime_ns
         try:
             if fields.update_size:
                 kwargs["size"] = attr.st_size
@@ -272,7 +295,7 @@ class VaultOperations(pyfuse3.Operations):
                 return self.entry(await self._thread(call))
             return self.entry(self.vault.setattr(inode, **kwargs))
         except FileNotFoundError:
-            if set(kwargs) - {"atime_ns", "mtime_ns"}:
+            if set(kwargs) - {"atime_ns", "mtime_ns", "ctime_ns"}:
                 raise
             # The kernel writing back the times of a file that was deleted
             # (unlinked and closed) meanwhile: nothing is left to keep them
@@ -433,6 +456,12 @@ class VaultOperations(pyfuse3.Operations):
         else:
             n = self.vault.write(fh, off, buf)
         self.bytes_written += n
+        if self.kernel_keeps_file_times:
+            # The kernel keeps the st_blocks of our last reply and asks again
+            # only after a close (fuse_flush invalidates it): tell it that
+            # the stored blocks changed, so that stat of a file still open
+            # shows them. Attributes only: this takes no lock a request holds.
+            pyfuse3.invalidate_inode(fh, attr_only=True)
         return n
 
     @handler

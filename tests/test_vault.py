@@ -125,6 +125,31 @@ def test_truncate_sparse_and_setattr(vault: Vault) -> None:
     assert a.mode == 0o104755 and a.mtime_ns == 1_500_000_000_123_456_789
 
 
+def test_file_times_engine_or_kernel(tmp_path: Path) -> None:
+    v = Vault.create(tmp_path / "v", b"pw", **FAST)
+    f = v.create_file(ROOT_INO, b"f", 0o600, 0, 0).ino
+    assert v.file_times == "engine"
+    v.setattr(f, mtime_ns=1_000_000_001, ctime_ns=2_000_000_002)
+    v.write(f, 0, b"x")
+    a = v.getattr(f)
+    assert a.mtime_ns == a.ctime_ns > 1_600_000_000 * 10**9  # stamped now
+    v.file_times = "kernel"
+    v.setattr(f, mtime_ns=1_000_000_001, ctime_ns=2_000_000_002)
+    v.write(f, 0, b"xyz")
+    v.setattr(f, size=1)
+    v.setattr(f, mode=0o640)
+    a = v.getattr(f)
+    assert (a.mtime_ns, a.ctime_ns, a.size, a.mode) == (1_000_000_001, 2_000_000_002, 1, 0o100640)
+    with pytest.raises(ValueError, match="'engine' or 'kernel'"):
+        v.file_times = "user"
+    v.close()
+    v = Vault.open(tmp_path / "v", b"pw")
+    assert v.file_times == "engine"
+    a = v.getattr(f)
+    assert (a.mtime_ns, a.ctime_ns) == (1_000_000_001, 2_000_000_002)
+    v.close()
+
+
 def test_threads_hammering_the_vault(vault: Vault) -> None:
     inos = [vault.create_file(ROOT_INO, f"t{i}".encode(), 0o600, 0, 0).ino for i in range(8)]
     failures: list[BaseException] = []

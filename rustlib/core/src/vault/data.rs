@@ -5,12 +5,12 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-use super::engine::{lock, now, Attr, Vault, MAX_FILE_SIZE};
+use super::engine::{lock, Attr, StateGuard, Vault, MAX_FILE_SIZE};
 use super::segments;
 use crate::crypto::aead::AeadKey;
 use crate::error::errno::*;
 use crate::error::{fs_err, Result};
-use crate::metadata::{AttrChange, InodeKind, SegmentRef, UnifiedEntry};
+use crate::metadata::{AttrChange, InodeKind, SegmentRef, Timespec, UnifiedEntry};
 
 /// What a write found under the state lock: the file's id and size, and
 /// the frames of the segments it may overwrite in part.
@@ -38,15 +38,21 @@ impl Vault {
         })
     }
 
+    /// Change attributes; a new size truncates or grows (sparse). Times not
+    /// given are stamped as [`FileTimes`](super::times::FileTimes) says.
     pub fn setattr(&self, ino: u64, change: AttrChange) -> Result<Attr> {
         let file_lock = self.file_lock(ino);
         let _guard = lock(&file_lock);
+        let (kind, current) = {
+            let s = self.lock_state();
+            let i = s.inode(ino)?;
+            (i.kind, i.size)
+        };
         let mut shrink_to = None;
         if let Some(size) = change.size {
             if size > MAX_FILE_SIZE {
                 return Err(fs_err(EFBIG, "file too large"));
             }
-            let current = self.lock_state().inode(ino)?.size;
             if size < current {
                 shrink_to = Some(size);
             } else {
@@ -57,17 +63,15 @@ impl Vault {
             }
         }
         let mut change = change;
-        if change.size.is_some() && change.mtime.is_none() {
-            let t = now();
-            change.mtime = Some(t);
-            change.ctime = Some(t);
-        } else if change.ctime.is_none() {
-            change.ctime = Some(now());
-        }
+        self.stamp_attr_change(kind, &mut change);
         let size = change.size;
         let file_id = {
             let mut s = self.lock_state();
-            self.commit(&mut s, UnifiedEntry::SetAttr { ino, change })?;
+            // Nothing to change (the caller's times are kept and none were
+            // given): no record.
+            if change != AttrChange::default() {
+                self.commit(&mut s, UnifiedEntry::SetAttr { ino, change })?;
+            }
             s.inode(ino)?.file_id
         };
         // Shrinking: the new size first, then the segment it cuts is
@@ -89,8 +93,7 @@ impl Vault {
 
     /// Rewrite the segment that offset `size` cuts (truncating to `size`, or
     /// about to grow from it), so its bytes past `size` cannot come back if
-    /// the file grows. Keeps the file's size and mtime (a WriteSegments
-    /// record sets the ctime to that mtime).
+    /// the file grows. Keeps the file's size and times.
     pub(super) fn cut_segment_at(&self, ino: u64, size: u64) -> Result<()> {
         let seg = self.segment_size();
         let _frames = self.use_frames();
@@ -115,14 +118,42 @@ impl Vault {
                 .packs
                 .write_segments(&key, &file_id, &[(index, generation, &plain)])?;
             let mut s = self.lock_state();
+            let size = s.inode(ino)?.size;
+            self.commit_segments(&mut s, ino, size, None, vec![(index, refs[0])])?;
+        }
+        Ok(())
+    }
+
+    /// Commit new frames of `ino` and its new size, with `mtime` as its
+    /// mtime and ctime, or (`None`) keeping both times it has. The
+    /// WriteSegments record can only set ctime to its mtime (FORMAT.md
+    /// §9.2), so a ctime that differs from the kept mtime is put back by a
+    /// SetAttr right after it (a crash between the two leaves ctime = mtime).
+    fn commit_segments(
+        &self,
+        s: &mut StateGuard<'_>,
+        ino: u64,
+        size: u64,
+        mtime: Option<Timespec>,
+        segments: Vec<(u64, SegmentRef)>,
+    ) -> Result<()> {
+        let (kept_mtime, kept_ctime) = {
             let i = s.inode(ino)?;
-            let entry = UnifiedEntry::WriteSegments {
-                ino,
-                size: i.size,
-                mtime: i.mtime,
-                segments: vec![(index, refs[0])],
+            (i.mtime, i.ctime)
+        };
+        let entry = UnifiedEntry::WriteSegments {
+            ino,
+            size,
+            mtime: mtime.unwrap_or(kept_mtime),
+            segments,
+        };
+        self.commit(s, entry)?;
+        if mtime.is_none() && kept_ctime != kept_mtime {
+            let change = AttrChange {
+                ctime: Some(kept_ctime),
+                ..AttrChange::default()
             };
-            self.commit(&mut s, entry)?;
+            self.commit(s, UnifiedEntry::SetAttr { ino, change })?;
         }
         Ok(())
     }
@@ -254,6 +285,7 @@ impl Vault {
         // hold its file lock, so the plan still holds at the commit.
         let mut frames = self.use_frames();
         let mut plan = self.plan_write(ino, offset, end)?;
+        let mtime = self.content_mtime(InodeKind::File);
         if offset > plan.size && segments::cut_at(plan.size, seg).is_some() {
             // Writing past the end leaves a gap: first cut whatever the last
             // segment holds past the end (see `setattr`), so the gap reads
@@ -316,13 +348,7 @@ impl Vault {
             // Writes and truncates of this file hold its file lock, so the size
             // read above still holds; a write never shrinks the file anyway.
             let size = new_size.max(s.inode(ino)?.size);
-            let entry = UnifiedEntry::WriteSegments {
-                ino,
-                size,
-                mtime: now(),
-                segments: placed,
-            };
-            self.commit(&mut s, entry)?;
+            self.commit_segments(&mut s, ino, size, mtime, placed)?;
         }
         // Keep the segments the next small write or read is likely to need:
         // those built here (kept without a copy) and partial ones. Whole

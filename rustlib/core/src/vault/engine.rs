@@ -119,6 +119,9 @@ pub struct Vault {
     pub(super) log_write_due: std::sync::atomic::AtomicBool,
     pub(super) cache: SegmentCache,
     pub(super) counters: Counters,
+    /// Whether the caller keeps the times of regular files
+    /// (see [`super::times::FileTimes`]).
+    pub(super) kernel_file_times: std::sync::atomic::AtomicBool,
     /// The vault lock (`fusefs.lock`), released when the vault is dropped.
     /// Declared last: fields drop in order, so the log's closing sync has
     /// happened before another opener can get in.

@@ -23,6 +23,8 @@
 //! * [`compaction`]: log and pack compaction and one scheduler cycle;
 //! * [`telemetry`]: usage and live counters;
 //! * [`inspect`]: read-only views for the checker ([`crate::fsck`]);
+//! * [`times`]: who keeps the times of regular files (the engine, or a
+//!   kernel with the writeback cache);
 //! * [`passwd`]: changing the password (the config only).
 //!
 //! # Locks
@@ -59,6 +61,7 @@ pub mod open;
 pub mod passwd;
 pub mod segments;
 pub mod telemetry;
+pub mod times;
 
 pub use crate::metadata::{AttrChange, InodeKind, Timespec};
 pub use compaction::{CompactionAction, CompactionReport, CompactionStats, PackCompactionReport};
@@ -66,3 +69,4 @@ pub use config::{VaultConfig, VaultOptions};
 pub use engine::{Attr, DirEntry, EngineOptions, RenameFlags, Vault, DEFAULT_CACHE_BYTES, ROOT};
 pub use open::LOCK_FILE;
 pub use passwd::{Credential, KdfCosts};
+pub use times::FileTimes;

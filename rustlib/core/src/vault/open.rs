@@ -129,6 +129,7 @@ impl Vault {
             log_write_due: std::sync::atomic::AtomicBool::new(false),
             cache: SegmentCache::new(opts.cache_bytes),
             counters: Counters::default(),
+            kernel_file_times: std::sync::atomic::AtomicBool::new(false),
             _lock: vault_lock,
         })
     }

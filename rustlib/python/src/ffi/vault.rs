@@ -11,8 +11,8 @@ use crypto_core::fsck::FsckOptions;
 use crypto_core::scheduler::VaultSession;
 use crypto_core::types::{Argon2Params, Cipher as CoreCipher};
 use crypto_core::vault::{
-    AttrChange, CompactionAction, EngineOptions, InodeKind, RenameFlags, Vault, VaultOptions,
-    DEFAULT_CACHE_BYTES,
+    AttrChange, CompactionAction, EngineOptions, FileTimes, InodeKind, RenameFlags, Vault,
+    VaultOptions, DEFAULT_CACHE_BYTES,
 };
 use crypto_core::Error;
 use pyo3::prelude::*;
@@ -155,7 +155,7 @@ impl PyVault {
     }
 
     /// Change attributes; `size` truncates or extends (sparse). Times in ns.
-    #[pyo3(signature = (ino, mode=None, uid=None, gid=None, size=None, atime_ns=None, mtime_ns=None))]
+    #[pyo3(signature = (ino, mode=None, uid=None, gid=None, size=None, atime_ns=None, mtime_ns=None, ctime_ns=None))]
     #[allow(clippy::too_many_arguments)]
     fn setattr(
         &self,
@@ -167,6 +167,7 @@ impl PyVault {
         size: Option<u64>,
         atime_ns: Option<i128>,
         mtime_ns: Option<i128>,
+        ctime_ns: Option<i128>,
     ) -> BindingResult<PyAttr> {
         let change = AttrChange {
             mode,
@@ -175,9 +176,34 @@ impl PyVault {
             size,
             atime: atime_ns.map(from_ns),
             mtime: mtime_ns.map(from_ns),
-            ctime: None,
+            ctime: ctime_ns.map(from_ns),
         };
         run(py, self, |v| v.setattr(ino, change)).map(Into::into)
+    }
+
+    /// Who keeps mtime and ctime of regular files: "engine" (stamped now at
+    /// every change) or "kernel" (the caller gives them).
+    #[getter]
+    fn file_times(&self) -> BindingResult<&'static str> {
+        Ok(match self.get()?.file_times() {
+            FileTimes::Engine => "engine",
+            FileTimes::Kernel => "kernel",
+        })
+    }
+
+    #[setter]
+    fn set_file_times(&self, owner: &str) -> BindingResult<()> {
+        let owner = match owner {
+            "engine" => FileTimes::Engine,
+            "kernel" => FileTimes::Kernel,
+            other => {
+                return Err(BindingError::Value(format!(
+                    "file_times is 'engine' or 'kernel', not {other:?}"
+                )))
+            }
+        };
+        self.get()?.set_file_times(owner);
+        Ok(())
     }
 
     /// Create a regular file (use `open_file` to count a handle on it).
