@@ -91,7 +91,10 @@ fn an_unlinked_file_lives_until_the_kernel_forgets_it() {
     v.open(f).unwrap();
     assert_eq!(v.read(f, 39_990, 100).unwrap(), vec![9u8; 10]);
     v.release(f).unwrap();
-    assert!(v.getattr(f).is_ok(), "released, but the kernel holds two lookups");
+    assert!(
+        v.getattr(f).is_ok(),
+        "released, but the kernel holds two lookups"
+    );
     v.forget(&[(f, 1)]).unwrap();
     assert!(v.getattr(f).is_ok(), "one lookup is left");
     assert_ne!(stored(&v), (0, 0));
@@ -206,7 +209,10 @@ fn close_reclaims_what_the_kernel_never_forgot() {
     v.unlink(ROOT, b"f").unwrap();
     v.close().unwrap();
     let v = fx.open();
-    assert!(v.bootstrap_report().orphans_reclaimed.is_empty(), "close did it");
+    assert!(
+        v.bootstrap_report().orphans_reclaimed.is_empty(),
+        "close did it"
+    );
     assert_eq!(errno(v.getattr(f)), ENOENT);
     assert_eq!(v.read(kept, 0, 10).unwrap(), vec![9u8; 5]);
     assert_eq!(stored(&v).0, 5);

@@ -58,7 +58,7 @@ pub mod lifetimes;
 pub mod namespace;
 pub mod open;
 pub mod passwd;
-mod references;
+pub mod references;
 pub mod segments;
 pub mod telemetry;
 

@@ -175,7 +175,11 @@ impl Vault {
         let s = self.lock_state();
         s.dir(ino)?;
         let parent = s.inodes[&ino].parent;
-        Ok(if s.inodes.contains_key(&parent) { parent } else { ino })
+        Ok(if s.inodes.contains_key(&parent) {
+            parent
+        } else {
+            ino
+        })
     }
 
     /// Entries of directory `ino` after `offset` (0 = from the first), at
