@@ -378,6 +378,17 @@ class Vault:
         a listing skip or repeat another entry."""
     def open_file(self, ino: int) -> Attr: ...
     def release_file(self, ino: int) -> None: ...
+    def remember(self, *inos: int) -> None:
+        """The kernel was handed these inodes' entries: one lookup each. An
+        inode without names lives until the kernel forgets it and no handle
+        is open. ENOENT, counting none, if one is gone."""
+    def forget(self, forgotten: list[tuple[int, int]]) -> None:
+        """The kernel forgot lookups, as (inode, nlookup) pairs; inodes left
+        without name, handle or lookup are reclaimed."""
+    def kernel_lookups(self, ino: int) -> int:
+        """Lookups of ``ino`` the kernel holds (as remember/forget counted)."""
+    def parent(self, ino: int) -> int:
+        """The parent of directory ``ino`` (its ``..``; the root's is itself)."""
     def read(self, ino: int, offset: int, size: int) -> memoryview:
         """The bytes at ``offset`` (fewer at the end of the file): a read-only
         view of the engine's own buffer, not a copy."""

@@ -5,6 +5,15 @@ handler translates one kernel request into one call of :class:`fusefs.Vault`
 (inode numbers are the engine's, stable across mounts; a file handle is the
 inode number, since the engine counts open handles per inode).
 
+Lifetimes: every reply that hands the kernel an entry (lookup, create,
+mknod, mkdir, symlink, link, and each readdirplus entry it accepts) counts
+one lookup in the engine (:meth:`VaultOperations.counted`), and ``forget``
+takes them back; an inode whose last name is gone lives until the kernel
+has forgotten it and no handle is open, as on ext4 (an ``O_PATH``
+descriptor, a current directory, a reader between lookup and open of a file
+that an atomic save just replaced). ``.`` and ``..`` are listed but not
+counted: the kernel does not count them.
+
 Errors: a handler never lets an exception escape into pyfuse3 (:func:`handler`).
 ``OSError`` becomes its errno (the engine raises ``OSError(errno)`` for every
 refusal and ``EIO`` for data that fails authentication); anything else is
@@ -80,6 +89,8 @@ CACHE_SECONDS = 60.0
 THREAD_MIN_BYTES = 128 * 1024
 #: Directory entries fetched from the engine per batch.
 READDIR_BATCH = 512
+#: readdir offsets taken by ``.`` and ``..`` before the engine's cookies.
+DOTS = 2
 #: Block size reported by statfs.
 BLOCK_SIZE = 4096
 
@@ -232,6 +243,13 @@ class VaultOperations(pyfuse3.Operations):
         e.st_ctime_ns = a.ctime_ns
         return e
 
+    def counted(self, a: Attr) -> pyfuse3.EntryAttributes:
+        """The entry of a reply that the kernel will count as one lookup of
+        ``a.ino``: counted in the engine too, so the inode outlives its names
+        for as long as the kernel may still ask for it."""
+        self.vault.remember(a.ino)
+        return self.entry(a)
+
     async def _thread(self, fn: Callable[..., Any], *args: Any) -> Any:
         with self.in_flight:
             return await trio.to_thread.run_sync(fn, *args, limiter=self._limiter)
@@ -246,7 +264,7 @@ class VaultOperations(pyfuse3.Operations):
             # As ext4 and tmpfs: a name that can never exist is too long, not absent.
             raise pyfuse3.FUSEError(errno.ENAMETOOLONG)
         try:
-            return self.entry(self.vault.lookup(parent_inode, name))
+            return self.counted(self.vault.lookup(parent_inode, name))
         except FileNotFoundError:
             # A negative entry: the kernel remembers the name is absent.
             e = pyfuse3.EntryAttributes()
@@ -288,28 +306,19 @@ class VaultOperations(pyfuse3.Operations):
             # Sent for regular files under the writeback cache only: the
             # kernel's own ctime (the engine stamps it for everything else).
             kwargs["ctime_ns"] = attr.st_ctime_ns
-        try:
-            if fields.update_size:
-                kwargs["size"] = attr.st_size
-                call = functools.partial(self.vault.setattr, inode, **kwargs)
-                return self.entry(await self._thread(call))
-            return self.entry(self.vault.setattr(inode, **kwargs))
-        except FileNotFoundError:
-            if set(kwargs) - {"atime_ns", "mtime_ns", "ctime_ns"}:
-                raise
-            # The kernel writing back the times of a file that was deleted
-            # (unlinked and closed) meanwhile: nothing is left to keep them
-            # on, and an error would come back as a spurious writeback error
-            # from syncfs().
-            attr.st_ino = inode
-            attr.attr_timeout = 0
-            return attr
+        # An inode the kernel sends SETATTR for is one it still holds a
+        # lookup of, so the engine still has it (unlinked or not): no
+        # ENOENT to paper over (there was one when lifetimes ignored lookups).
+        if fields.update_size:
+            kwargs["size"] = attr.st_size
+            call = functools.partial(self.vault.setattr, inode, **kwargs)
+            return self.entry(await self._thread(call))
+        return self.entry(self.vault.setattr(inode, **kwargs))
 
     @forget_handler
     async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
-        # The engine keeps inodes by open handles and links, not by kernel
-        # lookups: an unlinked file lives until its last release.
-        return None
+        # The engine reclaims those left without name, handle or lookup.
+        self.vault.forget(list(inode_list))
 
     # --- namespace -----------------------------------------------------------------
 
@@ -334,27 +343,27 @@ class VaultOperations(pyfuse3.Operations):
         self, parent_inode: int, name: bytes, mode: int, rdev: int, ctx: pyfuse3.RequestContext
     ) -> pyfuse3.EntryAttributes:
         gid, _ = self._new_group(parent_inode, ctx)
-        return self.entry(self.vault.mknod(parent_inode, name, mode, ctx.uid, gid, rdev))
+        return self.counted(self.vault.mknod(parent_inode, name, mode, ctx.uid, gid, rdev))
 
     @handler
     async def mkdir(
         self, parent_inode: int, name: bytes, mode: int, ctx: pyfuse3.RequestContext
     ) -> pyfuse3.EntryAttributes:
         gid, setgid = self._new_group(parent_inode, ctx)
-        return self.entry(self.vault.mkdir(parent_inode, name, mode | setgid, ctx.uid, gid))
+        return self.counted(self.vault.mkdir(parent_inode, name, mode | setgid, ctx.uid, gid))
 
     @handler
     async def symlink(
         self, parent_inode: int, name: bytes, target: bytes, ctx: pyfuse3.RequestContext
     ) -> pyfuse3.EntryAttributes:
         gid, _ = self._new_group(parent_inode, ctx)
-        return self.entry(self.vault.symlink(parent_inode, name, target, ctx.uid, gid))
+        return self.counted(self.vault.symlink(parent_inode, name, target, ctx.uid, gid))
 
     @handler
     async def link(
         self, inode: int, new_parent_inode: int, new_name: bytes, ctx: pyfuse3.RequestContext
     ) -> pyfuse3.EntryAttributes:
-        return self.entry(self.vault.link(inode, new_parent_inode, new_name))
+        return self.counted(self.vault.link(inode, new_parent_inode, new_name))
 
     @handler
     async def unlink(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
@@ -395,17 +404,32 @@ class VaultOperations(pyfuse3.Operations):
 
     @handler
     async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
-        # Offsets are the engine's stable directory cookies: entries added or
-        # removed between calls never make a listing skip or repeat the rest.
-        offset = start_id
+        # Offsets: 1 after ".", 2 after "..", and DOTS + the engine's stable
+        # directory cookie after an entry, so entries added or removed
+        # between calls never make a listing skip or repeat the rest.
+        if start_id < DOTS:
+            dots = ((b".", fh), (b"..", self.vault.parent(fh)))
+            for offset in range(start_id, DOTS):
+                name, ino = dots[offset]
+                if not pyfuse3.readdir_reply(token, name, _dot_entry(ino), offset + 1):
+                    return
+        offset = max(start_id, DOTS) - DOTS
         while True:
             batch = self.vault.readdirplus(fh, offset, READDIR_BATCH)
             if not batch:
                 return
+            accepted: list[int] = []
+            full = False
             for name, attr, next_offset in batch:
-                if not pyfuse3.readdir_reply(token, name, self.entry(attr), next_offset):
-                    return
+                if not pyfuse3.readdir_reply(token, name, self.entry(attr), next_offset + DOTS):
+                    full = True
+                    break
+                accepted.append(attr.ino)
                 offset = next_offset
+            # Each entry the kernel took is one lookup of it (pyfuse3's readdir contract).
+            self.vault.remember(*accepted)
+            if full:
+                return
 
     @handler
     async def releasedir(self, fh: int) -> None:
@@ -436,7 +460,7 @@ class VaultOperations(pyfuse3.Operations):
         attr = self.vault.create_file(parent_inode, name, mode, ctx.uid, gid)
         self.vault.open_file(attr.ino)
         self.open_handles += 1
-        return pyfuse3.FileInfo(fh=attr.ino, keep_cache=True), self.entry(attr)
+        return pyfuse3.FileInfo(fh=attr.ino, keep_cache=True), self.counted(attr)
 
     @handler
     async def read(self, fh: int, off: int, size: int) -> memoryview:  # type: ignore[override]
@@ -526,6 +550,16 @@ class VaultOperations(pyfuse3.Operations):
     @handler
     async def access(self, inode: int, mode: int, ctx: pyfuse3.RequestContext) -> bool:
         return True  # mounted with default_permissions: the kernel checks
+
+
+def _dot_entry(ino: int) -> pyfuse3.EntryAttributes:
+    """A ``.`` or ``..`` entry of readdirplus: only its inode number and type
+    reach getdents. The kernel neither counts it as a lookup nor takes its
+    attributes (fs/fuse/readdir.c, fuse_direntplus_link), so none are read."""
+    e = pyfuse3.EntryAttributes()
+    e.st_ino = ino
+    e.st_mode = stat.S_IFDIR
+    return e
 
 
 def _check_xattr_name(name: bytes) -> None:

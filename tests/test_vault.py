@@ -359,3 +359,27 @@ def test_telemetry_and_statfs_stay_cheap_with_many_inodes(tmp_path: Path) -> Non
         assert t.inodes == 20_002
         assert v.getattr(d.ino).nlink == 2
         assert per_call < 0.005, per_call
+
+
+def test_kernel_lookups_keep_an_unlinked_file_until_forgotten(vault: Vault) -> None:
+    f = vault.create_file(ROOT_INO, b"f", 0o600, 0, 0)
+    vault.write(f.ino, 0, b"still here")
+    d = vault.mkdir(ROOT_INO, b"d", 0o700, 0, 0)
+    vault.remember(f.ino)
+    vault.remember(f.ino, d.ino)  # as for readdirplus entries
+    assert vault.kernel_lookups(f.ino) == 2
+    assert vault.parent(d.ino) == ROOT_INO and vault.parent(ROOT_INO) == ROOT_INO
+    vault.unlink(ROOT_INO, b"f")
+    vault.forget([(f.ino, 1)])
+    assert vault.read(f.ino, 0, 100) == b"still here"
+    vault.forget([(f.ino, 1), (d.ino, 1)])
+    with pytest.raises(OSError) as e:
+        vault.getattr(f.ino)
+    assert e.value.errno == errno.ENOENT
+    with pytest.raises(OSError) as e:
+        vault.remember(f.ino)
+    assert e.value.errno == errno.ENOENT
+    with pytest.raises(OSError) as e:
+        vault.parent(vault.create_file(ROOT_INO, b"g", 0o600, 0, 0).ino)
+    assert e.value.errno == errno.ENOTDIR
+    assert vault.getattr(d.ino).nlink == 2, "forgotten, but named"

@@ -261,3 +261,22 @@ fn damage_to_the_state_is_found_by_its_own_check() {
         .iter()
         .any(|x| x.ino == Some(b.dir)));
 }
+
+#[test]
+fn an_open_nameless_file_is_no_orphan_until_released() {
+    let b = build();
+    let v = open(&b.fs, &b.config, &b.master);
+    let f = v.create(ROOT, b"temp", 0o644, 0, 0).unwrap().ino;
+    v.open(f).unwrap();
+    v.unlink(ROOT, b"temp").unwrap();
+    let live = fsck::check(&v, FsckOptions { quick: true }, &mut |_, _| {}).unwrap();
+    assert!(live.is_clean(), "{:#?}", live.findings);
+    // What the check would say of the same state with nothing holding it.
+    assert!(state_checks::check_link_counts(&v.state_copy())
+        .iter()
+        .any(|x| x.check == Check::Orphan && x.ino == Some(f)));
+    v.release(f).unwrap();
+    assert!(fsck::check(&v, FsckOptions::default(), &mut |_, _| {})
+        .unwrap()
+        .is_clean());
+}

@@ -219,12 +219,15 @@ impl MetadataState {
             .ok_or_else(|| fs_err(ENOENT, format!("no inode {ino}")))
     }
 
-    /// Link count as stat reports it (a directory counts "." and its subdirectories' "..").
+    /// Link count as stat reports it (a directory counts "." and its
+    /// subdirectories' ".."; a removed one, still open or someone's current
+    /// directory, counts nothing, as on ext4: its "." went with its name).
     pub fn nlink(&self, ino: u64) -> u32 {
         let Some(i) = self.inodes.get(&ino) else {
             return 0;
         };
         match self.dirs.get(&ino) {
+            Some(_) if i.links == 0 && ino != ROOT_INO => 0,
             Some(entries) => i.links + 1 + entries.subdirs(),
             None => i.links,
         }

@@ -100,7 +100,7 @@ impl VaultSession {
         let vault = self.vault.write().unwrap_or_else(|p| p.into_inner()).take();
         let _ = self.stop_compaction();
         match vault {
-            Some(v) => v.sync(),
+            Some(v) => v.end_session(),
             None => Ok(()),
         }
     }

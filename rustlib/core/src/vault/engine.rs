@@ -11,6 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::cache::SegmentCache;
 use super::config::VaultConfig;
+use super::references::References;
 use crate::crypto::aead::AeadKey;
 use crate::crypto::keys::SecretKey;
 use crate::crypto::vault_keys::{purpose, subkey};
@@ -101,7 +102,8 @@ pub struct Vault {
     pub(super) log: LogManager,
     pub(super) packs: Arc<PackStore>,
     pub(super) keys: Mutex<HashMap<[u8; 16], Arc<AeadKey>>>,
-    pub(super) open_handles: Mutex<HashMap<u64, u32>>,
+    /// Open handles and kernel lookups per inode (see [`References`]).
+    pub(super) references: Mutex<References>,
     pub(super) file_locks: Mutex<HashMap<u64, Arc<Mutex<()>>>>,
     pub(super) generation: AtomicU64,
     pub(super) report: BootstrapReport,

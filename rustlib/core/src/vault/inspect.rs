@@ -19,6 +19,12 @@ impl Vault {
         crate::metadata::paths::path_of(&self.state_copy(), ino)
     }
 
+    /// Something besides a name refers to `ino` (an open handle, a lookup
+    /// the kernel holds): a nameless inode that is, is no orphan yet.
+    pub fn in_use(&self, ino: u64) -> bool {
+        super::engine::lock(&self.references).in_use(ino)
+    }
+
     /// The pack files on disk: (number, length in bytes), ascending.
     pub fn pack_files(&self) -> Result<Vec<(u64, u64)>> {
         self.packs

@@ -17,7 +17,9 @@
 //!
 //! * [`open`]: open, lock, create, close;
 //! * [`namespace`]: names and attributes (lookup, create, link, rename,
-//!   readdir, handles, xattrs);
+//!   readdir, xattrs);
+//! * [`lifetimes`]: open handles, the kernel's lookups, and reclaiming an
+//!   inode once nothing refers to it (counted in [`references`]);
 //! * [`data`]: read, write, truncate, fsync, over the pure segment
 //!   arithmetic of [`segments`] and the decrypted-segment [`cache`];
 //! * [`compaction`]: log and pack compaction and one scheduler cycle;
@@ -44,7 +46,7 @@
 //!    it. Never held across crypto or pack I/O; on release, a full log batch
 //!    is written without it.
 //! 5. leaves, held for an instant and never while taking another:
-//!    `open_handles`, `keys`, `file_locks`' map, `last_change`, the
+//!    `references`, `keys`, `file_locks`' map, `last_change`, the
 //!    segment cache's lock, the log's and the packs' own locks.
 //!
 //! The vault lock (`fusefs.lock`, [`LOCK_FILE`]) is held from open to drop:
@@ -56,9 +58,11 @@ pub mod config;
 pub mod data;
 pub mod engine;
 pub mod inspect;
+pub mod lifetimes;
 pub mod namespace;
 pub mod open;
 pub mod passwd;
+pub mod references;
 pub mod segments;
 pub mod telemetry;
 pub mod times;

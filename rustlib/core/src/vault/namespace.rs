@@ -1,11 +1,12 @@
 //! Names and attributes: lookup, create, link, unlink, rename, readdir,
-//! open handles, xattrs. Each call is one visit to the state lock.
+//! xattrs. Each call is one visit to the state lock. What happens to an
+//! inode that loses its last name is [`super::lifetimes`]'s.
 
-use super::engine::{lock, now, Attr, DirEntry, RenameFlags, Vault};
+use super::engine::{now, Attr, DirEntry, RenameFlags, Vault};
 use crate::crypto::random;
 use crate::error::errno::*;
 use crate::error::{fs_err, Result};
-use crate::metadata::{InodeKind, MetadataState, UnifiedEntry};
+use crate::metadata::{InodeKind, UnifiedEntry};
 
 impl Vault {
     pub fn getattr(&self, ino: u64) -> Result<Attr> {
@@ -128,7 +129,7 @@ impl Vault {
                 time: now(),
             },
         )?;
-        self.forget_if_unused(&mut s, ino)
+        self.reclaim_if_unused(&mut s, ino)
     }
 
     pub fn unlink(&self, parent: u64, name: &[u8]) -> Result<()> {
@@ -162,45 +163,23 @@ impl Vault {
         };
         self.commit(&mut s, entry)?;
         match replaced {
-            Some(old) if !flags.exchange => self.forget_if_unused(&mut s, old),
+            Some(old) if !flags.exchange => self.reclaim_if_unused(&mut s, old),
             _ => Ok(()),
         }
     }
 
-    /// Drop an inode that has neither a name nor an open handle.
-    pub(super) fn forget_if_unused(&self, s: &mut MetadataState, ino: u64) -> Result<()> {
-        let unused = s.inodes.get(&ino).is_some_and(|i| i.links == 0)
-            && lock(&self.open_handles).get(&ino).copied().unwrap_or(0) == 0;
-        if unused {
-            let file_id = s.inodes[&ino].file_id;
-            self.commit(s, UnifiedEntry::Forget { ino })?;
-            lock(&self.file_locks).remove(&ino);
-            self.cache.invalidate(&file_id, 0);
-        }
-        Ok(())
-    }
-
-    /// Count an open handle (an unlinked file stays readable until the last release).
-    pub fn open(&self, ino: u64) -> Result<Attr> {
+    /// The directory `ino`'s parent, for its ".." entry: the root is its
+    /// own, and a removed directory whose parent is gone too is its own
+    /// (nothing can be looked up through it any more).
+    pub fn parent(&self, ino: u64) -> Result<u64> {
         let s = self.lock_state();
-        let attr = Self::attr_of(&s, ino, s.inode(ino)?);
-        *lock(&self.open_handles).entry(ino).or_default() += 1;
-        Ok(attr)
-    }
-
-    pub fn release(&self, ino: u64) -> Result<()> {
-        let mut s = self.lock_state();
-        {
-            let mut open = lock(&self.open_handles);
-            match open.get_mut(&ino) {
-                Some(n) if *n > 1 => *n -= 1,
-                Some(_) => {
-                    open.remove(&ino);
-                }
-                None => return Ok(()),
-            }
-        }
-        self.forget_if_unused(&mut s, ino)
+        s.dir(ino)?;
+        let parent = s.inodes[&ino].parent;
+        Ok(if s.inodes.contains_key(&parent) {
+            parent
+        } else {
+            ino
+        })
     }
 
     /// Entries of directory `ino` after `offset` (0 = from the first), at

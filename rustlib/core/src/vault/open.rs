@@ -119,7 +119,7 @@ impl Vault {
             log,
             packs,
             keys: Mutex::new(HashMap::new()),
-            open_handles: Mutex::new(HashMap::new()),
+            references: Mutex::new(Default::default()),
             file_locks: Mutex::new(HashMap::new()),
             generation,
             report,
@@ -199,6 +199,15 @@ impl Vault {
 
     /// Flush and close.
     pub fn close(self) -> Result<()> {
+        self.end_session()
+    }
+
+    /// What closing does, for a vault shared with other threads: reclaim
+    /// every inode left without a name (no open handle and no kernel lookup
+    /// outlives the session; see [`super::lifetimes`]), then make
+    /// everything durable.
+    pub fn end_session(&self) -> Result<()> {
+        self.reclaim_orphans()?;
         self.sync()
     }
 

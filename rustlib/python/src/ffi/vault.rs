@@ -367,13 +367,38 @@ impl PyVault {
             .collect())
     }
 
-    /// Count an open handle; an unlinked file lives until its last release.
+    /// Count an open handle; an unlinked file lives until its last release
+    /// (and the kernel's last lookup, see `remember`).
     fn open_file(&self, py: Python<'_>, ino: u64) -> BindingResult<PyAttr> {
         run(py, self, |v| v.open(ino)).map(Into::into)
     }
 
     fn release_file(&self, py: Python<'_>, ino: u64) -> BindingResult<()> {
         run(py, self, |v| v.release(ino))
+    }
+
+    /// The kernel was handed these inodes' entries: one lookup each (see
+    /// `forget`). ENOENT, counting none, if one is gone.
+    #[pyo3(signature = (*inos))]
+    fn remember(&self, py: Python<'_>, inos: Vec<u64>) -> BindingResult<()> {
+        run(py, self, |v| v.remember(&inos))
+    }
+
+    /// The kernel forgot lookups: a list of (inode, nlookup), as pyfuse3's
+    /// `forget` gets it. An inode left without name, handle or lookup is
+    /// reclaimed.
+    fn forget(&self, py: Python<'_>, forgotten: Vec<(u64, u64)>) -> BindingResult<()> {
+        run(py, self, |v| v.forget(&forgotten))
+    }
+
+    /// Lookups of `ino` the kernel holds, as counted by remember and forget.
+    fn kernel_lookups(&self, py: Python<'_>, ino: u64) -> BindingResult<u64> {
+        run(py, self, |v| Ok(v.kernel_lookups(ino)))
+    }
+
+    /// The parent of directory `ino` (its ".."; the root's is itself).
+    fn parent(&self, py: Python<'_>, ino: u64) -> BindingResult<u64> {
+        run(py, self, |v| v.parent(ino))
     }
 
     /// The bytes at `offset` (fewer at the end of the file), as a read-only
