@@ -1,6 +1,7 @@
 //! `HybridCompactionPolicy` decides when to compact (log bytes since the
-//! last snapshot, dead-byte ratio of the packs, idle time, time since the
-//! last cycle); `spawn_scheduler_cycle` runs cycles on a background thread
+//! last snapshot and log files on disk, dead bytes of the packs against the
+//! live ones, idle time, time since the last cycle) and how dead a pack must
+//! be to be rewritten; `spawn_scheduler_cycle` runs cycles on a background thread
 //! while the vault is open, flushes unsynced changes within a bounded
 //! interval, and stops cleanly.
 
@@ -28,7 +29,16 @@ pub struct HybridCompactionPolicy {
     pub max_interval: Duration,
     /// Packs at least this dead are rewritten by a pack compaction.
     pub pack_dead_ratio: f64,
-    /// When the last cycle ended (or the policy was made).
+    /// Fold the log into a snapshot once this many log files are on disk
+    /// (each session starts one: short sessions never fill one up).
+    pub log_files: u64,
+    /// The bound on dead space once the vault has been idle: this share of
+    /// the live bytes, plus one pack (`CompactionStats::pack_size`).
+    pub dead_share: f64,
+    /// When the last cycle ended; a new policy counts as `min_interval`
+    /// after one, so a session may compact as soon as there is reason to
+    /// (short sessions otherwise never did, and the vault grew by a log
+    /// file and a pack each).
     last_cycle: Instant,
 }
 
@@ -42,7 +52,11 @@ impl Default for HybridCompactionPolicy {
             min_interval: Duration::from_secs(30),
             max_interval: Duration::from_secs(3600),
             pack_dead_ratio: 0.5,
-            last_cycle: Instant::now(),
+            log_files: 4,
+            dead_share: 0.1,
+            last_cycle: Instant::now()
+                .checked_sub(Duration::from_secs(30))
+                .unwrap_or_else(Instant::now),
         }
     }
 }
@@ -66,7 +80,9 @@ impl HybridCompactionPolicy {
         let overdue = s.since_last_cycle >= self.max_interval;
         let log = s.log_bytes >= self.log_bytes
             || (idle && s.log_bytes >= self.log_bytes / 8)
-            || (overdue && s.log_bytes > 0);
+            || (overdue && s.log_bytes > 0)
+            || (idle && s.log_files >= self.log_files)
+            || s.log_files >= 4 * self.log_files;
         let total = s.live_bytes + s.dead_bytes;
         let ratio = if total == 0 {
             0.0
@@ -78,8 +94,30 @@ impl HybridCompactionPolicy {
         } else {
             self.dead_bytes
         };
-        let packs = s.dead_bytes > 0 && s.dead_bytes >= dead_min && ratio >= self.dead_ratio;
+        let packs = s.dead_bytes > 0
+            && ((s.dead_bytes >= dead_min && ratio >= self.dead_ratio)
+                || (idle && s.dead_bytes > self.dead_allowed(s)));
         CompactionAction { log, packs }
+    }
+
+    /// Dead bytes an idle vault may keep: `dead_share` of the live bytes
+    /// plus one pack.
+    pub fn dead_allowed(&self, s: &CompactionStats) -> u64 {
+        (self.dead_share * s.live_bytes as f64) as u64 + s.pack_size
+    }
+
+    /// The share of dead bytes from which a pack compaction rewrites a pack
+    /// now: the usual `pack_dead_ratio` while the vault is busy; when it is
+    /// idle, as low as it takes to bring the dead bytes down to
+    /// `dead_share` of the live ones (the deadest packs first).
+    pub fn pack_ratio(&self, s: &CompactionStats, vault: &Vault) -> f64 {
+        if s.idle < self.idle {
+            return self.pack_dead_ratio;
+        }
+        let target = (self.dead_share * s.live_bytes as f64) as u64;
+        vault
+            .dead_ratio_for_target(target)
+            .map_or(self.pack_dead_ratio, |r| r.min(self.pack_dead_ratio))
     }
 }
 
@@ -149,7 +187,8 @@ pub fn spawn_scheduler_cycle(
                     let stats = vault.compaction_stats(policy.since_last_cycle());
                     let action = policy.should_compact(&stats);
                     if action.any() {
-                        vault.run_compaction(action, policy.pack_dead_ratio)?;
+                        let ratio = policy.pack_ratio(&stats, &vault);
+                        vault.run_compaction(action, ratio)?;
                         policy.mark_compacted();
                     }
                     Ok(())
@@ -186,6 +225,8 @@ mod tests {
             dead_bytes: dead_mib << 20,
             idle: Duration::from_secs(idle_s),
             since_last_cycle: Duration::from_secs(since_s),
+            log_files: 1,
+            pack_size: 64 << 20,
         }
     }
 
@@ -221,5 +262,46 @@ mod tests {
             p.should_compact(&stats(0, 10, 40, 20, 60)).packs,
             "little dead, idle"
         );
+    }
+
+    #[test]
+    fn log_files_of_earlier_sessions_and_dead_space_beyond_the_bound() {
+        let p = HybridCompactionPolicy::default();
+        let with = |log_files, live_mib, dead_mib, idle_s| CompactionStats {
+            log_files,
+            pack_size: 4 << 20,
+            ..stats(0, live_mib, dead_mib, idle_s, 60)
+        };
+        assert!(
+            p.should_compact(&with(4, 0, 0, 20)).log,
+            "4 log files, idle"
+        );
+        assert!(
+            !p.should_compact(&with(4, 0, 0, 0)).log,
+            "4 log files, busy"
+        );
+        assert!(
+            p.should_compact(&with(16, 0, 0, 0)).log,
+            "16 log files, busy"
+        );
+        // 100 MiB live: 10 MiB + one 4 MiB pack of dead space are allowed.
+        assert!(
+            p.should_compact(&with(1, 100, 15, 20)).packs,
+            "over the bound, idle"
+        );
+        assert!(
+            !p.should_compact(&with(1, 100, 13, 20)).packs,
+            "within the bound"
+        );
+        assert!(
+            !p.should_compact(&with(1, 100, 15, 0)).packs,
+            "over the bound, busy"
+        );
+    }
+
+    #[test]
+    fn a_new_policy_allows_a_cycle_at_once() {
+        let p = HybridCompactionPolicy::default();
+        assert!(p.since_last_cycle() >= p.min_interval);
     }
 }

@@ -26,6 +26,12 @@ pub struct CompactionStats {
     pub idle: Duration,
     /// Time since the last compaction cycle.
     pub since_last_cycle: Duration,
+    /// Log files on disk, this session's and those earlier sessions left
+    /// (each session starts a new one; a snapshot folds them all).
+    pub log_files: u64,
+    /// The size a pack grows to: the dead space allowed besides a share of
+    /// the live data is about one pack.
+    pub pack_size: u64,
 }
 
 /// What to do now.
@@ -136,13 +142,45 @@ impl Vault {
         let (live, dead) = packs
             .values()
             .fold((0, 0), |(l, d), u| (l + u.live, d + u.dead));
+        let log_dir = self.dir.join("log");
+        let log_files = self.fs.list(&log_dir).map_or(0, |names| names.len() as u64);
         CompactionStats {
             log_bytes: self.log.appended_bytes(),
             live_bytes: live,
             dead_bytes: dead,
             idle: lock(&self.last_change).elapsed(),
             since_last_cycle,
+            log_files,
+            pack_size: self.packs.options().size_limit,
         }
+    }
+
+    /// The lowest share of dead bytes a pack must have to be rewritten so
+    /// that at most `target` dead bytes are left in the vault: packs are
+    /// taken from the deadest down until enough dead space goes with them.
+    /// `None` when nothing needs rewriting; the active pack never counts.
+    pub fn dead_ratio_for_target(&self, target: u64) -> Option<f64> {
+        let active = self.packs.active_pack();
+        let copy = self.lock_state().packs.clone();
+        let mut packs: Vec<(f64, u64)> = copy
+            .iter()
+            .filter(|(p, u)| Some(**p) != active && u.dead > 0)
+            .map(|(_, u)| (u.dead as f64 / (u.live + u.dead) as f64, u.dead))
+            .collect();
+        let mut dead: u64 = copy.values().map(|u| u.dead).sum();
+        if dead <= target {
+            return None;
+        }
+        packs.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let mut ratio = None;
+        for (r, d) in packs {
+            ratio = Some(r);
+            dead -= d;
+            if dead <= target {
+                break;
+            }
+        }
+        ratio
     }
 
     /// One compaction cycle: what `action` asks for, then a `Scheduler` record.
