@@ -423,7 +423,7 @@ class Vault:
     def bootstrap_report(self) -> dict[str, Any]:
         """What opening did: ``snapshot``, ``entries_replayed``, ``log_files``,
         ``torn_bytes_cut``, ``removed_torn_log_file``, ``bad_snapshots``,
-        ``removed_temporaries``, ``orphans_reclaimed``."""
+        ``removed_temporaries``, ``orphans_reclaimed``, ``stray_packs_removed``."""
     def close(self) -> None: ...
     def __enter__(self) -> Vault: ...
     def __exit__(

@@ -44,6 +44,12 @@ def describe_opening(opened: dict[str, Any]) -> list[str]:
         lines.append(f"opening removed a torn log file {opened['removed_torn_log_file']}")
     for number, why in opened["bad_snapshots"]:
         lines.append(f"snapshot {number} could not be read ({why}); an older one was used")
+    if opened.get("stray_packs_removed"):
+        n = len(opened["stray_packs_removed"])
+        lines.append(
+            f"opening removed {n} pack file{'s' * (n != 1)} no record refers to "
+            "(left by a session that ended before recording them)"
+        )
     if opened["orphans_reclaimed"]:
         n = len(opened["orphans_reclaimed"])
         lines.append(f"opening reclaimed {n} orphaned inode{'s' * (n != 1)} (unlinked while open)")

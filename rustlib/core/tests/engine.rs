@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use crypto_core::fsck::{self, FsckOptions};
 use crypto_core::metadata::AttrChange;
 use crypto_core::storage::memfs::{Fault, MemFs};
 use crypto_core::types::Argon2Params;
@@ -53,17 +54,27 @@ impl Fixture {
             pack_size_limit: 100_000,
             cache_bytes: self.cache_bytes,
         };
-        Vault::open_with(
+        let v = Vault::open_with(
             Arc::new(fs.clone()),
             Path::new("/v"),
             self.config.clone(),
             self.master.clone(),
             opts,
-        )
+        )?;
+        assert_fsck_clean(&v);
+        Ok(v)
     }
     fn open(&self) -> Vault {
         self.open_on(&self.fs).unwrap()
     }
+}
+
+/// The test oracle: every vault these tests open (after a clean close, a
+/// crash at any write, a compaction) checks clean, frames included.
+fn assert_fsck_clean(v: &Vault) {
+    let report = fsck::check(v, FsckOptions::default(), &mut |_, _| {}).unwrap();
+    let found: Vec<String> = report.findings.iter().map(|f| f.to_string()).collect();
+    assert!(found.is_empty(), "fsck after opening: {found:#?}");
 }
 
 fn errno(r: crypto_core::Result<impl std::fmt::Debug>) -> i32 {

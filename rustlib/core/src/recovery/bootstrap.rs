@@ -39,6 +39,10 @@ pub struct BootstrapReport {
     pub entries_replayed: u64,
     /// Orphaned inodes reclaimed.
     pub orphans_reclaimed: Vec<u64>,
+    /// Pack files no record refers to, removed (a session that crashed
+    /// after creating or filling a pack but before any record of its
+    /// frames was durable: nothing in them was ever acknowledged).
+    pub stray_packs_removed: Vec<u64>,
 }
 
 /// Load `snap_dir`'s newest valid snapshot (or `empty` if there is none),

@@ -78,7 +78,7 @@ impl Vault {
             ..Default::default()
         };
         let empty = MetadataState::new(config.segment_size(), 0o755, 0, 0, Timespec::default());
-        let (state, log, report) = bootstrap(
+        let (state, log, mut report) = bootstrap(
             Arc::clone(&fs),
             &dir.join("snap"),
             &dir.join("log"),
@@ -107,6 +107,15 @@ impl Vault {
                 compression: config.compression(),
             },
         )?);
+        // Packs the state does not know hold no frame any record refers to:
+        // removed, or they would stay as space nothing can reclaim. After
+        // the store is open, so a pack number is never handed out again.
+        for number in packs.pack_numbers()? {
+            if !state.packs.contains_key(&number) {
+                packs.delete_pack(number)?;
+                report.stray_packs_removed.push(number);
+            }
+        }
         let p = Arc::clone(&packs);
         log.set_before_write(move || p.sync());
         let generation = AtomicU64::new(state.generation_high + 1);

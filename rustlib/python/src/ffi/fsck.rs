@@ -47,5 +47,6 @@ pub fn bootstrap_to_dict<'py>(
     d.set_item("bad_snapshots", bad)?;
     d.set_item("removed_temporaries", r.removed_temporaries)?;
     d.set_item("orphans_reclaimed", r.orphans_reclaimed.clone())?;
+    d.set_item("stray_packs_removed", r.stray_packs_removed.clone())?;
     Ok(d)
 }
