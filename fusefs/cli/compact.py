@@ -59,25 +59,9 @@ def compact(
     """Compact the unmounted VAULT: reclaim dead space in its packs and fold
     its metadata log into a snapshot."""
     from fusefs import _native
-    from fusefs.cli.vault import _describe_open_error, _vault_info
-    from fusefs.password import read_password
+    from fusefs.cli.vault import _describe_open_error, unlock
 
-    _vault_info(vault_dir)
-    secret = read_password(
-        passfile,
-        extpass,
-        prompt="Master key" if masterkey else "Password",
-        what="master key" if masterkey else "password",
-    )
-    try:
-        if masterkey:
-            vault = _native.Vault.open_with_master_key(
-                vault_dir, secret.decode("ascii", "replace"), cache_bytes=0
-            )
-        else:
-            vault = _native.Vault.open(vault_dir, secret, cache_bytes=0)
-    except (_native.FusefsError, OSError) as e:
-        raise QuietError(*_describe_open_error(e, vault_dir)) from e
+    vault = unlock(vault_dir, passfile, extpass, masterkey, cache_bytes=0)
     try:
         before = _sizes(vault.telemetry().to_dict())
         started = time.monotonic()

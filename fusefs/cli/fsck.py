@@ -94,27 +94,10 @@ def _fsck(
     as_json: bool,
     quiet: bool,
 ) -> int:
-    from fusefs import _native
-    from fusefs.cli.vault import _describe_open_error, _vault_info
-    from fusefs.password import read_password
+    from fusefs.cli.vault import unlock
 
-    _vault_info(vault_dir)
-    secret = read_password(
-        passfile,
-        extpass,
-        prompt="Master key" if masterkey else "Password",
-        what="master key" if masterkey else "password",
-    )
     started = time.monotonic()
-    try:
-        if masterkey:
-            vault = _native.Vault.open_with_master_key(
-                vault_dir, secret.decode("ascii", "replace"), cache_bytes=0
-            )
-        else:
-            vault = _native.Vault.open(vault_dir, secret, cache_bytes=0)
-    except (_native.FusefsError, OSError) as e:
-        raise QuietError(*_describe_open_error(e, vault_dir)) from e
+    vault = unlock(vault_dir, passfile, extpass, masterkey, cache_bytes=0)
     bar = None if quiet or as_json or not isatty(sys.stderr) else _Progress()
     try:
         opened = vault.bootstrap_report()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import click
 
 from fusefs.cli.common import CONTEXT_SETTINGS, DIRECTORY, password_options
-from fusefs.exitcodes import ExitCode, QuietError, epilog
+from fusefs.exitcodes import ExitCode, epilog
 
 
 @click.command(
@@ -31,15 +31,8 @@ def masterkey(vault_dir: str, passfile: str | None, extpass: str | None) -> None
 
     Keep it offline: it opens the vault without the password.
     """
-    from fusefs import _native
-    from fusefs.cli.vault import _describe_open_error, _vault_info
-    from fusefs.password import read_password
+    from fusefs.cli.vault import unlock
 
-    _vault_info(vault_dir)
-    password = read_password(passfile, extpass)
-    try:
-        with _native.Vault.open(vault_dir, password) as vault:
-            key = vault.print_master_key()
-    except (_native.FusefsError, OSError) as e:
-        raise QuietError(*_describe_open_error(e, vault_dir)) from e
+    with unlock(vault_dir, passfile, extpass) as vault:
+        key = vault.print_master_key()
     click.echo(key)

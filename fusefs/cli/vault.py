@@ -97,6 +97,52 @@ def _describe_open_error(e: BaseException, vault_dir: str) -> tuple[str, ExitCod
     return f"vault {vault_dir}: {e}", code
 
 
+def read_secret(passfile: str | None, extpass: str | None, masterkey: bool) -> bytes:
+    """The password, or with ``masterkey`` the printed master key, from its source."""
+    from fusefs.password import read_password
+
+    return read_password(
+        passfile,
+        extpass,
+        prompt="Master key" if masterkey else "Password",
+        what="master key" if masterkey else "password",
+    )
+
+
+def open_with_secret(
+    vault_dir: str, secret: bytes, masterkey: bool, *, cache_bytes: int | None = None
+) -> Vault:
+    """Open ``vault_dir`` with what :func:`read_secret` returned."""
+    from fusefs import _native
+
+    kwargs = {} if cache_bytes is None else {"cache_bytes": cache_bytes}
+    if masterkey:
+        return _native.Vault.open_with_master_key(
+            vault_dir, secret.decode("ascii", "replace"), **kwargs
+        )
+    return _native.Vault.open(vault_dir, secret, **kwargs)
+
+
+def unlock(
+    vault_dir: str,
+    passfile: str | None,
+    extpass: str | None,
+    masterkey: bool = False,
+    *,
+    cache_bytes: int | None = None,
+) -> Vault:
+    """Open the unmounted vault ``vault_dir`` for an offline command; every
+    refusal (not a vault, no password, wrong one, in use) is one line."""
+    from fusefs import _native
+
+    _vault_info(vault_dir)
+    secret = read_secret(passfile, extpass, masterkey)
+    try:
+        return open_with_secret(vault_dir, secret, masterkey, cache_bytes=cache_bytes)
+    except (_native.FusefsError, OSError) as e:
+        raise QuietError(*_describe_open_error(e, vault_dir)) from e
+
+
 # --- init ----------------------------------------------------------------------------
 
 
@@ -327,11 +373,9 @@ def mount(
     environment's FUSEFS_SYSLOG_SOCKET names another syslog socket (empty:
     the file). In /etc/fstab: 'VAULT MNT fuse.fusefs passfile=FILE,noauto 0 0'.
     """
-    from fusefs import _native
     from fusefs.cli.fstab import parse_options
     from fusefs.mount import MountOptions, check_mountpoint
     from fusefs.mount import mount as do_mount
-    from fusefs.password import read_password
 
     fstab = parse_options(option_strings)
     given = {"passfile": passfile, "extpass": extpass, "idle": idle, "log": log_file}
@@ -357,17 +401,10 @@ def mount(
         raise QuietError(f"the vault {vault_dir} is inside the mount point {mnt}", ExitCode.USAGE)
     if log_file is not None:
         log_file = os.path.abspath(log_file)
-    secret = read_password(
-        passfile,
-        extpass,
-        prompt="Master key" if masterkey else "Password",
-        what="master key" if masterkey else "password",
-    )
+    secret = read_secret(passfile, extpass, masterkey)
 
     def open_vault() -> Vault:
-        if masterkey:
-            return _native.Vault.open_with_master_key(vault_dir, secret.decode("ascii", "replace"))
-        return _native.Vault.open(vault_dir, secret)
+        return open_with_secret(vault_dir, secret, masterkey)
 
     opts = MountOptions(
         vault_dir=vault_dir,
