@@ -69,7 +69,8 @@ pub fn check(
     // A nameless inode still open, or still known to the kernel, lives on
     // by design (it is reclaimed when the last reference goes).
     findings.retain(|f| !(f.check == Check::Orphan && f.ino.is_some_and(|i| vault.in_use(i))));
-    findings.extend(check_pack_files(&s, vault)?);
+    let on_disk: HashMap<u64, u64> = vault.pack_files()?.into_iter().collect();
+    findings.extend(check_pack_files(&s, &on_disk, vault.active_pack()));
     let mut report = FsckReport {
         inodes: s.inodes.len() as u64,
         directories: s.dirs.len() as u64,
@@ -78,7 +79,7 @@ pub fn check(
             .values()
             .filter(|i| i.kind == InodeKind::File)
             .count() as u64,
-        packs: vault.pack_files()?.len() as u64,
+        packs: on_disk.len() as u64,
         ..Default::default()
     };
     if !opts.quick {
@@ -95,10 +96,14 @@ pub fn check(
     Ok(report)
 }
 
-/// Every pack a segment points into exists and is long enough; every pack
-/// file on disk is known to the state (else it is space nothing can reach).
-fn check_pack_files(s: &MetadataState, vault: &Vault) -> Result<Vec<Finding>> {
-    let on_disk: HashMap<u64, u64> = vault.pack_files()?.into_iter().collect();
+/// Every pack a segment points into exists (`on_disk`: number → length)
+/// and is long enough; every pack file on disk is known to the state (else
+/// it is space nothing can reach).
+fn check_pack_files(
+    s: &MetadataState,
+    on_disk: &HashMap<u64, u64>,
+    active: Option<u64>,
+) -> Vec<Finding> {
     let mut needed: HashMap<u64, u64> = HashMap::new();
     for (_, inode) in s.inodes.iter() {
         for (_, r) in inode.segments.iter() {
@@ -126,7 +131,7 @@ fn check_pack_files(s: &MetadataState, vault: &Vault) -> Result<Vec<Finding>> {
     }
     let mut unknown: Vec<u64> = on_disk
         .keys()
-        .filter(|&&p| !s.packs.contains_key(&p) && vault.active_pack() != Some(p))
+        .filter(|&&p| !s.packs.contains_key(&p) && active != Some(p))
         .copied()
         .collect();
     unknown.sort_unstable();
@@ -140,7 +145,7 @@ fn check_pack_files(s: &MetadataState, vault: &Vault) -> Result<Vec<Finding>> {
             ),
         ));
     }
-    Ok(out)
+    out
 }
 
 /// Read and authenticate every frame a segment map points at, on every core.
