@@ -3,54 +3,12 @@
 //! the times it is given, across a reopen. And `st_blocks` counts written
 //! data at once, before any sync or close.
 
-use std::path::Path;
-use std::sync::Arc;
+mod common;
 
+use common::memvault::{MemVault as Fixture, SEG};
 use crypto_core::metadata::{AttrChange, Timespec};
-use crypto_core::storage::memfs::MemFs;
-use crypto_core::types::Argon2Params;
-use crypto_core::vault::config::{VaultConfig, VaultOptions};
-use crypto_core::vault::engine::{EngineOptions, Vault, ROOT};
+use crypto_core::vault::engine::{Vault, ROOT};
 use crypto_core::vault::FileTimes;
-
-const SEG: u32 = 16384;
-
-struct Fixture {
-    fs: MemFs,
-    config: VaultConfig,
-    master: crypto_core::crypto::keys::SecretKey,
-}
-
-impl Fixture {
-    fn new() -> Self {
-        let opts = VaultOptions {
-            segment_size: SEG,
-            argon2: Argon2Params {
-                m_kib: 64,
-                t: 1,
-                p: 1,
-            },
-            ..Default::default()
-        };
-        let (config, master) = VaultConfig::generate(b"pw", &opts).unwrap();
-        Fixture {
-            fs: MemFs::new(),
-            config,
-            master,
-        }
-    }
-
-    fn open(&self) -> Vault {
-        Vault::open_with(
-            Arc::new(self.fs.clone()),
-            Path::new("/v"),
-            self.config.clone(),
-            self.master.clone(),
-            EngineOptions::default(),
-        )
-        .unwrap()
-    }
-}
 
 /// A time far from now, so a stamp of the engine's clock cannot pass for it.
 fn t(sec: i64, nsec: u32) -> Timespec {

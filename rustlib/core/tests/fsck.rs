@@ -2,18 +2,18 @@
 //! of damage, to the state or to the disk, is found by its own check and
 //! named by inode and path (and, for data, byte range).
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 
+use common::memvault::MemVault;
 use crypto_core::fsck::{self, state_checks, Check, FsckOptions, FsckReport};
 use crypto_core::metadata::{AttrChange, Dir, MetadataState, ROOT_INO};
 use crypto_core::storage::memfs::MemFs;
 use crypto_core::storage::FileSystem;
-use crypto_core::types::Argon2Params;
-use crypto_core::vault::config::{VaultConfig, VaultOptions};
+use crypto_core::vault::config::VaultConfig;
 use crypto_core::vault::engine::{EngineOptions, Vault, ROOT};
-
-const SEG: u32 = 16384;
 
 fn open(fs: &MemFs, config: &VaultConfig, master: &crypto_core::crypto::keys::SecretKey) -> Vault {
     Vault::open_with(
@@ -41,17 +41,7 @@ struct Built {
 }
 
 fn build() -> Built {
-    let opts = VaultOptions {
-        segment_size: SEG,
-        argon2: Argon2Params {
-            m_kib: 64,
-            t: 1,
-            p: 1,
-        },
-        ..Default::default()
-    };
-    let (config, master) = VaultConfig::generate(b"pw", &opts).unwrap();
-    let fs = MemFs::new();
+    let MemVault { fs, config, master } = MemVault::new();
     let v = open(&fs, &config, &master);
     let dir = v.mkdir(ROOT, b"docs", 0o755, 1000, 1000).unwrap().ino;
     let sub = v.mkdir(dir, b"sub", 0o700, 1000, 1000).unwrap().ino;

@@ -3,16 +3,18 @@
 //! than its live data plus one pack and a small constant, and the log files
 //! earlier sessions left are folded into a snapshot.
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::memvault::MemVault;
 use crypto_core::fsck::{self, FsckOptions};
 use crypto_core::scheduler::policy::HybridCompactionPolicy;
 use crypto_core::storage::memfs::MemFs;
 use crypto_core::storage::FileSystem;
-use crypto_core::types::Argon2Params;
-use crypto_core::vault::config::{VaultConfig, VaultOptions};
+use crypto_core::vault::config::VaultConfig;
 use crypto_core::vault::engine::{EngineOptions, Vault, ROOT};
 
 const PACK: u64 = 64 << 10;
@@ -46,17 +48,7 @@ fn bytes_in(fs: &MemFs, dir: &str) -> (u64, usize) {
 
 #[test]
 fn short_sessions_then_one_idle_one_leave_a_vault_near_its_live_size() {
-    let opts = VaultOptions {
-        segment_size: 16384,
-        argon2: Argon2Params {
-            m_kib: 64,
-            t: 1,
-            p: 1,
-        },
-        ..Default::default()
-    };
-    let (config, master) = VaultConfig::generate(b"pw", &opts).unwrap();
-    let fs = MemFs::new();
+    let MemVault { fs, config, master } = MemVault::new();
     // 40 short sessions (no compaction: each shorter than any cycle), each
     // rewriting three files of 40 KiB and leaving its log file and pack.
     for session in 0..40u32 {

@@ -2,57 +2,13 @@
 //! lookup of it or a handle is open, and is reclaimed when the last goes;
 //! close and, after a crash, the next open reclaim what is left.
 
-use std::path::Path;
-use std::sync::Arc;
+mod common;
 
-use crypto_core::storage::memfs::MemFs;
-use crypto_core::types::Argon2Params;
-use crypto_core::vault::config::{VaultConfig, VaultOptions};
-use crypto_core::vault::engine::{EngineOptions, RenameFlags, Vault, ROOT};
+use common::memvault::MemVault as Fixture;
+use crypto_core::vault::engine::{RenameFlags, Vault, ROOT};
 use crypto_core::Error;
 
 const ENOENT: i32 = 2;
-
-struct Fixture {
-    fs: MemFs,
-    config: VaultConfig,
-    master: crypto_core::crypto::keys::SecretKey,
-}
-
-impl Fixture {
-    fn new() -> Self {
-        let opts = VaultOptions {
-            segment_size: 16384,
-            argon2: Argon2Params {
-                m_kib: 64,
-                t: 1,
-                p: 1,
-            },
-            ..Default::default()
-        };
-        let (config, master) = VaultConfig::generate(b"pw", &opts).unwrap();
-        Fixture {
-            fs: MemFs::new(),
-            config,
-            master,
-        }
-    }
-
-    fn open_on(&self, fs: &MemFs) -> Vault {
-        Vault::open_with(
-            Arc::new(fs.clone()),
-            Path::new("/v"),
-            self.config.clone(),
-            self.master.clone(),
-            EngineOptions::default(),
-        )
-        .unwrap()
-    }
-
-    fn open(&self) -> Vault {
-        self.open_on(&self.fs)
-    }
-}
 
 fn errno(r: crypto_core::Result<impl std::fmt::Debug>) -> i32 {
     match r {

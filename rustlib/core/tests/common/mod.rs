@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod memvault;
+
 use crypto_core::prelude::*;
 
 pub const S: u32 = 4096;

@@ -1,0 +1,59 @@
+//! A vault on the fault-injecting in-memory file system, with cheap Argon2
+//! costs and 16 KiB segments: the fixture of the engine's integration tests.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crypto_core::crypto::keys::SecretKey;
+use crypto_core::storage::memfs::MemFs;
+use crypto_core::types::Argon2Params;
+use crypto_core::vault::config::{VaultConfig, VaultOptions};
+use crypto_core::vault::engine::{EngineOptions, Vault};
+
+pub const SEG: u32 = 16384;
+
+pub struct MemVault {
+    pub fs: MemFs,
+    pub config: VaultConfig,
+    pub master: SecretKey,
+}
+
+impl MemVault {
+    pub fn new() -> Self {
+        let opts = VaultOptions {
+            segment_size: SEG,
+            argon2: Argon2Params {
+                m_kib: 64,
+                t: 1,
+                p: 1,
+            },
+            ..Default::default()
+        };
+        let (config, master) = VaultConfig::generate(b"pw", &opts).unwrap();
+        MemVault {
+            fs: MemFs::new(),
+            config,
+            master,
+        }
+    }
+
+    /// Open the vault at `/v` of `fs` (this one's, or a copy after a crash).
+    pub fn open_on_with(&self, fs: &MemFs, opts: EngineOptions) -> Vault {
+        Vault::open_with(
+            Arc::new(fs.clone()),
+            Path::new("/v"),
+            self.config.clone(),
+            self.master.clone(),
+            opts,
+        )
+        .unwrap()
+    }
+
+    pub fn open_on(&self, fs: &MemFs) -> Vault {
+        self.open_on_with(fs, EngineOptions::default())
+    }
+
+    pub fn open(&self) -> Vault {
+        self.open_on(&self.fs)
+    }
+}
