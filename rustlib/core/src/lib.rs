@@ -47,6 +47,7 @@ pub mod fsck;
 pub mod headers;
 pub mod log;
 pub mod metadata;
+pub mod mirror;
 pub mod packs;
 pub mod pipeline;
 pub mod recovery;

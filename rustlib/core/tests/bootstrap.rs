@@ -184,13 +184,16 @@ mod with_snapshots {
         crypto_core::log::unified::LogManager,
         crypto_core::recovery::bootstrap::BootstrapReport,
     )> {
+        // With the metadata's copies, so crashes hit their writes too.
         let opts = LogOptions {
             rotate_bytes: 700,
+            copies: Some("/v/mirror/log".into()),
             ..Default::default()
         };
         bootstrap(
             Arc::new(fs.clone()),
             Path::new("/v/snap"),
+            Some(Path::new("/v/mirror/snap")),
             Path::new("/v/log"),
             [1; 16],
             SecretKey::from_bytes([2; 32]),
@@ -217,7 +220,12 @@ mod with_snapshots {
                 }
             }
             if k == 14 || k == 30 {
-                match compact_unified_log(&log, &state, Path::new("/v/snap")) {
+                match compact_unified_log(
+                    &log,
+                    &state,
+                    Path::new("/v/snap"),
+                    Some(Path::new("/v/mirror/snap")),
+                ) {
                     Ok(_) => acked = k + 1,
                     Err(_) => return acked,
                 }
@@ -274,14 +282,39 @@ mod with_snapshots {
     }
 
     #[test]
-    fn a_damaged_snapshot_is_reported_not_silently_used() {
+    fn a_damaged_snapshot_is_read_from_its_copy_and_rewritten() {
         let es = entries();
         let fs = MemFs::new();
         workload(&fs, &es);
-        fs.poke(Path::new("/v/snap/0000000000000002.snap"), |b| {
+        let (want, _, _) = open_all(&fs).unwrap();
+        let snap = Path::new("/v/snap/0000000000000002.snap");
+        let good = fs.contents(snap).unwrap();
+        fs.poke(snap, |b| {
             let n = b.len();
             b[n / 2] ^= 1;
         });
+        let (state, _, report) = open_all(&fs).unwrap();
+        assert_eq!(state, want);
+        assert_eq!(report.snapshots_mended, vec![2]);
+        assert_eq!(fs.contents(snap).unwrap(), good, "the snapshot is rewritten");
+        // A deleted snapshot comes back the same way.
+        fs.remove(snap).unwrap();
+        let (state, _, report) = open_all(&fs).unwrap();
+        assert_eq!((state, report.snapshots_mended), (want, vec![2]));
+        assert_eq!(fs.contents(snap).unwrap(), good);
+    }
+
+    #[test]
+    fn a_snapshot_damaged_in_both_copies_is_reported_not_silently_used() {
+        let es = entries();
+        let fs = MemFs::new();
+        workload(&fs, &es);
+        for p in ["/v/snap/0000000000000002.snap", "/v/mirror/snap/0000000000000002.snap"] {
+            fs.poke(Path::new(p), |b| {
+                let n = b.len();
+                b[n / 2] ^= 1;
+            });
+        }
         // The log before snapshot 2 is gone: bootstrap must refuse, not start empty.
         let Err(e) = open_all(&fs) else {
             panic!("bootstrap used a damaged snapshot")

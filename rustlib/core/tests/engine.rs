@@ -53,6 +53,7 @@ impl Fixture {
             log_rotate_bytes: 4096,
             pack_size_limit: 100_000,
             cache_bytes: self.cache_bytes,
+            ..Default::default()
         };
         let v = Vault::open_with(
             Arc::new(fs.clone()),
@@ -1012,6 +1013,7 @@ fn readers_do_not_wait_while_a_full_log_batch_is_written() {
             log_rotate_bytes: 64 << 20,
             pack_size_limit: 64 << 20,
             cache_bytes: 1 << 20,
+            ..Default::default()
         };
         let (fs, dir) = (Arc::new(fx.fs.clone()), Path::new("/v"));
         Vault::open_with(fs, dir, fx.config.clone(), fx.master.clone(), opts).unwrap()

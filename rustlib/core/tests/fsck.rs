@@ -25,6 +25,7 @@ fn open(fs: &MemFs, config: &VaultConfig, master: &crypto_core::crypto::keys::Se
             log_rotate_bytes: 4096,
             pack_size_limit: 100_000,
             cache_bytes: 0,
+            ..Default::default()
         },
     )
     .unwrap()

@@ -29,6 +29,7 @@ fn open(fs: &MemFs, config: &VaultConfig, master: &crypto_core::crypto::keys::Se
             log_rotate_bytes: 1 << 20,
             pack_size_limit: PACK,
             cache_bytes: 0,
+            ..Default::default()
         },
     )
     .unwrap()

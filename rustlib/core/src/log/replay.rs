@@ -1,13 +1,31 @@
-//! Replay: every log file read back in order at open. A torn tail of the
-//! last file is cut (it was never acknowledged), while damage followed by
-//! valid records, a gap in sequence numbers or a record that fails
-//! authentication is reported as corruption, never dropped silently.
+//! Replay: every log file read back in order at open.
+//!
+//! * A torn tail of the last file is cut (it was never acknowledged).
+//! * Files a snapshot covers whole are not read at all: a file is covered
+//!   when the next file starts at or before the first record the state
+//!   still needs (`min_next_seq`). So damage in a covered file, e.g. one a
+//!   repair has already replaced with a snapshot, stops nothing.
+//! * Any other damage (a record cut short or failing its checksum with
+//!   valid data after it, a gap in sequence numbers, a record that fails
+//!   authentication, a damaged header) is first mended from the file's
+//!   second copy (`mirror/log/`, [`crate::mirror`]): the record is taken
+//!   from the copy, and the damaged file is rewritten from the mended bytes.
+//! * Damage neither copy mends is reported as corruption, never dropped
+//!   silently; unless `salvage` is asked for (fsck's repair), in which case
+//!   reading resumes at the next record that authenticates and the records
+//!   that could not be read are listed in [`ReplayReport::lost`].
+//!
+//! A copy that is missing or differs in length from its file (a crash
+//! while the copy lagged, a vault from before copies existed) is rewritten
+//! from the file once the file has been read.
 
 use std::path::Path;
 
 use super::format::*;
+use crate::crypto::aead::AeadKey;
 use crate::crypto::keys::SecretKey;
 use crate::error::{io_at, Error, Result};
+use crate::storage::durable::{copy_durably, write_durably};
 use crate::storage::{FileSystem, StorageFile};
 use crate::types::Cipher;
 
@@ -18,6 +36,16 @@ pub struct LogRecord {
     pub payload: Vec<u8>,
 }
 
+/// Records salvage could not read: sequence numbers `first..=last` (as far
+/// as they can be told), and where and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LostRecords {
+    pub first: u64,
+    pub last: u64,
+    pub file: String,
+    pub why: String,
+}
+
 /// What replay found besides the records.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ReplayReport {
@@ -26,6 +54,24 @@ pub struct ReplayReport {
     /// A last file whose header was never completely written, removed.
     pub removed_torn_file: Option<String>,
     pub files: usize,
+    /// Files a snapshot covers whole, not read.
+    pub files_skipped: usize,
+    /// Files whose damage was mended from their copy (and rewritten).
+    pub mended_from_copy: Vec<String>,
+    /// Copies rewritten from their file (missing, or left behind).
+    pub copies_refreshed: usize,
+    /// With salvage only: records that could not be read.
+    pub lost: Vec<LostRecords>,
+}
+
+/// How to read the log.
+pub(super) struct ReplayOptions<'a> {
+    pub cipher: Cipher,
+    /// The first record the state needs (what a snapshot covers is before it).
+    pub min_next_seq: u64,
+    /// Where the files' second copies are, if the vault keeps them.
+    pub copies: Option<&'a Path>,
+    pub salvage: bool,
 }
 
 fn read_whole(file: &dyn StorageFile, path: &Path) -> Result<Vec<u8>> {
@@ -38,10 +84,162 @@ fn read_whole(file: &dyn StorageFile, path: &Path) -> Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// True if a whole, checksummed record starts anywhere after `from`.
-fn valid_record_after(bytes: &[u8], from: usize, after_seq: u64) -> bool {
-    (from + 1..bytes.len().saturating_sub(RECORD_HEADER_LEN))
-        .any(|at| matches!(parse_record(bytes, at), Parsed::Record { seq, .. } if seq > after_seq))
+fn read_path(fs: &dyn FileSystem, path: &Path) -> Result<Vec<u8>> {
+    let file = fs.open_read(path).map_err(io_at("cannot open", path))?;
+    read_whole(&*file, path)
+}
+
+/// True if a whole, checksummed record starts anywhere after `from`: then
+/// the damage at `from` is not a torn tail. The sequence number is looked
+/// at before the checksum is computed.
+fn whole_record_after(bytes: &[u8], from: usize, after_seq: u64) -> bool {
+    (from + 1..bytes.len().saturating_sub(RECORD_HEADER_LEN)).any(|at| {
+        let seq = u64::from_le_bytes(bytes[at + 4..at + 12].try_into().expect("8"));
+        seq > after_seq && matches!(parse_record(bytes, at), Parsed::Record { .. })
+    })
+}
+
+/// The next whole record after `from` that opens under `key` and follows
+/// `after_seq`: (offset, its sequence number). Cheap fields are checked
+/// before the checksum, so a scan is about linear in the bytes.
+fn next_good_record(
+    bytes: &[u8],
+    from: usize,
+    after_seq: u64,
+    key: &AeadKey,
+    header: &LogFileHeader,
+) -> Option<(usize, u64)> {
+    let limit = (bytes.len() / (RECORD_HEADER_LEN + 17)) as u64 + 1;
+    for at in from + 1..bytes.len().saturating_sub(RECORD_HEADER_LEN) {
+        let seq = u64::from_le_bytes(bytes[at + 4..at + 12].try_into().expect("8"));
+        if seq <= after_seq || seq > after_seq.saturating_add(limit) || seq < header.first_seq {
+            continue;
+        }
+        if let Parsed::Record {
+            seq,
+            sealed_at,
+            sealed_len,
+            ..
+        } = parse_record(bytes, at)
+        {
+            let index = seq - header.first_seq;
+            let sealed = &bytes[sealed_at..sealed_at + sealed_len];
+            if open_record(key, header, index, seq, sealed).is_ok() {
+                return Some((at, seq));
+            }
+        }
+    }
+    None
+}
+
+/// Where reading a file's records stopped before its end.
+struct Stop {
+    at: usize,
+    /// A record cut short or failing its checksum (perhaps a torn tail),
+    /// rather than one that is whole but wrong.
+    broken: bool,
+    why: String,
+}
+
+/// The records of one file read from `bytes` (its header already decoded):
+/// those up to the first damage, and where that is.
+fn read_records(
+    bytes: &[u8],
+    header: &LogFileHeader,
+    key: &AeadKey,
+    from_at: usize,
+    from_seq: u64,
+    out: &mut Vec<LogRecord>,
+) -> (usize, u64, Option<Stop>) {
+    let mut expected = from_seq;
+    let mut at = from_at;
+    loop {
+        match parse_record(bytes, at) {
+            Parsed::End => return (at, expected, None),
+            Parsed::Broken => {
+                let why = format!("damaged record at offset {at}");
+                return (at, expected, Some(Stop { at, broken: true, why }));
+            }
+            Parsed::Record {
+                seq,
+                sealed_at,
+                sealed_len,
+                len,
+            } => {
+                let stop = |why: String| Some(Stop { at, broken: false, why });
+                if seq != expected {
+                    let why = format!("record {seq} where {expected} was expected");
+                    return (at, expected, stop(why));
+                }
+                let index = seq - header.first_seq;
+                let sealed = &bytes[sealed_at..sealed_at + sealed_len];
+                match open_record(key, header, index, seq, sealed) {
+                    Ok(payload) => out.push(LogRecord { seq, payload }),
+                    Err(e) => return (at, expected, stop(e.to_string())),
+                }
+                expected += 1;
+                at += len;
+            }
+        }
+    }
+}
+
+/// Mend `primary` from `copy`, record by record: each record is taken from
+/// whichever copy holds it whole and authentic. Both files are written
+/// with identical bytes at identical offsets, so records line up. The
+/// header is the copy's (`primary`'s, `header`, may be the damage). `None`
+/// when the copy is of another file or mends nothing.
+fn mend(
+    primary: &[u8],
+    copy: &[u8],
+    header: &LogFileHeader,
+    cipher: Cipher,
+    master: &SecretKey,
+) -> Option<(LogFileHeader, Vec<u8>)> {
+    let h = LogFileHeader::decode(copy).ok()?;
+    if (h.vault_id, h.number) != (header.vault_id, header.number) {
+        return None;
+    }
+    let key = file_key(master, cipher, &h.file_id);
+    let mut out = h.encode().to_vec();
+    let mut mended = primary.len() < LOG_HEADER_LEN || primary[..LOG_HEADER_LEN] != out[..];
+    let mut expected = h.first_seq;
+    let mut at = LOG_HEADER_LEN;
+    let whole = |bytes: &[u8], at: usize, expected: u64| match parse_record(bytes, at) {
+        Parsed::Record {
+            seq,
+            sealed_at,
+            sealed_len,
+            len,
+        } if seq == expected => {
+            let sealed = &bytes[sealed_at..sealed_at + sealed_len];
+            open_record(&key, &h, seq - h.first_seq, seq, sealed)
+                .ok()
+                .map(|_| bytes[at..at + len].to_vec())
+        }
+        _ => None,
+    };
+    loop {
+        let record = match whole(primary, at, expected) {
+            Some(r) => r,
+            None => match whole(copy, at, expected) {
+                Some(r) => {
+                    mended = true;
+                    r
+                }
+                None => break,
+            },
+        };
+        at += record.len();
+        out.extend_from_slice(&record);
+        expected += 1;
+    }
+    // Nothing either copy holds whole is kept past this point; what
+    // follows in the primary is judged by the caller as before.
+    if at < primary.len() {
+        out.extend_from_slice(&primary[at..]);
+    }
+    mended.then_some((h, out))
 }
 
 /// Replay all files; returns records, report, last file number, next sequence number.
@@ -50,9 +248,273 @@ pub(super) fn replay(
     dir: &Path,
     vault_id: &[u8; 16],
     master: &SecretKey,
-    cipher: Cipher,
-    min_next_seq: u64,
+    opts: &ReplayOptions<'_>,
 ) -> Result<(Vec<LogRecord>, ReplayReport, u64, u64)> {
+    let mut report = ReplayReport::default();
+    let numbers = list_files(fs, dir, opts.copies, &mut report)?;
+    report.files = numbers.len();
+    // Each file's first record, from its header (None: unreadable).
+    let firsts: Vec<Option<u64>> = numbers
+        .iter()
+        .map(|(_, name)| {
+            let file = fs.open_read(&dir.join(name)).ok()?;
+            let mut b = [0u8; LOG_HEADER_LEN];
+            (file.read_at(&mut b, 0).ok()? == LOG_HEADER_LEN)
+                .then(|| LogFileHeader::decode(&b).ok().map(|h| h.first_seq))
+                .flatten()
+        })
+        .collect();
+    let mut records = Vec::new();
+    let mut next_seq: Option<u64> = None;
+    let mut last_number = 0;
+    let count = numbers.len();
+    for (i, (number, name)) in numbers.iter().enumerate() {
+        let (number, name) = (*number, name.as_str());
+        last_number = number;
+        let is_last = i + 1 == count;
+        let path = dir.join(name);
+        let copy_path = opts.copies.map(|c| c.join(name));
+        if !is_last && matches!(firsts[i + 1], Some(f) if f <= opts.min_next_seq) {
+            report.files_skipped += 1;
+            continue;
+        }
+        let corrupt = |m: String| Error::LogCorrupt(format!("{name}: {m}"));
+        let mut bytes = read_path(fs, &path)?;
+        if bytes.len() < LOG_HEADER_LEN && is_last {
+            // Crashed while creating the file: nothing in it was ever acknowledged.
+            fs.remove(&path).map_err(io_at("cannot remove", &path))?;
+            fs.sync_dir(dir).map_err(io_at("cannot sync", dir))?;
+            if let Some(c) = &copy_path {
+                let _ = fs.remove(c);
+            }
+            report.removed_torn_file = Some(name.to_string());
+            continue;
+        }
+        let copy = || copy_path.as_ref().and_then(|c| read_path(fs, c).ok());
+        let ours = |h: &LogFileHeader| h.vault_id == *vault_id && h.number == number;
+        let mut mended = false;
+        let header = match LogFileHeader::decode(&bytes) {
+            Ok(h) if ours(&h) => h,
+            damaged => {
+                // A damaged header: the copy's, if it is of this file.
+                let from_copy = copy().and_then(|c| {
+                    let h = LogFileHeader::decode(&c).ok().filter(|h| ours(h))?;
+                    Some((h, c))
+                });
+                let why = match damaged {
+                    Err(e) => e.to_string(),
+                    Ok(h) if h.vault_id != *vault_id => "belongs to another vault".into(),
+                    Ok(h) => format!("header says file {}", h.number),
+                };
+                match from_copy {
+                    Some((h, c)) => {
+                        bytes = c;
+                        mended = true;
+                        h
+                    }
+                    None if opts.salvage && !matches!(damaged_is_version(&bytes), Some(_)) => {
+                        // Its records are lost; the next file says which.
+                        let first = next_seq.unwrap_or(opts.min_next_seq);
+                        let following = firsts[i + 1..].iter().flatten().next().copied();
+                        report.lost.push(LostRecords {
+                            first,
+                            last: following.map_or(first, |f| f.saturating_sub(1).max(first)),
+                            file: name.to_string(),
+                            why,
+                        });
+                        next_seq = following.or(next_seq);
+                        continue;
+                    }
+                    None => {
+                        return Err(match LogFileHeader::decode(&bytes) {
+                            Err(e @ Error::UnsupportedVersion(_)) => e,
+                            _ => corrupt(why),
+                        })
+                    }
+                }
+            }
+        };
+        match next_seq {
+            // A gap is harmless where a snapshot covers everything before the
+            // later file (a compaction deletes the files it covers one by one;
+            // a crash may keep any subset of them).
+            Some(expected)
+                if header.first_seq > expected && header.first_seq <= opts.min_next_seq => {}
+            Some(expected) if header.first_seq != expected => {
+                let why = format!(
+                    "starts at record {}, expected {expected} (a log file is missing)",
+                    header.first_seq
+                );
+                if !opts.salvage || header.first_seq < expected {
+                    return Err(corrupt(why));
+                }
+                report.lost.push(LostRecords {
+                    first: expected,
+                    last: header.first_seq - 1,
+                    file: name.to_string(),
+                    why,
+                });
+            }
+            _ => {}
+        }
+        let (header, expected, cut_at) = read_file(
+            &mut bytes,
+            header,
+            name,
+            is_last,
+            &mut mended,
+            &copy,
+            master,
+            opts,
+            &firsts[i + 1..],
+            &mut records,
+            &mut report,
+        )?;
+        debug_assert_eq!(header.number, number);
+        if mended {
+            write_durably(fs, &path, &bytes)?;
+            report.mended_from_copy.push(name.to_string());
+        }
+        if let Some(cut) = cut_at {
+            let file = fs.open(&path).map_err(io_at("cannot open", &path))?;
+            file.set_len(cut as u64)
+                .map_err(io_at("cannot truncate", &path))?;
+            file.sync_data().map_err(io_at("cannot sync", &path))?;
+            report.torn_bytes_cut = (bytes.len() - cut) as u64;
+        }
+        if let Some(c) = &copy_path {
+            let want = cut_at.unwrap_or(bytes.len()) as u64;
+            if fs.file_len(c).ok() != Some(want) {
+                if let Some(parent) = c.parent() {
+                    fs.create_dir_all(parent)
+                        .map_err(io_at("cannot create", parent))?;
+                }
+                copy_durably(fs, &path, c)?;
+                report.copies_refreshed += 1;
+            }
+        }
+        next_seq = Some(expected);
+    }
+    Ok((records, report, last_number, next_seq.unwrap_or(1)))
+}
+
+/// `Some(v)` if `bytes` is a log file header of another version (never
+/// salvaged past: a newer fusefs wrote it).
+fn damaged_is_version(bytes: &[u8]) -> Option<u8> {
+    match LogFileHeader::decode(bytes) {
+        Err(Error::UnsupportedVersion(v)) => Some(v as u8),
+        _ => None,
+    }
+}
+
+/// Read one file's records into `records`, mending from its copy (once),
+/// cutting a torn tail of the last file, and, with salvage, reading past
+/// damage. Returns the header in effect (the copy's if it was mended from
+/// it), the next sequence number, and where to cut a torn tail.
+#[allow(clippy::too_many_arguments)]
+fn read_file(
+    bytes: &mut Vec<u8>,
+    mut header: LogFileHeader,
+    name: &str,
+    is_last: bool,
+    mended: &mut bool,
+    copy: &dyn Fn() -> Option<Vec<u8>>,
+    master: &SecretKey,
+    opts: &ReplayOptions<'_>,
+    following: &[Option<u64>],
+    records: &mut Vec<LogRecord>,
+    report: &mut ReplayReport,
+) -> Result<(LogFileHeader, u64, Option<usize>)> {
+    let corrupt = |m: String| Error::LogCorrupt(format!("{name}: {m}"));
+    let before = records.len();
+    let mut key = file_key(master, opts.cipher, &header.file_id);
+    let mut at = LOG_HEADER_LEN;
+    let mut expected = header.first_seq;
+    loop {
+        let (_, next, stop) = read_records(bytes, &header, &key, at, expected, records);
+        expected = next;
+        let Some(stop) = stop else {
+            return Ok((header, expected, None));
+        };
+        if !*mended {
+            if let Some((h, m)) = copy().and_then(|c| mend(bytes, &c, &header, opts.cipher, master)) {
+                // Read the file again, whole, from the mended bytes.
+                *bytes = m;
+                *mended = true;
+                header = h;
+                key = file_key(master, opts.cipher, &header.file_id);
+                records.truncate(before);
+                at = LOG_HEADER_LEN;
+                expected = header.first_seq;
+                continue;
+            }
+        }
+        if stop.broken && is_last && !whole_record_after(bytes, stop.at, expected.saturating_sub(1)) {
+            // A torn tail: written but never synced, so never acknowledged.
+            return Ok((header, expected, Some(stop.at)));
+        }
+        if !opts.salvage {
+            let why = if stop.broken {
+                format!("{}, followed by more data", stop.why)
+            } else {
+                stop.why
+            };
+            return Err(corrupt(why));
+        }
+        match next_good_record(bytes, stop.at, expected.saturating_sub(1), &key, &header) {
+            Some((resume, seq)) => {
+                report.lost.push(LostRecords {
+                    first: expected,
+                    last: seq - 1,
+                    file: name.to_string(),
+                    why: stop.why,
+                });
+                at = resume;
+                expected = seq;
+            }
+            None => {
+                // Nothing readable follows in this file: what the next file
+                // starts at says what was lost.
+                let last = following
+                    .iter()
+                    .flatten()
+                    .next()
+                    .map_or(expected, |f| f.saturating_sub(1));
+                if !is_last || last >= expected {
+                    report.lost.push(LostRecords {
+                        first: expected,
+                        last: last.max(expected),
+                        file: name.to_string(),
+                        why: stop.why,
+                    });
+                }
+                return Ok((header, expected, is_last.then_some(stop.at)));
+            }
+        }
+    }
+}
+
+/// The log files of `dir`, sorted; a file whose copy survives it (the file
+/// is missing: copies are deleted after their file, never before) is
+/// restored from the copy first. Copies' leftover temporaries are removed.
+fn list_files(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    copies: Option<&Path>,
+    report: &mut ReplayReport,
+) -> Result<Vec<(u64, String)>> {
+    let names = fs.list(dir).map_err(io_at("cannot list", dir))?;
+    if let Some(c) = copies {
+        for n in fs.list(c).unwrap_or_default() {
+            let p = c.join(&n);
+            if n.ends_with(".fusefs-tmp") {
+                fs.remove(&p).map_err(io_at("cannot remove", &p))?;
+            } else if LOG_FILE.parse_file_name(&n).is_some() && !names.contains(&n) {
+                copy_durably(fs, &p, &dir.join(&n))?;
+                report.mended_from_copy.push(n);
+            }
+        }
+    }
     let mut numbers: Vec<(u64, String)> = fs
         .list(dir)
         .map_err(io_at("cannot list", dir))?
@@ -60,95 +522,6 @@ pub(super) fn replay(
         .filter_map(|n| LOG_FILE.parse_file_name(&n).map(|num| (num, n)))
         .collect();
     numbers.sort();
-    let mut report = ReplayReport {
-        files: numbers.len(),
-        ..Default::default()
-    };
-    let mut records = Vec::new();
-    let mut next_seq: Option<u64> = None;
-    let mut last_number = 0;
-    let count = numbers.len();
-    for (i, (number, name)) in numbers.into_iter().enumerate() {
-        let is_last = i + 1 == count;
-        let path = dir.join(&name);
-        let corrupt = |m: String| Error::LogCorrupt(format!("{name}: {m}"));
-        let file = fs.open(&path).map_err(io_at("cannot open", &path))?;
-        let bytes = read_whole(&*file, &path)?;
-        last_number = number;
-        if bytes.len() < LOG_HEADER_LEN && is_last {
-            // Crashed while creating the file: nothing in it was ever acknowledged.
-            fs.remove(&path).map_err(io_at("cannot remove", &path))?;
-            fs.sync_dir(dir).map_err(io_at("cannot sync", dir))?;
-            report.removed_torn_file = Some(name);
-            continue;
-        }
-        let header = LogFileHeader::decode(&bytes).map_err(|e| corrupt(e.to_string()))?;
-        if header.vault_id != *vault_id {
-            return Err(corrupt("belongs to another vault".into()));
-        }
-        if header.number != number {
-            return Err(corrupt(format!("header says file {}", header.number)));
-        }
-        match next_seq {
-            // A gap is harmless where a snapshot covers everything before the
-            // later file (a compaction deletes the files it covers one by one;
-            // a crash may keep any subset of them).
-            Some(expected) if header.first_seq > expected && header.first_seq <= min_next_seq => {}
-            Some(expected) if header.first_seq != expected => {
-                return Err(corrupt(format!(
-                    "starts at record {}, expected {expected} (a log file is missing)",
-                    header.first_seq
-                )))
-            }
-            _ => {}
-        }
-        let key = file_key(master, cipher, &header.file_id);
-        let mut expected = header.first_seq;
-        let mut at = LOG_HEADER_LEN;
-        let mut index = 0u64;
-        loop {
-            match parse_record(&bytes, at) {
-                Parsed::End => break,
-                Parsed::Record {
-                    seq,
-                    sealed_at,
-                    sealed_len,
-                    len,
-                } => {
-                    if seq != expected {
-                        return Err(corrupt(format!(
-                            "record {seq} where {expected} was expected"
-                        )));
-                    }
-                    let payload = open_record(
-                        &key,
-                        &header,
-                        index,
-                        seq,
-                        &bytes[sealed_at..sealed_at + sealed_len],
-                    )
-                    .map_err(|e| corrupt(e.to_string()))?;
-                    records.push(LogRecord { seq, payload });
-                    expected += 1;
-                    index += 1;
-                    at += len;
-                }
-                Parsed::Broken => {
-                    if !is_last || valid_record_after(&bytes, at, expected.saturating_sub(1)) {
-                        return Err(corrupt(format!(
-                            "damaged record at offset {at}, followed by more data"
-                        )));
-                    }
-                    // A torn tail: written but never synced, so never acknowledged.
-                    file.set_len(at as u64)
-                        .map_err(io_at("cannot truncate", &path))?;
-                    file.sync_data().map_err(io_at("cannot sync", &path))?;
-                    report.torn_bytes_cut = (bytes.len() - at) as u64;
-                    break;
-                }
-            }
-        }
-        next_seq = Some(expected);
-    }
-    Ok((records, report, last_number, next_seq.unwrap_or(1)))
+    Ok(numbers)
 }
+

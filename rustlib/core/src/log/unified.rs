@@ -21,7 +21,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use super::format::*;
 use super::replay::replay;
-pub use super::replay::{LogRecord, ReplayReport};
+pub use super::replay::{LogRecord, LostRecords, ReplayReport};
+use super::replay::ReplayOptions;
 use crate::crypto::aead::AeadKey;
 use crate::crypto::keys::SecretKey;
 use crate::crypto::random;
@@ -44,6 +45,12 @@ pub struct LogOptions {
     /// The lowest sequence number new records may get (a snapshot covers
     /// everything before it, even if no log file is left).
     pub min_next_seq: u64,
+    /// Where each log file's second copy is kept ([`crate::mirror`]); none
+    /// if `None`.
+    pub copies: Option<PathBuf>,
+    /// Read past damage that neither copy mends (fsck's repair): the
+    /// records lost are reported instead of failing the open.
+    pub salvage: bool,
 }
 
 impl Default for LogOptions {
@@ -52,6 +59,8 @@ impl Default for LogOptions {
             rotate_bytes: 64 << 20,
             cipher: Cipher::Aes256Gcm,
             min_next_seq: 1,
+            copies: None,
+            salvage: false,
         }
     }
 }
@@ -68,6 +77,11 @@ struct ActiveFile {
     records: u64,
     /// Bytes written to this file so far.
     len: u64,
+    /// Its second copy, written the same bytes at the same offsets after
+    /// the file itself, synced when the file is closed: the copy may lag
+    /// a crash behind (replay rewrites it from the file), never lead.
+    /// `None` once a write to it failed, until the next file.
+    copy: Option<Box<dyn StorageFile>>,
     /// A write to this file failed (and was cut off again): the next batch
     /// goes to a new file, under a new key, so no nonce is ever used twice.
     broken: bool,
@@ -133,18 +147,26 @@ impl LogManager {
     ) -> Result<(LogManager, Vec<LogRecord>, ReplayReport)> {
         fs.create_dir_all(dir)
             .map_err(io_at("cannot create", dir))?;
+        if let Some(c) = &opts.copies {
+            fs.create_dir_all(c).map_err(io_at("cannot create", c))?;
+        }
         let (records, report, last_number, next_seq) = replay(
             &*fs,
             dir,
             &vault_id,
             &master,
-            opts.cipher,
-            opts.min_next_seq,
+            &ReplayOptions {
+                cipher: opts.cipher,
+                min_next_seq: opts.min_next_seq,
+                copies: opts.copies.as_deref(),
+                salvage: opts.salvage,
+            },
         )?;
         let next_seq = next_seq.max(opts.min_next_seq);
         let active = create_file(
             &*fs,
             dir,
+            opts.copies.as_deref(),
             &vault_id,
             &master,
             opts.cipher,
@@ -306,6 +328,10 @@ impl LogManager {
                     .remove(&path)
                     .map_err(io_at("cannot remove", &path))?;
                 deleted += 1;
+                // The copy after its file: a copy alone is removed at open.
+                if let Some(c) = &self.opts.copies {
+                    let _ = self.fs.remove(&c.join(&name));
+                }
             }
         }
         if deleted > 0 {
@@ -415,6 +441,11 @@ impl LogManager {
                     Err(_) => Err(TurnError::Fatal(e)),
                 };
             }
+            if let Some(copy) = &active.copy {
+                if copy.write_all_at(&out, active.len).is_err() {
+                    active.copy = None;
+                }
+            }
             active.records += batch.len() as u64;
             active.len += out.len() as u64;
         }
@@ -441,9 +472,11 @@ impl LogManager {
             .sync_data()
             .map_err(|e| TurnError::Fatal(io_at("cannot sync", &path)(e)))?;
         let number = active.header.number + 1;
+        close_copy(&*self.fs, active, self.opts.copies.as_deref());
         match create_file(
             &*self.fs,
             &self.dir,
+            self.opts.copies.as_deref(),
             &self.vault_id,
             &self.master,
             self.opts.cipher,
@@ -468,13 +501,27 @@ impl Drop for LogManager {
     /// write error or a crash there is nothing more to do).
     fn drop(&mut self) {
         let _ = self.sync();
+        let active = self.active.get_mut().unwrap_or_else(|p| p.into_inner());
+        close_copy(&*self.fs, active, self.opts.copies.as_deref());
     }
 }
 
-/// Create log file `number`, write its header, and make it and its name durable.
+/// Make a closed file's copy durable (best effort: a copy that cannot be
+/// written is rewritten from its file at the next open).
+fn close_copy(fs: &dyn FileSystem, active: &mut ActiveFile, copies: Option<&Path>) {
+    if let (Some(copy), Some(dir)) = (active.copy.take(), copies) {
+        let _ = copy.sync_data();
+        let _ = fs.sync_dir(dir);
+    }
+}
+
+/// Create log file `number`, write its header, and make it and its name
+/// durable; start its copy in `copies`.
+#[allow(clippy::too_many_arguments)]
 fn create_file(
     fs: &dyn FileSystem,
     dir: &Path,
+    copies: Option<&Path>,
     vault_id: &[u8; 16],
     master: &SecretKey,
     cipher: Cipher,
@@ -496,6 +543,13 @@ fn create_file(
     file.sync_data().map_err(io_at("cannot sync", &path))?;
     fs.sync_dir(dir).map_err(io_at("cannot sync", dir))?;
     let key = file_key(master, cipher, &header.file_id);
+    let copy = copies.and_then(|c| {
+        let p = c.join(log_file_name(number));
+        let _ = fs.remove(&p);
+        let f = fs.create_new(&p).ok()?;
+        f.write_all_at(&header.encode(), 0).ok()?;
+        Some(f)
+    });
     Ok(ActiveFile {
         file,
         header,
@@ -503,6 +557,7 @@ fn create_file(
         records: 0,
         len: LOG_HEADER_LEN as u64,
         broken: false,
+        copy,
     })
 }
 

@@ -11,8 +11,10 @@
 //! An interrupted log compaction is finished or rolled back by construction:
 //! a snapshot whose temporary file never got its final name is removed; a
 //! snapshot that exists covers log records that may still be present (they
-//! are skipped); a damaged newest snapshot falls back to an older one when
-//! the log still reaches back to it, and is reported otherwise.
+//! are skipped); a damaged newest snapshot is read from its copy
+//! ([`crate::mirror`]) and rewritten from it, or else falls back to an
+//! older one when the log still reaches back to it, and is reported
+//! otherwise.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -20,6 +22,7 @@ use std::sync::Arc;
 use crate::crypto::keys::SecretKey;
 use crate::error::{io_at, Error, Result};
 use crate::log::unified::{LogManager, LogOptions, ReplayReport};
+use crate::mirror;
 use crate::metadata::MetadataState;
 use crate::metadata::UnifiedEntry;
 use crate::snapshot::{parse_snapshot_file_name, read_snapshot, snapshot_file_name};
@@ -33,6 +36,11 @@ pub struct BootstrapReport {
     pub snapshot: u64,
     /// Snapshots that could not be read, with why.
     pub bad_snapshots: Vec<(u64, String)>,
+    /// Snapshots that did not read (damaged or missing) and were restored
+    /// from their copy.
+    pub snapshots_mended: Vec<u64>,
+    /// Snapshot copies written anew (missing or left behind).
+    pub snapshot_copies_refreshed: usize,
     /// Leftover temporary snapshot files removed.
     pub removed_temporaries: usize,
     /// Log records applied after the snapshot.
@@ -47,9 +55,11 @@ pub struct BootstrapReport {
 
 /// Load `snap_dir`'s newest valid snapshot (or `empty` if there is none),
 /// then replay `log_dir` after it.
+#[allow(clippy::too_many_arguments)]
 pub fn bootstrap(
     fs: Arc<dyn FileSystem>,
     snap_dir: &Path,
+    snap_copies: Option<&Path>,
     log_dir: &Path,
     vault_id: [u8; 16],
     master: SecretKey,
@@ -73,21 +83,55 @@ pub fn bootstrap(
         .iter()
         .filter_map(|n| parse_snapshot_file_name(n))
         .collect();
+    // A copy whose snapshot is gone stands in for it (copies are removed
+    // after their snapshot, never before).
+    if let Some(c) = snap_copies {
+        for n in fs.list(c).unwrap_or_default() {
+            if n.ends_with(".fusefs-tmp") {
+                let p = c.join(&n);
+                fs.remove(&p).map_err(io_at("cannot remove", &p))?;
+            } else if let Some(number) = parse_snapshot_file_name(&n) {
+                if !numbers.contains(&number) {
+                    numbers.push(number);
+                }
+            }
+        }
+    }
     numbers.sort_unstable_by(|a, b| b.cmp(a));
     let mut bad = Vec::new();
+    let mut mended = Vec::new();
+    let mut refreshed = 0;
     let mut base = (0, 0, empty);
     for n in numbers {
-        match read_snapshot(
-            &*fs,
-            &snap_dir.join(snapshot_file_name(n)),
-            vault_id,
-            &master,
-        ) {
-            Ok((covers, state)) => {
+        let path = snap_dir.join(snapshot_file_name(n));
+        let copy = snap_copies.map(|c| c.join(snapshot_file_name(n)));
+        let read = |p: &Path| read_snapshot(&*fs, p, vault_id, &master);
+        let first = if fs.exists(&path) {
+            read(&path)
+        } else {
+            Err(Error::SnapshotCorrupt("the file is missing".into()))
+        };
+        match (first, &copy) {
+            (Ok((covers, state)), copy) => {
+                if let Some(copy) = copy {
+                    if !mirror::looks_current(&*fs, &path, copy) {
+                        mirror::refresh(&*fs, &path, copy)?;
+                        refreshed += 1;
+                    }
+                }
                 base = (n, covers, state);
                 break;
             }
-            Err(e) => bad.push((n, e.to_string())),
+            (Err(e), Some(copy)) if fs.exists(copy) => match read(copy) {
+                Ok((covers, state)) => {
+                    mirror::refresh(&*fs, copy, &path)?;
+                    mended.push(n);
+                    base = (n, covers, state);
+                    break;
+                }
+                Err(e2) => bad.push((n, format!("{e}; its copy: {e2}"))),
+            },
+            (Err(e), _) => bad.push((n, e.to_string())),
         }
     }
     let (number, covers_seq, state) = base;
@@ -103,6 +147,8 @@ pub fn bootstrap(
         })?;
     report.snapshot = number;
     report.bad_snapshots = bad;
+    report.snapshots_mended = mended;
+    report.snapshot_copies_refreshed = refreshed;
     report.removed_temporaries = removed;
     Ok((state, log, report))
 }

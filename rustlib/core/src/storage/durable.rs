@@ -1,5 +1,6 @@
-//! Whole small files written crash-safely through the storage trait: the
-//! vault config (`fusefs.conf`) and resume checkpoints. Going through
+//! Whole files written crash-safely through the storage trait: the vault
+//! config (`fusefs.conf`), resume checkpoints, and the second copies of the
+//! metadata (`mirror/`). Going through
 //! [`FileSystem`] lets tests fail or crash these writes like every other
 //! durable write of the engine.
 
@@ -23,6 +24,37 @@ pub fn write_durably(fs: &dyn FileSystem, path: &Path, bytes: &[u8]) -> Result<(
     fs.rename(&tmp, path)
         .map_err(io_at("cannot rename", &tmp))?;
     sync_parent(fs, path)
+}
+
+/// Replace `to` with a copy of `from` durably (as [`write_durably`]),
+/// read and written in chunks: a snapshot may be hundreds of MiB. Returns
+/// the bytes copied.
+pub fn copy_durably(fs: &dyn FileSystem, from: &Path, to: &Path) -> Result<u64> {
+    const CHUNK: usize = 4 << 20;
+    let src = fs.open_read(from).map_err(io_at("cannot open", from))?;
+    let len = src.len().map_err(io_at("cannot read", from))?;
+    let tmp = to.with_extension("fusefs-tmp");
+    let _ = fs.remove(&tmp);
+    let file = fs.create_new(&tmp).map_err(io_at("cannot create", &tmp))?;
+    let mut buf = vec![0u8; CHUNK.min(len as usize)];
+    let mut at = 0u64;
+    while at < len {
+        let want = ((len - at) as usize).min(CHUNK);
+        let n = src
+            .read_at(&mut buf[..want], at)
+            .map_err(io_at("cannot read", from))?;
+        if n == 0 {
+            break; // shrank meanwhile: copy what there is
+        }
+        file.write_all_at(&buf[..n], at)
+            .map_err(io_at("cannot write", &tmp))?;
+        at += n as u64;
+    }
+    file.sync_data().map_err(io_at("cannot sync", &tmp))?;
+    drop(file);
+    fs.rename(&tmp, to).map_err(io_at("cannot rename", &tmp))?;
+    sync_parent(fs, to)?;
+    Ok(at)
 }
 
 /// fsync the directory holding `path`, so a rename or creation in it is durable.

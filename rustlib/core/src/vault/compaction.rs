@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use super::engine::{lock, now, Vault};
 use crate::error::{io_at, Result};
 use crate::log::unified::{LogCut, LogManager};
+use crate::mirror;
 use crate::metadata::{MetadataState, SegmentRef, UnifiedEntry};
 use crate::snapshot::{parse_snapshot_file_name, snapshot_file_name, write_snapshot};
 
@@ -76,6 +77,7 @@ pub fn finish_log_compaction(
     cut: LogCut,
     state: &MetadataState,
     snap_dir: &Path,
+    snap_copies: Option<&Path>,
 ) -> Result<CompactionReport> {
     let fs = &**log.storage();
     fs.create_dir_all(snap_dir)
@@ -97,17 +99,23 @@ pub fn finish_log_compaction(
         covers_seq,
         state,
     )?;
+    if let Some(c) = snap_copies {
+        let name = snapshot_file_name(number);
+        mirror::refresh(fs, &snap_dir.join(&name), &c.join(&name))?;
+    }
     log.append_sync(UnifiedEntry::SnapshotCheckpoint { number, covers_seq }.encode())?;
     let log_files_deleted = log.delete_before_cut(&cut)?;
     let mut snapshots_deleted = 0;
     for old in existing {
-        let path = snap_dir.join(snapshot_file_name(old));
-        fs.remove(&path).map_err(io_at("cannot remove", &path))?;
+        mirror::remove_snapshot(fs, snap_dir, snap_copies, old)?;
         snapshots_deleted += 1;
     }
     if snapshots_deleted > 0 {
         fs.sync_dir(snap_dir)
             .map_err(io_at("cannot sync", snap_dir))?;
+        if let Some(c) = snap_copies {
+            fs.sync_dir(c).map_err(io_at("cannot sync", c))?;
+        }
     }
     Ok(CompactionReport {
         snapshot: number,
@@ -122,9 +130,10 @@ pub fn compact_unified_log(
     log: &LogManager,
     state: &MetadataState,
     snap_dir: &Path,
+    snap_copies: Option<&Path>,
 ) -> Result<CompactionReport> {
     let cut = log.cut()?;
-    finish_log_compaction(log, cut, state, snap_dir)
+    finish_log_compaction(log, cut, state, snap_dir, snap_copies)
 }
 
 /// Moves per `MoveSegments` record of a pack compaction. Each record is
@@ -240,7 +249,8 @@ impl Vault {
             let s = self.lock_state();
             (self.log.cut()?, s.clone())
         };
-        finish_log_compaction(&self.log, cut, &state, &self.dir.join("snap"))
+        let copies = crate::mirror::snapshot_copies(&self.dir);
+        finish_log_compaction(&self.log, cut, &state, &self.dir.join("snap"), Some(&copies))
         // `state` is dropped here, without the lock: whatever the live state
         // stopped sharing with it meanwhile is freed now.
     }

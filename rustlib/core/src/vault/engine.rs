@@ -71,6 +71,11 @@ pub struct EngineOptions {
     pub pack_size_limit: u64,
     /// Plaintext bytes of decrypted segments kept in memory (LRU; 0: none).
     pub cache_bytes: usize,
+    /// Open past log damage that neither copy mends, losing the records
+    /// that cannot be read (fsck's repair; see [`BootstrapReport`]).
+    ///
+    /// [`BootstrapReport`]: crate::recovery::bootstrap::BootstrapReport
+    pub salvage: bool,
 }
 
 /// Default size of the decrypted-segment cache.
@@ -82,6 +87,7 @@ impl Default for EngineOptions {
             log_rotate_bytes: 64 << 20,
             pack_size_limit: 64 << 20,
             cache_bytes: DEFAULT_CACHE_BYTES,
+            salvage: false,
         }
     }
 }

@@ -75,12 +75,16 @@ impl Vault {
         let log_opts = LogOptions {
             rotate_bytes: opts.log_rotate_bytes,
             cipher: config.cipher(),
+            copies: Some(crate::mirror::log_copies(dir)),
+            salvage: opts.salvage,
             ..Default::default()
         };
+        let snap_copies = crate::mirror::snapshot_copies(dir);
         let empty = MetadataState::new(config.segment_size(), 0o755, 0, 0, Timespec::default());
         let (state, log, mut report) = bootstrap(
             Arc::clone(&fs),
             &dir.join("snap"),
+            Some(&snap_copies),
             &dir.join("log"),
             vault_id,
             master.clone(),
