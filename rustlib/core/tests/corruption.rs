@@ -396,6 +396,36 @@ fn list(fs: &MemFs, dir: &str) -> Vec<PathBuf> {
         .collect()
 }
 
+/// `fs` without the metadata's copies (`mirror/`): what an open finds
+/// when a file and its copy are both damaged, or in a vault from before
+/// copies existed.
+fn without_copies(fs: &MemFs) -> &MemFs {
+    for dir in ["/v/mirror/log", "/v/mirror/snap"] {
+        for p in list(fs, dir) {
+            fs.remove(&p).unwrap();
+        }
+    }
+    fs
+}
+
+/// Open `fs`, damaged in `path` only (its copy intact): the open must mend
+/// the file from its copy, show the final state, and leave the file as it
+/// was before the damage.
+fn mended_open(b: &Built, fs: &MemFs, path: &Path) -> Result<String, String> {
+    let v = b.open(fs).map_err(|e| format!("the open failed despite the copy: {e}"))?;
+    let r = v.bootstrap_report();
+    let name = path.file_name().unwrap().to_str().unwrap().to_string();
+    let number = u64::from_str_radix(&name[..16], 16).unwrap();
+    if !r.log.mended_from_copy.contains(&name) && !r.snapshots_mended.contains(&number) {
+        return Err(format!("not reported as mended: {r:?}"));
+    }
+    b.check_step(&v, b.history.len() - 1)?;
+    if fs.contents(path) != b.fs.contents(path) {
+        return Err("the damaged file was not rewritten from its copy".into());
+    }
+    Ok("mended from its copy".into())
+}
+
 /// Offsets of the records of a log file's bytes (after its 64-byte header).
 fn record_starts(bytes: &[u8]) -> Vec<usize> {
     let mut at = 64;
@@ -472,9 +502,13 @@ fn replay_log(b: &Built, fs: &MemFs, base: &(u64, MetadataState)) -> crypto_core
 /// In the log test, one flip in this many also goes through a full open
 /// (besides every flip the replay accepts).
 const FULL_OPEN_EVERY: usize = 50;
+/// In the log test, one flip in this many is also opened with its copy.
+const MENDED_EVERY: usize = 10;
 
-/// Every byte of every log file, one bit flipped: the open fails with a log
-/// error naming the damaged file, except for damage in the very last record, which is cut as a torn
+/// Every byte of every log file, one bit flipped. With the file's copy
+/// (one flip in `MENDED_EVERY`, besides the last record's bytes): the open
+/// mends it, shows the final state and rewrites the file. Without the copy:
+/// the open fails with a log error naming the damaged file, except for damage in the very last record, which is cut as a torn
 /// tail (never acknowledged as far as the log can tell), giving exactly the
 /// state before the last change. Each flip is replayed as the open replays
 /// it; the flips the replay accepts, and one in `FULL_OPEN_EVERY` others,
@@ -494,9 +528,17 @@ fn log_bit_flips_fail_the_open_or_cut_only_the_last_record() {
         for pos in 0..bytes.len() {
             let bit = bit_for(pos);
             let r = guarded(|| {
-                let damaged = || {
+                let with_copy = || {
                     let fs = b.copy();
                     fs.poke(path, |d| d[pos] ^= 1 << bit);
+                    fs
+                };
+                if pos % MENDED_EVERY == 0 || in_last_record(pos) {
+                    mended_open(&b, &with_copy(), path)?;
+                }
+                let damaged = || {
+                    let fs = with_copy();
+                    without_copies(&fs);
                     fs
                 };
                 let fast = replay_log(&b, &damaged(), &base);
@@ -544,10 +586,12 @@ fn log_bit_flips_fail_the_open_or_cut_only_the_last_record() {
     tally.finish("log");
 }
 
-/// Every byte of the snapshot: it no longer authenticates, and as the log
-/// before it is gone the open fails (never an empty or older vault).
+/// Every byte of the snapshot: it no longer authenticates. With its copy,
+/// the open reads the copy, shows the final state and rewrites the
+/// snapshot. Without it, as the log before it is gone, the open fails
+/// (never an empty or older vault).
 #[test]
-fn snapshot_bit_flips_fail_the_open() {
+fn snapshot_bit_flips_are_mended_from_the_copy_or_fail_the_open() {
     let b = build();
     let snaps = list(&b.fs, "/v/snap");
     let path = &snaps[0];
@@ -558,7 +602,10 @@ fn snapshot_bit_flips_fail_the_open() {
         let r = guarded(|| {
             let fs = b.copy();
             fs.poke(path, |d| d[pos] ^= 1 << bit);
-            match b.open(&fs) {
+            mended_open(&b, &fs, path)?;
+            let fs = b.copy();
+            fs.poke(path, |d| d[pos] ^= 1 << bit);
+            match b.open(without_copies(&fs)) {
                 Err(e @ Error::LogCorrupt(_)) if e.to_string().contains("snapshot") => {
                     Ok("open fails: the snapshot is missing or damaged".into())
                 }
@@ -769,10 +816,11 @@ fn a_deleted_pack_fails_only_the_reads_of_its_segments() {
 }
 
 /// A deleted snapshot (the log before it is gone) or a deleted log file
-/// other than the last: the open fails with a log error saying what is
-/// missing, never an empty or older vault.
+/// other than the last: restored from its copy; without the copy, the open
+/// fails with a log error saying what is missing, never an empty or older
+/// vault.
 #[test]
-fn a_deleted_snapshot_or_log_file_fails_the_open() {
+fn a_deleted_snapshot_or_log_file_is_restored_from_its_copy_or_fails_the_open() {
     let b = build();
     let mut tally = Tally::new();
     let logs = list(&b.fs, "/v/log");
@@ -785,7 +833,10 @@ fn a_deleted_snapshot_or_log_file_fails_the_open() {
         let r = guarded(|| {
             let fs = b.copy();
             fs.remove(path).unwrap();
-            match b.open(&fs) {
+            mended_open(&b, &fs, path)?;
+            let fs = b.copy();
+            fs.remove(path).unwrap();
+            match b.open(without_copies(&fs)) {
                 Err(Error::LogCorrupt(m))
                     if m.contains(if what == "snapshot" {
                         "snapshot is missing"
@@ -882,9 +933,10 @@ fn config_damage_never_unlocks_a_different_key() {
     tally.finish("config");
 }
 
-/// What the log cannot tell: deleting its last file (or cutting a file at
-/// a record boundary) loses the changes in it without a trace, as nothing
-/// durable records where the log ends. The vault then opens at the state
+/// What the log cannot tell: deleting its last file and its copy (or
+/// cutting both at a record boundary) loses the changes in it without a
+/// trace, as nothing durable records where the log ends (issue 14). With
+/// the copy left, the file is restored from it. The vault then opens at the state
 /// its earlier files reach: an older state, never a wrong one. Here that
 /// state predates a pack compaction, so the files whose frames were moved
 /// out of the deleted packs fail to read with `PackMissing`; the others
@@ -895,7 +947,10 @@ fn a_deleted_last_log_file_gives_an_older_state_never_a_wrong_one() {
     let logs = list(&b.fs, "/v/log");
     let fs = b.copy();
     fs.remove(logs.last().unwrap()).unwrap();
-    let v = b.open(&fs).unwrap();
+    mended_open(&b, &fs, logs.last().unwrap()).unwrap();
+    let fs = b.copy();
+    fs.remove(logs.last().unwrap()).unwrap();
+    let v = b.open(without_copies(&fs)).unwrap();
     let st = v.state();
     let at = b
         .history

@@ -18,6 +18,10 @@ pub enum Check {
     TruncatedPack,
     UnreferencedPack,
     Frame,
+    /// A metadata file whose second copy (`mirror/`) is missing or differs.
+    Copy,
+    /// Log records that could not be read or applied (salvage).
+    LostRecords,
 }
 
 impl Check {
@@ -38,6 +42,8 @@ impl Check {
             Check::TruncatedPack => "truncated-pack",
             Check::UnreferencedPack => "unreferenced-pack",
             Check::Frame => "frame",
+            Check::Copy => "copy",
+            Check::LostRecords => "lost-records",
         }
     }
 }
@@ -51,6 +57,8 @@ pub struct Finding {
     /// A path of that inode from the root, where it has one.
     pub path: Option<String>,
     pub detail: String,
+    /// The pack concerned, for the pack checks.
+    pub pack: Option<u64>,
 }
 
 impl Finding {
@@ -60,6 +68,7 @@ impl Finding {
             ino,
             path: None,
             detail: detail.into(),
+            pack: None,
         }
     }
 }

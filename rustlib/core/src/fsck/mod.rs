@@ -11,12 +11,19 @@
 //!   referenced by nothing, and (unless `quick`) every frame a segment map
 //!   points at read and authenticated, as the data path reads it.
 //!
+//! * [`repair`]: the repaired form of a state; here, with
+//!   `FsckOptions::repair`, it is installed and the rest mended (copies
+//!   rewritten, unreferenced packs deleted), then everything is checked
+//!   again.
+//!
 //! Opening the vault is itself the first check: the config must unlock and
-//! authenticate, and the snapshot and log must replay (a damaged one fails
-//! the open, with the reason). The checker only reads; repair is not part
-//! of this module yet.
+//! authenticate, and the snapshot and log must replay, each mended from its
+//! copy where it is damaged (a file damaged in both copies fails the open,
+//! with the reason, unless it is opened with salvage: then the records that
+//! could not be read or applied are findings here).
 
 pub mod finding;
+pub mod repair;
 pub mod state_checks;
 
 pub use finding::{Check, Finding};
@@ -33,6 +40,8 @@ use crate::vault::Vault;
 pub struct FsckOptions {
     /// Metadata only: no frame is read.
     pub quick: bool,
+    /// Repair what can be repaired, then check again.
+    pub repair: bool,
 }
 
 /// What a check found, and how much it looked at.
@@ -46,6 +55,10 @@ pub struct FsckReport {
     /// Frames read and authenticated (0 with `quick`), and their plaintext bytes.
     pub frames_verified: u64,
     pub bytes_verified: u64,
+    /// With repair: what it changed, a line each.
+    pub repairs: Vec<String>,
+    /// With repair: what the check after it still found.
+    pub remaining: Vec<Finding>,
 }
 
 impl FsckReport {
@@ -64,6 +77,50 @@ pub fn check(
     opts: FsckOptions,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<FsckReport> {
+    let mut report = check_once(vault, opts, true, progress)?;
+    if opts.repair && !report.findings.is_empty() {
+        report.repairs = repair_vault(vault, &report.findings)?;
+        let after = check_once(vault, opts, false, &mut |_, _| {})?;
+        report.remaining = after.findings;
+    }
+    Ok(report)
+}
+
+/// Repair what `findings` report; returns what was done.
+fn repair_vault(vault: &Vault, findings: &[Finding]) -> Result<Vec<String>> {
+    let mut done = Vec::new();
+    let has = |c: Check| findings.iter().any(|f| f.check == c);
+    let s = vault.state_copy();
+    let now = crate::vault::engine::now();
+    let (repaired, changes) = repair::repair_state(&s, &|i| vault.in_use(i), now);
+    if !changes.is_empty() || has(Check::LostRecords) {
+        let r = vault.install_repaired_state(repaired)?;
+        done.extend(changes);
+        done.push(format!(
+            "wrote snapshot {} of the repaired state (covers log records up to {}; {} log files it replaces removed)",
+            r.snapshot, r.covers_seq, r.log_files_deleted
+        ));
+    }
+    for f in findings.iter().filter(|f| f.check == Check::UnreferencedPack) {
+        if let Some(p) = f.pack {
+            vault.delete_unreferenced_pack(p)?;
+            done.push(format!("deleted pack {p}, which nothing refers to"));
+        }
+    }
+    for name in vault.differing_copies() {
+        vault.refresh_copy(&name)?;
+        done.push(format!("rewrote the copy of {name} from the file"));
+    }
+    Ok(done)
+}
+
+/// One pass of every check; `with_log` adds what opening could not read.
+fn check_once(
+    vault: &Vault,
+    opts: FsckOptions,
+    with_log: bool,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<FsckReport> {
     let s = vault.state_copy();
     let mut findings = state_checks::check_state(&s);
     // A nameless inode still open, or still known to the kernel, lives on
@@ -71,6 +128,16 @@ pub fn check(
     findings.retain(|f| !(f.check == Check::Orphan && f.ino.is_some_and(|i| vault.in_use(i))));
     let on_disk: HashMap<u64, u64> = vault.pack_files()?.into_iter().collect();
     findings.extend(check_pack_files(&s, &on_disk, vault.active_pack()));
+    for name in vault.differing_copies() {
+        findings.push(Finding::new(
+            Check::Copy,
+            None,
+            format!("the copy of {name} (mirror/{name}) is missing or differs"),
+        ));
+    }
+    if with_log {
+        findings.extend(lost_records(vault));
+    }
     let mut report = FsckReport {
         inodes: s.inodes.len() as u64,
         directories: s.dirs.len() as u64,
@@ -94,6 +161,29 @@ pub fn check(
     findings.sort_by_key(|f| (f.check, f.ino));
     report.findings = findings;
     Ok(report)
+}
+
+/// What opening with salvage could not read or apply.
+fn lost_records(vault: &Vault) -> Vec<Finding> {
+    let r = vault.bootstrap_report();
+    let mut out: Vec<Finding> = r
+        .log
+        .lost
+        .iter()
+        .map(|l| {
+            let range = if l.first == l.last {
+                format!("record {}", l.first)
+            } else {
+                format!("records {}..={}", l.first, l.last)
+            };
+            let file = if l.file.is_empty() { String::new() } else { format!(" in log/{}", l.file) };
+            Finding::new(Check::LostRecords, None, format!("{range}{file} could not be read: {}", l.why))
+        })
+        .collect();
+    out.extend(r.unapplied.iter().map(|(seq, why)| {
+        Finding::new(Check::LostRecords, None, format!("record {seq} was read but not applied: {why}"))
+    }));
+    out
 }
 
 /// Every pack a segment points into exists (`on_disk`: number → length)
@@ -136,14 +226,16 @@ fn check_pack_files(
         .collect();
     unknown.sort_unstable();
     for p in unknown {
-        out.push(Finding::new(
+        let mut f = Finding::new(
             Check::UnreferencedPack,
             None,
             format!(
                 "pack {p} ({} bytes) is not referenced by the vault",
                 on_disk[&p]
             ),
-        ));
+        );
+        f.pack = Some(p);
+        out.push(f);
     }
     out
 }

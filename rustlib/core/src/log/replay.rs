@@ -312,7 +312,7 @@ pub(super) fn replay(
                         mended = true;
                         h
                     }
-                    None if opts.salvage && !matches!(damaged_is_version(&bytes), Some(_)) => {
+                    None if opts.salvage => {
                         // Its records are lost; the next file says which.
                         let first = next_seq.unwrap_or(opts.min_next_seq);
                         let following = firsts[i + 1..].iter().flatten().next().copied();
@@ -325,14 +325,24 @@ pub(super) fn replay(
                         next_seq = following.or(next_seq);
                         continue;
                     }
-                    None => {
-                        return Err(match LogFileHeader::decode(&bytes) {
-                            Err(e @ Error::UnsupportedVersion(_)) => e,
-                            _ => corrupt(why),
-                        })
-                    }
+                    None => return Err(corrupt(why)),
                 }
             }
+        };
+        let header = match copy_header(fs, copy_path.as_deref()) {
+            Some(theirs) if theirs != header && !mended => {
+                // The two headers differ: one is damaged. Keep the one
+                // under which the file reads.
+                let works = |h: &LogFileHeader| header_reads(&bytes, h, next_seq, opts, master);
+                if !works(&header) && ours(&theirs) && works(&theirs) {
+                    bytes[..LOG_HEADER_LEN].copy_from_slice(&theirs.encode());
+                    mended = true;
+                    theirs
+                } else {
+                    header
+                }
+            }
+            _ => header,
         };
         match next_seq {
             // A gap is harmless where a snapshot covers everything before the
@@ -398,12 +408,38 @@ pub(super) fn replay(
     Ok((records, report, last_number, next_seq.unwrap_or(1)))
 }
 
-/// `Some(v)` if `bytes` is a log file header of another version (never
-/// salvaged past: a newer fusefs wrote it).
-fn damaged_is_version(bytes: &[u8]) -> Option<u8> {
-    match LogFileHeader::decode(bytes) {
-        Err(Error::UnsupportedVersion(v)) => Some(v as u8),
-        _ => None,
+/// The header of the copy at `path`, if it has one that decodes.
+fn copy_header(fs: &dyn FileSystem, path: Option<&Path>) -> Option<LogFileHeader> {
+    let file = fs.open_read(path?).ok()?;
+    let mut b = [0u8; LOG_HEADER_LEN];
+    (file.read_at(&mut b, 0).ok()? == LOG_HEADER_LEN)
+        .then(|| LogFileHeader::decode(&b).ok())
+        .flatten()
+}
+
+/// True if `header` fits the file `bytes`: its first record (if any) opens
+/// under it with the header's first sequence number; with no record, the
+/// first sequence number follows the previous file's (if known).
+fn header_reads(
+    bytes: &[u8],
+    header: &LogFileHeader,
+    next_seq: Option<u64>,
+    opts: &ReplayOptions<'_>,
+    master: &SecretKey,
+) -> bool {
+    match parse_record(bytes, LOG_HEADER_LEN) {
+        Parsed::Record {
+            seq,
+            sealed_at,
+            sealed_len,
+            ..
+        } if seq == header.first_seq => {
+            let key = file_key(master, opts.cipher, &header.file_id);
+            let sealed = &bytes[sealed_at..sealed_at + sealed_len];
+            open_record(&key, header, 0, seq, sealed).is_ok()
+        }
+        Parsed::End => next_seq.is_none_or(|n| n == header.first_seq || header.first_seq <= opts.min_next_seq),
+        _ => false,
     }
 }
 

@@ -41,12 +41,18 @@ pub struct BootstrapReport {
     pub snapshots_mended: Vec<u64>,
     /// Snapshot copies written anew (missing or left behind).
     pub snapshot_copies_refreshed: usize,
+    /// Where the config was unlocked from (set by the opens that read it;
+    /// `None` when the caller unlocked it).
+    pub config_source: Option<crate::vault::config::ConfigSource>,
     /// Leftover temporary snapshot files removed.
     pub removed_temporaries: usize,
     /// Log records applied after the snapshot.
     pub entries_replayed: u64,
     /// Orphaned inodes reclaimed.
     pub orphans_reclaimed: Vec<u64>,
+    /// With salvage only: records read but not applied (they do not apply
+    /// to the state without the records lost before them), with why.
+    pub unapplied: Vec<(u64, String)>,
     /// Pack files no record refers to, removed (a session that crashed
     /// after creating or filling a pack but before any record of its
     /// frames was durable: nothing in them was ever acknowledged).
@@ -166,6 +172,7 @@ pub fn load_unified_log(
     covers_seq: u64,
 ) -> Result<(MetadataState, LogManager, BootstrapReport)> {
     // New records must follow what the snapshot covers, even if no log file is left.
+    let salvage = opts.salvage;
     let opts = LogOptions {
         min_next_seq: opts.min_next_seq.max(covers_seq + 1),
         ..opts
@@ -177,7 +184,18 @@ pub fn load_unified_log(
     };
     let oldest = records.first().map(|r| r.seq);
     let reaches_back = !matches!(oldest, Some(o) if o > covers_seq + 1);
-    if !reaches_back {
+    if !reaches_back && salvage {
+        let first = oldest.unwrap_or(0);
+        report.log.lost.insert(
+            0,
+            crate::log::unified::LostRecords {
+                first: covers_seq + 1,
+                last: first - 1,
+                file: String::new(),
+                why: "no snapshot covers them and no log file holds them".into(),
+            },
+        );
+    } else if !reaches_back {
         return Err(Error::LogCorrupt(format!(
             "the log starts at record {} but the state only covers records up to {covers_seq} \
              (a snapshot is missing or damaged)",
@@ -185,15 +203,23 @@ pub fn load_unified_log(
         )));
     }
     for r in records.iter().filter(|r| r.seq > covers_seq) {
-        let entry = UnifiedEntry::decode(&r.payload)
-            .map_err(|e| Error::LogCorrupt(format!("record {}: {e}", r.seq)))?;
-        base.apply(&entry).map_err(|e| {
-            Error::LogCorrupt(format!(
-                "record {} does not apply to the state before it: {e}",
-                r.seq
-            ))
-        })?;
-        report.entries_replayed += 1;
+        let applied = UnifiedEntry::decode(&r.payload)
+            .map_err(|e| Error::LogCorrupt(format!("record {}: {e}", r.seq)))
+            .and_then(|entry| {
+                base.apply(&entry).map_err(|e| {
+                    Error::LogCorrupt(format!(
+                        "record {} does not apply to the state before it: {e}",
+                        r.seq
+                    ))
+                })
+            });
+        match applied {
+            Ok(()) => report.entries_replayed += 1,
+            // What depends on a lost record is lost with it; the rest is
+            // kept, and fsck's repair makes the whole consistent.
+            Err(e) if salvage => report.unapplied.push((r.seq, e.to_string())),
+            Err(e) => return Err(e),
+        }
     }
     let orphans = base.orphans();
     if !orphans.is_empty() {

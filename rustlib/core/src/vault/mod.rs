@@ -63,6 +63,7 @@ pub mod namespace;
 pub mod open;
 pub mod passwd;
 pub mod references;
+pub mod repair;
 pub mod segments;
 pub mod telemetry;
 pub mod times;

@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 use super::cache::SegmentCache;
-use super::config::VaultConfig;
+use super::config::{unlock_either, VaultConfig};
 use super::engine::{Counters, EngineOptions, Vault};
 use crate::crypto::keys::SecretKey;
 use crate::error::{fs_err, Error, Result};
@@ -169,21 +169,36 @@ impl Vault {
 
     /// Open the vault in `dir` with its password.
     pub fn open_vault(dir: &Path, password: &[u8], opts: EngineOptions) -> Result<Vault> {
-        let fs = Arc::new(crate::storage::RealFs);
-        let config = VaultConfig::load(&*fs, dir)?;
-        // Locked before the (slow) key derivation, so a busy vault says so at once.
-        let vault_lock = lock_vault(&*fs, dir)?;
-        let master = config.unlock(password)?;
-        Vault::open_locked(fs, dir, config, master, opts, vault_lock)
+        Self::open_unlocking(dir, &|c| c.unlock(password), opts)
     }
 
     /// Open the vault in `dir` with the master key as `print_master_key` showed it.
     pub fn open_with_master_key(dir: &Path, printed: &str, opts: EngineOptions) -> Result<Vault> {
+        Self::open_unlocking(dir, &|c| c.unlock_with_master_key(printed), opts)
+    }
+
+    /// Open the vault in `dir`, its config (or the config's copy, see
+    /// [`unlock_either`]) unlocked by `unlock`.
+    fn open_unlocking(
+        dir: &Path,
+        unlock: &dyn Fn(&VaultConfig) -> Result<SecretKey>,
+        opts: EngineOptions,
+    ) -> Result<Vault> {
         let fs = Arc::new(crate::storage::RealFs);
-        let config = VaultConfig::load(&*fs, dir)?;
+        // Not a vault (or a config of a newer version): said before the
+        // lock file is made. A config that does not load but whose copy
+        // does is mended below.
+        if let Err(e) = VaultConfig::load(&*fs, dir) {
+            if !fs.exists(&crate::mirror::config_copy(dir)) {
+                return Err(e);
+            }
+        }
+        // Locked before the (slow) key derivation, so a busy vault says so at once.
         let vault_lock = lock_vault(&*fs, dir)?;
-        let master = config.unlock_with_master_key(printed)?;
-        Vault::open_locked(fs, dir, config, master, opts, vault_lock)
+        let (config, master, source) = unlock_either(&*fs, dir, unlock)?;
+        let mut vault = Vault::open_locked(fs, dir, config, master, opts, vault_lock)?;
+        vault.report.config_source = Some(source);
+        Ok(vault)
     }
 
     /// The master key in its printable form, for safekeeping.

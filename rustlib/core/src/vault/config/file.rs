@@ -34,7 +34,7 @@ pub const DEFAULT_VAULT_ARGON2: Argon2Params = Argon2Params {
     p: 1,
 };
 /// A config is a few hundred bytes; anything far bigger is not one.
-const MAX_CONFIG_LEN: u64 = 64 << 10;
+pub(super) const MAX_CONFIG_LEN: u64 = 64 << 10;
 
 pub(super) const SEALED_LEN: usize = KEY_LEN + TAG_LEN;
 pub(super) const BINDING_DOMAIN: &[u8] = b"fusefs/vault/config";
@@ -241,6 +241,9 @@ impl VaultConfig {
             let _ = fs.remove(&path);
             return Err(e);
         }
+        // The copy after the file: a crash between leaves it missing, and
+        // the first open writes it.
+        super::copy::write_copy(fs, dir, config.encode().as_bytes())?;
         Ok((config, master))
     }
 

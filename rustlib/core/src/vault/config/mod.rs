@@ -5,8 +5,10 @@
 //!   checking the file;
 //! * `seal`: a new config's master key, the keys derived from the password,
 //!   the seal and the config MAC, unlocking, the printed master key;
-//! * `text`: the strict hex and RFC 3339 forms the fields are written in.
+//! * `text`: the strict hex and RFC 3339 forms the fields are written in;
+//! * `copy`: the config's second copy, and unlocking through either.
 
+mod copy;
 mod file;
 mod seal;
 mod text;
@@ -15,4 +17,5 @@ pub use file::{
     VaultConfig, VaultOptions, CONFIG_FILE, CONFIG_VERSION, DEFAULT_VAULT_ARGON2, KNOWN_FEATURES,
     VAULT_ID_LEN,
 };
+pub use copy::{unlock_either, write_copy, ConfigSource};
 pub use seal::{parse_master_key, print_master_key};

@@ -203,7 +203,12 @@ impl VaultConfig {
         self.verify_master_key(master)?;
         let mut next = self.clone();
         next.seal(master, new_password, kdf_params)?;
-        write_durably(fs, &Self::path(dir), next.encode().as_bytes())?;
+        // The copy first: a crash between leaves the old password in
+        // `fusefs.conf` and the change unacknowledged; whichever the next
+        // open unlocks, it rewrites the other from.
+        let bytes = next.encode();
+        super::copy::write_copy(fs, dir, bytes.as_bytes())?;
+        write_durably(fs, &Self::path(dir), bytes.as_bytes())?;
         *self = next;
         Ok(())
     }

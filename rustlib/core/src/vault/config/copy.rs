@@ -1,0 +1,91 @@
+//! The config's second copy, `mirror/fusefs.conf` ([`crate::mirror`]):
+//! written after the config when a vault is created, before it when the
+//! password changes (so a crash between leaves the copy ahead only for a
+//! change never acknowledged, which the next open undoes), and read when
+//! the config itself does not load or unlock.
+
+use std::path::Path;
+
+use super::file::MAX_CONFIG_LEN;
+use super::VaultConfig;
+use crate::crypto::keys::SecretKey;
+use crate::error::{io_at, Result};
+use crate::mirror::config_copy;
+use crate::storage::durable::{read_small, write_durably};
+use crate::storage::FileSystem;
+
+/// Write `bytes` as the config's copy of the vault in `dir`.
+pub fn write_copy(fs: &dyn FileSystem, dir: &Path, bytes: &[u8]) -> Result<()> {
+    let copy = config_copy(dir);
+    let parent = copy.parent().expect("mirror/fusefs.conf has a parent");
+    fs.create_dir_all(parent)
+        .map_err(io_at("cannot create", parent))?;
+    write_durably(fs, &copy, bytes)
+}
+
+fn read(fs: &dyn FileSystem, path: &Path) -> Option<Vec<u8>> {
+    read_small(fs, path, MAX_CONFIG_LEN).ok().flatten()
+}
+
+/// How the config was unlocked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// `fusefs.conf`, its copy already the same.
+    Config,
+    /// `fusefs.conf`; its copy was missing or behind, and was rewritten.
+    CopyRefreshed,
+    /// The copy: `fusefs.conf` did not load or unlock, and was rewritten
+    /// from the copy.
+    Mended,
+}
+
+/// Load and unlock the config of the vault in `dir` with `unlock`. If the
+/// config does not load or unlock and its copy holds other bytes, the copy
+/// is tried: whichever unlocks, the other file is rewritten from it. When
+/// neither does, the config's own error is returned (a wrong password
+/// costs one key derivation more only when the two files differ).
+pub fn unlock_either(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    unlock: &dyn Fn(&VaultConfig) -> Result<SecretKey>,
+) -> Result<(VaultConfig, SecretKey, ConfigSource)> {
+    let path = VaultConfig::path(dir);
+    let copy_path = config_copy(dir);
+    let first = VaultConfig::load(fs, dir).and_then(|c| unlock(&c).map(|m| (c, m)));
+    let mine = read(fs, &path);
+    let theirs = read(fs, &copy_path);
+    match first {
+        Ok((config, master)) => {
+            if theirs.is_some() && theirs == mine {
+                return Ok((config, master, ConfigSource::Config));
+            }
+            if let Some(bytes) = &mine {
+                write_copy(fs, dir, bytes)?;
+            }
+            Ok((config, master, ConfigSource::CopyRefreshed))
+        }
+        Err(e) => {
+            let Some(bytes) = theirs.filter(|t| Some(t) != mine.as_ref()) else {
+                return Err(e);
+            };
+            let Ok(config) = VaultConfig::parse(&bytes) else {
+                return Err(e);
+            };
+            if config.vault_id() != config_vault_id(&mine).as_ref().unwrap_or(config.vault_id()) {
+                return Err(e); // a copy of another vault's config
+            }
+            match unlock(&config) {
+                Ok(master) => {
+                    write_durably(fs, &path, &bytes)?;
+                    Ok((config, master, ConfigSource::Mended))
+                }
+                Err(_) => Err(e),
+            }
+        }
+    }
+}
+
+/// The vault id of a config's bytes, if they parse.
+fn config_vault_id(bytes: &Option<Vec<u8>>) -> Option<[u8; 16]> {
+    VaultConfig::parse(bytes.as_ref()?).ok().map(|c| *c.vault_id())
+}
