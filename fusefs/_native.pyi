@@ -317,9 +317,13 @@ class Vault:
         Opening a vault that is open already (here or in another process)
         raises OSError(EBUSY) naming the holder's pid."""
     @staticmethod
-    def open(path: _Path, password: bytes, *, cache_bytes: int = ...) -> Vault: ...
+    def open(
+        path: _Path, password: bytes, *, cache_bytes: int = ..., salvage: bool = ...
+    ) -> Vault: ...
     @staticmethod
-    def open_with_master_key(path: _Path, master_key: str, *, cache_bytes: int = ...) -> Vault: ...
+    def open_with_master_key(
+        path: _Path, master_key: str, *, cache_bytes: int = ..., salvage: bool = ...
+    ) -> Vault: ...
     def print_master_key(self) -> str: ...
     def lookup(self, parent: int, name: bytes) -> Attr: ...
     def getattr(self, ino: int) -> Attr: ...
@@ -413,17 +417,23 @@ class Vault:
         """Counts kept by the engine (no copy of the metadata), this session's
         I/O and cache counts, sizes on disk now."""
     def fsck(
-        self, quick: bool = False, progress: Callable[[int, int], object] | None = None
+        self,
+        quick: bool = False,
+        progress: Callable[[int, int], object] | None = None,
+        repair: bool = False,
     ) -> dict[str, Any]:
         """Check every invariant (crypto_core::fsck): ``{"findings": [{"check", "ino",
         "path", "detail", "text"}], "inodes", "directories", "files", "packs",
-        "frames_verified", "bytes_verified"}``; ``quick``: metadata only."""
+        "frames_verified", "bytes_verified", "repairs", "remaining"}``; ``quick``:
+        metadata only; ``repair``: repair, then check again (``remaining``)."""
     def path_of(self, ino: int) -> str | None:
         """A path of ``ino`` from the root, for messages (walks the directories)."""
     def bootstrap_report(self) -> dict[str, Any]:
         """What opening did: ``snapshot``, ``entries_replayed``, ``log_files``,
         ``torn_bytes_cut``, ``removed_torn_log_file``, ``bad_snapshots``,
-        ``removed_temporaries``, ``orphans_reclaimed``, ``stray_packs_removed``."""
+        ``removed_temporaries``, ``orphans_reclaimed``, ``stray_packs_removed``,
+        ``log_files_mended``, ``snapshots_mended``, ``copies_refreshed``, ``config``,
+        ``records_lost`` [(first, last, file, why)], ``records_unapplied`` [(seq, why)]."""
     def close(self) -> None: ...
     def __enter__(self) -> Vault: ...
     def __exit__(

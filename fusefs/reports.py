@@ -53,4 +53,16 @@ def describe_opening(opened: dict[str, Any]) -> list[str]:
     if opened["orphans_reclaimed"]:
         n = len(opened["orphans_reclaimed"])
         lines.append(f"opening reclaimed {n} orphaned inode{'s' * (n != 1)} (unlinked while open)")
+    if opened.get("config") == "mended":
+        lines.append("fusefs.conf did not read; it was restored from its copy (mirror/fusefs.conf)")
+    for name in opened.get("log_files_mended", []):
+        lines.append(f"log file {name} was damaged or missing; it was mended from its copy")
+    for number in opened.get("snapshots_mended", []):
+        lines.append(f"snapshot {number} was damaged or missing; it was restored from its copy")
+    for first, last, file, why in opened.get("records_lost", []):
+        what = f"record {first}" if first == last else f"records {first}..{last}"
+        where = f" in log/{file}" if file else ""
+        lines.append(f"{what}{where} could not be read ({why}): their changes are lost")
+    for seq, why in opened.get("records_unapplied", []):
+        lines.append(f"record {seq} could not be applied ({why}): its change is lost")
     return lines

@@ -1,17 +1,19 @@
-"""``fusefs fsck VAULT``: check every invariant of a vault (the core's
-checker, :mod:`crypto_core::fsck`) and report each finding by check, inode
-and path.
+"""``fusefs fsck VAULT [--repair]``: check every invariant of a vault (the
+core's checker, :mod:`crypto_core::fsck`), report each finding by check,
+inode and path, and with ``--repair`` repair what can be.
 
 Exit codes are e2fsck's, so scripts written for fsck(8) read them right:
-0 nothing found, 4 findings left uncorrected, 8 operational error (the
-vault cannot be opened: wrong password, in use, damaged beyond opening);
-2 is a bad command line, as for every fusefs command. Repair (e2fsck's 1)
-is not built yet.
+0 nothing found, 1 findings all repaired, 4 findings left uncorrected, 8
+operational error (the vault cannot be opened: wrong password, in use,
+damaged beyond opening); 2 is a bad command line, as for every fusefs
+command.
 
 Opening the vault is the first check (the config must unlock and
 authenticate; the snapshot and log must replay). Opening is also the usual
-recovery of a mount: a torn log tail is cut and orphaned inodes are
-reclaimed, and the report says so.
+recovery of a mount: a torn log tail is cut, orphaned inodes are
+reclaimed, a damaged metadata file is mended from its copy, and the report
+says so. With ``--repair`` the vault is opened with salvage: log records
+damaged in both copies are read past, and the report lists them.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from fusefs.reports import describe_opening
 
 class FsckExit(enum.IntEnum):
     CLEAN = 0
+    REPAIRED = 1
     ERRORS_LEFT = 4
     OPERATIONAL = 8
 
@@ -42,6 +45,7 @@ EPILOG = "\n".join(
         "\b",
         "Exit codes (as e2fsck's):",
         "  0    no finding: the vault is consistent",
+        "  1    findings, all repaired (--repair)",
         "  2    bad command line",
         "  4    findings left uncorrected (listed on standard output)",
         "  8    operational error: the vault cannot be opened (wrong password, in use, damaged)",
@@ -58,6 +62,12 @@ EPILOG = "\n".join(
     help="Unlock with the printed master key (asked like the password) instead of the password.",
 )
 @click.option("--quick", is_flag=True, help="Metadata only: read no file data.")
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Repair what can be (lost+found, link counts, dangling entries, copies, "
+    "unreadable log records), then check again.",
+)
 @click.option("--json", "as_json", is_flag=True, help="The whole report as one JSON object.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary: findings only.")
 def fsck(
@@ -66,6 +76,7 @@ def fsck(
     extpass: str | None,
     masterkey: bool,
     quick: bool,
+    repair: bool,
     as_json: bool,
     quiet: bool,
 ) -> int:
@@ -73,10 +84,11 @@ def fsck(
     and (unless --quick) every frame of every file, read and authenticated.
 
     The vault must not be mounted. Each finding is one line naming its
-    check, the inode and a path of it.
+    check, the inode and a path of it. With --repair, each repair is one
+    line too, and the findings left after it are listed again.
     """
     try:
-        return _fsck(vault_dir, passfile, extpass, masterkey, quick, as_json, quiet)
+        return _fsck(vault_dir, passfile, extpass, masterkey, quick, repair, as_json, quiet)
     except QuietError as e:
         sys.stderr.write(f"fusefs: error: {e.message}\n")
         return FsckExit.OPERATIONAL
@@ -91,17 +103,18 @@ def _fsck(
     extpass: str | None,
     masterkey: bool,
     quick: bool,
+    repair: bool,
     as_json: bool,
     quiet: bool,
 ) -> int:
     from fusefs.cli.vault import unlock
 
     started = time.monotonic()
-    vault = unlock(vault_dir, passfile, extpass, masterkey, cache_bytes=0)
+    vault = unlock(vault_dir, passfile, extpass, masterkey, cache_bytes=0, salvage=repair)
     bar = None if quiet or as_json or not isatty(sys.stderr) else _Progress()
     try:
         opened = vault.bootstrap_report()
-        report: dict[str, Any] = vault.fsck(quick=quick, progress=bar)
+        report: dict[str, Any] = vault.fsck(quick=quick, progress=bar, repair=repair)
     finally:
         vault.close()
         if bar is not None:
@@ -110,7 +123,9 @@ def _fsck(
     report["vault"] = os.path.abspath(vault_dir)
     report["seconds"] = round(time.monotonic() - started, 3)
     report["quick"] = quick
+    report["repair"] = repair
     findings = report["findings"]
+    left = report["remaining"] if repair else findings
     if as_json:
         click.echo(json.dumps(report, sort_keys=True))
     else:
@@ -118,15 +133,24 @@ def _fsck(
             click.echo(f"fusefs: {line}", err=True)
         for f in findings:
             click.echo(f["text"])
+        for line in report["repairs"]:
+            click.echo(f"repaired: {line}")
+        for f in report["remaining"]:
+            click.echo(f"left: {f['text']}")
         if not quiet:
             click.echo(_summary(report), err=True)
-    return FsckExit.ERRORS_LEFT if findings else FsckExit.CLEAN
+    if left:
+        return FsckExit.ERRORS_LEFT
+    return FsckExit.REPAIRED if findings else FsckExit.CLEAN
 
 
 def _summary(r: dict[str, Any]) -> str:
     n = len(r["findings"])
     what = "metadata checked" if r["quick"] else f"{_count(r['frames_verified'], 'frame')} verified"
     verdict = "clean" if n == 0 else f"{n} finding{'s' * (n != 1)}"
+    if r["repair"] and n:
+        left = len(r["remaining"])
+        verdict += ", all repaired" if left == 0 else f", {left} left after repair"
     return (
         f"{r['vault']}: {verdict}: {_count(r['inodes'], 'inode')} "
         f"({_count(r['files'], 'file')}, {_count(r['directories'], 'directory')}), "

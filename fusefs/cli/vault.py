@@ -110,12 +110,19 @@ def read_secret(passfile: str | None, extpass: str | None, masterkey: bool) -> b
 
 
 def open_with_secret(
-    vault_dir: str, secret: bytes, masterkey: bool, *, cache_bytes: int | None = None
+    vault_dir: str,
+    secret: bytes,
+    masterkey: bool,
+    *,
+    cache_bytes: int | None = None,
+    salvage: bool = False,
 ) -> Vault:
     """Open ``vault_dir`` with what :func:`read_secret` returned."""
     from fusefs import _native
 
-    kwargs = {} if cache_bytes is None else {"cache_bytes": cache_bytes}
+    kwargs: dict[str, Any] = {"salvage": salvage}
+    if cache_bytes is not None:
+        kwargs["cache_bytes"] = cache_bytes
     if masterkey:
         return _native.Vault.open_with_master_key(
             vault_dir, secret.decode("ascii", "replace"), **kwargs
@@ -130,15 +137,19 @@ def unlock(
     masterkey: bool = False,
     *,
     cache_bytes: int | None = None,
+    salvage: bool = False,
 ) -> Vault:
     """Open the unmounted vault ``vault_dir`` for an offline command; every
-    refusal (not a vault, no password, wrong one, in use) is one line."""
+    refusal (not a vault, no password, wrong one, in use) is one line.
+    ``salvage``: read past log records damaged in both copies (repair)."""
     from fusefs import _native
 
     _vault_info(vault_dir)
     secret = read_secret(passfile, extpass, masterkey)
     try:
-        return open_with_secret(vault_dir, secret, masterkey, cache_bytes=cache_bytes)
+        return open_with_secret(
+            vault_dir, secret, masterkey, cache_bytes=cache_bytes, salvage=salvage
+        )
     except (_native.FusefsError, OSError) as e:
         raise QuietError(*_describe_open_error(e, vault_dir)) from e
 

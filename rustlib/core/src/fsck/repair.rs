@@ -71,6 +71,30 @@ pub fn repair_state(
             dirs.insert(ino, BTreeMap::new());
         }
     }
+    // A directory named more than once keeps the name in the directory its
+    // inode records as its parent (else the first the walk meets).
+    let mut names_of: HashMap<u64, Vec<(u64, Vec<u8>)>> = HashMap::new();
+    for (&d, entries) in &dirs {
+        for (name, &ino) in entries {
+            if inodes[&ino].kind == InodeKind::Dir {
+                names_of.entry(ino).or_default().push((d, name.clone()));
+            }
+        }
+    }
+    for (ino, names) in names_of.into_iter().filter(|(_, n)| n.len() > 1) {
+        let recorded = inodes[&ino].parent;
+        if let Some(keep) = names.iter().position(|(d, _)| *d == recorded) {
+            for (k, (d, name)) in names.iter().enumerate() {
+                if k != keep {
+                    dirs.get_mut(d).expect("listed").remove(name);
+                    changes.push(format!(
+                        "dropped entry {:?} of directory {d}: a second name of directory {ino}",
+                        String::from_utf8_lossy(name)
+                    ));
+                }
+            }
+        }
+    }
     // Walk from the root: each directory keeps its first name only.
     let mut parent: HashMap<u64, u64> = HashMap::from([(ROOT_INO, ROOT_INO)]);
     let mut reached: HashSet<u64> = HashSet::from([ROOT_INO]);
@@ -208,6 +232,9 @@ pub fn repair_state(
         changes.push(format!("highest generation: {} → {generation_high}", s.generation_high));
     }
     next_ino = next_ino.max(inodes.keys().max().map_or(2, |m| m + 1));
+    if next_ino != s.next_ino {
+        changes.push(format!("next inode number: {} → {next_ino}", s.next_ino));
+    }
     let dirs_parts = dirs
         .into_iter()
         .map(|(d, e)| (d, e.into_iter().collect::<Vec<_>>()))

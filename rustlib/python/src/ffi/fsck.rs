@@ -1,24 +1,18 @@
 //! The checker's report, and what opening the vault did, as Python dicts.
 
-use crypto_core::fsck::FsckReport;
+use crypto_core::fsck::{Finding, FsckReport};
+use crypto_core::vault::config::ConfigSource;
 use crypto_core::recovery::bootstrap::BootstrapReport;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 /// `{"findings": [{"check", "ino", "path", "detail"}...], "inodes", ...}`.
+/// With repair: `"repairs"` (lines) and `"remaining"` (findings after it).
 pub fn report_to_dict<'py>(py: Python<'py>, r: &FsckReport) -> PyResult<Bound<'py, PyDict>> {
-    let findings = PyList::empty(py);
-    for f in &r.findings {
-        let d = PyDict::new(py);
-        d.set_item("check", f.check.name())?;
-        d.set_item("ino", f.ino)?;
-        d.set_item("path", f.path.as_deref())?;
-        d.set_item("detail", &f.detail)?;
-        d.set_item("text", f.to_string())?;
-        findings.append(d)?;
-    }
     let d = PyDict::new(py);
-    d.set_item("findings", findings)?;
+    d.set_item("findings", findings_to_list(py, &r.findings)?)?;
+    d.set_item("repairs", r.repairs.clone())?;
+    d.set_item("remaining", findings_to_list(py, &r.remaining)?)?;
     d.set_item("inodes", r.inodes)?;
     d.set_item("directories", r.directories)?;
     d.set_item("files", r.files)?;
@@ -28,8 +22,23 @@ pub fn report_to_dict<'py>(py: Python<'py>, r: &FsckReport) -> PyResult<Bound<'p
     Ok(d)
 }
 
+fn findings_to_list<'py>(py: Python<'py>, fs: &[Finding]) -> PyResult<Bound<'py, PyList>> {
+    let list = PyList::empty(py);
+    for f in fs {
+        let d = PyDict::new(py);
+        d.set_item("check", f.check.name())?;
+        d.set_item("ino", f.ino)?;
+        d.set_item("path", f.path.as_deref())?;
+        d.set_item("detail", &f.detail)?;
+        d.set_item("text", f.to_string())?;
+        list.append(d)?;
+    }
+    Ok(list)
+}
+
 /// What opening the vault found and did: torn log tail cut, snapshots that
-/// could not be read, orphans reclaimed.
+/// could not be read, orphans reclaimed, files mended from their copies,
+/// and (with salvage) the log records that could not be read or applied.
 pub fn bootstrap_to_dict<'py>(
     py: Python<'py>,
     r: &BootstrapReport,
@@ -48,5 +57,30 @@ pub fn bootstrap_to_dict<'py>(
     d.set_item("removed_temporaries", r.removed_temporaries)?;
     d.set_item("orphans_reclaimed", r.orphans_reclaimed.clone())?;
     d.set_item("stray_packs_removed", r.stray_packs_removed.clone())?;
+    d.set_item("log_files_mended", r.log.mended_from_copy.clone())?;
+    d.set_item("snapshots_mended", r.snapshots_mended.clone())?;
+    d.set_item(
+        "copies_refreshed",
+        r.log.copies_refreshed + r.snapshot_copies_refreshed,
+    )?;
+    d.set_item(
+        "config",
+        match r.config_source {
+            None => None,
+            Some(ConfigSource::Config) => Some("config"),
+            Some(ConfigSource::CopyRefreshed) => Some("copy-refreshed"),
+            Some(ConfigSource::Mended) => Some("mended"),
+        },
+    )?;
+    let lost = PyList::empty(py);
+    for l in &r.log.lost {
+        lost.append((l.first, l.last, &l.file, &l.why))?;
+    }
+    d.set_item("records_lost", lost)?;
+    let unapplied = PyList::empty(py);
+    for (seq, why) in &r.unapplied {
+        unapplied.append((seq, why))?;
+    }
+    d.set_item("records_unapplied", unapplied)?;
     Ok(d)
 }

@@ -61,6 +61,14 @@ fn engine_options(cache_bytes: usize) -> EngineOptions {
     }
 }
 
+/// `engine_options`, opening past unreadable log records if `salvage`.
+fn open_options(cache_bytes: usize, salvage: bool) -> EngineOptions {
+    EngineOptions {
+        salvage,
+        ..engine_options(cache_bytes)
+    }
+}
+
 /// Run `f` on the vault with the GIL released; its error is a vault call's.
 fn run<T: Send>(
     py: Python<'_>,
@@ -109,17 +117,19 @@ impl PyVault {
     }
 
     /// Open the vault in `path` with its password. Raises OSError(EBUSY) if
-    /// it is open already (in this process or another).
+    /// it is open already (in this process or another). With `salvage`,
+    /// log records damaged in both copies are read past (fsck's repair).
     #[staticmethod]
-    #[pyo3(signature = (path, password, *, cache_bytes=DEFAULT_CACHE_BYTES))]
+    #[pyo3(signature = (path, password, *, cache_bytes=DEFAULT_CACHE_BYTES, salvage=false))]
     fn open(
         py: Python<'_>,
         path: PathBuf,
         password: &[u8],
         cache_bytes: usize,
+        salvage: bool,
     ) -> BindingResult<PyVault> {
         let password = password.to_vec();
-        let opts = engine_options(cache_bytes);
+        let opts = open_options(cache_bytes, salvage);
         py.detach(|| Vault::open_vault(&path, &password, opts))
             .map(PyVault::wrap)
             .map_err(BindingError::Open)
@@ -127,15 +137,16 @@ impl PyVault {
 
     /// Open the vault in `path` with its printed master key.
     #[staticmethod]
-    #[pyo3(signature = (path, master_key, *, cache_bytes=DEFAULT_CACHE_BYTES))]
+    #[pyo3(signature = (path, master_key, *, cache_bytes=DEFAULT_CACHE_BYTES, salvage=false))]
     fn open_with_master_key(
         py: Python<'_>,
         path: PathBuf,
         master_key: &str,
         cache_bytes: usize,
+        salvage: bool,
     ) -> BindingResult<PyVault> {
         let key = master_key.to_string();
-        let opts = engine_options(cache_bytes);
+        let opts = open_options(cache_bytes, salvage);
         py.detach(|| Vault::open_with_master_key(&path, &key, opts))
             .map(PyVault::wrap)
             .map_err(BindingError::Open)
@@ -527,13 +538,15 @@ impl PyVault {
 
     /// Check every invariant of the vault (see crypto_core::fsck); with
     /// `quick`, metadata only. `progress(done, total)` is called with
-    /// plaintext bytes of frames verified. Returns the report as a dict.
-    #[pyo3(signature = (quick=false, progress=None))]
+    /// plaintext bytes of frames verified. With `repair`, what can be
+    /// repaired is, and the vault checked again. Returns the report as a dict.
+    #[pyo3(signature = (quick=false, progress=None, repair=false))]
     fn fsck<'py>(
         &self,
         py: Python<'py>,
         quick: bool,
         progress: Option<Py<PyAny>>,
+        repair: bool,
     ) -> BindingResult<Bound<'py, PyDict>> {
         let report = run(py, self, |v| {
             let mut report_progress = |done: u64, total: u64| {
@@ -546,7 +559,7 @@ impl PyVault {
                     });
                 }
             };
-            crypto_core::fsck::check(v, FsckOptions { quick }, &mut report_progress)
+            crypto_core::fsck::check(v, FsckOptions { quick, repair }, &mut report_progress)
         })?;
         Ok(super::fsck::report_to_dict(py, &report)?)
     }
