@@ -34,6 +34,17 @@ def describe_compaction(report: dict[str, Any]) -> str:
     return "; ".join(parts) if parts else "nothing needed compacting"
 
 
+def opening_mended(opened: dict[str, Any]) -> bool:
+    """True if opening the vault mended damage: a metadata file restored
+    from its copy, an unreferenced pack removed, log records salvaged."""
+    return bool(
+        opened.get("config") == "mended"
+        or opened.get("log_files_mended")
+        or opened.get("snapshots_mended")
+        or opened.get("stray_packs_removed")
+    )
+
+
 def describe_opening(opened: dict[str, Any]) -> list[str]:
     """What opening the vault did (``Vault.bootstrap_report()``) beyond the
     ordinary, one line each; empty when it only loaded and replayed."""
@@ -65,4 +76,8 @@ def describe_opening(opened: dict[str, Any]) -> list[str]:
         lines.append(f"{what}{where} could not be read ({why}): their changes are lost")
     for seq, why in opened.get("records_unapplied", []):
         lines.append(f"record {seq} could not be applied ({why}): its change is lost")
+    n = opened.get("copies_refreshed", 0) + (opened.get("config") == "copy-refreshed")
+    if n:
+        lines.append(f"{n} metadata cop{'ies were' if n != 1 else 'y was'} missing or behind "
+                     "(after a crash, or made before copies existed): rewritten")
     return lines

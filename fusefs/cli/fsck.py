@@ -30,7 +30,7 @@ import click
 from fusefs.cli.common import CONTEXT_SETTINGS, password_options
 from fusefs.exitcodes import QuietError
 from fusefs.password import isatty
-from fusefs.reports import describe_opening
+from fusefs.reports import describe_opening, opening_mended
 
 
 class FsckExit(enum.IntEnum):
@@ -45,7 +45,7 @@ EPILOG = "\n".join(
         "\b",
         "Exit codes (as e2fsck's):",
         "  0    no finding: the vault is consistent",
-        "  1    findings, all repaired (--repair)",
+        "  1    findings all repaired (--repair), or damage the opening mended from copies",
         "  2    bad command line",
         "  4    findings left uncorrected (listed on standard output)",
         "  8    operational error: the vault cannot be opened (wrong password, in use, damaged)",
@@ -141,7 +141,7 @@ def _fsck(
             click.echo(_summary(report), err=True)
     if left:
         return FsckExit.ERRORS_LEFT
-    return FsckExit.REPAIRED if findings else FsckExit.CLEAN
+    return FsckExit.REPAIRED if findings or opening_mended(opened) else FsckExit.CLEAN
 
 
 def _summary(r: dict[str, Any]) -> str:

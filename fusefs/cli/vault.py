@@ -62,7 +62,9 @@ def _vault_info(vault_dir: str) -> dict[str, Any]:
         raise QuietError(f"vault {vault_dir} does not exist", ExitCode.IO)
     if not os.path.isdir(vault_dir):
         raise QuietError(f"vault {vault_dir} is not a directory", ExitCode.IO)
-    if not os.path.exists(os.path.join(vault_dir, CONFIG_NAME)):
+    if not os.path.exists(os.path.join(vault_dir, CONFIG_NAME)) and not os.path.exists(
+        os.path.join(vault_dir, "mirror", CONFIG_NAME)  # its copy: the open restores it
+    ):
         raise QuietError(
             f"{vault_dir} is not a fusefs vault (it has no {CONFIG_NAME})", ExitCode.IO
         )
@@ -94,6 +96,9 @@ def _describe_open_error(e: BaseException, vault_dir: str) -> tuple[str, ExitCod
     code = exit_code_for(e)
     if code == ExitCode.ERROR:
         return f"internal error: {type(e).__name__}: {e}", code
+    if getattr(e, "kind", None) in ("log_corrupt", "snapshot_corrupt"):
+        # Damaged in both copies: what can still be read is salvaged by fsck.
+        return f"vault {vault_dir}: {e} (fusefs fsck --repair salvages what can be read)", code
     return f"vault {vault_dir}: {e}", code
 
 

@@ -15,7 +15,7 @@ use super::errors::BindingResult;
 /// needed). A missing, truncated, edited or unknown-version config raises.
 #[pyfunction]
 fn vault_info<'py>(py: Python<'py>, path: PathBuf) -> BindingResult<Bound<'py, PyDict>> {
-    let config = py.detach(|| VaultConfig::load(&RealFs, &path))?;
+    let config = py.detach(|| crypto_core::vault::config::load_either(&RealFs, &path))?;
     let d = PyDict::new(py);
     d.set_item("version", config.version())?;
     d.set_item("vault_id", hex(config.vault_id()))?;

@@ -85,6 +85,17 @@ pub fn unlock_either(
     }
 }
 
+/// The public fields of the vault in `dir`: its config's, or where that
+/// does not load, its copy's (nothing authenticated either way; an open
+/// then unlocks through [`unlock_either`]).
+pub fn load_either(fs: &dyn FileSystem, dir: &Path) -> Result<VaultConfig> {
+    VaultConfig::load(fs, dir).or_else(|e| {
+        read(fs, &config_copy(dir))
+            .and_then(|b| VaultConfig::parse(&b).ok())
+            .ok_or(e)
+    })
+}
+
 /// The vault id of a config's bytes, if they parse.
 fn config_vault_id(bytes: &Option<Vec<u8>>) -> Option<[u8; 16]> {
     VaultConfig::parse(bytes.as_ref()?).ok().map(|c| *c.vault_id())

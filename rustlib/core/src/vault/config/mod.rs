@@ -17,5 +17,5 @@ pub use file::{
     VaultConfig, VaultOptions, CONFIG_FILE, CONFIG_VERSION, DEFAULT_VAULT_ARGON2, KNOWN_FEATURES,
     VAULT_ID_LEN,
 };
-pub use copy::{unlock_either, write_copy, ConfigSource};
+pub use copy::{load_either, unlock_either, write_copy, ConfigSource};
 pub use seal::{parse_master_key, print_master_key};
