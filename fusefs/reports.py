@@ -78,6 +78,8 @@ def describe_opening(opened: dict[str, Any]) -> list[str]:
         lines.append(f"record {seq} could not be applied ({why}): its change is lost")
     n = opened.get("copies_refreshed", 0) + (opened.get("config") == "copy-refreshed")
     if n:
-        lines.append(f"{n} metadata cop{'ies were' if n != 1 else 'y was'} missing or behind "
-                     "(after a crash, or made before copies existed): rewritten")
+        lines.append(
+            f"{n} metadata cop{'ies were' if n != 1 else 'y was'} missing or behind "
+            "(after a crash, or made before copies existed): rewritten"
+        )
     return lines

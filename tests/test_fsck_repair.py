@@ -32,7 +32,16 @@ LATER = b"written after the snapshot\n"
 
 def fsck(vault: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "fusefs", "fsck", str(vault), "--passfile", str(vault.parent / "pw"), *args],
+        [
+            sys.executable,
+            "-m",
+            "fusefs",
+            "fsck",
+            str(vault),
+            "--passfile",
+            str(vault.parent / "pw"),
+            *args,
+        ],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -115,19 +124,52 @@ def rel(p: Path, vault: Path) -> Path:
 
 
 CATALOGUE = {
-    "config byte flipped": Kind(lambda v: flip(v / "fusefs.conf", 600), REPAIRED, CLEAN, "restored from its copy"),
-    "config deleted": Kind(lambda v: (v / "fusefs.conf").unlink(), REPAIRED, CLEAN, "restored from its copy"),
+    "config byte flipped": Kind(
+        lambda v: flip(v / "fusefs.conf", 600), REPAIRED, CLEAN, "restored from its copy"
+    ),
+    "config deleted": Kind(
+        lambda v: (v / "fusefs.conf").unlink(), REPAIRED, CLEAN, "restored from its copy"
+    ),
     # The config's copy is compared at every open (it is small) and rewritten.
-    "config copy damaged": Kind(lambda v: flip(v / "mirror/fusefs.conf", 600), CLEAN, CLEAN, "rewritten"),
-    "snapshot byte flipped": Kind(lambda v: flip(one(v / "snap", "*.snap"), 300), REPAIRED, CLEAN, "restored from its copy"),
-    "snapshot deleted": Kind(lambda v: one(v / "snap", "*.snap").unlink(), REPAIRED, CLEAN, "restored from its copy"),
-    "snapshot copy damaged": Kind(lambda v: flip(one(v / "mirror/snap", "*.snap"), 300), ERRORS_LEFT, REPAIRED, "copy: "),
-    "log record flipped": Kind(lambda v: flip(log_with_records(v), second_record(log_with_records(v))), REPAIRED, CLEAN, "mended from its copy"),
-    "log header flipped": Kind(lambda v: flip(log_with_records(v), 45), REPAIRED, CLEAN, "mended from its copy"),
-    "log file deleted": Kind(lambda v: log_with_records(v).unlink(), REPAIRED, CLEAN, "mended from its copy"),
-    "log copy damaged": Kind(lambda v: flip(v / "mirror" / rel(log_with_records(v), v), 100), ERRORS_LEFT, REPAIRED, "copy: "),
-    "stray pack file": Kind(lambda v: shutil.copy(one(v / "packs", "*.pack"), v / "packs/00000000000000ff.pack"), REPAIRED, CLEAN, "no record refers to"),
-    "leftover temporary snapshot": Kind(lambda v: (v / "snap/0000000000000009.snap.tmp").write_bytes(b"x"), CLEAN, CLEAN, ""),
+    "config copy damaged": Kind(
+        lambda v: flip(v / "mirror/fusefs.conf", 600), CLEAN, CLEAN, "rewritten"
+    ),
+    "snapshot byte flipped": Kind(
+        lambda v: flip(one(v / "snap", "*.snap"), 300), REPAIRED, CLEAN, "restored from its copy"
+    ),
+    "snapshot deleted": Kind(
+        lambda v: one(v / "snap", "*.snap").unlink(), REPAIRED, CLEAN, "restored from its copy"
+    ),
+    "snapshot copy damaged": Kind(
+        lambda v: flip(one(v / "mirror/snap", "*.snap"), 300), ERRORS_LEFT, REPAIRED, "copy: "
+    ),
+    "log record flipped": Kind(
+        lambda v: flip(log_with_records(v), second_record(log_with_records(v))),
+        REPAIRED,
+        CLEAN,
+        "mended from its copy",
+    ),
+    "log header flipped": Kind(
+        lambda v: flip(log_with_records(v), 45), REPAIRED, CLEAN, "mended from its copy"
+    ),
+    "log file deleted": Kind(
+        lambda v: log_with_records(v).unlink(), REPAIRED, CLEAN, "mended from its copy"
+    ),
+    "log copy damaged": Kind(
+        lambda v: flip(v / "mirror" / rel(log_with_records(v), v), 100),
+        ERRORS_LEFT,
+        REPAIRED,
+        "copy: ",
+    ),
+    "stray pack file": Kind(
+        lambda v: shutil.copy(one(v / "packs", "*.pack"), v / "packs/00000000000000ff.pack"),
+        REPAIRED,
+        CLEAN,
+        "no record refers to",
+    ),
+    "leftover temporary snapshot": Kind(
+        lambda v: (v / "snap/0000000000000009.snap.tmp").write_bytes(b"x"), CLEAN, CLEAN, ""
+    ),
     "all copies deleted": Kind(lambda v: shutil.rmtree(v / "mirror"), CLEAN, CLEAN, "rewritten"),
 }
 
@@ -156,7 +198,7 @@ def test_a_log_record_damaged_in_both_copies_is_salvaged(vault: Path) -> None:
     assert "fsck --repair salvages" in done.stderr and log.name in done.stderr
     done = fsck(vault, "--repair")
     assert done.returncode == REPAIRED, done.stdout + done.stderr
-    assert f"lost-records: record " in done.stdout and log.name in done.stdout
+    assert "lost-records: record " in done.stdout and log.name in done.stdout
     assert "could not be read" in done.stderr  # what the changes lost were
     assert fsck(vault).returncode == CLEAN
     assert read(vault, b"docs", b"report.bin") == DOC  # before the damage: kept
@@ -231,7 +273,7 @@ def test_frames_swapped_between_files_fail_to_authenticate(vault: Path) -> None:
     # The last two frames: later (27 bytes) and later2 (1 byte) hold different
     # plaintext lengths; swap report.bin's second and third frames instead
     # (equal lengths, distinct indexes).
-    frame = (len(DOC) // 16384 and 16384 + 29)
+    frame = len(DOC) // 16384 and 16384 + 29
     a, b = 64 + frame, 64 + 2 * frame
     data[a : a + frame], data[b : b + frame] = data[b : b + frame], data[a : a + frame]
     pack.write_bytes(data)
