@@ -36,6 +36,15 @@ use crate::types::Cipher;
 /// for the same records/s (examples/log_bench.rs, compaction_pause.rs).
 const WRITE_BATCH_BYTES: usize = 256 << 10;
 
+/// Space kept allocated past the end of the active log file
+/// ([`StorageFile::preallocate`]), renewed once half of it is used: when
+/// the disk fills up, pack writes fail first and the log can still record
+/// deletes, whose frames are then punched (`vault::reclaim`). Without it a
+/// full vault could not record the very deletes that would free it. A
+/// delete costs tens of bytes of log, so 1 MiB covers thousands of them; a
+/// file no longer appended to gives its reserve back (rotation, close).
+pub const LOG_RESERVE_BYTES: u64 = 1 << 20;
+
 #[derive(Clone, Debug)]
 pub struct LogOptions {
     /// Start a new file once the active one reaches this size.
@@ -68,6 +77,8 @@ struct ActiveFile {
     records: u64,
     /// Bytes written to this file so far.
     len: u64,
+    /// End of the space allocated for it ([`LOG_RESERVE_BYTES`]).
+    reserved_to: u64,
     /// A write to this file failed (and was cut off again): the next batch
     /// goes to a new file, under a new key, so no nonce is ever used twice.
     broken: bool,
@@ -417,6 +428,7 @@ impl LogManager {
             }
             active.records += batch.len() as u64;
             active.len += out.len() as u64;
+            active.renew_reserve();
         }
         if durable {
             active
@@ -441,6 +453,10 @@ impl LogManager {
             .sync_data()
             .map_err(|e| TurnError::Fatal(io_at("cannot sync", &path)(e)))?;
         let number = active.header.number + 1;
+        let old_file_done = |old: ActiveFile| {
+            // Never appended to again: its reserve is free space again.
+            let _ = old.file.release_preallocation();
+        };
         match create_file(
             &*self.fs,
             &self.dir,
@@ -451,7 +467,7 @@ impl LogManager {
             first_seq,
         ) {
             Ok(next) => {
-                *active = next;
+                old_file_done(mem::replace(active, next));
                 Ok(())
             }
             Err(e) => {
@@ -468,6 +484,21 @@ impl Drop for LogManager {
     /// write error or a crash there is nothing more to do).
     fn drop(&mut self) {
         let _ = self.sync();
+        let active = self.active.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = active.file.release_preallocation();
+    }
+}
+
+impl ActiveFile {
+    /// Extend the reserve once less than half of it is left. Best effort: on
+    /// a full disk (or a file system without preallocation) the file goes
+    /// on with what it has.
+    fn renew_reserve(&mut self) {
+        if self.len + LOG_RESERVE_BYTES / 2 > self.reserved_to
+            && self.file.preallocate(self.len, LOG_RESERVE_BYTES).is_ok()
+        {
+            self.reserved_to = self.len + LOG_RESERVE_BYTES;
+        }
     }
 }
 
@@ -496,14 +527,17 @@ fn create_file(
     file.sync_data().map_err(io_at("cannot sync", &path))?;
     fs.sync_dir(dir).map_err(io_at("cannot sync", dir))?;
     let key = file_key(master, cipher, &header.file_id);
-    Ok(ActiveFile {
+    let mut active = ActiveFile {
         file,
         header,
         key,
         records: 0,
         len: LOG_HEADER_LEN as u64,
+        reserved_to: 0,
         broken: false,
-    })
+    };
+    active.renew_reserve();
+    Ok(active)
 }
 
 /// Where the log was cut for a snapshot: the snapshot must hold the state
