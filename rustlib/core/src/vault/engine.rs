@@ -119,7 +119,7 @@ pub struct Vault {
     pub(super) frames_in_use: std::sync::RwLock<()>,
     /// Frames freed by committed entries, punched once those are durable
     /// (see [`super::reclaim`]).
-    pub(super) freed: Mutex<super::reclaim::FreedFrames>,
+    pub(super) freed: Mutex<super::freed::FreedFrames>,
     /// A commit filled the log's queue: write it once the state lock is released.
     pub(super) log_write_due: std::sync::atomic::AtomicBool,
     pub(super) cache: SegmentCache,

@@ -24,32 +24,6 @@ use std::collections::BTreeMap;
 use super::engine::{lock, Vault};
 use crate::metadata::SegmentRef;
 
-/// Frames freed by entries not yet known to be durable, with the sequence
-/// number of the entry that freed them.
-#[derive(Default)]
-pub(super) struct FreedFrames {
-    frames: Vec<(u64, SegmentRef)>,
-    bytes: u64,
-}
-
-impl FreedFrames {
-    /// Note the frames freed by the entry with log sequence number `seq`.
-    pub(super) fn note(&mut self, seq: u64, freed: Vec<SegmentRef>) {
-        self.bytes += freed.iter().map(|r| r.stored_len as u64).sum::<u64>();
-        self.frames.extend(freed.into_iter().map(|r| (seq, r)));
-    }
-
-    /// Take the frames freed by entries up to `synced_seq`.
-    fn take_durable(&mut self, synced_seq: u64) -> Vec<SegmentRef> {
-        let (ready, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.frames)
-            .into_iter()
-            .partition(|(seq, _)| *seq <= synced_seq);
-        self.frames = later;
-        self.bytes = self.frames.iter().map(|(_, r)| r.stored_len as u64).sum();
-        ready.into_iter().map(|(_, r)| r).collect()
-    }
-}
-
 /// Merge the frames of one pack into ranges `(offset, len)`: adjacent dead
 /// frames become one range, so the blocks between them are freed too.
 fn ranges(frames: &mut [SegmentRef]) -> Vec<(u64, u64)> {
@@ -124,18 +98,5 @@ mod tests {
     fn adjacent_frames_merge_into_one_range() {
         let mut frames = vec![frame(1, 164, 50), frame(1, 64, 100), frame(1, 300, 40)];
         assert_eq!(ranges(&mut frames), vec![(64, 150), (300, 40)]);
-    }
-
-    #[test]
-    fn only_frames_of_durable_entries_are_taken() {
-        let mut f = FreedFrames::default();
-        f.note(3, vec![frame(1, 64, 100)]);
-        f.note(5, vec![frame(1, 164, 50), frame(2, 64, 40)]);
-        assert_eq!(f.bytes, 190);
-        assert_eq!(f.take_durable(4), vec![frame(1, 64, 100)]);
-        assert_eq!(f.bytes, 90);
-        assert_eq!(f.take_durable(4), vec![]);
-        assert_eq!(f.take_durable(5).len(), 2);
-        assert_eq!(f.bytes, 0);
     }
 }
