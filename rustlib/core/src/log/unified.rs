@@ -37,6 +37,15 @@ use crate::types::Cipher;
 /// for the same records/s (examples/log_bench.rs, compaction_pause.rs).
 const WRITE_BATCH_BYTES: usize = 256 << 10;
 
+/// Space kept allocated past the end of the active log file
+/// ([`StorageFile::preallocate`]), renewed once half of it is used: when
+/// the disk fills up, pack writes fail first and the log can still record
+/// deletes, whose frames are then punched (`vault::reclaim`). Without it a
+/// full vault could not record the very deletes that would free it. A
+/// delete costs tens of bytes of log, so 1 MiB covers thousands of them; a
+/// file no longer appended to gives its reserve back (rotation, close).
+pub const LOG_RESERVE_BYTES: u64 = 1 << 20;
+
 #[derive(Clone, Debug)]
 pub struct LogOptions {
     /// Start a new file once the active one reaches this size.
@@ -82,6 +91,8 @@ struct ActiveFile {
     /// a crash behind (replay rewrites it from the file), never lead.
     /// `None` once a write to it failed, until the next file.
     copy: Option<Box<dyn StorageFile>>,
+    /// End of the space allocated for it ([`LOG_RESERVE_BYTES`]).
+    reserved_to: u64,
     /// A write to this file failed (and was cut off again): the next batch
     /// goes to a new file, under a new key, so no nonce is ever used twice.
     broken: bool,
@@ -448,6 +459,7 @@ impl LogManager {
             }
             active.records += batch.len() as u64;
             active.len += out.len() as u64;
+            active.renew_reserve();
         }
         if durable {
             active
@@ -472,7 +484,13 @@ impl LogManager {
             .sync_data()
             .map_err(|e| TurnError::Fatal(io_at("cannot sync", &path)(e)))?;
         let number = active.header.number + 1;
-        close_copy(&*self.fs, active, self.opts.copies.as_deref());
+        let copies = self.opts.copies.as_deref();
+        let old_file_done = |mut old: ActiveFile| {
+            // Never appended to again: its reserve is free space again,
+            // and its copy is made durable.
+            let _ = old.file.release_preallocation();
+            close_copy(&*self.fs, &mut old, copies);
+        };
         match create_file(
             &*self.fs,
             &self.dir,
@@ -484,7 +502,7 @@ impl LogManager {
             first_seq,
         ) {
             Ok(next) => {
-                *active = next;
+                old_file_done(mem::replace(active, next));
                 Ok(())
             }
             Err(e) => {
@@ -502,7 +520,21 @@ impl Drop for LogManager {
     fn drop(&mut self) {
         let _ = self.sync();
         let active = self.active.get_mut().unwrap_or_else(|p| p.into_inner());
+        let _ = active.file.release_preallocation();
         close_copy(&*self.fs, active, self.opts.copies.as_deref());
+    }
+}
+
+impl ActiveFile {
+    /// Extend the reserve once less than half of it is left. Best effort: on
+    /// a full disk (or a file system without preallocation) the file goes
+    /// on with what it has.
+    fn renew_reserve(&mut self) {
+        if self.len + LOG_RESERVE_BYTES / 2 > self.reserved_to
+            && self.file.preallocate(self.len, LOG_RESERVE_BYTES).is_ok()
+        {
+            self.reserved_to = self.len + LOG_RESERVE_BYTES;
+        }
     }
 }
 
@@ -550,15 +582,18 @@ fn create_file(
         f.write_all_at(&header.encode(), 0).ok()?;
         Some(f)
     });
-    Ok(ActiveFile {
+    let mut active = ActiveFile {
         file,
         header,
         key,
         records: 0,
         len: LOG_HEADER_LEN as u64,
+        reserved_to: 0,
         broken: false,
         copy,
-    })
+    };
+    active.renew_reserve();
+    Ok(active)
 }
 
 /// Where the log was cut for a snapshot: the snapshot must hold the state

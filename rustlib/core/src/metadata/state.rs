@@ -288,13 +288,16 @@ impl MetadataState {
         }
     }
 
-    /// Account for segments no longer referenced; returns their plaintext bytes.
+    /// Account for segments no longer referenced (noted in `freed`); returns
+    /// their plaintext bytes.
     fn drop_segments(
         packs: &mut OrdMap<u64, PackUsage>,
+        freed: &mut Vec<SegmentRef>,
         refs: impl Iterator<Item = SegmentRef>,
     ) -> u64 {
         let mut plain = 0;
         for r in refs {
+            freed.push(r);
             let u = packs.entry(r.pack).or_default();
             u.live = u.live.saturating_sub(r.stored_len as u64);
             u.dead += r.stored_len as u64;
@@ -305,6 +308,21 @@ impl MetadataState {
 
     /// Apply one entry, or refuse it and change nothing.
     pub fn apply(&mut self, e: &UnifiedEntry) -> Result<()> {
+        self.apply_freeing(e).map(drop)
+    }
+
+    /// [`apply`](Self::apply), returning the frames the entry left without
+    /// a reference: segments overwritten, truncated away or of a forgotten
+    /// inode (the engine punches them once the entry is durable). Not the
+    /// frames a `MoveSegments` moved out of a pack: compaction deletes
+    /// their pack whole.
+    pub fn apply_freeing(&mut self, e: &UnifiedEntry) -> Result<Vec<SegmentRef>> {
+        let mut freed = Vec::new();
+        self.apply_into(e, &mut freed)?;
+        Ok(freed)
+    }
+
+    fn apply_into(&mut self, e: &UnifiedEntry, freed: &mut Vec<SegmentRef>) -> Result<()> {
         match e {
             UnifiedEntry::CreateInode {
                 ino,
@@ -487,7 +505,7 @@ impl MetadataState {
                     i.require_file("size of a non-file")?;
                     let keep = size.div_ceil(seg);
                     let dropped = cut_segments(&mut i.segments, keep);
-                    let plain = Self::drop_segments(&mut self.packs, dropped.into_iter());
+                    let plain = Self::drop_segments(&mut self.packs, freed, dropped.into_iter());
                     i.stored -= plain;
                     self.stored_bytes -= plain;
                     i.size = *size;
@@ -558,7 +576,8 @@ impl MetadataState {
                 for (index, r) in segments {
                     self.generation_high = self.generation_high.max(r.generation);
                     if let Some(old) = i.segments.insert(*index, *r) {
-                        let plain = Self::drop_segments(&mut self.packs, std::iter::once(old));
+                        let plain =
+                            Self::drop_segments(&mut self.packs, freed, std::iter::once(old));
                         i.stored -= plain;
                         self.stored_bytes -= plain;
                     }
@@ -584,7 +603,7 @@ impl MetadataState {
                 let i = self.inodes.remove(ino).expect("checked");
                 self.dirs.remove(ino);
                 self.stored_bytes -=
-                    Self::drop_segments(&mut self.packs, i.segments.values().copied());
+                    Self::drop_segments(&mut self.packs, freed, i.segments.values().copied());
             }
             UnifiedEntry::Scheduler { cycle, .. } => self.scheduler_cycles = *cycle,
             UnifiedEntry::SnapshotCheckpoint { .. } => {}

@@ -441,6 +441,29 @@ impl PackStore {
         })
     }
 
+    /// Punch `ranges` (offset, length) of pack `number` (dead frames: see
+    /// `vault::reclaim`); they read as zeros after. Returns the bytes
+    /// punched; a range that cannot be punched (no hole punching on this
+    /// file system, the pack gone, an I/O error) is left as it is. Never
+    /// touches the header or anything past the pack's end.
+    pub fn punch_ranges(&self, number: u64, ranges: &[(u64, u64)]) -> u64 {
+        let Ok(file) = self.handle(number) else {
+            return 0;
+        };
+        let mut punched = 0;
+        for &(offset, len) in ranges {
+            if offset < PACK_HEADER_LEN as u64 {
+                continue;
+            }
+            match file.punch_hole(offset, len) {
+                Ok(()) => punched += len,
+                Err(e) if e.kind() == io::ErrorKind::Unsupported => break,
+                Err(_) => {}
+            }
+        }
+        punched
+    }
+
     /// Numbers of the packs in the directory, ascending.
     pub fn pack_numbers(&self) -> Result<Vec<u64>> {
         list_packs(&*self.fs, &self.dir)

@@ -13,6 +13,12 @@ use crate::error::Result;
 use crate::vault::compaction::{CompactionAction, CompactionStats};
 use crate::vault::Vault;
 
+/// Frames of at least this many bytes waiting to be punched (see
+/// `vault::reclaim`) make the scheduler sync at its next tick rather than at
+/// the flush interval: space freed by deleting files comes back within a
+/// tick, while small overwrites do not add an fsync per tick.
+pub const PUNCH_EARLY_BYTES: u64 = 1 << 20;
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct HybridCompactionPolicy {
     /// Compact the log once this many bytes accumulated...
@@ -154,7 +160,9 @@ impl Drop for SchedulerHandle {
 }
 
 /// Run the policy every `tick` on a background thread: sync unsynced
-/// changes at least every `flush_interval`, and compact when the policy says.
+/// changes at least every `flush_interval` (at the next tick when
+/// [`PUNCH_EARLY_BYTES`] of freed frames wait for it), and compact when the
+/// policy says.
 pub fn spawn_scheduler_cycle(
     vault: Arc<Vault>,
     mut policy: HybridCompactionPolicy,
@@ -180,7 +188,9 @@ pub fn spawn_scheduler_cycle(
                     }
                 }
                 let outcome: Result<()> = (|| {
-                    if last_flush.elapsed() >= flush_interval {
+                    if last_flush.elapsed() >= flush_interval
+                        || vault.bytes_awaiting_punch() >= PUNCH_EARLY_BYTES
+                    {
                         vault.sync()?;
                         last_flush = Instant::now();
                     }

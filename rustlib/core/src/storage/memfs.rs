@@ -10,6 +10,13 @@
 //!   operation fails with EIO, as if the machine had stopped. [`MemFs::after_crash`]
 //!   then builds the file system a reboot would find: durable images only,
 //!   or durable images plus the first `torn` bytes of each file's unsynced tail.
+//!
+//! Space: [`MemFs::set_capacity`] makes it a small disk. Every named file
+//! takes its length, or its preallocated end if further, less its punched
+//! holes; a write, `set_len` or preallocation that would pass the capacity
+//! fails with ENOSPC and changes nothing. A punched hole reads as zeros at
+//! once and is taken as durable at once (the worst case for a crash: the
+//! punch reached the disk before anything written or synced after it).
 
 use std::collections::BTreeMap;
 use std::io;
@@ -36,6 +43,67 @@ pub enum Fault {
 struct Image {
     current: Vec<u8>,
     durable: Vec<u8>,
+    /// Punched ranges `[start, end)`, disjoint and sorted: they take no space.
+    holes: Vec<(u64, u64)>,
+    /// End of the preallocated range (may pass the length).
+    allocated_to: u64,
+}
+
+impl Image {
+    /// Bytes this file takes on the disk.
+    fn used(&self) -> u64 {
+        let end = (self.current.len() as u64).max(self.allocated_to);
+        let holes: u64 = self
+            .holes
+            .iter()
+            .map(|&(a, b)| b.min(end).saturating_sub(a))
+            .sum();
+        end - holes
+    }
+
+    /// Bytes that writing (or allocating) `[a, b)` would add to `used`.
+    fn taken_by(&self, a: u64, b: u64) -> u64 {
+        let end = (self.current.len() as u64).max(self.allocated_to);
+        let refilled: u64 = self
+            .holes
+            .iter()
+            .map(|&(s, e)| e.min(b).min(end).saturating_sub(s.max(a)))
+            .sum();
+        b.saturating_sub(end) + refilled
+    }
+
+    /// `[a, b)` takes space again (written to).
+    fn fill(&mut self, a: u64, b: u64) {
+        let mut kept = Vec::with_capacity(self.holes.len() + 1);
+        for &(s, e) in &self.holes {
+            if e <= a || s >= b {
+                kept.push((s, e));
+            } else {
+                if s < a {
+                    kept.push((s, a));
+                }
+                if e > b {
+                    kept.push((b, e));
+                }
+            }
+        }
+        self.holes = kept;
+    }
+
+    /// `[a, b)` takes no space (punched).
+    fn punch(&mut self, a: u64, b: u64) {
+        self.fill(a, b);
+        self.holes.push((a, b));
+        self.holes.sort_unstable();
+        let mut merged: Vec<(u64, u64)> = Vec::with_capacity(self.holes.len());
+        for (s, e) in self.holes.drain(..) {
+            match merged.last_mut() {
+                Some(last) if s <= last.1 => last.1 = last.1.max(e),
+                _ => merged.push((s, e)),
+            }
+        }
+        self.holes = merged;
+    }
 }
 
 #[derive(Default, Debug)]
@@ -55,6 +123,8 @@ struct State {
     /// Locks held ([`FileSystem::try_lock`]), by path: in memory only, like
     /// `flock` (a crash releases them: `after_crash` starts with none).
     locks: std::collections::BTreeSet<PathBuf>,
+    /// Bytes the named files may take in all (see the module doc).
+    capacity: Option<u64>,
 }
 
 /// In-memory file system with fault injection. Cheap to clone (shared state).
@@ -98,6 +168,25 @@ impl State {
             _ => Ok(false),
         }
     }
+
+    /// Bytes the named files take.
+    fn used(&self) -> u64 {
+        let named: std::collections::BTreeSet<u64> = self.names.values().copied().collect();
+        named.iter().map(|ino| self.files[ino].used()).sum()
+    }
+
+    /// ENOSPC if file `ino` taking `after` bytes instead of what it takes
+    /// now would pass the capacity.
+    fn check_space(&self, ino: u64, after: u64) -> io::Result<()> {
+        let Some(capacity) = self.capacity else {
+            return Ok(());
+        };
+        let now = self.files.get(&ino).map_or(0, Image::used);
+        if after > now && self.used() - now + after > capacity {
+            return Err(io::Error::from_raw_os_error(28));
+        }
+        Ok(())
+    }
 }
 
 impl MemFs {
@@ -112,6 +201,25 @@ impl MemFs {
 
     pub fn set_fault(&self, fault: Option<Fault>) {
         self.state.lock().unwrap().fault = fault;
+    }
+
+    /// Make the file system a disk of `bytes` (`None`: unlimited).
+    pub fn set_capacity(&self, bytes: Option<u64>) {
+        self.state.lock().unwrap().capacity = bytes;
+    }
+
+    /// Bytes the named files take now (what `du` of the vault would say).
+    pub fn used_bytes(&self) -> u64 {
+        self.state.lock().unwrap().used()
+    }
+
+    /// Punched ranges of a file (for assertions).
+    pub fn holes(&self, path: &Path) -> Vec<(u64, u64)> {
+        let s = self.state.lock().unwrap();
+        s.names
+            .get(path)
+            .map(|ino| s.files[ino].holes.clone())
+            .unwrap_or_default()
     }
 
     /// Writes performed so far (to size a crash matrix).
@@ -150,6 +258,8 @@ impl MemFs {
                 Image {
                     current: kept.clone(),
                     durable: kept,
+                    holes: img.holes.clone(),
+                    allocated_to: img.allocated_to,
                 },
             );
         }
@@ -159,6 +269,7 @@ impl MemFs {
             durable_names: s.durable_names.clone(),
             dirs: s.dirs.clone(),
             next_inode: s.next_inode,
+            capacity: s.capacity,
             ..State::default()
         };
         MemFs {
@@ -192,12 +303,15 @@ impl StorageFile for MemFile {
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
         let mut s = self.fs.state.lock().unwrap();
         let crash_after = s.count(FaultOp::Write)?;
-        let img = s.files.get_mut(&self.ino).ok_or_else(eio)?;
         let end = offset as usize + buf.len();
+        let img = s.files.get(&self.ino).ok_or_else(eio)?;
+        s.check_space(self.ino, img.used() + img.taken_by(offset, end as u64))?;
+        let img = s.files.get_mut(&self.ino).ok_or_else(eio)?;
         if img.current.len() < end {
             img.current.resize(end, 0);
         }
         img.current[offset as usize..end].copy_from_slice(buf);
+        img.fill(offset, end as u64);
         if crash_after {
             s.crashed = true;
         }
@@ -235,11 +349,56 @@ impl StorageFile for MemFile {
     fn set_len(&self, len: u64) -> io::Result<()> {
         let mut s = self.fs.state.lock().unwrap();
         let crash_after = s.count(FaultOp::Write)?;
+        let img = s.files.get(&self.ino).ok_or_else(eio)?;
+        let grows = len.saturating_sub(img.current.len() as u64);
+        s.check_space(self.ino, img.used() + grows)?;
         let img = s.files.get_mut(&self.ino).ok_or_else(eio)?;
+        if len < img.current.len() as u64 {
+            img.fill(len, u64::MAX);
+        }
         img.current.resize(len as usize, 0);
         if crash_after {
             s.crashed = true;
         }
+        Ok(())
+    }
+
+    /// Zeros `[offset, offset + len)` within the file, now and in what a
+    /// crash keeps (see the module doc), and frees its space. Counted as a
+    /// write (a crash point).
+    fn punch_hole(&self, offset: u64, len: u64) -> io::Result<()> {
+        let mut s = self.fs.state.lock().unwrap();
+        let crash_after = s.count(FaultOp::Write)?;
+        let img = s.files.get_mut(&self.ino).ok_or_else(eio)?;
+        for image in [&mut img.current, &mut img.durable] {
+            let end = (offset + len).min(image.len() as u64) as usize;
+            if (offset as usize) < end {
+                image[offset as usize..end].fill(0);
+            }
+        }
+        img.punch(offset, offset + len);
+        if crash_after {
+            s.crashed = true;
+        }
+        Ok(())
+    }
+
+    /// Space only: not a write (no byte changes), so not a crash point.
+    fn preallocate(&self, offset: u64, len: u64) -> io::Result<()> {
+        let mut s = self.fs.state.lock().unwrap();
+        s.check_alive()?;
+        let img = s.files.get(&self.ino).ok_or_else(eio)?;
+        s.check_space(self.ino, img.used() + img.taken_by(offset, offset + len))?;
+        let img = s.files.get_mut(&self.ino).ok_or_else(eio)?;
+        img.allocated_to = img.allocated_to.max(offset + len);
+        img.fill(offset, offset + len);
+        Ok(())
+    }
+
+    fn release_preallocation(&self) -> io::Result<()> {
+        let mut s = self.fs.state.lock().unwrap();
+        s.check_alive()?;
+        s.files.get_mut(&self.ino).ok_or_else(eio)?.allocated_to = 0;
         Ok(())
     }
 }

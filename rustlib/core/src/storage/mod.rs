@@ -26,6 +26,23 @@ pub trait StorageFile: Send + Sync {
     fn sync_data(&self) -> io::Result<()>;
     fn len(&self) -> io::Result<u64>;
     fn set_len(&self, len: u64) -> io::Result<()>;
+    /// Free the storage of `[offset, offset + len)` and make it read as
+    /// zeros, keeping the file's length (`fallocate(PUNCH_HOLE |
+    /// KEEP_SIZE)`). How pack frames nothing refers to any more give their
+    /// space back at once (see `Vault::punch_freed_frames`). Like a write,
+    /// it may reach the disk before the next sync: callers punch only bytes
+    /// no durable record refers to. `Unsupported` where the file system
+    /// cannot (the bytes then stay until compaction).
+    fn punch_hole(&self, offset: u64, len: u64) -> io::Result<()>;
+    /// Allocate `[offset, offset + len)` ahead of writing it, keeping the
+    /// file's length (`fallocate(KEEP_SIZE)`): the log keeps such a reserve
+    /// past its end so that the records that free space (deletes) can
+    /// still be written when the disk is full. Changes no byte a reader
+    /// sees. `Unsupported` where the file system cannot.
+    fn preallocate(&self, offset: u64, len: u64) -> io::Result<()>;
+    /// Give back whatever was preallocated past the file's end (the log
+    /// file is no longer appended to). Changes no byte a reader sees.
+    fn release_preallocation(&self) -> io::Result<()>;
 }
 
 /// The directory-level operations the engine needs. A new name (create or
@@ -89,6 +106,37 @@ const LOCK_NB: i32 = 4;
 extern "C" {
     // libc's flock(2); std links libc on every Unix target, so no crate is needed.
     fn flock(fd: i32, operation: i32) -> i32;
+    // libc's fallocate(2) (Linux; off_t is 64-bit on the targets we build).
+    fn fallocate(fd: i32, mode: i32, offset: i64, len: i64) -> i32;
+}
+
+const FALLOC_FL_KEEP_SIZE: i32 = 1;
+const FALLOC_FL_PUNCH_HOLE: i32 = 2;
+
+/// `fallocate(fd, mode, offset, len)`, retried on EINTR; EOPNOTSUPP (a file
+/// system without it) becomes `Unsupported`.
+fn fallocate_range(f: &File, mode: i32, offset: u64, len: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    if len == 0 {
+        return Ok(());
+    }
+    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+        return Err(io::Error::from_raw_os_error(22));
+    };
+    loop {
+        // SAFETY: fallocate only reads its integer arguments; the descriptor
+        // is valid for as long as `f` is borrowed.
+        let r = unsafe { fallocate(f.as_raw_fd(), mode, offset, len) };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(4) => continue,                                                 // EINTR
+            Some(95) => return Err(io::Error::from(io::ErrorKind::Unsupported)), // EOPNOTSUPP
+            _ => return Err(e),
+        }
+    }
 }
 
 /// `flock(fd, LOCK_EX | LOCK_NB)`: Ok(true) if taken, Ok(false) if another
@@ -141,6 +189,23 @@ impl StorageFile for RealFile {
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.0.set_len(len)
+    }
+    fn punch_hole(&self, offset: u64, len: u64) -> io::Result<()> {
+        fallocate_range(
+            &self.0,
+            FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+            offset,
+            len,
+        )
+    }
+    fn preallocate(&self, offset: u64, len: u64) -> io::Result<()> {
+        fallocate_range(&self.0, FALLOC_FL_KEEP_SIZE, offset, len)
+    }
+    /// A truncate to the current length: ext4 and xfs free the blocks
+    /// preallocated past the end then (ext4_setattr calls ext4_truncate
+    /// even when the size does not change).
+    fn release_preallocation(&self) -> io::Result<()> {
+        self.0.set_len(self.0.metadata()?.len())
     }
 }
 

@@ -375,9 +375,12 @@ impl Vault {
         self.sync()
     }
 
-    /// Make everything written so far durable.
+    /// Make everything written so far durable; then punch out the frames
+    /// that records now durable freed (see [`super::reclaim`]).
     pub fn sync(&self) -> Result<()> {
         self.packs.sync()?;
-        self.log.sync()
+        self.log.sync()?;
+        self.punch_freed_frames();
+        Ok(())
     }
 }

@@ -123,6 +123,9 @@ pub struct Vault {
     /// pack compaction takes it exclusively, for an instant, before it
     /// deletes packs (see `compact_packs`).
     pub(super) frames_in_use: std::sync::RwLock<()>,
+    /// Frames freed by committed entries, punched once those are durable
+    /// (see [`super::reclaim`]).
+    pub(super) freed: Mutex<super::freed::FreedFrames>,
     /// A commit filled the log's queue: write it once the state lock is released.
     pub(super) log_write_due: std::sync::atomic::AtomicBool,
     pub(super) cache: SegmentCache,
@@ -215,10 +218,13 @@ impl Vault {
     /// fills the log's queue leaves the write to the release of the state
     /// lock (see [`StateGuard`]).
     pub(super) fn commit(&self, state: &mut MetadataState, entry: UnifiedEntry) -> Result<()> {
-        state.apply(&entry)?;
-        let (_, due) = self.log.append_deferred(entry.encode())?;
+        let freed = state.apply_freeing(&entry)?;
+        let (seq, due) = self.log.append_deferred(entry.encode())?;
         if due {
             self.log_write_due.store(true, Relaxed);
+        }
+        if !freed.is_empty() {
+            lock(&self.freed).note(seq, freed);
         }
         *lock(&self.last_change) = std::time::Instant::now();
         Ok(())

@@ -23,6 +23,8 @@
 //! * [`data`]: read, write, truncate, fsync, over the pure segment
 //!   arithmetic of [`segments`] and the decrypted-segment [`cache`];
 //! * [`compaction`]: log and pack compaction and one scheduler cycle;
+//! * [`reclaim`]: punching dead frames out of their packs once the records
+//!   that freed them are durable (space back at once, even on a full disk);
 //! * [`telemetry`]: usage and live counters;
 //! * [`inspect`]: read-only views for the checker ([`crate::fsck`]);
 //! * [`times`]: who keeps the times of regular files (the engine, or a
@@ -46,7 +48,7 @@
 //!    it. Never held across crypto or pack I/O; on release, a full log batch
 //!    is written without it.
 //! 5. leaves, held for an instant and never while taking another:
-//!    `references`, `keys`, `file_locks`' map, `last_change`, the
+//!    `references`, `keys`, `file_locks`' map, `last_change`, `freed`, the
 //!    segment cache's lock, the log's and the packs' own locks.
 //!
 //! The vault lock (`fusefs.lock`, [`LOCK_FILE`]) is held from open to drop:
@@ -57,11 +59,13 @@ pub mod compaction;
 pub mod config;
 pub mod data;
 pub mod engine;
+pub mod freed;
 pub mod inspect;
 pub mod lifetimes;
 pub mod namespace;
 pub mod open;
 pub mod passwd;
+pub mod reclaim;
 pub mod references;
 pub mod repair;
 pub mod segments;

@@ -139,6 +139,7 @@ impl Vault {
             last_change: Mutex::new(std::time::Instant::now()),
             compaction: Mutex::new(()),
             frames_in_use: std::sync::RwLock::new(()),
+            freed: Mutex::new(Default::default()),
             log_write_due: std::sync::atomic::AtomicBool::new(false),
             cache: SegmentCache::new(opts.cache_bytes),
             counters: Counters::default(),
