@@ -149,3 +149,16 @@ def assert_fsck_clean(vault_dir: Path, password: bytes) -> None:
         report = v.fsck()
     texts = [f["text"] for f in report["findings"]]
     assert texts == [], f"fsck of {vault_dir} after the test: " + "; ".join(texts)
+
+
+def vault_files(vault_dir: Path, password: bytes) -> dict[str, bytes]:
+    """Every regular file in the root directory of the unmounted vault at
+    ``vault_dir``, with its contents (read through the engine, not a mount)."""
+    from fusefs import _native
+
+    files: dict[str, bytes] = {}
+    with _native.Vault.open(vault_dir, password, cache_bytes=0) as v:
+        for name, ino, _kind, _next in v.readdir(_native.ROOT_INO, 0, 100_000):
+            size = v.getattr(ino).size
+            files[name.decode()] = bytes(v.read(ino, 0, size + 1))
+    return files

@@ -1,5 +1,8 @@
 //! Bootstrap over a crashed log: the state is always the one after some
-//! prefix of the entries that includes every synced one, orphans reclaimed.
+//! prefix of the entries that includes every synced one, orphans reclaimed,
+//! and every invariant the checker knows of the state alone holds.
+
+mod common;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -149,6 +152,7 @@ fn every_crash_point_bootstraps_to_a_prefix_with_all_synced_entries() {
             let rebooted = fs.after_crash(torn);
             let (state, _log, report) =
                 open(&rebooted).unwrap_or_else(|e| panic!("write {nth} torn {torn}: {e}"));
+            common::oracle::assert_state_clean(&state, &format!("write {nth} torn {torn}"));
             let k = report.entries_replayed as usize;
             assert!(
                 k >= acked,
@@ -247,6 +251,7 @@ mod with_snapshots {
         assert_eq!(report.snapshot, 2);
         assert!(report.entries_replayed < es.len() as u64);
         assert_eq!(state, without_orphans(expect));
+        common::oracle::assert_state_clean(&state, "compacted");
         assert_eq!(
             fs.list(Path::new("/v/snap")).unwrap(),
             vec!["0000000000000002.snap".to_string()]
@@ -272,6 +277,7 @@ mod with_snapshots {
                 let rebooted = fs.after_crash(torn);
                 let (state, _, _) =
                     open_all(&rebooted).unwrap_or_else(|e| panic!("write {nth} torn {torn}: {e}"));
+                common::oracle::assert_state_clean(&state, &format!("write {nth} torn {torn}"));
                 let ok =
                     (acked..prefixes.len()).any(|k| state == without_orphans(prefixes[k].clone()));
                 assert!(ok, "write {nth} torn {torn}: not the state after any prefix of at least {acked} entries");

@@ -11,10 +11,16 @@
 //!   prefix of the calls that includes every fsync'd one, and bytes past a
 //!   file's end never come back when it grows again.
 
+//!
+//! Every vault reopened must check clean too (fsck, frames included).
+
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use common::oracle::assert_fsck_clean;
 use crypto_core::metadata::AttrChange;
 use crypto_core::storage::memfs::{Fault, FaultOp, MemFs};
 use crypto_core::types::Argon2Params;
@@ -314,8 +320,10 @@ fn a_clean_run_ends_in_the_final_state() {
     assert_eq!(out.failures, 0);
     drop(v);
     let v = fx.open(&fs).unwrap();
+    assert_fsck_clean(&v, "clean");
     assert_eq!(&view(&v).unwrap(), out.history.last().unwrap());
     check_growth_reads_zeros(&v, out.history.last().unwrap(), "clean");
+    common::oracle::close_and_check(v, || fx.open(&fs).unwrap(), "clean, grown");
 }
 
 #[test]
@@ -350,6 +358,7 @@ fn every_failed_write_or_sync_is_reported_and_loses_no_acknowledged_fsync() {
                 let after_crash = fx
                     .open(&rebooted)
                     .unwrap_or_else(|e| panic!("{what}: no open after a crash: {e}"));
+                assert_fsck_clean(&after_crash, &format!("{what}, crash"));
                 check_prefix(
                     &view(&after_crash).unwrap(),
                     &out,
@@ -362,9 +371,11 @@ fn every_failed_write_or_sync_is_reported_and_loses_no_acknowledged_fsync() {
                 let reopened = fx
                     .open(&fs)
                     .unwrap_or_else(|e| panic!("{what}: no reopen: {e}"));
+                assert_fsck_clean(&reopened, &format!("{what}, reopen"));
                 let found = view(&reopened).unwrap();
                 check_prefix(&found, &out, &format!("{what}, reopen"));
                 check_growth_reads_zeros(&reopened, &found, &what);
+                assert_fsck_clean(&reopened, &format!("{what}, grown"));
             }
         }
     }
@@ -392,6 +403,7 @@ fn a_crash_after_any_write_reopens_to_a_prefix_with_every_fsync() {
             let v = fx
                 .open(&rebooted)
                 .unwrap_or_else(|e| panic!("{what}: no open: {e}"));
+            assert_fsck_clean(&v, &what);
             let found = view(&v).unwrap();
             check_prefix(&found, &out, &what);
             check_growth_reads_zeros(&v, &found, &what);
@@ -401,6 +413,7 @@ fn a_crash_after_any_write_reopens_to_a_prefix_with_every_fsync() {
             drop(v);
             let v = fx.open(&rebooted).unwrap();
             assert!(v.lookup(ROOT, b"later").is_ok(), "{what}");
+            assert_fsck_clean(&v, &format!("{what}, later"));
         }
     }
 }

@@ -65,6 +65,7 @@ fn the_engine_stamps_file_times_by_default() {
     .unwrap();
     let (m, c) = times(&v, f);
     assert!(m > t(1_600_000_000, 0) && c == m);
+    common::oracle::close_and_check(v, || fx.open(), "the_engine_stamps_file_times_by_default");
 }
 
 #[test]
@@ -142,6 +143,11 @@ fn kernel_file_times_are_kept_exactly_through_writes_truncates_and_reopen() {
     assert_eq!(v.file_times(), FileTimes::Engine, "a mode, not stored");
     assert_eq!(times(&v, f), (t(3000, 333), t(3000, 444)), "after reopen");
     assert_eq!(v.getattr(d).unwrap().mode, 0o700);
+    common::oracle::close_and_check(
+        v,
+        || fx.open(),
+        "kernel_file_times_are_kept_exactly_through_writes_truncates_and_reopen",
+    );
 }
 
 #[test]
@@ -157,4 +163,9 @@ fn blocks_count_written_data_before_any_sync_or_close() {
     v.write(f, 10 << 20, &[1u8; 512]).unwrap();
     assert_eq!(v.getattr(f).unwrap().blocks, 2049);
     v.release(f).unwrap();
+    common::oracle::close_and_check(
+        v,
+        || fx.open(),
+        "blocks_count_written_data_before_any_sync_or_close",
+    );
 }

@@ -57,6 +57,11 @@ fn an_unlinked_file_lives_until_the_kernel_forgets_it() {
     v.forget(&[(f, 1)]).unwrap();
     assert_eq!(errno(v.getattr(f)), ENOENT);
     assert_eq!(stored(&v), (0, 0), "its data is freed");
+    common::oracle::close_and_check(
+        v,
+        || fx.open(),
+        "an_unlinked_file_lives_until_the_kernel_forgets_it",
+    );
 }
 
 #[test]
@@ -80,6 +85,11 @@ fn the_last_of_handle_and_lookup_reclaims_whichever_it_is() {
     v.forget(&[(b, 1)]).unwrap();
     assert_eq!(errno(v.getattr(b)), ENOENT);
     assert_eq!(stored(&v), (0, 0));
+    common::oracle::close_and_check(
+        v,
+        || fx.open(),
+        "the_last_of_handle_and_lookup_reclaims_whichever_it_is",
+    );
 }
 
 #[test]
@@ -100,6 +110,11 @@ fn a_file_replaced_by_rename_lives_until_forgotten() {
     assert_eq!(errno(v.getattr(old)), ENOENT);
     assert_eq!(v.getattr(new).unwrap().nlink, 1);
     assert_eq!(v.usage().1, 10);
+    common::oracle::close_and_check(
+        v,
+        || fx.open(),
+        "a_file_replaced_by_rename_lives_until_forgotten",
+    );
 }
 
 #[test]
@@ -117,6 +132,11 @@ fn forgetting_a_named_inode_or_an_uncounted_one_changes_nothing() {
     // The root is never counted (the kernel never forgets it).
     v.remember(&[ROOT]).unwrap();
     assert_eq!(v.kernel_lookups(ROOT), 0);
+    common::oracle::close_and_check(
+        v,
+        || fx.open(),
+        "forgetting_a_named_inode_or_an_uncounted_one_changes_nothing",
+    );
 }
 
 #[test]
@@ -130,6 +150,11 @@ fn remembering_a_reclaimed_inode_fails_and_counts_nothing() {
     assert_eq!(v.kernel_lookups(f), 0, "all or nothing");
     v.unlink(ROOT, b"f").unwrap();
     assert_eq!(errno(v.getattr(f)), ENOENT);
+    common::oracle::close_and_check(
+        v,
+        || fx.open(),
+        "remembering_a_reclaimed_inode_fails_and_counts_nothing",
+    );
 }
 
 #[test]
@@ -154,6 +179,11 @@ fn a_removed_directory_still_referenced_is_empty_and_takes_no_entries() {
     v.forget(&[(d, 1)]).unwrap();
     assert_eq!(errno(v.getattr(d)), ENOENT);
     assert_eq!(v.directories(), 1);
+    common::oracle::close_and_check(
+        v,
+        || fx.open(),
+        "a_removed_directory_still_referenced_is_empty_and_takes_no_entries",
+    );
 }
 
 #[test]
@@ -172,6 +202,11 @@ fn close_reclaims_what_the_kernel_never_forgot() {
     assert_eq!(errno(v.getattr(f)), ENOENT);
     assert_eq!(v.read(kept, 0, 10).unwrap(), vec![9u8; 5]);
     assert_eq!(stored(&v).0, 5);
+    common::oracle::close_and_check(
+        v,
+        || fx.open(),
+        "close_reclaims_what_the_kernel_never_forgot",
+    );
 }
 
 #[test]
@@ -183,7 +218,8 @@ fn after_a_crash_the_next_open_reclaims_an_unlinked_but_remembered_file() {
     v.unlink(ROOT, b"f").unwrap();
     v.sync().unwrap();
     fx.fs.crash();
-    let v2 = fx.open_on(&fx.fs.after_crash(0));
+    let rebooted = fx.fs.after_crash(0);
+    let v2 = fx.open_on(&rebooted);
     assert_eq!(v2.bootstrap_report().orphans_reclaimed, vec![f]);
     assert_eq!(errno(v2.getattr(f)), ENOENT);
     // Nothing reclaimed early: the named file, remembered too, is whole.
@@ -191,4 +227,5 @@ fn after_a_crash_the_next_open_reclaims_an_unlinked_but_remembered_file() {
     assert_eq!(v2.usage().1, 7, "only kept's bytes are stored");
     assert_eq!(v2.usage().0, 2, "the root and kept: nothing leaks");
     drop(v);
+    common::oracle::close_and_check(v2, || fx.open_on(&rebooted), "reclaimed after a crash");
 }

@@ -2,6 +2,8 @@
 //! and stops with its last error, and close stops it, syncs, refuses later
 //! calls and lets the vault go.
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -73,6 +75,8 @@ fn compaction_starts_once_and_stops_quietly() {
     assert!(!s.compaction_running());
     assert_eq!(s.stop_compaction(), None);
     s.close().unwrap();
+    drop(v);
+    common::oracle::assert_fsck_clean(&fx.open_on(&fx.fs).unwrap(), "after the session");
 }
 
 #[test]
@@ -100,6 +104,7 @@ fn close_stops_the_scheduler_syncs_and_lets_the_vault_go() {
     let v = fx.open_on(&rebooted).unwrap();
     let f = v.lookup(ROOT, b"f").unwrap();
     assert_eq!(v.read(f.ino, 0, 100).unwrap(), b"unsynced until close");
+    common::oracle::close_and_check(v, || fx.open_on(&rebooted).unwrap(), "after close");
 }
 
 #[test]
@@ -117,6 +122,7 @@ fn a_call_in_flight_keeps_the_engine_until_it_ends() {
     drop(in_flight);
     let v = fx.open_on(&fx.fs).unwrap();
     assert!(v.lookup(ROOT, b"late").is_ok());
+    common::oracle::close_and_check(v, || fx.open_on(&fx.fs).unwrap(), "after the late call");
 }
 
 #[test]
@@ -144,4 +150,9 @@ fn a_failed_flush_is_reported_by_stop() {
     drop(v);
     let _ = s.close();
     assert!(matches!(s.vault(), Err(VaultClosed)));
+    // Reopened once the disk has room again: healthy, and the flush that
+    // failed lost nothing it had acknowledged (it acknowledged nothing).
+    fx.fs.set_fault(None);
+    let v = fx.open_on(&fx.fs).unwrap();
+    common::oracle::close_and_check(v, || fx.open_on(&fx.fs).unwrap(), "after a failed flush");
 }

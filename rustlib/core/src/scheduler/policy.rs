@@ -46,6 +46,10 @@ pub struct HybridCompactionPolicy {
     /// (short sessions otherwise never did, and the vault grew by a log
     /// file and a pack each).
     last_cycle: Instant,
+    /// Whether the vault was idle at the last cycle: the first idle cycle
+    /// after busy ones is not held off by `min_interval` (see
+    /// `should_compact`).
+    last_cycle_idle: bool,
 }
 
 impl Default for HybridCompactionPolicy {
@@ -63,6 +67,7 @@ impl Default for HybridCompactionPolicy {
             last_cycle: Instant::now()
                 .checked_sub(Duration::from_secs(30))
                 .unwrap_or_else(Instant::now),
+            last_cycle_idle: false,
         }
     }
 }
@@ -73,16 +78,24 @@ impl HybridCompactionPolicy {
         self.last_cycle.elapsed()
     }
 
-    /// Record that a cycle just ran.
-    pub fn mark_compacted(&mut self) {
+    /// Record that a cycle just ran, on the stats it was decided on.
+    pub fn mark_compacted(&mut self, s: &CompactionStats) {
         self.last_cycle = Instant::now();
+        self.last_cycle_idle = s.idle >= self.idle;
     }
 
     pub fn should_compact(&self, s: &CompactionStats) -> CompactionAction {
-        if s.since_last_cycle < self.min_interval {
+        let idle = s.idle >= self.idle;
+        // Cycles keep `min_interval` apart, but a busy cycle does not hold
+        // off the first idle one: a session that folds the log files
+        // earlier sessions left as soon as it starts (busy, packs left
+        // alone) must still bring the dead space within its bound once it
+        // has been idle `idle`, not `min_interval` later (a mount of 15 s
+        // otherwise reclaimed nothing).
+        let first_idle = idle && !self.last_cycle_idle;
+        if s.since_last_cycle < self.min_interval && !first_idle {
             return CompactionAction::default();
         }
-        let idle = s.idle >= self.idle;
         let overdue = s.since_last_cycle >= self.max_interval;
         let log = s.log_bytes >= self.log_bytes
             || (idle && s.log_bytes >= self.log_bytes / 8)
@@ -199,7 +212,7 @@ pub fn spawn_scheduler_cycle(
                     if action.any() {
                         let ratio = policy.pack_ratio(&stats, &vault);
                         vault.run_compaction(action, ratio)?;
-                        policy.mark_compacted();
+                        policy.mark_compacted(&stats);
                     }
                     Ok(())
                 })();
@@ -307,6 +320,37 @@ mod tests {
             !p.should_compact(&with(1, 100, 15, 0)).packs,
             "over the bound, busy"
         );
+    }
+
+    #[test]
+    fn a_busy_cycle_does_not_hold_off_the_first_idle_one() {
+        let mut p = HybridCompactionPolicy::default();
+        // A session starts busy with 16 log files of earlier sessions: a
+        // log-only cycle at once.
+        let busy = CompactionStats {
+            log_files: 16,
+            pack_size: 4 << 20,
+            ..stats(0, 10, 40, 0, 60)
+        };
+        assert_eq!(
+            p.should_compact(&busy),
+            CompactionAction {
+                log: true,
+                packs: false
+            }
+        );
+        p.mark_compacted(&busy);
+        // Busy again 10 s later: min_interval holds.
+        let soon = |idle_s| CompactionStats {
+            log_files: 1,
+            ..stats(0, 10, 40, idle_s, 10)
+        };
+        assert_eq!(p.should_compact(&soon(0)), CompactionAction::default());
+        // Idle 10 s later: the packs are compacted now, not 30 s later...
+        assert!(p.should_compact(&soon(20)).packs);
+        p.mark_compacted(&soon(20));
+        // ...and the next idle cycle waits min_interval again.
+        assert_eq!(p.should_compact(&soon(20)), CompactionAction::default());
     }
 
     #[test]

@@ -7,7 +7,11 @@
 //! * [`Fault::Error`]: the Nth write (or sync) fails with an errno and changes
 //!   nothing; later operations work again (a transient EIO / ENOSPC).
 //! * [`Fault::Crash`]: the Nth write is the last one to happen; every later
-//!   operation fails with EIO, as if the machine had stopped. [`MemFs::after_crash`]
+//!   operation fails with EIO, as if the machine had stopped.
+//! * [`Fault::CrashAtSync`]: the machine stops right before the Nth sync
+//!   (of a file or a directory), which does not happen: the renames and
+//!   removals since the last write are then in the picture, not durable
+//!   unless an earlier directory sync made them so. [`MemFs::after_crash`]
 //!   then builds the file system a reboot would find: durable images only,
 //!   or durable images plus the first `torn` bytes of each file's unsynced tail.
 //!
@@ -37,6 +41,8 @@ pub enum Fault {
     Error { op: FaultOp, nth: u64, errno: i32 },
     /// Stop the machine right after the `nth` (1-based) write.
     Crash { nth: u64 },
+    /// Stop the machine instead of the `nth` (1-based) sync.
+    CrashAtSync { nth: u64 },
 }
 
 #[derive(Clone, Default, Debug)]
@@ -165,6 +171,10 @@ impl State {
                 Err(io::Error::from_raw_os_error(errno))
             }
             Some(Fault::Crash { nth }) if op == FaultOp::Write && nth == n => Ok(true),
+            Some(Fault::CrashAtSync { nth }) if op == FaultOp::Sync && nth == n => {
+                self.crashed = true;
+                Err(eio())
+            }
             _ => Ok(false),
         }
     }
@@ -579,5 +589,26 @@ mod tests {
         assert!(fs.crashed());
         assert!(f.write_all_at(b"e", 3).is_err());
         assert!(f.sync_data().is_err());
+    }
+
+    #[test]
+    fn a_crash_at_a_sync_stops_before_it() {
+        let fs = MemFs::new();
+        let dir = Path::new("/d");
+        fs.create_dir_all(dir).unwrap();
+        let f = fs.create_new(&dir.join("x")).unwrap();
+        fs.sync_dir(dir).unwrap(); // sync 1
+        f.write_all_at(b"kept", 0).unwrap();
+        f.sync_data().unwrap(); // sync 2
+        fs.set_fault(Some(Fault::CrashAtSync { nth: 4 }));
+        fs.remove(&dir.join("x")).unwrap();
+        fs.sync_dir(dir).unwrap(); // sync 3: the removal is durable
+        let g = fs.create_new(&dir.join("y")).unwrap();
+        g.write_all_at(b"lost", 0).unwrap();
+        assert!(g.sync_data().is_err()); // sync 4: the machine stops
+        assert!(fs.crashed());
+        assert!(fs.sync_dir(dir).is_err());
+        let r = fs.after_crash(0);
+        assert!(!r.exists(&dir.join("x")) && !r.exists(&dir.join("y")));
     }
 }

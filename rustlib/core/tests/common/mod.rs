@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod memvault;
+pub mod oracle;
 
 use crypto_core::prelude::*;
 
