@@ -39,6 +39,7 @@ fn options() -> EngineOptions {
         log_rotate_bytes: 2048,
         pack_size_limit: 60_000,
         cache_bytes: 0,
+        ..Default::default()
     }
 }
 
