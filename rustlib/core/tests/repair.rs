@@ -11,7 +11,7 @@ use std::sync::Arc;
 use common::memvault::MemVault;
 use crypto_core::fsck::{self, Check, FsckOptions, FsckReport};
 use crypto_core::metadata::{Dir, Inode, MetadataState, ROOT_INO};
-use crypto_core::storage::memfs::{Fault, MemFs};
+use crypto_core::storage::memfs::{Fault, FaultOp, MemFs};
 use crypto_core::storage::FileSystem;
 use crypto_core::vault::engine::{EngineOptions, Vault, ROOT};
 
@@ -357,4 +357,75 @@ fn a_repair_killed_at_any_write_finishes_when_run_again() {
         let name = format!("#{}", b.docs);
         assert_eq!(read_path(&v, &[b"lost+found", name.as_bytes(), b"big.bin"]), b.data);
     }
+}
+
+/// A vault whose state needs repair (a lost subtree, a wrong link count).
+fn needs_repair() -> Built {
+    let b = build();
+    let v = open(&b);
+    let mut s = v.state_copy();
+    inode(&mut s, b.small).links = 7;
+    s.dirs.insert(ROOT_INO, Dir::default());
+    v.install_repaired_state(s).unwrap();
+    drop(v);
+    b
+}
+
+/// After a repair that failed or stopped: the vault opens (with salvage,
+/// as repair does), a repair run again leaves nothing, and without
+/// salvage it then checks clean with everything in /lost+found.
+fn finishes(b: &Built, fs: &MemFs, what: &str) {
+    let v = open_opts(fs, &b.mv, true).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let r = check(&v, true);
+    assert!(r.remaining.is_empty(), "{what}: {:#?}", r.remaining);
+    drop(v);
+    let v = open_opts(fs, &b.mv, false).unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(check(&v, false).is_clean(), "{what}");
+    let name = format!("#{}", b.docs);
+    assert_eq!(read_path(&v, &[b"lost+found", name.as_bytes(), b"big.bin"]), b.data, "{what}");
+}
+
+/// The machine stops in place of each sync of a repair; EIO and ENOSPC at
+/// each write and each sync: the repair fails with one error or finishes,
+/// and run again it finishes.
+#[test]
+fn a_repair_stopped_at_any_sync_or_failing_any_write_finishes_when_run_again() {
+    let b = needs_repair();
+    let probe = b.mv.fs.after_crash(0);
+    let (w0, s0) = (probe.writes(), probe.syncs());
+    {
+        let v = open_opts(&probe, &b.mv, true).unwrap();
+        check(&v, true);
+    }
+    let (writes, syncs) = (probe.writes() - w0, probe.syncs() - s0);
+    assert!(writes > 3 && syncs > 3, "{writes} {syncs}");
+    let mut failed = 0;
+    for nth in 1..=syncs {
+        let fs = b.mv.fs.after_crash(0);
+        fs.set_fault(Some(Fault::CrashAtSync { nth: fs.syncs() + nth }));
+        if let Ok(v) = open_opts(&fs, &b.mv, true) {
+            let _ = fsck::check(&v, FsckOptions { quick: false, repair: true }, &mut |_, _| {});
+        }
+        finishes(&b, &fs.after_crash(0), &format!("stopped at sync {nth}"));
+    }
+    for (op, count) in [(FaultOp::Write, writes), (FaultOp::Sync, syncs)] {
+        for errno in [5, 28] {
+            for nth in 1..=count {
+                let fs = b.mv.fs.after_crash(0);
+                let base = if op == FaultOp::Write { fs.writes() } else { fs.syncs() };
+                fs.set_fault(Some(Fault::Error { op, nth: base + nth, errno }));
+                let what = format!("{op:?} {nth} failing with errno {errno}");
+                let outcome = open_opts(&fs, &b.mv, true).and_then(|v| {
+                    fsck::check(&v, FsckOptions { quick: false, repair: true }, &mut |_, _| {})
+                });
+                if let Err(e) = outcome {
+                    failed += 1;
+                    assert!(!e.to_string().contains('\n'), "{what}: {e}");
+                }
+                fs.set_fault(None);
+                finishes(&b, &fs.after_crash(0), &what);
+            }
+        }
+    }
+    assert!(failed > 0, "no injected fault reached the caller");
 }

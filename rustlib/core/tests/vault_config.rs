@@ -66,7 +66,8 @@ fn defaults() {
 #[test]
 fn create_load_unlock_round_trip() {
     let (dir, config, master) = new_vault();
-    assert_eq!(names_in(dir.path()), vec![CONFIG_FILE]);
+    assert_eq!(names_in(dir.path()), vec![CONFIG_FILE, "mirror"]);
+    assert_eq!(names_in(&dir.path().join("mirror")), vec![CONFIG_FILE]);
     let loaded = VaultConfig::load(&RealFs, dir.path()).unwrap();
     assert_eq!(loaded, config);
     assert_eq!(loaded.version(), 1);
@@ -233,7 +234,8 @@ fn change_password() {
     )
     .unwrap();
     // The atomic replace leaves no temporary file behind.
-    assert_eq!(names_in(dir.path()), vec![CONFIG_FILE]);
+    assert_eq!(names_in(dir.path()), vec![CONFIG_FILE, "mirror"]);
+    assert_eq!(names_in(&dir.path().join("mirror")), vec![CONFIG_FILE]);
 
     let after = VaultConfig::load(&RealFs, dir.path()).unwrap();
     assert_eq!(after, c);
@@ -384,7 +386,8 @@ fn reset_password_with_master_key_and_new_costs() {
         fs::read_to_string(dir.path().join(CONFIG_FILE)).unwrap(),
         text
     );
-    assert_eq!(names_in(dir.path()), vec![CONFIG_FILE]);
+    assert_eq!(names_in(dir.path()), vec![CONFIG_FILE, "mirror"]);
+    assert_eq!(names_in(&dir.path().join("mirror")), vec![CONFIG_FILE]);
 }
 
 #[test]
