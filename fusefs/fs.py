@@ -97,6 +97,8 @@ BLOCK_SIZE = 4096
 RENAME_NOREPLACE = 1
 RENAME_EXCHANGE = 2
 XATTR_NAMESPACES = (b"user.", b"trusted.", b"security.")
+#: Damage ``fusefs fsck --repair`` recorded in a file (crypto_core::fsck::damage).
+DAMAGE_XATTR = b"fusefs.damaged"
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
@@ -513,7 +515,8 @@ class VaultOperations(pyfuse3.Operations):
     async def getxattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> bytes:
         if inode == ROOT_INO and name.startswith(control.PREFIX):
             return await self.control.get(name, ctx)
-        _check_xattr_name(name)
+        if name != DAMAGE_XATTR:  # what fsck --repair recorded: readable, not settable
+            _check_xattr_name(name)
         return self.vault.getxattr(inode, name)
 
     @handler

@@ -11,6 +11,7 @@ cannot be edited from outside without the master key.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import subprocess
@@ -248,23 +249,46 @@ def test_a_snapshot_damaged_in_both_copies_keeps_what_the_log_holds(vault: Path)
     assert fsck(vault).returncode == CLEAN
 
 
-def test_data_damage_is_reported_by_path_and_left(vault: Path) -> None:
+def test_data_damage_is_reported_by_path_recorded_and_reads_as_eio(vault: Path) -> None:
     pack = one(vault / "packs", "*.pack")
     flip(pack, 5000)  # inside the first frame of docs/report.bin
-    for args in ((), ("--repair",), ()):
-        done = fsck(vault, *args)
-        assert done.returncode == ERRORS_LEFT, done.stdout + done.stderr
-        assert "frame: /docs/report.bin (inode" in done.stdout
-        assert "bytes 0..16384 (segment 0" in done.stdout
+    done = fsck(vault)
+    assert done.returncode == ERRORS_LEFT, done.stdout + done.stderr
+    assert "frame: /docs/report.bin (inode" in done.stdout
+    assert "bytes 0..16384 (segment 0" in done.stdout
+    done = fsck(vault, "--repair")
+    assert done.returncode == REPAIRED, done.stdout + done.stderr
+    assert (
+        "repaired: recorded bytes 0..16384 of /docs/report.bin (segment 0) as damaged"
+        in done.stdout
+    )
+    done = fsck(vault)
+    assert (done.returncode, done.stdout) == (CLEAN, ""), done.stdout + done.stderr
+    assert "known damage: /docs/report.bin: bytes 0..16384" in done.stderr
+    with Vault.open(vault, b"pw") as v:
+        ino = v.lookup(v.lookup(ROOT_INO, b"docs").ino, b"report.bin").ino
+        with pytest.raises(OSError) as e:
+            v.read(ino, 0, 100)
+        assert e.value.errno == errno.EIO
+        assert v.read(ino, 16384, 100) == DOC[16384:16484]  # the rest reads
+        assert v.getxattr(ino, b"fusefs.damaged").startswith(b"segment 0 generation ")
+        v.write(ino, 0, b"x" * 16384)  # the segment written again
+    done = fsck(vault, "--repair")  # the record of it is dropped
+    assert done.returncode == REPAIRED, done.stdout + done.stderr
+    assert fsck(vault).returncode == CLEAN
     assert read(vault, b"later") == LATER
 
 
 def test_a_deleted_pack_names_every_file_it_held(vault: Path) -> None:
     one(vault / "packs", "*.pack").unlink()
-    done = fsck(vault, "--repair")
+    done = fsck(vault)
     assert done.returncode == ERRORS_LEFT
     assert "missing-pack: pack 1 is missing" in done.stdout
     assert "frame: /docs/report.bin" in done.stdout and "frame: /later" in done.stdout
+    assert fsck(vault, "--repair").returncode == REPAIRED
+    done = fsck(vault)
+    assert done.returncode == CLEAN, done.stdout + done.stderr
+    assert "known damage: /later: bytes 0..27" in done.stderr
 
 
 def test_frames_swapped_between_files_fail_to_authenticate(vault: Path) -> None:

@@ -137,6 +137,8 @@ def _fsck(
             click.echo(f"repaired: {line}")
         for f in report["remaining"]:
             click.echo(f"left: {f['text']}")
+        for line in report["known_damage"]:
+            click.echo(f"fusefs: known damage: {line}", err=True)
         if not quiet:
             click.echo(_summary(report), err=True)
     if left:

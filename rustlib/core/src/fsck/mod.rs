@@ -22,6 +22,7 @@
 //! with the reason, unless it is opened with salvage: then the records that
 //! could not be read or applied are findings here).
 
+pub mod damage;
 pub mod finding;
 pub mod repair;
 pub mod state_checks;
@@ -59,6 +60,11 @@ pub struct FsckReport {
     pub repairs: Vec<String>,
     /// With repair: what the check after it still found.
     pub remaining: Vec<Finding>,
+    /// Damaged segments found (inode, (index, generation, start, end)):
+    /// what a repair records ([`damage`]).
+    pub damaged: Vec<(u64, damage::Damaged)>,
+    /// Damage recorded by an earlier repair, a line each (not findings).
+    pub known_damage: Vec<String>,
 }
 
 impl FsckReport {
@@ -79,20 +85,23 @@ pub fn check(
 ) -> Result<FsckReport> {
     let mut report = check_once(vault, opts, true, progress)?;
     if opts.repair && !report.findings.is_empty() {
-        report.repairs = repair_vault(vault, &report.findings)?;
+        report.repairs = repair_vault(vault, &report)?;
         let after = check_once(vault, opts, false, &mut |_, _| {})?;
         report.remaining = after.findings;
     }
     Ok(report)
 }
 
-/// Repair what `findings` report; returns what was done.
-fn repair_vault(vault: &Vault, findings: &[Finding]) -> Result<Vec<String>> {
+/// Repair what `report` found; returns what was done.
+fn repair_vault(vault: &Vault, report: &FsckReport) -> Result<Vec<String>> {
+    let findings = &report.findings;
     let mut done = Vec::new();
     let has = |c: Check| findings.iter().any(|f| f.check == c);
     let s = vault.state_copy();
     let now = crate::vault::engine::now();
-    let (repaired, changes) = repair::repair_state(&s, &|i| vault.in_use(i), now);
+    let (mut repaired, mut changes) = repair::repair_state(&s, &|i| vault.in_use(i), now);
+    let on_disk: HashMap<u64, u64> = vault.pack_files()?.into_iter().collect();
+    changes.extend(repair::record_damage(&mut repaired, &report.damaged, &on_disk));
     if !changes.is_empty() || has(Check::LostRecords) {
         let r = vault.install_repaired_state(repaired)?;
         done.extend(changes);
@@ -138,6 +147,7 @@ fn check_once(
     if with_log {
         findings.extend(lost_records(vault));
     }
+    findings.extend(stale_damage_records(&s));
     let mut report = FsckReport {
         inodes: s.inodes.len() as u64,
         directories: s.dirs.len() as u64,
@@ -161,6 +171,27 @@ fn check_once(
     findings.sort_by_key(|f| (f.check, f.ino));
     report.findings = findings;
     Ok(report)
+}
+
+/// Damage records (see [`damage`]) of segments the file no longer has in
+/// that generation: written again since, or cut off.
+fn stale_damage_records(s: &MetadataState) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for (&ino, inode) in s.inodes.iter() {
+        let Some(v) = inode.xattrs.get(damage::DAMAGE_XATTR) else {
+            continue;
+        };
+        for (index, generation, ..) in damage::parse(v) {
+            if !inode.segments.get(&index).is_some_and(|r| r.generation == generation) {
+                out.push(Finding::new(
+                    Check::Record,
+                    Some(ino),
+                    format!("a damage record of segment {index} generation {generation}, which the file no longer has"),
+                ));
+            }
+        }
+    }
+    out
 }
 
 /// What opening with salvage could not read or apply.
@@ -196,7 +227,11 @@ fn check_pack_files(
 ) -> Vec<Finding> {
     let mut needed: HashMap<u64, u64> = HashMap::new();
     for (_, inode) in s.inodes.iter() {
-        for (_, r) in inode.segments.iter() {
+        let known = damage::recorded(inode);
+        for (&index, r) in inode.segments.iter() {
+            if known.contains(&(index, r.generation)) {
+                continue;
+            }
             let end = needed.entry(r.pack).or_default();
             *end = (*end).max(r.offset + r.stored_len as u64);
         }
@@ -286,10 +321,18 @@ fn verify_frames(
     }
     report.frames_verified = jobs.len() as u64;
     report.bytes_verified = total;
+    let paths = PathIndex::new(s);
     jobs.into_iter()
         .filter_map(|j| {
             let (start, end) = state_checks::segment_range(s, j.index, &j.r);
-            j.error.map(|e| {
+            let e = j.error?;
+            if damage::recorded(&s.inodes[&j.ino]).contains(&(j.index, j.r.generation)) {
+                let path = paths.path(s, j.ino).unwrap_or_else(|| format!("inode {}", j.ino));
+                report.known_damage.push(format!("{path}: bytes {start}..{end} (recorded by a repair)"));
+                return None;
+            }
+            report.damaged.push((j.ino, (j.index, j.r.generation, start, end)));
+            Some(e).map(|e| {
                 Finding::new(
                     Check::Frame,
                     Some(j.ino),

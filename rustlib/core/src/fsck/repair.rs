@@ -24,6 +24,61 @@ use std::sync::Arc;
 
 use crate::metadata::{Inode, InodeKind, MetadataState, PackUsage, Timespec, ROOT_INO};
 
+/// Record in each damaged file's `fusefs.damaged` attribute ([`super::damage`])
+/// the segments in `damaged` (found by frame verification) and those in a
+/// pack that is missing or too short (`on_disk`: pack → length); records
+/// that no longer match a segment are dropped. What was recorded, a line each.
+pub fn record_damage(
+    s: &mut MetadataState,
+    damaged: &[(u64, super::damage::Damaged)],
+    on_disk: &HashMap<u64, u64>,
+) -> Changes {
+    use super::damage::{merged, DAMAGE_XATTR};
+    let mut by_ino: BTreeMap<u64, Vec<super::damage::Damaged>> = BTreeMap::new();
+    for (ino, d) in damaged {
+        by_ino.entry(*ino).or_default().push(*d);
+    }
+    let seg = s.segment_size as u64;
+    for (&ino, i) in s.inodes.iter() {
+        for (&index, r) in i.segments.iter() {
+            let short = on_disk.get(&r.pack).is_none_or(|&len| len < r.offset + r.stored_len as u64);
+            if short {
+                let start = index * seg;
+                by_ino.entry(ino).or_default().push((index, r.generation, start, start + r.plain_len as u64));
+            }
+        }
+        if i.xattrs.contains_key(DAMAGE_XATTR) {
+            by_ino.entry(ino).or_default();
+        }
+    }
+    let paths = crate::metadata::paths::PathIndex::new(s);
+    let mut changes = Vec::new();
+    for (ino, add) in by_ino {
+        let Some(inode) = s.inodes.get(&ino) else { continue };
+        let before = inode.xattrs.get(DAMAGE_XATTR).cloned();
+        let after = merged(inode, &add);
+        if before == after {
+            continue;
+        }
+        let path = paths.path(s, ino).unwrap_or_else(|| format!("inode {ino}"));
+        if after.as_ref().map_or(0, |v| super::damage::parse(v).len()) < before.as_ref().map_or(0, |v| super::damage::parse(v).len()) {
+            changes.push(format!("dropped damage records of {path} that no segment matches any more"));
+        }
+        for (index, _, start, end) in &add {
+            changes.push(format!(
+                "recorded bytes {start}..{end} of {path} (segment {index}) as damaged: they read as EIO"
+            ));
+        }
+        let i = Arc::make_mut(s.inodes.get_mut(&ino).expect("listed"));
+        match after {
+            Some(v) => i.xattrs.insert(DAMAGE_XATTR.to_vec(), v),
+            None => i.xattrs.remove(DAMAGE_XATTR),
+        };
+    }
+    changes.dedup();
+    changes
+}
+
 /// Name of the directory disconnected inodes are put in.
 pub const LOST_AND_FOUND: &[u8] = b"lost+found";
 

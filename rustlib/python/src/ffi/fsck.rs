@@ -13,6 +13,7 @@ pub fn report_to_dict<'py>(py: Python<'py>, r: &FsckReport) -> PyResult<Bound<'p
     d.set_item("findings", findings_to_list(py, &r.findings)?)?;
     d.set_item("repairs", r.repairs.clone())?;
     d.set_item("remaining", findings_to_list(py, &r.remaining)?)?;
+    d.set_item("known_damage", r.known_damage.clone())?;
     d.set_item("inodes", r.inodes)?;
     d.set_item("directories", r.directories)?;
     d.set_item("files", r.files)?;
