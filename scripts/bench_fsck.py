@@ -44,8 +44,10 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # this worktree's fusefs, as the CLI runs below
@@ -80,8 +82,10 @@ def file_sizes(files: int, total: int, seed: int) -> list[int]:
         sizes = [max(1, int(s * scale)) for s in sizes]
     rest = total - sum(sizes)
     weights = [math.exp(rng.uniform(0, math.log(64))) for _ in range(large)]
-    big = [max(LARGE_MIN if rest >= large * LARGE_MIN else 1, int(rest * w / sum(weights)))
-           for w in weights]
+    big = [
+        max(LARGE_MIN if rest >= large * LARGE_MIN else 1, int(rest * w / sum(weights)))
+        for w in weights
+    ]
     big[-1] += rest - sum(big)
     sizes += big
     rng.shuffle(sizes)
@@ -112,8 +116,10 @@ def build_vault(path: Path, sizes: list[int], seed: int) -> None:
             written += size
             if i % 5000 == 4999:
                 rate = written / 2**20 / (time.perf_counter() - started)
-                print(f"  {i + 1:,} files, {written / 2**30:.2f} GiB, {rate:.0f} MiB/s",
-                      file=sys.stderr)
+                print(
+                    f"  {i + 1:,} files, {written / 2**30:.2f} GiB, {rate:.0f} MiB/s",
+                    file=sys.stderr,
+                )
 
 
 def delete_half(path: Path, files: int, seed: int) -> None:
@@ -129,31 +135,37 @@ def delete_half(path: Path, files: int, seed: int) -> None:
             v.unlink(dirs[dname], fname)
 
 
-def cached(marker: Path, what: str, make: object) -> None:
+def cached(marker: Path, what: str, make: Callable[[], None]) -> None:
     """Run ``make()`` unless ``marker`` says an earlier run finished it."""
     if marker.exists():
         print(f"{what}: cached ({marker.parent})", file=sys.stderr)
         return
     print(f"{what} ...", file=sys.stderr)
     t = time.perf_counter()
-    make()  # type: ignore[operator]
+    make()
     subprocess.run(["sync"], check=True)
     marker.write_text(f"built in {time.perf_counter() - t:.1f} s\n")
     print(f"{what}: {time.perf_counter() - t:.1f} s", file=sys.stderr)
 
 
-def fusefs(*args: str | Path) -> tuple[float, dict[str, object]]:
+def fusefs(*args: str | Path) -> tuple[float, dict[str, Any]]:
     """Wall-clock seconds of one CLI run, and its JSON report."""
     env = dict(os.environ, PYTHONPATH=str(REPO))
     t = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "fusefs", *map(str, args), "--json"],
-        capture_output=True, text=True, cwd=REPO, env=env, stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        stdin=subprocess.DEVNULL,
     )
     seconds = time.perf_counter() - t
     if done.returncode != 0:
-        sys.exit(f"bench_fsck: fusefs {' '.join(map(str, args))} failed "
-                 f"({done.returncode}): {done.stderr.strip()}")
+        sys.exit(
+            f"bench_fsck: fusefs {' '.join(map(str, args))} failed "
+            f"({done.returncode}): {done.stderr.strip()}"
+        )
     return seconds, json.loads(done.stdout)
 
 
@@ -163,8 +175,9 @@ def drop_caches() -> None:
 
 
 def fs_type(path: Path) -> str:
-    done = subprocess.run(["findmnt", "-n", "-o", "FSTYPE", "--target", str(path)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["findmnt", "-n", "-o", "FSTYPE", "--target", str(path)], capture_output=True, text=True
+    )
     return (done.stdout.split() or ["?"])[0]
 
 
@@ -176,7 +189,9 @@ class Row:
 
 
 def time_fsck(vault: Path, passfile: Path, quick: bool, cold: bool, runs: int) -> Row:
-    args: list[str | Path] = ["fsck", vault, "--passfile", passfile] + (["--quick"] * quick)
+    args: list[str | Path] = ["fsck", vault, "--passfile", passfile]
+    if quick:
+        args.append("--quick")
     row = Row(f"fsck{' --quick' if quick else ''}, {'cold' if cold else 'warm'} cache")
     if not cold:
         fusefs(*args)  # touch the memory and fill the cache once
@@ -187,8 +202,9 @@ def time_fsck(vault: Path, passfile: Path, quick: bool, cold: bool, runs: int) -
         if report["findings"]:
             sys.exit(f"bench_fsck: {vault} is not clean: {report['findings'][:3]}")
         row.seconds.append(seconds)
-        row.note = (f"{report['frames_verified']:,} frames, "
-                    f"{int(report['bytes_verified']) / 2**30:.2f} GiB")  # type: ignore[call-overload]
+        row.note = (
+            f"{report['frames_verified']:,} frames, {report['bytes_verified'] / 2**30:.2f} GiB"
+        )
     return row
 
 
@@ -207,11 +223,12 @@ def time_compact(
         ratio = ["--dead-ratio", str(args.dead_ratio)] if args.dead_ratio is not None else []
         seconds, r = fusefs("compact", work, "--passfile", passfile, *ratio)
         packs = r["packs"]
-        assert isinstance(packs, dict)
         row.seconds.append(seconds)
-        row.note = (f"{packs['bytes_copied'] / 2**20:,.0f} MiB copied, "
-                    f"{packs['bytes_reclaimed'] / 2**20:,.0f} MiB reclaimed, "
-                    f"{packs['packs_deleted']} packs deleted")
+        row.note = (
+            f"{packs['bytes_copied'] / 2**20:,.0f} MiB copied, "
+            f"{packs['bytes_reclaimed'] / 2**20:,.0f} MiB reclaimed, "
+            f"{packs['packs_deleted']} packs deleted"
+        )
     shutil.rmtree(work, ignore_errors=True)
     return row
 
@@ -227,8 +244,9 @@ def bench_dir(base: Path, args: argparse.Namespace) -> list[Row]:
         shutil.rmtree(vault, ignore_errors=True)
         build_vault(vault, sizes, args.seed)
 
-    cached(root / "vault.done", f"building {args.files:,} files, {args.bytes / 2**30:.2f} GiB",
-           build)
+    cached(
+        root / "vault.done", f"building {args.files:,} files, {args.bytes / 2**30:.2f} GiB", build
+    )
     tmpfs = fs_type(base) == "tmpfs"
     colds = [False] if tmpfs or args.warm_only else [False, True]
     if not tmpfs and os.geteuid() != 0 and not args.warm_only:
@@ -237,13 +255,17 @@ def bench_dir(base: Path, args: argparse.Namespace) -> list[Row]:
     for quick in (False, True):
         for cold in colds:
             rows.append(time_fsck(vault, passfile, quick, cold, args.runs))
-            print(f"  {rows[-1].label}: {' '.join(f'{s:.2f}' for s in rows[-1].seconds)}",
-                  file=sys.stderr)
+            print(
+                f"  {rows[-1].label}: {' '.join(f'{s:.2f}' for s in rows[-1].seconds)}",
+                file=sys.stderr,
+            )
     if not args.no_compact:
         for cold in colds:
             rows.append(time_compact(vault, root / "work", passfile, args, cold))
-            print(f"  {rows[-1].label}: {' '.join(f'{s:.2f}' for s in rows[-1].seconds)}",
-                  file=sys.stderr)
+            print(
+                f"  {rows[-1].label}: {' '.join(f'{s:.2f}' for s in rows[-1].seconds)}",
+                file=sys.stderr,
+            )
     return rows
 
 
@@ -266,14 +288,18 @@ def main() -> None:
         base.mkdir(parents=True, exist_ok=True)
         print(f"{base} ({fs_type(base)}):", file=sys.stderr)
         table.append((base, bench_dir(base, args)))
-    print(f"\n{args.files:,} files, {args.bytes / 2**30:.2f} GiB; wall-clock seconds of the "
-          f"CLI, {args.runs} runs")
+    print(
+        f"\n{args.files:,} files, {args.bytes / 2**30:.2f} GiB; wall-clock seconds of the "
+        f"CLI, {args.runs} runs"
+    )
     print(f"{'vault on':<24}{'command':<28}{'fastest':>9}{'median':>9}  ")
     for base, rows in table:
         where = f"{base} ({fs_type(base)})"
         for r in rows:
-            print(f"{where:<24}{r.label:<28}{min(r.seconds):>9.2f}"
-                  f"{statistics.median(r.seconds):>9.2f}  {r.note}")
+            print(
+                f"{where:<24}{r.label:<28}{min(r.seconds):>9.2f}"
+                f"{statistics.median(r.seconds):>9.2f}  {r.note}"
+            )
 
 
 if __name__ == "__main__":
