@@ -17,6 +17,10 @@ mounts the copy with the CLI and:
 2. waits until the cycle has ended and writes the same amount to another
    file: **no compaction** (the policy runs no second cycle within 30 s).
 
+``--control``: a vault with the same live data and nothing dead, so no
+cycle runs: the two writes' ratio without compaction (the order of the
+writes and noise).
+
 The first run is a warm-up (it touches the memory the runs use) and is not
 counted. Prints the fastest and the median write rate of each, their
 ratios, and the cycle's length and bytes copied. Run it with the vault on the
@@ -67,18 +71,23 @@ def chunks(pool: memoryview, total: int, rng: random.Random) -> Any:
         yield pool[start : start + n]
 
 
-def build_dead_vault(path: Path, total: int, pool: memoryview) -> None:
-    """1 MiB files; files 0, 1, 2 of every 5 deleted: every pack 60 % dead."""
+def build_dead_vault(path: Path, total: int, pool: memoryview, control: bool) -> None:
+    """1 MiB files; files 0, 1, 2 of every 5 deleted: every pack 60 % dead.
+    ``control``: only the files that stay are written (the same live data,
+    nothing dead: no compaction is due)."""
     from fusefs import ROOT_INO, Vault
 
     rng = random.Random(1)
     files = total // FILE_BYTES
     with Vault.create(path, PASSWORD) as v:
         for i in range(files):
+            data = next(chunks(pool, FILE_BYTES, rng)).tobytes()
+            if control and i % 5 < 3:
+                continue
             ino = v.create_file(ROOT_INO, b"f%07d" % i, 0o644, 0, 0).ino
-            v.write(ino, 0, next(chunks(pool, FILE_BYTES, rng)).tobytes())
+            v.write(ino, 0, data)
         for i in range(files):
-            if i % 5 < 3:
+            if i % 5 < 3 and not control:
                 v.unlink(ROOT_INO, b"f%07d" % i)
 
 
@@ -141,10 +150,13 @@ def one_run(
     fusefs("mount", work, mnt, "--passfile", passfile)
     try:
         started = time.monotonic()
-        wait_for(mnt, "a compaction cycle starts", lambda e: e["compacting_now"])
+        if not args.control:
+            wait_for(mnt, "a compaction cycle starts", lambda e: e["compacting_now"])
         waited = time.monotonic() - started
         during = write_file(mnt / "during.bin", args.write_bytes, pool, 2 * n)
         covered = bool(engine(mnt)["compacting_now"])
+        if args.control:  # no cycle at all: covered means "none ran"
+            covered = engine(mnt)["last_compaction_seconds_ago"] is None and not covered
         e = wait_for(mnt, "the cycle ends", lambda e: not e["compacting_now"])
         cycle = time.monotonic() - started - waited
         reclaimed = e["last_compaction_reclaimed_bytes"] or 0
@@ -176,6 +188,12 @@ def main() -> None:
         "--write-bytes", type=parse_bytes, default=1 << 30, help="the sequential write timed (1G)"
     )
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument(
+        "--control",
+        action="store_true",
+        help="the same live data, nothing dead: both writes without compaction "
+        "(how much the order of the two writes alone accounts for)",
+    )
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench_compaction_impact: mounting needs root")
@@ -184,7 +202,8 @@ def main() -> None:
             "bench_compaction_impact: --vault-bytes must be at least 512M "
             "(the policy wants 256 MiB dead)"
         )
-    root = args.dir / f"bench_compaction_impact-v{args.vault_bytes}"
+    control = "-control" if args.control else ""
+    root = args.dir / f"bench_compaction_impact-v{args.vault_bytes}{control}"
     (root / "mnt").mkdir(parents=True, exist_ok=True)
     (root / "pass").write_bytes(PASSWORD + b"\n")
     src, marker = root / "vault", root / "vault.done"
@@ -195,7 +214,7 @@ def main() -> None:
             file=sys.stderr,
         )
         shutil.rmtree(src, ignore_errors=True)
-        build_dead_vault(src, args.vault_bytes, pool)
+        build_dead_vault(src, args.vault_bytes, pool, args.control)
         subprocess.run(["sync"], check=True)
         marker.write_text("built\n")
     runs = []
