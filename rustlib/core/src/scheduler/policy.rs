@@ -2,13 +2,15 @@
 //! last snapshot and log files on disk, dead bytes of the packs against the
 //! live ones, idle time, time since the last cycle) and how dead a pack must
 //! be to be rewritten; `spawn_scheduler_cycle` runs cycles on a background thread
-//! while the vault is open, flushes unsynced changes within a bounded
-//! interval, and stops cleanly.
+//! while the vault is open, paced to give way to reads and writes
+//! ([`super::pacing`]), flushes unsynced changes within a bounded interval,
+//! and stops cleanly.
 
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::pacing::{Pacing, BUSY_SHARE};
 use crate::error::Result;
 use crate::vault::compaction::{CompactionAction, CompactionStats};
 use crate::vault::Vault;
@@ -41,6 +43,9 @@ pub struct HybridCompactionPolicy {
     /// The bound on dead space once the vault has been idle: this share of
     /// the live bytes, plus one pack (`CompactionStats::pack_size`).
     pub dead_share: f64,
+    /// The share of the time a cycle's pack compaction may work while
+    /// reads and writes are coming in (see [`super::pacing`]).
+    pub busy_share: f64,
     /// When the last cycle ended; a new policy counts as `min_interval`
     /// after one, so a session may compact as soon as there is reason to
     /// (short sessions otherwise never did, and the vault grew by a log
@@ -64,6 +69,7 @@ impl Default for HybridCompactionPolicy {
             pack_dead_ratio: 0.5,
             log_files: 4,
             dead_share: 0.1,
+            busy_share: BUSY_SHARE,
             last_cycle: Instant::now()
                 .checked_sub(Duration::from_secs(30))
                 .unwrap_or_else(Instant::now),
@@ -211,7 +217,13 @@ pub fn spawn_scheduler_cycle(
                     let action = policy.should_compact(&stats);
                     if action.any() {
                         let ratio = policy.pack_ratio(&stats, &vault);
-                        vault.run_compaction(action, ratio)?;
+                        // Paced: the foreground keeps most of the disk
+                        // and the cores, and a stop cuts the cycle short.
+                        let ops = || vault.foreground_ops();
+                        let mut pacing = Pacing::new(policy.busy_share, &ops, &s2);
+                        vault.run_compaction_paced(action, ratio, &mut |worked| {
+                            pacing.after_batch(worked)
+                        })?;
                         policy.mark_compacted(&stats);
                     }
                     Ok(())

@@ -136,6 +136,10 @@ pub fn compact_unified_log(
     finish_log_compaction(log, cut, state, snap_dir, snap_copies)
 }
 
+/// Called by a pack compaction after each record of moves with the time
+/// the batch took; false stops it there (see [`Vault::compact_packs_paced`]).
+pub type Pace<'a> = &'a mut dyn FnMut(Duration) -> bool;
+
 /// Moves per `MoveSegments` record of a pack compaction. Each record is
 /// applied under the state lock: a bounded batch keeps that pause short
 /// (1024 moves took up to 4 ms at 1M inodes, examples/compaction_pause.rs)
@@ -192,15 +196,34 @@ impl Vault {
         ratio
     }
 
+    /// Calls of the file-system interface that read or write data (reads,
+    /// writes, fsyncs) this session: a background compaction that sees the
+    /// count move gives way to them (see [`Pace`]).
+    pub fn foreground_ops(&self) -> u64 {
+        let c = &self.counters;
+        c.reads.load(Relaxed) + c.writes.load(Relaxed) + c.fsyncs.load(Relaxed)
+    }
+
     /// One compaction cycle: what `action` asks for, then a `Scheduler` record.
     pub fn run_compaction(
         &self,
         action: CompactionAction,
         pack_dead_ratio: f64,
     ) -> Result<(Option<PackCompactionReport>, Option<CompactionReport>)> {
+        self.run_compaction_paced(action, pack_dead_ratio, &mut |_| true)
+    }
+
+    /// [`Vault::run_compaction`], the pack compaction paced by `pace`
+    /// (see [`Vault::compact_packs_paced`]).
+    pub fn run_compaction_paced(
+        &self,
+        action: CompactionAction,
+        pack_dead_ratio: f64,
+        pace: Pace<'_>,
+    ) -> Result<(Option<PackCompactionReport>, Option<CompactionReport>)> {
         let c = &self.counters;
         c.compacting.store(true, Relaxed);
-        let result = self.run_compaction_cycle(action, pack_dead_ratio);
+        let result = self.run_compaction_cycle(action, pack_dead_ratio, pace);
         c.compacting.store(false, Relaxed);
         if let Ok((packs, _)) = &result {
             let reclaimed = packs.as_ref().map_or(0, |p| p.bytes_reclaimed);
@@ -213,9 +236,10 @@ impl Vault {
         &self,
         action: CompactionAction,
         pack_dead_ratio: f64,
+        pace: Pace<'_>,
     ) -> Result<(Option<PackCompactionReport>, Option<CompactionReport>)> {
         let packs = if action.packs {
-            Some(self.compact_packs(pack_dead_ratio)?)
+            Some(self.compact_packs_paced(pack_dead_ratio, pace)?)
         } else {
             None
         };
@@ -266,6 +290,20 @@ impl Vault {
     /// after the copy keeps its new frame (the move is ignored for it, and
     /// its copy counts as dead).
     pub fn compact_packs(&self, min_dead_ratio: f64) -> Result<PackCompactionReport> {
+        self.compact_packs_paced(min_dead_ratio, &mut |_| true)
+    }
+
+    /// [`Vault::compact_packs`], calling `pace` after each record of moves
+    /// with the time that batch took (copies and record). `pace` may
+    /// sleep, to leave the disk and the cores to the foreground; when it
+    /// returns false no further frame is copied: the packs emptied so far
+    /// are deleted and the rest stay as they are, every frame readable
+    /// where its record says (moved or not).
+    pub fn compact_packs_paced(
+        &self,
+        min_dead_ratio: f64,
+        pace: Pace<'_>,
+    ) -> Result<PackCompactionReport> {
         let _one_at_a_time = lock(&self.compaction);
         let active = self.packs.active_pack();
         let copy = self.lock_state().clone();
@@ -291,6 +329,7 @@ impl Vault {
             .collect();
         drop(copy);
         for batch in live.chunks(MOVES_PER_RECORD) {
+            let started = Instant::now();
             let mut moves = Vec::with_capacity(batch.len());
             for &(ino, index, from) in batch {
                 let to = self.packs.copy_frame(&from)?;
@@ -300,8 +339,13 @@ impl Vault {
             // The copies are durable before the record reaches the log (its
             // before-write hook syncs the packs), and that write happens
             // after the state lock is released (see `StateGuard`).
-            let mut s = self.lock_state();
-            self.commit(&mut s, UnifiedEntry::MoveSegments { moves })?;
+            {
+                let mut s = self.lock_state();
+                self.commit(&mut s, UnifiedEntry::MoveSegments { moves })?;
+            }
+            if !pace(started.elapsed()) {
+                break;
+            }
         }
         // The moves must be durable before the packs they empty disappear.
         self.log.sync()?;
