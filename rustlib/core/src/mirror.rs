@@ -45,7 +45,9 @@ pub fn snapshot_copies(vault: &Path) -> PathBuf {
 
 /// `VAULT/mirror/fusefs.conf`: the config's copy.
 pub fn config_copy(vault: &Path) -> PathBuf {
-    vault.join(MIRROR_DIR).join(crate::vault::config::CONFIG_FILE)
+    vault
+        .join(MIRROR_DIR)
+        .join(crate::vault::config::CONFIG_FILE)
 }
 
 /// Make `to` a durable copy of `from`, creating its directory.
@@ -94,7 +96,11 @@ pub fn remove_snapshot(
 pub fn differing(fs: &dyn FileSystem, vault: &Path, active_log: Option<&str>) -> Vec<String> {
     let mut out = Vec::new();
     let same = |a: &Path, b: &Path| -> bool {
-        let read = |p: &Path| crate::storage::durable::read_small(fs, p, u64::MAX).ok().flatten();
+        let read = |p: &Path| {
+            crate::storage::durable::read_small(fs, p, u64::MAX)
+                .ok()
+                .flatten()
+        };
         match (read(a), read(b)) {
             (Some(x), Some(y)) => x == y,
             _ => false,

@@ -302,7 +302,11 @@ mod with_snapshots {
         let (state, _, report) = open_all(&fs).unwrap();
         assert_eq!(state, want);
         assert_eq!(report.snapshots_mended, vec![2]);
-        assert_eq!(fs.contents(snap).unwrap(), good, "the snapshot is rewritten");
+        assert_eq!(
+            fs.contents(snap).unwrap(),
+            good,
+            "the snapshot is rewritten"
+        );
         // A deleted snapshot comes back the same way.
         fs.remove(snap).unwrap();
         let (state, _, report) = open_all(&fs).unwrap();
@@ -315,7 +319,10 @@ mod with_snapshots {
         let es = entries();
         let fs = MemFs::new();
         workload(&fs, &es);
-        for p in ["/v/snap/0000000000000002.snap", "/v/mirror/snap/0000000000000002.snap"] {
+        for p in [
+            "/v/snap/0000000000000002.snap",
+            "/v/mirror/snap/0000000000000002.snap",
+        ] {
             fs.poke(Path::new(p), |b| {
                 let n = b.len();
                 b[n / 2] ^= 1;

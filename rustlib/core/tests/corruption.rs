@@ -413,7 +413,9 @@ fn without_copies(fs: &MemFs) -> &MemFs {
 /// the file from its copy, show the final state, and leave the file as it
 /// was before the damage.
 fn mended_open(b: &Built, fs: &MemFs, path: &Path) -> Result<String, String> {
-    let v = b.open(fs).map_err(|e| format!("the open failed despite the copy: {e}"))?;
+    let v = b
+        .open(fs)
+        .map_err(|e| format!("the open failed despite the copy: {e}"))?;
     let r = v.bootstrap_report();
     let name = path.file_name().unwrap().to_str().unwrap().to_string();
     let number = u64::from_str_radix(&name[..16], 16).unwrap();

@@ -83,7 +83,15 @@ fn build() -> Built {
 
 fn run(b: &Built, quick: bool) -> FsckReport {
     let v = open(&b.fs, &b.config, &b.master);
-    fsck::check(&v, FsckOptions { quick, repair: false }, &mut |_, _| {}).unwrap()
+    fsck::check(
+        &v,
+        FsckOptions {
+            quick,
+            repair: false,
+        },
+        &mut |_, _| {},
+    )
+    .unwrap()
 }
 
 fn checks(r: &FsckReport) -> Vec<Check> {
@@ -260,7 +268,15 @@ fn an_open_nameless_file_is_no_orphan_until_released() {
     let f = v.create(ROOT, b"temp", 0o644, 0, 0).unwrap().ino;
     v.open(f).unwrap();
     v.unlink(ROOT, b"temp").unwrap();
-    let live = fsck::check(&v, FsckOptions { quick: true, repair: false }, &mut |_, _| {}).unwrap();
+    let live = fsck::check(
+        &v,
+        FsckOptions {
+            quick: true,
+            repair: false,
+        },
+        &mut |_, _| {},
+    )
+    .unwrap();
     assert!(live.is_clean(), "{:#?}", live.findings);
     // What the check would say of the same state with nothing holding it.
     assert!(state_checks::check_link_counts(&v.state_copy())

@@ -65,10 +65,17 @@ fn every_metadata_file_has_an_equal_copy_after_a_clean_close() {
     let (_tmp, dir) = vault();
     assert_eq!(differing(&RealFs, &dir, None), Vec::<String>::new());
     assert!(dir.join("mirror/fusefs.conf").exists());
-    assert_eq!(std::fs::read_dir(dir.join("mirror/snap")).unwrap().count(), 1);
+    assert_eq!(
+        std::fs::read_dir(dir.join("mirror/snap")).unwrap().count(),
+        1
+    );
     assert!(std::fs::read_dir(dir.join("mirror/log")).unwrap().count() >= 1);
     // A damaged copy is told by name.
-    let snap = std::fs::read_dir(dir.join("mirror/snap")).unwrap().next().unwrap().unwrap();
+    let snap = std::fs::read_dir(dir.join("mirror/snap"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
     flip(&snap.path(), 10);
     let name = format!("snap/{}", snap.file_name().to_str().unwrap());
     assert_eq!(differing(&RealFs, &dir, None), vec![name]);
@@ -82,19 +89,28 @@ fn a_damaged_or_deleted_config_is_mended_from_its_copy() {
     // The sealed master key's ciphertext (near the end of the file).
     flip(&conf, 150);
     let v = open(&dir, b"pw").unwrap();
-    assert_eq!(v.bootstrap_report().config_source, Some(ConfigSource::Mended));
+    assert_eq!(
+        v.bootstrap_report().config_source,
+        Some(ConfigSource::Mended)
+    );
     assert_whole(&v);
     drop(v);
     assert_eq!(std::fs::read(&conf).unwrap(), good);
     std::fs::remove_file(&conf).unwrap();
     let v = open(&dir, b"pw").unwrap();
-    assert_eq!(v.bootstrap_report().config_source, Some(ConfigSource::Mended));
+    assert_eq!(
+        v.bootstrap_report().config_source,
+        Some(ConfigSource::Mended)
+    );
     drop(v);
     assert_eq!(std::fs::read(&conf).unwrap(), good);
     // Both damaged the same way: the config's own error.
     flip(&conf, 150);
     std::fs::copy(&conf, dir.join("mirror/fusefs.conf")).unwrap();
-    assert!(matches!(open(&dir, b"pw"), Err(Error::ConfigTampered(_) | Error::ConfigInvalid(_))));
+    assert!(matches!(
+        open(&dir, b"pw"),
+        Err(Error::ConfigTampered(_) | Error::ConfigInvalid(_))
+    ));
 }
 
 #[test]
@@ -102,15 +118,24 @@ fn a_wrong_password_is_still_refused_and_a_new_one_reaches_the_copy() {
     let (_tmp, dir) = vault();
     assert!(matches!(open(&dir, b"px"), Err(Error::WrongPassword)));
     let mut c = VaultConfig::load(&RealFs, &dir).unwrap();
-    c.change_password(&RealFs, &dir, Credential::Password(b"pw"), b"new", KdfCosts::default())
-        .unwrap();
+    c.change_password(
+        &RealFs,
+        &dir,
+        Credential::Password(b"pw"),
+        b"new",
+        KdfCosts::default(),
+    )
+    .unwrap();
     assert_eq!(
         std::fs::read(dir.join("fusefs.conf")).unwrap(),
         std::fs::read(dir.join("mirror/fusefs.conf")).unwrap()
     );
     assert!(matches!(open(&dir, b"pw"), Err(Error::WrongPassword)));
     let v = open(&dir, b"new").unwrap();
-    assert_eq!(v.bootstrap_report().config_source, Some(ConfigSource::Config));
+    assert_eq!(
+        v.bootstrap_report().config_source,
+        Some(ConfigSource::Config)
+    );
 }
 
 #[test]
@@ -135,9 +160,21 @@ fn damaged_log_and_snapshot_files_are_mended_and_rewritten() {
         .map(|e| e.unwrap().path())
         .collect();
     logs.sort();
-    let snap = std::fs::read_dir(dir.join("snap")).unwrap().next().unwrap().unwrap().path();
-    let before: Vec<Vec<u8>> = logs.iter().chain([&snap]).map(|p| std::fs::read(p).unwrap()).collect();
-    for p in logs.iter().filter(|p| std::fs::metadata(p).unwrap().len() > 64) {
+    let snap = std::fs::read_dir(dir.join("snap"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let before: Vec<Vec<u8>> = logs
+        .iter()
+        .chain([&snap])
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
+    for p in logs
+        .iter()
+        .filter(|p| std::fs::metadata(p).unwrap().len() > 64)
+    {
         flip(p, 3);
     }
     flip(&snap, 40);

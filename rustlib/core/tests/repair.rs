@@ -99,15 +99,26 @@ fn damage_and_repair(b: &Built, want: Check, damage: impl FnOnce(&mut MetadataSt
     drop(v);
     let v = open(b);
     let r = check(&v, false);
-    assert!(checks(&r.findings).contains(&want), "{want:?} not in {:#?}", r.findings);
+    assert!(
+        checks(&r.findings).contains(&want),
+        "{want:?} not in {:#?}",
+        r.findings
+    );
     let r = check(&v, true);
     assert!(!r.repairs.is_empty());
-    assert!(r.remaining.is_empty(), "left after repair: {:#?}", r.remaining);
+    assert!(
+        r.remaining.is_empty(),
+        "left after repair: {:#?}",
+        r.remaining
+    );
     drop(v);
     let v = open(b);
     let again = check(&v, false);
     assert!(again.is_clean(), "second run: {:#?}", again.findings);
-    assert!(check(&v, true).repairs.is_empty(), "a second repair changes nothing");
+    assert!(
+        check(&v, true).repairs.is_empty(),
+        "a second repair changes nothing"
+    );
     v
 }
 
@@ -136,7 +147,10 @@ fn a_dangling_entry_is_dropped() {
     let mut s = v.state_copy();
     s.inodes.remove(&b.small);
     let (repaired, changes) = fsck::repair::repair_state(&s, &|_| false, Default::default());
-    assert!(changes.iter().any(|c| c.contains("which does not exist")), "{changes:?}");
+    assert!(
+        changes.iter().any(|c| c.contains("which does not exist")),
+        "{changes:?}"
+    );
     assert!(fsck::state_checks::check_state(&repaired).is_empty());
     assert!(repaired.lookup(ROOT_INO, b"hardlink").is_err());
     v.install_repaired_state(repaired).unwrap();
@@ -156,7 +170,10 @@ fn a_lost_subtree_goes_to_lost_and_found() {
         s.dirs.insert(ROOT_INO, root);
     });
     let name = format!("#{}", b.docs);
-    assert_eq!(read_path(&v, &[b"lost+found", name.as_bytes(), b"big.bin"]), b.data);
+    assert_eq!(
+        read_path(&v, &[b"lost+found", name.as_bytes(), b"big.bin"]),
+        b.data
+    );
     assert_eq!(
         read_path(&v, &[b"lost+found", name.as_bytes(), b"sub", b"small.txt"]),
         b"hello"
@@ -299,11 +316,21 @@ fn log_records_damaged_in_both_copies_are_salvaged_around() {
     for p in [&victim, &copy] {
         fs.poke(p, |b| b[at] ^= 0x01);
     }
-    let e = open_opts(fs, &b.mv, false).err().expect("the open must refuse");
-    assert!(e.to_string().contains(victim.file_name().unwrap().to_str().unwrap()), "{e}");
+    let e = open_opts(fs, &b.mv, false)
+        .err()
+        .expect("the open must refuse");
+    assert!(
+        e.to_string()
+            .contains(victim.file_name().unwrap().to_str().unwrap()),
+        "{e}"
+    );
     let v = open_opts(fs, &b.mv, true).unwrap();
     let r = check(&v, true);
-    assert!(checks(&r.findings).contains(&Check::LostRecords), "{:#?}", r.findings);
+    assert!(
+        checks(&r.findings).contains(&Check::LostRecords),
+        "{:#?}",
+        r.findings
+    );
     assert!(r.remaining.is_empty(), "{:#?}", r.remaining);
     drop(v);
     let v = open(&b);
@@ -355,7 +382,10 @@ fn a_repair_killed_at_any_write_finishes_when_run_again() {
         let v = open_opts(&fs, &b.mv, false).unwrap();
         assert!(check(&v, false).is_clean(), "write {nth}");
         let name = format!("#{}", b.docs);
-        assert_eq!(read_path(&v, &[b"lost+found", name.as_bytes(), b"big.bin"]), b.data);
+        assert_eq!(
+            read_path(&v, &[b"lost+found", name.as_bytes(), b"big.bin"]),
+            b.data
+        );
     }
 }
 
@@ -382,7 +412,11 @@ fn finishes(b: &Built, fs: &MemFs, what: &str) {
     let v = open_opts(fs, &b.mv, false).unwrap_or_else(|e| panic!("{what}: {e}"));
     assert!(check(&v, false).is_clean(), "{what}");
     let name = format!("#{}", b.docs);
-    assert_eq!(read_path(&v, &[b"lost+found", name.as_bytes(), b"big.bin"]), b.data, "{what}");
+    assert_eq!(
+        read_path(&v, &[b"lost+found", name.as_bytes(), b"big.bin"]),
+        b.data,
+        "{what}"
+    );
 }
 
 /// The machine stops in place of each sync of a repair; EIO and ENOSPC at
@@ -402,9 +436,18 @@ fn a_repair_stopped_at_any_sync_or_failing_any_write_finishes_when_run_again() {
     let mut failed = 0;
     for nth in 1..=syncs {
         let fs = b.mv.fs.after_crash(0);
-        fs.set_fault(Some(Fault::CrashAtSync { nth: fs.syncs() + nth }));
+        fs.set_fault(Some(Fault::CrashAtSync {
+            nth: fs.syncs() + nth,
+        }));
         if let Ok(v) = open_opts(&fs, &b.mv, true) {
-            let _ = fsck::check(&v, FsckOptions { quick: false, repair: true }, &mut |_, _| {});
+            let _ = fsck::check(
+                &v,
+                FsckOptions {
+                    quick: false,
+                    repair: true,
+                },
+                &mut |_, _| {},
+            );
         }
         finishes(&b, &fs.after_crash(0), &format!("stopped at sync {nth}"));
     }
@@ -412,11 +455,26 @@ fn a_repair_stopped_at_any_sync_or_failing_any_write_finishes_when_run_again() {
         for errno in [5, 28] {
             for nth in 1..=count {
                 let fs = b.mv.fs.after_crash(0);
-                let base = if op == FaultOp::Write { fs.writes() } else { fs.syncs() };
-                fs.set_fault(Some(Fault::Error { op, nth: base + nth, errno }));
+                let base = if op == FaultOp::Write {
+                    fs.writes()
+                } else {
+                    fs.syncs()
+                };
+                fs.set_fault(Some(Fault::Error {
+                    op,
+                    nth: base + nth,
+                    errno,
+                }));
                 let what = format!("{op:?} {nth} failing with errno {errno}");
                 let outcome = open_opts(&fs, &b.mv, true).and_then(|v| {
-                    fsck::check(&v, FsckOptions { quick: false, repair: true }, &mut |_, _| {})
+                    fsck::check(
+                        &v,
+                        FsckOptions {
+                            quick: false,
+                            repair: true,
+                        },
+                        &mut |_, _| {},
+                    )
                 });
                 if let Err(e) = outcome {
                     failed += 1;

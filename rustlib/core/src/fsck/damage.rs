@@ -27,10 +27,15 @@ pub type Damaged = (u64, u64, u64, u64);
 
 /// The (index, generation) pairs recorded for `inode`.
 pub fn recorded(inode: &Inode) -> HashSet<(u64, u64)> {
-    parse(inode.xattrs.get(DAMAGE_XATTR).map_or(&[][..], |v| v.as_slice()))
-        .into_iter()
-        .map(|(i, g, _, _)| (i, g))
-        .collect()
+    parse(
+        inode
+            .xattrs
+            .get(DAMAGE_XATTR)
+            .map_or(&[][..], |v| v.as_slice()),
+    )
+    .into_iter()
+    .map(|(i, g, _, _)| (i, g))
+    .collect()
 }
 
 /// The lines of a record; malformed lines are skipped.
@@ -56,7 +61,12 @@ pub fn parse(value: &[u8]) -> Vec<Damaged> {
 /// The record of `inode` with `add` added, keeping only lines that still
 /// match a segment of it (same index and generation); `None` if empty.
 pub fn merged(inode: &Inode, add: &[Damaged]) -> Option<Vec<u8>> {
-    let mut all = parse(inode.xattrs.get(DAMAGE_XATTR).map_or(&[][..], |v| v.as_slice()));
+    let mut all = parse(
+        inode
+            .xattrs
+            .get(DAMAGE_XATTR)
+            .map_or(&[][..], |v| v.as_slice()),
+    );
     all.extend_from_slice(add);
     all.retain(|(i, g, _, _)| inode.segments.get(i).is_some_and(|r| r.generation == *g));
     all.sort_unstable();

@@ -101,7 +101,11 @@ fn repair_vault(vault: &Vault, report: &FsckReport) -> Result<Vec<String>> {
     let now = crate::vault::engine::now();
     let (mut repaired, mut changes) = repair::repair_state(&s, &|i| vault.in_use(i), now);
     let on_disk: HashMap<u64, u64> = vault.pack_files()?.into_iter().collect();
-    changes.extend(repair::record_damage(&mut repaired, &report.damaged, &on_disk));
+    changes.extend(repair::record_damage(
+        &mut repaired,
+        &report.damaged,
+        &on_disk,
+    ));
     if !changes.is_empty() || has(Check::LostRecords) {
         let r = vault.install_repaired_state(repaired)?;
         done.extend(changes);
@@ -110,7 +114,10 @@ fn repair_vault(vault: &Vault, report: &FsckReport) -> Result<Vec<String>> {
             r.snapshot, r.covers_seq, r.log_files_deleted
         ));
     }
-    for f in findings.iter().filter(|f| f.check == Check::UnreferencedPack) {
+    for f in findings
+        .iter()
+        .filter(|f| f.check == Check::UnreferencedPack)
+    {
         if let Some(p) = f.pack {
             vault.delete_unreferenced_pack(p)?;
             done.push(format!("deleted pack {p}, which nothing refers to"));
@@ -182,7 +189,11 @@ fn stale_damage_records(s: &MetadataState) -> Vec<Finding> {
             continue;
         };
         for (index, generation, ..) in damage::parse(v) {
-            if !inode.segments.get(&index).is_some_and(|r| r.generation == generation) {
+            if inode
+                .segments
+                .get(&index)
+                .is_none_or(|r| r.generation != generation)
+            {
                 out.push(Finding::new(
                     Check::Record,
                     Some(ino),
@@ -207,12 +218,24 @@ fn lost_records(vault: &Vault) -> Vec<Finding> {
             } else {
                 format!("records {}..={}", l.first, l.last)
             };
-            let file = if l.file.is_empty() { String::new() } else { format!(" in log/{}", l.file) };
-            Finding::new(Check::LostRecords, None, format!("{range}{file} could not be read: {}", l.why))
+            let file = if l.file.is_empty() {
+                String::new()
+            } else {
+                format!(" in log/{}", l.file)
+            };
+            Finding::new(
+                Check::LostRecords,
+                None,
+                format!("{range}{file} could not be read: {}", l.why),
+            )
         })
         .collect();
     out.extend(r.unapplied.iter().map(|(seq, why)| {
-        Finding::new(Check::LostRecords, None, format!("record {seq} was read but not applied: {why}"))
+        Finding::new(
+            Check::LostRecords,
+            None,
+            format!("record {seq} was read but not applied: {why}"),
+        )
     }));
     out
 }
@@ -327,11 +350,17 @@ fn verify_frames(
             let (start, end) = state_checks::segment_range(s, j.index, &j.r);
             let e = j.error?;
             if damage::recorded(&s.inodes[&j.ino]).contains(&(j.index, j.r.generation)) {
-                let path = paths.path(s, j.ino).unwrap_or_else(|| format!("inode {}", j.ino));
-                report.known_damage.push(format!("{path}: bytes {start}..{end} (recorded by a repair)"));
+                let path = paths
+                    .path(s, j.ino)
+                    .unwrap_or_else(|| format!("inode {}", j.ino));
+                report.known_damage.push(format!(
+                    "{path}: bytes {start}..{end} (recorded by a repair)"
+                ));
                 return None;
             }
-            report.damaged.push((j.ino, (j.index, j.r.generation, start, end)));
+            report
+                .damaged
+                .push((j.ino, (j.index, j.r.generation, start, end)));
             Some(e).map(|e| {
                 Finding::new(
                     Check::Frame,

@@ -41,10 +41,17 @@ pub fn record_damage(
     let seg = s.segment_size as u64;
     for (&ino, i) in s.inodes.iter() {
         for (&index, r) in i.segments.iter() {
-            let short = on_disk.get(&r.pack).is_none_or(|&len| len < r.offset + r.stored_len as u64);
+            let short = on_disk
+                .get(&r.pack)
+                .is_none_or(|&len| len < r.offset + r.stored_len as u64);
             if short {
                 let start = index * seg;
-                by_ino.entry(ino).or_default().push((index, r.generation, start, start + r.plain_len as u64));
+                by_ino.entry(ino).or_default().push((
+                    index,
+                    r.generation,
+                    start,
+                    start + r.plain_len as u64,
+                ));
             }
         }
         if i.xattrs.contains_key(DAMAGE_XATTR) {
@@ -54,15 +61,21 @@ pub fn record_damage(
     let paths = crate::metadata::paths::PathIndex::new(s);
     let mut changes = Vec::new();
     for (ino, add) in by_ino {
-        let Some(inode) = s.inodes.get(&ino) else { continue };
+        let Some(inode) = s.inodes.get(&ino) else {
+            continue;
+        };
         let before = inode.xattrs.get(DAMAGE_XATTR).cloned();
         let after = merged(inode, &add);
         if before == after {
             continue;
         }
         let path = paths.path(s, ino).unwrap_or_else(|| format!("inode {ino}"));
-        if after.as_ref().map_or(0, |v| super::damage::parse(v).len()) < before.as_ref().map_or(0, |v| super::damage::parse(v).len()) {
-            changes.push(format!("dropped damage records of {path} that no segment matches any more"));
+        if after.as_ref().map_or(0, |v| super::damage::parse(v).len())
+            < before.as_ref().map_or(0, |v| super::damage::parse(v).len())
+        {
+            changes.push(format!(
+                "dropped damage records of {path} that no segment matches any more"
+            ));
         }
         for (index, _, start, end) in &add {
             changes.push(format!(
@@ -94,7 +107,8 @@ pub fn repair_state(
     now: Timespec,
 ) -> (MetadataState, Changes) {
     let mut changes = Vec::new();
-    let mut inodes: BTreeMap<u64, Inode> = s.inodes.iter().map(|(&n, i)| (n, (**i).clone())).collect();
+    let mut inodes: BTreeMap<u64, Inode> =
+        s.inodes.iter().map(|(&n, i)| (n, (**i).clone())).collect();
     if !matches!(inodes.get(&ROOT_INO), Some(r) if r.kind == InodeKind::Dir) {
         changes.push("the root directory was missing or not a directory: made anew".into());
         inodes.insert(ROOT_INO, new_dir(ROOT_INO, 0o755, now));
@@ -103,7 +117,9 @@ pub fn repair_state(
     let mut dirs: BTreeMap<u64, BTreeMap<Vec<u8>, u64>> = BTreeMap::new();
     for (&d, dir) in s.dirs.iter() {
         if !matches!(inodes.get(&d), Some(i) if i.kind == InodeKind::Dir) {
-            changes.push(format!("dropped the entry table of inode {d}, not a directory"));
+            changes.push(format!(
+                "dropped the entry table of inode {d}, not a directory"
+            ));
             continue;
         }
         let mut entries = BTreeMap::new();
@@ -112,7 +128,11 @@ pub fn repair_state(
                 changes.push(format!(
                     "dropped entry {:?} of directory {d} (names inode {ino}, {})",
                     String::from_utf8_lossy(name),
-                    if inodes.contains_key(&ino) { "not allowed there" } else { "which does not exist" }
+                    if inodes.contains_key(&ino) {
+                        "not allowed there"
+                    } else {
+                        "which does not exist"
+                    }
                 ));
                 continue;
             }
@@ -198,7 +218,9 @@ pub fn repair_state(
         if parent.contains_key(&ino) || reached.contains(&ino) {
             continue;
         }
-        let lf = *found.get_or_insert_with(|| lost_and_found(&mut inodes, &mut dirs, &mut next_ino, &mut changes, now));
+        let lf = *found.get_or_insert_with(|| {
+            lost_and_found(&mut inodes, &mut dirs, &mut next_ino, &mut changes, now)
+        });
         let name = format!("#{ino}").into_bytes();
         // Its old names (in directories the root does not reach) go.
         for entries in dirs.values_mut() {
@@ -245,7 +267,11 @@ pub fn repair_state(
             }
         }
         if i.kind != InodeKind::File && !i.segments.is_empty() {
-            changes.push(format!("dropped {} segments of {:?} inode {ino}", i.segments.len(), i.kind));
+            changes.push(format!(
+                "dropped {} segments of {:?} inode {ino}",
+                i.segments.len(),
+                i.kind
+            ));
             i.segments = Default::default();
         }
         let end = i
@@ -255,7 +281,10 @@ pub fn repair_state(
             .max()
             .unwrap_or(0);
         if end > i.size {
-            changes.push(format!("size of inode {ino}: {} → {end} (its segments reach there)", i.size));
+            changes.push(format!(
+                "size of inode {ino}: {} → {end} (its segments reach there)",
+                i.size
+            ));
             i.size = end;
         }
     }
@@ -273,7 +302,13 @@ pub fn repair_state(
     for (&p, u) in s.packs.iter() {
         let l = live.get(&p).copied().unwrap_or(0);
         let total = (u.live + u.dead).max(l);
-        packs.insert(p, PackUsage { live: l, dead: total - l });
+        packs.insert(
+            p,
+            PackUsage {
+                live: l,
+                dead: total - l,
+            },
+        );
     }
     for (&p, &l) in &live {
         if !s.packs.contains_key(&p) {
@@ -284,7 +319,10 @@ pub fn repair_state(
         changes.push("pack accounting counted again from the segment maps".into());
     }
     if generation_high != s.generation_high {
-        changes.push(format!("highest generation: {} → {generation_high}", s.generation_high));
+        changes.push(format!(
+            "highest generation: {} → {generation_high}",
+            s.generation_high
+        ));
     }
     next_ino = next_ino.max(inodes.keys().max().map_or(2, |m| m + 1));
     if next_ino != s.next_ino {

@@ -6,8 +6,11 @@
 //! * [`format`](mod@self::format): the byte layout of a log file and its records.
 //! * [`unified`]: `LogManager` (append with group commit, sync,
 //!   rotate, cut for a snapshot).
-//! * [`replay`]: reading every file back at open, with torn-tail handling.
+//! * [`replay`]: reading every file back at open, with torn-tail handling,
+//!   mending from the files' copies, and salvage.
+//! * `active`: the file being appended to, its copy and its reserve.
 
+mod active;
 pub mod format;
 pub mod replay;
 pub mod unified;

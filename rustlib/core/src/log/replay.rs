@@ -158,7 +158,15 @@ fn read_records(
             Parsed::End => return (at, expected, None),
             Parsed::Broken => {
                 let why = format!("damaged record at offset {at}");
-                return (at, expected, Some(Stop { at, broken: true, why }));
+                return (
+                    at,
+                    expected,
+                    Some(Stop {
+                        at,
+                        broken: true,
+                        why,
+                    }),
+                );
             }
             Parsed::Record {
                 seq,
@@ -166,7 +174,13 @@ fn read_records(
                 sealed_len,
                 len,
             } => {
-                let stop = |why: String| Some(Stop { at, broken: false, why });
+                let stop = |why: String| {
+                    Some(Stop {
+                        at,
+                        broken: false,
+                        why,
+                    })
+                };
                 if seq != expected {
                     let why = format!("record {seq} where {expected} was expected");
                     return (at, expected, stop(why));
@@ -438,7 +452,9 @@ fn header_reads(
             let sealed = &bytes[sealed_at..sealed_at + sealed_len];
             open_record(&key, header, 0, seq, sealed).is_ok()
         }
-        Parsed::End => next_seq.is_none_or(|n| n == header.first_seq || header.first_seq <= opts.min_next_seq),
+        Parsed::End => {
+            next_seq.is_none_or(|n| n == header.first_seq || header.first_seq <= opts.min_next_seq)
+        }
         _ => false,
     }
 }
@@ -473,7 +489,8 @@ fn read_file(
             return Ok((header, expected, None));
         };
         if !*mended {
-            if let Some((h, m)) = copy().and_then(|c| mend(bytes, &c, &header, opts.cipher, master)) {
+            if let Some((h, m)) = copy().and_then(|c| mend(bytes, &c, &header, opts.cipher, master))
+            {
                 // Read the file again, whole, from the mended bytes.
                 *bytes = m;
                 *mended = true;
@@ -485,7 +502,8 @@ fn read_file(
                 continue;
             }
         }
-        if stop.broken && is_last && !whole_record_after(bytes, stop.at, expected.saturating_sub(1)) {
+        if stop.broken && is_last && !whole_record_after(bytes, stop.at, expected.saturating_sub(1))
+        {
             // A torn tail: written but never synced, so never acknowledged.
             return Ok((header, expected, Some(stop.at)));
         }
@@ -560,4 +578,3 @@ fn list_files(
     numbers.sort();
     Ok(numbers)
 }
-

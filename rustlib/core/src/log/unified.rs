@@ -19,15 +19,15 @@ use std::mem;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
+pub use super::active::LOG_RESERVE_BYTES;
+use super::active::{close_copy, create_file, ActiveFile};
 use super::format::*;
 use super::replay::replay;
-pub use super::replay::{LogRecord, LostRecords, ReplayReport};
 use super::replay::ReplayOptions;
-use crate::crypto::aead::AeadKey;
+pub use super::replay::{LogRecord, LostRecords, ReplayReport};
 use crate::crypto::keys::SecretKey;
-use crate::crypto::random;
 use crate::error::{io_at, Error, Result};
-use crate::storage::{FileSystem, StorageFile};
+use crate::storage::FileSystem;
 use crate::types::Cipher;
 
 /// Writes are issued once this many bytes are queued, even without a sync.
@@ -36,15 +36,6 @@ use crate::types::Cipher;
 /// records cost that call 5-6 ms, a 256 KiB one about a quarter of that,
 /// for the same records/s (examples/log_bench.rs, compaction_pause.rs).
 const WRITE_BATCH_BYTES: usize = 256 << 10;
-
-/// Space kept allocated past the end of the active log file
-/// ([`StorageFile::preallocate`]), renewed once half of it is used: when
-/// the disk fills up, pack writes fail first and the log can still record
-/// deletes, whose frames are then punched (`vault::reclaim`). Without it a
-/// full vault could not record the very deletes that would free it. A
-/// delete costs tens of bytes of log, so 1 MiB covers thousands of them; a
-/// file no longer appended to gives its reserve back (rotation, close).
-pub const LOG_RESERVE_BYTES: u64 = 1 << 20;
 
 #[derive(Clone, Debug)]
 pub struct LogOptions {
@@ -76,26 +67,6 @@ impl Default for LogOptions {
 
 pub fn log_file_name(number: u64) -> String {
     LOG_FILE.file_name(number)
-}
-
-struct ActiveFile {
-    file: Box<dyn StorageFile>,
-    header: LogFileHeader,
-    key: AeadKey,
-    /// Records written to this file so far (the next record's nonce).
-    records: u64,
-    /// Bytes written to this file so far.
-    len: u64,
-    /// Its second copy, written the same bytes at the same offsets after
-    /// the file itself, synced when the file is closed: the copy may lag
-    /// a crash behind (replay rewrites it from the file), never lead.
-    /// `None` once a write to it failed, until the next file.
-    copy: Option<Box<dyn StorageFile>>,
-    /// End of the space allocated for it ([`LOG_RESERVE_BYTES`]).
-    reserved_to: u64,
-    /// A write to this file failed (and was cut off again): the next batch
-    /// goes to a new file, under a new key, so no nonce is ever used twice.
-    broken: bool,
 }
 
 /// How a writer's turn failed.
@@ -523,77 +494,6 @@ impl Drop for LogManager {
         let _ = active.file.release_preallocation();
         close_copy(&*self.fs, active, self.opts.copies.as_deref());
     }
-}
-
-impl ActiveFile {
-    /// Extend the reserve once less than half of it is left. Best effort: on
-    /// a full disk (or a file system without preallocation) the file goes
-    /// on with what it has.
-    fn renew_reserve(&mut self) {
-        if self.len + LOG_RESERVE_BYTES / 2 > self.reserved_to
-            && self.file.preallocate(self.len, LOG_RESERVE_BYTES).is_ok()
-        {
-            self.reserved_to = self.len + LOG_RESERVE_BYTES;
-        }
-    }
-}
-
-/// Make a closed file's copy durable (best effort: a copy that cannot be
-/// written is rewritten from its file at the next open).
-fn close_copy(fs: &dyn FileSystem, active: &mut ActiveFile, copies: Option<&Path>) {
-    if let (Some(copy), Some(dir)) = (active.copy.take(), copies) {
-        let _ = copy.sync_data();
-        let _ = fs.sync_dir(dir);
-    }
-}
-
-/// Create log file `number`, write its header, and make it and its name
-/// durable; start its copy in `copies`.
-#[allow(clippy::too_many_arguments)]
-fn create_file(
-    fs: &dyn FileSystem,
-    dir: &Path,
-    copies: Option<&Path>,
-    vault_id: &[u8; 16],
-    master: &SecretKey,
-    cipher: Cipher,
-    number: u64,
-    first_seq: u64,
-) -> Result<ActiveFile> {
-    let path = dir.join(log_file_name(number));
-    let header = LogFileHeader {
-        vault_id: *vault_id,
-        number,
-        file_id: random::bytes()?,
-        first_seq,
-    };
-    let file = fs
-        .create_new(&path)
-        .map_err(io_at("cannot create", &path))?;
-    file.write_all_at(&header.encode(), 0)
-        .map_err(io_at("cannot write", &path))?;
-    file.sync_data().map_err(io_at("cannot sync", &path))?;
-    fs.sync_dir(dir).map_err(io_at("cannot sync", dir))?;
-    let key = file_key(master, cipher, &header.file_id);
-    let copy = copies.and_then(|c| {
-        let p = c.join(log_file_name(number));
-        let _ = fs.remove(&p);
-        let f = fs.create_new(&p).ok()?;
-        f.write_all_at(&header.encode(), 0).ok()?;
-        Some(f)
-    });
-    let mut active = ActiveFile {
-        file,
-        header,
-        key,
-        records: 0,
-        len: LOG_HEADER_LEN as u64,
-        reserved_to: 0,
-        broken: false,
-        copy,
-    };
-    active.renew_reserve();
-    Ok(active)
 }
 
 /// Where the log was cut for a snapshot: the snapshot must hold the state

@@ -22,9 +22,9 @@ use std::sync::Arc;
 use crate::crypto::keys::SecretKey;
 use crate::error::{io_at, Error, Result};
 use crate::log::unified::{LogManager, LogOptions, ReplayReport};
-use crate::mirror;
 use crate::metadata::MetadataState;
 use crate::metadata::UnifiedEntry;
+use crate::mirror;
 use crate::snapshot::{parse_snapshot_file_name, read_snapshot, snapshot_file_name};
 use crate::storage::FileSystem;
 

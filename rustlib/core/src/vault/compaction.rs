@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use super::engine::{lock, now, Vault};
 use crate::error::{io_at, Result};
 use crate::log::unified::{LogCut, LogManager};
-use crate::mirror;
 use crate::metadata::{MetadataState, SegmentRef, UnifiedEntry};
+use crate::mirror;
 use crate::snapshot::{parse_snapshot_file_name, snapshot_file_name, write_snapshot};
 
 /// What the policy looks at.
@@ -274,7 +274,13 @@ impl Vault {
             (self.log.cut()?, s.clone())
         };
         let copies = crate::mirror::snapshot_copies(&self.dir);
-        finish_log_compaction(&self.log, cut, &state, &self.dir.join("snap"), Some(&copies))
+        finish_log_compaction(
+            &self.log,
+            cut,
+            &state,
+            &self.dir.join("snap"),
+            Some(&copies),
+        )
         // `state` is dropped here, without the lock: whatever the live state
         // stopped sharing with it meanwhile is freed now.
     }

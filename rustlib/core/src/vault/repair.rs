@@ -29,9 +29,18 @@ impl Vault {
             *s = repaired.clone();
             cut
         };
-        self.generation.fetch_max(repaired.generation_high + 1, std::sync::atomic::Ordering::SeqCst);
+        self.generation.fetch_max(
+            repaired.generation_high + 1,
+            std::sync::atomic::Ordering::SeqCst,
+        );
         let copies = mirror::snapshot_copies(&self.dir);
-        finish_log_compaction(&self.log, cut, &repaired, &self.dir.join("snap"), Some(&copies))
+        finish_log_compaction(
+            &self.log,
+            cut,
+            &repaired,
+            &self.dir.join("snap"),
+            Some(&copies),
+        )
     }
 
     /// Delete pack file `number`, which the durable state does not know.
@@ -51,6 +60,10 @@ impl Vault {
     /// it: `fusefs.conf`, `snap/…` or `log/…`) from its file.
     pub fn refresh_copy(&self, name: &str) -> Result<u64> {
         let file = self.dir.join(name);
-        mirror::refresh(&*self.fs, &file, &self.dir.join(mirror::MIRROR_DIR).join(name))
+        mirror::refresh(
+            &*self.fs,
+            &file,
+            &self.dir.join(mirror::MIRROR_DIR).join(name),
+        )
     }
 }

@@ -1,8 +1,8 @@
 //! The checker's report, and what opening the vault did, as Python dicts.
 
 use crypto_core::fsck::{Finding, FsckReport};
-use crypto_core::vault::config::ConfigSource;
 use crypto_core::recovery::bootstrap::BootstrapReport;
+use crypto_core::vault::config::ConfigSource;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 

@@ -98,5 +98,7 @@ pub fn load_either(fs: &dyn FileSystem, dir: &Path) -> Result<VaultConfig> {
 
 /// The vault id of a config's bytes, if they parse.
 fn config_vault_id(bytes: &Option<Vec<u8>>) -> Option<[u8; 16]> {
-    VaultConfig::parse(bytes.as_ref()?).ok().map(|c| *c.vault_id())
+    VaultConfig::parse(bytes.as_ref()?)
+        .ok()
+        .map(|c| *c.vault_id())
 }

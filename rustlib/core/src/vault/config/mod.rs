@@ -13,9 +13,9 @@ mod file;
 mod seal;
 mod text;
 
+pub use copy::{load_either, unlock_either, write_copy, ConfigSource};
 pub use file::{
     VaultConfig, VaultOptions, CONFIG_FILE, CONFIG_VERSION, DEFAULT_VAULT_ARGON2, KNOWN_FEATURES,
     VAULT_ID_LEN,
 };
-pub use copy::{load_either, unlock_either, write_copy, ConfigSource};
 pub use seal::{parse_master_key, print_master_key};

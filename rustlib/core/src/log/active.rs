@@ -1,0 +1,113 @@
+//! The log file being appended to: its handle, key and counters, its
+//! second copy ([`crate::mirror`]) and the space kept allocated past its
+//! end; creating one, and closing one's copy.
+
+use std::path::Path;
+
+use super::format::*;
+use crate::crypto::aead::AeadKey;
+use crate::crypto::keys::SecretKey;
+use crate::crypto::random;
+use crate::error::{io_at, Result};
+use crate::storage::{FileSystem, StorageFile};
+use crate::types::Cipher;
+
+/// Space kept allocated past the end of the active log file
+/// ([`StorageFile::preallocate`]), renewed once half of it is used: when
+/// the disk fills up, pack writes fail first and the log can still record
+/// deletes, whose frames are then punched (`vault::reclaim`). Without it a
+/// full vault could not record the very deletes that would free it. A
+/// delete costs tens of bytes of log, so 1 MiB covers thousands of them; a
+/// file no longer appended to gives its reserve back (rotation, close).
+pub const LOG_RESERVE_BYTES: u64 = 1 << 20;
+
+pub(super) struct ActiveFile {
+    pub(super) file: Box<dyn StorageFile>,
+    pub(super) header: LogFileHeader,
+    pub(super) key: AeadKey,
+    /// Records written to this file so far (the next record's nonce).
+    pub(super) records: u64,
+    /// Bytes written to this file so far.
+    pub(super) len: u64,
+    /// Its second copy, written the same bytes at the same offsets after
+    /// the file itself, synced when the file is closed: the copy may lag
+    /// a crash behind (replay rewrites it from the file), never lead.
+    /// `None` once a write to it failed, until the next file.
+    pub(super) copy: Option<Box<dyn StorageFile>>,
+    /// End of the space allocated for it ([`LOG_RESERVE_BYTES`]).
+    pub(super) reserved_to: u64,
+    /// A write to this file failed (and was cut off again): the next batch
+    /// goes to a new file, under a new key, so no nonce is ever used twice.
+    pub(super) broken: bool,
+}
+
+impl ActiveFile {
+    /// Extend the reserve once less than half of it is left. Best effort: on
+    /// a full disk (or a file system without preallocation) the file goes
+    /// on with what it has.
+    pub(super) fn renew_reserve(&mut self) {
+        if self.len + LOG_RESERVE_BYTES / 2 > self.reserved_to
+            && self.file.preallocate(self.len, LOG_RESERVE_BYTES).is_ok()
+        {
+            self.reserved_to = self.len + LOG_RESERVE_BYTES;
+        }
+    }
+}
+
+/// Make a closed file's copy durable (best effort: a copy that cannot be
+/// written is rewritten from its file at the next open).
+pub(super) fn close_copy(fs: &dyn FileSystem, active: &mut ActiveFile, copies: Option<&Path>) {
+    if let (Some(copy), Some(dir)) = (active.copy.take(), copies) {
+        let _ = copy.sync_data();
+        let _ = fs.sync_dir(dir);
+    }
+}
+
+/// Create log file `number`, write its header, and make it and its name
+/// durable; start its copy in `copies`.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn create_file(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    copies: Option<&Path>,
+    vault_id: &[u8; 16],
+    master: &SecretKey,
+    cipher: Cipher,
+    number: u64,
+    first_seq: u64,
+) -> Result<ActiveFile> {
+    let path = dir.join(LOG_FILE.file_name(number));
+    let header = LogFileHeader {
+        vault_id: *vault_id,
+        number,
+        file_id: random::bytes()?,
+        first_seq,
+    };
+    let file = fs
+        .create_new(&path)
+        .map_err(io_at("cannot create", &path))?;
+    file.write_all_at(&header.encode(), 0)
+        .map_err(io_at("cannot write", &path))?;
+    file.sync_data().map_err(io_at("cannot sync", &path))?;
+    fs.sync_dir(dir).map_err(io_at("cannot sync", dir))?;
+    let key = file_key(master, cipher, &header.file_id);
+    let copy = copies.and_then(|c| {
+        let p = c.join(LOG_FILE.file_name(number));
+        let _ = fs.remove(&p);
+        let f = fs.create_new(&p).ok()?;
+        f.write_all_at(&header.encode(), 0).ok()?;
+        Some(f)
+    });
+    let mut active = ActiveFile {
+        file,
+        header,
+        key,
+        records: 0,
+        len: LOG_HEADER_LEN as u64,
+        reserved_to: 0,
+        broken: false,
+        copy,
+    };
+    active.renew_reserve();
+    Ok(active)
+}
