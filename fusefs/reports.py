@@ -36,12 +36,12 @@ def describe_compaction(report: dict[str, Any]) -> str:
 
 def opening_mended(opened: dict[str, Any]) -> bool:
     """True if opening the vault mended damage: a metadata file restored
-    from its copy, an unreferenced pack removed, log records salvaged."""
+    from its copy. (Packs no record refers to, torn tails and orphans are
+    what a crash leaves, not damage.)"""
     return bool(
         opened.get("config") == "mended"
         or opened.get("log_files_mended")
         or opened.get("snapshots_mended")
-        or opened.get("stray_packs_removed")
     )
 
 

@@ -164,7 +164,7 @@ CATALOGUE = {
     ),
     "stray pack file": Kind(
         lambda v: shutil.copy(one(v / "packs", "*.pack"), v / "packs/00000000000000ff.pack"),
-        REPAIRED,
+        CLEAN,
         CLEAN,
         "no record refers to",
     ),
@@ -304,6 +304,10 @@ def test_frames_swapped_between_files_fail_to_authenticate(vault: Path) -> None:
     done = fsck(vault)
     assert done.returncode == ERRORS_LEFT
     assert done.stdout.count("frame: /docs/report.bin") == 2, done.stdout
+    assert fsck(vault, "--repair").returncode == REPAIRED
+    done = fsck(vault)
+    assert done.returncode == CLEAN
+    assert done.stderr.count("known damage: /docs/report.bin") == 2, done.stderr
 
 
 def test_a_truncated_pack_is_found(vault: Path) -> None:
@@ -313,6 +317,10 @@ def test_a_truncated_pack_is_found(vault: Path) -> None:
     done = fsck(vault)
     assert done.returncode == ERRORS_LEFT
     assert "truncated-pack: pack 1 has" in done.stdout
+    assert fsck(vault, "--repair").returncode == REPAIRED
+    done = fsck(vault)
+    assert done.returncode == CLEAN
+    assert "known damage: /later2: bytes 0..1" in done.stderr, done.stderr
 
 
 def test_a_repair_killed_at_random_points_finishes_when_run_again(vault: Path) -> None:

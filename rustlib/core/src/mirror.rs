@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{io_at, Result};
 use crate::snapshot::snapshot_file_name;
-use crate::storage::durable::copy_durably;
+use crate::storage::durable::{copy_durably, write_durably};
 use crate::storage::FileSystem;
 
 /// The directory of the copies, in the vault directory.
@@ -43,11 +43,29 @@ pub fn snapshot_copies(vault: &Path) -> PathBuf {
     vault.join(MIRROR_DIR).join("snap")
 }
 
-/// `VAULT/mirror/fusefs.conf`: the config's copy.
-pub fn config_copy(vault: &Path) -> PathBuf {
-    vault
-        .join(MIRROR_DIR)
-        .join(crate::vault::config::CONFIG_FILE)
+/// `VAULT/mirror/NAME`: the copy of `VAULT/NAME` (the config's).
+pub fn copy_of(vault: &Path, name: &str) -> PathBuf {
+    vault.join(MIRROR_DIR).join(name)
+}
+
+/// Write `bytes` durably as the copy of `VAULT/NAME`.
+pub fn write_copy(fs: &dyn FileSystem, vault: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+    let dir = vault.join(MIRROR_DIR);
+    fs.create_dir_all(&dir)
+        .map_err(io_at("cannot create", &dir))?;
+    write_durably(fs, &dir.join(name), bytes)
+}
+
+/// Where a vault's config was unlocked from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// The config, its copy already the same.
+    Config,
+    /// The config; its copy was missing or behind, and was rewritten.
+    CopyRefreshed,
+    /// The copy: the config did not load or unlock, and was rewritten from
+    /// the copy.
+    Mended,
 }
 
 /// Make `to` a durable copy of `from`, creating its directory.
@@ -89,11 +107,16 @@ pub fn remove_snapshot(
     Ok(())
 }
 
-/// Compare every metadata file of the vault in `vault` with its copy, byte
-/// for byte (fsck): the names of those whose copy is missing or differs.
-/// The log file being appended to (`active_log`) is left out: its copy
-/// may lag until the file is closed.
-pub fn differing(fs: &dyn FileSystem, vault: &Path, active_log: Option<&str>) -> Vec<String> {
+/// Compare every metadata file of the vault in `vault` (`config`: the
+/// config's name) with its copy, byte for byte (fsck): the names of those
+/// whose copy is missing or differs. The log file being appended to
+/// (`active_log`) is left out: its copy may lag until the file is closed.
+pub fn differing(
+    fs: &dyn FileSystem,
+    vault: &Path,
+    config: &str,
+    active_log: Option<&str>,
+) -> Vec<String> {
     let mut out = Vec::new();
     let same = |a: &Path, b: &Path| -> bool {
         let read = |p: &Path| {
@@ -106,10 +129,10 @@ pub fn differing(fs: &dyn FileSystem, vault: &Path, active_log: Option<&str>) ->
             _ => false,
         }
     };
-    let conf = crate::vault::config::VaultConfig::path(vault);
+    let conf = vault.join(config);
     // (A vault opened with a config kept elsewhere, as tests do, has none.)
-    if fs.exists(&conf) && !same(&conf, &config_copy(vault)) {
-        out.push(crate::vault::config::CONFIG_FILE.to_string());
+    if fs.exists(&conf) && !same(&conf, &copy_of(vault, config)) {
+        out.push(config.to_string());
     }
     for (sub, copies) in [("snap", snapshot_copies(vault)), ("log", log_copies(vault))] {
         let dir = vault.join(sub);

@@ -43,7 +43,7 @@ pub struct BootstrapReport {
     pub snapshot_copies_refreshed: usize,
     /// Where the config was unlocked from (set by the opens that read it;
     /// `None` when the caller unlocked it).
-    pub config_source: Option<crate::vault::config::ConfigSource>,
+    pub config_source: Option<crate::mirror::ConfigSource>,
     /// Leftover temporary snapshot files removed.
     pub removed_temporaries: usize,
     /// Log records applied after the snapshot.

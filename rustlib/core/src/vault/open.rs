@@ -190,7 +190,7 @@ impl Vault {
         // lock file is made. A config that does not load but whose copy
         // does is mended below.
         if let Err(e) = VaultConfig::load(&*fs, dir) {
-            if !fs.exists(&crate::mirror::config_copy(dir)) {
+            if !fs.exists(&super::config::config_copy(dir)) {
                 return Err(e);
             }
         }

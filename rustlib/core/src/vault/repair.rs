@@ -53,7 +53,12 @@ impl Vault {
     /// leaving out the log file this session appends to.
     pub fn differing_copies(&self) -> Vec<String> {
         let active = crate::log::unified::log_file_name(self.log.active_file_number());
-        mirror::differing(&*self.fs, &self.dir, Some(&active))
+        mirror::differing(
+            &*self.fs,
+            &self.dir,
+            super::config::CONFIG_FILE,
+            Some(&active),
+        )
     }
 
     /// Rewrite the copy of `name` (as [`Vault::differing_copies`] names

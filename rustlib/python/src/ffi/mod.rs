@@ -8,6 +8,7 @@ mod constants;
 mod enums;
 mod errors;
 mod fsck;
+mod options;
 mod params;
 mod pyio;
 mod types;

@@ -11,8 +11,8 @@ use crypto_core::fsck::FsckOptions;
 use crypto_core::scheduler::VaultSession;
 use crypto_core::types::{Argon2Params, Cipher as CoreCipher};
 use crypto_core::vault::{
-    AttrChange, CompactionAction, EngineOptions, FileTimes, InodeKind, RenameFlags, Vault,
-    VaultOptions, DEFAULT_CACHE_BYTES,
+    AttrChange, CompactionAction, FileTimes, InodeKind, RenameFlags, Vault, VaultOptions,
+    DEFAULT_CACHE_BYTES,
 };
 use crypto_core::Error;
 use pyo3::prelude::*;
@@ -20,6 +20,7 @@ use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyBytes, PyDict, PyMemoryView};
 
 use super::errors::{BindingError, BindingResult};
+use super::options::{engine_options, open_options};
 use super::vault_types::{
     from_ns, CompactionCycleReport, LogCompactionReport, PyAttr, ReadBuffer, VaultTelemetry,
     VaultUsage,
@@ -51,21 +52,6 @@ impl PyVault {
         PyVault {
             session: VaultSession::new(v),
         }
-    }
-}
-
-fn engine_options(cache_bytes: usize) -> EngineOptions {
-    EngineOptions {
-        cache_bytes,
-        ..EngineOptions::default()
-    }
-}
-
-/// `engine_options`, opening past unreadable log records if `salvage`.
-fn open_options(cache_bytes: usize, salvage: bool) -> EngineOptions {
-    EngineOptions {
-        salvage,
-        ..engine_options(cache_bytes)
     }
 }
 

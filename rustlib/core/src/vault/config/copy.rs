@@ -6,37 +6,26 @@
 
 use std::path::Path;
 
-use super::file::MAX_CONFIG_LEN;
-use super::VaultConfig;
+use super::file::{VaultConfig, CONFIG_FILE, MAX_CONFIG_LEN};
+
 use crate::crypto::keys::SecretKey;
-use crate::error::{io_at, Result};
-use crate::mirror::config_copy;
+use crate::error::Result;
+pub use crate::mirror::ConfigSource;
 use crate::storage::durable::{read_small, write_durably};
 use crate::storage::FileSystem;
 
+/// `VAULT/mirror/fusefs.conf`.
+pub fn config_copy(dir: &Path) -> std::path::PathBuf {
+    crate::mirror::copy_of(dir, CONFIG_FILE)
+}
+
 /// Write `bytes` as the config's copy of the vault in `dir`.
 pub fn write_copy(fs: &dyn FileSystem, dir: &Path, bytes: &[u8]) -> Result<()> {
-    let copy = config_copy(dir);
-    let parent = copy.parent().expect("mirror/fusefs.conf has a parent");
-    fs.create_dir_all(parent)
-        .map_err(io_at("cannot create", parent))?;
-    write_durably(fs, &copy, bytes)
+    crate::mirror::write_copy(fs, dir, CONFIG_FILE, bytes)
 }
 
 fn read(fs: &dyn FileSystem, path: &Path) -> Option<Vec<u8>> {
     read_small(fs, path, MAX_CONFIG_LEN).ok().flatten()
-}
-
-/// How the config was unlocked.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ConfigSource {
-    /// `fusefs.conf`, its copy already the same.
-    Config,
-    /// `fusefs.conf`; its copy was missing or behind, and was rewritten.
-    CopyRefreshed,
-    /// The copy: `fusefs.conf` did not load or unlock, and was rewritten
-    /// from the copy.
-    Mended,
 }
 
 /// Load and unlock the config of the vault in `dir` with `unlock`. If the

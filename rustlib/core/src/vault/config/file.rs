@@ -243,7 +243,7 @@ impl VaultConfig {
         }
         // The copy after the file: a crash between leaves it missing, and
         // the first open writes it.
-        super::copy::write_copy(fs, dir, config.encode().as_bytes())?;
+        crate::mirror::write_copy(fs, dir, CONFIG_FILE, config.encode().as_bytes())?;
         Ok((config, master))
     }
 

@@ -13,7 +13,7 @@ mod file;
 mod seal;
 mod text;
 
-pub use copy::{load_either, unlock_either, write_copy, ConfigSource};
+pub use copy::{config_copy, load_either, unlock_either, write_copy, ConfigSource};
 pub use file::{
     VaultConfig, VaultOptions, CONFIG_FILE, CONFIG_VERSION, DEFAULT_VAULT_ARGON2, KNOWN_FEATURES,
     VAULT_ID_LEN,

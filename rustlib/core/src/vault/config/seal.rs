@@ -207,7 +207,7 @@ impl VaultConfig {
         // `fusefs.conf` and the change unacknowledged; whichever the next
         // open unlocks, it rewrites the other from.
         let bytes = next.encode();
-        super::copy::write_copy(fs, dir, bytes.as_bytes())?;
+        crate::mirror::write_copy(fs, dir, super::file::CONFIG_FILE, bytes.as_bytes())?;
         write_durably(fs, &Self::path(dir), bytes.as_bytes())?;
         *self = next;
         Ok(())
