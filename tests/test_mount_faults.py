@@ -120,7 +120,9 @@ def test_tampered_log_refuses_to_mount(vault_factory) -> None:  # type: ignore[n
     v.mount()
     assert len(list(v.mnt.iterdir())) == 50
     v.umount()
-    assert (v.dir / "log" / logs[-1].name).read_bytes() == (v.dir / "mirror/log" / logs[-1].name).read_bytes()
+    assert (v.dir / "log" / logs[-1].name).read_bytes() == (
+        v.dir / "mirror/log" / logs[-1].name
+    ).read_bytes()
     # Damaged in both: the mount refuses in one line, naming what salvages it.
     _flip_middle_byte(logs[-1])
     _flip_middle_byte(v.dir / "mirror/log" / logs[-1].name)
