@@ -210,6 +210,32 @@ def test_vault_opens_with_password(vault_copy: Path) -> None:
         _native.Vault.open(vault_copy, b"golden passwore")
 
 
+def test_vault_v1_without_copies_gets_them_at_its_first_open(vault_copy: Path) -> None:
+    """The upgrade path of FORMAT.md §10: a v1 vault made before metadata
+    copies existed keeps every byte of its files, and its first open writes
+    ``mirror/`` with a byte-for-byte copy of each; from then on a lost
+    snapshot comes back from its copy."""
+    assert not (vault_copy / "mirror").exists()
+    before = {
+        p.relative_to(vault_copy): p.read_bytes()
+        for p in vault_copy.rglob("*")
+        if p.is_file() and p.name != "fusefs.lock"
+    }
+    password = VAULT_EXPECTED["password"].encode()
+    with _native.Vault.open(vault_copy, password) as v:
+        check_tree(v)
+    for rel, data in before.items():
+        assert (vault_copy / rel).read_bytes() == data, rel  # nothing rewritten
+        if rel.parts[0] in ("snap", "log") or str(rel) == "fusefs.conf":
+            assert (vault_copy / "mirror" / rel).read_bytes() == data, rel
+    [snap] = (vault_copy / "snap").glob("*.snap")
+    snap.unlink()
+    with _native.Vault.open(vault_copy, password) as v:
+        check_tree(v)
+        assert v.bootstrap_report()["snapshots_mended"] == [int(snap.stem, 16)]
+    assert snap.read_bytes() == before[snap.relative_to(vault_copy)]
+
+
 def test_vault_opens_with_master_key(vault_copy: Path) -> None:
     with _native.Vault.open_with_master_key(vault_copy, VAULT_EXPECTED["master_key"]) as v:
         check_tree(v)
