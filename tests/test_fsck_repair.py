@@ -31,18 +31,14 @@ DOC = os.urandom(70_000)
 LATER = b"written after the snapshot\n"
 
 
+def fsck_argv(vault: Path, *args: str) -> list[str]:
+    pw = str(vault.parent / "pw")
+    return [sys.executable, "-m", "fusefs", "fsck", str(vault), "--passfile", pw, *args]
+
+
 def fsck(vault: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "fusefs",
-            "fsck",
-            str(vault),
-            "--passfile",
-            str(vault.parent / "pw"),
-            *args,
-        ],
+        fsck_argv(vault, *args),
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -337,16 +333,7 @@ def test_a_repair_killed_at_random_points_finishes_when_run_again(vault: Path) -
     both(vault, rel(log, vault), lambda p: flip(p, at))
     template = vault.parent / "template"
     shutil.copytree(vault, template)
-    argv = [
-        sys.executable,
-        "-m",
-        "fusefs",
-        "fsck",
-        str(vault),
-        "--passfile",
-        str(vault.parent / "pw"),
-        "--repair",
-    ]
+    argv = fsck_argv(vault, "--repair")
     started = time.monotonic()
     assert subprocess.run(argv, cwd=REPO, capture_output=True).returncode == REPAIRED
     whole = time.monotonic() - started

@@ -67,15 +67,20 @@ fn build() -> Built {
 }
 
 fn check(v: &Vault, repair: bool) -> FsckReport {
-    fsck::check(
-        v,
-        FsckOptions {
-            quick: false,
-            repair,
-        },
-        &mut |_, _| {},
-    )
-    .unwrap()
+    run_fsck(v, repair).unwrap()
+}
+
+fn run_fsck(v: &Vault, repair: bool) -> crypto_core::Result<FsckReport> {
+    let opts = FsckOptions {
+        quick: false,
+        repair,
+    };
+    fsck::check(v, opts, &mut |_, _| {})
+}
+
+/// What `fusefs fsck --repair` does: open with salvage, check and repair.
+fn try_repair(fs: &MemFs, mv: &MemVault) -> crypto_core::Result<FsckReport> {
+    run_fsck(&open_opts(fs, mv, true)?, true)
 }
 
 fn checks(fs: &[fsck::Finding]) -> Vec<Check> {
@@ -344,19 +349,10 @@ fn log_records_damaged_in_both_copies_are_salvaged_around() {
 /// repair did) and a repair run again finishes; then it is clean.
 #[test]
 fn a_repair_killed_at_any_write_finishes_when_run_again() {
-    let b = build();
-    let v = open(&b);
-    let mut s = v.state_copy();
-    inode(&mut s, b.small).links = 7;
-    s.dirs.insert(ROOT_INO, Dir::default());
-    v.install_repaired_state(s).unwrap();
-    drop(v);
+    let b = needs_repair();
     let probe = b.mv.fs.after_crash(0);
     let writes_before = probe.writes();
-    {
-        let v = open_opts(&probe, &b.mv, true).unwrap();
-        check(&v, true);
-    }
+    try_repair(&probe, &b.mv).unwrap();
     let total = probe.writes() - writes_before;
     assert!(total > 3, "{total}");
     for nth in 1..=total {
@@ -364,27 +360,11 @@ fn a_repair_killed_at_any_write_finishes_when_run_again() {
         fs.set_fault(Some(Fault::Crash {
             nth: fs.writes() + nth,
         }));
-        if let Ok(v) = open_opts(&fs, &b.mv, true) {
-            let _ = fsck::check(
-                &v,
-                FsckOptions {
-                    quick: false,
-                    repair: true,
-                },
-                &mut |_, _| {},
-            );
-        }
-        let fs = fs.after_crash(0);
-        let v = open_opts(&fs, &b.mv, true).unwrap_or_else(|e| panic!("write {nth}: {e}"));
-        let r = check(&v, true);
-        assert!(r.remaining.is_empty(), "write {nth}: {:#?}", r.remaining);
-        drop(v);
-        let v = open_opts(&fs, &b.mv, false).unwrap();
-        assert!(check(&v, false).is_clean(), "write {nth}");
-        let name = format!("#{}", b.docs);
-        assert_eq!(
-            read_path(&v, &[b"lost+found", name.as_bytes(), b"big.bin"]),
-            b.data
+        let _ = try_repair(&fs, &b.mv);
+        finishes(
+            &b,
+            &fs.after_crash(0),
+            &format!("stopped after write {nth}"),
         );
     }
 }
@@ -427,10 +407,7 @@ fn a_repair_stopped_at_any_sync_or_failing_any_write_finishes_when_run_again() {
     let b = needs_repair();
     let probe = b.mv.fs.after_crash(0);
     let (w0, s0) = (probe.writes(), probe.syncs());
-    {
-        let v = open_opts(&probe, &b.mv, true).unwrap();
-        check(&v, true);
-    }
+    try_repair(&probe, &b.mv).unwrap();
     let (writes, syncs) = (probe.writes() - w0, probe.syncs() - s0);
     assert!(writes > 3 && syncs > 3, "{writes} {syncs}");
     let mut failed = 0;
@@ -439,16 +416,7 @@ fn a_repair_stopped_at_any_sync_or_failing_any_write_finishes_when_run_again() {
         fs.set_fault(Some(Fault::CrashAtSync {
             nth: fs.syncs() + nth,
         }));
-        if let Ok(v) = open_opts(&fs, &b.mv, true) {
-            let _ = fsck::check(
-                &v,
-                FsckOptions {
-                    quick: false,
-                    repair: true,
-                },
-                &mut |_, _| {},
-            );
-        }
+        let _ = try_repair(&fs, &b.mv);
         finishes(&b, &fs.after_crash(0), &format!("stopped at sync {nth}"));
     }
     for (op, count) in [(FaultOp::Write, writes), (FaultOp::Sync, syncs)] {
@@ -466,17 +434,7 @@ fn a_repair_stopped_at_any_sync_or_failing_any_write_finishes_when_run_again() {
                     errno,
                 }));
                 let what = format!("{op:?} {nth} failing with errno {errno}");
-                let outcome = open_opts(&fs, &b.mv, true).and_then(|v| {
-                    fsck::check(
-                        &v,
-                        FsckOptions {
-                            quick: false,
-                            repair: true,
-                        },
-                        &mut |_, _| {},
-                    )
-                });
-                if let Err(e) = outcome {
+                if let Err(e) = try_repair(&fs, &b.mv) {
                     failed += 1;
                     assert!(!e.to_string().contains('\n'), "{what}: {e}");
                 }

@@ -65,6 +65,9 @@ pub struct FsckReport {
     pub damaged: Vec<(u64, damage::Damaged)>,
     /// Damage recorded by an earlier repair, a line each (not findings).
     pub known_damage: Vec<String>,
+    /// Metadata files whose copy is missing or differs (what `Copy`
+    /// findings name; what repair rewrites).
+    pub copies_differing: Vec<String>,
 }
 
 impl FsckReport {
@@ -123,8 +126,8 @@ fn repair_vault(vault: &Vault, report: &FsckReport) -> Result<Vec<String>> {
             done.push(format!("deleted pack {p}, which nothing refers to"));
         }
     }
-    for name in vault.differing_copies() {
-        vault.refresh_copy(&name)?;
+    for name in &report.copies_differing {
+        vault.refresh_copy(name)?;
         done.push(format!("rewrote the copy of {name} from the file"));
     }
     Ok(done)
@@ -144,7 +147,8 @@ fn check_once(
     findings.retain(|f| !(f.check == Check::Orphan && f.ino.is_some_and(|i| vault.in_use(i))));
     let on_disk: HashMap<u64, u64> = vault.pack_files()?.into_iter().collect();
     findings.extend(check_pack_files(&s, &on_disk, vault.active_pack()));
-    for name in vault.differing_copies() {
+    let copies_differing = vault.differing_copies();
+    for name in &copies_differing {
         findings.push(Finding::new(
             Check::Copy,
             None,
@@ -156,6 +160,7 @@ fn check_once(
     }
     findings.extend(stale_damage_records(&s));
     let mut report = FsckReport {
+        copies_differing,
         inodes: s.inodes.len() as u64,
         directories: s.dirs.len() as u64,
         files: s

@@ -141,8 +141,9 @@ struct Stop {
     why: String,
 }
 
-/// The records of one file read from `bytes` (its header already decoded):
-/// those up to the first damage, and where that is.
+/// The records of one file read from `bytes` (its header already decoded)
+/// into `out`, up to the first damage: the next sequence number, and the
+/// damage, if reading stopped before the end.
 fn read_records(
     bytes: &[u8],
     header: &LogFileHeader,
@@ -150,16 +151,15 @@ fn read_records(
     from_at: usize,
     from_seq: u64,
     out: &mut Vec<LogRecord>,
-) -> (usize, u64, Option<Stop>) {
+) -> (u64, Option<Stop>) {
     let mut expected = from_seq;
     let mut at = from_at;
     loop {
         match parse_record(bytes, at) {
-            Parsed::End => return (at, expected, None),
+            Parsed::End => return (expected, None),
             Parsed::Broken => {
                 let why = format!("damaged record at offset {at}");
                 return (
-                    at,
                     expected,
                     Some(Stop {
                         at,
@@ -183,13 +183,13 @@ fn read_records(
                 };
                 if seq != expected {
                     let why = format!("record {seq} where {expected} was expected");
-                    return (at, expected, stop(why));
+                    return (expected, stop(why));
                 }
                 let index = seq - header.first_seq;
                 let sealed = &bytes[sealed_at..sealed_at + sealed_len];
                 match open_record(key, header, index, seq, sealed) {
                     Ok(payload) => out.push(LogRecord { seq, payload }),
-                    Err(e) => return (at, expected, stop(e.to_string())),
+                    Err(e) => return (expected, stop(e.to_string())),
                 }
                 expected += 1;
                 at += len;
@@ -483,7 +483,7 @@ fn read_file(
     let mut at = LOG_HEADER_LEN;
     let mut expected = header.first_seq;
     loop {
-        let (_, next, stop) = read_records(bytes, &header, &key, at, expected, records);
+        let (next, stop) = read_records(bytes, &header, &key, at, expected, records);
         expected = next;
         let Some(stop) = stop else {
             return Ok((header, expected, None));

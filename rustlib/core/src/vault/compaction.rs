@@ -264,14 +264,28 @@ impl Vault {
     /// [`metadata`](crate::metadata)); the snapshot is encoded and
     /// written from the copy without the lock.
     pub fn compact_log(&self) -> Result<CompactionReport> {
+        self.snapshot_state(None)
+    }
+
+    /// Log compaction, writing the state as it is, or with `replace` first
+    /// made the vault's state (fsck's repair): either way the snapshot is
+    /// exactly the state after the cut.
+    pub(super) fn snapshot_state(
+        &self,
+        replace: Option<MetadataState>,
+    ) -> Result<CompactionReport> {
         let _one_at_a_time = lock(&self.compaction);
         self.packs.sync()?;
         // Sync the log now, so that the sync under the lock (the cut must be
         // exactly the copied state) has only the last few records left.
         self.log.sync()?;
         let (cut, state) = {
-            let s = self.lock_state();
-            (self.log.cut()?, s.clone())
+            let mut s = self.lock_state();
+            let cut = self.log.cut()?;
+            if let Some(r) = replace {
+                *s = r;
+            }
+            (cut, s.clone())
         };
         let copies = crate::mirror::snapshot_copies(&self.dir);
         finish_log_compaction(

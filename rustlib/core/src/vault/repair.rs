@@ -9,8 +9,8 @@
 //! remain; a pack is deleted only once the state that no longer refers to
 //! it is durable. Killed anywhere and run again, repair finishes.
 
-use super::compaction::{finish_log_compaction, CompactionReport};
-use super::engine::{lock, Vault};
+use super::compaction::CompactionReport;
+use super::engine::Vault;
 use crate::error::Result;
 use crate::metadata::MetadataState;
 use crate::mirror;
@@ -20,27 +20,12 @@ impl Vault {
     /// as the snapshot of the cut, and the log before it dropped. The vault
     /// must not change meanwhile (fsck holds it alone).
     pub fn install_repaired_state(&self, repaired: MetadataState) -> Result<CompactionReport> {
-        let _one_at_a_time = lock(&self.compaction);
-        self.packs.sync()?;
-        self.log.sync()?;
-        let cut = {
-            let mut s = self.lock_state();
-            let cut = self.log.cut()?;
-            *s = repaired.clone();
-            cut
-        };
+        // Generations continue past any the repaired state holds.
         self.generation.fetch_max(
             repaired.generation_high + 1,
             std::sync::atomic::Ordering::SeqCst,
         );
-        let copies = mirror::snapshot_copies(&self.dir);
-        finish_log_compaction(
-            &self.log,
-            cut,
-            &repaired,
-            &self.dir.join("snap"),
-            Some(&copies),
-        )
+        self.snapshot_state(Some(repaired))
     }
 
     /// Delete pack file `number`, which the durable state does not know.

@@ -60,7 +60,7 @@ pub fn unlock_either(
             let Ok(config) = VaultConfig::parse(&bytes) else {
                 return Err(e);
             };
-            if config.vault_id() != config_vault_id(&mine).as_ref().unwrap_or(config.vault_id()) {
+            if config_vault_id(&mine).is_some_and(|id| id != *config.vault_id()) {
                 return Err(e); // a copy of another vault's config
             }
             match unlock(&config) {
