@@ -318,11 +318,23 @@ class Vault:
         raises OSError(EBUSY) naming the holder's pid."""
     @staticmethod
     def open(
-        path: _Path, password: bytes, *, cache_bytes: int = ..., salvage: bool = ...
+        path: _Path,
+        password: bytes,
+        *,
+        cache_bytes: int = ...,
+        salvage: bool = ...,
+        read_only: bool = ...,
+        beside_writer: bool = ...,
     ) -> Vault: ...
     @staticmethod
     def open_with_master_key(
-        path: _Path, master_key: str, *, cache_bytes: int = ..., salvage: bool = ...
+        path: _Path,
+        master_key: str,
+        *,
+        cache_bytes: int = ...,
+        salvage: bool = ...,
+        read_only: bool = ...,
+        beside_writer: bool = ...,
     ) -> Vault: ...
     def print_master_key(self) -> str: ...
     def lookup(self, parent: int, name: bytes) -> Attr: ...

@@ -14,6 +14,13 @@ recovery of a mount: a torn log tail is cut, orphaned inodes are
 reclaimed, a damaged metadata file is mended from its copy, and the report
 says so. With ``--repair`` the vault is opened with salvage: log records
 damaged in both copies are read past, and the report lists them.
+
+A mounted vault (its lock held by the daemon) is checked read-only: the
+open writes nothing (no tail cut, no copy mended, no orphan reclaimed) and
+takes no lock, so the daemon's writes and compaction go on meanwhile. What
+is read may then be behind or mid-change; findings are confirmed by
+checking again (up to :data:`MOUNTED_TRIES` times in all) and only those
+found every time are reported. ``--repair`` still needs the vault unmounted.
 """
 
 from __future__ import annotations
@@ -23,14 +30,23 @@ import json
 import os
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from fusefs.cli.common import CONTEXT_SETTINGS, password_options
-from fusefs.exitcodes import QuietError
+from fusefs.exitcodes import ExitCode, QuietError
 from fusefs.password import isatty
 from fusefs.reports import describe_opening, opening_mended
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from fusefs._native import Vault
+
+
+#: Checks of a mounted vault before a finding counts (see the module doc).
+MOUNTED_TRIES = 3
 
 
 class FsckExit(enum.IntEnum):
@@ -83,9 +99,12 @@ def fsck(
     """Check VAULT: every directory entry, link count, segment map and pack,
     and (unless --quick) every frame of every file, read and authenticated.
 
-    The vault must not be mounted. Each finding is one line naming its
-    check, the inode and a path of it. With --repair, each repair is one
-    line too, and the findings left after it are listed again.
+    A mounted vault is checked read-only, best effort (what the daemon
+    changes meanwhile can look damaged: a finding counts only if it is found
+    again on a second and third look); --repair needs it unmounted. Each
+    finding is one line naming its check, the inode and a path of it. With
+    --repair, each repair is one line too, and the findings left after it
+    are listed again.
     """
     try:
         return _fsck(vault_dir, passfile, extpass, masterkey, quick, repair, as_json, quiet)
@@ -107,18 +126,55 @@ def _fsck(
     as_json: bool,
     quiet: bool,
 ) -> int:
-    from fusefs.cli.vault import unlock
+    from fusefs.cli.vault import open_with_secret, unlock
 
     started = time.monotonic()
-    vault = unlock(vault_dir, passfile, extpass, masterkey, cache_bytes=0, salvage=repair)
+    mounted: list[bytes] = []  # the secret, once the vault turned out to be in use
+
+    def beside_the_daemon(secret: bytes) -> Vault:
+        if repair:
+            raise QuietError(
+                f"vault {vault_dir} is in use (mounted?): unmount it to repair "
+                "(without --repair it is checked read-only)",
+                ExitCode.MOUNT,
+            )
+        mounted.append(secret)
+        return open_beside(secret)
+
+    def open_beside(secret: bytes) -> Vault:
+        # The daemon may delete a file between the listing and the reading
+        # of it (log compaction): such an open fails, a later one does not.
+        for attempt in range(MOUNTED_TRIES):
+            try:
+                return open_with_secret(
+                    vault_dir, secret, masterkey, cache_bytes=0, read_only=True, beside_writer=True
+                )
+            except _native_errors():
+                if attempt + 1 == MOUNTED_TRIES:
+                    raise
+                time.sleep(0.2)
+        raise AssertionError("unreachable")
+
+    vault = unlock(
+        vault_dir,
+        passfile,
+        extpass,
+        masterkey,
+        cache_bytes=0,
+        salvage=repair,
+        when_busy=beside_the_daemon,
+    )
     bar = None if quiet or as_json or not isatty(sys.stderr) else _Progress()
     try:
         opened = vault.bootstrap_report()
         report: dict[str, Any] = vault.fsck(quick=quick, progress=bar, repair=repair)
+        if mounted:
+            report = _confirm(report, lambda: open_beside(mounted[0]), quick)
     finally:
         vault.close()
         if bar is not None:
             bar.close()
+    report["mounted"] = bool(mounted)
     report["opened"] = opened
     report["vault"] = os.path.abspath(vault_dir)
     report["seconds"] = round(time.monotonic() - started, 3)
@@ -139,11 +195,46 @@ def _fsck(
             click.echo(f"left: {f['text']}")
         for line in report["known_damage"]:
             click.echo(f"fusefs: known damage: {line}", err=True)
+        if mounted:
+            click.echo(
+                "fusefs: the vault is in use: checked read-only beside it (best effort)", err=True
+            )
         if not quiet:
             click.echo(_summary(report), err=True)
     if left:
         return FsckExit.ERRORS_LEFT
     return FsckExit.REPAIRED if findings or opening_mended(opened) else FsckExit.CLEAN
+
+
+def _confirm(first: dict[str, Any], reopen: Callable[[], Vault], quick: bool) -> dict[str, Any]:
+    """The findings of ``first`` that checks of fresh opens find again
+    (a mounted vault: what its daemon changed between reads is gone on
+    another look, real damage stays). Each new open sees the daemon's
+    latest durable state."""
+    report = first
+    for _ in range(MOUNTED_TRIES - 1):
+        if not report["findings"]:
+            break
+        seen = {f["text"] for f in report["findings"]}
+        try:
+            vault = reopen()
+        except (OSError, _native_errors()) as e:
+            raise QuietError(
+                f"the vault changed too much while being checked: {e}", ExitCode.MOUNT
+            ) from e
+        try:
+            again: dict[str, Any] = vault.fsck(quick=quick, progress=None, repair=False)
+        finally:
+            vault.close()
+        again["findings"] = [f for f in again["findings"] if f["text"] in seen]
+        report = again
+    return report
+
+
+def _native_errors() -> type[Exception]:
+    from fusefs import _native
+
+    return _native.FusefsError
 
 
 def _summary(r: dict[str, Any]) -> str:

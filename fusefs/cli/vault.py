@@ -33,6 +33,8 @@ from fusefs.exitcodes import ExitCode, QuietError, epilog
 from fusefs.password import isatty
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from fusefs._native import Vault
 
 SEGMENT_MIN, SEGMENT_MAX = 16 * 1024, 2**20
@@ -121,11 +123,19 @@ def open_with_secret(
     *,
     cache_bytes: int | None = None,
     salvage: bool = False,
+    read_only: bool = False,
+    beside_writer: bool = False,
 ) -> Vault:
-    """Open ``vault_dir`` with what :func:`read_secret` returned."""
+    """Open ``vault_dir`` with what :func:`read_secret` returned; with
+    ``read_only`` writing nothing to it (``beside_writer``: even while it
+    is mounted, best effort)."""
     from fusefs import _native
 
-    kwargs: dict[str, Any] = {"salvage": salvage}
+    kwargs: dict[str, Any] = {
+        "salvage": salvage,
+        "read_only": read_only,
+        "beside_writer": beside_writer,
+    }
     if cache_bytes is not None:
         kwargs["cache_bytes"] = cache_bytes
     if masterkey:
@@ -143,18 +153,26 @@ def unlock(
     *,
     cache_bytes: int | None = None,
     salvage: bool = False,
+    when_busy: Callable[[bytes], Vault] | None = None,
 ) -> Vault:
     """Open the unmounted vault ``vault_dir`` for an offline command; every
     refusal (not a vault, no password, wrong one, in use) is one line.
-    ``salvage``: read past log records damaged in both copies (repair)."""
+    ``salvage``: read past log records damaged in both copies (repair).
+    ``when_busy``: how to open it instead when it is in use (given the
+    secret), rather than refusing."""
     from fusefs import _native
 
     _vault_info(vault_dir)
     secret = read_secret(passfile, extpass, masterkey)
     try:
-        return open_with_secret(
-            vault_dir, secret, masterkey, cache_bytes=cache_bytes, salvage=salvage
-        )
+        try:
+            return open_with_secret(
+                vault_dir, secret, masterkey, cache_bytes=cache_bytes, salvage=salvage
+            )
+        except OSError as e:
+            if when_busy is None or e.errno != errno.EBUSY:
+                raise
+            return when_busy(secret)
     except (_native.FusefsError, OSError) as e:
         raise QuietError(*_describe_open_error(e, vault_dir)) from e
 
@@ -420,7 +438,7 @@ def mount(
     secret = read_secret(passfile, extpass, masterkey)
 
     def open_vault() -> Vault:
-        return open_with_secret(vault_dir, secret, masterkey)
+        return open_with_secret(vault_dir, secret, masterkey, read_only=read_only)
 
     opts = MountOptions(
         vault_dir=vault_dir,

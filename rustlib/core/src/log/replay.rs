@@ -18,6 +18,10 @@
 //! A copy that is missing or differs in length from its file (a crash
 //! while the copy lagged, a vault from before copies existed) is rewritten
 //! from the file once the file has been read.
+//!
+//! Read-only (`read_only`), replay writes nothing: a torn tail is left in
+//! place and ignored, a mended file is used as mended in memory, a file
+//! found only as its copy is read from the copy, and no copy is refreshed.
 
 use std::path::Path;
 
@@ -72,6 +76,7 @@ pub(super) struct ReplayOptions<'a> {
     /// Where the files' second copies are, if the vault keeps them.
     pub copies: Option<&'a Path>,
     pub salvage: bool,
+    pub read_only: bool,
 }
 
 fn read_whole(file: &dyn StorageFile, path: &Path) -> Result<Vec<u8>> {
@@ -265,13 +270,13 @@ pub(super) fn replay(
     opts: &ReplayOptions<'_>,
 ) -> Result<(Vec<LogRecord>, ReplayReport, u64, u64)> {
     let mut report = ReplayReport::default();
-    let numbers = list_files(fs, dir, opts.copies, &mut report)?;
+    let numbers = list_files(fs, dir, opts, &mut report)?;
     report.files = numbers.len();
     // Each file's first record, from its header (None: unreadable).
     let firsts: Vec<Option<u64>> = numbers
         .iter()
-        .map(|(_, name)| {
-            let file = fs.open_read(&dir.join(name)).ok()?;
+        .map(|(_, _, path)| {
+            let file = fs.open_read(path).ok()?;
             let mut b = [0u8; LOG_HEADER_LEN];
             (file.read_at(&mut b, 0).ok()? == LOG_HEADER_LEN)
                 .then(|| LogFileHeader::decode(&b).ok().map(|h| h.first_seq))
@@ -282,21 +287,23 @@ pub(super) fn replay(
     let mut next_seq: Option<u64> = None;
     let mut last_number = 0;
     let count = numbers.len();
-    for (i, (number, name)) in numbers.iter().enumerate() {
+    for (i, (number, name, path)) in numbers.iter().enumerate() {
         let (number, name) = (*number, name.as_str());
         last_number = number;
         let is_last = i + 1 == count;
-        let path = dir.join(name);
         let copy_path = opts.copies.map(|c| c.join(name));
         if !is_last && matches!(firsts[i + 1], Some(f) if f <= opts.min_next_seq) {
             report.files_skipped += 1;
             continue;
         }
         let corrupt = |m: String| Error::LogCorrupt(format!("{name}: {m}"));
-        let mut bytes = read_path(fs, &path)?;
+        let mut bytes = read_path(fs, path)?;
+        if bytes.len() < LOG_HEADER_LEN && is_last && opts.read_only {
+            continue; // as below, in memory only
+        }
         if bytes.len() < LOG_HEADER_LEN && is_last {
             // Crashed while creating the file: nothing in it was ever acknowledged.
-            fs.remove(&path).map_err(io_at("cannot remove", &path))?;
+            fs.remove(path).map_err(io_at("cannot remove", path))?;
             fs.sync_dir(dir).map_err(io_at("cannot sync", dir))?;
             if let Some(c) = &copy_path {
                 let _ = fs.remove(c);
@@ -395,15 +402,26 @@ pub(super) fn replay(
             &mut report,
         )?;
         debug_assert_eq!(header.number, number);
+        next_seq = Some(expected);
+        if opts.read_only {
+            // What would be rewritten or cut is used in memory only.
+            if mended {
+                report.mended_from_copy.push(name.to_string());
+            }
+            if let Some(cut) = cut_at {
+                report.torn_bytes_cut = (bytes.len() - cut) as u64;
+            }
+            continue;
+        }
         if mended {
-            write_durably(fs, &path, &bytes)?;
+            write_durably(fs, path, &bytes)?;
             report.mended_from_copy.push(name.to_string());
         }
         if let Some(cut) = cut_at {
-            let file = fs.open(&path).map_err(io_at("cannot open", &path))?;
+            let file = fs.open(path).map_err(io_at("cannot open", path))?;
             file.set_len(cut as u64)
-                .map_err(io_at("cannot truncate", &path))?;
-            file.sync_data().map_err(io_at("cannot sync", &path))?;
+                .map_err(io_at("cannot truncate", path))?;
+            file.sync_data().map_err(io_at("cannot sync", path))?;
             report.torn_bytes_cut = (bytes.len() - cut) as u64;
         }
         if let Some(c) = &copy_path {
@@ -413,11 +431,10 @@ pub(super) fn replay(
                     fs.create_dir_all(parent)
                         .map_err(io_at("cannot create", parent))?;
                 }
-                copy_durably(fs, &path, c)?;
+                copy_durably(fs, path, c)?;
                 report.copies_refreshed += 1;
             }
         }
-        next_seq = Some(expected);
     }
     Ok((records, report, last_number, next_seq.unwrap_or(1)))
 }
@@ -548,20 +565,32 @@ fn read_file(
     }
 }
 
-/// The log files of `dir`, sorted; a file whose copy survives it (the file
-/// is missing: copies are deleted after their file, never before) is
-/// restored from the copy first. Copies' leftover temporaries are removed.
+/// The log files of `dir`, sorted, each with the path to read it from; a
+/// file whose copy survives it (the file is missing: copies are deleted
+/// after their file, never before) is restored from the copy first (read
+/// from the copy when read-only). Copies' leftover temporaries are removed.
+/// Read-only, a missing `dir` holds no file.
 fn list_files(
     fs: &dyn FileSystem,
     dir: &Path,
-    copies: Option<&Path>,
+    opts: &ReplayOptions<'_>,
     report: &mut ReplayReport,
-) -> Result<Vec<(u64, String)>> {
-    let names = fs.list(dir).map_err(io_at("cannot list", dir))?;
-    if let Some(c) = copies {
+) -> Result<Vec<(u64, String, std::path::PathBuf)>> {
+    let listed = |d: &Path| match fs.list(d) {
+        Err(e) if opts.read_only && e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        r => r.map_err(io_at("cannot list", d)),
+    };
+    let names = listed(dir)?;
+    let mut from_copies = Vec::new();
+    if let Some(c) = opts.copies {
         for n in fs.list(c).unwrap_or_default() {
             let p = c.join(&n);
-            if n.ends_with(".fusefs-tmp") {
+            if opts.read_only {
+                if LOG_FILE.parse_file_name(&n).is_some() && !names.contains(&n) {
+                    report.mended_from_copy.push(n.clone());
+                    from_copies.push((n, p));
+                }
+            } else if n.ends_with(".fusefs-tmp") {
                 fs.remove(&p).map_err(io_at("cannot remove", &p))?;
             } else if LOG_FILE.parse_file_name(&n).is_some() && !names.contains(&n) {
                 copy_durably(fs, &p, &dir.join(&n))?;
@@ -569,11 +598,14 @@ fn list_files(
             }
         }
     }
-    let mut numbers: Vec<(u64, String)> = fs
-        .list(dir)
-        .map_err(io_at("cannot list", dir))?
+    let mut numbers: Vec<(u64, String, std::path::PathBuf)> = listed(dir)?
         .into_iter()
-        .filter_map(|n| LOG_FILE.parse_file_name(&n).map(|num| (num, n)))
+        .map(|n| {
+            let p = dir.join(&n);
+            (n, p)
+        })
+        .chain(from_copies)
+        .filter_map(|(n, p)| LOG_FILE.parse_file_name(&n).map(|num| (num, n, p)))
         .collect();
     numbers.sort();
     Ok(numbers)

@@ -51,6 +51,10 @@ pub struct LogOptions {
     /// Read past damage that neither copy mends (fsck's repair): the
     /// records lost are reported instead of failing the open.
     pub salvage: bool,
+    /// Write nothing: replay cuts, removes, mends and refreshes nothing on
+    /// disk (what it would change is used in memory only), no file is
+    /// started, and appends are refused with `EROFS`.
+    pub read_only: bool,
 }
 
 impl Default for LogOptions {
@@ -61,8 +65,17 @@ impl Default for LogOptions {
             min_next_seq: 1,
             copies: None,
             salvage: false,
+            read_only: false,
         }
     }
+}
+
+/// What appending to a log opened read-only gets.
+fn read_only() -> Error {
+    crate::error::fs_err(
+        crate::storage::readonly::EROFS,
+        "the vault is open read-only",
+    )
 }
 
 pub fn log_file_name(number: u64) -> String {
@@ -107,13 +120,16 @@ pub struct LogManager {
     queue: Mutex<Queue>,
     changed: Condvar,
     /// Owned by whichever thread is the writer (`Queue::writer_busy`).
-    active: Mutex<ActiveFile>,
+    /// `None` when the log was opened read-only.
+    active: Mutex<Option<ActiveFile>>,
     /// Runs before any record reaches the log file: the vault makes the pack
     /// frames those records point at durable here, so a record is never on
     /// disk before its data (not even through the page cache's own flushing).
     before_write: Mutex<Option<BeforeWrite>>,
     /// Payload bytes appended since the log was opened or last compacted.
     appended_bytes: std::sync::atomic::AtomicU64,
+    /// The highest file number replay read (0: none).
+    newest_read: u64,
 }
 
 type BeforeWrite = Box<dyn Fn() -> Result<()> + Send + Sync>;
@@ -127,10 +143,12 @@ impl LogManager {
         master: SecretKey,
         opts: LogOptions,
     ) -> Result<(LogManager, Vec<LogRecord>, ReplayReport)> {
-        fs.create_dir_all(dir)
-            .map_err(io_at("cannot create", dir))?;
-        if let Some(c) = &opts.copies {
-            fs.create_dir_all(c).map_err(io_at("cannot create", c))?;
+        if !opts.read_only {
+            fs.create_dir_all(dir)
+                .map_err(io_at("cannot create", dir))?;
+            if let Some(c) = &opts.copies {
+                fs.create_dir_all(c).map_err(io_at("cannot create", c))?;
+            }
         }
         let (records, report, last_number, next_seq) = replay(
             &*fs,
@@ -142,19 +160,24 @@ impl LogManager {
                 min_next_seq: opts.min_next_seq,
                 copies: opts.copies.as_deref(),
                 salvage: opts.salvage,
+                read_only: opts.read_only,
             },
         )?;
         let next_seq = next_seq.max(opts.min_next_seq);
-        let active = create_file(
-            &*fs,
-            dir,
-            opts.copies.as_deref(),
-            &vault_id,
-            &master,
-            opts.cipher,
-            last_number + 1,
-            next_seq,
-        )?;
+        let active = if opts.read_only {
+            None
+        } else {
+            Some(create_file(
+                &*fs,
+                dir,
+                opts.copies.as_deref(),
+                &vault_id,
+                &master,
+                opts.cipher,
+                last_number + 1,
+                next_seq,
+            )?)
+        };
         let queue = Queue {
             pending: Vec::new(),
             pending_bytes: 0,
@@ -175,6 +198,7 @@ impl LogManager {
             active: Mutex::new(active),
             before_write: Mutex::new(None),
             appended_bytes: std::sync::atomic::AtomicU64::new(0),
+            newest_read: last_number,
         };
         Ok((mgr, records, report))
     }
@@ -216,6 +240,9 @@ impl LogManager {
                 payload.len()
             )));
         }
+        if self.opts.read_only {
+            return Err(read_only());
+        }
         let mut q = self.lock();
         if let Some(e) = &q.failed {
             return Err(Error::LogFailed(e.clone()));
@@ -227,6 +254,18 @@ impl LogManager {
             .fetch_add(payload.len() as u64, std::sync::atomic::Ordering::Relaxed);
         q.pending.push((seq, payload));
         Ok((seq, q.pending_bytes >= WRITE_BATCH_BYTES))
+    }
+
+    /// Ok if records can be appended now: the log is neither read-only
+    /// nor stopped after a write error.
+    pub fn writable(&self) -> Result<()> {
+        if self.opts.read_only {
+            return Err(read_only());
+        }
+        match &self.lock().failed {
+            Some(e) => Err(Error::LogFailed(e.clone())),
+            None => Ok(()),
+        }
     }
 
     /// Make every record appended so far durable.
@@ -267,13 +306,19 @@ impl LogManager {
         self.lock().next_seq
     }
 
-    /// Number of the file being appended to.
+    /// Number of the file being appended to; read-only, the newest file
+    /// read (the one a writer beside us may be appending to), or 0.
     pub fn active_file_number(&self) -> u64 {
         self.active
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .header
-            .number
+            .as_ref()
+            .map_or(self.newest_read, |a| a.header.number)
+    }
+
+    /// True if the log was opened to write nothing.
+    pub fn read_only(&self) -> bool {
+        self.opts.read_only
     }
 
     /// Write and sync everything queued, then start a new file; returns its number.
@@ -290,7 +335,10 @@ impl LogManager {
         }
         self.writer_turn(q, true, |this, upto| {
             let mut active = this.active.lock().unwrap_or_else(|p| p.into_inner());
-            this.rotate(&mut active, upto + 1)?;
+            let active = active
+                .as_mut()
+                .ok_or_else(|| TurnError::Retry(read_only()))?;
+            this.rotate(active, upto + 1)?;
             Ok(active.header.number)
         })
         .map_err(TurnError::into_error)
@@ -392,8 +440,15 @@ impl LogManager {
         durable: bool,
     ) -> std::result::Result<(), TurnError> {
         let mut active = self.active.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(active) = active.as_mut() else {
+            // Read-only: nothing was appended, so nothing is to be written.
+            return match batch.is_empty() {
+                true => Ok(()),
+                false => Err(TurnError::Fatal(read_only())),
+            };
+        };
         if !batch.is_empty() && (active.broken || active.len >= self.opts.rotate_bytes) {
-            self.rotate(&mut active, batch[0].0)?;
+            self.rotate(active, batch[0].0)?;
         }
         let path = self.dir.join(log_file_name(active.header.number));
         if !batch.is_empty() {
@@ -491,8 +546,10 @@ impl Drop for LogManager {
     fn drop(&mut self) {
         let _ = self.sync();
         let active = self.active.get_mut().unwrap_or_else(|p| p.into_inner());
-        let _ = active.file.release_preallocation();
-        close_copy(&*self.fs, active, self.opts.copies.as_deref());
+        if let Some(active) = active {
+            let _ = active.file.release_preallocation();
+            close_copy(&*self.fs, active, self.opts.copies.as_deref());
+        }
     }
 }
 

@@ -15,6 +15,11 @@
 //! ([`crate::mirror`]) and rewritten from it, or else falls back to an
 //! older one when the log still reaches back to it, and is reported
 //! otherwise.
+//!
+//! Opened read-only (`LogOptions::read_only`), bootstrap writes nothing:
+//! temporaries stay, a snapshot read from its copy is not rewritten, copies
+//! are not refreshed, orphans are kept (they have no name, so nothing shows
+//! them), and the log is replayed as [`crate::log`] describes.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -72,11 +77,20 @@ pub fn bootstrap(
     opts: LogOptions,
     empty: MetadataState,
 ) -> Result<(MetadataState, LogManager, BootstrapReport)> {
-    fs.create_dir_all(snap_dir)
-        .map_err(io_at("cannot create", snap_dir))?;
-    let names = fs.list(snap_dir).map_err(io_at("cannot list", snap_dir))?;
+    let read_only = opts.read_only;
+    let names = if read_only {
+        match fs.list(snap_dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            r => r.map_err(io_at("cannot list", snap_dir))?,
+        }
+    } else {
+        fs.create_dir_all(snap_dir)
+            .map_err(io_at("cannot create", snap_dir))?;
+        fs.list(snap_dir).map_err(io_at("cannot list", snap_dir))?
+    };
     let mut removed = 0;
-    for n in names.iter().filter(|n| n.ends_with(".snap.tmp")) {
+    let temporaries = names.iter().filter(|n| n.ends_with(".snap.tmp"));
+    for n in temporaries.filter(|_| !read_only) {
         let p = snap_dir.join(n);
         fs.remove(&p).map_err(io_at("cannot remove", &p))?;
         removed += 1;
@@ -93,7 +107,7 @@ pub fn bootstrap(
     // after their snapshot, never before).
     if let Some(c) = snap_copies {
         for n in fs.list(c).unwrap_or_default() {
-            if n.ends_with(".fusefs-tmp") {
+            if n.ends_with(".fusefs-tmp") && !read_only {
                 let p = c.join(&n);
                 fs.remove(&p).map_err(io_at("cannot remove", &p))?;
             } else if let Some(number) = parse_snapshot_file_name(&n) {
@@ -119,7 +133,7 @@ pub fn bootstrap(
         };
         match (first, &copy) {
             (Ok((covers, state)), copy) => {
-                if let Some(copy) = copy {
+                if let Some(copy) = copy.as_ref().filter(|_| !read_only) {
                     if !mirror::looks_current(&*fs, &path, copy) {
                         mirror::refresh(&*fs, &path, copy)?;
                         refreshed += 1;
@@ -130,7 +144,9 @@ pub fn bootstrap(
             }
             (Err(e), Some(copy)) if fs.exists(copy) => match read(copy) {
                 Ok((covers, state)) => {
-                    mirror::refresh(&*fs, copy, &path)?;
+                    if !read_only {
+                        mirror::refresh(&*fs, copy, &path)?;
+                    }
                     mended.push(n);
                     base = (n, covers, state);
                     break;
@@ -173,6 +189,7 @@ pub fn load_unified_log(
 ) -> Result<(MetadataState, LogManager, BootstrapReport)> {
     // New records must follow what the snapshot covers, even if no log file is left.
     let salvage = opts.salvage;
+    let read_only = opts.read_only;
     let opts = LogOptions {
         min_next_seq: opts.min_next_seq.max(covers_seq + 1),
         ..opts
@@ -221,7 +238,7 @@ pub fn load_unified_log(
             Err(e) => return Err(e),
         }
     }
-    let orphans = base.orphans();
+    let orphans = if read_only { Vec::new() } else { base.orphans() };
     if !orphans.is_empty() {
         for &ino in &orphans {
             let forget = UnifiedEntry::Forget { ino };

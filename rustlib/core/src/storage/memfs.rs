@@ -129,6 +129,8 @@ struct State {
     /// Locks held ([`FileSystem::try_lock`]), by path: in memory only, like
     /// `flock` (a crash releases them: `after_crash` starts with none).
     locks: std::collections::BTreeSet<PathBuf>,
+    /// Shared locks held ([`FileSystem::try_lock_shared`]), how many per path.
+    shared_locks: BTreeMap<PathBuf, usize>,
     /// Bytes the named files may take in all (see the module doc).
     capacity: Option<u64>,
 }
@@ -285,6 +287,13 @@ impl MemFs {
         MemFs {
             state: Arc::new(Mutex::new(state)),
         }
+    }
+
+    /// Every file's name and current contents (for assertions).
+    pub fn files(&self) -> BTreeMap<PathBuf, Vec<u8>> {
+        let s = self.state.lock().unwrap();
+        let named = s.names.iter();
+        named.map(|(p, ino)| (p.clone(), s.files[ino].current.clone())).collect()
     }
 
     /// Current contents of a file (for assertions).
@@ -518,7 +527,7 @@ impl FileSystem for MemFs {
     fn try_lock(&self, path: &Path) -> io::Result<TryLock> {
         let mut s = self.state.lock().unwrap();
         s.check_alive()?;
-        if !s.locks.insert(path.to_path_buf()) {
+        if s.shared_locks.contains_key(path) || !s.locks.insert(path.to_path_buf()) {
             return Ok(TryLock::Busy {
                 holder: Some(std::process::id()),
             });
@@ -526,6 +535,23 @@ impl FileSystem for MemFs {
         Ok(TryLock::Acquired(Box::new(MemLock {
             fs: self.clone(),
             path: path.to_path_buf(),
+            shared: false,
+        })))
+    }
+    /// As `try_lock`, shared: refused only while the exclusive lock is held.
+    fn try_lock_shared(&self, path: &Path) -> io::Result<TryLock> {
+        let mut s = self.state.lock().unwrap();
+        s.check_alive()?;
+        if s.locks.contains(path) {
+            return Ok(TryLock::Busy {
+                holder: Some(std::process::id()),
+            });
+        }
+        *s.shared_locks.entry(path.to_path_buf()).or_default() += 1;
+        Ok(TryLock::Acquired(Box::new(MemLock {
+            fs: self.clone(),
+            path: path.to_path_buf(),
+            shared: true,
         })))
     }
 }
@@ -533,6 +559,7 @@ impl FileSystem for MemFs {
 struct MemLock {
     fs: MemFs,
     path: PathBuf,
+    shared: bool,
 }
 
 impl LockGuard for MemLock {}
@@ -540,7 +567,14 @@ impl LockGuard for MemLock {}
 impl Drop for MemLock {
     fn drop(&mut self) {
         let mut s = self.fs.state.lock().unwrap_or_else(|p| p.into_inner());
-        s.locks.remove(&self.path);
+        if !self.shared {
+            s.locks.remove(&self.path);
+        } else if let Some(n) = s.shared_locks.get_mut(&self.path) {
+            *n -= 1;
+            if *n == 0 {
+                s.shared_locks.remove(&self.path);
+            }
+        }
     }
 }
 

@@ -10,6 +10,7 @@
 
 pub mod durable;
 pub mod memfs;
+pub mod readonly;
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -72,6 +73,13 @@ pub trait FileSystem: Send + Sync {
     /// process, held until the returned guard is dropped. `Busy` names the
     /// holder's process id when it is known.
     fn try_lock(&self, path: &Path) -> io::Result<TryLock>;
+    /// Take the lock named by `path` shared (an open that writes nothing:
+    /// several may hold it at once, and none while the exclusive lock is
+    /// held, nor it while they are). The lock file is neither created nor
+    /// written: where it does not exist (a vault never opened for writing,
+    /// or on read-only media) nobody holds the exclusive lock, and the
+    /// guard returned holds nothing.
+    fn try_lock_shared(&self, path: &Path) -> io::Result<TryLock>;
 }
 
 /// Something held while a lock is held; dropping it releases the lock.
@@ -100,6 +108,12 @@ struct FlockGuard(#[allow(dead_code)] File);
 
 impl LockGuard for FlockGuard {}
 
+/// A shared lock on a lock file that does not exist: holds nothing.
+struct NoLock;
+
+impl LockGuard for NoLock {}
+
+const LOCK_SH: i32 = 1;
 const LOCK_EX: i32 = 2;
 const LOCK_NB: i32 = 4;
 
@@ -139,14 +153,14 @@ fn fallocate_range(f: &File, mode: i32, offset: u64, len: u64) -> io::Result<()>
     }
 }
 
-/// `flock(fd, LOCK_EX | LOCK_NB)`: Ok(true) if taken, Ok(false) if another
-/// open file description holds it.
-fn flock_exclusive_nonblocking(f: &File) -> io::Result<bool> {
+/// `flock(fd, mode | LOCK_NB)`: Ok(true) if taken, Ok(false) if another
+/// open file description holds it in a mode that excludes `mode`.
+fn flock_nonblocking(f: &File, mode: i32) -> io::Result<bool> {
     use std::os::fd::AsRawFd;
     loop {
         // SAFETY: flock only reads its integer arguments; the descriptor is
         // valid for as long as `f` is borrowed.
-        let r = unsafe { flock(f.as_raw_fd(), LOCK_EX | LOCK_NB) };
+        let r = unsafe { flock(f.as_raw_fd(), mode | LOCK_NB) };
         if r == 0 {
             return Ok(true);
         }
@@ -258,7 +272,7 @@ impl FileSystem for RealFs {
     /// file is left in place when the lock is released (removing it would
     /// let two openers lock two different files of one name).
     fn try_lock(&self, path: &Path) -> io::Result<TryLock> {
-        use std::io::{Read, Seek, Write};
+        use std::io::{Seek, Write};
         use std::os::unix::fs::OpenOptionsExt;
         let mut f = OpenOptions::new()
             .read(true)
@@ -267,12 +281,14 @@ impl FileSystem for RealFs {
             .truncate(false)
             .mode(0o600)
             .open(path)?;
-        if !flock_exclusive_nonblocking(&f)? {
-            let mut text = String::new();
-            let holder = f
-                .read_to_string(&mut text)
-                .ok()
-                .and_then(|_| text.trim().parse().ok());
+        if !flock_nonblocking(&f, LOCK_EX)? {
+            // Held shared (by opens that write nothing, which leave the
+            // last writer's pid in the file): no pid to name.
+            let holder = if flock_nonblocking(&f, LOCK_SH)? {
+                None
+            } else {
+                lock_holder(&mut f)
+            };
             return Ok(TryLock::Busy { holder });
         }
         f.set_len(0)?;
@@ -280,6 +296,31 @@ impl FileSystem for RealFs {
         f.write_all(format!("{}\n", std::process::id()).as_bytes())?;
         Ok(TryLock::Acquired(Box::new(FlockGuard(f))))
     }
+    /// `flock(LOCK_SH | LOCK_NB)` on `path` opened read-only; nothing is
+    /// written (the exclusive holder's pid stays in the file).
+    fn try_lock_shared(&self, path: &Path) -> io::Result<TryLock> {
+        let mut f = match File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Ok(TryLock::Acquired(Box::new(NoLock)))
+            }
+            Err(e) => return Err(e),
+        };
+        if !flock_nonblocking(&f, LOCK_SH)? {
+            return Ok(TryLock::Busy {
+                holder: lock_holder(&mut f),
+            });
+        }
+        Ok(TryLock::Acquired(Box::new(FlockGuard(f))))
+    }
+}
+
+/// The process id the exclusive holder wrote into the lock file, if any.
+fn lock_holder(f: &mut File) -> Option<u32> {
+    use std::io::Read;
+    let mut text = String::new();
+    f.read_to_string(&mut text).ok()?;
+    text.trim().parse().ok()
 }
 
 /// `dir/name` as a path.

@@ -76,6 +76,17 @@ pub struct EngineOptions {
     ///
     /// [`BootstrapReport`]: crate::recovery::bootstrap::BootstrapReport
     pub salvage: bool,
+    /// Write nothing to the vault (`fusefs mount --read-only`, fsck of a
+    /// mounted vault): the files are opened through
+    /// [`crate::storage::readonly::ReadOnlyFs`], bootstrap changes nothing
+    /// on disk, the vault's lock is taken shared, and every change is
+    /// refused with `EROFS`.
+    pub read_only: bool,
+    /// With `read_only`: open even while a writer holds the vault (fsck of
+    /// a mounted vault). Best effort: the writer may change or delete
+    /// files as they are read, so what is read can look damaged or be
+    /// behind; the caller says so.
+    pub beside_writer: bool,
 }
 
 /// Default size of the decrypted-segment cache.
@@ -88,6 +99,8 @@ impl Default for EngineOptions {
             pack_size_limit: 64 << 20,
             cache_bytes: DEFAULT_CACHE_BYTES,
             salvage: false,
+            read_only: false,
+            beside_writer: false,
         }
     }
 }
@@ -218,6 +231,10 @@ impl Vault {
     /// fills the log's queue leaves the write to the release of the state
     /// lock (see [`StateGuard`]).
     pub(super) fn commit(&self, state: &mut MetadataState, entry: UnifiedEntry) -> Result<()> {
+        // A log that takes no record (read-only, or stopped after a write
+        // error) refuses before the state changes, so reads never show a
+        // change that was refused.
+        self.log.writable()?;
         let freed = state.apply_freeing(&entry)?;
         let (seq, due) = self.log.append_deferred(entry.encode())?;
         if due {

@@ -102,6 +102,9 @@ impl Vault {
 
     /// Commit the `Forget` of `ino` and drop what this session kept for it.
     fn reclaim(&self, s: &mut MetadataState, ino: u64) -> Result<()> {
+        if self.log.read_only() {
+            return Ok(()); // kept, as bootstrap kept it: nothing is written
+        }
         let file_id = s.inode(ino)?.file_id;
         self.commit(s, UnifiedEntry::Forget { ino })?;
         lock(&self.file_locks).remove(&ino);

@@ -14,6 +14,7 @@ use crate::log::unified::LogOptions;
 use crate::metadata::{MetadataState, Timespec};
 use crate::packs::{PackOptions, PackStore};
 use crate::recovery::bootstrap::{bootstrap, BootstrapReport};
+use crate::storage::readonly::ReadOnlyFs;
 use crate::storage::{FileSystem, LockGuard, TryLock};
 
 /// Name of the lock file in the vault directory.
@@ -25,14 +26,17 @@ pub const EBUSY: i32 = 16;
 /// storage trait: on the real file system it is an `flock` on
 /// `dir/fusefs.lock` (which holds only the holder's pid); on the in-memory
 /// test file system a lock table, so tests see the same refusals without
-/// extra writes in their fault and crash counts.
-fn lock_vault(fs: &dyn FileSystem, dir: &Path) -> Result<Box<dyn LockGuard>> {
+/// extra writes in their fault and crash counts. Through a
+/// [`ReadOnlyFs`] the lock is taken shared; with `beside_writer`, a
+/// writer holding it is no refusal (and nothing is held).
+fn lock_vault(fs: &dyn FileSystem, dir: &Path, beside_writer: bool) -> Result<Box<dyn LockGuard>> {
     let path = dir.join(LOCK_FILE);
     match fs
         .try_lock(&path)
         .map_err(|e| Error::io_path(format!("cannot lock {}", path.display()), &path, e))?
     {
         TryLock::Acquired(guard) => Ok(guard),
+        TryLock::Busy { .. } if beside_writer => Ok(Box::new(NoGuard)),
         TryLock::Busy { holder } => {
             let by = match holder {
                 Some(pid) if pid == std::process::id() => format!("by this process (pid {pid})"),
@@ -44,6 +48,20 @@ fn lock_vault(fs: &dyn FileSystem, dir: &Path) -> Result<Box<dyn LockGuard>> {
                 format!("vault {} is already open {by}", dir.display()),
             ))
         }
+    }
+}
+
+/// What an open beside a writer holds: nothing.
+struct NoGuard;
+
+impl LockGuard for NoGuard {}
+
+/// The file system an open with `opts` goes through: `fs` itself, or with
+/// every change refused.
+fn storage_for(fs: Arc<dyn FileSystem>, opts: &EngineOptions) -> Arc<dyn FileSystem> {
+    match opts.read_only {
+        true => Arc::new(ReadOnlyFs(fs)),
+        false => fs,
     }
 }
 
@@ -59,7 +77,8 @@ impl Vault {
     ) -> Result<Vault> {
         // Before anything is read or written: a second engine on the same
         // vault would interleave log records and reuse pack numbers.
-        let vault_lock = lock_vault(&*fs, dir)?;
+        let fs = storage_for(fs, &opts);
+        let vault_lock = lock_vault(&*fs, dir, opts.beside_writer && opts.read_only)?;
         Self::open_locked(fs, dir, config, master, opts, vault_lock)
     }
 
@@ -77,6 +96,7 @@ impl Vault {
             cipher: config.cipher(),
             copies: Some(crate::mirror::log_copies(dir)),
             salvage: opts.salvage,
+            read_only: opts.read_only,
             ..Default::default()
         };
         let snap_copies = crate::mirror::snapshot_copies(dir);
@@ -114,7 +134,7 @@ impl Vault {
         // Packs the state does not know hold no frame any record refers to:
         // removed, or they would stay as space nothing can reclaim. After
         // the store is open, so a pack number is never handed out again.
-        for number in packs.pack_numbers()? {
+        for number in packs.pack_numbers()?.into_iter().filter(|_| !opts.read_only) {
             if !state.packs.contains_key(&number) {
                 packs.delete_pack(number)?;
                 report.stray_packs_removed.push(number);
@@ -163,7 +183,7 @@ impl Vault {
             return Err(Error::VaultExists(conf)); // rather than "busy" if it is open
         }
         let fs = Arc::new(crate::storage::RealFs);
-        let vault_lock = lock_vault(&*fs, dir)?;
+        let vault_lock = lock_vault(&*fs, dir, false)?;
         let (config, master) = VaultConfig::create(&*fs, dir, password, options)?;
         Vault::open_locked(fs, dir, config, master, opts, vault_lock)
     }
@@ -185,7 +205,7 @@ impl Vault {
         unlock: &dyn Fn(&VaultConfig) -> Result<SecretKey>,
         opts: EngineOptions,
     ) -> Result<Vault> {
-        let fs = Arc::new(crate::storage::RealFs);
+        let fs = storage_for(Arc::new(crate::storage::RealFs), &opts);
         // Not a vault (or a config of a newer version): said before the
         // lock file is made. A config that does not load but whose copy
         // does is mended below.
@@ -195,8 +215,8 @@ impl Vault {
             }
         }
         // Locked before the (slow) key derivation, so a busy vault says so at once.
-        let vault_lock = lock_vault(&*fs, dir)?;
-        let (config, master, source) = unlock_either(&*fs, dir, unlock)?;
+        let vault_lock = lock_vault(&*fs, dir, opts.beside_writer && opts.read_only)?;
+        let (config, master, source) = unlock_either(&*fs, dir, unlock, !opts.read_only)?;
         let mut vault = Vault::open_locked(fs, dir, config, master, opts, vault_lock)?;
         vault.report.config_source = Some(source);
         Ok(vault)

@@ -105,34 +105,44 @@ impl PyVault {
     /// Open the vault in `path` with its password. Raises OSError(EBUSY) if
     /// it is open already (in this process or another). With `salvage`,
     /// log records damaged in both copies are read past (fsck's repair).
+    /// With `read_only` nothing is written to the vault (changes raise
+    /// OSError(EROFS)); with `beside_writer` too, the vault opens even
+    /// while a writer holds it (best effort: fsck of a mounted vault).
     #[staticmethod]
-    #[pyo3(signature = (path, password, *, cache_bytes=DEFAULT_CACHE_BYTES, salvage=false))]
+    #[pyo3(signature = (path, password, *, cache_bytes=DEFAULT_CACHE_BYTES, salvage=false,
+                        read_only=false, beside_writer=false))]
     fn open(
         py: Python<'_>,
         path: PathBuf,
         password: &[u8],
         cache_bytes: usize,
         salvage: bool,
+        read_only: bool,
+        beside_writer: bool,
     ) -> BindingResult<PyVault> {
         let password = password.to_vec();
-        let opts = open_options(cache_bytes, salvage);
+        let opts = open_options(cache_bytes, salvage, read_only, beside_writer);
         py.detach(|| Vault::open_vault(&path, &password, opts))
             .map(PyVault::wrap)
             .map_err(BindingError::Open)
     }
 
-    /// Open the vault in `path` with its printed master key.
+    /// Open the vault in `path` with its printed master key (the options
+    /// as for `open`).
     #[staticmethod]
-    #[pyo3(signature = (path, master_key, *, cache_bytes=DEFAULT_CACHE_BYTES, salvage=false))]
+    #[pyo3(signature = (path, master_key, *, cache_bytes=DEFAULT_CACHE_BYTES, salvage=false,
+                        read_only=false, beside_writer=false))]
     fn open_with_master_key(
         py: Python<'_>,
         path: PathBuf,
         master_key: &str,
         cache_bytes: usize,
         salvage: bool,
+        read_only: bool,
+        beside_writer: bool,
     ) -> BindingResult<PyVault> {
         let key = master_key.to_string();
-        let opts = open_options(cache_bytes, salvage);
+        let opts = open_options(cache_bytes, salvage, read_only, beside_writer);
         py.detach(|| Vault::open_with_master_key(&path, &key, opts))
             .map(PyVault::wrap)
             .map_err(BindingError::Open)

@@ -30,13 +30,15 @@ fn read(fs: &dyn FileSystem, path: &Path) -> Option<Vec<u8>> {
 
 /// Load and unlock the config of the vault in `dir` with `unlock`. If the
 /// config does not load or unlock and its copy holds other bytes, the copy
-/// is tried: whichever unlocks, the other file is rewritten from it. When
-/// neither does, the config's own error is returned (a wrong password
-/// costs one key derivation more only when the two files differ).
+/// is tried: whichever unlocks, the other file is rewritten from it
+/// (unless `mend` is false: an open that writes nothing). When neither
+/// does, the config's own error is returned (a wrong password costs one
+/// key derivation more only when the two files differ).
 pub fn unlock_either(
     fs: &dyn FileSystem,
     dir: &Path,
     unlock: &dyn Fn(&VaultConfig) -> Result<SecretKey>,
+    mend: bool,
 ) -> Result<(VaultConfig, SecretKey, ConfigSource)> {
     let path = VaultConfig::path(dir);
     let copy_path = config_copy(dir);
@@ -48,7 +50,7 @@ pub fn unlock_either(
             if theirs.is_some() && theirs == mine {
                 return Ok((config, master, ConfigSource::Config));
             }
-            if let Some(bytes) = &mine {
+            if let Some(bytes) = mine.as_ref().filter(|_| mend) {
                 write_copy(fs, dir, bytes)?;
             }
             Ok((config, master, ConfigSource::CopyRefreshed))
@@ -65,7 +67,9 @@ pub fn unlock_either(
             }
             match unlock(&config) {
                 Ok(master) => {
-                    write_durably(fs, &path, &bytes)?;
+                    if mend {
+                        write_durably(fs, &path, &bytes)?;
+                    }
                     Ok((config, master, ConfigSource::Mended))
                 }
                 Err(_) => Err(e),
