@@ -49,6 +49,23 @@ def describe_opening(opened: dict[str, Any]) -> list[str]:
     """What opening the vault did (``Vault.bootstrap_report()``) beyond the
     ordinary, one line each; empty when it only loaded and replayed."""
     lines = []
+    if opened.get("read_only"):
+        # Nothing was written: what would have been cut or mended is left
+        # for the next read-write open.
+        if opened["torn_bytes_cut"]:
+            lines.append(
+                f"a torn log tail of {opened['torn_bytes_cut']} bytes was passed over "
+                "(read-only: left for the next read-write open to cut)"
+            )
+        for name in opened.get("log_files_mended", []):
+            lines.append(f"log file {name} was read from its copy (read-only: not rewritten)")
+        for number in opened.get("snapshots_mended", []):
+            lines.append(f"snapshot {number} was read from its copy (read-only: not rewritten)")
+        if opened.get("config") == "mended":
+            lines.append("fusefs.conf was read from its copy (read-only: not rewritten)")
+        for number, why in opened["bad_snapshots"]:
+            lines.append(f"snapshot {number} could not be read ({why}); an older one was used")
+        return lines
     if opened["torn_bytes_cut"]:
         lines.append(f"opening cut a torn log tail of {opened['torn_bytes_cut']} bytes")
     if opened["removed_torn_log_file"]:

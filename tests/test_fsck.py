@@ -80,10 +80,16 @@ def test_what_cannot_be_checked_is_one_line_and_exit_8(vault_dir: Path, tmp_path
     done = fsck(tmp_path, "--passfile", tmp_path / "wrong")
     assert done.returncode == OPERATIONAL
     assert "is not a fusefs vault" in done.stderr and done.stderr.count("\n") == 1
-    with Vault.open(vault_dir, b"pw"):  # in use, as by a mount
+    with Vault.open(vault_dir, b"pw"):  # in use, as by a mount: checked beside it, not repaired
+        done = fsck(vault_dir, "--passfile", vault_dir.parent / "pw", "--repair")
+        assert done.returncode == OPERATIONAL
+        assert done.stderr == (
+            f"fusefs: error: vault {vault_dir} is in use (mounted?): unmount it to repair "
+            "(without --repair it is checked read-only)\n"
+        )
         done = fsck(vault_dir, "--passfile", vault_dir.parent / "pw")
-    assert done.returncode == OPERATIONAL
-    assert done.stderr.startswith(f"fusefs: error: vault {vault_dir} is in use")
+        assert done.returncode == CLEAN, done.stderr
+        assert "the vault is in use: checked read-only beside it" in done.stderr
 
 
 def test_compact_says_what_it_reclaimed(vault_dir: Path) -> None:

@@ -35,6 +35,7 @@ fn open_opts(fs: &MemFs, mv: &MemVault, salvage: bool) -> crypto_core::Result<Va
             pack_size_limit: 100_000,
             cache_bytes: 0,
             salvage,
+            ..Default::default()
         },
     )
 }

@@ -58,6 +58,9 @@ pub struct BootstrapReport {
     /// With salvage only: records read but not applied (they do not apply
     /// to the state without the records lost before them), with why.
     pub unapplied: Vec<(u64, String)>,
+    /// Opened to write nothing: what the fields below say was cut, mended
+    /// or removed was so in memory only, and orphans were kept.
+    pub read_only: bool,
     /// Pack files no record refers to, removed (a session that crashed
     /// after creating or filling a pack but before any record of its
     /// frames was durable: nothing in them was ever acknowledged).
@@ -172,6 +175,7 @@ pub fn bootstrap(
     report.snapshots_mended = mended;
     report.snapshot_copies_refreshed = refreshed;
     report.removed_temporaries = removed;
+    report.read_only = read_only;
     Ok((state, log, report))
 }
 
@@ -238,7 +242,11 @@ pub fn load_unified_log(
             Err(e) => return Err(e),
         }
     }
-    let orphans = if read_only { Vec::new() } else { base.orphans() };
+    let orphans = if read_only {
+        Vec::new()
+    } else {
+        base.orphans()
+    };
     if !orphans.is_empty() {
         for &ino in &orphans {
             let forget = UnifiedEntry::Forget { ino };

@@ -293,7 +293,9 @@ impl MemFs {
     pub fn files(&self) -> BTreeMap<PathBuf, Vec<u8>> {
         let s = self.state.lock().unwrap();
         let named = s.names.iter();
-        named.map(|(p, ino)| (p.clone(), s.files[ino].current.clone())).collect()
+        named
+            .map(|(p, ino)| (p.clone(), s.files[ino].current.clone()))
+            .collect()
     }
 
     /// Current contents of a file (for assertions).

@@ -137,7 +137,10 @@ mod tests {
         let ro = ReadOnlyFs(Arc::new(mem.clone()));
         let a = ro.try_lock(p).unwrap();
         let b = ro.try_lock(p).unwrap();
-        assert!(matches!((&a, &b), (TryLock::Acquired(_), TryLock::Acquired(_))));
+        assert!(matches!(
+            (&a, &b),
+            (TryLock::Acquired(_), TryLock::Acquired(_))
+        ));
         assert!(matches!(mem.try_lock(p).unwrap(), TryLock::Busy { .. }));
         drop((a, b));
         let w = mem.try_lock(p).unwrap();

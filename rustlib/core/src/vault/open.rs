@@ -134,7 +134,11 @@ impl Vault {
         // Packs the state does not know hold no frame any record refers to:
         // removed, or they would stay as space nothing can reclaim. After
         // the store is open, so a pack number is never handed out again.
-        for number in packs.pack_numbers()?.into_iter().filter(|_| !opts.read_only) {
+        for number in packs
+            .pack_numbers()?
+            .into_iter()
+            .filter(|_| !opts.read_only)
+        {
             if !state.packs.contains_key(&number) {
                 packs.delete_pack(number)?;
                 report.stray_packs_removed.push(number);

@@ -48,6 +48,7 @@ pub fn bootstrap_to_dict<'py>(
     d.set_item("snapshot", r.snapshot)?;
     d.set_item("entries_replayed", r.entries_replayed)?;
     d.set_item("log_files", r.log.files)?;
+    d.set_item("read_only", r.read_only)?;
     d.set_item("torn_bytes_cut", r.log.torn_bytes_cut)?;
     d.set_item("removed_torn_log_file", r.log.removed_torn_file.as_deref())?;
     let bad = PyList::empty(py);
