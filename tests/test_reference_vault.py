@@ -482,3 +482,47 @@ def test_the_tools_stay_small() -> None:
     """One concept per module: the test_structure.py limit, applied to tools/ too."""
     for path in [*(ROOT / "tools").glob("*.py"), *(ROOT / "tools" / "refreader").glob("*.py")]:
         assert len(path.read_text().splitlines()) <= 600, path
+
+
+AS_NOBODY = """
+import importlib.util, os, sys
+import gettext, locale, zstandard  # noqa: F401, E401  (imported before the privileges go)
+spec = importlib.util.spec_from_file_location("reference_decrypt", sys.argv[1])
+tool = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(tool)
+import refreader.export, refreader.packs, refreader.vault  # noqa: F401, E401
+os.chdir(sys.argv[2])  # relative paths from here: the user cannot walk /tmp/pytest-of-root
+os.setgroups([])
+os.setresgid(65534, 65534, 65534)
+os.setresuid(65534, 65534, 65534)
+sys.exit(tool.main(["--vault", "v", "--passfile", "pw", "out"]))
+"""
+
+
+@pytest.mark.skipif(not AS_ROOT, reason="needs root to become another user")
+def test_as_a_user_devices_and_sockets_are_left_out_with_a_warning(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir(mode=0o777)
+    work.chmod(0o777)
+    with Vault.create(work / "v", PASSWORD, segment_size=S, **FAST) as v:
+        v.write(v.create_file(ROOT_INO, b"file", 0o640, 0, 0).ino, 0, b"data")
+        v.mknod(ROOT_INO, b"null", stat.S_IFCHR | 0o666, 0, 0, os.makedev(1, 3))
+        v.mknod(ROOT_INO, b"socket", stat.S_IFSOCK | 0o600, 0, 0)
+        v.mknod(ROOT_INO, b"fifo", stat.S_IFIFO | 0o600, 0, 0)
+    (work / "pw").write_bytes(PASSWORD + b"\n")
+    (work / "pw").chmod(0o644)
+    before = vault_files(work / "v")
+    r = subprocess.run(
+        [sys.executable, "-c", AS_NOBODY, str(TOOL), str(work)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert vault_files(work / "v") == before
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.splitlines() == [
+        "reference_decrypt: warning: device /null left out: mknod is not permitted (run as root)",
+        "reference_decrypt: warning: socket /socket left out (sockets are not exported)",
+    ]
+    assert sorted(os.listdir(work / "out")) == ["fifo", "file"]
+    st = (work / "out" / "file").stat()
+    assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (65534, 0o640)
+    assert (work / "out" / "file").read_bytes() == b"data"

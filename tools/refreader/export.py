@@ -50,16 +50,21 @@ def check_dest(dest: str) -> None:
             raise UsageError(f"{dest} exists and is not a directory")
         if os.listdir(dest):
             raise UsageError(f"{dest} is not empty")
-    parent = os.path.dirname(os.path.abspath(dest))
+    parent = _parent(dest)
     if not os.path.isdir(parent):
         raise UsageError(f"{parent} (the parent of DEST) is not a directory")
+
+
+def _parent(dest: str) -> str:
+    """DEST's directory, as given (relative paths work where an ancestor is not searchable)."""
+    return os.path.dirname(os.path.normpath(dest)) or "."
 
 
 def export_tree(state: State, packs: Packs, dest: str, warn: Callable[[str], None]) -> None:
     """Write the tree into a temporary sibling of ``dest``, then rename it to ``dest``."""
     check_dest(dest)
-    parent = os.path.dirname(os.path.abspath(dest))
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(dest)}.", suffix=".export", dir=parent)
+    name = os.path.basename(os.path.normpath(dest))
+    tmp = tempfile.mkdtemp(prefix=f".{name}.", suffix=".export", dir=_parent(dest))
     try:
         try:
             _Exporter(state, packs, warn).run(os.fsencode(tmp))
