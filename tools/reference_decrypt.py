@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Independent reference decoder for fusefs standalone streams (v1 and v2).
+"""Independent reference reader for fusefs streams and vaults.
 
-Written only from FORMAT.md (sections 1-4), without reading the Rust code, so
-that it can be used to cross-check the Rust encoder and decoder.  Section
-numbers in the comments refer to FORMAT.md.
+Written only from FORMAT.md, without reading the Rust code and sharing no
+code with ``fusefs/``, so that it can cross-check the engine and serve as the
+escape hatch if the native build is lost. The code is the small package
+``tools/refreader/`` (one concept per module); this script is its command line.
 
 Requirements (pure Python, nothing from ``fusefs``):
     cryptography >= 44   (AESGCM, ChaCha20Poly1305, HKDF, HMAC, Argon2id)
@@ -11,693 +12,70 @@ Requirements (pure Python, nothing from ``fusefs``):
 
 Usage:
     python tools/reference_decrypt.py (--keyfile FILE | --passfile FILE) IN OUT
+        decode one stream (FORMAT.md §1-§4) IN into OUT;
+    python tools/reference_decrypt.py --vault VAULT
+            (--passfile FILE | --keyfile FILE | --masterkey-file FILE) DEST
+        export the tree of VAULT (§6-§10), opened read-only, into DEST, which
+        must not exist or be an empty directory. --keyfile holds the 32 raw
+        bytes of the master key, --masterkey-file its printed form (§6.4).
 
 Exit status: 0 success; 1 wrong password or key (including the wrong kind of
-key); 2 usage error, bad key file or unreadable input / unwritable output;
-3 integrity or format failure (truncated, tampered, not a stream, ...).
-On error exactly one line ``reference_decrypt: error: <message>`` is printed
-to standard error.  OUT is only created (by renaming a temporary file from the
-same directory) once the whole stream has been verified.
+key); 2 usage error, bad key file, unreadable input, missing vault, DEST not
+empty, unwritable output; 3 integrity or format failure (truncated,
+tampered, not a stream, a damaged vault file, ...). On error exactly one
+line ``reference_decrypt: error: <message>`` is printed to standard error;
+warnings (a snapshot skipped, a device or xattr that could not be made) are
+lines ``reference_decrypt: warning: <message>``. OUT or DEST is only created
+(by renaming a temporary sibling) once everything was verified and written.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import hashlib
-import hmac
 import os
-import struct
 import sys
-import tempfile
-from dataclasses import dataclass
-from typing import BinaryIO, NoReturn
+from typing import NoReturn
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
-from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # for refreader
+
+from refreader.errors import DecodeError, IntegrityError, UsageError, WrongKeyError  # noqa: E402
+from refreader.keyfiles import read_keyfile, read_masterkey_file, read_passfile  # noqa: E402
+from refreader.primitives import aead_open, argon2id_master, hkdf, payload_info  # noqa: E402
+from refreader.stream import (  # noqa: E402
+    DecodeResult,
+    Header,
+    StreamKeys,
+    decrypt_file,
+    decrypt_stream,
+    derive_stream_keys,
+    open_header,
+    parse_header,
+    v1_nonce,
+)
+
+__all__ = [
+    "DecodeError",
+    "DecodeResult",
+    "Header",
+    "IntegrityError",
+    "StreamKeys",
+    "UsageError",
+    "WrongKeyError",
+    "aead_open",
+    "argon2id_master",
+    "decrypt_file",
+    "decrypt_stream",
+    "derive_stream_keys",
+    "export_vault",
+    "hkdf",
+    "main",
+    "open_header",
+    "parse_header",
+    "payload_info",
+    "v1_nonce",
+]
 
 PROG = "reference_decrypt"
-
-# --------------------------------------------------------------------------
-# Constants (FORMAT.md §1, §2, §4)
-# --------------------------------------------------------------------------
-
-MAGIC = b"fusefs"
-HEADER_LEN = 108
-MASTER_KEY_LEN = 32
-TAG_LEN = 16
-NONCE_LEN = 12
-
-CIPHER_AES_256_GCM = 1
-CIPHER_CHACHA20_POLY1305 = 2
-CIPHER_NAMES = {
-    CIPHER_AES_256_GCM: "aes-256-gcm",
-    CIPHER_CHACHA20_POLY1305: "chacha20-poly1305",
-}
-
-KEY_SOURCE_PASSWORD = 1
-KEY_SOURCE_RAW = 2
-
-FLAG_ZSTD = 0x01  # §2 flags bit 0: segments may be zstd-compressed (v2 only)
-
-MIN_SEGMENT_SIZE = 4096
-MAX_SEGMENT_SIZE = 16 * 1024 * 1024
-ARGON2_M_RANGE = (8, 4194304)
-ARGON2_T_RANGE = (1, 64)
-ARGON2_P_RANGE = (1, 64)
-
-INFO_HEADER_MAC = b"fusefs/stream/header-mac"
-INFO_KEY_CHECK = b"fusefs/stream/key-check"
-
-# §2 header layout, 108 bytes, little-endian:
-#   0  6  magic "fusefs"          6  1  version         7  1  cipher
-#   8  1  key source              9  1  flags          10  2  header length
-#  12  4  segment size S         16 16  stream id      32 16  Argon2id salt
-#  48  4  Argon2id m (KiB)       52  4  Argon2id t     56  4  Argon2id p
-#  60 16  key check              76 32  header MAC = HMAC-SHA256(key, bytes 0..75)
-HEADER_STRUCT = struct.Struct("<6sBBBBHI16s16sIII16s32s")
-HEADER_MAC_OFFSET = 76
-assert HEADER_STRUCT.size == HEADER_LEN
-
-# §4.1 frame header, 41 bytes: P u32, stream id 16, index u64, kind u8, nonce 12
-FRAME_HEADER_STRUCT = struct.Struct("<I16sQB12s")
-FRAME_HEADER_LEN = 41
-FRAME_AAD_LEN = 29  # frame bytes 0..28: length, stream id, index, kind
-assert FRAME_HEADER_STRUCT.size == FRAME_HEADER_LEN
-
-KIND_DATA = 0x00
-KIND_FINAL = 0x01
-KIND_TRAILER = 0x02
-
-ENCODING_RAW = 0x00
-ENCODING_ZSTD = 0x01
-
-# §4.2 trailer sealed plaintext, 49 bytes: encoding, digest, n, total bytes
-TRAILER_STRUCT = struct.Struct("<B32sQQ")
-TRAILER_PLAINTEXT_LEN = 49
-TRAILER_P = TRAILER_PLAINTEXT_LEN + TAG_LEN  # = 65
-assert TRAILER_STRUCT.size == TRAILER_PLAINTEXT_LEN
-
-DIGEST_DOMAIN = b"fusefs/stream/v2/digest"  # §4.3
-
-
-# --------------------------------------------------------------------------
-# Errors
-# --------------------------------------------------------------------------
-
-
-class DecodeError(Exception):
-    """Base class; ``exit_code`` is the CLI exit status for this error."""
-
-    exit_code = 3
-
-
-class IntegrityError(DecodeError):
-    """The input is not a valid stream: truncated, tampered, malformed."""
-
-    exit_code = 3
-
-
-class WrongKeyError(DecodeError):
-    """Wrong password or key, or the wrong kind of key for this stream."""
-
-    exit_code = 1
-
-
-class UsageError(DecodeError):
-    """Bad command line, bad key file, unreadable input, unwritable output."""
-
-    exit_code = 2
-
-
-# --------------------------------------------------------------------------
-# Keys (§1)
-# --------------------------------------------------------------------------
-
-
-def hkdf(master: bytes, stream_id: bytes, info: bytes, length: int) -> bytes:
-    """HKDF-SHA256 (RFC 5869) with salt = stream id (§1)."""
-    return HKDF(algorithm=hashes.SHA256(), length=length, salt=stream_id, info=info).derive(master)
-
-
-def payload_info(version: int, cipher: int) -> bytes:
-    """``fusefs/stream/v{1,2}/payload/{aes-256-gcm,chacha20-poly1305}`` (§1)."""
-    return f"fusefs/stream/v{version}/payload/{CIPHER_NAMES[cipher]}".encode("ascii")
-
-
-def argon2id_master(password: bytes, salt: bytes, m: int, t: int, p: int) -> bytes:
-    """master = Argon2id(password, salt, m KiB, t passes, p lanes), v0x13, 32 bytes (§1)."""
-    kdf = Argon2id(salt=salt, length=MASTER_KEY_LEN, iterations=t, lanes=p, memory_cost=m)
-    return kdf.derive(password)
-
-
-def make_aead(cipher: int, key: bytes) -> AESGCM | ChaCha20Poly1305:
-    if cipher == CIPHER_AES_256_GCM:
-        return AESGCM(key)
-    return ChaCha20Poly1305(key)
-
-
-def aead_open(
-    aead: AESGCM | ChaCha20Poly1305, nonce: bytes, sealed: bytes, aad: bytes
-) -> bytes | None:
-    """Open ciphertext || 16-byte tag; None when it does not authenticate."""
-    try:
-        return aead.decrypt(nonce, sealed, aad)
-    except InvalidTag:
-        return None
-
-
-# --------------------------------------------------------------------------
-# Header (§2)
-# --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Header:
-    raw: bytes
-    version: int
-    cipher: int
-    key_source: int
-    flags: int
-    header_len: int
-    segment_size: int
-    stream_id: bytes
-    salt: bytes
-    argon2_m: int
-    argon2_t: int
-    argon2_p: int
-    key_check: bytes
-    mac: bytes
-
-    @property
-    def zstd_allowed(self) -> bool:
-        return bool(self.flags & FLAG_ZSTD)
-
-
-@dataclass(frozen=True)
-class StreamKeys:
-    master: bytes
-    payload_key: bytes
-    header_mac_key: bytes
-
-
-def _in_range(value: int, bounds: tuple[int, int]) -> bool:
-    return bounds[0] <= value <= bounds[1]
-
-
-def parse_header(data: bytes) -> Header:
-    """Structural header checks, steps 1 and 2 of §2 (without the key kind).
-
-    ``data`` is what could be read of the first 108 bytes of the stream.
-    Raises IntegrityError on the first failing check, in the documented order.
-    """
-    # Step 1: length, all-zero, magic.
-    if len(data) < HEADER_LEN:
-        raise IntegrityError(f"truncated header ({len(data)} of {HEADER_LEN} bytes)")
-    data = bytes(data[:HEADER_LEN])
-    if data == bytes(HEADER_LEN):
-        raise IntegrityError("not a fusefs stream (all zero)")
-    (
-        magic,
-        version,
-        cipher,
-        key_source,
-        flags,
-        header_len,
-        segment_size,
-        stream_id,
-        salt,
-        m,
-        t,
-        p,
-        key_check,
-        mac,
-    ) = HEADER_STRUCT.unpack(data)
-    if magic != MAGIC:
-        raise IntegrityError("not a fusefs stream")
-
-    # Step 2: version, then every other field.
-    if version not in (1, 2):
-        raise IntegrityError(f"unsupported version {version}")
-    if header_len != HEADER_LEN:
-        raise IntegrityError(f"invalid header: header length {header_len}, expected {HEADER_LEN}")
-    if cipher not in CIPHER_NAMES:
-        raise IntegrityError(f"invalid header: unknown cipher {cipher}")
-    if key_source not in (KEY_SOURCE_PASSWORD, KEY_SOURCE_RAW):
-        raise IntegrityError(f"invalid header: unknown key source {key_source}")
-    if flags & ~FLAG_ZSTD:
-        raise IntegrityError(f"invalid header: unknown flag bits 0x{flags & ~FLAG_ZSTD:02x}")
-    if version == 1 and flags & FLAG_ZSTD:
-        # §2: bit 0 is "v2 only"; v1 chunks have no encoding byte, so a v1
-        # header claiming compression is treated as invalid (see report).
-        raise IntegrityError("invalid header: compression flag set in a v1 header")
-    if not MIN_SEGMENT_SIZE <= segment_size <= MAX_SEGMENT_SIZE:
-        raise IntegrityError(f"invalid header: segment size {segment_size} out of range")
-    if key_source == KEY_SOURCE_RAW:
-        if (m, t, p) != (0, 0, 0):
-            raise IntegrityError("invalid header: Argon2id parameters must be 0 for a raw key")
-    else:
-        if not _in_range(m, ARGON2_M_RANGE):
-            raise IntegrityError(f"invalid header: Argon2id memory {m} KiB out of range")
-        if not _in_range(t, ARGON2_T_RANGE):
-            raise IntegrityError(f"invalid header: Argon2id passes {t} out of range")
-        if not _in_range(p, ARGON2_P_RANGE):
-            raise IntegrityError(f"invalid header: Argon2id lanes {p} out of range")
-        if m < 8 * p:
-            # Not in FORMAT.md's ranges, but Argon2 itself requires m >= 8 p.
-            raise IntegrityError(f"invalid header: Argon2id memory {m} KiB < 8 x {p} lanes")
-
-    return Header(
-        raw=data,
-        version=version,
-        cipher=cipher,
-        key_source=key_source,
-        flags=flags,
-        header_len=header_len,
-        segment_size=segment_size,
-        stream_id=stream_id,
-        salt=salt,
-        argon2_m=m,
-        argon2_t=t,
-        argon2_p=p,
-        key_check=key_check,
-        mac=mac,
-    )
-
-
-def _check_secret_args(password: bytes | None, key: bytes | None) -> None:
-    if (password is None) == (key is None):
-        raise TypeError("give exactly one of password= or key=")
-    if key is not None and len(key) != MASTER_KEY_LEN:
-        raise UsageError(f"key must be exactly {MASTER_KEY_LEN} bytes, got {len(key)}")
-
-
-def derive_stream_keys(
-    header: Header, *, password: bytes | None = None, key: bytes | None = None
-) -> StreamKeys:
-    """Steps 2 (key kind), 3 (key check) and 4 (header MAC) of §2."""
-    _check_secret_args(password, key)
-    if header.key_source == KEY_SOURCE_PASSWORD and password is None:
-        raise WrongKeyError(
-            "wrong kind of key: the stream was encrypted with a password, not a key file"
-        )
-    if header.key_source == KEY_SOURCE_RAW and key is None:
-        raise WrongKeyError(
-            "wrong kind of key: the stream was encrypted with a key file, not a password"
-        )
-
-    # Step 3: master key and key check (constant-time comparison).
-    if password is not None:
-        master = argon2id_master(
-            password, header.salt, header.argon2_m, header.argon2_t, header.argon2_p
-        )
-    else:
-        assert key is not None
-        master = bytes(key)
-    key_check = hkdf(master, header.stream_id, INFO_KEY_CHECK, 16)
-    if not hmac.compare_digest(key_check, header.key_check):
-        raise WrongKeyError("wrong password or key")
-
-    # Step 4: header MAC over bytes 0..75.
-    header_mac_key = hkdf(master, header.stream_id, INFO_HEADER_MAC, 32)
-    mac = hmac.new(header_mac_key, header.raw[:HEADER_MAC_OFFSET], hashlib.sha256).digest()
-    if not hmac.compare_digest(mac, header.mac):
-        raise IntegrityError("header tampered")
-
-    payload_key = hkdf(master, header.stream_id, payload_info(header.version, header.cipher), 32)
-    return StreamKeys(master=master, payload_key=payload_key, header_mac_key=header_mac_key)
-
-
-def open_header(
-    data: bytes, *, password: bytes | None = None, key: bytes | None = None
-) -> tuple[Header, StreamKeys]:
-    """All four header checks of §2, in the documented order."""
-    _check_secret_args(password, key)
-    header = parse_header(data)
-    return header, derive_stream_keys(header, password=password, key=key)
-
-
-# --------------------------------------------------------------------------
-# Input helper: exact reads with one byte of look-ahead (bounded memory)
-# --------------------------------------------------------------------------
-
-
-class _Input:
-    def __init__(self, f: BinaryIO) -> None:
-        self._f = f
-        self._pending = b""
-
-    def read(self, n: int) -> bytes:
-        """Read up to n bytes; fewer only at the end of the input."""
-        parts = []
-        if self._pending:
-            parts.append(self._pending[:n])
-            self._pending = self._pending[n:]
-            n -= len(parts[0])
-        while n > 0:
-            chunk = self._f.read(n)
-            if not chunk:
-                break
-            parts.append(chunk)
-            n -= len(chunk)
-        return b"".join(parts)
-
-    def at_eof(self) -> bool:
-        if self._pending:
-            return False
-        self._pending = self._f.read(1)
-        return not self._pending
-
-
-# --------------------------------------------------------------------------
-# Stream v1 (§3)
-# --------------------------------------------------------------------------
-
-
-def v1_nonce(counter: int, last: bool) -> bytes:
-    """11-byte big-endian chunk counter || 0x01 (last chunk) or 0x00 (§3)."""
-    return counter.to_bytes(11, "big") + (b"\x01" if last else b"\x00")
-
-
-@dataclass
-class DecodeResult:
-    version: int
-    cipher: int
-    key_source: int
-    segment_size: int
-    segments: int = 0
-    plaintext_bytes: int = 0
-    compressed_segments: int = 0
-
-
-def _decode_v1(
-    inp: _Input, out: BinaryIO, header: Header, keys: StreamKeys, result: DecodeResult
-) -> None:
-    S = header.segment_size
-    aead = make_aead(header.cipher, keys.payload_key)
-    aad = header.mac  # AAD = the 32-byte header MAC
-    i = 0
-    while True:
-        # Every chunk but the last is exactly S + 16 bytes on disk; the last
-        # is 17..S+16 (16 only for an empty stream).  Without a length field,
-        # a chunk is "last" exactly when the input ends after it.
-        sealed = inp.read(S + TAG_LEN)
-        more = not inp.at_eof()
-        if more:
-            # A full chunk with more data behind it: must open as non-final.
-            plain = aead_open(aead, v1_nonce(i, False), sealed, aad)
-            if plain is None:
-                if aead_open(aead, v1_nonce(i, True), sealed, aad) is not None:
-                    raise IntegrityError(f"trailing data after the final segment {i}")
-                raise IntegrityError(f"segment {i} failed authentication")
-            out.write(plain)
-            result.segments += 1
-            result.plaintext_bytes += len(plain)
-            i += 1
-            continue
-
-        # End of input: this must be the final chunk.
-        if len(sealed) < TAG_LEN:
-            raise IntegrityError("truncated stream")
-        plain = aead_open(aead, v1_nonce(i, True), sealed, aad)
-        if plain is None:
-            if (
-                len(sealed) == S + TAG_LEN
-                and aead_open(aead, v1_nonce(i, False), sealed, aad) is not None
-            ):
-                raise IntegrityError(f"truncated stream (segment {i} is not the final one)")
-            if i > 0 and len(sealed) == TAG_LEN:
-                # Too short for a final chunk after chunk 0 (17..S+16 bytes).
-                raise IntegrityError("truncated stream")
-            # A cut inside a chunk, bytes appended after a short last chunk and
-            # a flipped bit all look the same here: v1 has no length field.
-            raise IntegrityError(
-                f"segment {i} failed authentication "
-                "(last segment: tampered, truncated, or followed by extra data)"
-            )
-        if not plain and i > 0:
-            # Only a key holder can make this: an empty final chunk after chunk 0.
-            raise IntegrityError(f"invalid segment: empty final segment {i}")
-        out.write(plain)
-        result.segments += 1
-        result.plaintext_bytes += len(plain)
-        return
-
-
-# --------------------------------------------------------------------------
-# Stream v2 (§4)
-# --------------------------------------------------------------------------
-
-
-def _zstd_decode(body: bytes, limit: int, index: int) -> bytes:
-    """Decode one zstd frame producing at most ``limit`` bytes (§4.1)."""
-    try:  # imported here so that streams without compression need no zstandard
-        import zstandard
-    except ImportError:
-        raise UsageError("the zstandard package is required: pip install zstandard") from None
-
-    try:
-        params = zstandard.get_frame_parameters(body)
-    except zstandard.ZstdError as e:
-        raise IntegrityError(f"invalid frame: segment {index}: undecodable zstd ({e})") from None
-    # Refuse before allocating: a declared content size above S is an error anyway.
-    if params.content_size != zstandard.CONTENTSIZE_UNKNOWN and params.content_size > limit:
-        raise IntegrityError(
-            f"invalid frame: segment {index} decompresses to {params.content_size} bytes, "
-            f"more than the segment size {limit}"
-        )
-    try:
-        # max_output_size bounds the output when the frame has no content size;
-        # allow_extra_data=False enforces "one zstd frame" and nothing after it.
-        return zstandard.ZstdDecompressor().decompress(
-            body, max_output_size=limit, allow_extra_data=False
-        )
-    except zstandard.ZstdError as e:
-        raise IntegrityError(f"invalid frame: segment {index}: undecodable zstd ({e})") from None
-
-
-def _decode_v2(
-    inp: _Input, out: BinaryIO, header: Header, keys: StreamKeys, result: DecodeResult
-) -> None:
-    S = header.segment_size
-    aead = make_aead(header.cipher, keys.payload_key)
-    chain = hashlib.sha256(DIGEST_DOMAIN + header.mac).digest()  # chain_0 (§4.3)
-    expected = 0  # next data index == number of data frames read so far
-    final_seen = False
-    total = 0
-
-    while True:
-        frame_header = inp.read(FRAME_HEADER_LEN)
-        if len(frame_header) < FRAME_HEADER_LEN:
-            # Input ends before a complete frame header: before any final data
-            # frame, after the final data frame without a trailer, or mid-header.
-            raise IntegrityError("truncated stream")
-        p_len, stream_id, index, kind, nonce = FRAME_HEADER_STRUCT.unpack(frame_header)
-
-        # Checks that need only the (authenticated-later) frame header.
-        if stream_id != header.stream_id:
-            raise IntegrityError("segment from another stream")
-        if kind not in (KIND_DATA, KIND_FINAL, KIND_TRAILER):
-            raise IntegrityError(f"invalid frame: unknown kind 0x{kind:02x}")
-        if kind == KIND_TRAILER:
-            if p_len != TRAILER_P:
-                raise IntegrityError(f"invalid frame: trailer length {p_len}, expected {TRAILER_P}")
-        elif not 17 <= p_len <= S + 17:
-            raise IntegrityError(
-                f"invalid frame: sealed length {p_len} out of range for segment {index}"
-            )
-        # The index rule holds for data frames and the trailer alike (the
-        # trailer's index is the number of data frames).
-        if index < expected:
-            raise IntegrityError(f"duplicated segment {index}")
-        if index > expected:
-            raise IntegrityError(f"segment out of order: expected {expected}, found {index}")
-        if kind == KIND_TRAILER and not final_seen:
-            raise IntegrityError("truncated stream (the final segment is missing)")
-        if kind != KIND_TRAILER and final_seen:
-            raise IntegrityError(
-                f"invalid frame: data segment {index} after the final data segment"
-            )
-
-        sealed = inp.read(p_len)
-        if len(sealed) < p_len:
-            raise IntegrityError("truncated stream")
-
-        # AAD = header MAC || frame bytes 0..28.
-        aad = header.mac + frame_header[:FRAME_AAD_LEN]
-        plain = aead_open(aead, nonce, sealed, aad)
-        if plain is None:
-            what = "trailer" if kind == KIND_TRAILER else f"segment {index}"
-            raise IntegrityError(f"{what} failed authentication")
-
-        if kind == KIND_TRAILER:
-            encoding, digest, count, length = TRAILER_STRUCT.unpack(plain)
-            if encoding != ENCODING_RAW:
-                raise IntegrityError(f"invalid frame: trailer encoding 0x{encoding:02x}")
-            if not hmac.compare_digest(digest, chain):
-                raise IntegrityError("digest mismatch: stream digest differs")
-            if count != expected:
-                raise IntegrityError(
-                    f"digest mismatch: trailer counts {count} segments, read {expected}"
-                )
-            if length != total:
-                raise IntegrityError(
-                    f"digest mismatch: trailer says {length} plaintext bytes, read {total}"
-                )
-            if not inp.at_eof():
-                raise IntegrityError("trailing data after the trailer")
-            return
-
-        # Data frame: sealed plaintext = encoding byte || body.
-        encoding, body = plain[0], plain[1:]
-        if encoding == ENCODING_RAW:
-            segment = body
-        elif encoding == ENCODING_ZSTD:
-            if not header.zstd_allowed:
-                raise IntegrityError(
-                    f"invalid frame: segment {index} is zstd-compressed "
-                    "but the header does not allow compression"
-                )
-            segment = _zstd_decode(body, S, index)
-            result.compressed_segments += 1
-        else:
-            raise IntegrityError(f"invalid frame: segment {index} has unknown encoding {encoding}")
-
-        if kind == KIND_DATA:
-            if len(segment) != S:
-                raise IntegrityError(
-                    f"invalid frame: segment {index} holds {len(segment)} bytes, expected {S}"
-                )
-        else:  # final data frame: 1..S bytes, or 0 only for segment 0
-            if len(segment) > S or (len(segment) == 0 and index != 0):
-                raise IntegrityError(
-                    f"invalid frame: final segment {index} holds {len(segment)} bytes"
-                )
-            final_seen = True
-
-        # chain_{i+1} = SHA-256(chain_i || frame bytes 0..40 || tag)
-        chain = hashlib.sha256(chain + frame_header + sealed[-TAG_LEN:]).digest()
-        out.write(segment)
-        total += len(segment)
-        expected += 1
-        result.segments += 1
-        result.plaintext_bytes += len(segment)
-
-
-# --------------------------------------------------------------------------
-# Public entry points
-# --------------------------------------------------------------------------
-
-
-def decrypt_stream(
-    infile: BinaryIO,
-    outfile: BinaryIO,
-    *,
-    password: bytes | None = None,
-    key: bytes | None = None,
-) -> DecodeResult:
-    """Decode a v1 or v2 stream from ``infile`` to ``outfile``.
-
-    Exactly one of ``password`` (bytes) or ``key`` (32 raw bytes) is given.
-    Plaintext is written segment by segment as it authenticates, so on error
-    ``outfile`` holds a partial result: callers writing a file must discard
-    it (``decrypt_file`` does).  Raises a DecodeError subclass on failure.
-    """
-    _check_secret_args(password, key)
-    inp = _Input(infile)
-    header, keys = open_header(inp.read(HEADER_LEN), password=password, key=key)
-    result = DecodeResult(
-        version=header.version,
-        cipher=header.cipher,
-        key_source=header.key_source,
-        segment_size=header.segment_size,
-    )
-    if header.version == 1:
-        _decode_v1(inp, outfile, header, keys, result)
-    else:
-        _decode_v2(inp, outfile, header, keys, result)
-    return result
-
-
-def decrypt_file(
-    in_path: str | os.PathLike[str],
-    out_path: str | os.PathLike[str],
-    *,
-    password: bytes | None = None,
-    key: bytes | None = None,
-) -> DecodeResult:
-    """Decode ``in_path`` into ``out_path`` atomically (temp file + rename).
-
-    On any failure the temporary file is removed and ``out_path`` is not
-    created (an existing ``out_path`` is left untouched).
-    """
-    _check_secret_args(password, key)
-    try:
-        infile = open(in_path, "rb")  # noqa: SIM115 - closed below
-    except OSError as e:
-        raise UsageError(f"cannot open input {os.fspath(in_path)!r}: {e.strerror or e}") from None
-    out_dir = os.path.dirname(os.path.abspath(out_path))
-    tmp_path: str | None = None
-    try:
-        try:
-            fd, tmp_path = tempfile.mkstemp(
-                prefix=f".{os.path.basename(out_path)}.", suffix=".tmp", dir=out_dir
-            )
-        except OSError as e:
-            raise UsageError(f"cannot create output in {out_dir!r}: {e.strerror or e}") from None
-        with os.fdopen(fd, "wb") as outfile:
-            try:
-                result = decrypt_stream(infile, outfile, password=password, key=key)
-                outfile.flush()
-                os.fsync(outfile.fileno())
-            except OSError as e:
-                raise UsageError(f"I/O error: {e.strerror or e}") from None
-        try:
-            os.replace(tmp_path, out_path)
-        except OSError as e:
-            raise UsageError(
-                f"cannot write output {os.fspath(out_path)!r}: {e.strerror or e}"
-            ) from None
-        tmp_path = None
-        return result
-    finally:
-        infile.close()
-        if tmp_path is not None:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp_path)
-
-
-# --------------------------------------------------------------------------
-# Command line
-# --------------------------------------------------------------------------
-
-
-def read_keyfile(path: str) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MASTER_KEY_LEN + 1)
-    except OSError as e:
-        raise UsageError(f"cannot read key file {path!r}: {e.strerror or e}") from None
-    if len(data) != MASTER_KEY_LEN:
-        raise UsageError(f"key file {path!r} must hold exactly {MASTER_KEY_LEN} bytes")
-    return data
-
-
-def read_passfile(path: str) -> bytes:
-    """The password is the file's first line without its "\\n" or "\\r\\n"."""
-    try:
-        with open(path, "rb") as f:
-            line = f.readline()
-    except OSError as e:
-        raise UsageError(f"cannot read password file {path!r}: {e.strerror or e}") from None
-    if line.endswith(b"\r\n"):
-        return line[:-2]
-    if line.endswith(b"\n"):
-        return line[:-1]
-    return line
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -718,13 +96,71 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def _build_vault_parser() -> argparse.ArgumentParser:
+    parser = _ArgumentParser(
+        prog="reference_decrypt.py --vault",
+        description="Export a fusefs vault's tree, read-only (FORMAT.md §6-§10).",
+        allow_abbrev=False,
+    )
+    parser.add_argument("--vault", metavar="VAULT", required=True, help="the vault directory")
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--passfile", metavar="FILE", help="password = first line of FILE")
+    group.add_argument("--keyfile", metavar="FILE", help="the master key, 32 raw bytes")
+    group.add_argument(
+        "--masterkey-file", metavar="FILE", help="the printed master key (64 hex digits)"
+    )
+    parser.add_argument("dest", metavar="DEST", help="new or empty directory for the tree")
+    return parser
+
+
+def _warn(message: str) -> None:
+    print(f"{PROG}: warning: {message}", file=sys.stderr)
+
+
+def export_vault(
+    vault: str,
+    dest: str,
+    *,
+    password: bytes | None = None,
+    master_key: bytes | None = None,
+    warn: object = _warn,
+) -> None:
+    """Open ``vault`` read-only with a password or the raw master key and export its
+    tree into ``dest`` (see refreader.export). Raises a DecodeError subclass."""
+    from refreader.export import check_dest, export_tree
+    from refreader.packs import Packs
+    from refreader.vault import Secret, open_vault
+
+    check_dest(dest)  # before the slow part: a usage error comes first
+    opened = open_vault(vault, Secret(password, master_key), warn)  # type: ignore[arg-type]
+    packs = Packs(vault, opened.layout, opened.keys)
     try:
-        args = _build_parser().parse_args(argv)
-        if args.keyfile is not None:
-            decrypt_file(args.input, args.output, key=read_keyfile(args.keyfile))
+        export_tree(opened.state, packs, dest, warn)  # type: ignore[arg-type]
+    finally:
+        packs.close()
+
+
+def _run_vault(argv: list[str]) -> None:
+    args = _build_vault_parser().parse_args(argv)
+    if args.passfile is not None:
+        export_vault(args.vault, args.dest, password=read_passfile(args.passfile))
+    elif args.keyfile is not None:
+        export_vault(args.vault, args.dest, master_key=read_keyfile(args.keyfile))
+    else:
+        export_vault(args.vault, args.dest, master_key=read_masterkey_file(args.masterkey_file))
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        if any(a == "--vault" or a.startswith("--vault=") for a in argv):
+            _run_vault(argv)
         else:
-            decrypt_file(args.input, args.output, password=read_passfile(args.passfile))
+            args = _build_parser().parse_args(argv)
+            if args.keyfile is not None:
+                decrypt_file(args.input, args.output, key=read_keyfile(args.keyfile))
+            else:
+                decrypt_file(args.input, args.output, password=read_passfile(args.passfile))
     except DecodeError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return e.exit_code

@@ -1,0 +1,96 @@
+"""Reading file contents from packs, ``packs/*.pack`` (FORMAT.md §8), read-only.
+
+Frames are found only through segment maps: :meth:`Packs.segment` reads
+``stored_len`` bytes at a segref's offset, opens them under the file's key
+and the AAD of §8.2, and decodes the body. A missing pack, a frame past its
+end or one that does not open is damage naming the pack and offset.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import BinaryIO
+
+from refreader.errors import IntegrityError, UsageError
+from refreader.fields import Damaged, Segref
+from refreader.layouts import Layout
+from refreader.log import VaultKeys
+from refreader.primitives import aead_open, make_aead
+
+
+class Packs:
+    """Open pack files of one vault (each header checked once)."""
+
+    def __init__(self, vault: str, layout: Layout, keys: VaultKeys) -> None:
+        self.directory = os.path.join(vault, "packs")
+        self.files = layout.files
+        self.keys = keys
+        self._open: dict[int, BinaryIO] = {}
+
+    def close(self) -> None:
+        for f in self._open.values():
+            f.close()
+        self._open.clear()
+
+    def _pack(self, number: int) -> BinaryIO:
+        f = self._open.get(number)
+        if f is not None:
+            return f
+        name = f"packs/{number:016x}.pack"
+        try:
+            f = open(os.path.join(self.directory, f"{number:016x}.pack"), "rb")  # noqa: SIM115
+        except OSError as e:
+            raise IntegrityError(f"{name}: cannot open: {e.strerror or e}") from None
+        try:
+            header = self.files.parse_pack_header(f.read(64))
+        except Damaged as e:
+            f.close()
+            raise IntegrityError(f"{name}: damaged header: {e}") from None
+        if header.vault_id != self.keys.vault_id or header.number != number:
+            f.close()
+            raise IntegrityError(f"{name}: header names another vault or pack number")
+        self._open[number] = f
+        return f
+
+    def segment(self, file_id: bytes, index: int, ref: Segref) -> bytes:
+        """The plaintext of segment ``index`` of the file ``file_id``."""
+        where = f"packs/{ref.pack:016x}.pack offset {ref.offset}"
+        files = self.files
+        if ref.offset < 64 or ref.stored_len < files.FRAME_OVERHEAD or not ref.plain_len:
+            raise IntegrityError(f"{where}: impossible segref {ref}")
+        f = self._pack(ref.pack)
+        f.seek(ref.offset)
+        frame = f.read(ref.stored_len)
+        if len(frame) != ref.stored_len:
+            raise IntegrityError(f"{where}: frame lies past the end of its pack")
+        nonce, sealed = files.split_frame(frame)
+        key = files.file_key(self.keys.master, file_id)
+        aad = files.frame_aad(self.keys.vault_id, file_id, index, ref.generation, ref.plain_len)
+        plain = aead_open(make_aead(self.keys.cipher, key), nonce, sealed, aad)
+        if plain is None:
+            raise IntegrityError(f"{where}: frame failed authentication")
+        encoding, body = plain[0], plain[1:]
+        if encoding == files.ENCODING_RAW:
+            data = body
+        elif encoding == files.ENCODING_ZSTD:
+            data = _unzstd(body, ref.plain_len, where)
+        else:
+            raise IntegrityError(f"{where}: unknown encoding {encoding}")
+        if len(data) != ref.plain_len:
+            raise IntegrityError(f"{where}: {len(data)} bytes where {ref.plain_len} expected")
+        return data
+
+
+def _unzstd(body: bytes, plain_len: int, where: str) -> bytes:
+    try:
+        import zstandard
+    except ImportError:
+        raise UsageError("the zstandard package is required: pip install zstandard") from None
+    try:
+        return bytes(
+            zstandard.ZstdDecompressor().decompress(
+                body, max_output_size=plain_len, allow_extra_data=False
+            )
+        )
+    except zstandard.ZstdError as e:
+        raise IntegrityError(f"{where}: undecodable zstd body ({e})") from None
