@@ -137,7 +137,10 @@ fn main() {
         master.clone(),
         LogOptions::default(),
         empty(),
-        0,
+        crypto_core::snapshot::Covers {
+            covers_seq: 0,
+            chain: Some([0; 16]),
+        },
     )
     .unwrap();
     println!(
@@ -157,6 +160,7 @@ fn main() {
         &master,
         1,
         records,
+        [0; 16],
         &state,
     )
     .unwrap();

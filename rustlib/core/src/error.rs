@@ -66,7 +66,7 @@ pub enum Error {
     ConfigTampered(String),
     #[error("invalid fusefs.conf: {0}")]
     ConfigInvalid(String),
-    #[error("fusefs.conf has format version {0}; this fusefs reads version 1 only")]
+    #[error("fusefs.conf has format version {0}; this fusefs reads versions 1 and 2 only")]
     UnsupportedConfigVersion(u64),
     #[error("fusefs.conf needs features this fusefs does not have: {}", .0.join(", "))]
     UnknownFeatures(Vec<String>),

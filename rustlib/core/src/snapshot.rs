@@ -9,7 +9,8 @@
 //!  56  8 covers_seq: the state is the one after log record covers_seq
 //! then a stream-v2 stream (FORMAT.md §4, zstd segments) under the raw key
 //! subkey(master, "snapshot", snapshot id), whose plaintext is
-//! prefix ‖ encoded state.
+//! prefix ‖ encoded state (version 1), or prefix ‖ chain (16 bytes: the tag
+//! of log record covers_seq) ‖ encoded state, layout 2 (version 2).
 //! ```
 //!
 //! The name and the prefix's first 40 bytes are those of every numbered
@@ -43,6 +44,7 @@ pub const SNAP_PREFIX_LEN: usize = VAULT_FILE_HEADER_LEN;
 pub const SNAPSHOT_FILE: VaultFileKind = VaultFileKind {
     magic: SNAP_MAGIC,
     version: 1,
+    header_len: 64,
     extension: "snap",
 };
 
@@ -70,6 +72,7 @@ pub fn parse_snapshot_file_name(name: &str) -> Option<u64> {
 }
 
 struct Prefix {
+    version: u8,
     vault_id: [u8; 16],
     number: u64,
     snapshot_id: [u8; 16],
@@ -78,7 +81,11 @@ struct Prefix {
 
 impl Prefix {
     fn encode(&self) -> [u8; SNAP_PREFIX_LEN] {
-        let mut b = SNAPSHOT_FILE.encode_header(&self.vault_id, self.number);
+        let kind = VaultFileKind {
+            version: self.version,
+            ..SNAPSHOT_FILE
+        };
+        let mut b = kind.encode_header(&self.vault_id, self.number);
         b[40..56].copy_from_slice(&self.snapshot_id);
         b[56..64].copy_from_slice(&self.covers_seq.to_le_bytes());
         b
@@ -86,7 +93,15 @@ impl Prefix {
 
     fn decode(b: &[u8]) -> Result<Prefix> {
         let c = |m: &str| Error::SnapshotCorrupt(m.into());
-        let p = SNAPSHOT_FILE.decode_header(b).map_err(|e| match e {
+        let version = match b.get(8) {
+            Some(2) => 2,
+            _ => 1,
+        };
+        let kind = VaultFileKind {
+            version,
+            ..SNAPSHOT_FILE
+        };
+        let p = kind.decode_header(b).map_err(|e| match e {
             PrefixError::Truncated(_) => c("truncated prefix"),
             // A snapshot judges its layout before its version: a prefix
             // with both wrong is not a snapshot (FORMAT.md §9.4).
@@ -98,6 +113,7 @@ impl Prefix {
         let mut snapshot_id = [0u8; 16];
         snapshot_id.copy_from_slice(&b[40..56]);
         Ok(Prefix {
+            version,
             vault_id: p.vault_id,
             number: p.number,
             snapshot_id,
@@ -128,7 +144,17 @@ impl Write for FileSink<'_> {
 
 impl Sink for FileSink<'_> {}
 
-/// Write snapshot `number` of `state` (the state after record `covers_seq`), durably.
+/// Where a snapshot's state stands in the log: after record `covers_seq`,
+/// whose tag is `chain` (`None`: a snapshot of format 1, which keeps none).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Covers {
+    pub covers_seq: u64,
+    pub chain: Option<[u8; 16]>,
+}
+
+/// Write snapshot `number` of `state` (the state after record `covers_seq`,
+/// whose tag is `chain`), durably, in format 2.
+#[allow(clippy::too_many_arguments)]
 pub fn write_snapshot(
     fs: &dyn FileSystem,
     dir: &Path,
@@ -136,11 +162,13 @@ pub fn write_snapshot(
     master: &SecretKey,
     number: u64,
     covers_seq: u64,
+    chain: [u8; 16],
     state: &MetadataState,
 ) -> Result<()> {
     fs.create_dir_all(dir)
         .map_err(io_at("cannot create", dir))?;
     let prefix = Prefix {
+        version: 2,
         vault_id,
         number,
         snapshot_id: random::bytes()?,
@@ -183,7 +211,7 @@ pub fn write_snapshot(
         source: None,
     };
     stream_v2::encrypt(
-        &mut std::io::Read::chain(&prefix[..], &body[..]),
+        &mut std::io::Read::chain(std::io::Read::chain(&prefix[..], &chain[..]), &body[..]),
         &mut sink,
         &header,
         &keys,
@@ -201,13 +229,14 @@ pub fn write_snapshot(
     Ok(())
 }
 
-/// Read and authenticate a snapshot; returns (covers_seq, state).
+/// Read and authenticate a snapshot (either version); returns where it
+/// stands in the log and its state.
 pub fn read_snapshot(
     fs: &dyn FileSystem,
     path: &Path,
     vault_id: [u8; 16],
     master: &SecretKey,
-) -> Result<(u64, MetadataState)> {
+) -> Result<(Covers, MetadataState)> {
     let io = io_at("cannot read", path);
     let file = fs.open(path).map_err(&io)?;
     let len = file.len().map_err(&io)? as usize;
@@ -231,9 +260,23 @@ pub fn read_snapshot(
             "prefix does not match its sealed copy".into(),
         ));
     }
-    let state = decode_state(&plain[SNAP_PREFIX_LEN..])
+    let (chain, body) = match prefix.version {
+        1 => (None, &plain[SNAP_PREFIX_LEN..]),
+        _ => {
+            let rest = &plain[SNAP_PREFIX_LEN..];
+            if rest.len() < 16 {
+                return Err(Error::SnapshotCorrupt("cut short".into()));
+            }
+            (Some(rest[..16].try_into().expect("16")), &rest[16..])
+        }
+    };
+    let state = decode_state(body, prefix.version)
         .map_err(|e| Error::SnapshotCorrupt(e.to_string()))?;
-    Ok((prefix.covers_seq, state))
+    let covers = Covers {
+        covers_seq: prefix.covers_seq,
+        chain,
+    };
+    Ok((covers, state))
 }
 
 /// Open the sealed stream of a snapshot (a v2 stream: header, frames, trailer).
@@ -298,6 +341,7 @@ mod tests {
     #[test]
     fn prefix_layout_and_what_each_fault_reports() {
         let p = Prefix {
+            version: 1,
             vault_id: [1; 16],
             number: 2,
             snapshot_id: [3; 16],
@@ -329,9 +373,9 @@ mod tests {
         assert_eq!(msg(&[(0, b'F')], 64), not_snapshot);
         assert_eq!(msg(&[(10, 1)], 64), not_snapshot);
         assert_eq!(msg(&[(12, 65)], 64), not_snapshot);
-        assert_eq!(msg(&[(8, 2)], 64), Some("unsupported version 2".into()));
+        assert_eq!(msg(&[(8, 3)], 64), Some("unsupported version 3".into()));
         // The layout is judged before the version.
-        assert_eq!(msg(&[(8, 2), (9, 1)], 64), not_snapshot);
-        assert_eq!(msg(&[(8, 2), (0, 0)], 64), not_snapshot);
+        assert_eq!(msg(&[(8, 3), (9, 1)], 64), not_snapshot);
+        assert_eq!(msg(&[(8, 3), (0, 0)], 64), not_snapshot);
     }
 }

@@ -26,6 +26,9 @@ pub const KIND_FIELDS_OFFSET: usize = 40;
 pub struct VaultFileKind {
     pub magic: &'static [u8; 8],
     pub version: u8,
+    /// The header's length (the value of its bytes 12‥15): 64, except for
+    /// version 2 log files (80: a chain value follows).
+    pub header_len: usize,
     /// The name's extension, without the dot.
     pub extension: &'static str,
 }
@@ -73,7 +76,7 @@ impl VaultFileKind {
         let mut b = [0u8; VAULT_FILE_HEADER_LEN];
         b[0..8].copy_from_slice(self.magic);
         b[8] = self.version;
-        b[12..16].copy_from_slice(&(VAULT_FILE_HEADER_LEN as u32).to_le_bytes());
+        b[12..16].copy_from_slice(&(self.header_len as u32).to_le_bytes());
         b[16..32].copy_from_slice(vault_id);
         b[32..40].copy_from_slice(&number.to_le_bytes());
         b
@@ -92,7 +95,7 @@ impl VaultFileKind {
         if b[8] != self.version {
             return Err(PrefixError::Version(b[8]));
         }
-        if !layout_ok(b) {
+        if b[9..12] != [0, 0, 0] || b[12..16] != (self.header_len as u32).to_le_bytes() {
             return Err(PrefixError::Layout);
         }
         let mut vault_id = [0u8; 16];
@@ -117,6 +120,7 @@ mod tests {
     const KIND: VaultFileKind = VaultFileKind {
         magic: b"fusefsXX",
         version: 3,
+        header_len: 64,
         extension: "xx",
     };
 

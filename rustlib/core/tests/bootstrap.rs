@@ -99,7 +99,10 @@ fn open(
         SecretKey::from_bytes([2; 32]),
         opts,
         empty(),
-        0,
+        crypto_core::snapshot::Covers {
+            covers_seq: 0,
+            chain: Some([0; 16]),
+        },
     )
 }
 

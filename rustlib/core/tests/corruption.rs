@@ -431,12 +431,13 @@ fn mended_open(b: &Built, fs: &MemFs, path: &Path) -> Result<String, String> {
 
 /// Offsets of the records of a log file's bytes (after its 64-byte header).
 fn record_starts(bytes: &[u8]) -> Vec<usize> {
-    let mut at = 64;
+    // Format 2: an 80-byte header, 20-byte record headers (FORMAT.md §7).
+    let mut at = 80;
     let mut starts = Vec::new();
     while at < bytes.len() {
         starts.push(at);
         let p = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
-        at += 16 + p;
+        at += 20 + p;
     }
     assert_eq!(at, bytes.len(), "log file parsed to its end");
     starts
@@ -484,7 +485,11 @@ fn an_undamaged_copy_reopens_to_the_final_state() {
 /// Replay the log of `fs` as an open does (`load_unified_log` onto the
 /// snapshot's state), without decrypting the intact snapshot again: an open
 /// costs ~7 ms, nearly all of it the snapshot.
-fn replay_log(b: &Built, fs: &MemFs, base: &(u64, MetadataState)) -> crypto_core::Result<()> {
+fn replay_log(
+    b: &Built,
+    fs: &MemFs,
+    base: &(crypto_core::snapshot::Covers, MetadataState),
+) -> crypto_core::Result<()> {
     let opts = LogOptions {
         rotate_bytes: engine_options().log_rotate_bytes,
         cipher: b.config.cipher(),

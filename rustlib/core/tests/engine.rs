@@ -1075,6 +1075,7 @@ fn a_state_with_another_segment_size_than_the_config_is_refused() {
         &fx.master,
         1,
         0,
+        [0; 16],
         &other,
     )
     .unwrap();
@@ -1099,6 +1100,7 @@ fn a_state_with_another_segment_size_than_the_config_is_refused() {
         &fx.master,
         1,
         0,
+        [0; 16],
         &same,
     )
     .unwrap();

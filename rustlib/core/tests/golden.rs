@@ -27,7 +27,7 @@ use crypto_core::crypto::aead::AeadKey;
 use crypto_core::crypto::hmac_sha256;
 use crypto_core::crypto::kdf;
 use crypto_core::crypto::keys::{KeyMaterial, SecretKey};
-use crypto_core::metadata::state_codec::{decode_state, encode_state};
+use crypto_core::metadata::state_codec::{decode_state, encode_state_version};
 use crypto_core::metadata::SegmentRef;
 use crypto_core::metadata::{AttrChange, InodeKind, Timespec, UnifiedEntry};
 use crypto_core::metadata::{MetadataState, PackUsage};
@@ -982,8 +982,12 @@ fn golden_vault_v1_log_snapshot_and_packs_per_format_7_8_9() {
     .unwrap();
     assert_eq!(plain[..64], snap[..64], "the sealed copy of the prefix");
     assert_eq!(u32_at(&plain, 64), 16384, "state: segment size");
-    let mut state = decode_state(&plain[64..]).unwrap();
-    assert_eq!(encode_state(&state), plain[64..], "canonical encoding");
+    let mut state = decode_state(&plain[64..], 1).unwrap();
+    assert_eq!(
+        encode_state_version(&state, 1),
+        plain[64..],
+        "canonical encoding"
+    );
     assert_eq!(state.inodes.len(), 13, "the snapshot's inodes");
     assert!(
         state.inodes.contains_key(&12),
@@ -1383,6 +1387,9 @@ fn tag_of(e: &UnifiedEntry) -> u8 {
         UnifiedEntry::SnapshotCheckpoint { .. } => 11,
         UnifiedEntry::MoveSegments { .. } => 12,
         UnifiedEntry::PackDeleted { .. } => 13,
+        UnifiedEntry::Close { .. } => 14,
+        UnifiedEntry::ReserveGenerations { .. } => 15,
+        UnifiedEntry::DecryptCheckpoint { .. } => 16,
     }
 }
 
@@ -1691,9 +1698,35 @@ fn entry_bytes_per_format_9_2() {
         &["0d", "0100000000000000"],
         9,
     );
+    // Format 2's entries. Close: 13.
+    check(UnifiedEntry::Close { time: T }, &["0e", T_HEX], 13);
+    // ReserveGenerations: 9.
+    check(
+        UnifiedEntry::ReserveGenerations { up_to: 1 << 20 },
+        &["0f", "0000100000000000"],
+        9,
+    );
+    // DecryptCheckpoint: 37 + 16·N.
+    check(
+        UnifiedEntry::DecryptCheckpoint {
+            run: [0xab; 16],
+            total: 5,
+            done: 3,
+            damaged: vec![(2, 1)],
+        },
+        &[
+            "10",
+            "abababababababababababababababab",
+            "0500000000000000",
+            "0300000000000000",
+            "01000000",
+            "0200000000000000 0100000000000000",
+        ],
+        37 + 16,
+    );
     assert_eq!(
         tags,
-        (1..=13).collect(),
+        (1..=16).collect(),
         "every variant has a golden encoding"
     );
 }
@@ -1880,23 +1913,26 @@ fn state_bytes_per_format_9_5() {
         want.len(),
         36 + 117 + (117 + 15 + 40) + 117 + (117 + 1) + 8 + 16 + 2 * 13 + 16 + 13 + 8 + 24
     );
-    assert_eq!(tohex(&encode_state(&s)), tohex(&want));
-    let decoded = decode_state(&want).unwrap();
+    assert_eq!(tohex(&encode_state_version(&s, 1)), tohex(&want));
+    let decoded = decode_state(&want, 1).unwrap();
+    // Layout 1 has no reservation and every frame is of format 1.
+    let mut s = s;
+    (s.generation_reserved, s.legacy_generation_high) = (s.generation_high, u64::MAX);
     assert!(decoded == s, "decode(encode(state)) ≠ state");
     assert_eq!(decoded.nlink(1), 3);
     assert_eq!(decoded.stored_bytes, 6);
     // Refusals of §9.5: a byte left over, a count past the end, an unknown kind.
     let mut longer = want.clone();
     longer.push(0);
-    assert!(decode_state(&longer).is_err(), "trailing byte");
-    assert!(decode_state(&want[..want.len() - 1]).is_err(), "cut short");
+    assert!(decode_state(&longer, 1).is_err(), "trailing byte");
+    assert!(decode_state(&want[..want.len() - 1], 1).is_err(), "cut short");
     let mut bad_kind = want.clone();
     bad_kind[36 + 8] = 8;
-    assert!(decode_state(&bad_kind).is_err(), "kind 8");
+    assert!(decode_state(&bad_kind, 1).is_err(), "kind 8");
     let mut huge = want.clone();
     huge[28..36].copy_from_slice(&5u64.to_le_bytes());
     assert!(
-        decode_state(&huge).is_err(),
+        decode_state(&huge, 1).is_err(),
         "5 inodes announced, 4 present"
     );
 }

@@ -386,7 +386,7 @@ proptest! {
             replayed.apply(&UnifiedEntry::decode(b).unwrap()).unwrap();
         }
         // Through a snapshot: the same state, derived fields recomputed.
-        let loaded = decode_state(&encode_state(&live)).unwrap();
+        let loaded = decode_state(&encode_state(&live), 2).unwrap();
         prop_assert_eq!(&loaded, &live);
         prop_assert_eq!(loaded.stored_bytes, live.stored_bytes);
         for (d, entries) in &live.dirs {

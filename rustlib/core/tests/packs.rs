@@ -53,6 +53,7 @@ fn opts(size_limit: u64, compression: Option<i32>) -> PackOptions {
     PackOptions {
         size_limit,
         compression,
+        ..Default::default() // frames of format 1 (tests/packs_v2.rs: format 2)
     }
 }
 

@@ -316,8 +316,9 @@ fn log_records_damaged_in_both_copies_are_salvaged_around() {
         .find(|p| fs.contents(p).unwrap().len() > 200)
         .unwrap();
     let bytes = fs.contents(&victim).unwrap();
-    let first_len = 16 + u32::from_le_bytes(bytes[64..68].try_into().unwrap()) as usize;
-    let at = 64 + first_len + 20;
+    // Format 2: an 80-byte header, 20-byte record headers.
+    let first_len = 20 + u32::from_le_bytes(bytes[80..84].try_into().unwrap()) as usize;
+    let at = 80 + first_len + 24;
     let copy = Path::new("/v/mirror/log").join(victim.file_name().unwrap());
     for p in [&victim, &copy] {
         fs.poke(p, |b| b[at] ^= 0x01);

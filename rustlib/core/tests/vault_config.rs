@@ -70,7 +70,7 @@ fn create_load_unlock_round_trip() {
     assert_eq!(names_in(&dir.path().join("mirror")), vec![CONFIG_FILE]);
     let loaded = VaultConfig::load(&RealFs, dir.path()).unwrap();
     assert_eq!(loaded, config);
-    assert_eq!(loaded.version(), 1);
+    assert_eq!(loaded.version(), 2);
     assert_eq!(loaded.cipher(), Cipher::Aes256Gcm);
     assert_eq!(loaded.segment_size(), 65536);
     assert_eq!(loaded.compression(), None);
@@ -96,7 +96,7 @@ fn json_layout() {
     };
     let (config, master) = VaultConfig::create(&RealFs, dir.path(), PW, &opts).unwrap();
     let text = fs::read_to_string(dir.path().join(CONFIG_FILE)).unwrap();
-    assert!(text.starts_with("{\n  \"version\": 1,\n  \"vault_id\": \""));
+    assert!(text.starts_with("{\n  \"version\": 2,\n  \"vault_id\": \""));
     assert!(text.ends_with("}\n"));
     let v: Value = serde_json::from_str(&text).unwrap();
     let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
@@ -522,7 +522,7 @@ fn every_field_edited() {
     type Edit = (&'static str, Box<dyn Fn(&Value) -> Value>, Expect);
     let set = |v: Value| -> Box<dyn Fn(&Value) -> Value> { Box::new(move |_| v.clone()) };
     let edits: Vec<Edit> = vec![
-        ("/version", set(json!(2)), Format),
+        ("/version", set(json!(3)), Format),
         ("/version", set(json!(0)), Format),
         ("/version", set(json!("1")), Format),
         ("/version", set(json!(1.5)), Format),
@@ -744,7 +744,7 @@ fn empty_garbage_and_wrong_shapes() {
         (b"{}".to_vec(), "config_invalid"),
         (b"{\"version\": 1}".to_vec(), "config_invalid"),
         (b"{\"version\": -1}".to_vec(), "config_invalid"),
-        (b"{\"version\": 2}".to_vec(), "unsupported_config_version"),
+        (b"{\"version\": 3}".to_vec(), "unsupported_config_version"),
         (
             b"{\"version\": 18446744073709551615}".to_vec(),
             "unsupported_config_version",
@@ -775,14 +775,14 @@ fn empty_garbage_and_wrong_shapes() {
 fn unknown_version_and_feature_messages() {
     let (c, _) = VaultConfig::generate(PW, &options()).unwrap();
     let mut v: Value = serde_json::from_str(&c.encode()).unwrap();
-    v["version"] = json!(2);
+    v["version"] = json!(3);
     // A newer version may add fields: it is reported as a newer version.
     v["something_new"] = json!(true);
     let e = VaultConfig::parse(&serde_json::to_vec(&v).unwrap()).unwrap_err();
-    assert!(matches!(e, Error::UnsupportedConfigVersion(2)));
+    assert!(matches!(e, Error::UnsupportedConfigVersion(3)));
     assert_eq!(
         e.to_string(),
-        "fusefs.conf has format version 2; this fusefs reads version 1 only"
+        "fusefs.conf has format version 3; this fusefs reads versions 1 and 2 only"
     );
     let mut v: Value = serde_json::from_str(&c.encode()).unwrap();
     v["features"] = json!(["holes", "xattr-v2"]);

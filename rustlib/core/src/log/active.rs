@@ -27,6 +27,9 @@ pub(super) struct ActiveFile {
     pub(super) key: AeadKey,
     /// Records written to this file so far (the next record's nonce).
     pub(super) records: u64,
+    /// The tag of the last record written (the header's chain in before
+    /// the first): what the next record's AAD commits to (version 2).
+    pub(super) chain: [u8; CHAIN_LEN],
     /// Bytes written to this file so far.
     pub(super) len: u64,
     /// Its second copy, written the same bytes at the same offsets after
@@ -63,9 +66,17 @@ pub(super) fn close_copy(fs: &dyn FileSystem, active: &mut ActiveFile, copies: O
     }
 }
 
-/// Create log file `number`, write its header, and make it and its name
-/// durable; start its copy in `copies`.
-#[allow(clippy::too_many_arguments)]
+/// Where a new log file starts: its number, first sequence number, the
+/// chain value before its first record, and its layout.
+pub(super) struct FileStart {
+    pub number: u64,
+    pub first_seq: u64,
+    pub chain_in: [u8; CHAIN_LEN],
+    pub format: LogFormat,
+}
+
+/// Create log file `start.number`, write its header, and make it and its
+/// name durable; start its copy in `copies`.
 pub(super) fn create_file(
     fs: &dyn FileSystem,
     dir: &Path,
@@ -73,15 +84,17 @@ pub(super) fn create_file(
     vault_id: &[u8; 16],
     master: &SecretKey,
     cipher: Cipher,
-    number: u64,
-    first_seq: u64,
+    start: FileStart,
 ) -> Result<ActiveFile> {
+    let number = start.number;
     let path = dir.join(LOG_FILE.file_name(number));
     let header = LogFileHeader {
+        format: start.format,
         vault_id: *vault_id,
         number,
         file_id: random::bytes()?,
-        first_seq,
+        first_seq: start.first_seq,
+        chain_in: start.chain_in,
     };
     let file = fs
         .create_new(&path)
@@ -103,7 +116,8 @@ pub(super) fn create_file(
         header,
         key,
         records: 0,
-        len: LOG_HEADER_LEN as u64,
+        chain: header.chain_in,
+        len: header.len() as u64,
         reserved_to: 0,
         broken: false,
         copy,

@@ -38,6 +38,8 @@ use crate::types::Cipher;
 pub struct LogRecord {
     pub seq: u64,
     pub payload: Vec<u8>,
+    /// Its tag: in version 2, the chain value of the history up to it.
+    pub tag: [u8; CHAIN_LEN],
 }
 
 /// Records salvage could not read: sequence numbers `first..=last` (as far
@@ -66,6 +68,9 @@ pub struct ReplayReport {
     pub copies_refreshed: usize,
     /// With salvage only: records that could not be read.
     pub lost: Vec<LostRecords>,
+    /// With salvage only: files that do not continue the history before
+    /// them (version 2's chain), with why; their records were read.
+    pub chain_breaks: Vec<String>,
 }
 
 /// How to read the log.
@@ -77,6 +82,13 @@ pub(super) struct ReplayOptions<'a> {
     pub copies: Option<&'a Path>,
     pub salvage: bool,
     pub read_only: bool,
+    /// The layout of the files the vault reads (files a snapshot covers
+    /// may be of the older one: left by an upgrade, never read).
+    pub format: LogFormat,
+    /// The chain value of the state the log continues: the tag of record
+    /// `min_next_seq - 1` (a snapshot's), or [`CHAIN_START`]; `None` if
+    /// not known (a snapshot of format 1).
+    pub chain_base: Option<[u8; CHAIN_LEN]>,
 }
 
 fn read_whole(file: &dyn StorageFile, path: &Path) -> Result<Vec<u8>> {
@@ -94,14 +106,44 @@ fn read_path(fs: &dyn FileSystem, path: &Path) -> Result<Vec<u8>> {
     read_whole(&*file, path)
 }
 
-/// True if a whole, checksummed record starts anywhere after `from`: then
-/// the damage at `from` is not a torn tail. The sequence number is looked
-/// at before the checksum is computed.
-fn whole_record_after(bytes: &[u8], from: usize, after_seq: u64) -> bool {
-    (from + 1..bytes.len().saturating_sub(RECORD_HEADER_LEN)).any(|at| {
+/// Bytes a version 1 scan for whole records may checksum before it gives
+/// up (see [`whole_record_after`]).
+const V1_SCAN_BUDGET: usize = 64 << 20;
+
+/// True if a record starts anywhere after `from` with a sequence number
+/// after `after_seq`: then the damage at `from` is not a torn tail. In
+/// version 2 a record header carries its own checksum, so each offset costs
+/// constant time and the scan is linear. Version 1 has only the whole
+/// record's checksum: each candidate is read whole, and crafted input could
+/// make the scan quadratic, so it stops after [`V1_SCAN_BUDGET`] bytes and
+/// then answers true (damage, reported, rather than a tail cut unproven).
+fn whole_record_after(bytes: &[u8], from: usize, after_seq: u64, format: LogFormat) -> bool {
+    let head = format.record_header_len();
+    let mut budget = V1_SCAN_BUDGET;
+    (from + 1..bytes.len().saturating_sub(head)).any(|at| {
         let seq = u64::from_le_bytes(bytes[at + 4..at + 12].try_into().expect("8"));
-        seq > after_seq && matches!(parse_record(bytes, at), Parsed::Record { .. })
+        if seq <= after_seq {
+            return false;
+        }
+        if format == LogFormat::V1 {
+            let p = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4")) as usize;
+            budget = budget.saturating_sub(p.min(bytes.len() - at));
+            if budget == 0 {
+                return true;
+            }
+        }
+        record_starts(bytes, at, format).is_some()
     })
+}
+
+/// The chain value a record at `at` follows: the header's for the file's
+/// first record, else the tag just before it (the previous record's, if
+/// that one is whole there).
+fn chain_before(bytes: &[u8], at: usize, header: &LogFileHeader) -> [u8; CHAIN_LEN] {
+    if at <= header.len() + CHAIN_LEN {
+        return header.chain_in;
+    }
+    bytes[at - CHAIN_LEN..at].try_into().expect("16")
 }
 
 /// The next whole record after `from` that opens under `key` and follows
@@ -114,8 +156,9 @@ fn next_good_record(
     key: &AeadKey,
     header: &LogFileHeader,
 ) -> Option<(usize, u64)> {
-    let limit = (bytes.len() / (RECORD_HEADER_LEN + 17)) as u64 + 1;
-    for at in from + 1..bytes.len().saturating_sub(RECORD_HEADER_LEN) {
+    let head = header.format.record_header_len();
+    let limit = (bytes.len() / (head + 17)) as u64 + 1;
+    for at in from + 1..bytes.len().saturating_sub(head) {
         let seq = u64::from_le_bytes(bytes[at + 4..at + 12].try_into().expect("8"));
         if seq <= after_seq || seq > after_seq.saturating_add(limit) || seq < header.first_seq {
             continue;
@@ -125,11 +168,12 @@ fn next_good_record(
             sealed_at,
             sealed_len,
             ..
-        } = parse_record(bytes, at)
+        } = parse_record(bytes, at, header.format)
         {
             let index = seq - header.first_seq;
             let sealed = &bytes[sealed_at..sealed_at + sealed_len];
-            if open_record(key, header, index, seq, sealed).is_ok() {
+            let chain = chain_before(bytes, at, header);
+            if open_record(key, header, index, seq, &chain, sealed).is_ok() {
                 return Some((at, seq));
             }
         }
@@ -159,8 +203,9 @@ fn read_records(
 ) -> (u64, Option<Stop>) {
     let mut expected = from_seq;
     let mut at = from_at;
+    let mut chain = chain_before(bytes, at, header);
     loop {
-        match parse_record(bytes, at) {
+        match parse_record(bytes, at, header.format) {
             Parsed::End => return (expected, None),
             Parsed::Broken => {
                 let why = format!("damaged record at offset {at}");
@@ -192,8 +237,15 @@ fn read_records(
                 }
                 let index = seq - header.first_seq;
                 let sealed = &bytes[sealed_at..sealed_at + sealed_len];
-                match open_record(key, header, index, seq, sealed) {
-                    Ok(payload) => out.push(LogRecord { seq, payload }),
+                match open_record(key, header, index, seq, &chain, sealed) {
+                    Ok(payload) => {
+                        chain = tag_of(sealed);
+                        out.push(LogRecord {
+                            seq,
+                            payload,
+                            tag: chain,
+                        })
+                    }
                     Err(e) => return (expected, stop(e.to_string())),
                 }
                 expected += 1;
@@ -220,11 +272,14 @@ fn mend(
         return None;
     }
     let key = file_key(master, cipher, &h.file_id);
-    let mut out = h.encode().to_vec();
-    let mut mended = primary.len() < LOG_HEADER_LEN || primary[..LOG_HEADER_LEN] != out[..];
+    let mut out = h.encode();
+    let mut mended = primary.len() < h.len() || primary[..h.len()] != out[..];
     let mut expected = h.first_seq;
-    let mut at = LOG_HEADER_LEN;
-    let whole = |bytes: &[u8], at: usize, expected: u64| match parse_record(bytes, at) {
+    let mut at = h.len();
+    let mut chain = h.chain_in;
+    let whole = |bytes: &[u8], at: usize, expected: u64, chain: &[u8; CHAIN_LEN]| match parse_record(
+        bytes, at, h.format,
+    ) {
         Parsed::Record {
             seq,
             sealed_at,
@@ -232,16 +287,16 @@ fn mend(
             len,
         } if seq == expected => {
             let sealed = &bytes[sealed_at..sealed_at + sealed_len];
-            open_record(&key, &h, seq - h.first_seq, seq, sealed)
+            open_record(&key, &h, seq - h.first_seq, seq, chain, sealed)
                 .ok()
                 .map(|_| bytes[at..at + len].to_vec())
         }
         _ => None,
     };
     loop {
-        let record = match whole(primary, at, expected) {
+        let record = match whole(primary, at, expected, &chain) {
             Some(r) => r,
-            None => match whole(copy, at, expected) {
+            None => match whole(copy, at, expected, &chain) {
                 Some(r) => {
                     mended = true;
                     r
@@ -249,6 +304,7 @@ fn mend(
                 None => break,
             },
         };
+        chain = tag_of(&record);
         at += record.len();
         out.extend_from_slice(&record);
         expected += 1;
@@ -275,16 +331,13 @@ pub(super) fn replay(
     // Each file's first record, from its header (None: unreadable).
     let firsts: Vec<Option<u64>> = numbers
         .iter()
-        .map(|(_, _, path)| {
-            let file = fs.open_read(path).ok()?;
-            let mut b = [0u8; LOG_HEADER_LEN];
-            (file.read_at(&mut b, 0).ok()? == LOG_HEADER_LEN)
-                .then(|| LogFileHeader::decode(&b).ok().map(|h| h.first_seq))
-                .flatten()
-        })
+        .map(|(_, _, path)| read_header(fs, path).map(|h| h.first_seq))
         .collect();
     let mut records = Vec::new();
     let mut next_seq: Option<u64> = None;
+    // The chain value the next file must start from, when known (the
+    // previous file was read).
+    let mut chain: Option<[u8; CHAIN_LEN]> = None;
     let mut last_number = 0;
     let count = numbers.len();
     for (i, (number, name, path)) in numbers.iter().enumerate() {
@@ -294,14 +347,16 @@ pub(super) fn replay(
         let copy_path = opts.copies.map(|c| c.join(name));
         if !is_last && matches!(firsts[i + 1], Some(f) if f <= opts.min_next_seq) {
             report.files_skipped += 1;
+            chain = None;
             continue;
         }
         let corrupt = |m: String| Error::LogCorrupt(format!("{name}: {m}"));
         let mut bytes = read_path(fs, path)?;
-        if bytes.len() < LOG_HEADER_LEN && is_last && opts.read_only {
+        let short = bytes.len() < opts.format.header_len();
+        if short && is_last && opts.read_only {
             continue; // as below, in memory only
         }
-        if bytes.len() < LOG_HEADER_LEN && is_last {
+        if short && is_last {
             // Crashed while creating the file: nothing in it was ever acknowledged.
             fs.remove(path).map_err(io_at("cannot remove", path))?;
             fs.sync_dir(dir).map_err(io_at("cannot sync", dir))?;
@@ -355,8 +410,9 @@ pub(super) fn replay(
                 // The two headers differ: one is damaged. Keep the one
                 // under which the file reads.
                 let works = |h: &LogFileHeader| header_reads(&bytes, h, next_seq, opts, master);
-                if !works(&header) && ours(&theirs) && works(&theirs) {
-                    bytes[..LOG_HEADER_LEN].copy_from_slice(&theirs.encode());
+                let same_layout = theirs.format == header.format;
+                if !works(&header) && ours(&theirs) && same_layout && works(&theirs) {
+                    bytes[..theirs.len()].copy_from_slice(&theirs.encode());
                     mended = true;
                     theirs
                 } else {
@@ -388,6 +444,29 @@ pub(super) fn replay(
             }
             _ => {}
         }
+        if header.format != opts.format {
+            let f = |v: LogFormat| if v == LogFormat::V1 { 1 } else { 2 };
+            return Err(corrupt(format!(
+                "a log file of format {} in a vault of format {}",
+                f(header.format),
+                f(opts.format)
+            )));
+        }
+        // The file must continue the history before it: the snapshot's
+        // when it starts right after it, else the previous file's.
+        let from = match header.first_seq == opts.min_next_seq {
+            true => opts.chain_base,
+            false => chain,
+        };
+        if header.format == LogFormat::V2 && from.is_some_and(|c| c != header.chain_in) {
+            let why = "does not continue the log before it (its chain differs: \
+                       a file of another history, or of an older copy of the vault)";
+            if !opts.salvage {
+                return Err(corrupt(why.into()));
+            }
+            report.chain_breaks.push(format!("{name}: {why}"));
+        }
+        let before = records.len();
         let (header, expected, cut_at) = read_file(
             &mut bytes,
             header,
@@ -403,6 +482,22 @@ pub(super) fn replay(
         )?;
         debug_assert_eq!(header.number, number);
         next_seq = Some(expected);
+        let read = &records[before..];
+        chain = Some(read.last().map_or(header.chain_in, |r| r.tag));
+        // A file holding the record the snapshot covers up to must hold
+        // that very record (the snapshot keeps its tag).
+        let covers = opts.min_next_seq - 1;
+        let at_covers = read.iter().find(|r| r.seq == covers);
+        let other = |r: &&LogRecord| opts.chain_base.is_some_and(|c| c != r.tag);
+        if header.format == LogFormat::V2 && at_covers.is_some_and(|r| other(&r)) {
+            let why = format!(
+                "record {covers} is not the one the snapshot was made after (another history)"
+            );
+            if !opts.salvage {
+                return Err(corrupt(why));
+            }
+            report.chain_breaks.push(format!("{name}: {why}"));
+        }
         if opts.read_only {
             // What would be rewritten or cut is used in memory only.
             if mended {
@@ -441,11 +536,15 @@ pub(super) fn replay(
 
 /// The header of the copy at `path`, if it has one that decodes.
 fn copy_header(fs: &dyn FileSystem, path: Option<&Path>) -> Option<LogFileHeader> {
-    let file = fs.open_read(path?).ok()?;
-    let mut b = [0u8; LOG_HEADER_LEN];
-    (file.read_at(&mut b, 0).ok()? == LOG_HEADER_LEN)
-        .then(|| LogFileHeader::decode(&b).ok())
-        .flatten()
+    read_header(fs, path?)
+}
+
+/// The header of the log file at `path`, if it has one that decodes.
+fn read_header(fs: &dyn FileSystem, path: &Path) -> Option<LogFileHeader> {
+    let file = fs.open_read(path).ok()?;
+    let mut b = [0u8; LOG_HEADER_LEN + CHAIN_LEN];
+    let n = file.read_at(&mut b, 0).ok()?;
+    LogFileHeader::decode(&b[..n]).ok()
 }
 
 /// True if `header` fits the file `bytes`: its first record (if any) opens
@@ -458,7 +557,7 @@ fn header_reads(
     opts: &ReplayOptions<'_>,
     master: &SecretKey,
 ) -> bool {
-    match parse_record(bytes, LOG_HEADER_LEN) {
+    match parse_record(bytes, header.len(), header.format) {
         Parsed::Record {
             seq,
             sealed_at,
@@ -467,7 +566,7 @@ fn header_reads(
         } if seq == header.first_seq => {
             let key = file_key(master, opts.cipher, &header.file_id);
             let sealed = &bytes[sealed_at..sealed_at + sealed_len];
-            open_record(&key, header, 0, seq, sealed).is_ok()
+            open_record(&key, header, 0, seq, &header.chain_in, sealed).is_ok()
         }
         Parsed::End => {
             next_seq.is_none_or(|n| n == header.first_seq || header.first_seq <= opts.min_next_seq)
@@ -497,7 +596,7 @@ fn read_file(
     let corrupt = |m: String| Error::LogCorrupt(format!("{name}: {m}"));
     let before = records.len();
     let mut key = file_key(master, opts.cipher, &header.file_id);
-    let mut at = LOG_HEADER_LEN;
+    let mut at = header.len();
     let mut expected = header.first_seq;
     loop {
         let (next, stop) = read_records(bytes, &header, &key, at, expected, records);
@@ -514,13 +613,13 @@ fn read_file(
                 header = h;
                 key = file_key(master, opts.cipher, &header.file_id);
                 records.truncate(before);
-                at = LOG_HEADER_LEN;
+                at = header.len();
                 expected = header.first_seq;
                 continue;
             }
         }
-        if stop.broken && is_last && !whole_record_after(bytes, stop.at, expected.saturating_sub(1))
-        {
+        let after = expected.saturating_sub(1);
+        if stop.broken && is_last && !whole_record_after(bytes, stop.at, after, header.format) {
             // A torn tail: written but never synced, so never acknowledged.
             return Ok((header, expected, Some(stop.at)));
         }

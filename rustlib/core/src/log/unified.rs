@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 pub use super::active::LOG_RESERVE_BYTES;
-use super::active::{close_copy, create_file, ActiveFile};
+use super::active::{close_copy, create_file, ActiveFile, FileStart};
 use super::format::*;
 use super::replay::replay;
 use super::replay::ReplayOptions;
@@ -55,6 +55,12 @@ pub struct LogOptions {
     /// disk (what it would change is used in memory only), no file is
     /// started, and appends are refused with `EROFS`.
     pub read_only: bool,
+    /// The layout of the files read and written (the vault's format).
+    pub format: LogFormat,
+    /// The chain value of the state the log continues (a snapshot's, see
+    /// [`LogCut::chain`]; [`CHAIN_START`] for the empty vault; `None`
+    /// where it is not known: a snapshot of format 1).
+    pub chain_base: Option<[u8; CHAIN_LEN]>,
 }
 
 impl Default for LogOptions {
@@ -66,6 +72,8 @@ impl Default for LogOptions {
             copies: None,
             salvage: false,
             read_only: false,
+            format: LogFormat::V2,
+            chain_base: Some(CHAIN_START),
         }
     }
 }
@@ -161,12 +169,26 @@ impl LogManager {
                 copies: opts.copies.as_deref(),
                 salvage: opts.salvage,
                 read_only: opts.read_only,
+                format: opts.format,
+                chain_base: opts.chain_base,
             },
         )?;
         let next_seq = next_seq.max(opts.min_next_seq);
+        // The history so far ends with the last record read, unless the
+        // snapshot reaches past it.
+        let chain = match records.last() {
+            Some(r) if r.seq + 1 >= opts.min_next_seq => r.tag,
+            _ => opts.chain_base.unwrap_or(CHAIN_START),
+        };
         let active = if opts.read_only {
             None
         } else {
+            let start = FileStart {
+                number: last_number + 1,
+                first_seq: next_seq,
+                chain_in: chain,
+                format: opts.format,
+            };
             Some(create_file(
                 &*fs,
                 dir,
@@ -174,8 +196,7 @@ impl LogManager {
                 &vault_id,
                 &master,
                 opts.cipher,
-                last_number + 1,
-                next_seq,
+                start,
             )?)
         };
         let queue = Queue {
@@ -321,6 +342,16 @@ impl LogManager {
         self.opts.read_only
     }
 
+    /// The chain value after the last record written (its tag), or of
+    /// the history the log continues if nothing was written yet. Read-only:
+    /// the base the log was opened with.
+    pub fn chain_head(&self) -> [u8; CHAIN_LEN] {
+        let active = self.active.lock().unwrap_or_else(|p| p.into_inner());
+        active
+            .as_ref()
+            .map_or(self.opts.chain_base.unwrap_or(CHAIN_START), |a| a.chain)
+    }
+
     /// Write and sync everything queued, then start a new file; returns its number.
     fn rotate_now(&self) -> Result<u64> {
         let mut q = self.lock();
@@ -455,14 +486,16 @@ impl LogManager {
             if let Some(hook) = &*self.before_write.lock().unwrap_or_else(|p| p.into_inner()) {
                 hook().map_err(TurnError::Fatal)?;
             }
-            let mut out = Vec::with_capacity(batch.iter().map(|(_, p)| p.len() + 32).sum());
+            let mut out = Vec::with_capacity(batch.iter().map(|(_, p)| p.len() + 160).sum());
+            let mut chain = active.chain;
             for (k, (seq, payload)) in batch.iter().enumerate() {
-                encode_record(
+                chain = encode_record(
                     &mut out,
                     &active.key,
                     &active.header,
                     active.records + k as u64,
                     *seq,
+                    &chain,
                     payload,
                 );
             }
@@ -484,6 +517,7 @@ impl LogManager {
                 }
             }
             active.records += batch.len() as u64;
+            active.chain = chain;
             active.len += out.len() as u64;
             active.renew_reserve();
         }
@@ -517,6 +551,12 @@ impl LogManager {
             let _ = old.file.release_preallocation();
             close_copy(&*self.fs, &mut old, copies);
         };
+        let start = FileStart {
+            number,
+            first_seq,
+            chain_in: active.chain,
+            format: self.opts.format,
+        };
         match create_file(
             &*self.fs,
             &self.dir,
@@ -524,8 +564,7 @@ impl LogManager {
             &self.vault_id,
             &self.master,
             self.opts.cipher,
-            number,
-            first_seq,
+            start,
         ) {
             Ok(next) => {
                 old_file_done(mem::replace(active, next));
@@ -560,6 +599,10 @@ impl Drop for LogManager {
 pub struct LogCut {
     pub covers_seq: u64,
     pub first_new: u64,
+    /// The chain value after record `covers_seq` (its tag): what a
+    /// snapshot of the state at the cut keeps, and what the new file
+    /// continues.
+    pub chain: [u8; CHAIN_LEN],
     appended_at_cut: u64,
 }
 
@@ -578,10 +621,12 @@ impl LogManager {
             ));
         }
         let appended_at_cut = self.appended_bytes();
+        let chain = self.chain_head();
         let first_new = self.rotate_now()?;
         Ok(LogCut {
             covers_seq,
             first_new,
+            chain,
             appended_at_cut,
         })
     }

@@ -101,6 +101,28 @@ pub enum UnifiedEntry {
     PackDeleted {
         pack: u64,
     },
+    /// (Format 2.) The session that wrote it closed the vault cleanly
+    /// after it: the last record of a vault that was not cut or crashed.
+    Close {
+        time: Timespec,
+    },
+    /// (Format 2.) Generations up to `up_to` may be in frames from now on:
+    /// written (and made durable) before any frame carries one, so that a
+    /// session after a crash starts above every generation a frame may
+    /// have, committed or not (FORMAT.md §9.3).
+    ReserveGenerations {
+        up_to: u64,
+    },
+    /// (Format 2.) Progress of a check of every frame (fsck) that an
+    /// interrupted run resumes from: run `run` verifies `total` frames in
+    /// a fixed order; the first `done` are verified, and `damaged` lists
+    /// the (inode, segment index) of those that did not read.
+    DecryptCheckpoint {
+        run: [u8; 16],
+        total: u64,
+        done: u64,
+        damaged: Vec<(u64, u64)>,
+    },
 }
 
 impl UnifiedEntry {
@@ -229,6 +251,30 @@ impl UnifiedEntry {
                 w.u8(13);
                 w.u64(*pack);
             }
+            UnifiedEntry::Close { time } => {
+                w.u8(14);
+                w.time(*time);
+            }
+            UnifiedEntry::ReserveGenerations { up_to } => {
+                w.u8(15);
+                w.u64(*up_to);
+            }
+            UnifiedEntry::DecryptCheckpoint {
+                run,
+                total,
+                done,
+                damaged,
+            } => {
+                w.u8(16);
+                w.raw(run);
+                w.u64(*total);
+                w.u64(*done);
+                w.u32(damaged.len() as u32);
+                for (ino, index) in damaged {
+                    w.u64(*ino);
+                    w.u64(*index);
+                }
+            }
         }
         w.finish()
     }
@@ -334,6 +380,26 @@ impl UnifiedEntry {
                 UnifiedEntry::MoveSegments { moves }
             }
             13 => UnifiedEntry::PackDeleted { pack: r.u64()? },
+            14 => UnifiedEntry::Close { time: r.time()? },
+            15 => UnifiedEntry::ReserveGenerations { up_to: r.u64()? },
+            16 => {
+                let run: [u8; 16] = r.take(16)?.try_into().expect("16");
+                let (total, done) = (r.u64()?, r.u64()?);
+                let n = r.u32()? as usize;
+                if n > r.remaining() / 16 {
+                    return Err(bad("damaged count past the end"));
+                }
+                let mut damaged = Vec::with_capacity(n);
+                for _ in 0..n {
+                    damaged.push((r.u64()?, r.u64()?));
+                }
+                UnifiedEntry::DecryptCheckpoint {
+                    run,
+                    total,
+                    done,
+                    damaged,
+                }
+            }
             t => return Err(bad(&format!("unknown tag {t}"))),
         };
         r.finish()?;
@@ -422,6 +488,14 @@ mod tests {
                 moves: vec![(5, 0, seg, SegmentRef { pack: 9, ..seg })],
             },
             UnifiedEntry::PackDeleted { pack: 3 },
+            UnifiedEntry::Close { time: t },
+            UnifiedEntry::ReserveGenerations { up_to: 1 << 36 },
+            UnifiedEntry::DecryptCheckpoint {
+                run: [7; 16],
+                total: 9,
+                done: 4,
+                damaged: vec![(2, 0), (5, 3)],
+            },
         ]
     }
 

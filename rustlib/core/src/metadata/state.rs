@@ -101,6 +101,14 @@ pub struct MetadataState {
     /// generation) triple, bound into a frame's AAD, is never used twice and
     /// an old frame can never pass for a current one.
     pub generation_high: u64,
+    /// (Format 2.) Generations up to this one may be in frames already
+    /// (ReserveGenerations): a new session takes generations above it.
+    pub generation_reserved: u64,
+    /// Frames of a generation up to this one have format 1's layout (a
+    /// nonce stored in the frame); above it format 2's (FORMAT.md §8.2).
+    /// `u64::MAX` in a vault of format 1; at the upgrade to format 2, the
+    /// generation high of that moment; 0 in a vault made at format 2.
+    pub legacy_generation_high: u64,
     /// Plaintext bytes of every stored segment of every inode (derived).
     pub stored_bytes: u64,
 }
@@ -162,6 +170,8 @@ impl MetadataState {
             next_ino: ROOT_INO + 1,
             scheduler_cycles: 0,
             generation_high: 0,
+            generation_reserved: 0,
+            legacy_generation_high: 0,
             stored_bytes: 0,
         }
     }
@@ -208,6 +218,8 @@ impl MetadataState {
             next_ino,
             scheduler_cycles,
             generation_high,
+            generation_reserved: 0,
+            legacy_generation_high: 0,
             stored_bytes,
         })
     }
@@ -606,7 +618,12 @@ impl MetadataState {
                     Self::drop_segments(&mut self.packs, freed, i.segments.values().copied());
             }
             UnifiedEntry::Scheduler { cycle, .. } => self.scheduler_cycles = *cycle,
-            UnifiedEntry::SnapshotCheckpoint { .. } => {}
+            UnifiedEntry::SnapshotCheckpoint { .. }
+            | UnifiedEntry::Close { .. }
+            | UnifiedEntry::DecryptCheckpoint { .. } => {}
+            UnifiedEntry::ReserveGenerations { up_to } => {
+                self.generation_reserved = self.generation_reserved.max(*up_to)
+            }
             UnifiedEntry::MoveSegments { moves } => {
                 if moves.iter().any(|(_, _, from, to)| {
                     from.generation != to.generation || from.stored_len != to.stored_len

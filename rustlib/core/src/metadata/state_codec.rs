@@ -1,6 +1,10 @@
 //! The snapshot's state encoding (FORMAT.md §9.5): the whole
 //! [`MetadataState`] as bytes, in number order so equal states give equal
 //! bytes. The snapshot file around it (prefix, sealing) is `crate::snapshot`.
+//! Version 2 (snapshots of format 2 vaults) adds two counters after the
+//! generation high: the generation reserved and the legacy generation high
+//! (see [`MetadataState`]); version 1 has neither (read as: reserved = the
+//! generation high, every frame of format 1).
 
 use imbl::OrdMap;
 
@@ -13,6 +17,12 @@ use crate::error::Result;
 /// states give equal bytes. Meant to run on a copy of the state taken under
 /// the engine's lock (O(1), see `metadata`), without the lock.
 pub fn encode_state(s: &MetadataState) -> Vec<u8> {
+    encode_state_version(s, 2)
+}
+
+/// [`encode_state`] in layout `version` (1 or 2; version 1 for tests and
+/// fixtures of format 1 only).
+pub fn encode_state_version(s: &MetadataState, version: u8) -> Vec<u8> {
     // Sized up front (about 128 bytes an inode with its entry): growing a
     // buffer of hundreds of MiB by doubling remaps it each time, and a
     // remap stops every other thread's page faults and mappings meanwhile.
@@ -21,6 +31,10 @@ pub fn encode_state(s: &MetadataState) -> Vec<u8> {
     w.u64(s.next_ino);
     w.u64(s.scheduler_cycles);
     w.u64(s.generation_high);
+    if version >= 2 {
+        w.u64(s.generation_reserved);
+        w.u64(s.legacy_generation_high);
+    }
     // Sorted with their inodes: one pass over the map, no lookup per inode.
     let mut inodes: Vec<(u64, &Inode)> = s.inodes.iter().map(|(n, i)| (*n, &**i)).collect();
     inodes.sort_unstable_by_key(|(n, _)| *n);
@@ -71,8 +85,9 @@ pub fn encode_state(s: &MetadataState) -> Vec<u8> {
     w.finish()
 }
 
-/// Decode a state; every count is checked against the bytes left.
-pub fn decode_state(b: &[u8]) -> Result<MetadataState> {
+/// Decode a state of layout `version` (1 or 2); every count is checked
+/// against the bytes left.
+pub fn decode_state(b: &[u8], version: u8) -> Result<MetadataState> {
     let mut r = Reader::new(b);
     let count = |r: &mut Reader<'_>, min_item: usize| -> Result<usize> {
         let n = r.u64()? as usize;
@@ -88,6 +103,10 @@ pub fn decode_state(b: &[u8]) -> Result<MetadataState> {
     let next_ino = r.u64()?;
     let scheduler_cycles = r.u64()?;
     let generation_high = r.u64()?;
+    let (reserved, legacy) = match version {
+        1 => (generation_high, u64::MAX),
+        _ => (r.u64()?, r.u64()?),
+    };
     let n = count(&mut r, 90)?;
     let mut inodes = Vec::with_capacity(n);
     for _ in 0..n {
@@ -164,5 +183,10 @@ pub fn decode_state(b: &[u8]) -> Result<MetadataState> {
         scheduler_cycles,
         generation_high,
     )
+    .map(|mut s| {
+        s.generation_reserved = reserved;
+        s.legacy_generation_high = legacy;
+        s
+    })
     .map_err(|e| bad(&e))
 }

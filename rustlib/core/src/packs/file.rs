@@ -21,6 +21,7 @@ pub const PACK_HEADER_LEN: usize = VAULT_FILE_HEADER_LEN;
 pub const PACK_FILE: VaultFileKind = VaultFileKind {
     magic: PACK_MAGIC,
     version: PACK_VERSION,
+    header_len: PACK_HEADER_LEN,
     extension: "pack",
 };
 

@@ -2,16 +2,24 @@
 //! one frame. The sealed payload inside is [`crate::sealed`]'s.
 //!
 //! ```text
-//! pack frame (stored_len = body + 29 bytes):
+//! pack frame, format 1 (generation ≤ the state's legacy generation high;
+//! stored_len = body + 29 bytes):
 //!   0 12 nonce (random, OS CSPRNG)
 //!  12  1+B sealed (encoding ‖ body): encoding 0 = raw, 1 = zstd
 //!  13+B 16 tag
+//! pack frame, format 2 (generation above it; stored_len = T + 16):
+//!   0  T sealed (encoding ‖ body length B (u32) ‖ body ‖ zeros to T bytes)
+//!   T 16 tag
+//!   nonce = generation (u64 LE) ‖ 0u32: generations are unique in the
+//!   vault and never reused, even across crashes (ReserveGenerations), so
+//!   no nonce repeats under a file's key, and there is no bound on frames
+//!   per key; T = `padded_frame_len` (B, segment size): a bucket, not B.
 //! key  = subkey(master, "file", file id)         (the file's content key)
 //! AAD  = vault id (16) ‖ file id (16) ‖ segment index (u64) ‖
 //!        generation (u64) ‖ plaintext length (u32)      = 52 bytes
 //! ```
 
-use crate::constants::{MAX_VAULT_SEGMENT_SIZE, NONCE_LEN};
+use crate::constants::{MAX_VAULT_SEGMENT_SIZE, NONCE_LEN, TAG_LEN};
 use crate::crypto::aead::AeadKey;
 use crate::crypto::random;
 use crate::error::{Error, Result};
@@ -47,6 +55,46 @@ struct SealJob<'a> {
     aad: [u8; PACK_FRAME_AAD_LEN],
     encoding: u8,
     body: &'a [u8],
+    v2: bool,
+}
+
+/// How frames are laid out: by generation (format 1 up to `legacy_high`,
+/// format 2 above), and format 2's padding bound (the segment size).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameLayout {
+    pub legacy_high: u64,
+    pub segment_size: u32,
+}
+
+impl FrameLayout {
+    /// Every frame in format 1 (a vault of format 1).
+    pub const V1: FrameLayout = FrameLayout {
+        legacy_high: u64::MAX,
+        segment_size: MAX_VAULT_SEGMENT_SIZE,
+    };
+
+    pub fn is_v2(&self, generation: u64) -> bool {
+        generation > self.legacy_high
+    }
+}
+
+/// The sealed length (before the tag) of a format 2 frame with a body of
+/// `body_len` bytes in a vault of `segment_size`: 5 + `body_len` rounded up
+/// to a multiple of max(256, 2^(⌊log2(5 + body_len)⌋ − 4)), at most
+/// 5 + `segment_size` (a full raw segment is never padded). The overhead
+/// is at most 1/16 (beyond a 256-byte floor), and a frame's length tells
+/// one of about 16 lengths per doubling, not the write's size.
+pub fn padded_frame_len(body_len: usize, segment_size: u32) -> usize {
+    let n = 5 + body_len;
+    let grain = (1usize << (usize::BITS - 1 - n.leading_zeros()).saturating_sub(4)).max(256);
+    (n.div_ceil(grain) * grain).min(5 + segment_size as usize).max(n)
+}
+
+/// The nonce of a format 2 frame: its generation, little-endian, then zeros.
+pub fn frame_nonce(generation: u64) -> [u8; NONCE_LEN] {
+    let mut n = [0u8; NONCE_LEN];
+    n[..8].copy_from_slice(&generation.to_le_bytes());
+    n
 }
 
 /// Seal `segments` (index, generation, plaintext) of one file as pack frames,
@@ -59,6 +107,7 @@ pub(super) fn seal_pack_frames(
     file_id: &[u8; 16],
     segments: &[(u64, u64, &[u8])],
     compression: Option<i32>,
+    layout: FrameLayout,
     threads: usize,
 ) -> Result<(Vec<u8>, Vec<usize>)> {
     let n = segments.len();
@@ -76,7 +125,14 @@ pub(super) fn seal_pack_frames(
     // 2. Seal every frame in place in one contiguous buffer.
     let sizes: Vec<usize> = compressed
         .iter()
-        .map(|(p, c)| c.as_ref().map_or(p.len(), Vec::len) + PACK_FRAME_OVERHEAD)
+        .zip(segments)
+        .map(|((p, c), (_, generation, _))| {
+            let body = c.as_ref().map_or(p.len(), Vec::len);
+            match layout.is_v2(*generation) {
+                true => padded_frame_len(body, layout.segment_size) + TAG_LEN,
+                false => body + PACK_FRAME_OVERHEAD,
+            }
+        })
         .collect();
     let mut out = vec![0u8; sizes.iter().sum()];
     let mut nonces = vec![0u8; NONCE_LEN * n];
@@ -86,8 +142,11 @@ pub(super) fn seal_pack_frames(
     for (i, ((index, generation, plain), (_, c))) in segments.iter().zip(&compressed).enumerate() {
         let (frame, tail) = std::mem::take(&mut rest).split_at_mut(sizes[i]);
         rest = tail;
-        let mut nonce = [0u8; NONCE_LEN];
-        nonce.copy_from_slice(&nonces[i * NONCE_LEN..(i + 1) * NONCE_LEN]);
+        let v2 = layout.is_v2(*generation);
+        let mut nonce = frame_nonce(*generation);
+        if !v2 {
+            nonce.copy_from_slice(&nonces[i * NONCE_LEN..(i + 1) * NONCE_LEN]);
+        }
         let (encoding, body) = match c {
             Some(c) => (ENCODING_ZSTD, c.as_slice()),
             None => (ENCODING_RAW, *plain),
@@ -98,10 +157,14 @@ pub(super) fn seal_pack_frames(
             aad: pack_frame_aad(vault_id, file_id, *index, *generation, plain.len() as u32),
             encoding,
             body,
+            v2,
         });
     }
     for_each_split(threads, &mut jobs, |j| {
-        seal_pack_frame(key, &j.nonce, &j.aad, j.encoding, j.body, j.frame);
+        match j.v2 {
+            true => seal_frame_v2(key, &j.nonce, &j.aad, j.encoding, j.body, j.frame),
+            false => seal_pack_frame(key, &j.nonce, &j.aad, j.encoding, j.body, j.frame),
+        }
         Ok(())
     })?;
     drop(jobs);
@@ -145,13 +208,34 @@ fn seal_pack_frame(
     sealed::seal_in_place(key, nonce, aad, body, frame, NONCE_LEN);
 }
 
-/// Open a frame read from `r.pack` at `r.offset`; returns the plaintext.
+/// Seal one format 2 frame into `frame` (exactly T + 16 bytes): encoding
+/// ‖ body length ‖ body ‖ zeros, sealed in place, then the tag.
+fn seal_frame_v2(
+    key: &AeadKey,
+    nonce: &[u8; NONCE_LEN],
+    aad: &[u8],
+    encoding: u8,
+    body: &[u8],
+    frame: &mut [u8],
+) {
+    let t = frame.len() - TAG_LEN;
+    frame[0] = encoding;
+    frame[1..5].copy_from_slice(&(body.len() as u32).to_le_bytes());
+    frame[5..5 + body.len()].copy_from_slice(body);
+    frame[5 + body.len()..t].fill(0);
+    let tag = key.seal(nonce, aad, &mut frame[..t]);
+    frame[t..].copy_from_slice(&tag);
+}
+
+/// Open a frame read from `r.pack` at `r.offset` (laid out as `layout`
+/// says for its generation); returns the plaintext.
 pub(super) fn open_pack_frame(
     key: &AeadKey,
     vault_id: &[u8; 16],
     file_id: &[u8; 16],
     index: u64,
     r: &SegmentRef,
+    layout: FrameLayout,
     mut frame: Vec<u8>,
 ) -> Result<Vec<u8>> {
     let corrupt = |reason: &str| Error::PackCorrupt {
@@ -159,6 +243,9 @@ pub(super) fn open_pack_frame(
         offset: r.offset,
         reason: reason.to_string(),
     };
+    if layout.is_v2(r.generation) {
+        return open_frame_v2(key, vault_id, file_id, index, r, frame).map_err(|e| corrupt(&e));
+    }
     let mut nonce = [0u8; NONCE_LEN];
     nonce.copy_from_slice(&frame[..NONCE_LEN]);
     let aad = pack_frame_aad(vault_id, file_id, index, r.generation, r.plain_len);
@@ -197,6 +284,53 @@ pub(super) fn open_pack_frame(
     }
 }
 
+/// Open a format 2 frame; the reason it does not open, if it does not.
+fn open_frame_v2(
+    key: &AeadKey,
+    vault_id: &[u8; 16],
+    file_id: &[u8; 16],
+    index: u64,
+    r: &SegmentRef,
+    mut frame: Vec<u8>,
+) -> std::result::Result<Vec<u8>, String> {
+    let aad = pack_frame_aad(vault_id, file_id, index, r.generation, r.plain_len);
+    let n = key
+        .open(&frame_nonce(r.generation), &aad, &mut frame)
+        .map_err(|_| {
+            "frame failed authentication (damaged, or not this version of this file's segment)"
+                .to_string()
+        })?;
+    let plain = r.plain_len as usize;
+    if n < 5 {
+        return Err("frame cut short".into());
+    }
+    let body_len = u32::from_le_bytes(frame[1..5].try_into().expect("4")) as usize;
+    if body_len > n - 5 || frame[5 + body_len..n].iter().any(|&b| b != 0) {
+        return Err("frame with a bad body length or padding".into());
+    }
+    let body = 5..5 + body_len;
+    match frame[0] {
+        ENCODING_RAW if body_len == plain => {
+            frame.copy_within(body, 0);
+            frame.truncate(plain);
+            Ok(frame)
+        }
+        ENCODING_RAW => Err("raw frame of the wrong length".into()),
+        ENCODING_ZSTD => {
+            let opened = sealed::Opened {
+                encoding: ENCODING_ZSTD,
+                body,
+            };
+            match sealed::decode(&frame, &opened, plain, true) {
+                Ok(Plaintext::Decoded(out)) if out.len() == plain => Ok(out),
+                Ok(_) => Err("compressed frame of the wrong length".into()),
+                Err(e) => Err(format!("{e:?}")),
+            }
+        }
+        e => Err(format!("unknown frame encoding {e}")),
+    }
+}
+
 /// How many threads to seal `n` segments of `bytes` plaintext bytes with.
 pub(super) fn threads_for(n: usize, bytes: usize) -> usize {
     if n < 2 || bytes < PARALLEL_MIN_BYTES {
@@ -211,6 +345,49 @@ pub(super) fn threads_for(n: usize, bytes: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn padded_lengths_are_buckets_and_a_full_segment_is_not_padded() {
+        let s = 65536;
+        assert_eq!(padded_frame_len(1, s), 256);
+        assert_eq!(padded_frame_len(251, s), 256);
+        assert_eq!(padded_frame_len(252, s), 512);
+        assert_eq!(padded_frame_len(4096, s), 4096 + 256);
+        assert_eq!(padded_frame_len(40_000, s), 40_960);
+        assert_eq!(padded_frame_len(65_536, s), 65_541);
+        assert_eq!(padded_frame_len(65_000, s), 65_536);
+        for b in [1usize, 300, 5000, 33_333, 65_536, 1 << 20] {
+            let t = padded_frame_len(b, 1 << 20);
+            assert!(t >= 5 + b && t - (5 + b) < ((5 + b) / 16).max(256), "{b} → {t}");
+        }
+    }
+
+    #[test]
+    fn v2_frames_round_trip_and_bind_their_generation() {
+        use crate::crypto::keys::SecretKey;
+        let key = AeadKey::new(crate::types::Cipher::Aes256Gcm, &SecretKey::from_bytes([3; 32]));
+        let layout = FrameLayout {
+            legacy_high: 10,
+            segment_size: 65536,
+        };
+        let plain = vec![7u8; 1000];
+        let segs: [(u64, u64, &[u8]); 1] = [(4, 11, &plain)];
+        let (out, sizes) = seal_pack_frames(&key, &[1; 16], &[2; 16], &segs, None, layout, 1).unwrap();
+        assert_eq!(sizes, vec![1024 + 16]);
+        let r = |generation| SegmentRef {
+            pack: 1,
+            offset: 64,
+            stored_len: sizes[0] as u32,
+            plain_len: 1000,
+            generation,
+        };
+        let open = |g, f: Vec<u8>| open_pack_frame(&key, &[1; 16], &[2; 16], 4, &r(g), layout, f);
+        assert_eq!(open(11, out.clone()).unwrap(), plain);
+        assert!(open(12, out.clone()).is_err(), "another generation: another nonce and AAD");
+        let mut bad = out.clone();
+        bad[1000] ^= 1;
+        assert!(open(11, bad).is_err());
+    }
 
     #[test]
     fn aad_layout() {

@@ -47,7 +47,10 @@ pub use file::{
     pack_file_name, parse_pack_file_name, PackHeader, PACK_HEADER_LEN, PACK_MAGIC, PACK_VERSION,
 };
 use frame::{open_pack_frame, seal_pack_frames, threads_for};
-pub use frame::{pack_frame_aad, MAX_PLAIN_LEN, PACK_FRAME_AAD_LEN, PACK_FRAME_OVERHEAD};
+pub use frame::{
+    frame_nonce, pack_frame_aad, padded_frame_len, FrameLayout, MAX_PLAIN_LEN, PACK_FRAME_AAD_LEN,
+    PACK_FRAME_OVERHEAD,
+};
 
 pub const DEFAULT_PACK_SIZE_LIMIT: u64 = 64 << 20;
 
@@ -57,6 +60,8 @@ pub struct PackOptions {
     pub size_limit: u64,
     /// zstd level, or `None` to store every segment raw.
     pub compression: Option<i32>,
+    /// How frames are laid out (format 1 or 2, by generation).
+    pub layout: FrameLayout,
 }
 
 impl Default for PackOptions {
@@ -64,6 +69,7 @@ impl Default for PackOptions {
         PackOptions {
             size_limit: DEFAULT_PACK_SIZE_LIMIT,
             compression: None,
+            layout: FrameLayout::V1,
         }
     }
 }
@@ -184,6 +190,7 @@ impl PackStore {
             file_id,
             segments,
             self.opts.compression,
+            self.opts.layout,
             threads,
         )?;
         let placed = self.append(&out, &sizes)?;
@@ -401,7 +408,7 @@ impl PackStore {
         r: &SegmentRef,
     ) -> Result<Vec<u8>> {
         let frame = self.read_frame(r)?;
-        open_pack_frame(key, &self.vault_id, file_id, index, r, frame)
+        open_pack_frame(key, &self.vault_id, file_id, index, r, self.opts.layout, frame)
     }
 
     /// Read several segments of one file (in parallel when worth it).

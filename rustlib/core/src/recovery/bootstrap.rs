@@ -124,7 +124,11 @@ pub fn bootstrap(
     let mut bad = Vec::new();
     let mut mended = Vec::new();
     let mut refreshed = 0;
-    let mut base = (0, 0, empty);
+    let start = crate::snapshot::Covers {
+        covers_seq: 0,
+        chain: Some(crate::log::format::CHAIN_START),
+    };
+    let mut base = (0, start, empty);
     for n in numbers {
         let path = snap_dir.join(snapshot_file_name(n));
         let copy = snap_copies.map(|c| c.join(snapshot_file_name(n)));
@@ -159,9 +163,9 @@ pub fn bootstrap(
             (Err(e), _) => bad.push((n, e.to_string())),
         }
     }
-    let (number, covers_seq, state) = base;
+    let (number, covers, state) = base;
     let (state, log, mut report) =
-        load_unified_log(fs, log_dir, vault_id, master, opts, state, covers_seq).map_err(|e| {
+        load_unified_log(fs, log_dir, vault_id, master, opts, state, covers).map_err(|e| {
             match (&e, bad.first()) {
                 // Say why the snapshot the log needed could not be used.
                 (Error::LogCorrupt(m), Some((n, why))) => {
@@ -180,8 +184,8 @@ pub fn bootstrap(
 }
 
 /// Replay the log in `log_dir` onto `base` (the empty vault's state, or a
-/// snapshot's, covering records up to `covers_seq`) and open the log for
-/// appending.
+/// snapshot's, covering records up to `covers.covers_seq`) and open the
+/// log for appending.
 pub fn load_unified_log(
     fs: Arc<dyn FileSystem>,
     log_dir: &Path,
@@ -189,13 +193,15 @@ pub fn load_unified_log(
     master: SecretKey,
     opts: LogOptions,
     mut base: MetadataState,
-    covers_seq: u64,
+    covers: crate::snapshot::Covers,
 ) -> Result<(MetadataState, LogManager, BootstrapReport)> {
     // New records must follow what the snapshot covers, even if no log file is left.
     let salvage = opts.salvage;
     let read_only = opts.read_only;
+    let covers_seq = covers.covers_seq;
     let opts = LogOptions {
         min_next_seq: opts.min_next_seq.max(covers_seq + 1),
+        chain_base: covers.chain,
         ..opts
     };
     let (log, records, replay) = LogManager::open(fs, log_dir, vault_id, master, opts)?;

@@ -97,6 +97,7 @@ pub fn finish_log_compaction(
         log.master(),
         number,
         covers_seq,
+        cut.chain,
         state,
     )?;
     if let Some(c) = snap_copies {

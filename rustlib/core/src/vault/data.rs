@@ -113,7 +113,7 @@ impl Vault {
             let key = self.key_for(&file_id);
             let mut plain = self.old_segment(&key, &file_id, index, &r)?;
             plain.truncate(within as usize);
-            let generation = self.generation.fetch_add(1, Relaxed);
+            let generation = self.take_generation()?;
             let refs = self
                 .packs
                 .write_segments(&key, &file_id, &[(index, generation, &plain)])?;
@@ -332,7 +332,7 @@ impl Vault {
                     std::borrow::Cow::Owned(plain)
                 }
             };
-            sealed.push((k, self.generation.fetch_add(1, Relaxed), plain));
+            sealed.push((k, self.take_generation()?, plain));
         }
         let batch: Vec<(u64, u64, &[u8])> =
             sealed.iter().map(|(k, g, p)| (*k, *g, &p[..])).collect();

@@ -89,6 +89,11 @@ pub struct EngineOptions {
     pub beside_writer: bool,
 }
 
+/// Generations reserved at a time (see [`Vault::take_generation`]): a
+/// record and a log sync per this many frames written; a session leaves
+/// at most this many unused. 2^64 / 2^20: 16 trillion sessions.
+pub const GENERATION_RESERVE: u64 = 1 << 20;
+
 /// Default size of the decrypted-segment cache.
 pub const DEFAULT_CACHE_BYTES: usize = 32 << 20;
 
@@ -125,6 +130,12 @@ pub struct Vault {
     pub(super) references: Mutex<References>,
     pub(super) file_locks: Mutex<HashMap<u64, Arc<Mutex<()>>>>,
     pub(super) generation: AtomicU64,
+    /// Generations up to this one are reserved by a durable record
+    /// (ReserveGenerations): a frame may carry them. See
+    /// [`Vault::take_generation`].
+    pub(super) generation_limit: AtomicU64,
+    /// Held while a reservation is made.
+    pub(super) reserving: Mutex<()>,
     pub(super) report: BootstrapReport,
     /// When the last change was committed (for the scheduler's idle test).
     pub(super) last_change: Mutex<std::time::Instant>,
@@ -225,6 +236,37 @@ impl Vault {
 
     pub(super) fn file_lock(&self, ino: u64) -> Arc<Mutex<()>> {
         Arc::clone(lock(&self.file_locks).entry(ino).or_default())
+    }
+
+    /// A new generation for a frame about to be sealed: unique in the vault
+    /// and, in format 2, never used again even after a crash (a frame's
+    /// nonce is its generation). The first take above the reserved range
+    /// reserves the next [`GENERATION_RESERVE`] first: a ReserveGenerations
+    /// record, durable before the frame is written, so that a session after
+    /// a crash starts above every generation any frame may carry, whether
+    /// or not a record ever named the frame.
+    pub(super) fn take_generation(&self) -> Result<u64> {
+        let g = self.generation.fetch_add(1, Relaxed);
+        if g > self.generation_limit.load(std::sync::atomic::Ordering::Acquire) {
+            self.reserve_generations(g)?;
+        }
+        Ok(g)
+    }
+
+    fn reserve_generations(&self, at_least: u64) -> Result<()> {
+        let _one = lock(&self.reserving);
+        let limit = &self.generation_limit;
+        if at_least <= limit.load(std::sync::atomic::Ordering::Acquire) {
+            return Ok(());
+        }
+        let up_to = at_least.saturating_add(GENERATION_RESERVE);
+        self.commit(
+            &mut self.lock_state(),
+            UnifiedEntry::ReserveGenerations { up_to },
+        )?;
+        self.log.sync()?;
+        limit.store(up_to, std::sync::atomic::Ordering::Release);
+        Ok(())
     }
 
     /// Apply `entry` and queue it in the log, as one step. A commit that

@@ -10,9 +10,10 @@ use super::config::{unlock_either, VaultConfig};
 use super::engine::{Counters, EngineOptions, Vault};
 use crate::crypto::keys::SecretKey;
 use crate::error::{fs_err, Error, Result};
+use crate::log::format::LogFormat;
 use crate::log::unified::LogOptions;
 use crate::metadata::{MetadataState, Timespec};
-use crate::packs::{PackOptions, PackStore};
+use crate::packs::{FrameLayout, PackOptions, PackStore};
 use crate::recovery::bootstrap::{bootstrap, BootstrapReport};
 use crate::storage::readonly::ReadOnlyFs;
 use crate::storage::{FileSystem, LockGuard, TryLock};
@@ -48,6 +49,14 @@ fn lock_vault(fs: &dyn FileSystem, dir: &Path, beside_writer: bool) -> Result<Bo
                 format!("vault {} is already open {by}", dir.display()),
             ))
         }
+    }
+}
+
+/// The layout of the log files of a vault of `config`'s format.
+pub fn log_format(config: &VaultConfig) -> LogFormat {
+    match config.version() {
+        1 => LogFormat::V1,
+        _ => LogFormat::V2,
     }
 }
 
@@ -97,10 +106,14 @@ impl Vault {
             copies: Some(crate::mirror::log_copies(dir)),
             salvage: opts.salvage,
             read_only: opts.read_only,
+            format: log_format(&config),
             ..Default::default()
         };
         let snap_copies = crate::mirror::snapshot_copies(dir);
-        let empty = MetadataState::new(config.segment_size(), 0o755, 0, 0, Timespec::default());
+        let mut empty = MetadataState::new(config.segment_size(), 0o755, 0, 0, Timespec::default());
+        if config.version() == 1 {
+            empty.legacy_generation_high = u64::MAX; // every frame of format 1
+        }
         let (state, log, mut report) = bootstrap(
             Arc::clone(&fs),
             &dir.join("snap"),
@@ -129,6 +142,10 @@ impl Vault {
             PackOptions {
                 size_limit: opts.pack_size_limit,
                 compression: config.compression(),
+                layout: FrameLayout {
+                    legacy_high: state.legacy_generation_high,
+                    segment_size: config.segment_size(),
+                },
             },
         )?);
         // Packs the state does not know hold no frame any record refers to:
@@ -146,7 +163,11 @@ impl Vault {
         }
         let p = Arc::clone(&packs);
         log.set_before_write(move || p.sync());
-        let generation = AtomicU64::new(state.generation_high + 1);
+        // Above every generation a frame may carry (format 2: reserved ones
+        // too, committed or not).
+        let first = state.generation_high.max(state.generation_reserved) + 1;
+        let generation = AtomicU64::new(first);
+        let generation_limit = AtomicU64::new(state.generation_reserved);
         Ok(Vault {
             dir: dir.to_path_buf(),
             fs,
@@ -159,6 +180,8 @@ impl Vault {
             references: Mutex::new(Default::default()),
             file_locks: Mutex::new(HashMap::new()),
             generation,
+            generation_limit,
+            reserving: Mutex::new(()),
             report,
             last_change: Mutex::new(std::time::Instant::now()),
             compaction: Mutex::new(()),
@@ -261,6 +284,14 @@ impl Vault {
     /// everything durable.
     pub fn end_session(&self) -> Result<()> {
         self.reclaim_orphans()?;
+        if self.config.version() >= 2 && !self.log.read_only() {
+            // The sealed end of the session: a vault whose last record is
+            // not one was cut, or its session crashed (FORMAT.md §7.3).
+            let close = crate::metadata::UnifiedEntry::Close {
+                time: super::engine::now(),
+            };
+            self.commit(&mut self.lock_state(), close)?;
+        }
         self.sync()
     }
 

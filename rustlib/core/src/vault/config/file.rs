@@ -21,8 +21,14 @@ use crate::types::{Argon2Params, Cipher};
 
 /// Name of the config file inside the vault directory.
 pub const CONFIG_FILE: &str = "fusefs.conf";
-/// The config format version this code writes and reads.
-pub const CONFIG_VERSION: u32 = 1;
+/// The config format version this code writes: the vault's format (1: the
+/// first; 2: chained and padded log records, padded frames with nonces
+/// from their generation, crash-safe generations). It reads both; a
+/// version 1 vault is upgraded at its first read-write open with its
+/// password (`vault::upgrade`).
+pub const CONFIG_VERSION: u32 = 2;
+/// The versions this code reads.
+pub const CONFIG_VERSIONS: [u32; 2] = [1, 2];
 /// Feature flags this code understands (none yet).
 pub const KNOWN_FEATURES: &[&str] = &[];
 /// Length of the vault id.
@@ -158,6 +164,8 @@ pub struct VaultConfig {
     pub(super) segment_size: u32,
     pub(super) compression: Option<i32>,
     pub(super) features: Vec<String>,
+    /// The format version (1 or 2).
+    pub(super) version: u32,
     pub(super) kdf: Argon2Params,
     pub(super) salt: [u8; SALT_LEN],
     pub(super) password_check: [u8; KEY_CHECK_LEN],
@@ -281,7 +289,7 @@ impl VaultConfig {
         match object.get("version") {
             None => return Err(invalid("missing field `version`".into())),
             Some(v) => match v.as_u64() {
-                Some(v) if v == u64::from(CONFIG_VERSION) => {}
+                Some(v) if CONFIG_VERSIONS.iter().any(|&k| u64::from(k) == v) => {}
                 Some(v) => return Err(Error::UnsupportedConfigVersion(v)),
                 None => return Err(invalid(format!("version {v} is not an integer"))),
             },
@@ -327,6 +335,7 @@ impl VaultConfig {
         kdf.validate().map_err(|e| e.to_string())?;
         check_created(&j.created)?;
         Ok(VaultConfig {
+            version: j.version as u32,
             vault_id: hex_array("vault_id", &j.vault_id)?,
             created: j.created,
             cipher,
@@ -349,7 +358,7 @@ impl VaultConfig {
     /// The file's text: pretty-printed JSON and a final newline.
     pub fn encode(&self) -> String {
         let j = ConfigJson {
-            version: CONFIG_VERSION.into(),
+            version: self.version.into(),
             vault_id: hex(&self.vault_id),
             created: self.created.clone(),
             cipher: self.cipher.name().into(),
@@ -384,8 +393,9 @@ impl VaultConfig {
         s
     }
 
+    /// The vault's format version (see [`CONFIG_VERSION`]).
     pub fn version(&self) -> u32 {
-        CONFIG_VERSION
+        self.version
     }
     pub fn vault_id(&self) -> &[u8; VAULT_ID_LEN] {
         &self.vault_id

@@ -56,6 +56,7 @@ impl VaultConfig {
         options.validate()?;
         let master = SecretKey::from_bytes(random::bytes()?);
         let mut config = VaultConfig {
+            version: super::file::CONFIG_VERSION,
             vault_id: random::bytes()?,
             created: rfc3339_utc(SystemTime::now()),
             cipher: options.cipher,
@@ -79,7 +80,7 @@ impl VaultConfig {
     pub(super) fn binding(&self) -> Vec<u8> {
         let mut b = Vec::with_capacity(128);
         b.extend_from_slice(BINDING_DOMAIN);
-        b.extend_from_slice(&CONFIG_VERSION.to_le_bytes());
+        b.extend_from_slice(&self.version.to_le_bytes());
         b.extend_from_slice(&self.vault_id);
         b.push(self.cipher.id());
         b.extend_from_slice(&self.segment_size.to_le_bytes());
@@ -109,6 +110,18 @@ impl VaultConfig {
     pub(super) fn mac(&self, master: &SecretKey) -> [u8; MAC_LEN] {
         let key = subkey(master, purpose::CONFIG_MAC, &self.vault_id);
         crate::crypto::hmac_sha256(&key, &self.binding())
+    }
+
+    /// This config at the current format version ([`CONFIG_VERSION`]),
+    /// unlocked by `password` to `master`: the version is bound into the
+    /// MAC and into the sealed master key's AAD, so both are made anew (a
+    /// fresh salt and nonce, the same costs: one more key derivation).
+    pub fn upgraded(&self, master: &SecretKey, password: &[u8]) -> Result<VaultConfig> {
+        let mut c = self.clone();
+        c.version = super::file::CONFIG_VERSION;
+        c.config_mac = c.mac(master);
+        c.seal(master, password, self.kdf)?;
+        Ok(c)
     }
 
     /// Seal `master` under `password` with a fresh salt and nonce.
@@ -269,7 +282,7 @@ mod tests {
         c.created = "2024-02-29T23:59:59Z".into();
         let b = c.binding();
         assert_eq!(&b[0..19], b"fusefs/vault/config");
-        assert_eq!(&b[19..23], &[1, 0, 0, 0]);
+        assert_eq!(&b[19..23], &[2, 0, 0, 0], "the format version");
         assert_eq!(&b[23..39], &c.vault_id);
         assert_eq!(b[39], 1);
         assert_eq!(&b[40..44], &(64u32 << 10).to_le_bytes());
