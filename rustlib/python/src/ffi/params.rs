@@ -145,10 +145,10 @@ pub struct Key {
 #[pymethods]
 impl Key {
     #[staticmethod]
-    fn from_password(password: &[u8]) -> Self {
-        Key {
-            inner: core::KeyMaterial::password(password),
-        }
+    fn from_password(password: &Bound<'_, PyAny>) -> PyResult<Self> {
+        Ok(Key {
+            inner: core::KeyMaterial::password(&super::secrets::secret_bytes(password)?),
+        })
     }
     #[staticmethod]
     fn from_raw(key: &[u8]) -> BindingResult<Self> {
