@@ -27,7 +27,7 @@ from typing import Any
 
 import click
 
-from fusefs.cli.common import CONTEXT_SETTINGS, password_options
+from fusefs.cli.common import CONTEXT_SETTINGS, expensive_kdf_option, password_options
 from fusefs.exitcodes import QuietError
 from fusefs.password import isatty
 from fusefs.reports import describe_opening, opening_mended
@@ -56,6 +56,7 @@ EPILOG = "\n".join(
 @click.command(epilog=EPILOG, context_settings=CONTEXT_SETTINGS)
 @click.argument("vault_dir", metavar="VAULT", type=click.Path(file_okay=False))
 @password_options
+@expensive_kdf_option
 @click.option(
     "--masterkey",
     is_flag=True,

@@ -151,9 +151,9 @@ impl Key {
         })
     }
     #[staticmethod]
-    fn from_raw(key: &[u8]) -> BindingResult<Self> {
+    fn from_raw(key: &Bound<'_, PyAny>) -> BindingResult<Self> {
         Ok(Key {
-            inner: core::KeyMaterial::raw(key)?,
+            inner: core::KeyMaterial::raw(&super::secrets::secret_bytes(key)?)?,
         })
     }
     #[getter]
