@@ -21,8 +21,8 @@ use pyo3::types::{PyBytes, PyDict, PyMemoryView};
 use zeroize::Zeroizing;
 
 use super::errors::{BindingError, BindingResult};
-use super::secrets::secret_bytes;
 use super::options::{engine_options, open_options};
+use super::secrets::secret_bytes;
 use super::vault_types::{
     from_ns, CompactionCycleReport, LogCompactionReport, PyAttr, ReadBuffer, VaultTelemetry,
     VaultUsage,
