@@ -108,9 +108,9 @@ class ParallelismProfile:
 @final
 class Key:
     @staticmethod
-    def from_password(password: bytes) -> Key: ...
+    def from_password(password: _Secret) -> Key: ...
     @staticmethod
-    def from_raw(key: bytes) -> Key: ...
+    def from_raw(key: _Secret) -> Key: ...
     @property
     def is_password(self) -> bool: ...
 
@@ -168,6 +168,8 @@ class Job:
     def wait(self, timeout: float | None = None) -> TelemetrySnapshot | None: ...
 
 _Path = str | PathLike[str]
+#: A secret crosses as bytes or, wiped by the caller afterwards, a bytearray.
+_Secret = bytes | bytearray
 
 def encrypt_path(
     src: _Path,
@@ -303,7 +305,7 @@ class Vault:
     @staticmethod
     def create(
         path: _Path,
-        password: bytes,
+        password: _Secret,
         cipher: str = "aes-256-gcm",
         segment_size: int = 65536,
         compression_level: int | None = None,
@@ -319,7 +321,7 @@ class Vault:
     @staticmethod
     def open(
         path: _Path,
-        password: bytes,
+        password: _Secret,
         *,
         cache_bytes: int = ...,
         salvage: bool = ...,
@@ -329,7 +331,7 @@ class Vault:
     @staticmethod
     def open_with_master_key(
         path: _Path,
-        master_key: str,
+        master_key: _Secret | str,
         *,
         cache_bytes: int = ...,
         salvage: bool = ...,
@@ -462,10 +464,20 @@ def vault_info(path: _Path) -> dict[str, Any]:
 
 def change_vault_password(
     path: _Path,
-    old: bytes,
-    new_password: bytes,
+    old: _Secret,
+    new_password: _Secret,
     old_is_master_key: bool = False,
     argon2_m_kib: int | None = None,
     argon2_t: int | None = None,
 ) -> None:
     """Re-seal the master key under ``new_password`` (atomic config rewrite)."""
+
+def allow_expensive_kdf(allowed: bool) -> None:
+    """Lift (True) or restore the limit on Argon2id costs read from headers
+    and configs, for the rest of this process (``--allow-expensive-kdf``)."""
+
+def kdf_floor_problem(m_kib: int, t: int) -> str | None:
+    """Why Argon2id costs ``m_kib`` x ``t`` are too weak to create with, or None."""
+
+def secret_memory_status() -> dict[str, int]:
+    """Pages of key material held now: ``pages``, ``locked`` (mlock), ``dontdump``."""

@@ -37,7 +37,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pyfuse3
 
-from fusefs import control
+from fusefs import _native, control
+from fusefs.hardening import is_dumpable
 
 if TYPE_CHECKING:
     from fusefs._native import Vault
@@ -162,6 +163,9 @@ class ControlServer:
             # What opening the vault did (a torn log tail cut, snapshots
             # skipped, orphans reclaimed): see fusefs.reports.describe_opening.
             "opened": s.vault.bootstrap_report(),
+            # Where the keys live (pages out of core dumps, locked in RAM
+            # where RLIMIT_MEMLOCK allows) and whether the daemon is dumpable.
+            "key_memory": {**_native.secret_memory_status(), "dumpable": is_dumpable()},
         }
 
     # --- the end of the mount ---------------------------------------------------------------

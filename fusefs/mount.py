@@ -233,6 +233,7 @@ async def _serve(
     real_mountpoint = os.path.realpath(opts.mountpoint)
     async with contextlib.AsyncExitStack() as stack:
         vault = open_vault()
+        _log_key_memory()
         for line in describe_opening(vault.bootstrap_report()):
             log.warning("%s: %s", opts.vault_dir, line)
         ops = VaultOperations(
@@ -278,6 +279,21 @@ async def _serve(
         requestloop.install()
         await pyfuse3.main()
         unmounted = True
+
+
+def _log_key_memory() -> None:
+    """Say where the keys are held: out of core dumps, and locked in RAM or not."""
+    from fusefs import _native
+
+    held = _native.secret_memory_status()
+    if held["locked"] < held["pages"]:
+        log.warning(
+            "keys: %d of %d pages not locked in RAM (RLIMIT_MEMLOCK): they may be swapped out",
+            held["pages"] - held["locked"],
+            held["pages"],
+        )
+    else:
+        log.info("keys: %d pages, locked in RAM and left out of core dumps", held["pages"])
 
 
 def _init_session(ops: VaultOperations, opts: MountOptions) -> None:

@@ -1,8 +1,16 @@
 """Where a password comes from: a file, a command, or the terminal.
 
 Never from the command line itself (it would show in ``ps`` and in shell
-history). Each source yields bytes; an empty password is refused. Every
-command that asks for a password uses this, streams and vaults alike.
+history). Each source yields a ``bytearray``, which the caller overwrites
+with :func:`wipe` once the engine has its own (zeroizing) copy; an empty
+password is refused. Every command that asks for a password uses this,
+streams and vaults alike.
+
+What cannot be wiped (Python's ``str`` and ``bytes`` are immutable): a
+password typed at the prompt passes through the ``str`` that ``getpass``
+returns, and the output of ``--extpass`` through the ``bytes`` of the pipe;
+those copies stay in the heap until it is reused. A ``--passfile`` is read
+straight into a ``bytearray``.
 
 Nothing here loads the native module, so the CLI can import it at start-up.
 """
@@ -29,13 +37,25 @@ def isatty(stream: IO[Any] | None) -> bool:
         return False
 
 
-def read_small_file(path: str, what: str) -> bytes:
-    """The first :data:`MAX_PASSWORD_BYTES` of a password or key file."""
+def wipe(secret: bytearray) -> None:
+    """Overwrite ``secret`` in place with zeros."""
+    secret[:] = bytes(len(secret))
+
+
+def read_small_file(path: str, what: str) -> bytearray:
+    """The first :data:`MAX_PASSWORD_BYTES` of a password or key file, read
+    into a ``bytearray`` (no ``bytes`` copy is made)."""
+    buf = bytearray(MAX_PASSWORD_BYTES)
     try:
-        with open(path, "rb") as f:
-            return f.read(MAX_PASSWORD_BYTES)
+        with open(path, "rb", buffering=0) as f:
+            n = 0
+            while n < len(buf) and (got := f.readinto(memoryview(buf)[n:])):
+                n += got
     except OSError as e:
+        wipe(buf)
         raise QuietError(f"cannot read {what} {path}: {e.strerror}", ExitCode.IO) from e
+    del buf[n:]  # shrinks in place
+    return buf
 
 
 def read_password(
@@ -46,7 +66,7 @@ def read_password(
     confirm: bool = False,
     what: str = "password",
     sources: str = "--passfile FILE or --extpass CMD",
-) -> bytes:
+) -> bytearray:
     """The password from exactly one source; one-line :class:`QuietError` otherwise.
 
     ``sources`` names the options to use where there is no terminal.
@@ -70,7 +90,7 @@ def read_password(
             raise QuietError(f"the two {what}s typed differ", ExitCode.PASSWORD)
     except click.Abort:
         raise QuietError("aborted", ExitCode.INTERRUPTED) from None
-    return value.encode("utf-8", "surrogateescape")
+    return bytearray(value.encode("utf-8", "surrogateescape"))
 
 
 def _prompt(text: str) -> str:
@@ -83,14 +103,21 @@ def _prompt(text: str) -> str:
     return value
 
 
-def _first_line(data: bytes, source: str) -> bytes:
-    line = data.split(b"\n", 1)[0].removesuffix(b"\r")
-    if not line:
+def _first_line(data: bytearray, source: str) -> bytearray:
+    """``data`` cut in place to its first line (the rest is wiped first)."""
+    end = data.find(b"\n")
+    if end >= 0:
+        data[end:] = bytes(len(data) - end)
+        del data[end:]
+    if data.endswith(b"\r"):
+        data[-1:] = b"\0"
+        del data[-1:]
+    if not data:
         raise QuietError(f"{source} is empty: its first line is the password", ExitCode.USAGE)
-    return line
+    return data
 
 
-def _from_command(command: str, what: str) -> bytes:
+def _from_command(command: str, what: str) -> bytearray:
     try:
         argv = shlex.split(command)
     except ValueError as e:
@@ -107,4 +134,6 @@ def _from_command(command: str, what: str) -> bytes:
         raise QuietError(
             f"--extpass {argv[0]} failed with exit status {done.returncode}", ExitCode.USAGE
         )
-    return _first_line(done.stdout[:MAX_PASSWORD_BYTES], f"the output of --extpass {argv[0]}")
+    return _first_line(
+        bytearray(done.stdout[:MAX_PASSWORD_BYTES]), f"the output of --extpass {argv[0]}"
+    )

@@ -22,7 +22,7 @@ from fusefs import control
 
 PASSWORD = "correct horse battery staple"
 #: Cheap Argon2id for tests (never for real vaults).
-FAST_KDF = ["--kdf-memory", "8K", "--kdf-passes", "1"]
+FAST_KDF = ["--kdf-memory", "8K", "--kdf-passes", "1", "--insecure-kdf"]
 REPO = Path(__file__).resolve().parent.parent
 
 

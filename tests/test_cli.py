@@ -30,7 +30,7 @@ def fast_kdf(args: Sequence[str | os.PathLike[str]]) -> list[str]:
     """The command line, with cheap Argon2id costs for encrypt (tests only)."""
     argv = [str(a) for a in args]
     if argv and argv[0] == "encrypt":
-        argv[1:1] = ["--kdf-memory", "64K", "--kdf-passes", "1"]
+        argv[1:1] = ["--kdf-memory", "64K", "--kdf-passes", "1", "--insecure-kdf"]
     return argv
 
 
@@ -831,7 +831,18 @@ def test_kdf_costs_are_options_recorded_in_the_header(tmp_path: Path) -> None:
     src, enc, out, pw = tmp_path / "p", tmp_path / "e", tmp_path / "o", tmp_path / "pw"
     src.write_bytes(b"secret")
     pw.write_bytes(PASSWORD + b"\n")
-    args = ["encrypt", "--kdf-memory", "1M", "--kdf-passes", "2", "--passfile", pw, src, enc]
+    args = [
+        "encrypt",
+        "--kdf-memory",
+        "1M",
+        "--kdf-passes",
+        "2",
+        "--insecure-kdf",
+        "--passfile",
+        pw,
+        src,
+        enc,
+    ]
     r = subprocess.run([sys.executable, "-m", "fusefs", *map(str, args)], capture_output=True)
     assert (r.returncode, r.stderr) == (0, b"")
     header = enc.read_bytes()[:108]

@@ -138,7 +138,7 @@ def test_encrypt_compress_syntax_is_inits(tmp_path: Path, monkeypatch: pytest.Mo
 
 def test_init_takes_a_bare_compress_too(tmp_path: Path) -> None:
     (tmp_path / "pw").write_bytes(PASSWORD)
-    fast = ["--kdf-memory", "64K", "--kdf-passes", "1"]
+    fast = ["--kdf-memory", "64K", "--kdf-passes", "1", "--insecure-kdf"]
     ok(fusefs("init", tmp_path / "v", "--passfile", tmp_path / "pw", *fast, "-q", "--compress"))
     info = fusefs("info", "--json", tmp_path / "v").stdout.decode()
     assert '"compression_level": 3' in info

@@ -12,7 +12,7 @@ from test_cli import Terminal, error_line, fusefs, ok
 from fusefs import _native
 from fusefs.exitcodes import ExitCode
 
-FAST = ["--kdf-memory", "64K", "--kdf-passes", "1"]
+FAST = ["--kdf-memory", "64K", "--kdf-passes", "1", "--insecure-kdf"]
 MASTER_KEY = re.compile(r"[0-9a-f]{8}(?:-[0-9a-f]{8}){7}")
 
 

@@ -165,10 +165,55 @@ def password_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
+def _lift_kdf_limit(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    if value:
+        from fusefs import _native
+
+        _native.allow_expensive_kdf(True)
+    return value
+
+
+def expensive_kdf_option(f: F) -> F:
+    """``--allow-expensive-kdf``: obey Argon2id costs beyond the engine's limit.
+
+    The costs stored in a stream header or vault config are read before
+    anything is authenticated, so a crafted file could make one unlock take
+    gigabytes and minutes; the engine refuses costs beyond its limit
+    (crypto/kdf_policy.rs) unless this is given. Process-wide: the mount
+    daemon inherits it.
+    """
+    return click.option(
+        "--allow-expensive-kdf",
+        is_flag=True,
+        expose_value=False,
+        callback=_lift_kdf_limit,
+        help="Pay Argon2id costs above 1 GiB, 16 passes, 16 lanes or 16x the default work "
+        "(refused otherwise: they are read before anything is authenticated). "
+        "Only for files you trust.",
+    )(f)
+
+
+#: Appended to the engine's refusal of too expensive costs.
+KDF_LIMIT_HINT = "; pass --allow-expensive-kdf if you trust this file"
+
+
+def kdf_hint(e: BaseException) -> str:
+    """What to add to the one-line message of ``e``: the way past the KDF limit."""
+    return KDF_LIMIT_HINT if getattr(e, "kind", None) == "kdf_too_expensive" else ""
+
+
 def kdf_options(default_memory: str, where: str) -> Callable[[F], F]:
-    """``--kdf-memory`` and ``--kdf-passes``: the Argon2id costs of a new password."""
+    """``--kdf-memory``, ``--kdf-passes`` (the Argon2id costs of a new
+    password), ``--insecure-kdf`` (below the floor) and ``--allow-expensive-kdf``."""
 
     def add(f: F) -> F:
+        f = expensive_kdf_option(f)
+        f = click.option(
+            "--insecure-kdf",
+            is_flag=True,
+            help="Accept Argon2id costs below OWASP's floor (19 MiB with 2 passes, 46 MiB with "
+            "1, ...): a password stretched that little is cheap to guess.",
+        )(f)
         f = click.option(
             "--kdf-passes",
             type=click.IntRange(1, 64),
@@ -189,8 +234,16 @@ def kdf_options(default_memory: str, where: str) -> Callable[[F], F]:
     return add
 
 
-def kdf_kib(kdf_memory: int) -> int:
-    """``--kdf-memory`` in KiB, refused outside 8K..4G."""
+def kdf_kib(kdf_memory: int, kdf_passes: int, insecure_kdf: bool) -> int:
+    """``--kdf-memory`` in KiB, refused outside 8K..4G, or (without
+    ``--insecure-kdf``) below the floor together with ``--kdf-passes``."""
     if not 8 * 1024 <= kdf_memory <= 4 * 2**30:
         raise QuietError("--kdf-memory must be between 8K and 4G", ExitCode.USAGE)
-    return kdf_memory // 1024
+    m_kib = kdf_memory // 1024
+    if not insecure_kdf:
+        from fusefs import _native
+
+        problem = _native.kdf_floor_problem(m_kib, kdf_passes)
+        if problem is not None:
+            raise QuietError(f"{problem}; --insecure-kdf accepts them", ExitCode.USAGE)
+    return m_kib

@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from fusefs.cli.common import CONTEXT_SETTINGS, password_options
+from fusefs.cli.common import CONTEXT_SETTINGS, expensive_kdf_option, password_options
 from fusefs.exitcodes import ExitCode, QuietError, epilog
 from fusefs.reports import describe_compaction
 
@@ -32,6 +32,7 @@ MIB = 2**20
 )
 @click.argument("vault_dir", metavar="VAULT", type=click.Path(file_okay=False))
 @password_options
+@expensive_kdf_option
 @click.option(
     "--masterkey",
     is_flag=True,

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from fusefs.cli.common import CONTEXT_SETTINGS, password_options
+from fusefs.cli.common import CONTEXT_SETTINGS, expensive_kdf_option, password_options
 from fusefs.exitcodes import ExitCode, QuietError
 from fusefs.password import isatty
 from fusefs.reports import describe_opening, opening_mended
@@ -72,6 +72,7 @@ EPILOG = "\n".join(
 @click.command(epilog=EPILOG, context_settings=CONTEXT_SETTINGS)
 @click.argument("vault_dir", metavar="VAULT", type=click.Path(file_okay=False))
 @password_options
+@expensive_kdf_option
 @click.option(
     "--masterkey",
     is_flag=True,
@@ -127,21 +128,24 @@ def _fsck(
     quiet: bool,
 ) -> int:
     from fusefs.cli.vault import open_with_secret, unlock
+    from fusefs.password import wipe
 
     started = time.monotonic()
-    mounted: list[bytes] = []  # the secret, once the vault turned out to be in use
+    # A copy of the secret, once the vault turned out to be in use (the
+    # confirming looks open it again; unlock wipes its own at once).
+    mounted: list[bytearray] = []
 
-    def beside_the_daemon(secret: bytes) -> Vault:
+    def beside_the_daemon(secret: bytearray) -> Vault:
         if repair:
             raise QuietError(
                 f"vault {vault_dir} is in use (mounted?): unmount it to repair "
                 "(without --repair it is checked read-only)",
                 ExitCode.MOUNT,
             )
-        mounted.append(secret)
+        mounted.append(bytearray(secret))
         return open_beside(secret)
 
-    def open_beside(secret: bytes) -> Vault:
+    def open_beside(secret: bytearray) -> Vault:
         # The daemon may delete a file between the listing and the reading
         # of it (log compaction): such an open fails, a later one does not.
         for attempt in range(MOUNTED_TRIES):
@@ -172,6 +176,8 @@ def _fsck(
             report = _confirm(report, lambda: open_beside(mounted[0]), quick)
     finally:
         vault.close()
+        for copy in mounted:
+            wipe(copy)
         if bar is not None:
             bar.close()
     report["mounted"] = bool(mounted)

@@ -14,7 +14,12 @@ from __future__ import annotations
 
 import click
 
-from fusefs.cli.common import CONTEXT_SETTINGS, DIRECTORY, password_options
+from fusefs.cli.common import (
+    CONTEXT_SETTINGS,
+    DIRECTORY,
+    expensive_kdf_option,
+    password_options,
+)
 from fusefs.exitcodes import ExitCode, epilog
 
 
@@ -26,6 +31,7 @@ from fusefs.exitcodes import ExitCode, epilog
 )
 @click.argument("vault_dir", metavar="VAULT", type=DIRECTORY)
 @password_options
+@expensive_kdf_option
 def masterkey(vault_dir: str, passfile: str | None, extpass: str | None) -> None:
     """Print VAULT's master key (asks the password; the vault must not be mounted).
 

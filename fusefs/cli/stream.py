@@ -30,6 +30,8 @@ from fusefs.cli.common import (
     CompressCommand,
     SizeType,
     compress_option,
+    expensive_kdf_option,
+    kdf_hint,
     kdf_kib,
     kdf_options,
     key_options,
@@ -38,7 +40,7 @@ from fusefs.cli.common import (
 from fusefs.cli.progress import Progress
 from fusefs.cli.sidefiles import SideFiles
 from fusefs.exitcodes import ExitCode, QuietError, epilog
-from fusefs.password import MAX_PASSWORD_BYTES, read_password, read_small_file
+from fusefs.password import MAX_PASSWORD_BYTES, read_password, read_small_file, wipe
 from fusefs.password import isatty as _isatty
 
 if TYPE_CHECKING:
@@ -140,6 +142,7 @@ def encrypt(
     compress_level: int | None,
     kdf_memory: int,
     kdf_passes: int,
+    insecure_kdf: bool,
     threads: int,
     resume: bool,
     force: bool,
@@ -171,7 +174,9 @@ def encrypt(
     level = compress_level if compress_level is not None else compress
     if level is not None:
         kwargs.update(compress=True, compression_level=level)
-    kwargs.update(argon2_m_kib=kdf_kib(kdf_memory), argon2_t=kdf_passes, argon2_p=1)
+    # A raw key is not stretched: the floor is for passwords.
+    m_kib = kdf_kib(kdf_memory, kdf_passes, insecure_kdf or keyfile is not None)
+    kwargs.update(argon2_m_kib=m_kib, argon2_t=kdf_passes, argon2_p=1)
     params = _native.EncryptParams(**kwargs)
     key = _read_key(passfile, extpass, keyfile, src, confirm=True)
     _run("encrypt", src, dst, key, params, threads=threads, resume=resume, force=force,
@@ -182,6 +187,7 @@ def encrypt(
 @click.argument("src", metavar="IN", type=FILE)
 @click.argument("dst", metavar="OUT", type=FILE)
 @key_options
+@expensive_kdf_option
 @_run_options
 def decrypt(
     src: str,
@@ -264,14 +270,17 @@ def _read_key(
 
     if keyfile is not None:
         data = read_small_file(keyfile, "key file")
-        if len(data) != KEY_LEN:
-            size = f"{len(data)} bytes" if len(data) < MAX_PASSWORD_BYTES else "more"
-            raise QuietError(
-                f"key file {keyfile} holds {size}; a key file must hold exactly "
-                f"{KEY_LEN} raw bytes",
-                ExitCode.USAGE,
-            )
-        return Key.from_raw(data)
+        try:
+            if len(data) != KEY_LEN:
+                size = f"{len(data)} bytes" if len(data) < MAX_PASSWORD_BYTES else "more"
+                raise QuietError(
+                    f"key file {keyfile} holds {size}; a key file must hold exactly "
+                    f"{KEY_LEN} raw bytes",
+                    ExitCode.USAGE,
+                )
+            return Key.from_raw(data)
+        finally:
+            wipe(data)
     sources = "--passfile FILE, --extpass CMD or --keyfile FILE"
     if passfile is None and extpass is None and src == "-":
         raise QuietError(
@@ -279,7 +288,10 @@ def _read_key(
             ExitCode.USAGE,
         )
     password = read_password(passfile, extpass, confirm=confirm, sources=sources)
-    return Key.from_password(password)
+    try:
+        return Key.from_password(password)  # the Key keeps its own, zeroizing copy
+    finally:
+        wipe(password)
 
 
 # --- running ----------------------------------------------------------------
@@ -332,7 +344,7 @@ def _run(
         from fusefs.errors import exit_code_for
 
         _abort(shown)
-        raise QuietError(_describe(e) + _kept(side), exit_code_for(e)) from e
+        raise QuietError(_describe(e) + kdf_hint(e) + _kept(side), exit_code_for(e)) from e
     except BaseException:
         _abort(shown)
         raise

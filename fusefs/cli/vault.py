@@ -24,6 +24,8 @@ from fusefs.cli.common import (
     CompressCommand,
     SizeType,
     compress_option,
+    expensive_kdf_option,
+    kdf_hint,
     kdf_kib,
     kdf_options,
     password_options,
@@ -101,10 +103,10 @@ def _describe_open_error(e: BaseException, vault_dir: str) -> tuple[str, ExitCod
     if getattr(e, "kind", None) in ("log_corrupt", "snapshot_corrupt"):
         # Damaged in both copies: what can still be read is salvaged by fsck.
         return f"vault {vault_dir}: {e} (fusefs fsck --repair salvages what can be read)", code
-    return f"vault {vault_dir}: {e}", code
+    return f"vault {vault_dir}: {e}{kdf_hint(e)}", code
 
 
-def read_secret(passfile: str | None, extpass: str | None, masterkey: bool) -> bytes:
+def read_secret(passfile: str | None, extpass: str | None, masterkey: bool) -> bytearray:
     """The password, or with ``masterkey`` the printed master key, from its source."""
     from fusefs.password import read_password
 
@@ -118,7 +120,7 @@ def read_secret(passfile: str | None, extpass: str | None, masterkey: bool) -> b
 
 def open_with_secret(
     vault_dir: str,
-    secret: bytes,
+    secret: bytearray,
     masterkey: bool,
     *,
     cache_bytes: int | None = None,
@@ -126,7 +128,8 @@ def open_with_secret(
     read_only: bool = False,
     beside_writer: bool = False,
 ) -> Vault:
-    """Open ``vault_dir`` with what :func:`read_secret` returned; with
+    """Open ``vault_dir`` with what :func:`read_secret` returned (the engine
+    copies it into a zeroizing buffer; the caller wipes ``secret``); with
     ``read_only`` writing nothing to it (``beside_writer``: even while it
     is mounted, best effort)."""
     from fusefs import _native
@@ -139,9 +142,7 @@ def open_with_secret(
     if cache_bytes is not None:
         kwargs["cache_bytes"] = cache_bytes
     if masterkey:
-        return _native.Vault.open_with_master_key(
-            vault_dir, secret.decode("ascii", "replace"), **kwargs
-        )
+        return _native.Vault.open_with_master_key(vault_dir, secret, **kwargs)
     return _native.Vault.open(vault_dir, secret, **kwargs)
 
 
@@ -153,7 +154,7 @@ def unlock(
     *,
     cache_bytes: int | None = None,
     salvage: bool = False,
-    when_busy: Callable[[bytes], Vault] | None = None,
+    when_busy: Callable[[bytearray], Vault] | None = None,
 ) -> Vault:
     """Open the unmounted vault ``vault_dir`` for an offline command; every
     refusal (not a vault, no password, wrong one, in use) is one line.
@@ -161,6 +162,7 @@ def unlock(
     ``when_busy``: how to open it instead when it is in use (given the
     secret), rather than refusing."""
     from fusefs import _native
+    from fusefs.password import wipe
 
     _vault_info(vault_dir)
     secret = read_secret(passfile, extpass, masterkey)
@@ -175,6 +177,8 @@ def unlock(
             return when_busy(secret)
     except (_native.FusefsError, OSError) as e:
         raise QuietError(*_describe_open_error(e, vault_dir)) from e
+    finally:
+        wipe(secret)
 
 
 # --- init ----------------------------------------------------------------------------
@@ -219,6 +223,7 @@ def init(
     extpass: str | None,
     kdf_memory: int,
     kdf_passes: int,
+    insecure_kdf: bool,
     print_masterkey: bool,
     quiet: bool,
 ) -> None:
@@ -230,11 +235,11 @@ def init(
     'fusefs masterkey VAULT' prints it again from the password.
     """
     from fusefs import _native
-    from fusefs.password import read_password
+    from fusefs.password import read_password, wipe
 
     if not SEGMENT_MIN <= segment_size <= SEGMENT_MAX or segment_size & (segment_size - 1):
         raise QuietError("--segment-size must be a power of two between 16K and 1M", ExitCode.USAGE)
-    m_kib = kdf_kib(kdf_memory)
+    m_kib = kdf_kib(kdf_memory, kdf_passes, insecure_kdf)
     created_dir = False
     if os.path.lexists(vault_dir):
         if not os.path.isdir(vault_dir):
@@ -252,6 +257,7 @@ def init(
         try:
             os.mkdir(vault_dir, 0o700)
         except OSError as e:
+            wipe(password)
             raise QuietError(f"cannot create {vault_dir}: {e.strerror}", ExitCode.IO) from e
         created_dir = True
     try:
@@ -264,12 +270,14 @@ def init(
             argon2_m_kib=m_kib,
             argon2_t=kdf_passes,
         )
+        wipe(password)
         try:
             _own_root(vault)
             master_key = vault.print_master_key()
         finally:
             vault.close()
     except BaseException as e:
+        wipe(password)
         _remove_partial_vault(vault_dir, created_dir)
         if isinstance(e, (_native.FusefsError, OSError)):
             raise QuietError(*_describe_open_error(e, vault_dir)) from e
@@ -349,6 +357,7 @@ def _remove_partial_vault(vault_dir: str, created_dir: bool) -> None:
 @click.argument("vault_dir", metavar="VAULT", type=DIRECTORY)
 @click.argument("mountpoint", metavar="MNT", type=DIRECTORY)
 @password_options
+@expensive_kdf_option
 @click.option("-f", "--foreground", is_flag=True, help="Stay in front; Ctrl-C unmounts.")
 @click.option("--read-only", is_flag=True, help="Mount read-only.")
 @click.option(
@@ -435,10 +444,21 @@ def mount(
         raise QuietError(f"the vault {vault_dir} is inside the mount point {mnt}", ExitCode.USAGE)
     if log_file is not None:
         log_file = os.path.abspath(log_file)
+    from fusefs import hardening
+    from fusefs.password import wipe
+
+    # Before the password is read: no core dump of this process or of the
+    # daemon it forks (which inherits both) can hold it or the keys.
+    hardening.protect_process()
     secret = read_secret(passfile, extpass, masterkey)
 
     def open_vault() -> Vault:
-        return open_with_secret(vault_dir, secret, masterkey, read_only=read_only)
+        # Called once, in the daemon: the password is wiped as soon as the
+        # engine has derived the key, and nothing keeps it for later.
+        try:
+            return open_with_secret(vault_dir, secret, masterkey, read_only=read_only)
+        finally:
+            wipe(secret)
 
     opts = MountOptions(
         vault_dir=vault_dir,
@@ -450,7 +470,10 @@ def mount(
         foreground=foreground,
         kernel_flags=frozenset(fstab.kernel_flags),
     )
-    do_mount(opts, open_vault, lambda e: _describe_open_error(e, vault_dir))
+    try:
+        do_mount(opts, open_vault, lambda e: _describe_open_error(e, vault_dir))
+    finally:
+        wipe(secret)  # the parent's copy (the daemon wiped its own)
     if not quiet and not foreground:
         mode = "read-only" if read_only else "read-write"
         click.echo(f"Mounted {vault_dir} on {mnt} ({mode}); 'fusefs umount {mnt}' to unmount.")
@@ -514,20 +537,25 @@ def passwd(
     masterkey: bool,
     kdf_memory: int,
     kdf_passes: int,
+    insecure_kdf: bool,
 ) -> None:
     """Change VAULT's password (the data is not re-encrypted; works while mounted)."""
     from fusefs import _native
-    from fusefs.password import read_password
+    from fusefs.password import read_password, wipe
 
     _vault_info(vault_dir)
-    m_kib = kdf_kib(kdf_memory)
+    m_kib = kdf_kib(kdf_memory, kdf_passes, insecure_kdf)
     what = "master key" if masterkey else "password"
     old = read_password(
         passfile, extpass, prompt="Master key" if masterkey else "Current password", what=what
     )
-    new = read_password(
-        new_passfile, new_extpass, prompt="New password", confirm=True, what="new password"
-    )
+    try:
+        new = read_password(
+            new_passfile, new_extpass, prompt="New password", confirm=True, what="new password"
+        )
+    except BaseException:
+        wipe(old)
+        raise
     try:
         _native.change_vault_password(
             vault_dir,
@@ -539,4 +567,7 @@ def passwd(
         )
     except (_native.FusefsError, OSError) as e:
         raise QuietError(*_describe_open_error(e, vault_dir)) from e
+    finally:
+        wipe(old)
+        wipe(new)
     click.echo(f"Password of {vault_dir} changed.", err=True)

@@ -52,6 +52,15 @@ pub enum Error {
     Kdf(String),
     #[error("invalid parameters: {0}")]
     InvalidParams(String),
+    /// Costs read from an unauthenticated header or config beyond
+    /// [`crate::crypto::kdf_policy::current_limit`]: refused before deriving.
+    #[error("Argon2id costs m={m_kib} KiB t={t} p={p} exceed the limit ({limit})")]
+    KdfTooExpensive {
+        m_kib: u32,
+        t: u32,
+        p: u32,
+        limit: String,
+    },
     #[error("cannot resume: {0}")]
     Resume(String),
     #[error("cancelled")]
@@ -174,6 +183,7 @@ impl Error {
             Error::Compression(_) => "compression",
             Error::Kdf(_) => "kdf",
             Error::InvalidParams(_) => "invalid_params",
+            Error::KdfTooExpensive { .. } => "kdf_too_expensive",
             Error::Resume(_) => "resume",
             Error::Cancelled => "cancelled",
             Error::Internal(_) => "internal",
@@ -231,7 +241,9 @@ impl Error {
             | Error::BadMagic
             | Error::UnsupportedVersion(_)
             | Error::TruncatedHeader(_) => ErrorClass::Format,
-            Error::InvalidParams(_) | Error::Kdf(_) => ErrorClass::Params,
+            Error::InvalidParams(_) | Error::Kdf(_) | Error::KdfTooExpensive { .. } => {
+                ErrorClass::Params
+            }
             Error::Resume(_) => ErrorClass::Resume,
             Error::Cancelled => ErrorClass::Cancelled,
             Error::Internal(_) => ErrorClass::Internal,

@@ -2,14 +2,18 @@
 
 use ring::hkdf;
 
+use super::kdf_policy;
 use super::keys::{KeyMaterial, SecretKey};
 use crate::constants::*;
 use crate::error::{Error, Result};
 use crate::types::Argon2Params;
 
 /// Stretch a password into a master key with Argon2id (v0x13, 32-byte output).
+/// Costs beyond this process's [`kdf_policy::current_limit`] are refused
+/// before any work: they come from unauthenticated fields when unlocking.
 pub fn argon2id(password: &[u8], salt: &[u8; SALT_LEN], params: Argon2Params) -> Result<SecretKey> {
     params.validate()?;
+    kdf_policy::current_limit().check(params)?;
     let p = argon2::Params::new(params.m_kib, params.t, params.p, Some(KEY_LEN))
         .map_err(|e| Error::Kdf(e.to_string()))?;
     let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, p);

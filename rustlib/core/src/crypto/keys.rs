@@ -2,6 +2,7 @@
 
 use zeroize::{Zeroize, Zeroizing};
 
+use super::secret_memory::SecretPage;
 use crate::constants::KEY_LEN;
 use crate::error::{Error, Result};
 use crate::types::KeySource;
@@ -46,17 +47,36 @@ impl std::fmt::Debug for KeyMaterial {
     }
 }
 
-/// A 32-byte secret key (master key or HKDF subkey). Zeroized on drop, never printed.
-#[derive(Clone, Zeroize)]
-#[zeroize(drop)]
-pub struct SecretKey(pub(crate) [u8; KEY_LEN]);
+/// A 32-byte secret key (master key or HKDF subkey), never printed. It
+/// lives in a [`SecretPage`] of its own: out of core dumps, locked in RAM
+/// where permitted, zeroed when dropped. A clone is another page.
+pub struct SecretKey(SecretPage);
 
 impl SecretKey {
-    pub fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
-        SecretKey(bytes)
+    /// Copies `bytes` into a secret page and wipes this function's copy;
+    /// callers wipe theirs.
+    pub fn from_bytes(mut bytes: [u8; KEY_LEN]) -> Self {
+        let mut page = SecretPage::new();
+        page.as_mut_slice()[..KEY_LEN].copy_from_slice(&bytes);
+        bytes.zeroize();
+        SecretKey(page)
     }
     pub fn as_bytes(&self) -> &[u8; KEY_LEN] {
-        &self.0
+        self.0.as_slice()[..KEY_LEN]
+            .try_into()
+            .expect("a page holds a key")
+    }
+    /// Whether the key's page is locked in RAM (`mlock` permitted).
+    pub fn is_locked(&self) -> bool {
+        self.0.is_locked()
+    }
+}
+
+impl Clone for SecretKey {
+    fn clone(&self) -> Self {
+        let mut page = SecretPage::new();
+        page.as_mut_slice()[..KEY_LEN].copy_from_slice(self.as_bytes());
+        SecretKey(page)
     }
 }
 

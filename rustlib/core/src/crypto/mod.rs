@@ -1,13 +1,16 @@
 //! Cryptographic primitives: AEAD sealing, key derivation (and the vault's
 //! key hierarchy, [`vault_keys`]), random nonces, digest.
 //!
-//! Everything secret lives in [`keys`] types that are zeroized on drop.
+//! Everything secret lives in [`keys`] types that are zeroized on drop;
+//! keys in pages of their own ([`secret_memory`]), out of core dumps.
 
 pub mod aead;
 pub mod digest;
 pub mod kdf;
+pub mod kdf_policy;
 pub mod keys;
 pub mod random;
+pub mod secret_memory;
 pub mod vault_keys;
 
 /// HMAC-SHA256 of `data` under `key`: header, checkpoint and config MACs.

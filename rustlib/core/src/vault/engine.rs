@@ -125,6 +125,7 @@ pub struct Vault {
     pub(super) state: Mutex<MetadataState>,
     pub(super) log: LogManager,
     pub(super) packs: Arc<PackStore>,
+    /// Per-file content keys, bounded by [`super::file_keys`].
     pub(super) keys: Mutex<HashMap<[u8; 16], Arc<AeadKey>>>,
     /// Open handles and kernel lookups per inode (see [`References`]).
     pub(super) references: Mutex<References>,
@@ -226,12 +227,12 @@ impl Vault {
 
     pub(super) fn key_for(&self, file_id: &[u8; 16]) -> Arc<AeadKey> {
         let mut keys = lock(&self.keys);
-        Arc::clone(keys.entry(*file_id).or_insert_with(|| {
-            Arc::new(AeadKey::new(
+        super::file_keys::get_or_derive(&mut keys, file_id, || {
+            AeadKey::new(
                 self.config.cipher(),
                 &subkey(&self.master, purpose::FILE, file_id),
-            ))
-        }))
+            )
+        })
     }
 
     pub(super) fn file_lock(&self, ino: u64) -> Arc<Mutex<()>> {

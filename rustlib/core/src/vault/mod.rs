@@ -59,6 +59,7 @@ pub mod compaction;
 pub mod config;
 pub mod data;
 pub mod engine;
+pub mod file_keys;
 pub mod freed;
 pub mod inspect;
 pub mod lifetimes;

@@ -11,6 +11,7 @@ mod fsck;
 mod options;
 mod params;
 mod pyio;
+mod secrets;
 mod types;
 mod vault;
 mod vault_config;
@@ -27,5 +28,6 @@ pub fn register(py: Python<'_>, m: &Bound<'_, PyModule>) -> PyResult<()> {
     vault_types::register(py, m)?;
     vault::register(py, m)?;
     vault_config::register(py, m)?;
+    secrets::register(py, m)?;
     Ok(())
 }

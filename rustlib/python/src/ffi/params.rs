@@ -145,15 +145,15 @@ pub struct Key {
 #[pymethods]
 impl Key {
     #[staticmethod]
-    fn from_password(password: &[u8]) -> Self {
-        Key {
-            inner: core::KeyMaterial::password(password),
-        }
+    fn from_password(password: &Bound<'_, PyAny>) -> PyResult<Self> {
+        Ok(Key {
+            inner: core::KeyMaterial::password(&super::secrets::secret_bytes(password)?),
+        })
     }
     #[staticmethod]
-    fn from_raw(key: &[u8]) -> BindingResult<Self> {
+    fn from_raw(key: &Bound<'_, PyAny>) -> BindingResult<Self> {
         Ok(Key {
-            inner: core::KeyMaterial::raw(key)?,
+            inner: core::KeyMaterial::raw(&super::secrets::secret_bytes(key)?)?,
         })
     }
     #[getter]

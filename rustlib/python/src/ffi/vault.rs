@@ -18,9 +18,11 @@ use crypto_core::Error;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyBytes, PyDict, PyMemoryView};
+use zeroize::Zeroizing;
 
 use super::errors::{BindingError, BindingResult};
 use super::options::{engine_options, open_options};
+use super::secrets::secret_bytes;
 use super::vault_types::{
     from_ns, CompactionCycleReport, LogCompactionReport, PyAttr, ReadBuffer, VaultTelemetry,
     VaultUsage,
@@ -75,7 +77,7 @@ impl PyVault {
     fn create(
         py: Python<'_>,
         path: PathBuf,
-        password: &[u8],
+        password: &Bound<'_, PyAny>,
         cipher: &str,
         segment_size: u32,
         compression_level: Option<i32>,
@@ -95,7 +97,7 @@ impl PyVault {
                 p: 1,
             },
         };
-        let password = password.to_vec();
+        let password = secret_bytes(password)?;
         let opts = engine_options(cache_bytes);
         py.detach(|| Vault::create_vault(&path, &password, &options, opts))
             .map(PyVault::wrap)
@@ -114,13 +116,13 @@ impl PyVault {
     fn open(
         py: Python<'_>,
         path: PathBuf,
-        password: &[u8],
+        password: &Bound<'_, PyAny>,
         cache_bytes: usize,
         salvage: bool,
         read_only: bool,
         beside_writer: bool,
     ) -> BindingResult<PyVault> {
-        let password = password.to_vec();
+        let password = secret_bytes(password)?;
         let opts = open_options(cache_bytes, salvage, read_only, beside_writer);
         py.detach(|| Vault::open_vault(&path, &password, opts))
             .map(PyVault::wrap)
@@ -135,13 +137,15 @@ impl PyVault {
     fn open_with_master_key(
         py: Python<'_>,
         path: PathBuf,
-        master_key: &str,
+        master_key: &Bound<'_, PyAny>,
         cache_bytes: usize,
         salvage: bool,
         read_only: bool,
         beside_writer: bool,
     ) -> BindingResult<PyVault> {
-        let key = master_key.to_string();
+        let bytes = secret_bytes(master_key)?;
+        // Not UTF-8: a wrong master key, said by the core as for any other.
+        let key = Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned());
         let opts = open_options(cache_bytes, salvage, read_only, beside_writer);
         py.detach(|| Vault::open_with_master_key(&path, &key, opts))
             .map(PyVault::wrap)

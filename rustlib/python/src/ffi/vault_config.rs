@@ -10,6 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use super::errors::BindingResult;
+use super::secrets::secret_bytes;
 
 /// The public fields of `path/fusefs.conf` (nothing secret, no password
 /// needed). A missing, truncated, edited or unknown-version config raises.
@@ -41,16 +42,13 @@ fn vault_info<'py>(py: Python<'py>, path: PathBuf) -> BindingResult<Bound<'py, P
 fn change_vault_password(
     py: Python<'_>,
     path: PathBuf,
-    old: &[u8],
-    new_password: &[u8],
+    old: &Bound<'_, PyAny>,
+    new_password: &Bound<'_, PyAny>,
     old_is_master_key: bool,
     argon2_m_kib: Option<u32>,
     argon2_t: Option<u32>,
 ) -> BindingResult<()> {
-    let (old, new_password) = (
-        zeroize::Zeroizing::new(old.to_vec()),
-        zeroize::Zeroizing::new(new_password.to_vec()),
-    );
+    let (old, new_password) = (secret_bytes(old)?, secret_bytes(new_password)?);
     let costs = KdfCosts {
         m_kib: argon2_m_kib,
         t: argon2_t,
