@@ -62,6 +62,7 @@ pub mod engine;
 pub mod freed;
 pub mod inspect;
 pub mod lifetimes;
+pub mod local_state;
 pub mod namespace;
 pub mod open;
 pub mod passwd;
