@@ -327,6 +327,8 @@ class Vault:
         salvage: bool = ...,
         read_only: bool = ...,
         beside_writer: bool = ...,
+        local_state_dir: _Path | None = ...,
+        accept_rollback: bool = ...,
     ) -> Vault: ...
     @staticmethod
     def open_with_master_key(
@@ -337,6 +339,8 @@ class Vault:
         salvage: bool = ...,
         read_only: bool = ...,
         beside_writer: bool = ...,
+        local_state_dir: _Path | None = ...,
+        accept_rollback: bool = ...,
     ) -> Vault: ...
     def print_master_key(self) -> str: ...
     def lookup(self, parent: int, name: bytes) -> Attr: ...

@@ -22,6 +22,8 @@ import stat
 import sys
 from dataclasses import dataclass
 
+from fusefs import statedir
+
 SYSLOG_SOCKET_ENV = "FUSEFS_SYSLOG_SOCKET"
 DEFAULT_SYSLOG_SOCKET = "/dev/log"
 #: What the system log shows as the program (its SYSLOG_IDENTIFIER).
@@ -46,15 +48,10 @@ class LogPlace:
 
 
 def state_log_file(vault_dir: str) -> str:
-    """``$XDG_STATE_HOME/fusefs/<vault name>.log`` (``~/.local/state`` when unset).
-
-    The XDG spec ignores a relative ``XDG_STATE_HOME``; so does this.
-    """
-    state = os.environ.get("XDG_STATE_HOME", "")
-    if not os.path.isabs(state):
-        state = os.path.join(os.path.expanduser("~"), ".local", "state")
+    """``$XDG_STATE_HOME/fusefs/<vault name>.log`` (``~/.local/state`` when unset;
+    see :mod:`fusefs.statedir`)."""
     name = os.path.basename(os.path.normpath(vault_dir)) or "vault"
-    return os.path.join(state, "fusefs", f"{name}.log")
+    return os.path.join(statedir.fusefs_state_dir(), f"{name}.log")
 
 
 def configure(vault_dir: str, log_file: str | None, *, foreground: bool) -> LogPlace:

@@ -256,7 +256,9 @@ def test_readmes_systemd_unit_start_and_stop_commands(scratch: Path) -> None:
     fusefs("init", home / "vault", "--passfile", pw, "-q", *FAST_KDF, check=True)
     commands = dict(re.findall(r"^(ExecStart|ExecStop)=(.*)$", unit, re.M))
     assert re.search(r"^Type=forking$", unit, re.M)
-    env = {**os.environ, "HOME": str(home), "FUSEFS_SYSLOG_SOCKET": ""}
+    # As systemd runs a user unit: HOME, and no XDG_STATE_HOME (conftest.py sets one).
+    env = {k: v for k, v in os.environ.items() if k != "XDG_STATE_HOME"}
+    env.update(HOME=str(home), FUSEFS_SYSLOG_SOCKET="")
     mnt = home / "Private"
     try:
         start = subprocess.run(

@@ -138,6 +138,16 @@ def quiet_option(what: str) -> Callable[[F], F]:
     return click.option("-q", "--quiet", is_flag=True, help=f"Quiet: {what}.")
 
 
+def accept_rollback_option(f: F) -> F:
+    """``--accept-rollback``: of every command that opens a vault to change it."""
+    return click.option(
+        "--accept-rollback",
+        is_flag=True,
+        help="Open VAULT even if it is behind what this machine saw of it (its log cut, a "
+        "snapshot deleted, an older copy put back): this machine then takes it as it is.",
+    )(f)
+
+
 def key_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """``--passfile``, ``--extpass`` and ``--keyfile`` of the stream commands."""
     f = click.option(

@@ -17,7 +17,12 @@ from typing import Any
 
 import click
 
-from fusefs.cli.common import CONTEXT_SETTINGS, expensive_kdf_option, password_options
+from fusefs.cli.common import (
+    CONTEXT_SETTINGS,
+    accept_rollback_option,
+    expensive_kdf_option,
+    password_options,
+)
 from fusefs.exitcodes import ExitCode, QuietError, epilog
 from fusefs.reports import describe_compaction
 
@@ -46,6 +51,7 @@ MIB = 2**20
     metavar="R",
     help="Rewrite the packs at least this share of which is dead (0: every pack with any).",
 )
+@accept_rollback_option
 @click.option("--json", "as_json", is_flag=True, help="The report as one JSON object.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
 def compact(
@@ -54,6 +60,7 @@ def compact(
     extpass: str | None,
     masterkey: bool,
     dead_ratio: float,
+    accept_rollback: bool,
     as_json: bool,
     quiet: bool,
 ) -> None:
@@ -62,7 +69,9 @@ def compact(
     from fusefs import _native
     from fusefs.cli.vault import _describe_open_error, unlock
 
-    vault = unlock(vault_dir, passfile, extpass, masterkey, cache_bytes=0)
+    vault = unlock(
+        vault_dir, passfile, extpass, masterkey, cache_bytes=0, accept_rollback=accept_rollback
+    )
     try:
         before = _sizes(vault.telemetry().to_dict())
         started = time.monotonic()

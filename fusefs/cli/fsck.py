@@ -34,7 +34,12 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from fusefs.cli.common import CONTEXT_SETTINGS, expensive_kdf_option, password_options
+from fusefs.cli.common import (
+    CONTEXT_SETTINGS,
+    accept_rollback_option,
+    expensive_kdf_option,
+    password_options,
+)
 from fusefs.exitcodes import ExitCode, QuietError
 from fusefs.password import isatty
 from fusefs.reports import describe_opening, opening_mended
@@ -85,6 +90,7 @@ EPILOG = "\n".join(
     help="Repair what can be (lost+found, link counts, dangling entries, copies, "
     "unreadable log records), then check again.",
 )
+@accept_rollback_option
 @click.option("--json", "as_json", is_flag=True, help="The whole report as one JSON object.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary: findings only.")
 def fsck(
@@ -94,6 +100,7 @@ def fsck(
     masterkey: bool,
     quick: bool,
     repair: bool,
+    accept_rollback: bool,
     as_json: bool,
     quiet: bool,
 ) -> int:
@@ -108,7 +115,9 @@ def fsck(
     are listed again.
     """
     try:
-        return _fsck(vault_dir, passfile, extpass, masterkey, quick, repair, as_json, quiet)
+        return _fsck(
+            vault_dir, passfile, extpass, masterkey, quick, repair, accept_rollback, as_json, quiet
+        )
     except QuietError as e:
         sys.stderr.write(f"fusefs: error: {e.message}\n")
         return FsckExit.OPERATIONAL
@@ -124,6 +133,7 @@ def _fsck(
     masterkey: bool,
     quick: bool,
     repair: bool,
+    accept_rollback: bool,
     as_json: bool,
     quiet: bool,
 ) -> int:
@@ -151,7 +161,13 @@ def _fsck(
         for attempt in range(MOUNTED_TRIES):
             try:
                 return open_with_secret(
-                    vault_dir, secret, masterkey, cache_bytes=0, read_only=True, beside_writer=True
+                    vault_dir,
+                    secret,
+                    masterkey,
+                    cache_bytes=0,
+                    read_only=True,
+                    beside_writer=True,
+                    accept_rollback=accept_rollback,
                 )
             except _native_errors():
                 if attempt + 1 == MOUNTED_TRIES:
@@ -166,6 +182,7 @@ def _fsck(
         masterkey,
         cache_bytes=0,
         salvage=repair,
+        accept_rollback=accept_rollback,
         when_busy=beside_the_daemon,
     )
     bar = None if quiet or as_json or not isatty(sys.stderr) else _Progress()

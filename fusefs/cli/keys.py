@@ -17,6 +17,7 @@ import click
 from fusefs.cli.common import (
     CONTEXT_SETTINGS,
     DIRECTORY,
+    accept_rollback_option,
     expensive_kdf_option,
     password_options,
 )
@@ -32,13 +33,16 @@ from fusefs.exitcodes import ExitCode, epilog
 @click.argument("vault_dir", metavar="VAULT", type=DIRECTORY)
 @password_options
 @expensive_kdf_option
-def masterkey(vault_dir: str, passfile: str | None, extpass: str | None) -> None:
+@accept_rollback_option
+def masterkey(
+    vault_dir: str, passfile: str | None, extpass: str | None, accept_rollback: bool
+) -> None:
     """Print VAULT's master key (asks the password; the vault must not be mounted).
 
     Keep it offline: it opens the vault without the password.
     """
     from fusefs.cli.vault import unlock
 
-    with unlock(vault_dir, passfile, extpass) as vault:
+    with unlock(vault_dir, passfile, extpass, accept_rollback=accept_rollback) as vault:
         key = vault.print_master_key()
     click.echo(key)

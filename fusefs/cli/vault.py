@@ -23,6 +23,7 @@ from fusefs.cli.common import (
     FILE,
     CompressCommand,
     SizeType,
+    accept_rollback_option,
     compress_option,
     expensive_kdf_option,
     kdf_hint,
@@ -100,10 +101,21 @@ def _describe_open_error(e: BaseException, vault_dir: str) -> tuple[str, ExitCod
     code = exit_code_for(e)
     if code == ExitCode.ERROR:
         return f"internal error: {type(e).__name__}: {e}", code
+    if getattr(e, "kind", None) == "rolled_back":
+        return f"vault {vault_dir}: {_with_command(str(e))}", code
     if getattr(e, "kind", None) in ("log_corrupt", "snapshot_corrupt"):
         # Damaged in both copies: what can still be read is salvaged by fsck.
         return f"vault {vault_dir}: {e} (fusefs fsck --repair salvages what can be read)", code
     return f"vault {vault_dir}: {e}{kdf_hint(e)}", code
+
+
+def _with_command(message: str) -> str:
+    """The engine's "--accept-rollback opens it anyway" as the command to
+    run again: "fusefs mount --accept-rollback opens it anyway"."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return message
+    return message.replace("--accept-rollback", f"{ctx.command_path} --accept-rollback")
 
 
 def read_secret(passfile: str | None, extpass: str | None, masterkey: bool) -> bytearray:
@@ -127,17 +139,23 @@ def open_with_secret(
     salvage: bool = False,
     read_only: bool = False,
     beside_writer: bool = False,
+    accept_rollback: bool = False,
+    local_state_dir: str | None = None,
 ) -> Vault:
     """Open ``vault_dir`` with what :func:`read_secret` returned (the engine
     copies it into a zeroizing buffer; the caller wipes ``secret``); with
     ``read_only`` writing nothing to it (``beside_writer``: even while it
-    is mounted, best effort)."""
-    from fusefs import _native
+    is mounted, best effort). Rollback protection keeps its local state in
+    ``local_state_dir`` (by default :func:`fusefs.statedir.local_state_dir`);
+    ``accept_rollback`` opens a vault behind it anyway."""
+    from fusefs import _native, statedir
 
     kwargs: dict[str, Any] = {
         "salvage": salvage,
         "read_only": read_only,
         "beside_writer": beside_writer,
+        "local_state_dir": local_state_dir or statedir.local_state_dir(),
+        "accept_rollback": accept_rollback,
     }
     if cache_bytes is not None:
         kwargs["cache_bytes"] = cache_bytes
@@ -154,13 +172,15 @@ def unlock(
     *,
     cache_bytes: int | None = None,
     salvage: bool = False,
+    accept_rollback: bool = False,
     when_busy: Callable[[bytearray], Vault] | None = None,
 ) -> Vault:
     """Open the unmounted vault ``vault_dir`` for an offline command; every
-    refusal (not a vault, no password, wrong one, in use) is one line.
-    ``salvage``: read past log records damaged in both copies (repair).
-    ``when_busy``: how to open it instead when it is in use (given the
-    secret), rather than refusing."""
+    refusal (not a vault, no password, wrong one, in use, rolled back) is
+    one line. ``salvage``: read past log records damaged in both copies
+    (repair). ``accept_rollback``: open it even if it is behind what this
+    machine saw. ``when_busy``: how to open it instead when it is in use
+    (given the secret), rather than refusing."""
     from fusefs import _native
     from fusefs.password import wipe
 
@@ -169,7 +189,12 @@ def unlock(
     try:
         try:
             return open_with_secret(
-                vault_dir, secret, masterkey, cache_bytes=cache_bytes, salvage=salvage
+                vault_dir,
+                secret,
+                masterkey,
+                cache_bytes=cache_bytes,
+                salvage=salvage,
+                accept_rollback=accept_rollback,
             )
         except OSError as e:
             if when_busy is None or e.errno != errno.EBUSY:
@@ -378,6 +403,7 @@ def _remove_partial_vault(vault_dir: str, created_dir: bool) -> None:
     is_flag=True,
     help="Unlock with the printed master key (asked like the password) instead of the password.",
 )
+@accept_rollback_option
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
 @click.option(
     "-o",
@@ -402,6 +428,7 @@ def mount(
     idle: float | None,
     log_file: str | None,
     masterkey: bool,
+    accept_rollback: bool,
     quiet: bool,
     option_strings: tuple[str, ...],
 ) -> None:
@@ -416,6 +443,7 @@ def mount(
     environment's FUSEFS_SYSLOG_SOCKET names another syslog socket (empty:
     the file). In /etc/fstab: 'VAULT MNT fuse.fusefs passfile=FILE,noauto 0 0'.
     """
+    from fusefs import statedir
     from fusefs.cli.fstab import parse_options
     from fusefs.mount import MountOptions, check_mountpoint
     from fusefs.mount import mount as do_mount
@@ -451,12 +479,20 @@ def mount(
     # daemon it forks (which inherits both) can hold it or the keys.
     hardening.protect_process()
     secret = read_secret(passfile, extpass, masterkey)
+    state_dir = statedir.local_state_dir()  # here: the daemon changes to "/" first
 
     def open_vault() -> Vault:
         # Called once, in the daemon: the password is wiped as soon as the
         # engine has derived the key, and nothing keeps it for later.
         try:
-            return open_with_secret(vault_dir, secret, masterkey, read_only=read_only)
+            return open_with_secret(
+                vault_dir,
+                secret,
+                masterkey,
+                read_only=read_only,
+                accept_rollback=accept_rollback,
+                local_state_dir=state_dir,
+            )
         finally:
             wipe(secret)
 

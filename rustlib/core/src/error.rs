@@ -100,6 +100,10 @@ pub enum Error {
     },
     #[error("pack writes stopped after an earlier write error ({0}); reopen the vault")]
     PacksFailed(String),
+    /// The vault is behind what this machine's local state saw of it
+    /// (`vault::local_state`): the message names what is missing.
+    #[error("the vault is behind what this machine saw: {0}; --accept-rollback opens it anyway")]
+    RolledBack(String),
 }
 
 /// `map_err` adapter for an I/O error on `path`: reported as
@@ -201,6 +205,7 @@ impl Error {
             Error::PackMissing { .. } => "pack_missing",
             Error::PackCorrupt { .. } => "pack_corrupt",
             Error::PacksFailed(_) => "packs_failed",
+            Error::RolledBack(_) => "rolled_back",
         }
     }
 
@@ -256,6 +261,7 @@ impl Error {
             Error::LogFailed(_) | Error::Fs { .. } => ErrorClass::Io,
             Error::PacksFailed(_) => ErrorClass::Io,
             Error::PackMissing { .. } | Error::PackCorrupt { .. } => ErrorClass::Integrity,
+            Error::RolledBack(_) => ErrorClass::Integrity,
             _ => ErrorClass::Integrity,
         }
     }
@@ -346,6 +352,7 @@ mod tests {
             Error::PackMissing { pack: 1 },
             Error::UnknownFeatures(vec!["x".into()]),
             Error::AllZero,
+            Error::RolledBack("the vault ends at record 1".into()),
         ] {
             assert_eq!(damaged.errno_at_open(), None, "{damaged}");
         }

@@ -87,6 +87,13 @@ pub struct EngineOptions {
     /// files as they are read, so what is read can look damaged or be
     /// behind; the caller says so.
     pub beside_writer: bool,
+    /// Where this machine keeps the local state of its vaults (the user's
+    /// state directory; see [`super::local_state`]); `None`: no rollback
+    /// protection (the default: engine tests, tools).
+    pub local_state_dir: Option<PathBuf>,
+    /// Open a vault that is behind its local state anyway (the user said
+    /// so); the local state then takes the vault as it is.
+    pub accept_rollback: bool,
 }
 
 /// Generations reserved at a time (see [`Vault::take_generation`]): a
@@ -106,6 +113,8 @@ impl Default for EngineOptions {
             salvage: false,
             read_only: false,
             beside_writer: false,
+            local_state_dir: None,
+            accept_rollback: false,
         }
     }
 }

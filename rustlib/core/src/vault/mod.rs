@@ -63,6 +63,7 @@ pub mod file_keys;
 pub mod freed;
 pub mod inspect;
 pub mod lifetimes;
+pub mod local_state;
 pub mod namespace;
 pub mod open;
 pub mod passwd;

@@ -1,10 +1,32 @@
-//! The checker's report, and what opening the vault did, as Python dicts.
+//! The checker run from Python, its report, and what opening the vault
+//! did, as Python dicts.
 
-use crypto_core::fsck::{Finding, FsckReport};
+use crypto_core::fsck::{Finding, FsckOptions, FsckReport};
 use crypto_core::recovery::bootstrap::BootstrapReport;
 use crypto_core::vault::config::ConfigSource;
+use crypto_core::vault::Vault;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
+
+/// Check `vault` (see `crypto_core::fsck`), calling `progress(done, total)`
+/// with the plaintext bytes of frames verified; a callback that raises is
+/// printed and the check goes on.
+pub fn check(
+    vault: &Vault,
+    options: FsckOptions,
+    progress: Option<Py<PyAny>>,
+) -> crypto_core::Result<FsckReport> {
+    let mut report_progress = |done: u64, total: u64| {
+        if let Some(f) = &progress {
+            Python::attach(|py| {
+                if let Err(e) = f.call1(py, (done, total)) {
+                    e.print(py);
+                }
+            });
+        }
+    };
+    crypto_core::fsck::check(vault, options, &mut report_progress)
+}
 
 /// `{"findings": [{"check", "ino", "path", "detail"}...], "inodes", ...}`.
 /// With repair: `"repairs"` (lines) and `"remaining"` (findings after it).

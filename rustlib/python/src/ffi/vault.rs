@@ -9,10 +9,8 @@ use std::time::Duration;
 
 use crypto_core::fsck::FsckOptions;
 use crypto_core::scheduler::VaultSession;
-use crypto_core::types::{Argon2Params, Cipher as CoreCipher};
 use crypto_core::vault::{
-    AttrChange, CompactionAction, FileTimes, InodeKind, RenameFlags, Vault, VaultOptions,
-    DEFAULT_CACHE_BYTES,
+    AttrChange, CompactionAction, FileTimes, InodeKind, RenameFlags, Vault, DEFAULT_CACHE_BYTES,
 };
 use crypto_core::Error;
 use pyo3::prelude::*;
@@ -21,23 +19,12 @@ use pyo3::types::{PyBytes, PyDict, PyMemoryView};
 use zeroize::Zeroizing;
 
 use super::errors::{BindingError, BindingResult};
-use super::options::{engine_options, open_options};
+use super::options::{engine_options, open_options, vault_options};
 use super::secrets::secret_bytes;
 use super::vault_types::{
-    from_ns, CompactionCycleReport, LogCompactionReport, PyAttr, ReadBuffer, VaultTelemetry,
-    VaultUsage,
+    from_ns, kind_of_mode, CompactionCycleReport, DirPlusRow, DirRow, LogCompactionReport, PyAttr,
+    ReadBuffer, VaultTelemetry, VaultUsage,
 };
-
-/// The kind named by `mode`'s file-type bits, for mknod.
-fn kind_of_mode(mode: u32) -> BindingResult<InodeKind> {
-    InodeKind::from_mode(mode)
-        .ok_or_else(|| BindingError::Value(format!("unknown file type in mode {mode:#o}")))
-}
-
-/// One readdir row: (name, ino, st_mode type bits, next offset).
-type DirRow<'py> = (Bound<'py, PyBytes>, u64, u32, u64);
-/// One readdirplus row: (name, attributes, next offset).
-type DirPlusRow<'py> = (Bound<'py, PyBytes>, PyAttr, u64);
 
 /// An open vault. Thread-safe: call it from any number of threads.
 #[pyclass(module = "fusefs._native", name = "Vault", frozen)]
@@ -85,18 +72,13 @@ impl PyVault {
         argon2_t: u32,
         cache_bytes: usize,
     ) -> BindingResult<PyVault> {
-        let cipher = CoreCipher::from_name(cipher)
-            .ok_or_else(|| BindingError::Params(format!("unknown cipher {cipher:?}")))?;
-        let options = VaultOptions {
+        let options = vault_options(
             cipher,
             segment_size,
-            compression: compression_level,
-            argon2: Argon2Params {
-                m_kib: argon2_m_kib,
-                t: argon2_t,
-                p: 1,
-            },
-        };
+            compression_level,
+            argon2_m_kib,
+            argon2_t,
+        )?;
         let password = secret_bytes(password)?;
         let opts = engine_options(cache_bytes);
         py.detach(|| Vault::create_vault(&path, &password, &options, opts))
@@ -110,9 +92,12 @@ impl PyVault {
     /// With `read_only` nothing is written to the vault (changes raise
     /// OSError(EROFS)); with `beside_writer` too, the vault opens even
     /// while a writer holds it (best effort: fsck of a mounted vault).
+    /// `local_state_dir`: where this machine keeps what it saw of its
+    /// vaults (rollback protection; None: none); `accept_rollback`: open a
+    /// vault behind that anyway.
     #[staticmethod]
-    #[pyo3(signature = (path, password, *, cache_bytes=DEFAULT_CACHE_BYTES, salvage=false,
-                        read_only=false, beside_writer=false))]
+    #[pyo3(signature = (path, password, *, cache_bytes=DEFAULT_CACHE_BYTES, salvage=false, read_only=false, beside_writer=false, local_state_dir=None, accept_rollback=false))]
+    #[allow(clippy::too_many_arguments)]
     fn open(
         py: Python<'_>,
         path: PathBuf,
@@ -121,9 +106,18 @@ impl PyVault {
         salvage: bool,
         read_only: bool,
         beside_writer: bool,
+        local_state_dir: Option<PathBuf>,
+        accept_rollback: bool,
     ) -> BindingResult<PyVault> {
         let password = secret_bytes(password)?;
-        let opts = open_options(cache_bytes, salvage, read_only, beside_writer);
+        let opts = open_options(
+            cache_bytes,
+            salvage,
+            read_only,
+            beside_writer,
+            local_state_dir,
+            accept_rollback,
+        );
         py.detach(|| Vault::open_vault(&path, &password, opts))
             .map(PyVault::wrap)
             .map_err(BindingError::Open)
@@ -132,8 +126,8 @@ impl PyVault {
     /// Open the vault in `path` with its printed master key (the options
     /// as for `open`).
     #[staticmethod]
-    #[pyo3(signature = (path, master_key, *, cache_bytes=DEFAULT_CACHE_BYTES, salvage=false,
-                        read_only=false, beside_writer=false))]
+    #[pyo3(signature = (path, master_key, *, cache_bytes=DEFAULT_CACHE_BYTES, salvage=false, read_only=false, beside_writer=false, local_state_dir=None, accept_rollback=false))]
+    #[allow(clippy::too_many_arguments)]
     fn open_with_master_key(
         py: Python<'_>,
         path: PathBuf,
@@ -142,11 +136,20 @@ impl PyVault {
         salvage: bool,
         read_only: bool,
         beside_writer: bool,
+        local_state_dir: Option<PathBuf>,
+        accept_rollback: bool,
     ) -> BindingResult<PyVault> {
         let bytes = secret_bytes(master_key)?;
         // Not UTF-8: a wrong master key, said by the core as for any other.
         let key = Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned());
-        let opts = open_options(cache_bytes, salvage, read_only, beside_writer);
+        let opts = open_options(
+            cache_bytes,
+            salvage,
+            read_only,
+            beside_writer,
+            local_state_dir,
+            accept_rollback,
+        );
         py.detach(|| Vault::open_with_master_key(&path, &key, opts))
             .map(PyVault::wrap)
             .map_err(BindingError::Open)
@@ -548,19 +551,8 @@ impl PyVault {
         progress: Option<Py<PyAny>>,
         repair: bool,
     ) -> BindingResult<Bound<'py, PyDict>> {
-        let report = run(py, self, |v| {
-            let mut report_progress = |done: u64, total: u64| {
-                if let Some(f) = &progress {
-                    // A failing callback must not stop the check.
-                    Python::attach(|py| {
-                        if let Err(e) = f.call1(py, (done, total)) {
-                            e.print(py);
-                        }
-                    });
-                }
-            };
-            crypto_core::fsck::check(v, FsckOptions { quick, repair }, &mut report_progress)
-        })?;
+        let options = FsckOptions { quick, repair };
+        let report = run(py, self, |v| super::fsck::check(v, options, progress))?;
         Ok(super::fsck::report_to_dict(py, &report)?)
     }
 

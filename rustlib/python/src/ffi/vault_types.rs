@@ -6,11 +6,24 @@ use std::ffi::{c_int, c_void};
 
 use crypto_core::telemetry::VaultTelemetry as CoreTelemetry;
 use crypto_core::vault::{
-    Attr, CompactionReport, PackCompactionReport as CorePackReport, Timespec,
+    Attr, CompactionReport, InodeKind, PackCompactionReport as CorePackReport, Timespec,
 };
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyMemoryView};
+use pyo3::types::{PyBytes, PyDict, PyMemoryView};
+
+use super::errors::{BindingError, BindingResult};
+
+/// One readdir row: (name, ino, st_mode type bits, next offset).
+pub type DirRow<'py> = (Bound<'py, PyBytes>, u64, u32, u64);
+/// One readdirplus row: (name, attributes, next offset).
+pub type DirPlusRow<'py> = (Bound<'py, PyBytes>, PyAttr, u64);
+
+/// The kind named by `mode`'s file-type bits, for mknod.
+pub fn kind_of_mode(mode: u32) -> BindingResult<InodeKind> {
+    InodeKind::from_mode(mode)
+        .ok_or_else(|| BindingError::Value(format!("unknown file type in mode {mode:#o}")))
+}
 
 /// Nanoseconds since the epoch.
 pub fn ns(t: Timespec) -> i128 {
