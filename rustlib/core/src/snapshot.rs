@@ -270,8 +270,8 @@ pub fn read_snapshot(
             (Some(rest[..16].try_into().expect("16")), &rest[16..])
         }
     };
-    let state = decode_state(body, prefix.version)
-        .map_err(|e| Error::SnapshotCorrupt(e.to_string()))?;
+    let state =
+        decode_state(body, prefix.version).map_err(|e| Error::SnapshotCorrupt(e.to_string()))?;
     let covers = Covers {
         covers_seq: prefix.covers_seq,
         chain,

@@ -1925,7 +1925,10 @@ fn state_bytes_per_format_9_5() {
     let mut longer = want.clone();
     longer.push(0);
     assert!(decode_state(&longer, 1).is_err(), "trailing byte");
-    assert!(decode_state(&want[..want.len() - 1], 1).is_err(), "cut short");
+    assert!(
+        decode_state(&want[..want.len() - 1], 1).is_err(),
+        "cut short"
+    );
     let mut bad_kind = want.clone();
     bad_kind[36 + 8] = 8;
     assert!(decode_state(&bad_kind, 1).is_err(), "kind 8");

@@ -117,7 +117,7 @@ pub(super) fn create_file(
         key,
         records: 0,
         chain: header.chain_in,
-        len: header.len() as u64,
+        len: header.encoded_len() as u64,
         reserved_to: 0,
         broken: false,
         copy,

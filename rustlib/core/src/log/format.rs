@@ -118,7 +118,11 @@ pub struct LogFileHeader {
 
 impl LogFileHeader {
     pub fn encode(&self) -> Vec<u8> {
-        let mut b = self.format.kind().encode_header(&self.vault_id, self.number).to_vec();
+        let mut b = self
+            .format
+            .kind()
+            .encode_header(&self.vault_id, self.number)
+            .to_vec();
         b[40..56].copy_from_slice(&self.file_id);
         b[56..64].copy_from_slice(&self.first_seq.to_le_bytes());
         if self.format == LogFormat::V2 {
@@ -127,7 +131,8 @@ impl LogFileHeader {
         b
     }
 
-    pub fn len(&self) -> usize {
+    /// Its length in the file (64 or 80 bytes).
+    pub fn encoded_len(&self) -> usize {
         self.format.header_len()
     }
 
@@ -217,7 +222,11 @@ pub fn encode_record(
 ) -> [u8; CHAIN_LEN] {
     let start = out.len();
     let v2 = header.format == LogFormat::V2;
-    let plain_len = if v2 { padded_len(payload.len()) } else { payload.len() };
+    let plain_len = if v2 {
+        padded_len(payload.len())
+    } else {
+        payload.len()
+    };
     let p = (plain_len + TAG_LEN) as u32;
     out.extend_from_slice(&p.to_le_bytes());
     out.extend_from_slice(&seq.to_le_bytes());
@@ -276,7 +285,8 @@ pub fn record_starts(file: &[u8], at: usize, format: LogFormat) -> Option<u64> {
         LogFormat::V2 => {
             let h = file.get(at..at + format.record_header_len())?;
             let crc = u32::from_le_bytes(h[12..16].try_into().expect("4"));
-            (checksum(&h[..12], &[]) == crc).then(|| u64::from_le_bytes(h[4..12].try_into().expect("8")))
+            (checksum(&h[..12], &[]) == crc)
+                .then(|| u64::from_le_bytes(h[4..12].try_into().expect("8")))
         }
         LogFormat::V1 => match parse_record(file, at, format) {
             Parsed::Record { seq, .. } => Some(seq),
@@ -344,7 +354,11 @@ pub fn open_record(
 ) -> Result<Vec<u8>> {
     let mut buf = sealed.to_vec();
     let n = key
-        .open(&record_nonce(index_in_file), &record_aad(header, seq, chain), &mut buf)
+        .open(
+            &record_nonce(index_in_file),
+            &record_aad(header, seq, chain),
+            &mut buf,
+        )
         .map_err(|_| Error::LogCorrupt(format!("log record {seq} failed authentication")))?;
     buf.truncate(n);
     if header.format == LogFormat::V1 {
@@ -448,13 +462,22 @@ mod tests {
         let at1 = out.len();
         assert_eq!(at1, 20 + 128 + 16);
         let t1 = encode_record(&mut out, &key, &header, 1, 8, &t0, b"second");
-        let Parsed::Record { sealed_at, sealed_len, len, seq } = parse_record(&out, at1, LogFormat::V2) else {
+        let Parsed::Record {
+            sealed_at,
+            sealed_len,
+            len,
+            seq,
+        } = parse_record(&out, at1, LogFormat::V2)
+        else {
             panic!("not a record");
         };
         assert_eq!((seq, len), (8, out.len() - at1));
         let sealed = &out[sealed_at..sealed_at + sealed_len];
         assert_eq!(tag_of(sealed), t1);
-        assert_eq!(open_record(&key, &header, 1, 8, &t0, sealed).unwrap(), b"second");
+        assert_eq!(
+            open_record(&key, &header, 1, 8, &t0, sealed).unwrap(),
+            b"second"
+        );
         // Another chain (a record put after another history) does not open.
         assert!(open_record(&key, &header, 1, 8, &[0; 16], sealed).is_err());
         assert_eq!(record_starts(&out, at1, LogFormat::V2), Some(8));
@@ -462,7 +485,10 @@ mod tests {
         // A flipped byte of the body fails the body's checksum only.
         let mut bad = out.clone();
         bad[at1 + 30] ^= 1;
-        assert!(matches!(parse_record(&bad, at1, LogFormat::V2), Parsed::Broken));
+        assert!(matches!(
+            parse_record(&bad, at1, LogFormat::V2),
+            Parsed::Broken
+        ));
         assert_eq!(record_starts(&bad, at1, LogFormat::V2), Some(8));
     }
 

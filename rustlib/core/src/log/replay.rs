@@ -140,7 +140,7 @@ fn whole_record_after(bytes: &[u8], from: usize, after_seq: u64, format: LogForm
 /// first record, else the tag just before it (the previous record's, if
 /// that one is whole there).
 fn chain_before(bytes: &[u8], at: usize, header: &LogFileHeader) -> [u8; CHAIN_LEN] {
-    if at <= header.len() + CHAIN_LEN {
+    if at <= header.encoded_len() + CHAIN_LEN {
         return header.chain_in;
     }
     bytes[at - CHAIN_LEN..at].try_into().expect("16")
@@ -273,9 +273,9 @@ fn mend(
     }
     let key = file_key(master, cipher, &h.file_id);
     let mut out = h.encode();
-    let mut mended = primary.len() < h.len() || primary[..h.len()] != out[..];
+    let mut mended = primary.len() < h.encoded_len() || primary[..h.encoded_len()] != out[..];
     let mut expected = h.first_seq;
-    let mut at = h.len();
+    let mut at = h.encoded_len();
     let mut chain = h.chain_in;
     let whole = |bytes: &[u8], at: usize, expected: u64, chain: &[u8; CHAIN_LEN]| match parse_record(
         bytes, at, h.format,
@@ -412,7 +412,7 @@ pub(super) fn replay(
                 let works = |h: &LogFileHeader| header_reads(&bytes, h, next_seq, opts, master);
                 let same_layout = theirs.format == header.format;
                 if !works(&header) && ours(&theirs) && same_layout && works(&theirs) {
-                    bytes[..theirs.len()].copy_from_slice(&theirs.encode());
+                    bytes[..theirs.encoded_len()].copy_from_slice(&theirs.encode());
                     mended = true;
                     theirs
                 } else {
@@ -557,7 +557,7 @@ fn header_reads(
     opts: &ReplayOptions<'_>,
     master: &SecretKey,
 ) -> bool {
-    match parse_record(bytes, header.len(), header.format) {
+    match parse_record(bytes, header.encoded_len(), header.format) {
         Parsed::Record {
             seq,
             sealed_at,
@@ -596,7 +596,7 @@ fn read_file(
     let corrupt = |m: String| Error::LogCorrupt(format!("{name}: {m}"));
     let before = records.len();
     let mut key = file_key(master, opts.cipher, &header.file_id);
-    let mut at = header.len();
+    let mut at = header.encoded_len();
     let mut expected = header.first_seq;
     loop {
         let (next, stop) = read_records(bytes, &header, &key, at, expected, records);
@@ -613,7 +613,7 @@ fn read_file(
                 header = h;
                 key = file_key(master, opts.cipher, &header.file_id);
                 records.truncate(before);
-                at = header.len();
+                at = header.encoded_len();
                 expected = header.first_seq;
                 continue;
             }

@@ -87,7 +87,9 @@ impl FrameLayout {
 pub fn padded_frame_len(body_len: usize, segment_size: u32) -> usize {
     let n = 5 + body_len;
     let grain = (1usize << (usize::BITS - 1 - n.leading_zeros()).saturating_sub(4)).max(256);
-    (n.div_ceil(grain) * grain).min(5 + segment_size as usize).max(n)
+    (n.div_ceil(grain) * grain)
+        .min(5 + segment_size as usize)
+        .max(n)
 }
 
 /// The nonce of a format 2 frame: its generation, little-endian, then zeros.
@@ -358,21 +360,28 @@ mod tests {
         assert_eq!(padded_frame_len(65_000, s), 65_536);
         for b in [1usize, 300, 5000, 33_333, 65_536, 1 << 20] {
             let t = padded_frame_len(b, 1 << 20);
-            assert!(t >= 5 + b && t - (5 + b) < ((5 + b) / 16).max(256), "{b} → {t}");
+            assert!(
+                t >= 5 + b && t - (5 + b) < ((5 + b) / 16).max(256),
+                "{b} → {t}"
+            );
         }
     }
 
     #[test]
     fn v2_frames_round_trip_and_bind_their_generation() {
         use crate::crypto::keys::SecretKey;
-        let key = AeadKey::new(crate::types::Cipher::Aes256Gcm, &SecretKey::from_bytes([3; 32]));
+        let key = AeadKey::new(
+            crate::types::Cipher::Aes256Gcm,
+            &SecretKey::from_bytes([3; 32]),
+        );
         let layout = FrameLayout {
             legacy_high: 10,
             segment_size: 65536,
         };
         let plain = vec![7u8; 1000];
         let segs: [(u64, u64, &[u8]); 1] = [(4, 11, &plain)];
-        let (out, sizes) = seal_pack_frames(&key, &[1; 16], &[2; 16], &segs, None, layout, 1).unwrap();
+        let (out, sizes) =
+            seal_pack_frames(&key, &[1; 16], &[2; 16], &segs, None, layout, 1).unwrap();
         assert_eq!(sizes, vec![1024 + 16]);
         let r = |generation| SegmentRef {
             pack: 1,
@@ -383,7 +392,10 @@ mod tests {
         };
         let open = |g, f: Vec<u8>| open_pack_frame(&key, &[1; 16], &[2; 16], 4, &r(g), layout, f);
         assert_eq!(open(11, out.clone()).unwrap(), plain);
-        assert!(open(12, out.clone()).is_err(), "another generation: another nonce and AAD");
+        assert!(
+            open(12, out.clone()).is_err(),
+            "another generation: another nonce and AAD"
+        );
         let mut bad = out.clone();
         bad[1000] ^= 1;
         assert!(open(11, bad).is_err());

@@ -46,11 +46,11 @@ pub mod frame;
 pub use file::{
     pack_file_name, parse_pack_file_name, PackHeader, PACK_HEADER_LEN, PACK_MAGIC, PACK_VERSION,
 };
-use frame::{open_pack_frame, seal_pack_frames, threads_for};
 pub use frame::{
     frame_nonce, pack_frame_aad, padded_frame_len, FrameLayout, MAX_PLAIN_LEN, PACK_FRAME_AAD_LEN,
     PACK_FRAME_OVERHEAD,
 };
+use frame::{open_pack_frame, seal_pack_frames, threads_for};
 
 pub const DEFAULT_PACK_SIZE_LIMIT: u64 = 64 << 20;
 
@@ -408,7 +408,15 @@ impl PackStore {
         r: &SegmentRef,
     ) -> Result<Vec<u8>> {
         let frame = self.read_frame(r)?;
-        open_pack_frame(key, &self.vault_id, file_id, index, r, self.opts.layout, frame)
+        open_pack_frame(
+            key,
+            &self.vault_id,
+            file_id,
+            index,
+            r,
+            self.opts.layout,
+            frame,
+        )
     }
 
     /// Read several segments of one file (in parallel when worth it).

@@ -257,7 +257,10 @@ impl Vault {
     /// or not a record ever named the frame.
     pub(super) fn take_generation(&self) -> Result<u64> {
         let g = self.generation.fetch_add(1, Relaxed);
-        if g > self.generation_limit.load(std::sync::atomic::Ordering::Acquire) {
+        if g > self
+            .generation_limit
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
             self.reserve_generations(g)?;
         }
         Ok(g)
