@@ -19,8 +19,8 @@ use std::mem;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-pub use super::active::LOG_RESERVE_BYTES;
-use super::active::{close_copy, create_file, ActiveFile, FileStart};
+use super::active::{close_copy, create_file, ActiveFile};
+pub use super::active::{create_empty_file, FileStart, LOG_RESERVE_BYTES};
 use super::format::*;
 use super::replay::replay;
 use super::replay::ReplayOptions;
