@@ -90,6 +90,8 @@ pub(super) struct ReplayOptions<'a> {
     /// `min_next_seq - 1` (a snapshot's), or [`CHAIN_START`]; `None` if
     /// not known (a snapshot of format 1).
     pub chain_base: Option<[u8; CHAIN_LEN]>,
+    /// Records up to this one were acknowledged: never a torn tail.
+    pub acknowledged_seq: u64,
 }
 
 fn read_whole(file: &dyn StorageFile, path: &Path) -> Result<Vec<u8>> {
@@ -483,7 +485,14 @@ fn read_file(
             }
         }
         let after = expected.saturating_sub(1);
-        if stop.broken && is_last && !whole_record_after(bytes, stop.at, after, header.format) {
+        // Records this machine saw durable are never a torn tail, whatever
+        // follows them: damage, mended above or reported below.
+        let unacknowledged = expected > opts.acknowledged_seq;
+        if stop.broken
+            && is_last
+            && unacknowledged
+            && !whole_record_after(bytes, stop.at, after, header.format)
+        {
             // A torn tail: written but never synced, so never acknowledged.
             return Ok((header, expected, Some(stop.at)));
         }

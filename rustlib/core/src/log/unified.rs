@@ -57,6 +57,10 @@ pub struct LogOptions {
     pub read_only: bool,
     /// The layout of the files read and written (the vault's format).
     pub format: LogFormat,
+    /// Records up to this one were acknowledged durable on this machine
+    /// (its local state, `vault::local_state`): damage there is never taken
+    /// for a torn tail. 0: nothing known.
+    pub acknowledged_seq: u64,
     /// The chain value of the state the log continues (a snapshot's, see
     /// [`super::cut::LogCut::chain`]; [`CHAIN_START`] for the empty vault; `None`
     /// where it is not known: a snapshot of format 1).
@@ -74,6 +78,7 @@ impl Default for LogOptions {
             read_only: false,
             format: LogFormat::V2,
             chain_base: Some(CHAIN_START),
+            acknowledged_seq: 0,
         }
     }
 }
@@ -134,6 +139,9 @@ pub struct LogManager {
     /// frames those records point at durable here, so a record is never on
     /// disk before its data (not even through the page cache's own flushing).
     before_write: Mutex<Option<BeforeWrite>>,
+    /// Runs after each sync that made records durable (the local state
+    /// notes how far the vault reached).
+    after_sync: Mutex<Option<AfterSync>>,
     /// Payload bytes appended since the log was opened or last compacted.
     pub(super) appended_bytes: std::sync::atomic::AtomicU64,
     /// The highest file number replay read (0: none).
@@ -141,6 +149,9 @@ pub struct LogManager {
 }
 
 type BeforeWrite = Box<dyn Fn() -> Result<()> + Send + Sync>;
+/// Told (sequence number, chain value) of the last record each time the
+/// log is made durable.
+type AfterSync = Box<dyn Fn(u64, [u8; CHAIN_LEN]) + Send + Sync>;
 
 impl LogManager {
     /// Replay the log in `dir` (created if missing) and start a new file for appending.
@@ -171,6 +182,7 @@ impl LogManager {
                 read_only: opts.read_only,
                 format: opts.format,
                 chain_base: opts.chain_base,
+                acknowledged_seq: opts.acknowledged_seq,
             },
         )?;
         let next_seq = next_seq.max(opts.min_next_seq);
@@ -218,10 +230,16 @@ impl LogManager {
             changed: Condvar::new(),
             active: Mutex::new(active),
             before_write: Mutex::new(None),
+            after_sync: Mutex::new(None),
             appended_bytes: std::sync::atomic::AtomicU64::new(0),
             newest_read: last_number,
         };
         Ok((mgr, records, report))
+    }
+
+    /// Install the hook that runs after each durable sync (see the field).
+    pub fn set_after_sync(&self, hook: impl Fn(u64, [u8; CHAIN_LEN]) + Send + Sync + 'static) {
+        *self.after_sync.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(hook));
     }
 
     /// Install the hook that runs before records are written (see the field).
@@ -526,6 +544,12 @@ impl LogManager {
                 .file
                 .sync_data()
                 .map_err(|e| TurnError::Fatal(io_at("cannot sync", &path)(e)))?;
+            if let (Some((seq, _)), Some(hook)) = (
+                batch.last(),
+                &*self.after_sync.lock().unwrap_or_else(|p| p.into_inner()),
+            ) {
+                hook(*seq, active.chain);
+            }
         }
         Ok(())
     }

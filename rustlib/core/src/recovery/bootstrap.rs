@@ -76,6 +76,16 @@ pub struct BootstrapReport {
     pub read_only: bool,
     /// A vault of format 1 upgraded to format 2 by this open.
     pub upgraded: Option<UpgradeReport>,
+    /// The record the snapshot in use covers up to (0: none).
+    pub covers_seq: u64,
+    /// The sequence number of the first record the log holds (None: none).
+    pub first_log_seq: Option<u64>,
+    /// The tag of record `LogOptions::acknowledged_seq`, if the log holds it.
+    pub acknowledged_tag: Option<[u8; 16]>,
+    /// What the local state (rollback protection) had to say, one line
+    /// each: a vault never seen here, a rollback accepted, a damaged or
+    /// unwritable local state.
+    pub local_state_notes: Vec<String>,
     /// (Format 2.) The last record of the log is a Close: the session
     /// before this one closed the vault cleanly (false: it crashed, or the
     /// log was cut; also false for an empty log).
@@ -232,6 +242,7 @@ pub fn load_unified_log(
     let salvage = opts.salvage;
     let read_only = opts.read_only;
     let covers_seq = covers.covers_seq;
+    let acknowledged = opts.acknowledged_seq;
     let opts = LogOptions {
         min_next_seq: opts.min_next_seq.max(covers_seq + 1),
         chain_base: covers.chain,
@@ -281,6 +292,12 @@ pub fn load_unified_log(
             Err(e) => return Err(e),
         }
     }
+    report.covers_seq = covers_seq;
+    report.first_log_seq = records.first().map(|r| r.seq);
+    report.acknowledged_tag = records
+        .iter()
+        .find(|r| r.seq == acknowledged && acknowledged > 0)
+        .map(|r| r.tag);
     report.closed_cleanly = records.last().is_some_and(|r| {
         matches!(
             UnifiedEntry::decode(&r.payload),

@@ -290,13 +290,17 @@ impl Vault {
             (cut, s.clone())
         };
         let copies = crate::mirror::snapshot_copies(&self.dir);
-        finish_log_compaction(
+        let done = finish_log_compaction(
             &self.log,
             cut,
             &state,
             &self.dir.join("snap"),
             Some(&copies),
-        )
+        );
+        if let (Ok(r), Some(local)) = (&done, &self.local) {
+            local.note_snapshot(r.snapshot, r.covers_seq);
+        }
+        done
         // `state` is dropped here, without the lock: whatever the live state
         // stopped sharing with it meanwhile is freed now.
     }

@@ -146,6 +146,10 @@ pub struct Vault {
     pub(super) generation_limit: AtomicU64,
     /// Held while a reservation is made.
     pub(super) reserving: Mutex<()>,
+    /// What this machine remembers of the vault (rollback protection),
+    /// kept up to date after each log sync; `None` without a state
+    /// directory, or read-only.
+    pub(super) local: Option<Arc<super::local_state::LocalState>>,
     pub(super) report: BootstrapReport,
     /// When the last change was committed (for the scheduler's idle test).
     pub(super) last_change: Mutex<std::time::Instant>,

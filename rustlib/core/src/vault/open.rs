@@ -17,6 +17,8 @@ use crate::packs::{FrameLayout, PackOptions, PackStore};
 use crate::recovery::bootstrap::{bootstrap, BootstrapReport};
 use crate::storage::readonly::ReadOnlyFs;
 use crate::storage::{FileSystem, LockGuard, TryLock};
+use crate::vault::local_state::judgement::{judge, refuse_headless, VaultEnd};
+use crate::vault::local_state::{LocalState, Seen};
 
 /// Name of the lock file in the vault directory.
 pub const LOCK_FILE: &str = "fusefs.lock";
@@ -100,7 +102,13 @@ impl Vault {
         vault_lock: Box<dyn LockGuard>,
     ) -> Result<Vault> {
         let vault_id = *config.vault_id();
+        // What this machine saw of the vault (rollback protection).
+        let local = opts
+            .local_state_dir
+            .as_ref()
+            .map(|d| Arc::new(LocalState::open(d, &vault_id, &master)));
         let log_opts = LogOptions {
+            acknowledged_seq: local.as_ref().map_or(0, |l| l.acknowledged()),
             rotate_bytes: opts.log_rotate_bytes,
             cipher: config.cipher(),
             copies: Some(crate::mirror::log_copies(dir)),
@@ -148,6 +156,14 @@ impl Vault {
                 },
             },
         )?);
+        // Metadata deleted outright (checked before the stray packs below,
+        // which would be all of them): with no snapshot, packs but no log, or a
+        // log that starts after record 1 (FORMAT.md §9.7).
+        let has_packs = !packs.pack_numbers()?.is_empty();
+        let headless = refuse_headless(has_packs, report.snapshot > 0, report.first_log_seq);
+        if let (Some(why), false) = (headless, opts.salvage) {
+            return Err(Error::LogCorrupt(why));
+        }
         // Packs the state does not know hold no frame any record refers to:
         // removed, or they would stay as space nothing can reclaim. After
         // the store is open, so a pack number is never handed out again.
@@ -159,6 +175,32 @@ impl Vault {
             if !state.packs.contains_key(&number) {
                 packs.delete_pack(number)?;
                 report.stray_packs_removed.push(number);
+            }
+        }
+        if let Some(local) = &local {
+            let end = VaultEnd {
+                last_seq: log.next_seq() - 1,
+                chain_at: report.acknowledged_tag,
+                snapshot: report.snapshot,
+                covers_seq: report.covers_seq,
+            };
+            let verdict = judge(local.seen(), &end);
+            report
+                .local_state_notes
+                .extend(local.problem_at_open().into_iter());
+            report
+                .local_state_notes
+                .extend(verdict.outcome(opts.accept_rollback)?);
+            if !opts.read_only {
+                local.adopt(Seen {
+                    seq: end.last_seq,
+                    chain: log.chain_head(),
+                    snapshot: end.snapshot,
+                    covers_seq: end.covers_seq,
+                    clean: false,
+                });
+                let l = Arc::clone(local);
+                log.set_after_sync(move |seq, chain| l.note_durable(seq, chain));
             }
         }
         let p = Arc::clone(&packs);
@@ -182,6 +224,7 @@ impl Vault {
             generation,
             generation_limit,
             reserving: Mutex::new(()),
+            local: local.filter(|_| !opts.read_only),
             report,
             last_change: Mutex::new(std::time::Instant::now()),
             compaction: Mutex::new(()),
@@ -311,7 +354,11 @@ impl Vault {
             };
             self.commit(&mut self.lock_state(), close)?;
         }
-        self.sync()
+        self.sync()?;
+        if let Some(local) = &self.local {
+            local.close(true);
+        }
+        Ok(())
     }
 
     /// The file system the vault lives on.
