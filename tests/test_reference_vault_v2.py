@@ -364,3 +364,28 @@ def test_a_log_that_does_not_end_with_close_is_read_with_a_warning(tmp_path: Pat
     assert r.returncode == 0, r.stderr
     assert r.stderr.startswith("reference_decrypt: warning: the log ends without a Close record")
     assert len(r.stderr.splitlines()) == 1
+
+
+def test_a_log_reaching_back_into_the_snapshot_must_hold_its_chain(tmp_path: Path) -> None:
+    """A log compaction interrupted after its snapshot (§9.6 step 3): the log still holds
+    record covers_seq, whose tag must be the snapshot's chain (§7.3)."""
+    a, b = diverged(tmp_path, compact=False)
+    for copy in (a, b):  # a snapshot of each history's last record, kept aside
+        kept = tmp_path / f"kept-{copy.name}"
+        shutil.copytree(copy, kept)
+        with Vault.open(kept, PASSWORD) as v:
+            v.compact_log()
+    snap = "0000000000000001.snap"
+    covers_seq = struct.unpack_from("<Q", (tmp_path / "kept-a" / "snap" / snap).read_bytes(), 56)[0]
+    last = max((a / "log").iterdir())
+    # The snapshot covers a's last record: a's newest file holds it, none comes after.
+    assert v2_files.parse_log_header(last.read_bytes()).first_seq <= covers_seq
+    (a / "snap").mkdir(exist_ok=True)
+    shutil.copy2(tmp_path / "kept-a" / "snap" / snap, a / "snap" / snap)
+    r = reader(a, tmp_path)
+    assert r.returncode == 0 and not r.stderr, r.stderr
+    shutil.copy2(tmp_path / "kept-b" / "snap" / snap, a / "snap" / snap)
+    shutil.rmtree(tmp_path / "out")
+    r = reader(a, tmp_path)
+    one_error(r, 3, f"record {covers_seq} is not the one the snapshot continues")
+    assert f"log/{last.name} offset" in r.stderr
