@@ -67,7 +67,8 @@ def compact(
     """Compact the unmounted VAULT: reclaim dead space in its packs and fold
     its metadata log into a snapshot."""
     from fusefs import _native
-    from fusefs.cli.vault import _describe_open_error, unlock
+    from fusefs.cli.open_errors import describe_open_error
+    from fusefs.cli.vault import unlock
 
     vault = unlock(
         vault_dir, passfile, extpass, masterkey, cache_bytes=0, accept_rollback=accept_rollback
@@ -79,7 +80,7 @@ def compact(
         seconds = time.monotonic() - started
         after = _sizes(vault.telemetry().to_dict())
     except (_native.FusefsError, OSError) as e:
-        raise QuietError(*_describe_open_error(e, vault_dir)) from e
+        raise QuietError(*describe_open_error(e, vault_dir)) from e
     finally:
         vault.close()
     report: dict[str, Any] = {

@@ -26,12 +26,12 @@ from fusefs.cli.common import (
     accept_rollback_option,
     compress_option,
     expensive_kdf_option,
-    kdf_hint,
     kdf_kib,
     kdf_options,
     password_options,
     quiet_option,
 )
+from fusefs.cli.open_errors import describe_open_error
 from fusefs.exitcodes import ExitCode, QuietError, epilog
 from fusefs.password import isatty
 
@@ -83,39 +83,6 @@ def _vault_info(vault_dir: str) -> dict[str, Any]:
 
 def _kib(n: int) -> str:
     return f"{n // 1024} MiB" if n % 1024 == 0 else f"{n} KiB"
-
-
-def _describe_open_error(e: BaseException, vault_dir: str) -> tuple[str, ExitCode]:
-    """(one line, exit code) for an exception from opening or mounting a vault."""
-    from fusefs import _native
-    from fusefs.errors import exit_code_for
-
-    if isinstance(e, QuietError):  # MountError too
-        return e.message, e.exit_code
-    if isinstance(e, _native.WrongKeyError):
-        return f"wrong password or master key for vault {vault_dir}", ExitCode.WRONG_KEY
-    if isinstance(e, OSError) and e.errno == errno.EBUSY:
-        return f"vault {vault_dir} is in use: {e.strerror or e}", ExitCode.MOUNT
-    if isinstance(e, KeyboardInterrupt):
-        return "interrupted", ExitCode.INTERRUPTED
-    code = exit_code_for(e)
-    if code == ExitCode.ERROR:
-        return f"internal error: {type(e).__name__}: {e}", code
-    if getattr(e, "kind", None) == "rolled_back":
-        return f"vault {vault_dir}: {_with_command(str(e))}", code
-    if getattr(e, "kind", None) in ("log_corrupt", "snapshot_corrupt"):
-        # Damaged in both copies: what can still be read is salvaged by fsck.
-        return f"vault {vault_dir}: {e} (fusefs fsck --repair salvages what can be read)", code
-    return f"vault {vault_dir}: {e}{kdf_hint(e)}", code
-
-
-def _with_command(message: str) -> str:
-    """The engine's "--accept-rollback opens it anyway" as the command to
-    run again: "fusefs mount --accept-rollback opens it anyway"."""
-    ctx = click.get_current_context(silent=True)
-    if ctx is None:
-        return message
-    return message.replace("--accept-rollback", f"{ctx.command_path} --accept-rollback")
 
 
 def read_secret(passfile: str | None, extpass: str | None, masterkey: bool) -> bytearray:
@@ -201,7 +168,7 @@ def unlock(
                 raise
             return when_busy(secret)
     except (_native.FusefsError, OSError) as e:
-        raise QuietError(*_describe_open_error(e, vault_dir)) from e
+        raise QuietError(*describe_open_error(e, vault_dir)) from e
     finally:
         wipe(secret)
 
@@ -305,7 +272,7 @@ def init(
         wipe(password)
         _remove_partial_vault(vault_dir, created_dir)
         if isinstance(e, (_native.FusefsError, OSError)):
-            raise QuietError(*_describe_open_error(e, vault_dir)) from e
+            raise QuietError(*describe_open_error(e, vault_dir)) from e
         raise
     if not quiet:
         click.echo(
@@ -507,7 +474,7 @@ def mount(
         kernel_flags=frozenset(fstab.kernel_flags),
     )
     try:
-        do_mount(opts, open_vault, lambda e: _describe_open_error(e, vault_dir))
+        do_mount(opts, open_vault, lambda e: describe_open_error(e, vault_dir))
     finally:
         wipe(secret)  # the parent's copy (the daemon wiped its own)
     if not quiet and not foreground:
@@ -602,7 +569,7 @@ def passwd(
             argon2_t=kdf_passes,
         )
     except (_native.FusefsError, OSError) as e:
-        raise QuietError(*_describe_open_error(e, vault_dir)) from e
+        raise QuietError(*describe_open_error(e, vault_dir)) from e
     finally:
         wipe(old)
         wipe(new)

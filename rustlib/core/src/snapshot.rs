@@ -279,6 +279,14 @@ pub fn read_snapshot(
     Ok((covers, state))
 }
 
+/// The version byte of the snapshot at `path`, if it has a prefix of ours.
+pub fn read_snapshot_version(fs: &dyn FileSystem, path: &Path) -> Option<u8> {
+    let file = fs.open_read(path).ok()?;
+    let mut b = [0u8; SNAP_PREFIX_LEN];
+    (file.read_at(&mut b, 0).ok()? == SNAP_PREFIX_LEN).then_some(())?;
+    Prefix::decode(&b).ok().map(|p| p.version)
+}
+
 /// Open the sealed stream of a snapshot (a v2 stream: header, frames, trailer).
 fn open_stream(
     sealed: &[u8],

@@ -774,8 +774,15 @@ fn golden_vault_v1_opens_with_the_expected_tree() {
     let (_tmp, dir) = vault_copy();
     let password = expected["password"].as_str().unwrap();
     assert_eq!(password.as_bytes(), VAULT_PASSWORD);
-    let v = Vault::open_vault(&dir, password.as_bytes(), EngineOptions::default()).unwrap();
+    // Read as it is (format 1), writing nothing.
+    let read_only = EngineOptions {
+        read_only: true,
+        ..Default::default()
+    };
+    let v = Vault::open_vault(&dir, password.as_bytes(), read_only).unwrap();
     let r = v.bootstrap_report();
+    assert_eq!(v.config().version(), 1);
+    assert_eq!(r.upgraded, None);
     assert_eq!(r.snapshot, 1);
     assert!(r.bad_snapshots.is_empty(), "{:?}", r.bad_snapshots);
     assert_eq!(r.removed_temporaries, 0);
@@ -794,6 +801,24 @@ fn golden_vault_v1_opens_with_the_expected_tree() {
     );
     check_golden_tree(&v, &expected);
     v.close().unwrap();
+    // Opened to write, with its password: upgraded to format 2 in place
+    // (FORMAT.md §11), every file, attribute and byte kept.
+    let v = Vault::open_vault(&dir, password.as_bytes(), EngineOptions::default()).unwrap();
+    let up = v.bootstrap_report().upgraded.clone().expect("upgraded");
+    assert_eq!(
+        (up.covers_seq, up.snapshot, up.files_deleted),
+        (51 + 18, 2, 3)
+    );
+    assert_eq!(v.config().version(), 2);
+    check_golden_tree(&v, &expected);
+    let report = crypto_core::fsck::check(&v, Default::default(), &mut |_, _| {}).unwrap();
+    assert!(report.findings.is_empty(), "{:?}", report.findings);
+    v.close().unwrap();
+    let v = Vault::open_vault(&dir, password.as_bytes(), EngineOptions::default()).unwrap();
+    assert_eq!(v.bootstrap_report().upgraded, None);
+    assert!(v.bootstrap_report().closed_cleanly);
+    check_golden_tree(&v, &expected);
+    v.close().unwrap();
     // The wrong password is refused.
     let (_tmp2, dir2) = vault_copy();
     assert!(Vault::open_vault(&dir2, b"golden passwore", EngineOptions::default()).is_err());
@@ -805,7 +830,20 @@ fn golden_vault_v1_opens_with_the_printed_master_key() {
     let expected = vault_expected();
     let (_tmp, dir) = vault_copy();
     let printed = expected["master_key"].as_str().unwrap().to_uppercase();
-    let v = Vault::open_with_master_key(&dir, &printed, EngineOptions::default()).unwrap();
+    // A vault of format 1 opens to write only with its password (its
+    // upgrade re-seals the master key under it); read-only it opens.
+    let e = Vault::open_with_master_key(&dir, &printed, EngineOptions::default())
+        .err()
+        .unwrap();
+    assert!(
+        e.to_string().contains("open it once with its password"),
+        "{e}"
+    );
+    let read_only = EngineOptions {
+        read_only: true,
+        ..Default::default()
+    };
+    let v = Vault::open_with_master_key(&dir, &printed, read_only).unwrap();
     check_golden_tree(&v, &expected);
 }
 
@@ -1066,7 +1104,11 @@ fn golden_vault_v1_log_snapshot_and_packs_per_format_7_8_9() {
 
     // The state so rebuilt is the one the engine opens.
     let (_tmp, copy) = vault_copy();
-    let v = Vault::open_vault(&copy, VAULT_PASSWORD, EngineOptions::default()).unwrap();
+    let read_only = EngineOptions {
+        read_only: true,
+        ..Default::default()
+    };
+    let v = Vault::open_vault(&copy, VAULT_PASSWORD, read_only).unwrap();
     assert!(
         v.state() == state,
         "replayed by hand ≠ opened by the engine"

@@ -57,6 +57,23 @@ impl ActiveFile {
     }
 }
 
+/// Create log file `start.number` holding no record, durably, with its
+/// copy, and close it (an upgrade's first file of format 2, §11).
+pub fn create_empty_file(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    copies: Option<&Path>,
+    vault_id: &[u8; 16],
+    master: &SecretKey,
+    cipher: Cipher,
+    start: FileStart,
+) -> Result<()> {
+    let mut file = create_file(fs, dir, copies, vault_id, master, cipher, start)?;
+    let _ = file.file.release_preallocation();
+    close_copy(fs, &mut file, copies);
+    Ok(())
+}
+
 /// Make a closed file's copy durable (best effort: a copy that cannot be
 /// written is rewritten from its file at the next open).
 pub(super) fn close_copy(fs: &dyn FileSystem, active: &mut ActiveFile, copies: Option<&Path>) {
@@ -68,7 +85,7 @@ pub(super) fn close_copy(fs: &dyn FileSystem, active: &mut ActiveFile, copies: O
 
 /// Where a new log file starts: its number, first sequence number, the
 /// chain value before its first record, and its layout.
-pub(super) struct FileStart {
+pub struct FileStart {
     pub number: u64,
     pub first_seq: u64,
     pub chain_in: [u8; CHAIN_LEN],

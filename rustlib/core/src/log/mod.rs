@@ -11,6 +11,8 @@
 //! * `active`: the file being appended to, its copy and its reserve.
 
 mod active;
+pub mod cut;
 pub mod format;
 pub mod replay;
+mod scan;
 pub mod unified;

@@ -19,8 +19,8 @@ use std::mem;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-pub use super::active::LOG_RESERVE_BYTES;
-use super::active::{close_copy, create_file, ActiveFile, FileStart};
+use super::active::{close_copy, create_file, ActiveFile};
+pub use super::active::{create_empty_file, FileStart, LOG_RESERVE_BYTES};
 use super::format::*;
 use super::replay::replay;
 use super::replay::ReplayOptions;
@@ -58,7 +58,7 @@ pub struct LogOptions {
     /// The layout of the files read and written (the vault's format).
     pub format: LogFormat,
     /// The chain value of the state the log continues (a snapshot's, see
-    /// [`LogCut::chain`]; [`CHAIN_START`] for the empty vault; `None`
+    /// [`super::cut::LogCut::chain`]; [`CHAIN_START`] for the empty vault; `None`
     /// where it is not known: a snapshot of format 1).
     pub chain_base: Option<[u8; CHAIN_LEN]>,
 }
@@ -120,10 +120,10 @@ struct Queue {
 }
 
 pub struct LogManager {
-    fs: Arc<dyn FileSystem>,
+    pub(super) fs: Arc<dyn FileSystem>,
     dir: PathBuf,
-    vault_id: [u8; 16],
-    master: SecretKey,
+    pub(super) vault_id: [u8; 16],
+    pub(super) master: SecretKey,
     opts: LogOptions,
     queue: Mutex<Queue>,
     changed: Condvar,
@@ -135,7 +135,7 @@ pub struct LogManager {
     /// disk before its data (not even through the page cache's own flushing).
     before_write: Mutex<Option<BeforeWrite>>,
     /// Payload bytes appended since the log was opened or last compacted.
-    appended_bytes: std::sync::atomic::AtomicU64,
+    pub(super) appended_bytes: std::sync::atomic::AtomicU64,
     /// The highest file number replay read (0: none).
     newest_read: u64,
 }
@@ -353,7 +353,7 @@ impl LogManager {
     }
 
     /// Write and sync everything queued, then start a new file; returns its number.
-    fn rotate_now(&self) -> Result<u64> {
+    pub(super) fn rotate_now(&self) -> Result<u64> {
         let mut q = self.lock();
         loop {
             if let Some(e) = &q.failed {
@@ -376,7 +376,7 @@ impl LogManager {
     }
 
     /// Delete the log files numbered below `number` (covered by a snapshot).
-    fn delete_files_before(&self, number: u64) -> Result<usize> {
+    pub(super) fn delete_files_before(&self, number: u64) -> Result<usize> {
         let names = self
             .fs
             .list(&self.dir)
@@ -589,70 +589,5 @@ impl Drop for LogManager {
             let _ = active.file.release_preallocation();
             close_copy(&*self.fs, active, self.opts.copies.as_deref());
         }
-    }
-}
-
-/// Where the log was cut for a snapshot: the snapshot must hold the state
-/// after record `covers_seq`; files numbered below `first_new` only hold
-/// records up to it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LogCut {
-    pub covers_seq: u64,
-    pub first_new: u64,
-    /// The chain value after record `covers_seq` (its tag): what a
-    /// snapshot of the state at the cut keeps, and what the new file
-    /// continues.
-    pub chain: [u8; CHAIN_LEN],
-    appended_at_cut: u64,
-}
-
-impl LogManager {
-    /// Make every record durable and start a new log file, so that the
-    /// records up to now are exactly those of the files before the new one.
-    /// Call it while holding the caller's write lock, and take the state to
-    /// snapshot under the same lock: it is then exactly the state after
-    /// `covers_seq`. Cheap (a sync and a file creation).
-    pub fn cut(&self) -> Result<LogCut> {
-        self.sync()?;
-        let covers_seq = self.synced_seq();
-        if self.next_seq() != covers_seq + 1 {
-            return Err(Error::Internal(
-                "records were appended during log compaction".into(),
-            ));
-        }
-        let appended_at_cut = self.appended_bytes();
-        let chain = self.chain_head();
-        let first_new = self.rotate_now()?;
-        Ok(LogCut {
-            covers_seq,
-            first_new,
-            chain,
-            appended_at_cut,
-        })
-    }
-
-    /// Delete the files a snapshot of the state at `cut` covers, and stop
-    /// counting their bytes in [`appended_bytes`](Self::appended_bytes).
-    pub fn delete_before_cut(&self, cut: &LogCut) -> Result<usize> {
-        let deleted = self.delete_files_before(cut.first_new)?;
-        self.appended_bytes.fetch_sub(
-            cut.appended_at_cut.min(self.appended_bytes()),
-            std::sync::atomic::Ordering::Relaxed,
-        );
-        Ok(deleted)
-    }
-
-    /// The vault id and master key the log was opened with.
-    pub fn vault_id(&self) -> [u8; 16] {
-        self.vault_id
-    }
-
-    /// The file system the log lives on.
-    pub fn storage(&self) -> &Arc<dyn FileSystem> {
-        &self.fs
-    }
-
-    pub(crate) fn master(&self) -> &SecretKey {
-        &self.master
     }
 }

@@ -12,6 +12,10 @@
 //! The name and the first 40 bytes are those of every numbered vault file
 //! ([`crate::vaultfile`]).
 
+use std::path::Path;
+
+use crate::error::{io_at, Result};
+use crate::storage::FileSystem;
 use crate::vaultfile::{PrefixError, VaultFileKind, KIND_FIELDS_OFFSET, VAULT_FILE_HEADER_LEN};
 
 pub const PACK_MAGIC: &[u8; 8] = b"fusefspk";
@@ -69,6 +73,18 @@ impl PackHeader {
             number: p.number,
         })
     }
+}
+
+/// The numbers of the pack files in `dir`, sorted.
+pub(super) fn list_packs(fs: &dyn FileSystem, dir: &Path) -> Result<Vec<u64>> {
+    let mut numbers: Vec<u64> = fs
+        .list(dir)
+        .map_err(io_at("cannot list", dir))?
+        .iter()
+        .filter_map(|n| parse_pack_file_name(n))
+        .collect();
+    numbers.sort_unstable();
+    Ok(numbers)
 }
 
 #[cfg(test)]

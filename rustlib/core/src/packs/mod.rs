@@ -43,6 +43,7 @@ use crate::types::Cipher;
 pub mod file;
 pub mod frame;
 
+use file::list_packs;
 pub use file::{
     pack_file_name, parse_pack_file_name, PackHeader, PACK_HEADER_LEN, PACK_MAGIC, PACK_VERSION,
 };
@@ -538,17 +539,6 @@ impl PackStore {
             .sync_dir(&self.dir)
             .map_err(io_at("cannot sync", &self.dir))
     }
-}
-
-fn list_packs(fs: &dyn FileSystem, dir: &Path) -> Result<Vec<u64>> {
-    let mut numbers: Vec<u64> = fs
-        .list(dir)
-        .map_err(io_at("cannot list", dir))?
-        .iter()
-        .filter_map(|n| parse_pack_file_name(n))
-        .collect();
-    numbers.sort_unstable();
-    Ok(numbers)
 }
 
 #[cfg(test)]

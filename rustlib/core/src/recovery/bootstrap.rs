@@ -33,6 +33,19 @@ use crate::mirror;
 use crate::snapshot::{parse_snapshot_file_name, read_snapshot, snapshot_file_name};
 use crate::storage::FileSystem;
 
+/// What the upgrade of a vault of format 1 did (`vault::upgrade`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UpgradeReport {
+    /// The last record of format 1 (the new snapshot covers it).
+    pub covers_seq: u64,
+    /// The new snapshot's number.
+    pub snapshot: u64,
+    /// Format 1 files deleted (log files and snapshots).
+    pub files_deleted: usize,
+    /// Leftovers of an interrupted upgrade removed.
+    pub leftovers_removed: usize,
+}
+
 /// What bootstrap found and did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BootstrapReport {
@@ -61,6 +74,12 @@ pub struct BootstrapReport {
     /// Opened to write nothing: what the fields below say was cut, mended
     /// or removed was so in memory only, and orphans were kept.
     pub read_only: bool,
+    /// A vault of format 1 upgraded to format 2 by this open.
+    pub upgraded: Option<UpgradeReport>,
+    /// (Format 2.) The last record of the log is a Close: the session
+    /// before this one closed the vault cleanly (false: it crashed, or the
+    /// log was cut; also false for an empty log).
+    pub closed_cleanly: bool,
     /// Pack files no record refers to, removed (a session that crashed
     /// after creating or filling a pack but before any record of its
     /// frames was durable: nothing in them was ever acknowledged).
@@ -132,7 +151,21 @@ pub fn bootstrap(
     for n in numbers {
         let path = snap_dir.join(snapshot_file_name(n));
         let copy = snap_copies.map(|c| c.join(snapshot_file_name(n)));
-        let read = |p: &Path| read_snapshot(&*fs, p, vault_id, &master);
+        // A vault reads snapshots of its own format only (FORMAT.md §9.4).
+        let format = opts.format;
+        let read = |p: &Path| {
+            read_snapshot(&*fs, p, vault_id, &master).and_then(|(covers, state)| {
+                match (format, covers.chain) {
+                    (crate::log::format::LogFormat::V2, None) => Err(Error::SnapshotCorrupt(
+                        "a snapshot of format 1 in a vault of format 2".into(),
+                    )),
+                    (crate::log::format::LogFormat::V1, Some(_)) => Err(Error::SnapshotCorrupt(
+                        "a snapshot of format 2 in a vault of format 1".into(),
+                    )),
+                    _ => Ok((covers, state)),
+                }
+            })
+        };
         let first = if fs.exists(&path) {
             read(&path)
         } else {
@@ -248,6 +281,12 @@ pub fn load_unified_log(
             Err(e) => return Err(e),
         }
     }
+    report.closed_cleanly = records.last().is_some_and(|r| {
+        matches!(
+            UnifiedEntry::decode(&r.payload),
+            Ok(UnifiedEntry::Close { .. })
+        )
+    });
     let orphans = if read_only {
         Vec::new()
     } else {

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use super::engine::{lock, now, Vault};
 use crate::error::{io_at, Result};
-use crate::log::unified::{LogCut, LogManager};
+use crate::log::cut::LogCut;
+use crate::log::unified::LogManager;
 use crate::metadata::{MetadataState, SegmentRef, UnifiedEntry};
 use crate::mirror;
 use crate::snapshot::{parse_snapshot_file_name, snapshot_file_name, write_snapshot};

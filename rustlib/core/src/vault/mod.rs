@@ -29,7 +29,8 @@
 //! * [`inspect`]: read-only views for the checker ([`crate::fsck`]);
 //! * [`times`]: who keeps the times of regular files (the engine, or a
 //!   kernel with the writeback cache);
-//! * [`passwd`]: changing the password (the config only).
+//! * [`passwd`]: changing the password (the config only);
+//! * [`upgrade`]: a vault of format 1 made one of format 2, in place.
 //!
 //! # Locks
 //!
@@ -73,6 +74,7 @@ pub mod repair;
 pub mod segments;
 pub mod telemetry;
 pub mod times;
+pub mod upgrade;
 
 pub use crate::metadata::{AttrChange, InodeKind, Timespec};
 pub use compaction::{CompactionAction, CompactionReport, CompactionStats, PackCompactionReport};

@@ -215,21 +215,26 @@ impl Vault {
         Vault::open_locked(fs, dir, config, master, opts, vault_lock)
     }
 
-    /// Open the vault in `dir` with its password.
+    /// Open the vault in `dir` with its password. A vault of format 1 opened
+    /// to write is upgraded to format 2 first ([`super::upgrade`]).
     pub fn open_vault(dir: &Path, password: &[u8], opts: EngineOptions) -> Result<Vault> {
-        Self::open_unlocking(dir, &|c| c.unlock(password), opts)
+        Self::open_unlocking(dir, &|c| c.unlock(password), Some(password), opts)
     }
 
-    /// Open the vault in `dir` with the master key as `print_master_key` showed it.
+    /// Open the vault in `dir` with the master key as `print_master_key`
+    /// showed it. A vault of format 1 opens read-only this way only: its
+    /// upgrade re-seals the master key, which takes the password.
     pub fn open_with_master_key(dir: &Path, printed: &str, opts: EngineOptions) -> Result<Vault> {
-        Self::open_unlocking(dir, &|c| c.unlock_with_master_key(printed), opts)
+        Self::open_unlocking(dir, &|c| c.unlock_with_master_key(printed), None, opts)
     }
 
     /// Open the vault in `dir`, its config (or the config's copy, see
-    /// [`unlock_either`]) unlocked by `unlock`.
+    /// [`unlock_either`]) unlocked by `unlock`; `password`, when it was
+    /// the password, upgrades a vault of format 1 opened to write.
     fn open_unlocking(
         dir: &Path,
         unlock: &dyn Fn(&VaultConfig) -> Result<SecretKey>,
+        password: Option<&[u8]>,
         opts: EngineOptions,
     ) -> Result<Vault> {
         let fs = storage_for(Arc::new(crate::storage::RealFs), &opts);
@@ -243,9 +248,23 @@ impl Vault {
         }
         // Locked before the (slow) key derivation, so a busy vault says so at once.
         let vault_lock = lock_vault(&*fs, dir, opts.beside_writer && opts.read_only)?;
-        let (config, master, source) = unlock_either(&*fs, dir, unlock, !opts.read_only)?;
+        let (mut config, master, source) = unlock_either(&*fs, dir, unlock, !opts.read_only)?;
+        let mut upgraded = None;
+        if config.version() == 1 && !opts.read_only {
+            let Some(password) = password else {
+                return Err(Error::InvalidParams(format!(
+                    "vault {} has format 1: open it once with its password to upgrade it to \
+                     format 2 (with the master key it opens read-only)",
+                    dir.display()
+                )));
+            };
+            let (c, report) = super::upgrade::upgrade(&fs, dir, &config, &master, password)?;
+            config = c;
+            upgraded = Some(report);
+        }
         let mut vault = Vault::open_locked(fs, dir, config, master, opts, vault_lock)?;
         vault.report.config_source = Some(source);
+        vault.report.upgraded = upgraded;
         Ok(vault)
     }
 

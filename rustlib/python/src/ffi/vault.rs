@@ -86,15 +86,11 @@ impl PyVault {
             .map_err(BindingError::Open)
     }
 
-    /// Open the vault in `path` with its password. Raises OSError(EBUSY) if
-    /// it is open already (in this process or another). With `salvage`,
-    /// log records damaged in both copies are read past (fsck's repair).
-    /// With `read_only` nothing is written to the vault (changes raise
-    /// OSError(EROFS)); with `beside_writer` too, the vault opens even
-    /// while a writer holds it (best effort: fsck of a mounted vault).
-    /// `local_state_dir`: where this machine keeps what it saw of its
-    /// vaults (rollback protection; None: none); `accept_rollback`: open a
-    /// vault behind that anyway.
+    /// Open the vault in `path` with its password; OSError(EBUSY) if it is
+    /// open already. The options are `EngineOptions`' (`salvage`: fsck's
+    /// repair; `read_only`: write nothing, changes raise OSError(EROFS);
+    /// `beside_writer`: even while a writer holds it; `local_state_dir`,
+    /// `accept_rollback`: rollback protection).
     #[staticmethod]
     #[pyo3(signature = (path, password, *, cache_bytes=DEFAULT_CACHE_BYTES, salvage=false, read_only=false, beside_writer=false, local_state_dir=None, accept_rollback=false))]
     #[allow(clippy::too_many_arguments)]

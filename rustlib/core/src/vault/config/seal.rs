@@ -124,6 +124,25 @@ impl VaultConfig {
         Ok(c)
     }
 
+    /// Write [`VaultConfig::upgraded`] to the vault in `dir`, its copy
+    /// first (as a password change does: a crash between leaves the old
+    /// version in `fusefs.conf` and the upgrade not done; the next open
+    /// rewrites the copy from it). Returns the new config.
+    pub fn write_upgraded(
+        &self,
+        fs: &dyn FileSystem,
+        dir: &Path,
+        master: &SecretKey,
+        password: &[u8],
+    ) -> Result<VaultConfig> {
+        self.verify_master_key(master)?;
+        let next = self.upgraded(master, password)?;
+        let bytes = next.encode();
+        crate::mirror::write_copy(fs, dir, super::file::CONFIG_FILE, bytes.as_bytes())?;
+        write_durably(fs, &Self::path(dir), bytes.as_bytes())?;
+        Ok(next)
+    }
+
     /// Seal `master` under `password` with a fresh salt and nonce.
     pub(super) fn seal(
         &mut self,
