@@ -21,16 +21,22 @@ import subprocess
 import sys
 import zlib
 from collections.abc import Iterator
+from copy import deepcopy
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from support import mixed_data
 from test_reference_vault import (
     FAST,
+    GOLDEN,
     ORPHAN_MAKER,
     PASSWORD,
     ROOT,
     S,
+    assert_same_tree,
+    dest_tree,
+    engine_tree,
     export_and_compare,
     flip,
     one_error,
@@ -389,3 +395,55 @@ def test_a_log_reaching_back_into_the_snapshot_must_hold_its_chain(tmp_path: Pat
     r = reader(a, tmp_path)
     one_error(r, 3, f"record {covers_seq} is not the one the snapshot continues")
     assert f"log/{last.name} offset" in r.stderr
+
+
+# --- an upgraded vault (format 1 -> 2, §11) --------------------------------------------------
+
+
+def test_an_upgraded_vault_has_frames_of_both_formats(tmp_path: Path) -> None:
+    """The v1 golden vault upgraded by its first read-write open: old frames keep format
+    1's layout (generation ≤ legacy generation high), new ones have format 2's, even
+    within one file; what the upgrade's last step deletes may still be there."""
+    expected = json.loads((GOLDEN / "expected.json").read_text())
+    password = expected["password"].encode()
+    vault = tmp_path / "v"
+    shutil.copytree(GOLDEN, vault)
+    (vault / "expected.json").unlink()
+    with Vault.open(vault, password) as v:
+        late = v.lookup(ROOT_INO, b"late.txt").ino
+        v.write(late, 10, b"written after the upgrade")  # segment 0 of 1: rewritten
+        sparse = v.lookup(ROOT_INO, b"sparse.bin").ino
+        v.write(sparse, 5, b"one segment of four rewritten")
+        new = v.create_file(ROOT_INO, b"new.bin", 0o600, 0, 0).ino
+        v.write(new, 0, mixed_data(3 * S + 9, 7))
+    assert json.loads((vault / "fusefs.conf").read_text())["version"] == 2
+    master = bytes.fromhex(expected["master_key"].replace("-", ""))
+    keys = keys_of(vault, master)
+    state = load_state(str(vault), layout_for(2), keys, S, lambda _: None)
+    legacy = state.legacy_generation_high
+    generations = [ref.generation for n in state.inodes.values() for ref in n.segments.values()]
+    assert 0 < legacy < 2**64 - 1
+    assert any(g <= legacy for g in generations) and any(g > legacy for g in generations)
+    mixed = [ref.generation > legacy for ref in state.inodes[sparse].segments.values()]
+    assert any(mixed) and not all(mixed)
+
+    # Step 6 of §11 not yet run: the files of version 1 are back, covered whole, never read.
+    leftover = tmp_path / "leftover"
+    shutil.copytree(vault, leftover)
+    for kind in ("log", "snap"):
+        for old in (GOLDEN / kind).iterdir():
+            assert not (leftover / kind / old.name).exists()
+            shutil.copy2(old, leftover / kind / old.name)
+
+    exports = {}
+    for copy in (vault, leftover):
+        dest = tmp_path / f"export-{copy.name}"
+        r = run_reader(copy, dest, *passfile(tmp_path, password))
+        assert r.returncode == 0 and not r.stderr, r.stderr
+        exports[copy.name] = dest_tree(dest)
+    assert (tmp_path / "export-v" / "new.bin").read_bytes() == mixed_data(3 * S + 9, 7)
+    late_text = (tmp_path / "export-v" / "late.txt").read_bytes()
+    assert late_text[10:35] == b"written after the upgrade" and len(late_text) == 10000
+    engine, _ = engine_tree(vault, password)
+    assert_same_tree(exports["leftover"], deepcopy(exports["v"]))
+    assert_same_tree(exports["v"], engine)
