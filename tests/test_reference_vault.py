@@ -453,8 +453,10 @@ def test_damage_exits_3_with_one_line_and_no_dest(tmp_path: Path) -> None:
     cases = [
         (pack, pack.stat().st_size - 20, "failed authentication"),  # a live frame's tag
         (logs[-2], logs[-2].stat().st_size // 2, "damaged record"),  # not the last file
-        (logs[-2], 70, "damaged record"),  # the first record's CRC-covered header
-        (logs[-1], 70, "followed by more data"),  # the last file, records after it
+        (logs[-2], 86, "damaged record"),  # the first record's header (its check fails)
+        (logs[-2], 70, "chain mismatch"),  # the header's chain in (v2)
+        (logs[-3], 70, "chain mismatch"),  # the same, right after the snapshot
+        (logs[-1], 86, "followed by more data"),  # the last file, records after it
         (logs[-2], 20, "belongs to another vault"),  # the header's vault id
         (logs[-2], 45, "failed authentication"),  # its file id: the key, so every record
     ]

@@ -133,7 +133,7 @@ def export_vault(
 
     check_dest(dest)  # before the slow part: a usage error comes first
     opened = open_vault(vault, Secret(password, master_key), warn)  # type: ignore[arg-type]
-    packs = Packs(vault, opened.layout, opened.keys)
+    packs = Packs(vault, opened.layout, opened.keys, opened.state.legacy_generation_high)
     try:
         export_tree(opened.state, packs, dest, warn)  # type: ignore[arg-type]
     finally:

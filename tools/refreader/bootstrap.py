@@ -12,19 +12,31 @@ import io
 import os
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from refreader.errors import DecodeError, IntegrityError
 from refreader.fields import Damaged
 from refreader.layouts import Layout
-from refreader.log import VaultKeys, numbered_files, read_bytes, read_log
-from refreader.state import Refused, State, apply, empty_state
+from refreader.log import Record, VaultKeys, numbered_files, read_bytes, read_log
+from refreader.state import Refused, State, apply
 from refreader.stream import decrypt_stream
+from refreader.v2_files import ZERO_CHAIN
 
 SNAP_NAME = re.compile(rb"([0-9a-f]{16})\.snap\Z")  # "*.snap.tmp" never matches
 
 
-def read_snapshot(data: bytes, layout: Layout, keys: VaultKeys) -> tuple[int, State]:
-    """One snapshot file's (covers_seq, state), with the checks of §9.4 in order."""
+@dataclass(frozen=True)
+class Base:
+    """What the log continues: the state after record ``covers_seq`` and, in format 2,
+    that record's tag (§9.4: the snapshot's chain; 16 zero bytes before any record)."""
+
+    covers_seq: int
+    chain: bytes | None
+    state: State
+
+
+def read_snapshot(data: bytes, layout: Layout, keys: VaultKeys) -> Base:
+    """One snapshot file's base, with the checks of §9.4 in order."""
     files = layout.files
     try:
         prefix = files.parse_snapshot_prefix(data)
@@ -43,16 +55,15 @@ def read_snapshot(data: bytes, layout: Layout, keys: VaultKeys) -> tuple[int, St
     if content[: len(prefix.raw)] != prefix.raw:
         raise IntegrityError("prefix does not match its sealed copy")
     try:
-        state = layout.metadata.decode_state(content[len(prefix.raw) :])
+        chain, encoded = files.split_snapshot(content[len(prefix.raw) :])
+        state = layout.metadata.decode_state(encoded)
     except Damaged as e:
         raise IntegrityError(f"snapshot damaged: {e}") from None
-    return prefix.covers_seq, state
+    return Base(prefix.covers_seq, chain, state)
 
 
-def _base(
-    vault: str, layout: Layout, keys: VaultKeys, warn: Callable[[str], None]
-) -> tuple[int, State] | None:
-    """(covers_seq, state) of the newest snapshot that reads, or None."""
+def _base(vault: str, layout: Layout, keys: VaultKeys, warn: Callable[[str], None]) -> Base | None:
+    """The newest snapshot that reads, or None."""
     for _, name in reversed(numbered_files(os.path.join(vault, "snap"), SNAP_NAME)):
         errors = []
         copies = (os.path.join(vault, "snap", name), os.path.join(vault, "mirror", "snap", name))
@@ -72,8 +83,11 @@ def load_state(
 ) -> State:
     """The vault's metadata state after every durable log record (§9.7 steps 2-5)."""
     base = _base(vault, layout, keys, warn)
-    covers_seq, state = base if base is not None else (0, empty_state(segment_size))
-    records = read_log(vault, layout, keys, covers_seq)
+    if base is None:
+        chain = ZERO_CHAIN if layout.files.CHAINED else None
+        base = Base(0, chain, layout.metadata.empty_state(segment_size))
+    covers_seq, state = base.covers_seq, base.state
+    records = read_log(vault, layout, keys, covers_seq, base.chain)
     if records and records[0].seq > covers_seq + 1:
         raise IntegrityError(
             f"{records[0].where}: the log starts at record {records[0].seq} but the state "
@@ -92,4 +106,17 @@ def load_state(
             raise IntegrityError(
                 f"{record.where}: record {record.seq} ({entry.name}) refused: {e}"
             ) from None
+    if layout.files.CHAINED and records and not _is_close(layout, records[-1]):
+        warn(
+            f"the log ends without a Close record ({records[-1].where}): the last session "
+            "did not close the vault (it crashed, or the log was cut)"
+        )
     return state
+
+
+def _is_close(layout: Layout, record: Record) -> bool:
+    """Whether a record holds a Close entry (§7.2 "The end", format 2)."""
+    try:
+        return bool(layout.metadata.decode_entry(record.payload).name == "Close")
+    except Damaged:
+        return False

@@ -20,7 +20,7 @@ from refreader.errors import IntegrityError, WrongKeyError
 from refreader.primitives import CIPHER_NAMES, aead_open, argon2id_master, hkdf, make_aead
 
 MAX_CONFIG_LEN = 64 * 1024
-KNOWN_VERSIONS = (1,)
+KNOWN_VERSIONS = (1, 2)
 KNOWN_FEATURES: frozenset[str] = frozenset()  # §6.1: none defined yet
 CIPHER_IDS = {name: ident for ident, name in CIPHER_NAMES.items()}
 CREATED_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z\Z")

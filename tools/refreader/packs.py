@@ -2,7 +2,8 @@
 
 Frames are found only through segment maps: :meth:`Packs.segment` reads
 ``stored_len`` bytes at a segref's offset, opens them under the file's key
-and the AAD of §8.2, and decodes the body. A missing pack, a frame past its
+and the AAD of §8.2 with the layout the frame's generation selects (format 1
+or 2: an upgraded vault has both, §11), and decodes the body. A missing pack, a frame past its
 end or one that does not open is damage naming the pack and offset.
 """
 
@@ -13,7 +14,7 @@ from typing import BinaryIO
 
 from refreader.errors import IntegrityError, UsageError
 from refreader.fields import Damaged, Segref
-from refreader.layouts import Layout
+from refreader.layouts import Layout, frame_layout
 from refreader.log import VaultKeys
 from refreader.primitives import aead_open, make_aead
 
@@ -21,10 +22,13 @@ from refreader.primitives import aead_open, make_aead
 class Packs:
     """Open pack files of one vault (each header checked once)."""
 
-    def __init__(self, vault: str, layout: Layout, keys: VaultKeys) -> None:
+    def __init__(
+        self, vault: str, layout: Layout, keys: VaultKeys, legacy_generation_high: int
+    ) -> None:
         self.directory = os.path.join(vault, "packs")
         self.files = layout.files
         self.keys = keys
+        self.legacy_generation_high = legacy_generation_high  # the state's (§8.2)
         self._open: dict[int, BinaryIO] = {}
 
     def close(self) -> None:
@@ -55,24 +59,29 @@ class Packs:
     def segment(self, file_id: bytes, index: int, ref: Segref) -> bytes:
         """The plaintext of segment ``index`` of the file ``file_id``."""
         where = f"packs/{ref.pack:016x}.pack offset {ref.offset}"
-        files = self.files
-        if ref.offset < 64 or ref.stored_len < files.FRAME_OVERHEAD or not ref.plain_len:
+        frames = frame_layout(ref.generation, self.legacy_generation_high)
+        if ref.offset < 64 or ref.stored_len < frames.FRAME_OVERHEAD or not ref.plain_len:
             raise IntegrityError(f"{where}: impossible segref {ref}")
         f = self._pack(ref.pack)
         f.seek(ref.offset)
         frame = f.read(ref.stored_len)
         if len(frame) != ref.stored_len:
             raise IntegrityError(f"{where}: frame lies past the end of its pack")
-        nonce, sealed = files.split_frame(frame)
-        key = files.file_key(self.keys.master, file_id)
-        aad = files.frame_aad(self.keys.vault_id, file_id, index, ref.generation, ref.plain_len)
+        nonce, sealed = frames.split_frame(frame, ref.generation)
+        key = frames.file_key(self.keys.master, file_id)
+        aad = frames.frame_aad(self.keys.vault_id, file_id, index, ref.generation, ref.plain_len)
         plain = aead_open(make_aead(self.keys.cipher, key), nonce, sealed, aad)
         if plain is None:
             raise IntegrityError(f"{where}: frame failed authentication")
-        encoding, body = plain[0], plain[1:]
-        if encoding == files.ENCODING_RAW:
+        encoding: int
+        body: bytes
+        try:
+            encoding, body = frames.frame_body(plain)
+        except Damaged as e:
+            raise IntegrityError(f"{where}: {e}") from None
+        if encoding == frames.ENCODING_RAW:
             data = body
-        elif encoding == files.ENCODING_ZSTD:
+        elif encoding == frames.ENCODING_ZSTD:
             data = _unzstd(body, ref.plain_len, where)
         else:
             raise IntegrityError(f"{where}: unknown encoding {encoding}")

@@ -28,6 +28,7 @@ KIND_NAMES = {
 ROOT_INO = 1
 MAX_NAME = 255
 NO_INO = (0, 2**64 - 1)
+ALL_GENERATIONS = 2**64 - 1  # the legacy generation high of a vault of format 1
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,8 @@ class State:
     next_ino: int = 2
     scheduler_cycles: int = 0
     generation_high: int = 0
+    generation_reserved: int = 0  # (v2) frames may carry generations up to it
+    legacy_generation_high: int = 0  # (v2) frames up to it have format 1's layout (§8.2)
 
 
 class Refused(Exception):
@@ -76,10 +79,11 @@ class Refused(Exception):
         self.errno = code
 
 
-def empty_state(segment_size: int) -> State:
-    """§9.3's empty vault. The root's mode, owner and times are not recorded by any
-    entry; this reader takes what the engine opens with: 0o755, uid 0, gid 0, time 0."""
-    root = Inode(KIND_DIR, 0o755, 0, 0, 0, 0, 1, 0, 0, 0, bytes(16), b"", ROOT_INO)
+def root_only_state(segment_size: int) -> State:
+    """§9.3's empty vault but for its generation fields, which depend on the format
+    (each layout's ``empty_state``). The root's mode, owner and times are not recorded
+    by any entry; §9.3 gives what fusefs opens with: 0o40755, uid 0, gid 0, time 0."""
+    root = Inode(KIND_DIR, 0o40755, 0, 0, 0, 0, 1, 0, 0, 0, bytes(16), b"", ROOT_INO)
     return State(segment_size, {ROOT_INO: root}, {ROOT_INO: {}}, {})
 
 
@@ -333,6 +337,20 @@ def _snapshot_checkpoint(state: State, number: int, covers_seq: int) -> None:
     pass
 
 
+def _close(state: State, time: int) -> None:
+    pass  # the session closed the vault cleanly after it; nothing in the state
+
+
+def _reserve_generations(state: State, up_to: int) -> None:
+    state.generation_reserved = max(state.generation_reserved, up_to)
+
+
+def _decrypt_checkpoint(
+    state: State, run: bytes, total: int, done: int, damaged: list[tuple[int, int]]
+) -> None:
+    pass  # an fsck run's progress; nothing in the state
+
+
 def _move_segments(state: State, moves: list[tuple[int, int, Segref, Segref]]) -> None:
     for _, index, old, new in moves:
         if (old.stored_len, old.plain_len, old.generation) != (
@@ -371,4 +389,7 @@ _HANDLERS: dict[str, Any] = {
     "SnapshotCheckpoint": _snapshot_checkpoint,
     "MoveSegments": _move_segments,
     "PackDeleted": _pack_deleted,
+    "Close": _close,
+    "ReserveGenerations": _reserve_generations,
+    "DecryptCheckpoint": _decrypt_checkpoint,
 }

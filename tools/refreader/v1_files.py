@@ -21,23 +21,28 @@ _COMMON = struct.Struct("<8sB3sI16sQ")
 
 @dataclass(frozen=True)
 class FileHeader:
-    """The common part of a numbered file's 64-byte header, and its last 24 bytes."""
+    """The common part of a numbered file's header, and the bytes after it."""
 
     vault_id: bytes
     number: int
-    rest: bytes  # bytes 40..63, whose meaning depends on the kind
+    rest: bytes  # bytes 40..end of the header, whose meaning depends on the kind
 
 
-def parse_file_header(data: bytes, magic: bytes) -> FileHeader:
-    """Bytes 0..63 of a log file, pack or snapshot with ``magic``."""
-    if len(data) < FILE_HEADER_LEN:
-        raise Damaged(f"truncated header ({len(data)} of {FILE_HEADER_LEN} bytes)")
-    got_magic, version, reserved, length, vault_id, number = _COMMON.unpack_from(data)
-    if got_magic != magic or reserved != bytes(3) or length != FILE_HEADER_LEN:
-        raise Damaged(f"not a {magic.decode()} file (magic, reserved bytes or header length)")
-    if version != VERSION:
-        raise Damaged(f"unsupported version {version}")
-    return FileHeader(vault_id, number, bytes(data[40:FILE_HEADER_LEN]))
+def parse_file_header(
+    data: bytes, magic: bytes, version: int = VERSION, length: int = FILE_HEADER_LEN
+) -> FileHeader:
+    """The ``length``-byte header of a log file, pack or snapshot with ``magic``, of
+    ``version`` (the layouts of later versions call this with their own values)."""
+    if len(data) < length:
+        raise Damaged(f"truncated header ({len(data)} of {length} bytes)")
+    got_magic, got_version, reserved, got_length, vault_id, number = _COMMON.unpack_from(data)
+    if got_magic != magic or reserved != bytes(3):
+        raise Damaged(f"not a {magic.decode()} file (magic or reserved bytes)")
+    if got_version != version:
+        raise Damaged(f"version {got_version} where {version} expected")
+    if got_length != length:
+        raise Damaged(f"header length {got_length} where {length} expected")
+    return FileHeader(vault_id, number, bytes(data[40:length]))
 
 
 # --- log (§7) ------------------------------------------------------------------------------
@@ -47,12 +52,17 @@ RECORD_HEADER = struct.Struct("<IQI")  # sealed length P, sequence number, CRC-3
 MAX_SEALED = 16 * 1024 * 1024 + TAG_LEN
 
 
+LOG_HEADER_LEN = FILE_HEADER_LEN
+CHAINED = False  # version 1 records do not commit to the record before them
+
+
 @dataclass(frozen=True)
 class LogHeader:
     vault_id: bytes
     number: int
     file_id: bytes
     first_seq: int
+    chain_in: bytes | None = None  # version 2 only (§7.1)
 
 
 def parse_log_header(data: bytes) -> LogHeader:
@@ -89,17 +99,28 @@ def parse_record(data: bytes, at: int) -> RawRecord | None:
     return RawRecord(seq, sealed, RECORD_HEADER.size + sealed_len)
 
 
-def record_seq_at(data: bytes, at: int) -> int:
-    """The sequence number field of a record header at ``at`` (not checked)."""
-    return int.from_bytes(data[at + 4 : at + 12], "little")
+def record_starts_after(data: bytes, start: int, after_seq: int) -> bool:
+    """Whether a whole record whose CRC holds, later in sequence than ``after_seq``,
+    starts anywhere after ``start`` (§7.3, version 1: each candidate read whole)."""
+    for at in range(start + 1, len(data) - RECORD_HEADER.size):
+        seq = int.from_bytes(data[at + 4 : at + 12], "little")
+        if seq > after_seq and parse_record(data, at):
+            return True
+    return False
 
 
 def record_nonce(index_in_file: int) -> bytes:
     return struct.pack("<Q", index_in_file) + bytes(4)
 
 
-def record_aad(header: LogHeader, seq: int) -> bytes:
+def record_aad(header: LogHeader, seq: int, chain: bytes | None) -> bytes:
+    """AAD of §7.2 version 1 (no chain: ``chain`` is ignored)."""
     return header.vault_id + struct.pack("<QQ", header.number, seq)
+
+
+def record_payload(plaintext: bytes) -> bytes:
+    """The encoded entry an opened record holds: version 1 stores it as it is."""
+    return plaintext
 
 
 # --- packs (§8) ----------------------------------------------------------------------------
@@ -121,9 +142,14 @@ def file_key(master: bytes, file_id: bytes) -> bytes:
     return hkdf(master, file_id, b"fusefs/vault/file", 32)
 
 
-def split_frame(frame: bytes) -> tuple[bytes, bytes]:
-    """(nonce, sealed: encoding byte ‖ body ‖ tag)."""
+def split_frame(frame: bytes, generation: int) -> tuple[bytes, bytes]:
+    """(nonce, sealed: encoding byte ‖ body ‖ tag); the nonce is stored in front."""
     return frame[:FRAME_NONCE_LEN], frame[FRAME_NONCE_LEN:]
+
+
+def frame_body(plaintext: bytes) -> tuple[int, bytes]:
+    """(encoding, body) of an opened frame: format 1 has no length and no padding."""
+    return plaintext[0], plaintext[1:]
 
 
 def frame_aad(
@@ -156,3 +182,8 @@ def parse_snapshot_prefix(data: bytes) -> SnapshotPrefix:
 
 def snapshot_key(master: bytes, prefix: SnapshotPrefix) -> bytes:
     return hkdf(master, prefix.snapshot_id, b"fusefs/vault/snapshot", 32)
+
+
+def split_snapshot(sealed_rest: bytes) -> tuple[bytes | None, bytes]:
+    """(chain, encoded state) of the plaintext after the prefix: version 1 has no chain."""
+    return None, sealed_rest

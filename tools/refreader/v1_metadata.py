@@ -7,7 +7,15 @@ from collections.abc import Callable
 from typing import Any
 
 from refreader.fields import Cursor, Damaged, Segref
-from refreader.state import KIND_DIR, KIND_NAMES, Entry, Inode, State
+from refreader.state import (
+    ALL_GENERATIONS,
+    KIND_DIR,
+    KIND_NAMES,
+    Entry,
+    Inode,
+    State,
+    root_only_state,
+)
 
 # --- entries (§9.2) ------------------------------------------------------------------------
 
@@ -59,18 +67,26 @@ ENTRY_LAYOUTS: dict[int, tuple[str, list[tuple[str, Callable[[Cursor, str], Any]
 }  # fmt: skip
 
 
-def decode_entry(payload: bytes) -> Entry:
-    """One log record's payload: a tag byte and its fields, nothing after them."""
+EntryLayouts = dict[int, tuple[str, list[tuple[str, Callable[[Cursor, str], Any]]]]]
+
+
+def decode_entry_of(payload: bytes, layouts: EntryLayouts) -> Entry:
+    """One log record's payload: a tag byte of ``layouts`` and its fields, nothing after."""
     c = Cursor(payload)
     if not payload:
         raise Damaged("empty payload")
     tag = c.u8("tag")
-    if tag not in ENTRY_LAYOUTS:
+    if tag not in layouts:
         raise Damaged(f"unknown tag {tag}")
-    name, layout = ENTRY_LAYOUTS[tag]
+    name, layout = layouts[tag]
     fields = {field: read(c, field) for field, read in layout}
     c.end(name)
     return Entry(name, fields)
+
+
+def decode_entry(payload: bytes) -> Entry:
+    """An entry of format 1: tags 1..13."""
+    return decode_entry_of(payload, ENTRY_LAYOUTS)
 
 
 # --- state encoding (§9.5) -----------------------------------------------------------------
@@ -96,9 +112,15 @@ def _inode_record(c: Cursor) -> tuple[int, Inode]:
     return ino, node
 
 
-def decode_state(data: bytes) -> State:
-    """The encoded state of a snapshot, with every refusal of §9.5."""
-    c = Cursor(data)
+def empty_state(segment_size: int) -> State:
+    """§9.3's empty vault of format 1: every frame has format 1's layout."""
+    state = root_only_state(segment_size)
+    state.legacy_generation_high = ALL_GENERATIONS
+    return state
+
+
+def decode_state_head(c: Cursor) -> State:
+    """Segment size, next ino, scheduler cycles, generation high (§9.5, both layouts)."""
     segment_size = c.u32("segment size")
     if segment_size == 0:
         raise Damaged("segment size 0")
@@ -106,6 +128,23 @@ def decode_state(data: bytes) -> State:
     state.next_ino = c.u64("next ino")
     state.scheduler_cycles = c.u64("scheduler cycles")
     state.generation_high = c.u64("generation high")
+    return state
+
+
+def decode_state(data: bytes) -> State:
+    """The encoded state of a snapshot of version 1 (layout 1), with every refusal of
+    §9.5; layout 1 has no generation reserved or legacy generation high: they are
+    taken to be the generation high and 2⁶⁴−1."""
+    c = Cursor(data)
+    state = decode_state_head(c)
+    state.generation_reserved = state.generation_high
+    state.legacy_generation_high = ALL_GENERATIONS
+    decode_state_tables(c, state)
+    return state
+
+
+def decode_state_tables(c: Cursor, state: State) -> None:
+    """The inode, directory and pack records after the head, to the end (§9.5)."""
     for _ in range(c.count("inode count", INODE_MIN)):
         ino, node = _inode_record(c)
         if ino in state.inodes:
@@ -134,4 +173,3 @@ def decode_state(data: bytes) -> State:
     dirs = {ino for ino, node in state.inodes.items() if node.kind == KIND_DIR}
     if dirs != set(state.dirs):
         raise Damaged("directory records do not match the directory inodes")
-    return state
