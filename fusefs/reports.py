@@ -42,13 +42,22 @@ def opening_mended(opened: dict[str, Any]) -> bool:
         opened.get("config") == "mended"
         or opened.get("log_files_mended")
         or opened.get("snapshots_mended")
+        or opened.get("chain_breaks")
     )
 
 
 def describe_opening(opened: dict[str, Any]) -> list[str]:
     """What opening the vault did (``Vault.bootstrap_report()``) beyond the
     ordinary, one line each; empty when it only loaded and replayed."""
-    lines = []
+    lines = [str(note) for note in opened.get("local_state_notes", [])]
+    if opened.get("upgraded"):
+        _, snapshot, deleted = opened["upgraded"]
+        lines.append(
+            f"the vault was upgraded from format 1 to format 2 (snapshot {snapshot}; "
+            f"{deleted} files of format 1 removed)"
+        )
+    for why in opened.get("chain_breaks", []):
+        lines.append(f"log file {why}")
     if opened.get("read_only"):
         # Nothing was written: what would have been cut or mended is left
         # for the next read-write open.

@@ -211,10 +211,12 @@ def test_vault_opens_with_password(vault_copy: Path) -> None:
 
 
 def test_vault_v1_without_copies_gets_them_at_its_first_open(vault_copy: Path) -> None:
-    """The upgrade path of FORMAT.md §10: a v1 vault made before metadata
-    copies existed keeps every byte of its files, and its first open writes
-    ``mirror/`` with a byte-for-byte copy of each; from then on a lost
-    snapshot comes back from its copy."""
+    """The upgrade paths of FORMAT.md §10 and §11: a v1 vault made before
+    metadata copies existed keeps every byte of its files through an open
+    that writes nothing, which writes no copy either; its first read-write
+    open upgrades it to format 2 and writes ``mirror/`` with a byte-for-byte
+    copy of each metadata file; from then on a lost snapshot comes back from
+    its copy."""
     assert not (vault_copy / "mirror").exists()
     before = {
         p.relative_to(vault_copy): p.read_bytes()
@@ -222,23 +224,37 @@ def test_vault_v1_without_copies_gets_them_at_its_first_open(vault_copy: Path) -
         if p.is_file() and p.name != "fusefs.lock"
     }
     password = VAULT_EXPECTED["password"].encode()
-    with _native.Vault.open(vault_copy, password) as v:
+    with _native.Vault.open(vault_copy, password, read_only=True) as v:
         check_tree(v)
+        assert v.bootstrap_report()["upgraded"] is None
     for rel, data in before.items():
         assert (vault_copy / rel).read_bytes() == data, rel  # nothing rewritten
-        if rel.parts[0] in ("snap", "log") or str(rel) == "fusefs.conf":
-            assert (vault_copy / "mirror" / rel).read_bytes() == data, rel
+    assert not (vault_copy / "mirror").exists()
+    with _native.Vault.open(vault_copy, password) as v:
+        check_tree(v)
+        assert v.bootstrap_report()["upgraded"] is not None
+    assert json.loads((vault_copy / "fusefs.conf").read_text())["version"] == 2
+    for p in [vault_copy / "fusefs.conf", *(vault_copy / "snap").glob("*.snap")]:
+        rel = p.relative_to(vault_copy)
+        assert (vault_copy / "mirror" / rel).read_bytes() == p.read_bytes(), rel
     [snap] = (vault_copy / "snap").glob("*.snap")
+    kept = snap.read_bytes()
     snap.unlink()
     with _native.Vault.open(vault_copy, password) as v:
         check_tree(v)
         assert v.bootstrap_report()["snapshots_mended"] == [int(snap.stem, 16)]
-    assert snap.read_bytes() == before[snap.relative_to(vault_copy)]
+    assert snap.read_bytes() == kept
 
 
 def test_vault_opens_with_master_key(vault_copy: Path) -> None:
-    with _native.Vault.open_with_master_key(vault_copy, VAULT_EXPECTED["master_key"]) as v:
+    """A vault of format 1 opens with its master key read-only (its upgrade
+    re-seals the master key under the password); read-write it is refused
+    with one line saying so."""
+    key = VAULT_EXPECTED["master_key"]
+    with _native.Vault.open_with_master_key(vault_copy, key, read_only=True) as v:
         check_tree(v)
+    with pytest.raises(_native.FusefsError, match="open it once with its password"):
+        _native.Vault.open_with_master_key(vault_copy, key)
 
 
 def test_vault_snapshot_through_the_reference_reader() -> None:

@@ -348,13 +348,14 @@ GOLDEN_KINDS = {
 }
 
 
-@pytest.fixture
-def golden(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
-    """A copy of the frozen v1 vault (the fixture itself is never opened)."""
+@pytest.fixture(params=["vault-v1", "vault-v2"])
+def golden(tmp_path: Path, request: pytest.FixtureRequest) -> tuple[Path, dict[str, Any]]:
+    """A copy of a frozen vault of format 1 or 2 (the fixture itself is never opened)."""
+    fixture = GOLDEN.parent / request.param
     vault = tmp_path / "golden"
-    shutil.copytree(GOLDEN, vault)
+    shutil.copytree(fixture, vault)
     (vault / "expected.json").unlink()
-    return vault, json.loads((GOLDEN / "expected.json").read_text())
+    return vault, json.loads((fixture / "expected.json").read_text())
 
 
 @pytest.mark.parametrize("secret", ["password", "master_key"])

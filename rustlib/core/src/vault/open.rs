@@ -185,9 +185,7 @@ impl Vault {
                 covers_seq: report.covers_seq,
             };
             let verdict = judge(local.seen(), &end);
-            report
-                .local_state_notes
-                .extend(local.problem_at_open().into_iter());
+            report.local_state_notes.extend(local.problem_at_open());
             report
                 .local_state_notes
                 .extend(verdict.outcome(opts.accept_rollback)?);

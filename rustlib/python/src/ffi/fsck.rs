@@ -71,6 +71,15 @@ pub fn bootstrap_to_dict<'py>(
     d.set_item("entries_replayed", r.entries_replayed)?;
     d.set_item("log_files", r.log.files)?;
     d.set_item("read_only", r.read_only)?;
+    d.set_item("closed_cleanly", r.closed_cleanly)?;
+    d.set_item("local_state_notes", r.local_state_notes.clone())?;
+    d.set_item("chain_breaks", r.log.chain_breaks.clone())?;
+    d.set_item(
+        "upgraded",
+        r.upgraded
+            .as_ref()
+            .map(|u| (u.covers_seq, u.snapshot, u.files_deleted)),
+    )?;
     d.set_item("torn_bytes_cut", r.log.torn_bytes_cut)?;
     d.set_item("removed_torn_log_file", r.log.removed_torn_file.as_deref())?;
     let bad = PyList::empty(py);
