@@ -45,6 +45,9 @@ __all__ = [
     "ROOT_INO",
     "vault_info",
     "change_vault_password",
+    "allow_expensive_kdf",
+    "kdf_floor_problem",
+    "secret_memory_status",
 ]
 
 class _Readable(Protocol):

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from fusefs import control, daemonlog, mounttable, requestloop
 from fusefs.exitcodes import ExitCode, QuietError
-from fusefs.reports import describe_compaction, describe_opening
+from fusefs.reports import NEW_VAULT_NOTE, describe_compaction, describe_opening
 
 if TYPE_CHECKING:
     from fusefs._native import Vault
@@ -234,8 +234,12 @@ async def _serve(
     async with contextlib.AsyncExitStack() as stack:
         vault = open_vault()
         _log_key_memory()
-        for line in describe_opening(vault.bootstrap_report()):
+        opened = vault.bootstrap_report()
+        for line in describe_opening(opened):
             log.warning("%s: %s", opts.vault_dir, line)
+        for note in opened.get("local_state_notes", []):
+            if str(note).endswith(NEW_VAULT_NOTE):
+                log.info("%s: %s", opts.vault_dir, note)
         ops = VaultOperations(
             vault, opts.vault_dir, read_only=opts.read_only, in_flight=requestloop.in_flight
         )

@@ -34,6 +34,10 @@ def describe_compaction(report: dict[str, Any]) -> str:
     return "; ".join(parts) if parts else "nothing needed compacting"
 
 
+#: The end of the engine's note for a vault this machine never saw.
+NEW_VAULT_NOTE = "rollback protection starts now"
+
+
 def opening_mended(opened: dict[str, Any]) -> bool:
     """True if opening the vault mended damage: a metadata file restored
     from its copy. (Packs no record refers to, torn tails and orphans are
@@ -49,7 +53,9 @@ def opening_mended(opened: dict[str, Any]) -> bool:
 def describe_opening(opened: dict[str, Any]) -> list[str]:
     """What opening the vault did (``Vault.bootstrap_report()``) beyond the
     ordinary, one line each; empty when it only loaded and replayed."""
-    lines = [str(note) for note in opened.get("local_state_notes", [])]
+    # (A vault new to this machine is not news: the mount's log says so.)
+    notes = opened.get("local_state_notes", [])
+    lines = [str(note) for note in notes if not str(note).endswith(NEW_VAULT_NOTE)]
     if opened.get("upgraded"):
         _, snapshot, deleted = opened["upgraded"]
         lines.append(

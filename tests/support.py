@@ -58,3 +58,17 @@ def flip(data: bytes, offset: int, mask: int = 0x01) -> bytes:
     b = bytearray(data)
     b[offset] ^= mask
     return bytes(b)
+
+
+def put_back(template: Path, vault: Path) -> None:
+    """Replace ``vault`` by a copy of ``template``: an older copy of the vault
+    put back on purpose, so this machine's local state of it (rollback
+    protection, FORMAT.md §12) is forgotten too — else the next open would
+    rightly refuse it as rolled back."""
+    import shutil
+
+    from fusefs.statedir import local_state_dir
+
+    shutil.rmtree(vault, ignore_errors=True)
+    shutil.copytree(template, vault)
+    shutil.rmtree(local_state_dir(), ignore_errors=True)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -24,6 +23,7 @@ import time
 from pathlib import Path
 
 from mounting import REPO, Vault, daemon_pid, fusefs, is_mounted, vault_files
+from support import put_back
 
 from fusefs import control
 
@@ -53,8 +53,7 @@ def _template(vault_factory) -> tuple[Vault, dict[str, bytes]]:  # type: ignore[
 
 
 def _copy(template: Vault, dst: Path) -> None:
-    shutil.rmtree(dst, ignore_errors=True)
-    shutil.copytree(template.dir, dst)
+    put_back(template.dir, dst)
 
 
 def _check(v: Vault, files: dict[str, bytes], what: str) -> None:

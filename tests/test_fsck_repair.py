@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from support import put_back
 
 from fusefs import ROOT_INO, Vault
 
@@ -98,8 +99,9 @@ def log_with_records(vault: Path) -> Path:
 
 
 def second_record(path: Path) -> int:
+    # Format 2: an 80-byte header, 20-byte record headers (FORMAT.md §7).
     data = path.read_bytes()
-    return 64 + 16 + int.from_bytes(data[64:68], "little") + 20
+    return 80 + 20 + int.from_bytes(data[80:84], "little") + 24
 
 
 def both(vault: Path, rel: Path, damage: Callable[[Path], None]) -> None:
@@ -203,7 +205,7 @@ def test_a_log_record_damaged_in_both_copies_is_salvaged(vault: Path) -> None:
 
 def test_a_log_file_lost_with_its_copy_is_salvaged(vault: Path) -> None:
     logs = sorted((vault / "log").glob("*.ulog"))
-    victim = next(p for p in logs if p.stat().st_size > 64)
+    victim = next(p for p in logs if p.stat().st_size > 80)
     assert victim != logs[-1]
     both(vault, rel(victim, vault), Path.unlink)
     assert fsck(vault).returncode == OPERATIONAL
@@ -293,7 +295,7 @@ def test_frames_swapped_between_files_fail_to_authenticate(vault: Path) -> None:
     # The last two frames: later (27 bytes) and later2 (1 byte) hold different
     # plaintext lengths; swap report.bin's second and third frames instead
     # (equal lengths, distinct indexes).
-    frame = len(DOC) // 16384 and 16384 + 29
+    frame = len(DOC) // 16384 and 16384 + 5 + 16  # a full segment: not padded (§8.2)
     a, b = 64 + frame, 64 + 2 * frame
     data[a : a + frame], data[b : b + frame] = data[b : b + frame], data[a : a + frame]
     pack.write_bytes(data)
@@ -338,8 +340,7 @@ def test_a_repair_killed_at_random_points_finishes_when_run_again(vault: Path) -
     assert subprocess.run(argv, cwd=REPO, capture_output=True).returncode == REPAIRED
     whole = time.monotonic() - started
     for _ in range(rounds):
-        shutil.rmtree(vault)
-        shutil.copytree(template, vault)
+        put_back(template, vault)
         proc = subprocess.Popen(
             argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )

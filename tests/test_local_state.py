@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from fusefs import ROOT_INO, Vault, _native, daemonlog, statedir
 from fusefs.cli import cli
-from fusefs.cli.vault import _describe_open_error
+from fusefs.cli.open_errors import describe_open_error as _describe_open_error
 from fusefs.exitcodes import ExitCode
 
 FAST = {"argon2_m_kib": 64, "argon2_t": 1}

@@ -8,7 +8,7 @@ use super::format::*;
 use crate::crypto::aead::AeadKey;
 use crate::crypto::keys::SecretKey;
 use crate::crypto::random;
-use crate::error::{io_at, Result};
+use crate::error::{io_at, Error, Result};
 use crate::storage::{FileSystem, StorageFile};
 use crate::types::Cipher;
 
@@ -141,4 +141,12 @@ pub(super) fn create_file(
     };
     active.renew_reserve();
     Ok(active)
+}
+
+/// What appending to a log opened read-only gets.
+pub(super) fn read_only() -> Error {
+    crate::error::fs_err(
+        crate::storage::readonly::EROFS,
+        "the vault is open read-only",
+    )
 }

@@ -1,7 +1,7 @@
-//! Cutting the log for a snapshot (log compaction's first step, FORMAT.md
-//! §9.6): every record durable and a new file started, so that the records
-//! so far are exactly those of the files before it; later, deleting those
-//! files once the snapshot is durable.
+//! The log's ends: cutting it for a snapshot (log compaction's first step,
+//! FORMAT.md §9.6: every record durable and a new file started, so that the
+//! records so far are exactly those of the files before it; later, deleting
+//! those files once the snapshot is durable), and closing it.
 
 use std::sync::Arc;
 
@@ -73,5 +73,18 @@ impl LogManager {
 
     pub(crate) fn master(&self) -> &SecretKey {
         &self.master
+    }
+}
+
+impl Drop for LogManager {
+    /// Closing the log makes what was appended durable (best effort: after a
+    /// write error or a crash there is nothing more to do).
+    fn drop(&mut self) {
+        let _ = self.sync();
+        let active = self.active.get_mut().unwrap_or_else(|p| p.into_inner());
+        if let Some(active) = active {
+            let _ = active.file.release_preallocation();
+            super::active::close_copy(&*self.fs, active, self.opts.copies.as_deref());
+        }
     }
 }

@@ -19,7 +19,7 @@ use std::mem;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-use super::active::{close_copy, create_file, ActiveFile};
+use super::active::{close_copy, create_file, read_only, ActiveFile};
 pub use super::active::{create_empty_file, FileStart, LOG_RESERVE_BYTES};
 use super::format::*;
 use super::replay::replay;
@@ -83,14 +83,6 @@ impl Default for LogOptions {
     }
 }
 
-/// What appending to a log opened read-only gets.
-fn read_only() -> Error {
-    crate::error::fs_err(
-        crate::storage::readonly::EROFS,
-        "the vault is open read-only",
-    )
-}
-
 pub fn log_file_name(number: u64) -> String {
     LOG_FILE.file_name(number)
 }
@@ -129,12 +121,12 @@ pub struct LogManager {
     dir: PathBuf,
     pub(super) vault_id: [u8; 16],
     pub(super) master: SecretKey,
-    opts: LogOptions,
+    pub(super) opts: LogOptions,
     queue: Mutex<Queue>,
     changed: Condvar,
     /// Owned by whichever thread is the writer (`Queue::writer_busy`).
     /// `None` when the log was opened read-only.
-    active: Mutex<Option<ActiveFile>>,
+    pub(super) active: Mutex<Option<ActiveFile>>,
     /// Runs before any record reaches the log file: the vault makes the pack
     /// frames those records point at durable here, so a record is never on
     /// disk before its data (not even through the page cache's own flushing).
@@ -599,19 +591,6 @@ impl LogManager {
                 let _ = self.fs.remove(&self.dir.join(log_file_name(number)));
                 Err(TurnError::Retry(e))
             }
-        }
-    }
-}
-
-impl Drop for LogManager {
-    /// Closing the log makes what was appended durable (best effort: after a
-    /// write error or a crash there is nothing more to do).
-    fn drop(&mut self) {
-        let _ = self.sync();
-        let active = self.active.get_mut().unwrap_or_else(|p| p.into_inner());
-        if let Some(active) = active {
-            let _ = active.file.release_preallocation();
-            close_copy(&*self.fs, active, self.opts.copies.as_deref());
         }
     }
 }
