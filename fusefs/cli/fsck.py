@@ -222,6 +222,12 @@ def _fsck(
             click.echo(
                 "fusefs: the vault is in use: checked read-only beside it (best effort)", err=True
             )
+        if report.get("frames_resumed"):
+            click.echo(
+                f"fusefs: resumed an interrupted check after {report['frames_resumed']:,} "
+                "frames it had verified",
+                err=True,
+            )
         if not quiet:
             click.echo(_summary(report), err=True)
     if left:

@@ -88,6 +88,7 @@ fn run(b: &Built, quick: bool) -> FsckReport {
         FsckOptions {
             quick,
             repair: false,
+            ..Default::default()
         },
         &mut |_, _| {},
     )
@@ -273,6 +274,7 @@ fn an_open_nameless_file_is_no_orphan_until_released() {
         FsckOptions {
             quick: true,
             repair: false,
+            ..Default::default()
         },
         &mut |_, _| {},
     )

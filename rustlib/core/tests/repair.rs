@@ -75,6 +75,7 @@ fn run_fsck(v: &Vault, repair: bool) -> crypto_core::Result<FsckReport> {
     let opts = FsckOptions {
         quick: false,
         repair,
+        ..Default::default()
     };
     fsck::check(v, opts, &mut |_, _| {})
 }
@@ -446,4 +447,78 @@ fn a_repair_stopped_at_any_sync_or_failing_any_write_finishes_when_run_again() {
         }
     }
     assert!(failed > 0, "no injected fault reached the caller");
+}
+
+/// An interrupted check of every frame resumes where its last
+/// DecryptCheckpoint says it got (FORMAT.md §9.2), keeping what it had
+/// found, and a finished one is not resumed again.
+#[test]
+fn an_interrupted_frame_check_resumes_from_its_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("v");
+    let options = crypto_core::vault::config::VaultOptions {
+        segment_size: 16384,
+        argon2: crypto_core::types::Argon2Params {
+            m_kib: 64,
+            t: 1,
+            p: 1,
+        },
+        ..Default::default()
+    };
+    let v = Vault::create_vault(&dir, b"pw", &options, EngineOptions::default()).unwrap();
+    let f = v.create(ROOT, b"big", 0o644, 0, 0).unwrap().ino;
+    v.write(f, 0, &vec![7u8; 3000 * 16384]).unwrap();
+    v.close().unwrap();
+    // Damage one frame early in the order (the first segment).
+    let pack = std::fs::read_dir(dir.join("packs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut bytes = std::fs::read(&pack).unwrap();
+    bytes[64 + 100] ^= 1;
+    std::fs::write(&pack, bytes).unwrap();
+    let full = |v: &Vault| {
+        let opts = FsckOptions {
+            checkpoint_every: Some(std::time::Duration::ZERO),
+            ..Default::default()
+        };
+        fsck::check(v, opts, &mut |_, _| {}).unwrap()
+    };
+    // Interrupted (a panic in the progress callback, as a kill would stop it)
+    // after a few rounds of 512 frames, each recorded.
+    let v = Vault::open_vault(&dir, b"pw", EngineOptions::default()).unwrap();
+    let mut calls = 0;
+    let opts = FsckOptions {
+        checkpoint_every: Some(std::time::Duration::ZERO),
+        ..Default::default()
+    };
+    let stopped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        fsck::check(&v, opts, &mut |_, _| {
+            calls += 1;
+            assert!(calls < 4, "interrupted");
+        })
+    }));
+    assert!(stopped.is_err());
+    drop(v);
+    let v = Vault::open_vault(&dir, b"pw", EngineOptions::default()).unwrap();
+    let resumed = full(&v);
+    assert_eq!(
+        resumed.frames_resumed,
+        3 * 512,
+        "after the three rounds recorded"
+    );
+    assert_eq!(resumed.frames_verified, 3000);
+    assert_eq!(resumed.findings.len(), 1, "{:?}", resumed.findings);
+    assert!(
+        resumed.findings[0].detail.contains("segment 0"),
+        "{:?}",
+        resumed.findings
+    );
+    v.close().unwrap();
+    // Finished: the next check starts afresh.
+    let v = Vault::open_vault(&dir, b"pw", EngineOptions::default()).unwrap();
+    let again = full(&v);
+    assert_eq!((again.frames_resumed, again.findings.len()), (0, 1));
 }

@@ -33,7 +33,7 @@ use std::collections::HashMap;
 
 use crate::error::Result;
 use crate::metadata::paths::PathIndex;
-use crate::metadata::{InodeKind, MetadataState};
+use crate::metadata::{InodeKind, MetadataState, UnifiedEntry};
 use crate::pipeline::for_each_split;
 use crate::vault::Vault;
 
@@ -43,7 +43,14 @@ pub struct FsckOptions {
     pub quick: bool,
     /// Repair what can be repaired, then check again.
     pub repair: bool,
+    /// How often the frame pass records a DecryptCheckpoint, for an
+    /// interrupted check to resume from (`None`: every
+    /// [`CHECKPOINT_INTERVAL`]).
+    pub checkpoint_every: Option<std::time::Duration>,
 }
+
+/// How often a check of every frame records how far it got.
+pub const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// What a check found, and how much it looked at.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -55,6 +62,9 @@ pub struct FsckReport {
     pub packs: u64,
     /// Frames read and authenticated (0 with `quick`), and their plaintext bytes.
     pub frames_verified: u64,
+    /// Of those, frames an interrupted earlier check had verified: this
+    /// one resumed after them (its DecryptCheckpoint).
+    pub frames_resumed: u64,
     pub bytes_verified: u64,
     /// With repair: what it changed, a line each.
     pub repairs: Vec<String>,
@@ -172,7 +182,17 @@ fn check_once(
         ..Default::default()
     };
     if !opts.quick {
-        findings.extend(verify_frames(&s, vault, &mut report, progress));
+        let every = opts.checkpoint_every.unwrap_or(CHECKPOINT_INTERVAL);
+        // (Only the first pass resumes: the one after a repair sees other frames.)
+        let resume = with_log;
+        findings.extend(verify_frames(
+            &s,
+            vault,
+            &mut report,
+            every,
+            resume,
+            progress,
+        ));
     }
     let paths = PathIndex::new(&s);
     for f in &mut findings {
@@ -304,10 +324,16 @@ fn check_pack_files(
 }
 
 /// Read and authenticate every frame a segment map points at, on every core.
+/// In the order of increasing (inode, segment index), the one a
+/// DecryptCheckpoint counts in; every `every`, how far it got is recorded
+/// (FORMAT.md §9.2), and a check that finds an unfinished run of the same
+/// frames resumes after them.
 fn verify_frames(
     s: &MetadataState,
     vault: &Vault,
     report: &mut FsckReport,
+    every: std::time::Duration,
+    resume: bool,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Vec<Finding> {
     struct Job {
@@ -335,8 +361,37 @@ fn verify_frames(
     let total: u64 = jobs.iter().map(|j| j.r.plain_len as u64).sum();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut done = 0u64;
-    progress(0, total);
-    for round in jobs.chunks_mut(ROUND) {
+    // Resume an interrupted run of these very frames.
+    let checkpoint = vault.bootstrap_report().decrypt_checkpoint.clone();
+    let (run, skip) = match checkpoint.filter(|_| resume) {
+        Some(UnifiedEntry::DecryptCheckpoint {
+            run,
+            total: t,
+            done: d,
+            damaged,
+        }) if t == jobs.len() as u64 && d <= t => {
+            for j in jobs.iter_mut().take(d as usize) {
+                if damaged.contains(&(j.ino, j.index)) {
+                    j.error = Some("did not read when an interrupted check verified it".into());
+                }
+            }
+            (run, d as usize)
+        }
+        _ => (crate::crypto::random::bytes().unwrap_or([0; 16]), 0),
+    };
+    report.frames_resumed = skip as u64;
+    done += jobs[..skip]
+        .iter()
+        .map(|j| j.r.plain_len as u64)
+        .sum::<u64>();
+    progress(done, total);
+    let mut last_checkpoint = std::time::Instant::now();
+    let mut verified = skip;
+    let mut recording = true;
+    let mut recorded = false;
+    let count = jobs.len();
+    while verified < count {
+        let round = &mut jobs[verified..(verified + ROUND).min(count)];
         // Each job keeps its own outcome, so one bad frame stops nothing.
         let _ = for_each_split(threads, round, |j| {
             if let Err(e) = vault.verify_segment(&j.file_id, j.index, &j.r) {
@@ -345,7 +400,35 @@ fn verify_frames(
             Ok(())
         });
         done += round.iter().map(|j| j.r.plain_len as u64).sum::<u64>();
+        verified += round.len();
+        if recording && last_checkpoint.elapsed() >= every && verified < jobs.len() {
+            let damaged = jobs[..verified]
+                .iter()
+                .filter(|j| j.error.is_some())
+                .map(|j| (j.ino, j.index))
+                .collect();
+            let entry = UnifiedEntry::DecryptCheckpoint {
+                run,
+                total: jobs.len() as u64,
+                done: verified as u64,
+                damaged,
+            };
+            // Best effort: a check goes on where its progress cannot be
+            // recorded (read-only, format 1, a full disk).
+            recording = vault.record_decrypt_checkpoint(entry).unwrap_or(false);
+            recorded |= recording;
+            last_checkpoint = std::time::Instant::now();
+        }
         progress(done, total);
+    }
+    if report.frames_resumed > 0 || recorded {
+        // The run is finished: nothing to resume from any more.
+        let _ = vault.record_decrypt_checkpoint(UnifiedEntry::DecryptCheckpoint {
+            run,
+            total: jobs.len() as u64,
+            done: jobs.len() as u64,
+            damaged: Vec::new(),
+        });
     }
     report.frames_verified = jobs.len() as u64;
     report.bytes_verified = total;

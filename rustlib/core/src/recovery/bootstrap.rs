@@ -86,6 +86,10 @@ pub struct BootstrapReport {
     /// each: a vault never seen here, a rollback accepted, a damaged or
     /// unwritable local state.
     pub local_state_notes: Vec<String>,
+    /// (Format 2.) The last DecryptCheckpoint of an unfinished check of
+    /// every frame with no change to the state after it: what fsck resumes
+    /// from (`UnifiedEntry::DecryptCheckpoint`).
+    pub decrypt_checkpoint: Option<UnifiedEntry>,
     /// (Format 2.) The last record of the log is a Close: the session
     /// before this one closed the vault cleanly (false: it crashed, or the
     /// log was cut; also false for an empty log).
@@ -226,6 +230,26 @@ pub fn bootstrap(
     Ok((state, log, report))
 }
 
+/// Keep `entry` (a record's payload) if it is the DecryptCheckpoint of an
+/// unfinished check; forget the one kept if it changes the state (a check
+/// resumed must see the frames it started with).
+fn note_checkpoint(kept: &mut Option<UnifiedEntry>, payload: &[u8]) {
+    match UnifiedEntry::decode(payload) {
+        Ok(e @ UnifiedEntry::DecryptCheckpoint { .. }) => {
+            let unfinished =
+                matches!(e, UnifiedEntry::DecryptCheckpoint { total, done, .. } if done < total);
+            *kept = unfinished.then_some(e);
+        }
+        Ok(
+            UnifiedEntry::Scheduler { .. }
+            | UnifiedEntry::SnapshotCheckpoint { .. }
+            | UnifiedEntry::Close { .. }
+            | UnifiedEntry::ReserveGenerations { .. },
+        ) => {}
+        _ => *kept = None,
+    }
+}
+
 /// Replay the log in `log_dir` onto `base` (the empty vault's state, or a
 /// snapshot's, covering records up to `covers.covers_seq`) and open the
 /// log for appending.
@@ -285,7 +309,10 @@ pub fn load_unified_log(
                 })
             });
         match applied {
-            Ok(()) => report.entries_replayed += 1,
+            Ok(()) => {
+                report.entries_replayed += 1;
+                note_checkpoint(&mut report.decrypt_checkpoint, &r.payload);
+            }
             // What depends on a lost record is lost with it; the rest is
             // kept, and fsck's repair makes the whole consistent.
             Err(e) if salvage => report.unapplied.push((r.seq, e.to_string())),
@@ -317,6 +344,7 @@ pub fn load_unified_log(
         }
         log.sync()?;
         report.orphans_reclaimed = orphans;
+        report.decrypt_checkpoint = None; // the frames changed
     }
     Ok((base, log, report))
 }

@@ -12,7 +12,7 @@
 use super::compaction::CompactionReport;
 use super::engine::Vault;
 use crate::error::Result;
-use crate::metadata::MetadataState;
+use crate::metadata::{MetadataState, UnifiedEntry};
 use crate::mirror;
 
 impl Vault {
@@ -26,6 +26,18 @@ impl Vault {
             std::sync::atomic::Ordering::SeqCst,
         );
         self.snapshot_state(Some(repaired))
+    }
+
+    /// Record (durably) how far a check of every frame got, for an
+    /// interrupted one to resume from (a DecryptCheckpoint). False when
+    /// nothing can be recorded: read-only, or a vault of format 1.
+    pub fn record_decrypt_checkpoint(&self, entry: UnifiedEntry) -> Result<bool> {
+        if self.log.read_only() || self.config.version() < 2 {
+            return Ok(false);
+        }
+        self.commit(&mut self.lock_state(), entry)?;
+        self.log.sync()?;
+        Ok(true)
     }
 
     /// Delete pack file `number`, which the durable state does not know.

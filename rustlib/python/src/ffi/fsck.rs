@@ -41,6 +41,7 @@ pub fn report_to_dict<'py>(py: Python<'py>, r: &FsckReport) -> PyResult<Bound<'p
     d.set_item("files", r.files)?;
     d.set_item("packs", r.packs)?;
     d.set_item("frames_verified", r.frames_verified)?;
+    d.set_item("frames_resumed", r.frames_resumed)?;
     d.set_item("bytes_verified", r.bytes_verified)?;
     Ok(d)
 }

@@ -547,7 +547,11 @@ impl PyVault {
         progress: Option<Py<PyAny>>,
         repair: bool,
     ) -> BindingResult<Bound<'py, PyDict>> {
-        let options = FsckOptions { quick, repair };
+        let options = FsckOptions {
+            quick,
+            repair,
+            ..Default::default()
+        };
         let report = run(py, self, |v| super::fsck::check(v, options, progress))?;
         Ok(super::fsck::report_to_dict(py, &report)?)
     }
