@@ -28,12 +28,15 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
 }
 
-/// One record read by hand: (sequence number, entry, tag).
+/// A record read by hand: (sequence number, entry, tag).
+type Record = (u64, Vec<u8>, [u8; 16]);
+
+/// The records of a log file read by hand, and its chain in.
 fn records(
     file: &[u8],
     master: &crypto_core::crypto::keys::SecretKey,
     vault_id: &[u8],
-) -> (Vec<(u64, Vec<u8>, [u8; 16])>, [u8; 16]) {
+) -> (Vec<Record>, [u8; 16]) {
     assert_eq!(&file[0..8], b"fusefslg");
     assert_eq!(file[8], 2, "version 2");
     assert_eq!(u32_at(file, 12), 80, "header length");
@@ -72,7 +75,7 @@ fn records(
             .expect("opens with the chain");
         let plain = &buf[..n];
         assert!(
-            [128usize, 256, 512, 1024, 2048, 4096].contains(&n) || n % 4096 == 0,
+            [128usize, 256, 512, 1024, 2048, 4096].contains(&n) || n.is_multiple_of(4096),
             "padded to a bucket: {n}"
         );
         let len = u32_at(plain, 0) as usize;

@@ -535,10 +535,9 @@ impl PyVault {
         Ok(VaultTelemetry::new(t, self.session.compaction_running()))
     }
 
-    /// Check every invariant of the vault (see crypto_core::fsck); with
-    /// `quick`, metadata only. `progress(done, total)` is called with
-    /// plaintext bytes of frames verified. With `repair`, what can be
-    /// repaired is, and the vault checked again. Returns the report as a dict.
+    /// Check every invariant of the vault (crypto_core::fsck): `quick`, metadata
+    /// only; `progress(done, total)`, plaintext bytes of frames verified;
+    /// `repair`, repair what can be, then check again. The report as a dict.
     #[pyo3(signature = (quick=false, progress=None, repair=false))]
     fn fsck<'py>(
         &self,
