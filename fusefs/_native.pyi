@@ -442,6 +442,7 @@ class Vault:
         quick: bool = False,
         progress: Callable[[int, int], object] | None = None,
         repair: bool = False,
+        checkpoint_every: float | None = None,
     ) -> dict[str, Any]:
         """Check every invariant (crypto_core::fsck): ``{"findings": [{"check", "ino",
         "path", "detail", "text"}], "inodes", "directories", "files", "packs",

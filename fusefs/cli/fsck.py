@@ -93,6 +93,15 @@ EPILOG = "\n".join(
 @accept_rollback_option
 @click.option("--json", "as_json", is_flag=True, help="The whole report as one JSON object.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary: findings only.")
+@click.option(
+    "--checkpoint-interval",
+    type=click.FloatRange(min=0),
+    default=2.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How often a check of every frame records how far it got in the vault's log, "
+    "so that an interrupted check resumes there (not when the vault is mounted).",
+)
 def fsck(
     vault_dir: str,
     passfile: str | None,
@@ -103,6 +112,7 @@ def fsck(
     accept_rollback: bool,
     as_json: bool,
     quiet: bool,
+    checkpoint_interval: float,
 ) -> int:
     """Check VAULT: every directory entry, link count, segment map and pack,
     and (unless --quick) every frame of every file, read and authenticated.
@@ -116,7 +126,16 @@ def fsck(
     """
     try:
         return _fsck(
-            vault_dir, passfile, extpass, masterkey, quick, repair, accept_rollback, as_json, quiet
+            vault_dir,
+            passfile,
+            extpass,
+            masterkey,
+            quick,
+            repair,
+            accept_rollback,
+            as_json,
+            quiet,
+            checkpoint_interval,
         )
     except QuietError as e:
         sys.stderr.write(f"fusefs: error: {e.message}\n")
@@ -136,6 +155,7 @@ def _fsck(
     accept_rollback: bool,
     as_json: bool,
     quiet: bool,
+    checkpoint_interval: float = 2.0,
 ) -> int:
     from fusefs.cli.vault import open_with_secret, unlock
     from fusefs.password import wipe
@@ -188,7 +208,9 @@ def _fsck(
     bar = None if quiet or as_json or not isatty(sys.stderr) else _Progress()
     try:
         opened = vault.bootstrap_report()
-        report: dict[str, Any] = vault.fsck(quick=quick, progress=bar, repair=repair)
+        report: dict[str, Any] = vault.fsck(
+            quick=quick, progress=bar, repair=repair, checkpoint_every=checkpoint_interval
+        )
         if mounted:
             report = _confirm(report, lambda: open_beside(mounted[0]), quick)
     finally:

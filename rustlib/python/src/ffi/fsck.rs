@@ -46,6 +46,16 @@ pub fn report_to_dict<'py>(py: Python<'py>, r: &FsckReport) -> PyResult<Bound<'p
     Ok(d)
 }
 
+/// The checker's options from the binding's arguments (`checkpoint_every`
+/// in seconds).
+pub fn options(quick: bool, repair: bool, checkpoint_every: Option<f64>) -> FsckOptions {
+    FsckOptions {
+        quick,
+        repair,
+        checkpoint_every: checkpoint_every.map(|s| std::time::Duration::from_secs_f64(s.max(0.0))),
+    }
+}
+
 fn findings_to_list<'py>(py: Python<'py>, fs: &[Finding]) -> PyResult<Bound<'py, PyList>> {
     let list = PyList::empty(py);
     for f in fs {

@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crypto_core::fsck::FsckOptions;
 use crypto_core::scheduler::VaultSession;
 use crypto_core::vault::{
     AttrChange, CompactionAction, FileTimes, InodeKind, RenameFlags, Vault, DEFAULT_CACHE_BYTES,
@@ -537,20 +536,18 @@ impl PyVault {
 
     /// Check every invariant of the vault (crypto_core::fsck): `quick`, metadata
     /// only; `progress(done, total)`, plaintext bytes of frames verified;
-    /// `repair`, repair what can be, then check again. The report as a dict.
-    #[pyo3(signature = (quick=false, progress=None, repair=false))]
+    /// `repair`, repair what can be, then check again; `checkpoint_every`:
+    /// seconds between records of progress (resumable). The report as a dict.
+    #[pyo3(signature = (quick=false, progress=None, repair=false, checkpoint_every=None))]
     fn fsck<'py>(
         &self,
         py: Python<'py>,
         quick: bool,
         progress: Option<Py<PyAny>>,
         repair: bool,
+        checkpoint_every: Option<f64>,
     ) -> BindingResult<Bound<'py, PyDict>> {
-        let options = FsckOptions {
-            quick,
-            repair,
-            ..Default::default()
-        };
+        let options = super::fsck::options(quick, repair, checkpoint_every);
         let report = run(py, self, |v| super::fsck::check(v, options, progress))?;
         Ok(super::fsck::report_to_dict(py, &report)?)
     }
