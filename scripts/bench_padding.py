@@ -14,25 +14,13 @@ files of random sizes up to 64 KiB. Sizes are of the files' lengths
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import random
 import shutil
 import tempfile
 from pathlib import Path
-from types import ModuleType
 
-
-def load(path: str | None) -> ModuleType:
-    if path is None:
-        from fusefs import _native
-
-        return _native
-    spec = importlib.util.spec_from_file_location("fusefs._native", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from bench_fsync import load  # this directory: scripts/
 
 
 def small_files(v: object, root: int) -> None:

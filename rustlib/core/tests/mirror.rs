@@ -3,33 +3,24 @@
 //! deleted config from it; a vault whose copies are gone gets them back at
 //! its next open; and after a clean close every copy equals its file.
 
+mod common;
+
+use common::memvault::cheap_options;
 use std::path::{Path, PathBuf};
 
 use crypto_core::fsck::{check, FsckOptions};
 use crypto_core::mirror::differing;
 use crypto_core::storage::RealFs;
-use crypto_core::types::Argon2Params;
-use crypto_core::vault::config::{ConfigSource, VaultOptions};
+use crypto_core::vault::config::ConfigSource;
 use crypto_core::vault::engine::{EngineOptions, Vault, ROOT};
 use crypto_core::vault::{Credential, KdfCosts, VaultConfig};
 use crypto_core::Error;
-
-fn options() -> VaultOptions {
-    VaultOptions {
-        argon2: Argon2Params {
-            m_kib: 64,
-            t: 1,
-            p: 1,
-        },
-        ..Default::default()
-    }
-}
 
 /// A closed vault with a file, a snapshot and a log after it.
 fn vault() -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("v");
-    let v = Vault::create_vault(&dir, b"pw", &options(), EngineOptions::default()).unwrap();
+    let v = Vault::create_vault(&dir, b"pw", &cheap_options(), EngineOptions::default()).unwrap();
     let f = v.create(ROOT, b"a", 0o644, 0, 0).unwrap().ino;
     v.write(f, 0, b"before the snapshot").unwrap();
     v.compact_log().unwrap();

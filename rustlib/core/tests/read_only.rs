@@ -12,11 +12,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use common::memvault::MemVault;
+use common::memvault::{cheap_options, MemVault};
 use crypto_core::fsck::{check, FsckOptions};
 use crypto_core::storage::FileSystem;
-use crypto_core::types::Argon2Params;
-use crypto_core::vault::config::VaultOptions;
 use crypto_core::vault::engine::{EngineOptions, Vault, ROOT};
 
 const EROFS: i32 = 30;
@@ -82,17 +80,6 @@ fn after_a_crash_with_an_orphan_and_a_torn_tail_nothing_is_written() {
     assert_ne!(fs.files(), before);
 }
 
-fn options() -> VaultOptions {
-    VaultOptions {
-        argon2: Argon2Params {
-            m_kib: 64,
-            t: 1,
-            p: 1,
-        },
-        ..Default::default()
-    }
-}
-
 /// Every file under `dir` (relative path → bytes and mtime).
 fn tree(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, std::time::SystemTime)> {
     let mut out = BTreeMap::new();
@@ -128,7 +115,7 @@ fn only_name(dir: &Path, ext: &str) -> Vec<PathBuf> {
 fn on_disk_every_repair_an_open_would_make_is_left_undone() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("v");
-    let v = Vault::create_vault(&dir, b"pw", &options(), EngineOptions::default()).unwrap();
+    let v = Vault::create_vault(&dir, b"pw", &cheap_options(), EngineOptions::default()).unwrap();
     let a = v.create(ROOT, b"a", 0o644, 0, 0).unwrap().ino;
     v.write(a, 0, b"before the snapshot").unwrap();
     v.compact_log().unwrap();
@@ -190,7 +177,7 @@ fn on_disk_every_repair_an_open_would_make_is_left_undone() {
 fn readers_share_the_lock_a_writer_excludes() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("v");
-    let v = Vault::create_vault(&dir, b"pw", &options(), EngineOptions::default()).unwrap();
+    let v = Vault::create_vault(&dir, b"pw", &cheap_options(), EngineOptions::default()).unwrap();
     let a = v.create(ROOT, b"a", 0o644, 0, 0).unwrap().ino;
     v.write(a, 0, b"synced").unwrap();
     v.sync().unwrap();
@@ -228,7 +215,7 @@ fn readers_share_the_lock_a_writer_excludes() {
 fn a_vault_without_a_lock_file_or_log_opens_read_only() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("v");
-    let v = Vault::create_vault(&dir, b"pw", &options(), EngineOptions::default()).unwrap();
+    let v = Vault::create_vault(&dir, b"pw", &cheap_options(), EngineOptions::default()).unwrap();
     let a = v.create(ROOT, b"a", 0o644, 0, 0).unwrap().ino;
     v.write(a, 0, b"kept").unwrap();
     v.compact_log().unwrap();

@@ -4,23 +4,13 @@
 //! deleted — is refused with one line, unless the user accepts the
 //! rollback; a vault never seen here opens with a note.
 
+mod common;
+
+use common::memvault::cheap_options;
 use std::path::{Path, PathBuf};
 
-use crypto_core::types::Argon2Params;
-use crypto_core::vault::config::VaultOptions;
 use crypto_core::vault::engine::{EngineOptions, Vault, ROOT};
 use crypto_core::Error;
-
-fn options() -> VaultOptions {
-    VaultOptions {
-        argon2: Argon2Params {
-            m_kib: 64,
-            t: 1,
-            p: 1,
-        },
-        ..Default::default()
-    }
-}
 
 fn opts(state: &Path, accept: bool) -> EngineOptions {
     EngineOptions {
@@ -61,7 +51,7 @@ fn copy_tree(from: &Path, to: &Path) {
 /// A vault made in two sessions, both seen by the local state in `state`.
 fn two_sessions(tmp: &Path) -> (PathBuf, PathBuf) {
     let (dir, state) = (tmp.join("v"), tmp.join("state"));
-    let v = Vault::create_vault(&dir, b"pw", &options(), opts(&state, false)).unwrap();
+    let v = Vault::create_vault(&dir, b"pw", &cheap_options(), opts(&state, false)).unwrap();
     write(&v, b"one", b"first session");
     v.close().unwrap();
     let v = Vault::open_vault(&dir, b"pw", opts(&state, false)).unwrap();

@@ -245,21 +245,20 @@ pub(super) fn open_pack_frame(
         offset: r.offset,
         reason: reason.to_string(),
     };
-    if layout.is_v2(r.generation) {
-        return open_frame_v2(key, vault_id, file_id, index, r, frame).map_err(|e| corrupt(&e));
-    }
-    let mut nonce = [0u8; NONCE_LEN];
-    nonce.copy_from_slice(&frame[..NONCE_LEN]);
     let aad = pack_frame_aad(vault_id, file_id, index, r.generation, r.plain_len);
-    let end = frame.len();
-    let opened = sealed::open_in_place(key, &nonce, &aad, &mut frame, NONCE_LEN..end).map_err(
-        |e| match e {
-            OpenError::Auth => corrupt(
-                "frame failed authentication (damaged, or not this version of this file's segment)",
-            ),
-            OpenError::Empty => corrupt("frame has no encoding byte"),
-        },
-    )?;
+    let opened = if layout.is_v2(r.generation) {
+        open_frame_v2(key, &aad, r.generation, &mut frame).map_err(corrupt)?
+    } else {
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce.copy_from_slice(&frame[..NONCE_LEN]);
+        let end = frame.len();
+        sealed::open_in_place(key, &nonce, &aad, &mut frame, NONCE_LEN..end).map_err(|e| {
+            corrupt(match e {
+                OpenError::Auth => AUTH_FAILED,
+                OpenError::Empty => "frame has no encoding byte",
+            })
+        })?
+    };
     let plain = r.plain_len as usize;
     match sealed::decode(&frame, &opened, plain, true) {
         Ok(Plaintext::InPlace(body)) => {
@@ -286,51 +285,31 @@ pub(super) fn open_pack_frame(
     }
 }
 
-/// Open a format 2 frame; the reason it does not open, if it does not.
+const AUTH_FAILED: &str =
+    "frame failed authentication (damaged, or not this version of this file's segment)";
+
+/// Open a format 2 frame in place (nonce = its generation): its encoding
+/// and where its body lies, once the length and the zero padding check.
 fn open_frame_v2(
     key: &AeadKey,
-    vault_id: &[u8; 16],
-    file_id: &[u8; 16],
-    index: u64,
-    r: &SegmentRef,
-    mut frame: Vec<u8>,
-) -> std::result::Result<Vec<u8>, String> {
-    let aad = pack_frame_aad(vault_id, file_id, index, r.generation, r.plain_len);
+    aad: &[u8],
+    generation: u64,
+    frame: &mut [u8],
+) -> std::result::Result<sealed::Opened, &'static str> {
     let n = key
-        .open(&frame_nonce(r.generation), &aad, &mut frame)
-        .map_err(|_| {
-            "frame failed authentication (damaged, or not this version of this file's segment)"
-                .to_string()
-        })?;
-    let plain = r.plain_len as usize;
+        .open(&frame_nonce(generation), aad, frame)
+        .map_err(|_| AUTH_FAILED)?;
     if n < 5 {
-        return Err("frame cut short".into());
+        return Err("frame cut short");
     }
     let body_len = u32::from_le_bytes(frame[1..5].try_into().expect("4")) as usize;
     if body_len > n - 5 || frame[5 + body_len..n].iter().any(|&b| b != 0) {
-        return Err("frame with a bad body length or padding".into());
+        return Err("frame with a bad body length or padding");
     }
-    let body = 5..5 + body_len;
-    match frame[0] {
-        ENCODING_RAW if body_len == plain => {
-            frame.copy_within(body, 0);
-            frame.truncate(plain);
-            Ok(frame)
-        }
-        ENCODING_RAW => Err("raw frame of the wrong length".into()),
-        ENCODING_ZSTD => {
-            let opened = sealed::Opened {
-                encoding: ENCODING_ZSTD,
-                body,
-            };
-            match sealed::decode(&frame, &opened, plain, true) {
-                Ok(Plaintext::Decoded(out)) if out.len() == plain => Ok(out),
-                Ok(_) => Err("compressed frame of the wrong length".into()),
-                Err(e) => Err(format!("{e:?}")),
-            }
-        }
-        e => Err(format!("unknown frame encoding {e}")),
-    }
+    Ok(sealed::Opened {
+        encoding: frame[0],
+        body: 5..5 + body_len,
+    })
 }
 
 /// How many threads to seal `n` segments of `bytes` plaintext bytes with.

@@ -159,19 +159,19 @@ impl Vault {
         // Metadata deleted outright (checked before the stray packs below,
         // which would be all of them): with no snapshot, packs but no log, or a
         // log that starts after record 1 (FORMAT.md §9.7).
-        let has_packs = !packs.pack_numbers()?.is_empty();
-        let headless = refuse_headless(has_packs, report.snapshot > 0, report.first_log_seq);
+        let on_disk = packs.pack_numbers()?;
+        let headless = refuse_headless(
+            !on_disk.is_empty(),
+            report.snapshot > 0,
+            report.first_log_seq,
+        );
         if let (Some(why), false) = (headless, opts.salvage) {
             return Err(Error::LogCorrupt(why));
         }
         // Packs the state does not know hold no frame any record refers to:
         // removed, or they would stay as space nothing can reclaim. After
         // the store is open, so a pack number is never handed out again.
-        for number in packs
-            .pack_numbers()?
-            .into_iter()
-            .filter(|_| !opts.read_only)
-        {
+        for number in on_disk.into_iter().filter(|_| !opts.read_only) {
             if !state.packs.contains_key(&number) {
                 packs.delete_pack(number)?;
                 report.stray_packs_removed.push(number);

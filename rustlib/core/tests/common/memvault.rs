@@ -12,6 +12,19 @@ use crypto_core::vault::engine::{EngineOptions, Vault};
 
 pub const SEG: u32 = 16384;
 
+/// A real-directory vault's options for tests: the defaults, with Argon2id
+/// at its cheapest (64 KiB, one pass).
+pub fn cheap_options() -> VaultOptions {
+    VaultOptions {
+        argon2: Argon2Params {
+            m_kib: 64,
+            t: 1,
+            p: 1,
+        },
+        ..Default::default()
+    }
+}
+
 pub struct MemVault {
     pub fs: MemFs,
     pub config: VaultConfig,
