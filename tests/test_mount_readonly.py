@@ -97,6 +97,11 @@ def test_fsck_of_a_mounted_vault_checks_it_read_only(vault_factory) -> None:  # 
     done = fsck(v, "--json")
     report = json.loads(done.stdout)
     assert (done.returncode, report["mounted"], report["findings"]) == (CLEAN, True, [])
+    # Written and not yet synced: its frames may be in a pack its records
+    # do not reach yet. Not a finding.
+    (v.mnt / "unsynced").write_bytes(os.urandom(300_000))
+    done = fsck(v)
+    assert done.returncode == CLEAN, done.stdout + done.stderr
     # The check wrote nothing: no log file of its own, and the mount goes on.
     assert sorted(p.name for p in (v.dir / "log").iterdir()) == logs_before
     assert is_mounted(v.mnt)
@@ -112,7 +117,7 @@ def test_fsck_of_a_mounted_vault_checks_it_read_only(vault_factory) -> None:  # 
     # Damage the mounted vault's data: found (three looks agree), named by path.
     [pack] = [p for p in (v.dir / "packs").glob("*.pack") if p.stat().st_size > 100_000]
     data = bytearray(pack.read_bytes())
-    data[len(data) // 2] ^= 0x40
+    data[64 + 100_000] ^= 0x40  # inside /docs/report's frames, the pack's first
     pack.write_bytes(data)
     v.expect_damage = True
     done = fsck(v)

@@ -156,7 +156,16 @@ fn check_once(
     // by design (it is reclaimed when the last reference goes).
     findings.retain(|f| !(f.check == Check::Orphan && f.ino.is_some_and(|i| vault.in_use(i))));
     let on_disk: HashMap<u64, u64> = vault.pack_files()?.into_iter().collect();
-    findings.extend(check_pack_files(&s, &on_disk, vault.active_pack()));
+    // Opened to write nothing, packs the state does not know are not
+    // findings: a writer beside us filling them (its records not durable
+    // yet), or what a crash left, which a read-write open removes as strays.
+    let unknown_packs_are_findings = !vault.read_only();
+    findings.extend(check_pack_files(
+        &s,
+        &on_disk,
+        vault.active_pack(),
+        unknown_packs_are_findings,
+    ));
     let copies_differing = vault.differing_copies();
     for name in &copies_differing {
         findings.push(Finding::new(
@@ -272,6 +281,7 @@ fn check_pack_files(
     s: &MetadataState,
     on_disk: &HashMap<u64, u64>,
     active: Option<u64>,
+    unknown_are_findings: bool,
 ) -> Vec<Finding> {
     let mut needed: HashMap<u64, u64> = HashMap::new();
     for (_, inode) in s.inodes.iter() {
@@ -304,7 +314,7 @@ fn check_pack_files(
     }
     let mut unknown: Vec<u64> = on_disk
         .keys()
-        .filter(|&&p| !s.packs.contains_key(&p) && active != Some(p))
+        .filter(|&&p| unknown_are_findings && !s.packs.contains_key(&p) && active != Some(p))
         .copied()
         .collect();
     unknown.sort_unstable();

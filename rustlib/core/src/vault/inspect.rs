@@ -34,6 +34,11 @@ impl Vault {
             .collect()
     }
 
+    /// True if the vault was opened to write nothing (`EngineOptions::read_only`).
+    pub fn read_only(&self) -> bool {
+        self.log.read_only()
+    }
+
     /// The pack being appended to this session, if any.
     pub fn active_pack(&self) -> Option<u64> {
         self.packs.active_pack()
