@@ -86,7 +86,9 @@ pub fn looks_current(fs: &dyn FileSystem, file: &Path, copy: &Path) -> bool {
     }
 }
 
-/// Remove snapshot `number` from `snap_dir` and its copy: the copy last.
+/// Remove snapshot `number` from `snap_dir` and its copy: the copy first,
+/// so that a crash between never leaves a copy without its file (which an
+/// open would take for a lost snapshot and restore).
 pub fn remove_snapshot(
     fs: &dyn FileSystem,
     snap_dir: &Path,
@@ -94,15 +96,15 @@ pub fn remove_snapshot(
     number: u64,
 ) -> Result<()> {
     let name = snapshot_file_name(number);
-    let path = snap_dir.join(&name);
-    if fs.exists(&path) {
-        fs.remove(&path).map_err(io_at("cannot remove", &path))?;
-    }
     if let Some(c) = copies {
         let copy = c.join(&name);
         if fs.exists(&copy) {
             fs.remove(&copy).map_err(io_at("cannot remove", &copy))?;
         }
+    }
+    let path = snap_dir.join(&name);
+    if fs.exists(&path) {
+        fs.remove(&path).map_err(io_at("cannot remove", &path))?;
     }
     Ok(())
 }

@@ -539,7 +539,7 @@ fn read_file(
 
 /// The log files of `dir`, sorted, each with the path to read it from; a
 /// file whose copy survives it (the file is missing: copies are deleted
-/// after their file, never before) is restored from the copy first (read
+/// before their file, never after) is restored from the copy first (read
 /// from the copy when read-only). Copies' leftover temporaries are removed.
 /// Read-only, a missing `dir` holds no file.
 fn list_files(

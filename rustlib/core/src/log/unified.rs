@@ -394,15 +394,18 @@ impl LogManager {
         let mut deleted = 0;
         for name in names {
             if LOG_FILE.parse_file_name(&name).is_some_and(|n| n < number) {
+                // The copy before its file: a crash between leaves a file
+                // without a copy (rewritten at the next open), never a copy
+                // without its file, which an open takes for a lost file and
+                // restores (reported as mended).
+                if let Some(c) = &self.opts.copies {
+                    let _ = self.fs.remove(&c.join(&name));
+                }
                 let path = self.dir.join(&name);
                 self.fs
                     .remove(&path)
                     .map_err(io_at("cannot remove", &path))?;
                 deleted += 1;
-                // The copy after its file: a copy alone is removed at open.
-                if let Some(c) = &self.opts.copies {
-                    let _ = self.fs.remove(&c.join(&name));
-                }
             }
         }
         if deleted > 0 {
