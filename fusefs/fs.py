@@ -21,9 +21,10 @@ logged with its traceback and becomes ``EIO``. ``forget`` cannot answer with an
 error at all, so it logs and returns (:func:`forget_handler`).
 
 Threads: the engine releases the GIL for crypto and I/O. Work big enough to
-pay for a thread hop (large reads and writes, fsync) runs in trio worker
+pay for a thread hop (large reads and writes, slow syncs) runs in trio worker
 threads, so requests overlap on both cores; quick metadata calls run inline
-on the trio thread, where a hop would cost more than the call.
+on the trio thread, where a hop would cost more than the call. An fsync runs
+inline while the vault's syncs are quick (:mod:`fusefs.syncplace`).
 
 Caching: every change reaches the vault through this mount, so the kernel's
 caches can be trusted for long: entries, negative entries and attributes
@@ -76,6 +77,7 @@ from fusefs import control
 from fusefs.control_server import ControlServer, is_passive
 from fusefs.errors import FusefsError
 from fusefs.requestloop import InFlight
+from fusefs.syncplace import SyncPlacement
 
 if TYPE_CHECKING:
     from fusefs._native import Attr, Vault
@@ -193,6 +195,7 @@ class VaultOperations(pyfuse3.Operations):
         #: Entered around work handed to a thread: the request loop's
         #: counter (it does not spin while such work is out).
         self.in_flight = InFlight() if in_flight is None else in_flight
+        self.sync_placement = SyncPlacement()
         #: Set once the kernel's INIT request has been answered.
         self.initialized = trio.Event()
         #: Set at INIT with the writeback cache: the kernel keeps the times
@@ -255,6 +258,13 @@ class VaultOperations(pyfuse3.Operations):
     async def _thread(self, fn: Callable[..., Any], *args: Any) -> Any:
         with self.in_flight:
             return await trio.to_thread.run_sync(fn, *args, limiter=self._limiter)
+
+    async def _sync(self, fn: Callable[..., Any], *args: Any) -> None:
+        """A sync, on this thread while syncs are quick (:mod:`fusefs.syncplace`)."""
+        if self.sync_placement.inline:
+            self.sync_placement.timed(fn, *args)
+        else:
+            await self._thread(self.sync_placement.timed, fn, *args)
 
     # --- lookup and attributes ---------------------------------------------------
 
@@ -439,7 +449,7 @@ class VaultOperations(pyfuse3.Operations):
 
     @handler
     async def fsyncdir(self, fh: int, datasync: bool) -> None:
-        await self._thread(self.vault.sync)
+        await self._sync(self.vault.sync)
 
     # --- files -------------------------------------------------------------------------
 
@@ -497,7 +507,7 @@ class VaultOperations(pyfuse3.Operations):
 
     @handler
     async def fsync(self, fh: int, datasync: bool) -> None:
-        await self._thread(self.vault.fsync, fh)
+        await self._sync(self.vault.fsync, fh)
 
     # --- extended attributes -----------------------------------------------------------
 
