@@ -1,4 +1,4 @@
-"""Where an fsync runs (fusefs.syncplace): inline while syncs are quick, in a worker after slow ones."""
+"""Where an fsync runs (fusefs.syncplace): inline while syncs are quick, else in a worker."""
 
 from __future__ import annotations
 
