@@ -156,11 +156,12 @@ class Fusefs(Filesystem):
     def request_counts(self, mnt: Path) -> Counts | None:
         # The daemon serves the same stats reply again within 0.5 s
         # (control_server.STATS_REUSE_SECONDS): wait that out, or the counts
-        # read after a short workload would be those read before it.
+        # read after a short workload would be those read before it. Timed from
+        # the return of the previous call: its reply was made before that.
         time.sleep(max(0.0, self.last_stats + STATS_REUSE_SECONDS - time.monotonic()))
-        self.last_stats = time.monotonic()
         cmd = [*self.cmd, "stats", str(mnt), "--json"]
         done = subprocess.run(cmd, capture_output=True, text=True, **self.kw)  # type: ignore[call-overload]
+        self.last_stats = time.monotonic()
         if done.returncode != 0:
             raise BenchError(f"fusefs stats failed: {done.stderr.strip()}")
         ops: Counts = json.loads(done.stdout)["fuse_ops"]
