@@ -1,16 +1,24 @@
 #!/usr/bin/env python3
 """fusefs against gocryptfs, securefs and CryFS on the six canonical workloads.
 
-Runs the shared peers script (``../shared/bench/peers.sh``: sequential 1 GiB
-write with fsync, cold sequential read, untar of Python's stdlib, cold
-``ls -lR``, cold tar-read, ``rm -rf``; vault on tmpfs) ``--runs`` times with
-one repetition each, so every run of every file system is interleaved with
-the others and sees the same machine. Prints the fastest and the median of
-each figure, then fusefs against the best peer as a ratio (> 1: fusefs is
-faster). Installs the peers from Debian's packages when they are missing.
+Runs the shared peers script (``../shared/bench/peers.sh``: sequential write
+with fsync, cold sequential read, untar of Python's stdlib, cold ``ls -lR``,
+cold tar-read, ``rm -rf``) ``--runs`` times with one repetition each, with the
+vault on tmpfs (``/dev/shm/peerbench``) and on the machine's disk
+(``/var/tmp/peerbench``, or ``--disk-dir``), as ``--where`` says. Round r runs
+every location once, and in each every file system once, so the runs are
+interleaved and see the same machine. Prints, per location, the fastest and
+the median of each figure, then fusefs (and each ``--build``) against the best
+peer as a ratio (> 1: fusefs is faster). Installs the peers from Debian's
+packages when they are missing.
 
     python3 scripts/bench_fs.py --runs 5
-    python3 scripts/bench_fs.py --runs 3 --fs fusefs gocryptfs   # fewer peers
+    python3 scripts/bench_fs.py --runs 3 --where disk --fs fusefs gocryptfs
+    python3 scripts/bench_fs.py --fs gocryptfs --build before=/work/main --build after=.
+
+``--build NAME=REPO_DIR`` runs another checkout's fusefs too (peers.sh with a
+``fusefs`` on PATH that runs ``python3 -m fusefs`` from REPO_DIR), labelled
+NAME: how a "before" and an "after" build are compared back to back.
 
 Not a test: timings on shared VMs are noisy; read the medians beside the
 fastest runs.
@@ -21,32 +29,46 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 from pathlib import Path
 
+from peerbench import (  # this directory: scripts/
+    Build,
+    Column,
+    Location,
+    Parser,
+    add_common_options,
+    ensure_installed,
+    fail,
+    locations,
+    parse_builds,
+    summarise,
+    unmount_leftovers,
+)
+
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_SCRIPT = REPO.parent / "shared" / "bench" / "peers.sh"
-COLUMNS = ["write MB/s", "read MB/s", "untar s", "ls-lR s", "tarread s", "rm s"]
-HIGHER_IS_BETTER = [True, True, False, False, False, False]
-PACKAGES = {"gocryptfs": "gocryptfs", "securefs": "securefs", "cryfs": "cryfs"}
+COLUMNS = [
+    Column("write MB/s", True),
+    Column("read MB/s", True),
+    Column("untar s", False),
+    Column("ls-lR s", False),
+    Column("tarread s", False),
+    Column("rm s", False),
+]
+FILESYSTEMS = ("fusefs", "gocryptfs", "securefs", "cryfs", "plain")
+PACKAGES = ("gocryptfs", "securefs", "cryfs")
 
 
-def ensure_installed(filesystems: list[str]) -> None:
-    missing = [PACKAGES[fs] for fs in filesystems if fs in PACKAGES and not shutil.which(fs)]
-    if shutil.which("bc") is None:
-        missing.append("bc")
-    if missing:
-        print(f"installing {' '.join(missing)} ...", file=sys.stderr)
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True, env=env)
-    if "fusefs" in filesystems and not shutil.which("fusefs"):
-        sys.exit("bench_fs: the fusefs command is not on PATH (run scripts/setup.sh first)")
-
-
-def run_once(script: Path, filesystems: list[str], size_mb: int) -> dict[str, list[float]]:
-    env = dict(os.environ, REPS="1", SIZE_MB=str(size_mb))
+def run_once(
+    script: Path, filesystems: list[str], size_mb: int, where: Location, env: dict[str, str]
+) -> dict[str, list[float]]:
+    """One repetition of peers.sh for ``filesystems`` with its work dir at ``where``."""
+    env = dict(env, REPS="1", SIZE_MB=str(size_mb), W=str(where.work_dir))
+    rand = where.work_dir / "rand.bin"
+    if rand.exists() and rand.stat().st_size != size_mb * 2**20:
+        rand.unlink()  # peers.sh keeps the file of an earlier --size-mb: MB/s would be wrong
     done = subprocess.run(
         ["bash", str(script), *filesystems], capture_output=True, text=True, env=env
     )
@@ -62,64 +84,62 @@ def run_once(script: Path, filesystems: list[str], size_mb: int) -> dict[str, li
     return results
 
 
-def ratio(ours: float, peer: float, higher_is_better: bool) -> float:
-    """How many times better fusefs is than the peer (> 1: fusefs is faster)."""
-    if higher_is_better:
-        return ours / peer if peer else float("inf")
-    return peer / ours if ours else float("inf")
+def run_build(script: Path, build: Build, size_mb: int, where: Location) -> list[float] | None:
+    """One repetition of peers.sh for ``build``'s fusefs (as ``fusefs`` on PATH)."""
+    with build.on_path() as env:
+        return run_once(script, ["fusefs"], size_mb, where, env).get("fusefs")
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--runs", type=int, default=5)
+    ap = Parser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    add_common_options(ap)
     ap.add_argument("--fs", nargs="+", default=["fusefs", "gocryptfs", "securefs", "cryfs"])
     ap.add_argument("--size-mb", type=int, default=1024)
     ap.add_argument("--script", type=Path, default=DEFAULT_SCRIPT)
     args = ap.parse_args()
+    unknown = [fs for fs in args.fs if fs not in FILESYSTEMS]
+    if unknown:
+        fail(f"unknown file system {unknown[0]!r} (choose from {', '.join(FILESYSTEMS)})")
+    if args.runs < 1 or args.size_mb < 1:
+        fail("--runs and --size-mb must be at least 1")
     if not args.script.exists():
-        sys.exit(f"bench_fs: {args.script} not found (--script PATH)")
-    ensure_installed(args.fs)
+        fail(f"{args.script} not found (--script PATH)")
+    builds = parse_builds(args.build, args.fs)
+    where = locations(args.where, args.disk_dir)
+    ensure_installed([p for p in PACKAGES if p in args.fs] + ["bc"])
+    if "fusefs" in args.fs and not shutil.which("fusefs"):
+        fail("the fusefs command is not on PATH (run scripts/setup.sh first)")
 
-    runs: dict[str, list[list[float]]] = {fs: [] for fs in args.fs}
-    for i in range(args.runs):
-        result = run_once(args.script, args.fs, args.size_mb)
-        for fs, row in result.items():
-            runs[fs].append(row)
-        done = ", ".join(f"{fs} {' '.join(f'{x:g}' for x in row)}" for fs, row in result.items())
-        print(f"run {i + 1}/{args.runs}: {done}", file=sys.stderr)
+    labels = [*args.fs, *(b.name for b in builds)]
+    rows: dict[Location, dict[str, list[list[float]]]] = {
+        loc: {fs: [] for fs in labels} for loc in where
+    }
+    try:
+        for i in range(args.runs):
+            for loc in where:
+                result = run_once(args.script, args.fs, args.size_mb, loc, dict(os.environ))
+                for build in builds:
+                    row = run_build(args.script, build, args.size_mb, loc)
+                    if row is not None:
+                        result[build.name] = row
+                for fs, row in result.items():
+                    rows[loc][fs].append(row)
+                done = ", ".join(
+                    f"{fs} {' '.join(f'{x:g}' for x in r)}" for fs, r in result.items()
+                )
+                print(f"run {i + 1}/{args.runs} {loc.name}: {done}", file=sys.stderr)
 
-    def best(values: list[float], higher: bool) -> float:
-        return max(values) if higher else min(values)
+    finally:
+        # peers.sh left to itself by Ctrl-C or a failure may leave a mount behind
+        unmount_leftovers([loc.work_dir / f"{fs}.mnt" for loc in where for fs in FILESYSTEMS])
 
-    print(f"\n{'fs':<10}" + "".join(f"{c:>22}" for c in COLUMNS))
-    print(f"{'':<10}" + "".join(f"{'fastest / median':>22}" for _ in COLUMNS))
-    summary: dict[str, list[tuple[float, float]]] = {}
-    for fs, rows in runs.items():
-        if not rows:
-            print(f"{fs:<10} (no successful run)")
-            continue
-        cols = list(zip(*rows, strict=True))
-        summary[fs] = [
-            (best(list(c), h), statistics.median(c))
-            for c, h in zip(cols, HIGHER_IS_BETTER, strict=True)
-        ]
-        cells = "".join(f"{b:>12.2f} / {m:<7.2f}" for b, m in summary[fs])
-        print(f"{fs:<10}{cells}")
-
-    peers = [fs for fs in summary if fs != "fusefs"]
-    if "fusefs" in summary and peers:
-        print("\nfusefs vs the best peer (> 1.00: fusefs is faster), fastest / median:")
-        for k, (col, higher) in enumerate(zip(COLUMNS, HIGHER_IS_BETTER, strict=True)):
-            ours_best, ours_median = summary["fusefs"][k]
-            peer_best = best([summary[p][k][0] for p in peers], higher)
-            peer_median = best([summary[p][k][1] for p in peers], higher)
-            who = next(p for p in peers if summary[p][k][0] == peer_best)
-
-            print(
-                f"  {col:<11} {ratio(ours_best, peer_best, higher):5.2f} / "
-                f"{ratio(ours_median, peer_median, higher):5.2f}   (best peer: {who})"
-            )
+    ours = [fs for fs in labels if fs == "fusefs" or fs in {b.name for b in builds}]
+    for loc in where:
+        summarise(loc.title, COLUMNS, rows[loc], ours)
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
