@@ -9,10 +9,12 @@
 //! * [`replay`]: reading every file back at open, with torn-tail handling,
 //!   mending from the files' copies, and salvage.
 //! * `active`: the file being appended to, its copy and its reserve.
+//! * `options`: `LogOptions`.
 
 mod active;
 pub mod cut;
 pub mod format;
+mod options;
 pub mod replay;
 mod scan;
 pub mod unified;

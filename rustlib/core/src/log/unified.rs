@@ -22,13 +22,13 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use super::active::{close_copy, create_file, read_only, ActiveFile};
 pub use super::active::{create_empty_file, FileStart, LOG_RESERVE_BYTES};
 use super::format::*;
+pub use super::options::LogOptions;
 use super::replay::replay;
 use super::replay::ReplayOptions;
 pub use super::replay::{LogRecord, LostRecords, ReplayReport};
 use crate::crypto::keys::SecretKey;
 use crate::error::{io_at, Error, Result};
 use crate::storage::FileSystem;
-use crate::types::Cipher;
 
 /// Writes are issued once this many bytes are queued, even without a sync.
 /// Whoever fills the batch seals and writes it (the engine does it after
@@ -36,52 +36,6 @@ use crate::types::Cipher;
 /// records cost that call 5-6 ms, a 256 KiB one about a quarter of that,
 /// for the same records/s (examples/log_bench.rs, compaction_pause.rs).
 const WRITE_BATCH_BYTES: usize = 256 << 10;
-
-#[derive(Clone, Debug)]
-pub struct LogOptions {
-    /// Start a new file once the active one reaches this size.
-    pub rotate_bytes: u64,
-    pub cipher: Cipher,
-    /// The lowest sequence number new records may get (a snapshot covers
-    /// everything before it, even if no log file is left).
-    pub min_next_seq: u64,
-    /// Where each log file's second copy is kept ([`crate::mirror`]); none
-    /// if `None`.
-    pub copies: Option<PathBuf>,
-    /// Read past damage that neither copy mends (fsck's repair): the
-    /// records lost are reported instead of failing the open.
-    pub salvage: bool,
-    /// Write nothing: replay cuts, removes, mends and refreshes nothing on
-    /// disk (what it would change is used in memory only), no file is
-    /// started, and appends are refused with `EROFS`.
-    pub read_only: bool,
-    /// The layout of the files read and written (the vault's format).
-    pub format: LogFormat,
-    /// Records up to this one were acknowledged durable on this machine
-    /// (its local state, `vault::local_state`): damage there is never taken
-    /// for a torn tail. 0: nothing known.
-    pub acknowledged_seq: u64,
-    /// The chain value of the state the log continues (a snapshot's, see
-    /// [`super::cut::LogCut::chain`]; [`CHAIN_START`] for the empty vault; `None`
-    /// where it is not known: a snapshot of format 1).
-    pub chain_base: Option<[u8; CHAIN_LEN]>,
-}
-
-impl Default for LogOptions {
-    fn default() -> Self {
-        LogOptions {
-            rotate_bytes: 64 << 20,
-            cipher: Cipher::Aes256Gcm,
-            min_next_seq: 1,
-            copies: None,
-            salvage: false,
-            read_only: false,
-            format: LogFormat::V2,
-            chain_base: Some(CHAIN_START),
-            acknowledged_seq: 0,
-        }
-    }
-}
 
 pub fn log_file_name(number: u64) -> String {
     LOG_FILE.file_name(number)
@@ -140,7 +94,9 @@ pub struct LogManager {
     newest_read: u64,
 }
 
-type BeforeWrite = Box<dyn Fn() -> Result<()> + Send + Sync>;
+/// Given the batch about to be written (its payloads may be rewritten:
+/// `vault::carry`) and whether it will be synced.
+type BeforeWrite = Box<dyn Fn(&mut [(u64, Vec<u8>)], bool) -> Result<()> + Send + Sync>;
 /// Told (sequence number, chain value) of the last record each time the
 /// log is made durable.
 type AfterSync = Box<dyn Fn(u64, [u8; CHAIN_LEN]) + Send + Sync>;
@@ -235,7 +191,10 @@ impl LogManager {
     }
 
     /// Install the hook that runs before records are written (see the field).
-    pub fn set_before_write(&self, hook: impl Fn() -> Result<()> + Send + Sync + 'static) {
+    pub fn set_before_write(
+        &self,
+        hook: impl Fn(&mut [(u64, Vec<u8>)], bool) -> Result<()> + Send + Sync + 'static,
+    ) {
         *self.before_write.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(hook));
     }
 
@@ -449,11 +408,11 @@ impl LogManager {
         after: impl FnOnce(&Self, u64) -> std::result::Result<T, TurnError>,
     ) -> std::result::Result<T, TurnError> {
         q.writer_busy = true;
-        let batch = mem::take(&mut q.pending);
+        let mut batch = mem::take(&mut q.pending);
         q.pending_bytes = 0;
         let upto = q.next_seq - 1;
         drop(q);
-        let (written, result) = match self.write_batch(&batch, durable) {
+        let (written, result) = match self.write_batch(&mut batch, durable) {
             Ok(()) => (true, after(self, upto)),
             Err(e) => (false, Err(e)),
         };
@@ -480,7 +439,7 @@ impl LogManager {
     /// Seal and write a batch (and fsync if `durable`); only the writer calls this.
     fn write_batch(
         &self,
-        batch: &[(u64, Vec<u8>)],
+        batch: &mut [(u64, Vec<u8>)],
         durable: bool,
     ) -> std::result::Result<(), TurnError> {
         let mut active = self.active.lock().unwrap_or_else(|p| p.into_inner());
@@ -497,7 +456,14 @@ impl LogManager {
         let path = self.dir.join(log_file_name(active.header.number));
         if !batch.is_empty() {
             if let Some(hook) = &*self.before_write.lock().unwrap_or_else(|p| p.into_inner()) {
-                hook().map_err(TurnError::Fatal)?;
+                let before: usize = batch.iter().map(|(_, p)| p.len()).sum();
+                hook(batch, durable).map_err(TurnError::Fatal)?;
+                // Frames the records now carry count toward log compaction.
+                let after: usize = batch.iter().map(|(_, p)| p.len()).sum();
+                self.appended_bytes.fetch_add(
+                    after.saturating_sub(before) as u64,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
             }
             let mut out = Vec::with_capacity(batch.iter().map(|(_, p)| p.len() + 160).sum());
             let mut chain = active.chain;

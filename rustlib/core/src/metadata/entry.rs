@@ -74,6 +74,21 @@ pub enum UnifiedEntry {
         mtime: Timespec,
         segments: Vec<(u64, SegmentRef)>,
     },
+    /// (Format 2.) A `WriteSegments` that carries the sealed bytes of
+    /// those of its frames that were not yet durable in their packs when
+    /// the record was written: what an fsync writes when it makes the log
+    /// durable and not the packs (one device flush instead of two;
+    /// `vault::carry`). `frames[i]` is segment i's frame exactly as its
+    /// pack holds it, or empty for a frame already durable there. Applies
+    /// to the state as `WriteSegments` does; the frames are restored into
+    /// their packs when the log is read after a crash (FORMAT.md §9.2).
+    WriteSegmentsCarried {
+        ino: u64,
+        size: u64,
+        mtime: Timespec,
+        segments: Vec<(u64, SegmentRef)>,
+        frames: Vec<Vec<u8>>,
+    },
     /// An inode with no links and no open handle is gone.
     Forget {
         ino: u64,
@@ -221,6 +236,24 @@ impl UnifiedEntry {
                 for (index, r) in segments {
                     w.u64(*index);
                     w.seg(r);
+                }
+            }
+            UnifiedEntry::WriteSegmentsCarried {
+                ino,
+                size,
+                mtime,
+                segments,
+                frames,
+            } => {
+                w.u8(17);
+                w.u64(*ino);
+                w.u64(*size);
+                w.time(*mtime);
+                w.u32(segments.len() as u32);
+                for ((index, r), frame) in segments.iter().zip(frames) {
+                    w.u64(*index);
+                    w.seg(r);
+                    w.bytes(frame);
                 }
             }
             UnifiedEntry::Forget { ino } => {
@@ -400,6 +433,30 @@ impl UnifiedEntry {
                     damaged,
                 }
             }
+            17 => {
+                let (ino, size, mtime) = (r.u64()?, r.u64()?, r.time()?);
+                let n = r.u32()? as usize;
+                // Each segment takes at least 44 bytes.
+                if n > r.remaining() / 44 {
+                    return Err(bad("segment count past the end"));
+                }
+                let (mut segments, mut frames) = (Vec::with_capacity(n), Vec::with_capacity(n));
+                for _ in 0..n {
+                    let (index, seg, frame) = (r.u64()?, r.seg()?, r.bytes()?);
+                    if !frame.is_empty() && frame.len() != seg.stored_len as usize {
+                        return Err(bad("a carried frame's length is not its stored length"));
+                    }
+                    segments.push((index, seg));
+                    frames.push(frame);
+                }
+                UnifiedEntry::WriteSegmentsCarried {
+                    ino,
+                    size,
+                    mtime,
+                    segments,
+                    frames,
+                }
+            }
             t => return Err(bad(&format!("unknown tag {t}"))),
         };
         r.finish()?;
@@ -496,7 +553,23 @@ mod tests {
                 done: 4,
                 damaged: vec![(2, 0), (5, 3)],
             },
+            UnifiedEntry::WriteSegmentsCarried {
+                ino: 5,
+                size: 4096,
+                mtime: t,
+                segments: vec![(0, seg), (1, seg)],
+                frames: vec![vec![0xab; 1000], Vec::new()],
+            },
         ]
+    }
+
+    #[test]
+    fn a_carried_frame_must_have_its_stored_length() {
+        let mut e = samples().pop().expect("a sample");
+        if let UnifiedEntry::WriteSegmentsCarried { frames, .. } = &mut e {
+            frames[0].pop();
+        }
+        assert!(UnifiedEntry::decode(&e.encode()).is_err());
     }
 
     #[test]

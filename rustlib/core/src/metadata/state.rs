@@ -558,6 +558,13 @@ impl MetadataState {
                 size,
                 mtime,
                 segments,
+            }
+            | UnifiedEntry::WriteSegmentsCarried {
+                ino,
+                size,
+                mtime,
+                segments,
+                ..
             } => {
                 let seg = self.segment_size;
                 let i = inode_mut(&mut self.inodes, ino)

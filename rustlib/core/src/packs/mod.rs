@@ -40,6 +40,7 @@ use crate::pipeline::for_each_split;
 use crate::storage::{FileSystem, StorageFile};
 use crate::types::Cipher;
 
+mod carried;
 pub mod file;
 pub mod frame;
 
@@ -90,6 +91,8 @@ struct Inner {
     unsynced: Vec<(u64, Arc<dyn StorageFile>)>,
     /// Set by the first write or sync error.
     failed: Option<String>,
+    /// Frames written since the last sync that a log record may carry.
+    carriable: carried::Unsynced,
 }
 
 /// The packs of a vault. Shareable across threads: every method takes `&self`.
@@ -105,6 +108,8 @@ pub struct PackStore {
     sync_lock: Mutex<()>,
     /// Open files by pack number, for reading (headers checked).
     handles: Mutex<HashMap<u64, Arc<dyn StorageFile>>>,
+    /// Read-only: frames the log carries that their packs lost (`carried`).
+    overlay: Mutex<HashMap<(u64, u64), Arc<Vec<u8>>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -141,7 +146,9 @@ impl PackStore {
                 next_number: highest + 1,
                 unsynced: Vec::new(),
                 failed: None,
+                carriable: carried::Unsynced::default(),
             }),
+            overlay: Mutex::new(HashMap::new()),
             sync_lock: Mutex::new(()),
             handles: Mutex::new(HashMap::new()),
         })
@@ -194,7 +201,7 @@ impl PackStore {
             self.opts.layout,
             threads,
         )?;
-        let placed = self.append(&out, &sizes)?;
+        let placed = self.append(&out, &sizes, true)?;
         Ok(placed
             .into_iter()
             .zip(segments)
@@ -213,12 +220,16 @@ impl PackStore {
 
     /// Append frames (`frames` is their concatenation, `sizes` their lengths)
     /// to the active pack, rotating as needed. Returns (pack, offset) of each.
-    fn append(&self, frames: &[u8], sizes: &[usize]) -> Result<Vec<(u64, u64)>> {
+    /// `carriable`: keep their bytes for a log record to carry (`carried`).
+    fn append(&self, frames: &[u8], sizes: &[usize], carriable: bool) -> Result<Vec<(u64, u64)>> {
         let mut inner = lock(&self.inner);
         if let Some(e) = &inner.failed {
             return Err(Error::PacksFailed(e.clone()));
         }
         let result = self.append_locked(&mut inner, frames, sizes);
+        if let Ok(placed) = &result {
+            inner.carriable.note(placed, frames, sizes, carriable);
+        }
         if let Err(e) = &result {
             // A failed write (e.g. the disk is full) placed nothing anyone
             // refers to: cut it off again and go on appending to this pack
@@ -329,6 +340,7 @@ impl PackStore {
             if let Some(e) = &inner.failed {
                 return Err(Error::PacksFailed(e.clone()));
             }
+            inner.carriable = carried::Unsynced::default();
             std::mem::take(&mut inner.unsynced)
         };
         for (number, file) in packs {
@@ -384,6 +396,9 @@ impl PackStore {
             return Err(Error::InvalidParams(format!(
                 "invalid segment reference {r:?}"
             )));
+        }
+        if let Some(frame) = self.overlaid(r) {
+            return Ok(frame);
         }
         let file = self.handle(r.pack)?;
         let mut buf = vec![0u8; stored];
@@ -449,7 +464,7 @@ impl PackStore {
             return Err(Error::PacksFailed(e.clone()));
         }
         let frame = self.read_frame(r)?;
-        let placed = self.append(&frame, &[frame.len()])?;
+        let placed = self.append(&frame, &[frame.len()], false)?;
         Ok(SegmentRef {
             pack: placed[0].0,
             offset: placed[0].1,
@@ -542,57 +557,4 @@ impl PackStore {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::crypto::keys::SecretKey;
-    use crate::storage::memfs::MemFs;
-
-    fn key() -> AeadKey {
-        AeadKey::new(Cipher::Aes256Gcm, &SecretKey::from_bytes([4; 32]))
-    }
-
-    #[test]
-    fn frame_layout_and_zero_length_refused() {
-        let fs = MemFs::new();
-        let dir = Path::new("/v/packs");
-        let store = PackStore::open(
-            Arc::new(fs.clone()),
-            dir,
-            [1; 16],
-            Cipher::Aes256Gcm,
-            PackOptions::default(),
-        )
-        .unwrap();
-        assert!(store.pack_numbers().unwrap().is_empty());
-        assert!(matches!(
-            store.write_segments(&key(), &[2; 16], &[(0, 1, b"")]),
-            Err(Error::InvalidParams(_))
-        ));
-        let refs = store
-            .write_segments(&key(), &[2; 16], &[(7, 3, b"hello")])
-            .unwrap();
-        let r = refs[0];
-        assert_eq!(
-            (r.pack, r.offset, r.stored_len, r.plain_len),
-            (1, 64, 34, 5)
-        );
-        let bytes = fs.contents(&dir.join("0000000000000001.pack")).unwrap();
-        assert_eq!(bytes.len(), 64 + 34);
-        // Decode by hand, as an independent reader would.
-        let mut nonce = [0u8; 12];
-        nonce.copy_from_slice(&bytes[64..76]);
-        let mut sealed = bytes[76..].to_vec();
-        let n = key()
-            .open(
-                &nonce,
-                &pack_frame_aad(&[1; 16], &[2; 16], 7, 3, 5),
-                &mut sealed,
-            )
-            .unwrap();
-        assert_eq!(&sealed[..n], b"\0hello");
-        assert_eq!(
-            store.read_segment(&key(), &[2; 16], 7, &r).unwrap(),
-            b"hello"
-        );
-    }
-}
+mod tests;

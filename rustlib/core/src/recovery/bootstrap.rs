@@ -21,14 +21,15 @@
 //! are not refreshed, orphans are kept (they have no name, so nothing shows
 //! them), and the log is replayed as [`crate::log`] describes.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use crate::crypto::keys::SecretKey;
 use crate::error::{io_at, Error, Result};
 use crate::log::unified::{LogManager, LogOptions, ReplayReport};
-use crate::metadata::MetadataState;
 use crate::metadata::UnifiedEntry;
+use crate::metadata::{MetadataState, SegmentRef};
 use crate::mirror;
 use crate::snapshot::{parse_snapshot_file_name, read_snapshot, snapshot_file_name};
 use crate::storage::FileSystem;
@@ -94,6 +95,12 @@ pub struct BootstrapReport {
     /// before this one closed the vault cleanly (false: it crashed, or the
     /// log was cut; also false for an empty log).
     pub closed_cleanly: bool,
+    /// (Format 2.) Frames carried by log records (`WriteSegmentsCarried`)
+    /// that their segments still refer to after replay: what a crash may
+    /// have lost from the packs (`packs::carried`), to be written back.
+    pub carried_frames: Vec<(SegmentRef, Vec<u8>)>,
+    /// Carried frames written back into their packs by this open.
+    pub carried_frames_restored: usize,
     /// Pack files no record refers to, removed (a session that crashed
     /// after creating or filling a pack but before any record of its
     /// frames was durable: nothing in them was ever acknowledged).
@@ -297,6 +304,8 @@ pub fn load_unified_log(
             oldest.unwrap_or(0)
         )));
     }
+    // The newest carried frame of each (inode, segment index).
+    let mut carried: HashMap<(u64, u64), (SegmentRef, Vec<u8>)> = HashMap::new();
     for r in records.iter().filter(|r| r.seq > covers_seq) {
         let applied = UnifiedEntry::decode(&r.payload)
             .map_err(|e| Error::LogCorrupt(format!("record {}: {e}", r.seq)))
@@ -306,7 +315,21 @@ pub fn load_unified_log(
                         "record {} does not apply to the state before it: {e}",
                         r.seq
                     ))
-                })
+                })?;
+                if let UnifiedEntry::WriteSegmentsCarried {
+                    ino,
+                    segments,
+                    frames,
+                    ..
+                } = entry
+                {
+                    for ((index, r), frame) in segments.into_iter().zip(frames) {
+                        if !frame.is_empty() {
+                            carried.insert((ino, index), (r, frame));
+                        }
+                    }
+                }
+                Ok(())
             });
         match applied {
             Ok(()) => {
@@ -319,6 +342,14 @@ pub fn load_unified_log(
             Err(e) => return Err(e),
         }
     }
+    report.carried_frames = carried
+        .into_iter()
+        .filter(|((ino, index), (r, _))| {
+            base.inode(*ino)
+                .is_ok_and(|i| i.segments.get(index) == Some(r))
+        })
+        .map(|(_, frame)| frame)
+        .collect();
     report.covers_seq = covers_seq;
     report.first_log_seq = records.first().map(|r| r.seq);
     report.acknowledged_tag = records

@@ -283,6 +283,9 @@ impl Vault {
         self.log.sync()?;
         let (cut, state) = {
             let mut s = self.lock_state();
+            // Frames the records up to the cut refer to must be in their
+            // packs for good: the log files that may carry them go.
+            self.packs.sync()?;
             let cut = self.log.cut()?;
             if let Some(r) = replace {
                 *s = r;

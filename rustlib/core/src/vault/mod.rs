@@ -56,6 +56,7 @@
 //! one engine per vault.
 
 pub mod cache;
+mod carry;
 pub mod compaction;
 pub mod config;
 pub mod data;

@@ -156,6 +156,14 @@ impl Vault {
                 },
             },
         )?);
+        // Frames the log carries that a crash took from their packs
+        // (`packs::carried`): back in place before anything reads them.
+        let carried = std::mem::take(&mut report.carried_frames);
+        if opts.read_only {
+            packs.overlay_frames(carried);
+        } else if !carried.is_empty() {
+            report.carried_frames_restored = packs.restore_frames(&carried)?;
+        }
         // Metadata deleted outright (checked before the stray packs below,
         // which would be all of them): with no snapshot, packs but no log, or a
         // log that starts after record 1 (FORMAT.md §9.7).
@@ -202,7 +210,10 @@ impl Vault {
             }
         }
         let p = Arc::clone(&packs);
-        log.set_before_write(move || p.sync());
+        let carry = log_format(&config) == LogFormat::V2;
+        log.set_before_write(move |batch, durable| {
+            super::carry::before_log_write(&p, batch, durable, carry)
+        });
         // Above every generation a frame may carry (format 2: reserved ones
         // too, committed or not).
         let first = state.generation_high.max(state.generation_reserved) + 1;

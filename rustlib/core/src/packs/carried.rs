@@ -1,0 +1,188 @@
+//! Frames a log record carries until their pack is synced: one device
+//! flush per fsync instead of two.
+//!
+//! An fsync must make a write's frames durable before (or with) the log
+//! record that refers to them. Syncing the packs and then the log costs
+//! two flushes of the device, in sequence. For a small write the record
+//! can instead carry the frame's sealed bytes (`WriteSegmentsCarried`,
+//! FORMAT.md §9.2), so that the one sync of the log makes both durable; the
+//! pack itself is synced later (by the scheduler's flush, a snapshot, the
+//! close), and until then the log holds the only durable copy.
+//!
+//! * While they are not synced, the store keeps the bytes of the frames it
+//!   appended for writes ([`Unsynced`]), up to [`CARRY_MAX_BYTES`] in all.
+//!   A frame it does not keep (more than that, or a compaction's copy)
+//!   makes [`PackStore::carry`] refuse: the packs are synced instead.
+//! * A frame not in the list is durable: the list is emptied under the
+//!   same lock that takes the packs a sync will flush, and a frame is
+//!   noted under the lock its append holds.
+//! * After a crash the log is read and every carried frame that its
+//!   segment still refers to is written back where its pack lost it
+//!   ([`PackStore::restore_frames`]; a read-only open keeps them in memory
+//!   instead, [`PackStore::overlay_frames`]). A frame no segment refers to
+//!   any more is dead: it is not restored (its place may have been punched).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::{lock, PackHeader, PackStore, PACK_HEADER_LEN};
+use crate::error::{io_at, Error, Result};
+use crate::metadata::SegmentRef;
+use crate::storage::StorageFile;
+
+/// Bytes of unsynced frames kept for log records to carry. An fsync after
+/// more than this syncs the packs: past it, writing the bytes twice costs
+/// more than the flush it saves.
+pub const CARRY_MAX_BYTES: usize = 256 << 10;
+
+/// Frames appended since the last sync, with their bytes while they fit.
+#[derive(Default)]
+pub(super) struct Unsynced {
+    frames: HashMap<(u64, u64), Arc<Vec<u8>>>,
+    bytes: usize,
+    /// A frame whose bytes are not kept was appended: only a sync of the
+    /// packs makes everything durable.
+    untracked: bool,
+}
+
+impl Unsynced {
+    /// Frames `sizes` (concatenated in `frames`) were placed at `placed`.
+    pub(super) fn note(
+        &mut self,
+        placed: &[(u64, u64)],
+        frames: &[u8],
+        sizes: &[usize],
+        carriable: bool,
+    ) {
+        if self.untracked {
+            return;
+        }
+        if !carriable || self.bytes + frames.len() > CARRY_MAX_BYTES {
+            *self = Unsynced {
+                untracked: true,
+                ..Unsynced::default()
+            };
+            return;
+        }
+        let mut at = 0;
+        for (&(pack, offset), &size) in placed.iter().zip(sizes) {
+            let bytes = Arc::new(frames[at..at + size].to_vec());
+            at += size;
+            self.bytes += size;
+            self.frames.insert((pack, offset), bytes);
+        }
+    }
+}
+
+impl PackStore {
+    /// Whether every frame not durable yet is one a record can carry.
+    pub fn all_carriable(&self) -> bool {
+        !lock(&self.inner).carriable.untracked
+    }
+
+    /// The sealed bytes of those frames of `refs` that are not durable in
+    /// their packs (empty for one that is), for a log record to carry, and
+    /// forgotten here: the record carries them from now on. `None` if a
+    /// frame not durable cannot be carried: then sync the packs.
+    pub fn carry(&self, refs: &[SegmentRef]) -> Option<Vec<Vec<u8>>> {
+        let mut inner = lock(&self.inner);
+        let unsynced = &mut inner.carriable;
+        if unsynced.untracked {
+            return None;
+        }
+        let out: Vec<Vec<u8>> = refs
+            .iter()
+            .map(|r| {
+                unsynced
+                    .frames
+                    .get(&(r.pack, r.offset))
+                    .filter(|b| b.len() == r.stored_len as usize)
+                    .map_or_else(Vec::new, |b| b.to_vec())
+            })
+            .collect();
+        for r in refs {
+            if let Some(b) = unsynced.frames.remove(&(r.pack, r.offset)) {
+                unsynced.bytes -= b.len();
+            }
+        }
+        Some(out)
+    }
+
+    /// Read-only: serve these frames (read from the log) in place of what
+    /// their packs hold.
+    pub fn overlay_frames(&self, frames: Vec<(SegmentRef, Vec<u8>)>) {
+        let mut overlay = lock(&self.overlay);
+        for (r, bytes) in frames {
+            overlay.insert((r.pack, r.offset), Arc::new(bytes));
+        }
+    }
+
+    /// The overlaid frame at `r`, if any.
+    pub(super) fn overlaid(&self, r: &SegmentRef) -> Option<Vec<u8>> {
+        let overlay = lock(&self.overlay);
+        if overlay.is_empty() {
+            return None;
+        }
+        overlay
+            .get(&(r.pack, r.offset))
+            .filter(|b| b.len() == r.stored_len as usize)
+            .map(|b| b.to_vec())
+    }
+
+    /// Write these frames (read from the log) back into their packs where
+    /// the packs do not hold them, the header first if the pack lost it
+    /// too, and sync what was written. Returns how many were written back.
+    pub fn restore_frames(&self, frames: &[(SegmentRef, Vec<u8>)]) -> Result<usize> {
+        let mut restored = 0;
+        let mut touched: Vec<(u64, Box<dyn StorageFile>)> = Vec::new();
+        for (r, bytes) in frames {
+            let path = self.path(r.pack);
+            let at = match touched.iter().position(|(n, _)| *n == r.pack) {
+                Some(at) => at,
+                None => {
+                    let file = self.fs.open(&path).map_err(|e| match e.kind() {
+                        std::io::ErrorKind::NotFound => Error::PackMissing { pack: r.pack },
+                        _ => io_at("cannot open", &path)(e),
+                    })?;
+                    touched.push((r.pack, file));
+                    touched.len() - 1
+                }
+            };
+            let file = &touched[at].1;
+            let held = |offset: u64, len: usize| -> Result<Vec<u8>> {
+                let mut b = vec![0u8; len];
+                let n = file
+                    .read_at(&mut b, offset)
+                    .map_err(io_at("cannot read", &path))?;
+                b.truncate(n);
+                Ok(b)
+            };
+            let header = PackHeader {
+                vault_id: self.vault_id,
+                number: r.pack,
+            }
+            .encode();
+            let old = held(0, PACK_HEADER_LEN)?;
+            if old != header {
+                if old.len() == PACK_HEADER_LEN && old.iter().any(|&b| b != 0) {
+                    // Neither this pack's header nor one a crash lost:
+                    // not ours to overwrite; reading the pack reports it.
+                    continue;
+                }
+                file.write_all_at(&header, 0)
+                    .map_err(io_at("cannot write", &path))?;
+            }
+            if held(r.offset, bytes.len())? != *bytes {
+                file.write_all_at(bytes, r.offset)
+                    .map_err(io_at("cannot write", &path))?;
+                restored += 1;
+            }
+        }
+        for (pack, file) in &touched {
+            file.sync_data()
+                .map_err(io_at("cannot sync", &self.path(*pack)))?;
+            lock(&self.handles).remove(pack);
+        }
+        Ok(restored)
+    }
+}

@@ -1,0 +1,130 @@
+//! Frames carried by the log (`packs::carried`, `vault::carry`): an fsync
+//! of a small write syncs the log only, whose record carries the frame; a
+//! crash that loses the unsynced pack loses nothing fsync'd: the next open
+//! writes the frame back (a read-only open serves it from memory), and the
+//! vault checks clean. Larger writes sync the packs as before, and a frame
+//! no segment refers to any more is never written back.
+
+mod common;
+
+use common::memvault::{MemVault, SEG};
+use common::oracle::close_and_check;
+use crypto_core::vault::engine::{EngineOptions, Vault, ROOT};
+
+fn content(v: &Vault, name: &[u8]) -> Vec<u8> {
+    let ino = v.lookup(ROOT, name).unwrap().ino;
+    v.read(ino, 0, 1 << 24).unwrap()
+}
+
+/// Crash right now; the file system a reboot finds.
+fn crash(m: &MemVault, v: Vault) -> crypto_core::storage::memfs::MemFs {
+    m.fs.crash();
+    std::mem::forget(v);
+    m.fs.after_crash(0)
+}
+
+#[test]
+fn an_fsync_of_a_small_write_is_one_sync_of_the_log_and_survives_a_lost_pack() {
+    let m = MemVault::new();
+    let v = m.open();
+    let a = v.create(ROOT, b"a", 0o644, 0, 0).unwrap().ino;
+    v.fsync(a).unwrap();
+    v.write(a, 0, &[7u8; 4096]).unwrap();
+    let syncs = m.fs.syncs();
+    v.fsync(a).unwrap();
+    assert_eq!(m.fs.syncs() - syncs, 1, "one sync: the log's");
+    v.write(a, 4096, &[8u8; 100]).unwrap();
+    v.fsync(a).unwrap();
+    let fs = crash(&m, v);
+
+    // Read-only: the frames come from the log, and nothing is written.
+    let writes = fs.writes();
+    let ro = m.open_on_with(
+        &fs,
+        EngineOptions {
+            read_only: true,
+            ..Default::default()
+        },
+    );
+    let mut want = vec![7u8; 4096];
+    want.extend_from_slice(&[8u8; 100]);
+    assert_eq!(content(&ro, b"a"), want);
+    ro.close().unwrap();
+    assert_eq!(fs.writes(), writes);
+
+    let rw = m.open_on(&fs);
+    assert_eq!(rw.bootstrap_report().carried_frames_restored, 1);
+    assert_eq!(content(&rw, b"a"), want);
+    close_and_check(rw, || m.open_on(&fs), "after a lost pack");
+}
+
+#[test]
+fn a_large_write_syncs_the_packs_and_carries_nothing() {
+    let m = MemVault::new();
+    let v = m.open();
+    let a = v.create(ROOT, b"a", 0o644, 0, 0).unwrap().ino;
+    let big: Vec<u8> = (0..SEG as usize * 40).map(|i| (i % 251) as u8).collect();
+    v.write(a, 0, &big).unwrap();
+    let syncs = m.fs.syncs();
+    v.fsync(a).unwrap();
+    assert!(m.fs.syncs() - syncs >= 2, "the packs, then the log");
+    let fs = crash(&m, v);
+    let rw = m.open_on(&fs);
+    assert_eq!(rw.bootstrap_report().carried_frames_restored, 0);
+    assert_eq!(content(&rw, b"a"), big);
+    close_and_check(rw, || m.open_on(&fs), "after a large write");
+}
+
+#[test]
+fn only_the_frame_a_segment_still_refers_to_is_written_back() {
+    let m = MemVault::new();
+    let v = m.open();
+    let a = v.create(ROOT, b"a", 0o644, 0, 0).unwrap().ino;
+    let b = v.create(ROOT, b"b", 0o644, 0, 0).unwrap().ino;
+    v.write(a, 0, b"first").unwrap();
+    v.fsync(a).unwrap();
+    v.write(a, 0, b"second").unwrap();
+    v.fsync(a).unwrap();
+    v.write(b, 0, b"gone soon").unwrap();
+    v.fsync(b).unwrap();
+    v.unlink(ROOT, b"b").unwrap();
+    v.fsync(a).unwrap();
+    let fs = crash(&m, v);
+    let rw = m.open_on(&fs);
+    assert_eq!(rw.bootstrap_report().carried_frames_restored, 1);
+    assert_eq!(content(&rw, b"a"), b"second");
+    assert!(rw.lookup(ROOT, b"b").is_err());
+    close_and_check(rw, || m.open_on(&fs), "after overwrites");
+}
+
+#[test]
+fn a_snapshot_makes_carried_frames_durable_in_their_packs() {
+    let m = MemVault::new();
+    let v = m.open();
+    let a = v.create(ROOT, b"a", 0o644, 0, 0).unwrap().ino;
+    v.write(a, 0, b"carried, then snapshotted").unwrap();
+    v.fsync(a).unwrap();
+    v.compact_log().unwrap();
+    let fs = crash(&m, v);
+    let rw = m.open_on(&fs);
+    assert_eq!(rw.bootstrap_report().carried_frames_restored, 0);
+    assert_eq!(content(&rw, b"a"), b"carried, then snapshotted");
+    close_and_check(rw, || m.open_on(&fs), "after a snapshot");
+}
+
+#[test]
+fn a_sync_of_the_whole_vault_syncs_the_packs() {
+    let m = MemVault::new();
+    let v = m.open();
+    let a = v.create(ROOT, b"a", 0o644, 0, 0).unwrap().ino;
+    v.write(a, 0, b"synced").unwrap();
+    v.fsync(a).unwrap();
+    v.sync().unwrap();
+    let fs = crash(&m, v);
+    // The record still carries the frame, but the pack holds it: nothing
+    // to write back.
+    let rw = m.open_on(&fs);
+    assert_eq!(rw.bootstrap_report().carried_frames_restored, 0);
+    assert_eq!(content(&rw, b"a"), b"synced");
+    close_and_check(rw, || m.open_on(&fs), "after a sync");
+}
