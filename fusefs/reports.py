@@ -93,6 +93,12 @@ def describe_opening(opened: dict[str, Any]) -> list[str]:
             f"opening removed {n} pack file{'s' * (n != 1)} no record refers to "
             "(left by a session that ended before recording them)"
         )
+    if opened.get("carried_frames_restored"):
+        n = opened["carried_frames_restored"]
+        lines.append(
+            f"opening wrote back {n} fsync'd frame{'s' * (n != 1)} that a crash took "
+            "from the packs (the log carried them)"
+        )
     if opened["orphans_reclaimed"]:
         n = len(opened["orphans_reclaimed"])
         lines.append(f"opening reclaimed {n} orphaned inode{'s' * (n != 1)} (unlinked while open)")

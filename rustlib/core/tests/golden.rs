@@ -1470,6 +1470,7 @@ fn tag_of(e: &UnifiedEntry) -> u8 {
         UnifiedEntry::Close { .. } => 14,
         UnifiedEntry::ReserveGenerations { .. } => 15,
         UnifiedEntry::DecryptCheckpoint { .. } => 16,
+        UnifiedEntry::WriteSegmentsCarried { .. } => 17,
     }
 }
 
@@ -1804,9 +1805,38 @@ fn entry_bytes_per_format_9_2() {
         ],
         37 + 16,
     );
+    // WriteSegmentsCarried: 33 + 44·N + frames (a frame's length is its
+    // item's stored length; empty: not carried).
+    let tiny = SegmentRef {
+        pack: 3,
+        offset: 64,
+        stored_len: 3,
+        plain_len: 1,
+        generation: 9,
+    };
+    #[rustfmt::skip]
+    check(
+        UnifiedEntry::WriteSegmentsCarried {
+            ino: 4, size: 40000, mtime: T,
+            segments: vec![(0, tiny), (2, SEG_B)],
+            frames: vec![vec![0xaa, 0xbb, 0xcc], vec![]],
+        },
+        &[
+            "11",                                          // tag 17
+            "0400000000000000",                            // ino 4
+            "409c000000000000",                            // size 40000
+            T_HEX,                                         // mtime
+            "02000000",                                    // N = 2
+            "0000000000000000",                            // index 0
+            "0300000000000000 4000000000000000 03000000 01000000 0900000000000000",
+            "03000000 aabbcc",                             // its frame, carried
+            "0200000000000000", SEG_B_HEX, "00000000",     // index 2, not carried
+        ],
+        33 + 88 + 3,
+    );
     assert_eq!(
         tags,
-        (1..=16).collect(),
+        (1..=17).collect(),
         "every variant has a golden encoding"
     );
 }

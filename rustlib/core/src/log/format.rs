@@ -297,8 +297,14 @@ pub fn record_starts(file: &[u8], at: usize, format: LogFormat) -> Option<u64> {
 
 /// Look at the record starting at `at` in `file` (a whole log file's bytes).
 pub fn parse_record(file: &[u8], at: usize, format: LogFormat) -> Parsed {
-    if at == file.len() {
-        return Parsed::End;
+    if at >= file.len() {
+        // Past the end: a caller reading two copies of a file side by side
+        // (`scan::mend`) may ask the shorter one about a longer one's offset.
+        return if at == file.len() {
+            Parsed::End
+        } else {
+            Parsed::Broken
+        };
     }
     let head_len = format.record_header_len();
     if file.len() - at < head_len {

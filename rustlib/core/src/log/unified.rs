@@ -94,8 +94,9 @@ pub struct LogManager {
     newest_read: u64,
 }
 
-/// Given the batch about to be written (its payloads may be rewritten:
-/// `vault::carry`) and whether it will be synced.
+/// Given the batch about to be written and whether its records may carry
+/// frames (it will be synced, and the log has room to spare): its
+/// payloads may be rewritten (`vault::carry`).
 type BeforeWrite = Box<dyn Fn(&mut [(u64, Vec<u8>)], bool) -> Result<()> + Send + Sync>;
 /// Told (sequence number, chain value) of the last record each time the
 /// log is made durable.
@@ -457,7 +458,10 @@ impl LogManager {
         if !batch.is_empty() {
             if let Some(hook) = &*self.before_write.lock().unwrap_or_else(|p| p.into_inner()) {
                 let before: usize = batch.iter().map(|(_, p)| p.len()).sum();
-                hook(batch, durable).map_err(TurnError::Fatal)?;
+                // Records may carry frames only into a synced write that
+                // leaves the reserve for deletes on a full disk (`active`).
+                let may_carry = durable && active.reserved_to >= active.len + LOG_RESERVE_BYTES / 2;
+                hook(batch, may_carry).map_err(TurnError::Fatal)?;
                 // Frames the records now carry count toward log compaction.
                 let after: usize = batch.iter().map(|(_, p)| p.len()).sum();
                 self.appended_bytes.fetch_add(

@@ -10,7 +10,7 @@
 //! close), and until then the log holds the only durable copy.
 //!
 //! * While they are not synced, the store keeps the bytes of the frames it
-//!   appended for writes ([`Unsynced`]), up to [`CARRY_MAX_BYTES`] in all.
+//!   appended for writes ((`unsynced::Unsynced`)), up to `CARRY_MAX_BYTES` in all.
 //!   A frame it does not keep (more than that, or a compaction's copy)
 //!   makes [`PackStore::carry`] refuse: the packs are synced instead.
 //! * A frame not in the list is durable: the list is emptied under the
@@ -22,57 +22,12 @@
 //!   instead, [`PackStore::overlay_frames`]). A frame no segment refers to
 //!   any more is dead: it is not restored (its place may have been punched).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::{lock, PackHeader, PackStore, PACK_HEADER_LEN};
-use crate::error::{io_at, Error, Result};
+use crate::error::{io_at, Result};
 use crate::metadata::SegmentRef;
 use crate::storage::StorageFile;
-
-/// Bytes of unsynced frames kept for log records to carry. An fsync after
-/// more than this syncs the packs: past it, writing the bytes twice costs
-/// more than the flush it saves.
-pub const CARRY_MAX_BYTES: usize = 256 << 10;
-
-/// Frames appended since the last sync, with their bytes while they fit.
-#[derive(Default)]
-pub(super) struct Unsynced {
-    frames: HashMap<(u64, u64), Arc<Vec<u8>>>,
-    bytes: usize,
-    /// A frame whose bytes are not kept was appended: only a sync of the
-    /// packs makes everything durable.
-    untracked: bool,
-}
-
-impl Unsynced {
-    /// Frames `sizes` (concatenated in `frames`) were placed at `placed`.
-    pub(super) fn note(
-        &mut self,
-        placed: &[(u64, u64)],
-        frames: &[u8],
-        sizes: &[usize],
-        carriable: bool,
-    ) {
-        if self.untracked {
-            return;
-        }
-        if !carriable || self.bytes + frames.len() > CARRY_MAX_BYTES {
-            *self = Unsynced {
-                untracked: true,
-                ..Unsynced::default()
-            };
-            return;
-        }
-        let mut at = 0;
-        for (&(pack, offset), &size) in placed.iter().zip(sizes) {
-            let bytes = Arc::new(frames[at..at + size].to_vec());
-            at += size;
-            self.bytes += size;
-            self.frames.insert((pack, offset), bytes);
-        }
-    }
-}
 
 impl PackStore {
     /// Whether every frame not durable yet is one a record can carry.
@@ -129,6 +84,17 @@ impl PackStore {
             .map(|b| b.to_vec())
     }
 
+    /// Where the overlaid frames of pack `number` end (0: none): a
+    /// read-only open's view of the pack's length.
+    pub(super) fn overlay_end(&self, number: u64) -> u64 {
+        lock(&self.overlay)
+            .iter()
+            .filter(|((pack, _), _)| *pack == number)
+            .map(|((_, offset), b)| offset + b.len() as u64)
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Write these frames (read from the log) back into their packs where
     /// the packs do not hold them, the header first if the pack lost it
     /// too, and sync what was written. Returns how many were written back.
@@ -140,10 +106,20 @@ impl PackStore {
             let at = match touched.iter().position(|(n, _)| *n == r.pack) {
                 Some(at) => at,
                 None => {
-                    let file = self.fs.open(&path).map_err(|e| match e.kind() {
-                        std::io::ErrorKind::NotFound => Error::PackMissing { pack: r.pack },
-                        _ => io_at("cannot open", &path)(e),
-                    })?;
+                    // A pack's name is durable before any frame is written
+                    // to it; one missing was removed since, and the log
+                    // holds all that is left of these frames.
+                    let file = match self.fs.open(&path) {
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                            let f = self.fs.create_new(&path);
+                            let f = f.map_err(io_at("cannot create", &path))?;
+                            self.fs
+                                .sync_dir(&self.dir)
+                                .map_err(io_at("cannot sync", &self.dir))?;
+                            f
+                        }
+                        f => f.map_err(io_at("cannot open", &path))?,
+                    };
                     touched.push((r.pack, file));
                     touched.len() - 1
                 }

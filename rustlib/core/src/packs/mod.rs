@@ -43,6 +43,7 @@ use crate::types::Cipher;
 mod carried;
 pub mod file;
 pub mod frame;
+mod unsynced;
 
 use file::list_packs;
 pub use file::{
@@ -53,6 +54,7 @@ pub use frame::{
     PACK_FRAME_OVERHEAD,
 };
 use frame::{open_pack_frame, seal_pack_frames, threads_for};
+pub use unsynced::CARRY_MAX_BYTES;
 
 pub const DEFAULT_PACK_SIZE_LIMIT: u64 = 64 << 20;
 
@@ -92,7 +94,7 @@ struct Inner {
     /// Set by the first write or sync error.
     failed: Option<String>,
     /// Frames written since the last sync that a log record may carry.
-    carriable: carried::Unsynced,
+    carriable: unsynced::Unsynced,
 }
 
 /// The packs of a vault. Shareable across threads: every method takes `&self`.
@@ -146,7 +148,7 @@ impl PackStore {
                 next_number: highest + 1,
                 unsynced: Vec::new(),
                 failed: None,
-                carriable: carried::Unsynced::default(),
+                carriable: unsynced::Unsynced::default(),
             }),
             overlay: Mutex::new(HashMap::new()),
             sync_lock: Mutex::new(()),
@@ -340,7 +342,7 @@ impl PackStore {
             if let Some(e) = &inner.failed {
                 return Err(Error::PacksFailed(e.clone()));
             }
-            inner.carriable = carried::Unsynced::default();
+            inner.carriable = unsynced::Unsynced::default();
             std::mem::take(&mut inner.unsynced)
         };
         for (number, file) in packs {
@@ -514,7 +516,8 @@ impl PackStore {
                 Err(e) => return Err(io_at("cannot open", &path)(e)),
             },
         };
-        file.len().map_err(io_at("cannot read", &path))
+        let len = file.len().map_err(io_at("cannot read", &path))?;
+        Ok(len.max(self.overlay_end(number)))
     }
 
     /// Number of the pack being appended to, if this store has written one.

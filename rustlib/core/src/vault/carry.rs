@@ -5,8 +5,9 @@
 //! how a crash is recovered). Then the fsync costs one flush of the log
 //! instead of a flush of the packs followed by one of the log.
 //!
-//! A batch written without a sync (the queue grew large) always syncs the
-//! packs first, as does any batch while a frame is not durable that no
+//! A batch written without a sync (the queue grew large), or while the log
+//! file's reserve for a full disk is short, always syncs the packs first,
+//! as does any batch while a frame is not durable that no
 //! record can carry (too many bytes, a compaction's copies): so when a
 //! durable batch is written, every frame not durable that its records refer
 //! to is one the store still holds the bytes of.
@@ -19,15 +20,16 @@ use crate::packs::PackStore;
 /// frames may be carried.
 const WRITE_SEGMENTS_TAG: u8 = 8;
 
-/// The log's before-write step (`LogManager::set_before_write`). `carry`:
-/// whether the vault's log may hold carried records (format 2).
+/// The log's before-write step (`LogManager::set_before_write`).
+/// `may_carry`: the batch will be synced and the log has room to spare;
+/// `carry`: the vault's log may hold carried records (format 2).
 pub(super) fn before_log_write(
     packs: &PackStore,
     batch: &mut [(u64, Vec<u8>)],
-    durable: bool,
+    may_carry: bool,
     carry: bool,
 ) -> Result<()> {
-    if carry && durable && carry_frames(packs, batch) {
+    if carry && may_carry && carry_frames(packs, batch) {
         return Ok(());
     }
     packs.sync()

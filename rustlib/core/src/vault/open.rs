@@ -211,8 +211,8 @@ impl Vault {
         }
         let p = Arc::clone(&packs);
         let carry = log_format(&config) == LogFormat::V2;
-        log.set_before_write(move |batch, durable| {
-            super::carry::before_log_write(&p, batch, durable, carry)
+        log.set_before_write(move |batch, may_carry| {
+            super::carry::before_log_write(&p, batch, may_carry, carry)
         });
         // Above every generation a frame may carry (format 2: reserved ones
         // too, committed or not).

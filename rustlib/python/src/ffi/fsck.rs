@@ -101,6 +101,7 @@ pub fn bootstrap_to_dict<'py>(
     d.set_item("removed_temporaries", r.removed_temporaries)?;
     d.set_item("orphans_reclaimed", r.orphans_reclaimed.clone())?;
     d.set_item("stray_packs_removed", r.stray_packs_removed.clone())?;
+    d.set_item("carried_frames_restored", r.carried_frames_restored)?;
     d.set_item("log_files_mended", r.log.mended_from_copy.clone())?;
     d.set_item("snapshots_mended", r.snapshots_mended.clone())?;
     d.set_item(
