@@ -69,6 +69,10 @@ class State:
     generation_high: int = 0
     generation_reserved: int = 0  # (v2) frames may carry generations up to it
     legacy_generation_high: int = 0  # (v2) frames up to it have format 1's layout (§8.2)
+    # (v2) The newest frame a WriteSegmentsCarried record carried for each (inode, segment
+    # index) since the base: its segref and stored bytes. Not part of §9.5's encoding (a
+    # snapshot covers a record only once the packs hold its frames); see carried_frames.
+    carried: dict[tuple[int, int], tuple[Segref, bytes]] = field(default_factory=dict)
 
 
 class Refused(Exception):
@@ -317,6 +321,29 @@ def _write_segments(
     node.mtime = node.ctime = mtime
 
 
+def _write_segments_carried(
+    state: State, ino: int, size: int, mtime: int, items: list[tuple[int, Segref, bytes]]
+) -> None:
+    """WriteSegments' effect; the frames it carries are kept, the newest per segment."""
+    _write_segments(state, ino, size, mtime, [(index, ref) for index, ref, _ in items])
+    for index, ref, frame in items:
+        if frame:
+            state.carried[(ino, index)] = (ref, frame)
+
+
+def carried_frames(state: State) -> dict[Segref, bytes]:
+    """The carried frames a segment still refers to exactly, by segref: the bytes its pack
+    holds at that place, or held before a crash lost its unsynced tail (§9.2
+    WriteSegmentsCarried); a read-only reader takes the frame from here. A frame no
+    segment refers to any more is dead and left out."""
+    live: dict[Segref, bytes] = {}
+    for (ino, index), (ref, frame) in state.carried.items():
+        node = state.inodes.get(ino)
+        if node is not None and node.segments.get(index) == ref:
+            live[ref] = frame
+    return live
+
+
 def _forget(state: State, ino: int) -> None:
     node = _inode(state, ino)
     if node.links != 0 or ino == ROOT_INO:
@@ -384,6 +411,7 @@ _HANDLERS: dict[str, Any] = {
     "SetXattr": _set_xattr,
     "RemoveXattr": _remove_xattr,
     "WriteSegments": _write_segments,
+    "WriteSegmentsCarried": _write_segments_carried,
     "Forget": _forget,
     "Scheduler": _scheduler,
     "SnapshotCheckpoint": _snapshot_checkpoint,
