@@ -8,7 +8,8 @@
 mod common;
 
 use common::memvault::{MemVault, SEG};
-use common::oracle::close_and_check;
+use common::oracle::{assert_fsck_clean, close_and_check};
+use crypto_core::storage::FileSystem;
 use crypto_core::vault::engine::{EngineOptions, Vault, ROOT};
 
 fn content(v: &Vault, name: &[u8]) -> Vec<u8> {
@@ -49,6 +50,7 @@ fn an_fsync_of_a_small_write_is_one_sync_of_the_log_and_survives_a_lost_pack() {
     let mut want = vec![7u8; 4096];
     want.extend_from_slice(&[8u8; 100]);
     assert_eq!(content(&ro, b"a"), want);
+    assert_fsck_clean(&ro, "read-only, the frame in the log only");
     ro.close().unwrap();
     assert_eq!(fs.writes(), writes);
 
@@ -110,6 +112,24 @@ fn a_snapshot_makes_carried_frames_durable_in_their_packs() {
     assert_eq!(rw.bootstrap_report().carried_frames_restored, 0);
     assert_eq!(content(&rw, b"a"), b"carried, then snapshotted");
     close_and_check(rw, || m.open_on(&fs), "after a snapshot");
+}
+
+#[test]
+fn a_pack_file_removed_is_made_again_from_the_frames_the_log_carries() {
+    let m = MemVault::new();
+    let v = m.open();
+    let a = v.create(ROOT, b"a", 0o644, 0, 0).unwrap().ino;
+    v.write(a, 0, b"only the log has me").unwrap();
+    v.fsync(a).unwrap();
+    let fs = crash(&m, v);
+    let packs = std::path::Path::new("/v/packs");
+    for name in fs.list(packs).unwrap() {
+        fs.remove(&packs.join(name)).unwrap();
+    }
+    let rw = m.open_on(&fs);
+    assert_eq!(rw.bootstrap_report().carried_frames_restored, 1);
+    assert_eq!(content(&rw, b"a"), b"only the log has me");
+    close_and_check(rw, || m.open_on(&fs), "after a pack was removed");
 }
 
 #[test]

@@ -111,7 +111,7 @@ pub struct PackStore {
     /// Open files by pack number, for reading (headers checked).
     handles: Mutex<HashMap<u64, Arc<dyn StorageFile>>>,
     /// Read-only: frames the log carries that their packs lost (`carried`).
-    overlay: Mutex<HashMap<(u64, u64), Arc<Vec<u8>>>>,
+    overlay: Mutex<unsynced::FramesAt>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -11,10 +11,13 @@ use std::sync::Arc;
 /// until the next snapshot (a 200 KB file fsync'd is stored once).
 pub const CARRY_MAX_BYTES: usize = 128 << 10;
 
+/// Frames' stored bytes by (pack, offset).
+pub(super) type FramesAt = HashMap<(u64, u64), Arc<Vec<u8>>>;
+
 /// Frames appended since the last sync, with their bytes while they fit.
 #[derive(Default)]
 pub(super) struct Unsynced {
-    pub(super) frames: HashMap<(u64, u64), Arc<Vec<u8>>>,
+    pub(super) frames: FramesAt,
     pub(super) bytes: usize,
     /// A frame whose bytes are not kept was appended: only a sync of the
     /// packs makes everything durable.
