@@ -63,12 +63,25 @@ impl PackStore {
         Some(out)
     }
 
-    /// Read-only: serve these frames (read from the log) in place of what
-    /// their packs hold.
+    /// Read-only: serve those of these frames (read from the log) that
+    /// their packs lost ([`lost_to_a_crash`]) in place of what the packs
+    /// hold. A frame the pack holds damaged is not overlaid: reading it
+    /// reports the damage, as without the log's copy.
     pub fn overlay_frames(&self, frames: Vec<(SegmentRef, Vec<u8>)>) {
-        let mut overlay = lock(&self.overlay);
         for (r, bytes) in frames {
-            overlay.insert((r.pack, r.offset), Arc::new(bytes));
+            let path = self.path(r.pack);
+            let held = match self.fs.open_read(&path) {
+                Ok(file) => {
+                    let mut b = vec![0u8; bytes.len()];
+                    let n = file.read_at(&mut b, r.offset).unwrap_or(0);
+                    b.truncate(n);
+                    b
+                }
+                Err(_) => Vec::new(),
+            };
+            if held != bytes && lost_to_a_crash(&held, &bytes) {
+                lock(&self.overlay).insert((r.pack, r.offset), Arc::new(bytes));
+            }
         }
     }
 
@@ -148,7 +161,8 @@ impl PackStore {
                 file.write_all_at(&header, 0)
                     .map_err(io_at("cannot write", &path))?;
             }
-            if held(r.offset, bytes.len())? != *bytes {
+            let old = held(r.offset, bytes.len())?;
+            if old != *bytes && lost_to_a_crash(&old, bytes) {
                 file.write_all_at(bytes, r.offset)
                     .map_err(io_at("cannot write", &path))?;
                 restored += 1;
@@ -160,5 +174,42 @@ impl PackStore {
             lock(&self.handles).remove(pack);
         }
         Ok(restored)
+    }
+}
+
+/// Whether the pack's bytes `held` (shorter where the pack ends) differ
+/// from the frame `frame` only as a crash leaves an unsynced tail: past the
+/// end, or zeros where a block (or a sector of it) was never written (ext4
+/// and others show unwritten space as zeros, never as older or other data).
+/// Any other difference (a bit flipped, other bytes) is damage: not
+/// overwritten, so that fsck reports it. (A damaged byte that happens to
+/// read zero is put right from the log's copy.)
+pub(super) fn lost_to_a_crash(held: &[u8], frame: &[u8]) -> bool {
+    held.iter().zip(frame).all(|(&h, &f)| h == f || h == 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lost_to_a_crash;
+
+    #[test]
+    fn a_crash_leaves_a_short_file_or_zeros_and_damage_is_anything_else() {
+        let frame: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8 + 1).collect();
+        assert!(lost_to_a_crash(&[], &frame), "past the end");
+        assert!(lost_to_a_crash(&frame[..3996], &frame), "cut short");
+        let mut zeros = frame.clone();
+        zeros[3996..8092].fill(0);
+        assert!(lost_to_a_crash(&zeros, &frame), "a block of zeros");
+        zeros[4500..5000].copy_from_slice(&frame[4500..5000]);
+        assert!(
+            lost_to_a_crash(&zeros, &frame),
+            "sectors of a block written"
+        );
+        let mut flipped = frame.clone();
+        flipped[5000] ^= 0x40;
+        assert!(!lost_to_a_crash(&flipped, &frame), "a bit flipped");
+        let mut other = frame.clone();
+        other[9000] = 7;
+        assert!(!lost_to_a_crash(&other, &frame), "another byte");
     }
 }

@@ -3,6 +3,8 @@
 //!
 //! * [`file`](mod@file): a pack's 64-byte header and its file name;
 //! * [`frame`]: pack frames, sealed and opened (the layout is there);
+//! * `unsynced`, `carried`: frames not yet synced that log records may
+//!   carry instead, and putting them back after a crash;
 //! * this module: [`PackStore`], which appends frames to packs, reads them
 //!   back, syncs, rotates and deletes packs.
 //!
@@ -20,7 +22,8 @@
 //!   numbered after the highest existing one, and its name is made durable
 //!   (`sync_dir`) before any frame is written to it.
 //! * Frames become durable at [`PackStore::sync`]; the caller makes them
-//!   durable before the log record that references them.
+//!   durable before the log record that references them, or lets that
+//!   record carry them (`carried`).
 //! * A failed write (e.g. ENOSPC) is cut off again (the pack is truncated to
 //!   its last whole frame, and appending goes on from there), so a full disk
 //!   is survivable. After a failed sync, or a write

@@ -22,6 +22,8 @@
 //!   inode once nothing refers to it (counted in [`references`]);
 //! * [`data`]: read, write, truncate, fsync, over the pure segment
 //!   arithmetic of [`segments`] and the decrypted-segment [`cache`];
+//! * `carry`: the log's before-write step (packs synced, or an fsync's few
+//!   frames carried by its records: one flush);
 //! * [`compaction`]: log and pack compaction and one scheduler cycle;
 //! * [`reclaim`]: punching dead frames out of their packs once the records
 //!   that freed them are durable (space back at once, even on a full disk);
