@@ -30,13 +30,14 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from fusefs import control, daemonlog, mounttable, requestloop
+from fusefs import control, daemonlog, mounttable
 from fusefs.exitcodes import ExitCode, QuietError
 from fusefs.reports import NEW_VAULT_NOTE, describe_compaction, describe_opening
 
 if TYPE_CHECKING:
     from fusefs._native import Vault
     from fusefs.fs import VaultOperations
+    from fusefs.opening import Opening
 
 log = logging.getLogger("fusefs.mount")
 
@@ -207,15 +208,28 @@ def _configure_logging(opts: MountOptions, *, foreground: bool) -> daemonlog.Log
 def serve(
     opts: MountOptions, open_vault: Callable[[], Vault], on_ready: Callable[[], None]
 ) -> None:
-    """Open the vault, mount, call ``on_ready``, serve until unmounted, close cleanly."""
-    import trio
+    """Open the vault, mount, call ``on_ready``, serve until unmounted, close cleanly.
 
-    trio.run(_serve, opts, open_vault, on_ready)
+    The vault opens in a thread while what serves the mount is imported (the
+    command that forked this daemon imports none of it): see
+    :mod:`fusefs.opening`.
+    """
+    from fusefs.opening import Opening
+
+    opening = Opening(open_vault)
+    try:
+        import pyfuse3  # noqa: F401 - loaded while the vault opens
+        import trio
+
+        import fusefs.fs  # noqa: F401
+        import fusefs.requestloop  # noqa: F401
+
+        trio.run(_serve, opts, opening, on_ready)
+    finally:
+        opening.abandon()  # a no-op once _serve took the vault
 
 
-async def _serve(
-    opts: MountOptions, open_vault: Callable[[], Vault], on_ready: Callable[[], None]
-) -> None:
+async def _serve(opts: MountOptions, opening: Opening, on_ready: Callable[[], None]) -> None:
     """The mount's life on one exit stack, as s3ql's: each resource registers
     its cleanup where it is acquired, so whatever ends the mount (the kernel's
     unmount, a crash of the loop, a failure half-way through startup) undoes
@@ -226,13 +240,14 @@ async def _serve(
     import pyfuse3
     import trio
 
+    from fusefs import requestloop
     from fusefs.fs import VaultOperations
 
     # Resolved now: once mounted, looking at the mount point waits for this
     # daemon, which serves nothing until the loop runs.
     real_mountpoint = os.path.realpath(opts.mountpoint)
     async with contextlib.AsyncExitStack() as stack:
-        vault = open_vault()
+        vault = opening.result()
         _log_key_memory()
         opened = vault.bootstrap_report()
         for line in describe_opening(opened):

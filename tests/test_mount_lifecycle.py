@@ -14,7 +14,7 @@ import pyfuse3
 import pytest
 import trio
 
-from fusefs import control, mount
+from fusefs import control, mount, requestloop
 
 
 class RecordingVault:
@@ -78,7 +78,7 @@ def serve(
     monkeypatch.setattr(pyfuse3, "init", init)
     monkeypatch.setattr(pyfuse3, "main", main)
     monkeypatch.setattr(pyfuse3, "close", close)
-    monkeypatch.setattr(mount.requestloop, "install", lambda: True)
+    monkeypatch.setattr(requestloop, "install", lambda: True)
     opts = mount.MountOptions(
         vault_dir=str(tmp_path / "vault"), mountpoint=str(tmp_path / "mnt"), read_only=read_only
     )
