@@ -37,7 +37,6 @@ from fusefs.reports import NEW_VAULT_NOTE, describe_compaction, describe_opening
 if TYPE_CHECKING:
     from fusefs._native import Vault
     from fusefs.fs import VaultOperations
-    from fusefs.opening import Opening
 
 log = logging.getLogger("fusefs.mount")
 
@@ -50,6 +49,8 @@ MAX_BACKGROUND = 32
 #: gives a FUSE mount 1 % by default (a few MiB), which throttles every
 #: large write to a crawl; this daemon is trusted to write back promptly.
 MAX_DIRTY_RATIO = 100
+#: What only the daemon imports, while the vault opens (:func:`serve`).
+SERVING_MODULES = ("trio", "pyfuse3", "fusefs.requestloop", "fusefs.fs")
 #: How often compaction and the flush of unsynced changes are considered (ms).
 COMPACTION_TICK_MS = 1000
 FLUSH_INTERVAL_MS = 5000
@@ -210,26 +211,30 @@ def serve(
 ) -> None:
     """Open the vault, mount, call ``on_ready``, serve until unmounted, close cleanly.
 
-    The vault opens in a thread while what serves the mount is imported (the
+    What serves the mount is imported in a thread while the vault opens (the
     command that forked this daemon imports none of it): see
-    :mod:`fusefs.opening`.
+    :mod:`fusefs.preload`.
     """
-    from fusefs.opening import Opening
+    from fusefs.preload import Preload
 
-    opening = Opening(open_vault)
+    preload = Preload(SERVING_MODULES)
     try:
-        import pyfuse3  # noqa: F401 - loaded while the vault opens
-        import trio
+        vault = open_vault()
+    except BaseException:
+        with contextlib.suppress(BaseException):
+            preload.wait()  # the open's failure is the one to report
+        raise
+    try:
+        preload.wait()
+    except BaseException:
+        vault.close()
+        raise
+    import trio
 
-        import fusefs.fs  # noqa: F401
-        import fusefs.requestloop  # noqa: F401
-
-        trio.run(_serve, opts, opening, on_ready)
-    finally:
-        opening.abandon()  # a no-op once _serve took the vault
+    trio.run(_serve, opts, vault, on_ready)
 
 
-async def _serve(opts: MountOptions, opening: Opening, on_ready: Callable[[], None]) -> None:
+async def _serve(opts: MountOptions, vault: Vault, on_ready: Callable[[], None]) -> None:
     """The mount's life on one exit stack, as s3ql's: each resource registers
     its cleanup where it is acquired, so whatever ends the mount (the kernel's
     unmount, a crash of the loop, a failure half-way through startup) undoes
@@ -247,7 +252,6 @@ async def _serve(opts: MountOptions, opening: Opening, on_ready: Callable[[], No
     # daemon, which serves nothing until the loop runs.
     real_mountpoint = os.path.realpath(opts.mountpoint)
     async with contextlib.AsyncExitStack() as stack:
-        vault = opening.result()
         _log_key_memory()
         opened = vault.bootstrap_report()
         for line in describe_opening(opened):

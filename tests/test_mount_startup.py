@@ -1,6 +1,6 @@
 """A mount's start-up (issue 15, mount time): the command that forks the
-daemon loads nothing that only serves the mount, and the daemon opens the
-vault in a thread while it loads that (fusefs.opening). No FUSE here: the
+daemon loads nothing that only serves the mount, and the daemon loads that in a
+thread while its main thread opens the vault (fusefs.preload). No FUSE here: the
 mount itself is tested by the other test_mount_* files."""
 
 from __future__ import annotations
@@ -8,14 +8,14 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import types
 from pathlib import Path
 
 import pytest
 
-from fusefs import ROOT_INO, Vault, errors
-from fusefs.opening import Opening
+from fusefs import mount
+from fusefs.preload import Preload
 
-FAST = {"argon2_m_kib": 64, "argon2_t": 1}
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -34,42 +34,38 @@ def test_the_mount_command_loads_nothing_only_the_daemon_needs() -> None:
     assert done.stdout.strip() == "[]"
 
 
-@pytest.fixture
-def vault_dir(tmp_path: Path) -> Path:
-    with Vault.create(tmp_path / "v", b"pw", **FAST) as v:
-        v.mkdir(ROOT_INO, b"docs", 0o755, 0, 0)
-    return tmp_path / "v"
+def test_the_daemon_imports_beside_its_main_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A module whose import finishes only once the main thread, which has
+    # gone on meanwhile (to open the vault, in the daemon), says so.
+    gate = types.ModuleType("_preload_gate")
+    gate.go = threading.Event()  # type: ignore[attr-defined]
+    gate.imported_in = []  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "_preload_gate", gate)
+    (tmp_path / "_preload_slow.py").write_text(
+        "import threading, _preload_gate\n"
+        "_preload_gate.imported_in.append(threading.get_ident())\n"
+        "assert _preload_gate.go.wait(30), 'the import blocked its caller'\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    preload = Preload(["json", "_preload_slow"])
+    gate.go.set()  # type: ignore[attr-defined]
+    preload.wait()
+    assert "_preload_slow" in sys.modules
+    assert gate.imported_in != [threading.get_ident()]  # type: ignore[attr-defined]
+    monkeypatch.delitem(sys.modules, "_preload_slow")
 
 
-def test_the_vault_opens_in_a_thread_while_the_caller_goes_on(vault_dir: Path) -> None:
-    caller_went_on = threading.Event()
-    opened_in: list[int] = []
-
-    def open_vault() -> Vault:
-        opened_in.append(threading.get_ident())
-        # Only a caller that is not waiting for the open can set this.
-        assert caller_went_on.wait(timeout=30), "the open blocked its caller"
-        return Vault.open(vault_dir, b"pw")
-
-    opening = Opening(open_vault)
-    caller_went_on.set()
-    with opening.result() as v:
-        assert v.lookup(ROOT_INO, b"docs").ino > ROOT_INO
-    assert opened_in and opened_in[0] != threading.get_ident()
-    opening.abandon()  # after result(): nothing to do
+def test_a_failed_import_raises_in_the_waiting_thread() -> None:
+    preload = Preload(["json", "fusefs_no_such_module"])
+    with pytest.raises(ModuleNotFoundError, match="fusefs_no_such_module"):
+        preload.wait()
 
 
-def test_a_failed_open_raises_in_the_caller(vault_dir: Path) -> None:
-    opening = Opening(lambda: Vault.open(vault_dir, b"wrong"))
-    with pytest.raises(errors.WrongKeyError):
-        opening.result()
-    opening.abandon()
-
-
-def test_an_abandoned_open_closes_the_vault(vault_dir: Path) -> None:
-    # A start-up that failed before it took the vault (say, pyfuse3 would
-    # not import) leaves the vault closed, not locked by a vault nobody holds.
-    opening = Opening(lambda: Vault.open(vault_dir, b"pw"))
-    opening.abandon()
-    with Vault.open(vault_dir, b"pw") as v:
-        assert v.lookup(ROOT_INO, b"docs").ino > ROOT_INO
+def test_the_daemon_preloads_what_serves_the_mount() -> None:
+    # Each is imported by _serve; a name missing here would be imported on
+    # the critical path again (after the open), a wrong one fails the mount.
+    preload = Preload(mount.SERVING_MODULES)
+    preload.wait()
+    assert set(mount.SERVING_MODULES) <= set(sys.modules)
