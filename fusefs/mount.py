@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gc
 import logging
 import os
 import signal
@@ -127,6 +128,12 @@ def mount(
     read_fd, write_fd = os.pipe()
     sys.stdout.flush()
     sys.stderr.flush()
+    # Everything this process holds goes to the permanent generation, which
+    # the daemon's garbage collector never walks: a walk writes to every
+    # object, so every page the daemon shares with this process would be
+    # copied (each copy a fault and, with the daemon's second thread, a TLB
+    # flush on every CPU) while the daemon opens the vault.
+    gc.freeze()
     pid = os.fork()
     if pid == 0:  # the daemon
         os.close(read_fd)

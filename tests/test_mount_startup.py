@@ -5,6 +5,8 @@ mount itself is tested by the other test_mount_* files."""
 
 from __future__ import annotations
 
+import gc
+import os
 import subprocess
 import sys
 import threading
@@ -69,3 +71,28 @@ def test_the_daemon_preloads_what_serves_the_mount() -> None:
     preload = Preload(mount.SERVING_MODULES)
     preload.wait()
     assert set(mount.SERVING_MODULES) <= set(sys.modules)
+
+
+def test_the_command_freezes_what_it_holds_before_it_forks(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # So the daemon's garbage collector does not walk (and so copy) the
+    # pages it shares with the command while it opens the vault.
+    class Forked(Exception):
+        pass
+
+    frozen_at_fork: list[int] = []
+
+    def fork() -> int:
+        frozen_at_fork.append(gc.get_freeze_count())
+        raise Forked
+
+    monkeypatch.setattr(os, "fork", fork)
+    opts = mount.MountOptions(vault_dir=str(tmp_path / "v"), mountpoint=str(tmp_path / "m"))
+    gc.unfreeze()
+    try:
+        with pytest.raises(Forked):
+            mount.mount(opts, lambda: None, lambda e: ("", mount.ExitCode.ERROR))  # type: ignore[arg-type, return-value]
+    finally:
+        gc.unfreeze()
+    assert frozen_at_fork and frozen_at_fork[0] > 0
