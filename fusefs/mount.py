@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gc
 import logging
 import os
 import signal
@@ -30,7 +31,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from fusefs import control, daemonlog, mounttable, requestloop
+from fusefs import control, daemonlog, mounttable
 from fusefs.exitcodes import ExitCode, QuietError
 from fusefs.reports import NEW_VAULT_NOTE, describe_compaction, describe_opening
 
@@ -49,6 +50,8 @@ MAX_BACKGROUND = 32
 #: gives a FUSE mount 1 % by default (a few MiB), which throttles every
 #: large write to a crawl; this daemon is trusted to write back promptly.
 MAX_DIRTY_RATIO = 100
+#: What only the daemon imports, while the vault opens (:func:`serve`).
+SERVING_MODULES = ("trio", "pyfuse3", "fusefs.requestloop", "fusefs.fs")
 #: How often compaction and the flush of unsynced changes are considered (ms).
 COMPACTION_TICK_MS = 1000
 FLUSH_INTERVAL_MS = 5000
@@ -125,6 +128,12 @@ def mount(
     read_fd, write_fd = os.pipe()
     sys.stdout.flush()
     sys.stderr.flush()
+    # Everything this process holds goes to the permanent generation, which
+    # the daemon's garbage collector never walks: a walk writes to every
+    # object, so every page the daemon shares with this process would be
+    # copied (each copy a fault and, with the daemon's second thread, a TLB
+    # flush on every CPU) while the daemon opens the vault.
+    gc.freeze()
     pid = os.fork()
     if pid == 0:  # the daemon
         os.close(read_fd)
@@ -207,15 +216,32 @@ def _configure_logging(opts: MountOptions, *, foreground: bool) -> daemonlog.Log
 def serve(
     opts: MountOptions, open_vault: Callable[[], Vault], on_ready: Callable[[], None]
 ) -> None:
-    """Open the vault, mount, call ``on_ready``, serve until unmounted, close cleanly."""
+    """Open the vault, mount, call ``on_ready``, serve until unmounted, close cleanly.
+
+    What serves the mount is imported in a thread while the vault opens (the
+    command that forked this daemon imports none of it): see
+    :mod:`fusefs.preload`.
+    """
+    from fusefs.preload import Preload
+
+    preload = Preload(SERVING_MODULES)
+    try:
+        vault = open_vault()
+    except BaseException:
+        with contextlib.suppress(BaseException):
+            preload.wait()  # the open's failure is the one to report
+        raise
+    try:
+        preload.wait()
+    except BaseException:
+        vault.close()
+        raise
     import trio
 
-    trio.run(_serve, opts, open_vault, on_ready)
+    trio.run(_serve, opts, vault, on_ready)
 
 
-async def _serve(
-    opts: MountOptions, open_vault: Callable[[], Vault], on_ready: Callable[[], None]
-) -> None:
+async def _serve(opts: MountOptions, vault: Vault, on_ready: Callable[[], None]) -> None:
     """The mount's life on one exit stack, as s3ql's: each resource registers
     its cleanup where it is acquired, so whatever ends the mount (the kernel's
     unmount, a crash of the loop, a failure half-way through startup) undoes
@@ -226,13 +252,13 @@ async def _serve(
     import pyfuse3
     import trio
 
+    from fusefs import requestloop
     from fusefs.fs import VaultOperations
 
     # Resolved now: once mounted, looking at the mount point waits for this
     # daemon, which serves nothing until the loop runs.
     real_mountpoint = os.path.realpath(opts.mountpoint)
     async with contextlib.AsyncExitStack() as stack:
-        vault = open_vault()
         _log_key_memory()
         opened = vault.bootstrap_report()
         for line in describe_opening(opened):

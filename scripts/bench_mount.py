@@ -9,7 +9,14 @@ history in the log, once after log compaction (snapshot + short log). Prints
 fastest and median. For comparison, gocryptfs is timed mounting a tree of the
 same shape in the same run (its mount does not read metadata up front).
 
+Building 100,000 files takes minutes: ``--keep DIR`` builds the two vaults
+(log only, compacted) in DIR once and reuses them on later runs. ``--repo``
+(repeatable) names the fusefs checkouts to time, each run as ``python -m
+fusefs`` from its directory, in interleaved rounds, so a "before" and an
+"after" build are compared in the same minute.
+
     python3 scripts/bench_mount.py --files 100000 --runs 5
+    python3 scripts/bench_mount.py --keep /dev/shm/mount100k --repo ../before --repo .
 """
 
 from __future__ import annotations
@@ -47,33 +54,55 @@ def compact(path: Path) -> None:
         v.compact_log()
 
 
-def time_mount(vault: Path, mnt: Path, passfile: Path) -> tuple[float, float]:
+def vaults(keep: Path, files: int) -> dict[str, Path]:
+    """The two vaults (log only, compacted) of ``files`` files in ``keep``, built if missing."""
+    log_only, compacted = keep / f"log.{files}", keep / f"compacted.{files}"
+    if not log_only.exists():
+        build_vault(keep / "building", files)
+        (keep / "building").rename(log_only)
+    if not compacted.exists():
+        shutil.copytree(log_only, keep / "copying", symlinks=True)
+        compact(keep / "copying")
+        (keep / "copying").rename(compacted)
+    return {"log only": log_only, "after compaction": compacted}
+
+
+def time_mount(repo: Path, vault: Path, mnt: Path, passfile: Path) -> tuple[float, float]:
+    cli = [sys.executable, "-m", "fusefs"]
+    # Each vault remembers how far it got in a state directory of its own:
+    # the compacted vault is a copy of the other (same vault id), behind it.
+    env = {**os.environ, "FUSEFS_STATE_DIR": f"{vault}.state"}
     t = time.perf_counter()
-    subprocess.run(["fusefs", "mount", vault, mnt, "--passfile", passfile], check=True)
+    subprocess.run(
+        [*cli, "mount", vault, mnt, "--passfile", passfile], check=True, cwd=repo, env=env
+    )
     mounted = time.perf_counter() - t
     os.stat(mnt / "dir00000" / "file-0000000.txt")
     first_stat = time.perf_counter() - t
-    subprocess.run(["fusefs", "umount", mnt], check=True)
+    subprocess.run([*cli, "umount", mnt], check=True, cwd=repo)
     return mounted, first_stat
 
 
-def time_gocryptfs(root: Path, files: int, runs: int) -> list[float]:
+def time_gocryptfs(root: Path, keep: Path, files: int, runs: int) -> list[float]:
     if shutil.which("gocryptfs") is None:
         print("gocryptfs not installed: skipped (apt-get install gocryptfs)", file=sys.stderr)
         return []
-    cipher, mnt, pw = root / "gc.cipher", root / "gc.mnt", root / "gc.pass"
-    for p in (cipher, mnt):
-        p.mkdir()
+    cipher, mnt, pw = keep / f"gc.cipher.{files}", root / "gc.mnt", root / "gc.pass"
+    mnt.mkdir()
     pw.write_bytes(PASSWORD + b"\n")
     quiet = {"check": True, "stderr": subprocess.DEVNULL}  # it complains about syslog
-    subprocess.run(["gocryptfs", "-q", "-init", "-passfile", pw, cipher], **quiet)
-    subprocess.run(["gocryptfs", "-q", "-passfile", pw, cipher, mnt], **quiet)
-    for d in range(0, files, 1000):
-        sub = mnt / f"dir{d // 1000:05d}"
-        sub.mkdir()
-        for i in range(d, min(d + 1000, files)):
-            (sub / f"file-{i:07d}.txt").write_bytes(b"content of file %d\n" % i)
-    subprocess.run(["fusermount3", "-u", mnt], check=True)
+    if not cipher.exists():
+        building = keep / "gc.building"
+        building.mkdir()
+        subprocess.run(["gocryptfs", "-q", "-init", "-passfile", pw, building], **quiet)
+        subprocess.run(["gocryptfs", "-q", "-passfile", pw, building, mnt], **quiet)
+        for d in range(0, files, 1000):
+            sub = mnt / f"dir{d // 1000:05d}"
+            sub.mkdir()
+            for i in range(d, min(d + 1000, files)):
+                (sub / f"file-{i:07d}.txt").write_bytes(b"content of file %d\n" % i)
+        subprocess.run(["fusermount3", "-u", mnt], check=True)
+        building.rename(cipher)
     times = []
     for _ in range(runs):
         t = time.perf_counter()
@@ -89,32 +118,42 @@ def main() -> None:
     ap.add_argument("--files", type=int, default=100_000)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--dir", type=Path, default=Path("/dev/shm"))
+    ap.add_argument("--keep", type=Path, help="build the vaults here once and reuse them")
+    ap.add_argument(
+        "--repo", type=Path, action="append", help="fusefs checkout to time (repeatable)"
+    )
+    ap.add_argument("--no-peer", action="store_true", help="skip gocryptfs")
     args = ap.parse_args()
+    repos = [r.resolve() for r in args.repo or [Path(__file__).resolve().parent.parent]]
     root = Path(tempfile.mkdtemp(prefix="bench_mount.", dir=args.dir))
     try:
-        vault, mnt, passfile = root / "vault", root / "mnt", root / "pass"
+        mnt, passfile = root / "mnt", root / "pass"
         mnt.mkdir()
         passfile.write_bytes(PASSWORD + b"\n")
-        build_vault(vault, args.files)
+        keep = args.keep or root
+        keep.mkdir(parents=True, exist_ok=True)
+        built = vaults(keep, args.files)
+        times: dict[tuple[str, Path], list[tuple[float, float]]] = {}
+        for label, vault in built.items():
+            for _ in range(args.runs):  # rounds interleave the checkouts
+                for repo in repos:
+                    result = time_mount(repo, vault, mnt, passfile)
+                    times.setdefault((label, repo), []).append(result)
         rows = []
-        for label in ("log only", "after compaction"):
-            if label == "after compaction":
-                compact(vault)
-            results = [time_mount(vault, mnt, passfile) for _ in range(args.runs)]
-            ready = [r[0] for r in results]
-            first = [r[1] for r in results]
-            rows.append((f"fusefs, {label}", ready, first))
-        peer = time_gocryptfs(root, args.files, args.runs)
+        for (label, repo), results in times.items():
+            name = f"fusefs {repo.name}, {label}" if len(repos) > 1 else f"fusefs, {label}"
+            rows.append((name, [r[0] for r in results], [r[1] for r in results]))
+        peer = [] if args.no_peer else time_gocryptfs(root, keep, args.files, args.runs)
         print(f"\nmount time of a vault with {args.files:,} files ({args.runs} runs)")
-        print(f"{'':<28}{'mount returns (s)':>22}{'+ first stat (s)':>22}")
-        print(f"{'':<28}{'fastest / median':>22}{'fastest / median':>22}")
+        print(f"{'':<40}{'mount returns (s)':>22}{'+ first stat (s)':>22}")
+        print(f"{'':<40}{'fastest / median':>22}{'fastest / median':>22}")
         for label, ready, first in rows:
             print(
-                f"{label:<28}{min(ready):>12.3f} / {statistics.median(ready):<7.3f}"
+                f"{label:<40}{min(ready):>12.3f} / {statistics.median(ready):<7.3f}"
                 f"{min(first):>12.3f} / {statistics.median(first):<7.3f}"
             )
         if peer:
-            print(f"{'gocryptfs':<28}{'':>22}{min(peer):>12.3f} / {statistics.median(peer):<7.3f}")
+            print(f"{'gocryptfs':<40}{'':>22}{min(peer):>12.3f} / {statistics.median(peer):<7.3f}")
     finally:
         subprocess.run(["fusermount3", "-u", "-q", root / "mnt"], capture_output=True)
         subprocess.run(["fusermount3", "-u", "-q", root / "gc.mnt"], capture_output=True)

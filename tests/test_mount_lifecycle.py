@@ -14,7 +14,7 @@ import pyfuse3
 import pytest
 import trio
 
-from fusefs import control, mount
+from fusefs import control, mount, requestloop
 
 
 class RecordingVault:
@@ -78,7 +78,7 @@ def serve(
     monkeypatch.setattr(pyfuse3, "init", init)
     monkeypatch.setattr(pyfuse3, "main", main)
     monkeypatch.setattr(pyfuse3, "close", close)
-    monkeypatch.setattr(mount.requestloop, "install", lambda: True)
+    monkeypatch.setattr(requestloop, "install", lambda: True)
     opts = mount.MountOptions(
         vault_dir=str(tmp_path / "vault"), mountpoint=str(tmp_path / "mnt"), read_only=read_only
     )
@@ -153,3 +153,14 @@ def test_a_failed_init_closes_the_vault(monkeypatch: pytest.MonkeyPatch, tmp_pat
     # Nothing was mounted or started: no session to close; stopping
     # compaction that never started is a no-op of the engine.
     assert events == ["open_vault", "stop_compaction", "vault.close"]
+
+
+def test_what_serves_the_mount_failing_to_load_closes_the_vault(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    # Loaded beside the open (fusefs.preload): the vault is open by then.
+    monkeypatch.setattr(mount, "SERVING_MODULES", (*mount.SERVING_MODULES, "fusefs_no_such"))
+    events: list[str] = []
+    with pytest.raises(ModuleNotFoundError, match="fusefs_no_such"):
+        serve(monkeypatch, tmp_path, events)
+    assert events == ["open_vault", "vault.close"]

@@ -121,8 +121,14 @@ impl<'a> Reader<'a> {
         Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8")))
     }
     pub fn bytes(&mut self) -> Result<Vec<u8>> {
+        Ok(self.slice()?.to_vec())
+    }
+    /// What [`Reader::bytes`] reads, borrowed: for a caller that keeps
+    /// the bytes in another form (a directory's names are `Arc<[u8]>`), so
+    /// they are copied once, not twice.
+    pub fn slice(&mut self) -> Result<&'a [u8]> {
         let n = self.u32()? as usize;
-        Ok(self.take(n)?.to_vec())
+        self.take(n)
     }
     pub fn time(&mut self) -> Result<Timespec> {
         let sec = self.u64()? as i64;

@@ -4,8 +4,9 @@ use std::sync::Arc;
 
 use imbl::OrdMap;
 
-/// A directory's entries as stored: (name, inode) pairs.
-pub type NamedEntries = Vec<(Vec<u8>, u64)>;
+/// A directory's entries as stored: (name, inode) pairs. The snapshot's
+/// decoder gives the names as `Arc<[u8]>`, the form a [`Dir`] keeps them in.
+pub type NamedEntries<N = Vec<u8>> = Vec<(N, u64)>;
 
 /// One entry of a [`Dir`].
 #[derive(Clone, Copy, Debug)]
@@ -56,8 +57,8 @@ impl Dir {
     /// snapshot stores them), given cookies 1, 2, … in that order; built in
     /// bulk (no search per entry). `is_dir` says which inodes are
     /// directories; `None` if the names are not strictly increasing.
-    pub(super) fn from_sorted(
-        entries: Vec<(Vec<u8>, u64)>,
+    pub(super) fn from_sorted<N: Into<Arc<[u8]>>>(
+        entries: NamedEntries<N>,
         mut is_dir: impl FnMut(u64) -> std::result::Result<bool, String>,
     ) -> std::result::Result<Dir, String> {
         let mut subdirs = 0u32;

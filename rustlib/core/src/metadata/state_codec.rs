@@ -6,6 +6,8 @@
 //! (see [`MetadataState`]); version 1 has neither (read as: reserved = the
 //! generation high, every frame of format 1).
 
+use std::sync::Arc;
+
 use imbl::OrdMap;
 
 use super::codec::{bad, Reader, Writer};
@@ -150,14 +152,16 @@ pub fn decode_state(b: &[u8], version: u8) -> Result<MetadataState> {
             parent,
             stored: 0, // derived, computed by from_parts
         };
-        inodes.push((ino, std::sync::Arc::new(inode))); // from_parts refuses an inode twice
+        inodes.push((ino, Arc::new(inode))); // from_parts refuses an inode twice
     }
     let mut dirs = Vec::new();
     for _ in 0..count(&mut r, 16)? {
         let d = r.u64()?;
-        let mut entries = Vec::new();
-        for _ in 0..count(&mut r, 12)? {
-            let name = r.bytes()?;
+        let n = count(&mut r, 12)?;
+        let mut entries = Vec::with_capacity(n);
+        for _ in 0..n {
+            // Straight into the form a directory keeps its names in.
+            let name: Arc<[u8]> = r.slice()?.into();
             entries.push((name, r.u64()?));
         }
         dirs.push((d, entries));
@@ -189,4 +193,92 @@ pub fn decode_state(b: &[u8], version: u8) -> Result<MetadataState> {
         s
     })
     .map_err(|e| bad(&e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::{UnifiedEntry, ROOT_INO};
+
+    const T: crate::metadata::Timespec = crate::metadata::Timespec { sec: 1, nsec: 0 };
+
+    fn create(s: &mut MetadataState, parent: u64, name: &str, ino: u64, kind: InodeKind) {
+        for e in [
+            UnifiedEntry::CreateInode {
+                ino,
+                kind,
+                mode: 0o755,
+                uid: 0,
+                gid: 0,
+                rdev: 0,
+                time: T,
+                file_id: [ino as u8; 16],
+                target: vec![],
+            },
+            UnifiedEntry::Link {
+                parent,
+                name: name.as_bytes().to_vec(),
+                ino,
+                time: T,
+            },
+        ] {
+            s.apply(&e).unwrap();
+        }
+    }
+
+    /// Directories holding files and subdirectories, by inode numbers that
+    /// do not follow the names' order.
+    fn tree() -> MetadataState {
+        let mut s = MetadataState::new(65536, 0o755, 0, 0, T);
+        create(&mut s, ROOT_INO, "b", 9, InodeKind::Dir);
+        create(&mut s, ROOT_INO, "a", 3, InodeKind::File);
+        create(&mut s, 9, "z", 4, InodeKind::Dir);
+        create(&mut s, 9, "y", 7, InodeKind::Dir);
+        create(&mut s, 9, "x", 5, InodeKind::File);
+        s.next_ino = 10;
+        s
+    }
+
+    #[test]
+    fn decoded_directories_know_which_entries_are_directories() {
+        let s = tree();
+        let back = decode_state(&encode_state(&s), 2).unwrap();
+        assert_eq!(back, s);
+        // Subdirectory counts (derived at decode, from each entry's kind).
+        assert_eq!(back.nlink(ROOT_INO), 3);
+        assert_eq!(back.nlink(9), 4);
+        assert_eq!(back.nlink(4), 2);
+        assert_eq!(back.dirs[&9].subdirs(), 2);
+        assert_eq!(back.lookup(9, b"y").unwrap(), 7);
+    }
+
+    #[test]
+    fn an_entry_naming_a_missing_inode_is_refused() {
+        let mut s = tree();
+        s.inodes.remove(&5); // "x" in directory 9
+        let err = decode_state(&encode_state(&s), 2).unwrap_err().to_string();
+        assert!(err.contains("directory 9 names missing inode 5"), "{err}");
+    }
+
+    #[test]
+    fn parts_in_any_order_give_the_same_state() {
+        let s = tree();
+        let mut inodes: Vec<_> = s.inodes.iter().map(|(n, i)| (*n, Arc::clone(i))).collect();
+        inodes.sort_unstable_by_key(|(n, _)| std::cmp::Reverse(*n));
+        let dirs = |s: &MetadataState| -> Vec<(u64, Vec<(Vec<u8>, u64)>)> {
+            s.dirs
+                .iter()
+                .map(|(d, e)| (*d, e.iter().map(|(n, i)| (n.to_vec(), i)).collect()))
+                .collect()
+        };
+        let from = |inodes: Vec<(u64, Arc<Inode>)>, dirs| {
+            MetadataState::from_parts(65536, inodes, dirs, OrdMap::new(), 10, 0, 0)
+        };
+        let back = from(inodes.clone(), dirs(&s)).unwrap();
+        assert_eq!(back, s);
+        assert_eq!(back.nlink(9), 4);
+        inodes.retain(|(n, _)| *n != 7);
+        let err = from(inodes, dirs(&s)).unwrap_err();
+        assert_eq!(err, "directory 9 names missing inode 7");
+    }
 }
