@@ -309,6 +309,10 @@ def test_frames_swapped_between_files_fail_to_authenticate(vault: Path) -> None:
 
 
 def test_a_truncated_pack_is_found(vault: Path) -> None:
+    # A snapshot first, so that no log record carries the last frame (a
+    # carried frame cut short is what a crash leaves: the next test).
+    with Vault.open(vault, b"pw") as v:
+        v.compact_log()
     pack = one(vault / "packs", "*.pack")
     with open(pack, "r+b") as f:
         f.truncate(pack.stat().st_size - 10)
@@ -319,6 +323,19 @@ def test_a_truncated_pack_is_found(vault: Path) -> None:
     done = fsck(vault)
     assert done.returncode == CLEAN
     assert "known damage: /later2: bytes 0..1" in done.stderr, done.stderr
+
+
+def test_a_carried_frame_cut_short_is_written_back_as_after_a_crash(vault: Path) -> None:
+    # later2's record (an fsync'd write of one byte) carries its frame,
+    # the pack's last: a pack that lost it is what a crash before the pack's
+    # sync leaves, and opening puts it back.
+    pack = one(vault / "packs", "*.pack")
+    with open(pack, "r+b") as f:
+        f.truncate(pack.stat().st_size - 10)
+    done = fsck(vault)
+    assert done.returncode == CLEAN, done.stdout + done.stderr
+    assert "opening wrote back 1 fsync'd frame" in done.stderr, done.stderr
+    assert fsck(vault).returncode == CLEAN
 
 
 def test_a_repair_killed_at_random_points_finishes_when_run_again(vault: Path) -> None:

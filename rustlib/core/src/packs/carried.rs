@@ -120,17 +120,10 @@ impl PackStore {
                 Some(at) => at,
                 None => {
                     // A pack's name is durable before any frame is written
-                    // to it; one missing was removed since, and the log
-                    // holds all that is left of these frames.
+                    // to it: one missing is not a crash's doing but damage,
+                    // which fsck reports (and its repair handles).
                     let file = match self.fs.open(&path) {
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                            let f = self.fs.create_new(&path);
-                            let f = f.map_err(io_at("cannot create", &path))?;
-                            self.fs
-                                .sync_dir(&self.dir)
-                                .map_err(io_at("cannot sync", &self.dir))?;
-                            f
-                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                         f => f.map_err(io_at("cannot open", &path))?,
                     };
                     touched.push((r.pack, file));
