@@ -454,7 +454,8 @@ class Vault:
         """What opening did: ``snapshot``, ``entries_replayed``, ``log_files``,
         ``torn_bytes_cut``, ``removed_torn_log_file``, ``bad_snapshots``,
         ``removed_temporaries``, ``orphans_reclaimed``, ``stray_packs_removed``,
-        ``carried_frames_restored``, ``log_files_mended``, ``snapshots_mended``, ``copies_refreshed``, ``config``,
+        ``carried_frames_restored``, ``log_files_mended``, ``snapshots_mended``,
+        ``copies_refreshed``, ``config``,
         ``records_lost`` [(first, last, file, why)], ``records_unapplied`` [(seq, why)]."""
     def close(self) -> None: ...
     def __enter__(self) -> Vault: ...

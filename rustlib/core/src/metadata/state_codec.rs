@@ -260,12 +260,14 @@ mod tests {
         assert!(err.contains("directory 9 names missing inode 5"), "{err}");
     }
 
+    type Listing = Vec<(u64, Vec<(Vec<u8>, u64)>)>;
+
     #[test]
     fn parts_in_any_order_give_the_same_state() {
         let s = tree();
         let mut inodes: Vec<_> = s.inodes.iter().map(|(n, i)| (*n, Arc::clone(i))).collect();
         inodes.sort_unstable_by_key(|(n, _)| std::cmp::Reverse(*n));
-        let dirs = |s: &MetadataState| -> Vec<(u64, Vec<(Vec<u8>, u64)>)> {
+        let dirs = |s: &MetadataState| -> Listing {
             s.dirs
                 .iter()
                 .map(|(d, e)| (*d, e.iter().map(|(n, i)| (n.to_vec(), i)).collect()))
