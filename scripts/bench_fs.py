@@ -102,10 +102,10 @@ def main() -> None:
         fail(f"unknown file system {unknown[0]!r} (choose from {', '.join(FILESYSTEMS)})")
     if args.runs < 1 or args.size_mb < 1:
         fail("--runs and --size-mb must be at least 1")
-    if not args.script.exists():
-        fail(f"{args.script} not found (--script PATH)")
     builds = parse_builds(args.build, args.fs)
     where = locations(args.where, args.disk_dir)
+    if not args.script.exists():
+        fail(f"{args.script} not found (--script PATH)")
     ensure_installed([p for p in PACKAGES if p in args.fs] + ["bc"])
     if "fusefs" in args.fs and not shutil.which("fusefs"):
         fail("the fusefs command is not on PATH (run scripts/setup.sh first)")
