@@ -228,11 +228,7 @@ impl UnifiedEntry {
                 mtime,
                 segments,
             } => {
-                w.u8(8);
-                w.u64(*ino);
-                w.u64(*size);
-                w.time(*mtime);
-                w.u32(segments.len() as u32);
+                write_head(&mut w, 8, *ino, *size, *mtime, segments.len());
                 for (index, r) in segments {
                     w.u64(*index);
                     w.seg(r);
@@ -245,11 +241,7 @@ impl UnifiedEntry {
                 segments,
                 frames,
             } => {
-                w.u8(17);
-                w.u64(*ino);
-                w.u64(*size);
-                w.time(*mtime);
-                w.u32(segments.len() as u32);
+                write_head(&mut w, 17, *ino, *size, *mtime, segments.len());
                 for ((index, r), frame) in segments.iter().zip(frames) {
                     w.u64(*index);
                     w.seg(r);
@@ -462,6 +454,16 @@ impl UnifiedEntry {
         r.finish()?;
         Ok(e)
     }
+}
+
+/// The fields WriteSegments (tag 8) and WriteSegmentsCarried (tag 17)
+/// begin with: tag, ino, size, mtime, segment count.
+fn write_head(w: &mut Writer, tag: u8, ino: u64, size: u64, mtime: Timespec, count: usize) {
+    w.u8(tag);
+    w.u64(ino);
+    w.u64(size);
+    w.time(mtime);
+    w.u32(count as u32);
 }
 
 #[cfg(test)]
