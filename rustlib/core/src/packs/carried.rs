@@ -24,7 +24,7 @@
 
 use std::sync::Arc;
 
-use super::{lock, PackHeader, PackStore, PACK_HEADER_LEN};
+use super::{lock, unsynced, PackHeader, PackStore, PACK_HEADER_LEN};
 use crate::error::{io_at, Result};
 use crate::metadata::SegmentRef;
 use crate::storage::StorageFile;
@@ -45,53 +45,45 @@ impl PackStore {
         if unsynced.untracked {
             return None;
         }
-        let out: Vec<Vec<u8>> = refs
+        let out = refs
             .iter()
-            .map(|r| {
-                unsynced
-                    .frames
-                    .get(&(r.pack, r.offset))
-                    .filter(|b| b.len() == r.stored_len as usize)
-                    .map_or_else(Vec::new, |b| b.to_vec())
+            .map(|r| match unsynced.frames.remove(&(r.pack, r.offset)) {
+                Some(b) => {
+                    unsynced.bytes -= b.len();
+                    if b.len() == r.stored_len as usize {
+                        b.to_vec()
+                    } else {
+                        Vec::new()
+                    }
+                }
+                None => Vec::new(),
             })
             .collect();
-        for r in refs {
-            if let Some(b) = unsynced.frames.remove(&(r.pack, r.offset)) {
-                unsynced.bytes -= b.len();
-            }
-        }
         Some(out)
     }
 
-    /// Read-only: serve those of these frames (read from the log) that
-    /// their packs lost ([`lost_to_a_crash`]) in place of what the packs
-    /// hold. A frame the pack holds damaged is not overlaid: reading it
-    /// reports the damage, as without the log's copy.
+    /// Read-only, once, at open: serve those of these frames (read from the
+    /// log) that their packs lost ([`lost_to_a_crash`]) in place of what the
+    /// packs hold. A frame the pack holds damaged is not overlaid: reading
+    /// it reports the damage, as without the log's copy.
     pub fn overlay_frames(&self, frames: Vec<(SegmentRef, Vec<u8>)>) {
+        let mut overlay = unsynced::FramesAt::new();
         for (r, bytes) in frames {
-            let path = self.path(r.pack);
-            let held = match self.fs.open_read(&path) {
-                Ok(file) => {
-                    let mut b = vec![0u8; bytes.len()];
-                    let n = file.read_at(&mut b, r.offset).unwrap_or(0);
-                    b.truncate(n);
-                    b
-                }
+            let held = match self.fs.open_read(&self.path(r.pack)) {
+                Ok(file) => held_at(&*file, r.offset, bytes.len()).unwrap_or_default(),
                 Err(_) => Vec::new(),
             };
             if held != bytes && lost_to_a_crash(&held, &bytes) {
-                lock(&self.overlay).insert((r.pack, r.offset), Arc::new(bytes));
+                overlay.insert((r.pack, r.offset), Arc::new(bytes));
             }
         }
+        let _ = self.overlay.set(overlay);
     }
 
-    /// The overlaid frame at `r`, if any.
+    /// The overlaid frame at `r`, if any (no lock: set once at open).
     pub(super) fn overlaid(&self, r: &SegmentRef) -> Option<Vec<u8>> {
-        let overlay = lock(&self.overlay);
-        if overlay.is_empty() {
-            return None;
-        }
-        overlay
+        self.overlay
+            .get()?
             .get(&(r.pack, r.offset))
             .filter(|b| b.len() == r.stored_len as usize)
             .map(|b| b.to_vec())
@@ -100,12 +92,13 @@ impl PackStore {
     /// Where the overlaid frames of pack `number` end (0: none): a
     /// read-only open's view of the pack's length.
     pub(super) fn overlay_end(&self, number: u64) -> u64 {
-        lock(&self.overlay)
-            .iter()
-            .filter(|((pack, _), _)| *pack == number)
-            .map(|((_, offset), b)| offset + b.len() as u64)
-            .max()
-            .unwrap_or(0)
+        self.overlay.get().map_or(0, |o| {
+            o.iter()
+                .filter(|((pack, _), _)| *pack == number)
+                .map(|((_, offset), b)| offset + b.len() as u64)
+                .max()
+                .unwrap_or(0)
+        })
     }
 
     /// Write these frames (read from the log) back into their packs where
@@ -113,61 +106,72 @@ impl PackStore {
     /// too, and sync what was written. Returns how many were written back.
     pub fn restore_frames(&self, frames: &[(SegmentRef, Vec<u8>)]) -> Result<usize> {
         let mut restored = 0;
-        let mut touched: Vec<(u64, Box<dyn StorageFile>)> = Vec::new();
+        // Each pack opened (and its header checked) once; `None`: a pack
+        // not to write to.
+        let mut packs: Vec<(u64, Option<Box<dyn StorageFile>>)> = Vec::new();
         for (r, bytes) in frames {
             let path = self.path(r.pack);
-            let at = match touched.iter().position(|(n, _)| *n == r.pack) {
+            let at = match packs.iter().position(|(n, _)| *n == r.pack) {
                 Some(at) => at,
                 None => {
-                    // A pack's name is durable before any frame is written
-                    // to it: one missing is not a crash's doing but damage,
-                    // which fsck reports (and its repair handles).
-                    let file = match self.fs.open(&path) {
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                        f => f.map_err(io_at("cannot open", &path))?,
-                    };
-                    touched.push((r.pack, file));
-                    touched.len() - 1
+                    packs.push((r.pack, self.open_to_restore(r.pack)?));
+                    packs.len() - 1
                 }
             };
-            let file = &touched[at].1;
-            let held = |offset: u64, len: usize| -> Result<Vec<u8>> {
-                let mut b = vec![0u8; len];
-                let n = file
-                    .read_at(&mut b, offset)
-                    .map_err(io_at("cannot read", &path))?;
-                b.truncate(n);
-                Ok(b)
-            };
-            let header = PackHeader {
-                vault_id: self.vault_id,
-                number: r.pack,
-            }
-            .encode();
-            let old = held(0, PACK_HEADER_LEN)?;
-            if old != header {
-                if old.len() == PACK_HEADER_LEN && old.iter().any(|&b| b != 0) {
-                    // Neither this pack's header nor one a crash lost:
-                    // not ours to overwrite; reading the pack reports it.
-                    continue;
-                }
-                file.write_all_at(&header, 0)
-                    .map_err(io_at("cannot write", &path))?;
-            }
-            let old = held(r.offset, bytes.len())?;
+            let Some(file) = &packs[at].1 else { continue };
+            let old =
+                held_at(&**file, r.offset, bytes.len()).map_err(io_at("cannot read", &path))?;
             if old != *bytes && lost_to_a_crash(&old, bytes) {
                 file.write_all_at(bytes, r.offset)
                     .map_err(io_at("cannot write", &path))?;
                 restored += 1;
             }
         }
-        for (pack, file) in &touched {
-            file.sync_data()
-                .map_err(io_at("cannot sync", &self.path(*pack)))?;
+        for (pack, file) in &packs {
+            if let Some(file) = file {
+                file.sync_data()
+                    .map_err(io_at("cannot sync", &self.path(*pack)))?;
+            }
             lock(&self.handles).remove(pack);
         }
         Ok(restored)
     }
+
+    /// Pack `number` opened to write carried frames back into, its header
+    /// written first if a crash lost it; `None` if it is not to be written
+    /// to: missing (a pack's name is durable before any frame is written to
+    /// it, so that is damage, which fsck reports and its repair handles),
+    /// or with a header that is neither this pack's nor zeros (reading the
+    /// pack reports it).
+    fn open_to_restore(&self, number: u64) -> Result<Option<Box<dyn StorageFile>>> {
+        let path = self.path(number);
+        let file = match self.fs.open(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            f => f.map_err(io_at("cannot open", &path))?,
+        };
+        let header = PackHeader {
+            vault_id: self.vault_id,
+            number,
+        }
+        .encode();
+        let old = held_at(&*file, 0, PACK_HEADER_LEN).map_err(io_at("cannot read", &path))?;
+        if old != header {
+            if old.len() == PACK_HEADER_LEN && old.iter().any(|&b| b != 0) {
+                return Ok(None);
+            }
+            file.write_all_at(&header, 0)
+                .map_err(io_at("cannot write", &path))?;
+        }
+        Ok(Some(file))
+    }
+}
+
+/// Up to `len` bytes of `file` at `offset` (fewer where the file ends).
+fn held_at(file: &dyn StorageFile, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+    let mut b = vec![0u8; len];
+    let n = file.read_at(&mut b, offset)?;
+    b.truncate(n);
+    Ok(b)
 }
 
 /// Whether the pack's bytes `held` (shorter where the pack ends) differ

@@ -114,7 +114,7 @@ pub struct PackStore {
     /// Open files by pack number, for reading (headers checked).
     handles: Mutex<HashMap<u64, Arc<dyn StorageFile>>>,
     /// Read-only: frames the log carries that their packs lost (`carried`).
-    overlay: Mutex<unsynced::FramesAt>,
+    overlay: std::sync::OnceLock<unsynced::FramesAt>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -153,7 +153,7 @@ impl PackStore {
                 failed: None,
                 carriable: unsynced::Unsynced::default(),
             }),
-            overlay: Mutex::new(HashMap::new()),
+            overlay: std::sync::OnceLock::new(),
             sync_lock: Mutex::new(()),
             handles: Mutex::new(HashMap::new()),
         })
