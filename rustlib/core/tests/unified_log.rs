@@ -159,10 +159,12 @@ fn appends_after_recovery_never_reuse_a_file() {
     assert_eq!(r.len(), 1);
     assert_eq!(log.active_file_number(), 2);
     log.append_sync(payload(9)).unwrap();
-    assert_eq!(
-        rebooted.contents(&dir().join(log_file_name(1))).unwrap(),
-        first
-    );
+    // The file keeps its records; the open cut only the zeros of the
+    // writer's reserve after them (FORMAT.md §7.3).
+    let now = rebooted.contents(&dir().join(log_file_name(1))).unwrap();
+    assert!(now.len() < first.len());
+    assert!(now[..] == first[..now.len()], "records unchanged");
+    assert!(first[now.len()..].iter().all(|&b| b == 0));
 }
 
 #[test]
@@ -321,4 +323,73 @@ fn a_gap_covered_by_a_snapshot_is_accepted() {
     )
     .unwrap();
     assert_eq!(records.last().unwrap().seq, 60);
+}
+
+fn file_bytes(fs: &MemFs, name: &str) -> Vec<u8> {
+    let f = fs.open(&dir().join(name)).unwrap();
+    let mut bytes = vec![0; f.len().unwrap() as usize];
+    assert_eq!(f.read_at(&mut bytes, 0).unwrap(), bytes.len());
+    bytes
+}
+
+/// The reserve: zeros written past the last record of the active file (so a
+/// sync of new records changes no file size), never past a record of a
+/// file that is no longer appended to, and nothing a crash or a reopen
+/// reports as lost.
+#[test]
+fn only_the_last_file_ends_in_the_zeros_of_the_reserve() {
+    let reserve = crypto_core::log::unified::LOG_RESERVE_BYTES as usize;
+    let fs = MemFs::new();
+    let (log, _) = open(&fs, 4000).unwrap();
+    for i in 1..=100 {
+        log.append(payload(i)).unwrap();
+        if i % 10 == 0 {
+            log.sync().unwrap();
+        }
+    }
+    let names = fs.list(dir()).unwrap();
+    assert!(names.len() > 2, "rotated: {names:?}");
+    let (last, earlier) = names.split_last().unwrap();
+    for name in earlier {
+        let bytes = file_bytes(&fs, name);
+        assert!(
+            bytes.len() < 8000,
+            "{name} cut to its records: {}",
+            bytes.len()
+        );
+        assert!(
+            bytes[bytes.len() - 16..].iter().any(|&b| b != 0),
+            "{name} ends in a tag"
+        );
+    }
+    let bytes = file_bytes(&fs, last);
+    assert!(
+        bytes.len() >= reserve / 2,
+        "the active file keeps its reserve"
+    );
+    assert!(bytes[bytes.len() - reserve / 2..].iter().all(|&b| b == 0));
+
+    // A crash keeps the zeros: the reopen reads every synced record and
+    // reports no torn bytes.
+    let rebooted = fs.after_crash(0);
+    let opts = LogOptions {
+        rotate_bytes: 4000,
+        ..Default::default()
+    };
+    let key = SecretKey::from_bytes([3; 32]);
+    let (log2, r, report) =
+        LogManager::open(Arc::new(rebooted.clone()), dir(), VAULT, key, opts).unwrap();
+    assert_eq!(r.len(), 100);
+    assert_eq!(report.torn_bytes_cut, 0);
+    let cut = file_bytes(&rebooted, last);
+    assert!(cut.len() < 8000, "the reopen cut the crashed file's zeros");
+    assert!(cut[cut.len() - 16..].iter().any(|&b| b != 0));
+    drop(log2);
+    drop(log);
+
+    // A clean close leaves no zeros either.
+    for name in fs.list(dir()).unwrap() {
+        let bytes = file_bytes(&fs, &name);
+        assert!(bytes[bytes.len() - 16..].iter().any(|&b| b != 0), "{name}");
+    }
 }

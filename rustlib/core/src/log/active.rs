@@ -12,13 +12,22 @@ use crate::error::{io_at, Error, Result};
 use crate::storage::{FileSystem, StorageFile};
 use crate::types::Cipher;
 
-/// Space kept allocated past the end of the active log file
-/// ([`StorageFile::preallocate`]), renewed once half of it is used: when
-/// the disk fills up, pack writes fail first and the log can still record
-/// deletes, whose frames are then punched (`vault::reclaim`). Without it a
-/// full vault could not record the very deletes that would free it. A
-/// delete costs tens of bytes of log, so 1 MiB covers thousands of them; a
-/// file no longer appended to gives its reserve back (rotation, close).
+/// Zero bytes kept written past the last record of the active log file,
+/// renewed once half of them are used. Two reasons:
+/// * a sync of new records then changes neither the file's size nor its
+///   allocation, so `fdatasync` writes the records and flushes, without a
+///   journal commit of the file's metadata (on ext4 about half the time of
+///   a small fsync, measured by scripts/bench_sync.py);
+/// * when the disk fills up, pack writes fail first and the log can still
+///   record deletes, whose frames are then punched (`vault::reclaim`).
+///   Without it a full vault could not record the very deletes that would
+///   free it. A delete costs tens of bytes of log, so 1 MiB covers
+///   thousands of them.
+///
+/// A reader takes the zeros for a torn tail that holds nothing (FORMAT.md
+/// §7.3). A file no longer appended to is cut to its last record, durably,
+/// before the next file is made (rotation) and at close
+/// ([`ActiveFile::cut_reserve`]): only the last file ever ends in zeros.
 pub const LOG_RESERVE_BYTES: u64 = 1 << 20;
 
 pub(super) struct ActiveFile {
@@ -37,7 +46,8 @@ pub(super) struct ActiveFile {
     /// a crash behind (replay rewrites it from the file), never lead.
     /// `None` once a write to it failed, until the next file.
     pub(super) copy: Option<Box<dyn StorageFile>>,
-    /// End of the space allocated for it ([`LOG_RESERVE_BYTES`]).
+    /// End of the zeros written past `len` ([`LOG_RESERVE_BYTES`]): the
+    /// file's length.
     pub(super) reserved_to: u64,
     /// A write to this file failed (and was cut off again): the next batch
     /// goes to a new file, under a new key, so no nonce is ever used twice.
@@ -46,14 +56,30 @@ pub(super) struct ActiveFile {
 
 impl ActiveFile {
     /// Extend the reserve once less than half of it is left. Best effort: on
-    /// a full disk (or a file system without preallocation) the file goes
-    /// on with what it has.
+    /// a full disk the file goes on with what it has (and is cut back to
+    /// it, so no half-written zeros hang past the reserve).
     pub(super) fn renew_reserve(&mut self) {
-        if self.len + LOG_RESERVE_BYTES / 2 > self.reserved_to
-            && self.file.preallocate(self.len, LOG_RESERVE_BYTES).is_ok()
-        {
-            self.reserved_to = self.len + LOG_RESERVE_BYTES;
+        if self.len + LOG_RESERVE_BYTES / 2 <= self.reserved_to {
+            return;
         }
+        let from = self.reserved_to.max(self.len);
+        let to = self.len + LOG_RESERVE_BYTES;
+        let zeros = vec![0u8; (to - from) as usize];
+        match self.file.write_all_at(&zeros, from) {
+            Ok(()) => self.reserved_to = to,
+            Err(_) => {
+                let _ = self.file.set_len(from);
+            }
+        }
+    }
+
+    /// Cut the file to its last record and make that durable: the file is
+    /// not appended to any more (the next one is about to be made, or the
+    /// log is closing), and only the last file may end in zeros.
+    pub(super) fn cut_reserve(&mut self) -> std::io::Result<()> {
+        self.file.set_len(self.len)?;
+        self.reserved_to = self.len;
+        self.file.sync_data()
     }
 }
 
@@ -69,7 +95,10 @@ pub fn create_empty_file(
     start: FileStart,
 ) -> Result<()> {
     let mut file = create_file(fs, dir, copies, vault_id, master, cipher, start)?;
-    let _ = file.file.release_preallocation();
+    file.cut_reserve().map_err(io_at(
+        "cannot write",
+        &dir.join(LOG_FILE.file_name(file.header.number)),
+    ))?;
     close_copy(fs, &mut file, copies);
     Ok(())
 }

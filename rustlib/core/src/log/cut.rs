@@ -83,7 +83,7 @@ impl Drop for LogManager {
         let _ = self.sync();
         let active = self.active.get_mut().unwrap_or_else(|p| p.into_inner());
         if let Some(active) = active {
-            let _ = active.file.release_preallocation();
+            let _ = active.cut_reserve();
             super::active::close_copy(&*self.fs, active, self.opts.copies.as_deref());
         }
     }

@@ -56,7 +56,8 @@ pub struct LostRecords {
 /// What replay found besides the records.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ReplayReport {
-    /// Bytes of torn tail cut from the last file (0 if none).
+    /// Bytes of torn tail cut from the last file (0 if none), not counting
+    /// the zeros of the writer's reserve after them.
     pub torn_bytes_cut: u64,
     /// A last file whose header was never completely written, removed.
     pub removed_torn_file: Option<String>,
@@ -370,7 +371,7 @@ pub(super) fn replay(
                 report.mended_from_copy.push(name.to_string());
             }
             if let Some(cut) = cut_at {
-                report.torn_bytes_cut = (bytes.len() - cut) as u64;
+                report.torn_bytes_cut = torn_bytes(&bytes[cut..]);
             }
             continue;
         }
@@ -383,7 +384,7 @@ pub(super) fn replay(
             file.set_len(cut as u64)
                 .map_err(io_at("cannot truncate", path))?;
             file.sync_data().map_err(io_at("cannot sync", path))?;
-            report.torn_bytes_cut = (bytes.len() - cut) as u64;
+            report.torn_bytes_cut = torn_bytes(&bytes[cut..]);
         }
         if let Some(c) = &copy_path {
             let want = cut_at.unwrap_or(bytes.len()) as u64;
@@ -484,6 +485,13 @@ fn read_file(
                 continue;
             }
         }
+        if stop.broken && is_last && bytes[stop.at..].iter().all(|&b| b == 0) {
+            // Zeros to the end of the last file: the writer's reserve
+            // (FORMAT.md §7.3), where the records end. Records this machine
+            // saw durable and that are not here make the vault one that was
+            // rolled back (the local state's check), not a damaged one.
+            return Ok((header, expected, Some(stop.at)));
+        }
         let after = expected.saturating_sub(1);
         // Records this machine saw durable are never a torn tail, whatever
         // follows them: damage, mended above or reported below.
@@ -581,4 +589,11 @@ fn list_files(
         .collect();
     numbers.sort();
     Ok(numbers)
+}
+
+/// Bytes of a torn tail that the crash left written: up to its last
+/// non-zero byte. The zeros after it are the reserve the writer keeps past
+/// its last record (`active::LOG_RESERVE_BYTES`), which held nothing.
+fn torn_bytes(tail: &[u8]) -> u64 {
+    tail.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1) as u64
 }

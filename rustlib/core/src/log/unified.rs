@@ -528,16 +528,15 @@ impl LogManager {
         first_seq: u64,
     ) -> std::result::Result<(), TurnError> {
         let path = self.dir.join(log_file_name(active.header.number));
+        // Durably cut to its last record before the next file exists: a
+        // file other than the last never ends in zeros (FORMAT.md §7.3).
         active
-            .file
-            .sync_data()
+            .cut_reserve()
             .map_err(|e| TurnError::Fatal(io_at("cannot sync", &path)(e)))?;
         let number = active.header.number + 1;
         let copies = self.opts.copies.as_deref();
         let old_file_done = |mut old: ActiveFile| {
-            // Never appended to again: its reserve is free space again,
-            // and its copy is made durable.
-            let _ = old.file.release_preallocation();
+            // Never appended to again (and cut above): its copy is made durable.
             close_copy(&*self.fs, &mut old, copies);
         };
         let start = FileStart {

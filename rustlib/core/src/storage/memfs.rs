@@ -16,9 +16,8 @@
 //!   or durable images plus the first `torn` bytes of each file's unsynced tail.
 //!
 //! Space: [`MemFs::set_capacity`] makes it a small disk. Every named file
-//! takes its length, or its preallocated end if further, less its punched
-//! holes; a write, `set_len` or preallocation that would pass the capacity
-//! fails with ENOSPC and changes nothing. A punched hole reads as zeros at
+//! takes its length less its punched holes; a write or `set_len` that
+//! would pass the capacity fails with ENOSPC and changes nothing. A punched hole reads as zeros at
 //! once and is taken as durable at once (the worst case for a crash: the
 //! punch reached the disk before anything written or synced after it).
 
@@ -51,14 +50,12 @@ struct Image {
     durable: Vec<u8>,
     /// Punched ranges `[start, end)`, disjoint and sorted: they take no space.
     holes: Vec<(u64, u64)>,
-    /// End of the preallocated range (may pass the length).
-    allocated_to: u64,
 }
 
 impl Image {
     /// Bytes this file takes on the disk.
     fn used(&self) -> u64 {
-        let end = (self.current.len() as u64).max(self.allocated_to);
+        let end = self.current.len() as u64;
         let holes: u64 = self
             .holes
             .iter()
@@ -69,7 +66,7 @@ impl Image {
 
     /// Bytes that writing (or allocating) `[a, b)` would add to `used`.
     fn taken_by(&self, a: u64, b: u64) -> u64 {
-        let end = (self.current.len() as u64).max(self.allocated_to);
+        let end = self.current.len() as u64;
         let refilled: u64 = self
             .holes
             .iter()
@@ -271,7 +268,6 @@ impl MemFs {
                     current: kept.clone(),
                     durable: kept,
                     holes: img.holes.clone(),
-                    allocated_to: img.allocated_to,
                 },
             );
         }
@@ -401,25 +397,6 @@ impl StorageFile for MemFile {
         if crash_after {
             s.crashed = true;
         }
-        Ok(())
-    }
-
-    /// Space only: not a write (no byte changes), so not a crash point.
-    fn preallocate(&self, offset: u64, len: u64) -> io::Result<()> {
-        let mut s = self.fs.state.lock().unwrap();
-        s.check_alive()?;
-        let img = s.files.get(&self.ino).ok_or_else(eio)?;
-        s.check_space(self.ino, img.used() + img.taken_by(offset, offset + len))?;
-        let img = s.files.get_mut(&self.ino).ok_or_else(eio)?;
-        img.allocated_to = img.allocated_to.max(offset + len);
-        img.fill(offset, offset + len);
-        Ok(())
-    }
-
-    fn release_preallocation(&self) -> io::Result<()> {
-        let mut s = self.fs.state.lock().unwrap();
-        s.check_alive()?;
-        s.files.get_mut(&self.ino).ok_or_else(eio)?.allocated_to = 0;
         Ok(())
     }
 }

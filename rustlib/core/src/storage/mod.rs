@@ -35,15 +35,6 @@ pub trait StorageFile: Send + Sync {
     /// no durable record refers to. `Unsupported` where the file system
     /// cannot (the bytes then stay until compaction).
     fn punch_hole(&self, offset: u64, len: u64) -> io::Result<()>;
-    /// Allocate `[offset, offset + len)` ahead of writing it, keeping the
-    /// file's length (`fallocate(KEEP_SIZE)`): the log keeps such a reserve
-    /// past its end so that the records that free space (deletes) can
-    /// still be written when the disk is full. Changes no byte a reader
-    /// sees. `Unsupported` where the file system cannot.
-    fn preallocate(&self, offset: u64, len: u64) -> io::Result<()>;
-    /// Give back whatever was preallocated past the file's end (the log
-    /// file is no longer appended to). Changes no byte a reader sees.
-    fn release_preallocation(&self) -> io::Result<()>;
 }
 
 /// The directory-level operations the engine needs. A new name (create or
@@ -211,15 +202,6 @@ impl StorageFile for RealFile {
             offset,
             len,
         )
-    }
-    fn preallocate(&self, offset: u64, len: u64) -> io::Result<()> {
-        fallocate_range(&self.0, FALLOC_FL_KEEP_SIZE, offset, len)
-    }
-    /// A truncate to the current length: ext4 and xfs free the blocks
-    /// preallocated past the end then (ext4_setattr calls ext4_truncate
-    /// even when the size does not change).
-    fn release_preallocation(&self) -> io::Result<()> {
-        self.0.set_len(self.0.metadata()?.len())
     }
 }
 

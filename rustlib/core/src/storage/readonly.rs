@@ -44,12 +44,6 @@ impl StorageFile for ReadOnlyFile {
     fn punch_hole(&self, _: u64, _: u64) -> io::Result<()> {
         refused()
     }
-    fn preallocate(&self, _: u64, _: u64) -> io::Result<()> {
-        refused()
-    }
-    fn release_preallocation(&self) -> io::Result<()> {
-        refused()
-    }
 }
 
 impl FileSystem for ReadOnlyFs {
