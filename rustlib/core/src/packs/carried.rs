@@ -51,7 +51,8 @@ impl PackStore {
                 Some(b) => {
                     unsynced.bytes -= b.len();
                     if b.len() == r.stored_len as usize {
-                        b.to_vec()
+                        // Taken out of the list: no copy unless shared.
+                        Arc::try_unwrap(b).unwrap_or_else(|b| b.to_vec())
                     } else {
                         Vec::new()
                     }
