@@ -74,7 +74,7 @@ import pyfuse3
 import trio
 
 from fusefs import control
-from fusefs.control_server import ControlServer, is_passive
+from fusefs.control_server import MAYBE_PASSIVE_OPS, ControlServer, is_passive
 from fusefs.errors import FusefsError
 from fusefs.requestloop import InFlight
 from fusefs.syncplace import SyncPlacement
@@ -114,11 +114,13 @@ def handler(method: F) -> F:
     with its traceback and becomes EIO.
     """
     name = method.__name__
+    # Most requests are use whatever their arguments: only these look at them.
+    maybe_passive = name in MAYBE_PASSIVE_OPS
 
     @functools.wraps(method)
     async def wrapper(self: VaultOperations, *args: Any) -> Any:
         self.ops[name] += 1
-        if not is_passive(name, args):
+        if not (maybe_passive and is_passive(name, args)):
             self.last_request = time.monotonic()
         try:
             return await method(self, *args)
@@ -275,14 +277,16 @@ class VaultOperations(pyfuse3.Operations):
         if len(name) > 255:
             # As ext4 and tmpfs: a name that can never exist is too long, not absent.
             raise pyfuse3.FUSEError(errno.ENAMETOOLONG)
-        try:
-            return self.counted(self.vault.lookup(parent_inode, name))
-        except FileNotFoundError:
-            # A negative entry: the kernel remembers the name is absent.
-            e = pyfuse3.EntryAttributes()
-            e.st_ino = 0
-            e.entry_timeout = CACHE_SECONDS
-            return e
+        # (find_entry, not lookup: the absent name, which the kernel asks about
+        # before every create, costs no exception.)
+        found = self.vault.find_entry(parent_inode, name)
+        if found is not None:
+            return self.counted(found)
+        # A negative entry: the kernel remembers the name is absent.
+        e = pyfuse3.EntryAttributes()
+        e.st_ino = 0
+        e.entry_timeout = CACHE_SECONDS
+        return e
 
     @handler
     async def getattr(
@@ -528,7 +532,13 @@ class VaultOperations(pyfuse3.Operations):
             return await self.control.get(name, ctx)
         if name != DAMAGE_XATTR:  # what fsck --repair recorded: readable, not settable
             _check_xattr_name(name)
-        return self.vault.getxattr(inode, name)
+        # The kernel asks for security.capability before every write and
+        # chown (FUSE has no SB_NOSEC to remember its absence): find_xattr
+        # answers the absent attribute without an exception in between.
+        value = self.vault.find_xattr(inode, name)
+        if value is None:
+            raise pyfuse3.FUSEError(errno.ENODATA)
+        return value
 
     @handler
     async def listxattr(self, inode: int, ctx: pyfuse3.RequestContext) -> list[bytes]:

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crypto_core::error::errno::{ENODATA, ENOENT};
 use crypto_core::scheduler::VaultSession;
 use crypto_core::vault::{
     AttrChange, CompactionAction, FileTimes, InodeKind, RenameFlags, Vault, DEFAULT_CACHE_BYTES,
@@ -51,6 +52,17 @@ fn run<T: Send>(
 ) -> BindingResult<T> {
     let vault = v.get()?;
     py.detach(|| f(&vault)).map_err(BindingError::Vault)
+}
+
+/// `r`, with the refusal `absent` (the errno of a name that is not there)
+/// as `None`: the caller answers it without an exception raised in the
+/// binding and caught in Python, which costs more than the call itself.
+fn absent_as_none<T>(r: BindingResult<T>, absent: i32) -> BindingResult<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(BindingError::Vault(e)) if e.errno() == Some(absent) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 #[pymethods]
@@ -157,6 +169,19 @@ impl PyVault {
     fn lookup(&self, py: Python<'_>, parent: u64, name: &[u8]) -> BindingResult<PyAttr> {
         let name = name.to_vec();
         run(py, self, |v| v.lookup(parent, &name)).map(Into::into)
+    }
+
+    /// As `lookup`, but `None` where `name` is absent (ENOENT): a negative
+    /// lookup, which the kernel sends before every file it creates.
+    fn find_entry(
+        &self,
+        py: Python<'_>,
+        parent: u64,
+        name: &[u8],
+    ) -> BindingResult<Option<PyAttr>> {
+        let name = name.to_vec();
+        let found = absent_as_none(run(py, self, |v| v.lookup(parent, &name)), ENOENT)?;
+        Ok(found.map(Into::into))
     }
 
     fn getattr(&self, py: Python<'_>, ino: u64) -> BindingResult<PyAttr> {
@@ -449,6 +474,20 @@ impl PyVault {
         let name = name.to_vec();
         let v = run(py, self, |v| v.getxattr(ino, &name))?;
         Ok(PyBytes::new(py, &v))
+    }
+
+    /// As `getxattr`, but `None` where `ino` has no attribute `name`
+    /// (ENODATA): the kernel asks for `security.capability` before every
+    /// write and every change of owner, and it is almost never there.
+    fn find_xattr<'py>(
+        &self,
+        py: Python<'py>,
+        ino: u64,
+        name: &[u8],
+    ) -> BindingResult<Option<Bound<'py, PyBytes>>> {
+        let name = name.to_vec();
+        let found = absent_as_none(run(py, self, |v| v.getxattr(ino, &name)), ENODATA)?;
+        Ok(found.map(|v| PyBytes::new(py, &v)))
     }
 
     #[pyo3(signature = (ino, name, value, create=false, replace=false))]
