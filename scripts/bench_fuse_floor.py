@@ -45,10 +45,11 @@ import sysconfig
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from bench_sync import fsync4k  # this directory: scripts/
-from peerbench import Build, Parser, fail, parse_builds
+from peerbench import Build, Parser, fail, parse_builds, unmount_leftovers
 
 WORKLOADS = ["untar s", "ls-lR s", "tarread s", "rm s", "statfs us", "fsync4k med us", "p99 us"]
 #: The workloads whose requests are counted (the fsync4k pair is one workload).
@@ -247,6 +248,10 @@ def counting(cls: type) -> None:
             setattr(cls, name, counted(name, getattr(cls, name)))
 
 
+class RoundFailed(Exception):
+    """A file system failed in one round: that round is left out, the others kept."""
+
+
 # --- mounting each file system -------------------------------------------------------------
 
 
@@ -255,9 +260,9 @@ def wait_mounted(mnt: Path, proc: subprocess.Popen[bytes] | None = None) -> None
         if os.path.ismount(mnt):
             return
         if proc is not None and proc.poll() is not None:
-            sys.exit(f"bench: the file system on {mnt} exited ({proc.returncode})")
+            raise RoundFailed(f"the file system on {mnt} exited ({proc.returncode})")
         time.sleep(0.05)
-    sys.exit(f"bench: {mnt} did not come up")
+    raise RoundFailed(f"{mnt} did not come up")
 
 
 def mount(
@@ -436,6 +441,30 @@ def stdlib_tar(work: Path) -> tuple[Path, str]:
     return tar, lib.name
 
 
+def run_rounds(
+    labels: list[str],
+    runs: int,
+    one: Callable[[str, bool], tuple[list[float], dict[str, Counts]]],
+    work: Path,
+) -> tuple[dict[str, list[list[float]]], dict[str, dict[str, Counts]]]:
+    """``runs`` rounds of ``one(fs, count)`` for every file system, counting
+    requests in the last; a file system failing in a round is left out of
+    that round (and unmounted) while the rest goes on."""
+    results: dict[str, list[list[float]]] = {fs: [] for fs in labels}
+    counts: dict[str, dict[str, Counts]] = {}
+    for r in range(runs):
+        for fs in labels:
+            try:
+                figures, counts[fs] = one(fs, r == runs - 1)
+            except (RoundFailed, subprocess.CalledProcessError, OSError) as e:
+                print(f"round {r + 1}: {fs} failed, left out: {e}", file=sys.stderr)
+                unmount_leftovers([work / f"{fs}.mnt"])
+                continue
+            results[fs].append(figures)
+        print(f"round {r + 1}/{runs} done", file=sys.stderr)
+    return results, counts
+
+
 def main() -> None:
     ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=5)
@@ -477,14 +506,11 @@ def main() -> None:
     with tempfile.TemporaryFile(dir=work) as f:
         f.write(b"\0" * (512 << 20))
     labels = [*args.fs, *(b for b in builds if b not in args.fs)]
-    results: dict[str, list[list[float]]] = {fs: [] for fs in labels}
-    counts: dict[str, dict[str, Counts]] = {}
-    for r in range(args.runs):
-        for fs in labels:
-            last = r == args.runs - 1 and not args.no_counts
-            figures, counts[fs] = one_run(fs, work, tar, top, builds, args, last)
-            results[fs].append(figures)
-        print(f"round {r + 1}/{args.runs} done", file=sys.stderr)
+
+    def one(fs: str, count: bool) -> tuple[list[float], dict[str, Counts]]:
+        return one_run(fs, work, tar, top, builds, args, count and not args.no_counts)
+
+    results, counts = run_rounds(labels, args.runs, one, work)
     entries = int(
         subprocess.run(
             ["sh", "-c", f"tar tf '{tar}' | wc -l"], capture_output=True, text=True, check=True
@@ -498,6 +524,9 @@ def main() -> None:
     print("| fs | " + " | ".join(WORKLOADS) + " |")
     print("|---" * (len(WORKLOADS) + 1) + "|")
     for fs, runs in results.items():
+        if not runs:
+            print(f"| {fs} | (no successful run) |")
+            continue
         cells = []
         for i in range(len(WORKLOADS)):
             col = [run[i] for run in runs]

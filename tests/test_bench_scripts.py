@@ -233,3 +233,17 @@ def test_nullfs_answers_every_fsync_and_counts_the_requests(
     assert ops.get("fsync") == 4 and ops.get("fsyncdir") == 3, ops
     assert "getxattr" not in ops, ops
     assert str(mnt) not in mounted_points()
+
+
+def test_a_failing_round_is_left_out_and_the_rest_kept(
+    floor: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def one(fs: str, count: bool) -> tuple[list[float], dict[str, dict[str, int]]]:
+        if fs == "broken":
+            raise floor.RoundFailed(f"{fs}.mnt did not come up")
+        return [1.0, 2.0], ({"untar": {"create": 3}} if count else {})
+
+    results, counts = floor.run_rounds(["nullfs", "broken"], 3, one, tmp_path)
+    assert results == {"nullfs": [[1.0, 2.0]] * 3, "broken": []}
+    assert counts == {"nullfs": {"untar": {"create": 3}}}, "counted in the last round only"
+    assert capsys.readouterr().err.count("broken failed, left out") == 3
