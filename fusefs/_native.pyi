@@ -235,6 +235,10 @@ class Attr:
     atime_ns: int
     mtime_ns: int
     ctime_ns: int
+    @property
+    def stat(self) -> tuple[int, int, int, int, int, int, int, int, int, int, int]:
+        """(ino, mode, nlink, uid, gid, rdev, size, blocks, atime_ns,
+        mtime_ns, ctime_ns): every field in one call."""
 
 @final
 class VaultUsage:

@@ -232,22 +232,27 @@ class VaultOperations(pyfuse3.Operations):
     # --- attributes ------------------------------------------------------------
 
     def entry(self, a: Attr) -> pyfuse3.EntryAttributes:
+        """The reply's attributes of ``a``. Every reply that carries
+        attributes builds one (most of an untar's requests): the fields come
+        in one tuple (``Attr.stat``), not eleven attribute reads, and
+        ``generation`` keeps its 0 from the constructor."""
         e = pyfuse3.EntryAttributes()
-        e.st_ino = a.ino
-        e.generation = 0
+        (
+            e.st_ino,
+            e.st_mode,
+            e.st_nlink,
+            e.st_uid,
+            e.st_gid,
+            e.st_rdev,
+            e.st_size,
+            e.st_blocks,
+            e.st_atime_ns,
+            e.st_mtime_ns,
+            e.st_ctime_ns,
+        ) = a.stat
         e.entry_timeout = CACHE_SECONDS
         e.attr_timeout = CACHE_SECONDS
-        e.st_mode = a.mode
-        e.st_nlink = a.nlink
-        e.st_uid = a.uid
-        e.st_gid = a.gid
-        e.st_rdev = a.rdev
-        e.st_size = a.size
-        e.st_blocks = a.blocks
         e.st_blksize = self._blksize
-        e.st_atime_ns = a.atime_ns
-        e.st_mtime_ns = a.mtime_ns
-        e.st_ctime_ns = a.ctime_ns
         return e
 
     def counted(self, a: Attr) -> pyfuse3.EntryAttributes:

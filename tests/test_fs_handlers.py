@@ -286,3 +286,24 @@ def test_only_passive_requests_leave_the_idle_time_running(
 
     _, ops = run_handler(RuntimeError("whatever the vault says"), call)
     assert (ops.last_request > 0.0) is use
+
+
+def test_an_entry_carries_every_attribute_of_the_vault(tmp_path: Any) -> None:
+    v = _native.Vault.create(tmp_path / "v", b"pw", argon2_m_kib=64, argon2_t=1)
+    try:
+        f = v.create_file(fs.ROOT_INO, b"f", 0o640, 1234, 5678)
+        v.write(f.ino, 0, b"x" * 5000)
+        a = v.setattr(f.ino, atime_ns=-1_500_000_000, mtime_ns=2**62, ctime_ns=7)
+        e = fs.VaultOperations(v, str(tmp_path / "v"), in_flight=InFlight()).entry(a)
+    finally:
+        v.close()
+    got = (e.st_ino, e.st_mode, e.st_nlink, e.st_uid, e.st_gid, e.st_rdev, e.st_size)
+    assert got == (a.ino, a.mode, a.nlink, 1234, 5678, 0, 5000)
+    assert (e.st_blocks, e.st_atime_ns, e.st_mtime_ns, e.st_ctime_ns) == (
+        a.blocks,
+        -1_500_000_000,
+        2**62,
+        7,
+    )
+    assert e.st_blocks > 0 and e.generation == 0
+    assert e.entry_timeout == e.attr_timeout == fs.CACHE_SECONDS and e.st_blksize == 65536
