@@ -1,18 +1,16 @@
 //! `fusefs.Vault`: the vault engine for the FUSE layer. Inode-level calls,
 //! each extracting its arguments, releasing the GIL for the work, and
 //! converting the result. Refusals raise `OSError` with the errno the kernel
-//! should see (an authentication failure is `EIO`).
+//! should see (an authentication failure is `EIO`). The class and how each
+//! call runs are in `vault_call`.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use crypto_core::error::errno::{ENODATA, ENOENT};
-use crypto_core::scheduler::VaultSession;
 use crypto_core::vault::{
     AttrChange, CompactionAction, FileTimes, InodeKind, RenameFlags, Vault, DEFAULT_CACHE_BYTES,
 };
-use crypto_core::Error;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyBytes, PyDict, PyMemoryView};
@@ -21,49 +19,11 @@ use zeroize::Zeroizing;
 use super::errors::{BindingError, BindingResult};
 use super::options::{engine_options, open_options, vault_options};
 use super::secrets::secret_bytes;
+use super::vault_call::{absent_as_none, run, PyVault};
 use super::vault_types::{
     from_ns, kind_of_mode, CompactionCycleReport, DirPlusRow, DirRow, LogCompactionReport, PyAttr,
     ReadBuffer, VaultTelemetry, VaultUsage,
 };
-
-/// An open vault. Thread-safe: call it from any number of threads.
-#[pyclass(module = "fusefs._native", name = "Vault", frozen)]
-pub struct PyVault {
-    session: VaultSession,
-}
-
-impl PyVault {
-    fn get(&self) -> BindingResult<Arc<Vault>> {
-        Ok(self.session.vault()?)
-    }
-
-    fn wrap(v: Vault) -> PyVault {
-        PyVault {
-            session: VaultSession::new(v),
-        }
-    }
-}
-
-/// Run `f` on the vault with the GIL released; its error is a vault call's.
-fn run<T: Send>(
-    py: Python<'_>,
-    v: &PyVault,
-    f: impl FnOnce(&Vault) -> Result<T, Error> + Send,
-) -> BindingResult<T> {
-    let vault = v.get()?;
-    py.detach(|| f(&vault)).map_err(BindingError::Vault)
-}
-
-/// `r`, with the refusal `absent` (the errno of a name that is not there)
-/// as `None`: the caller answers it without an exception raised in the
-/// binding and caught in Python, which costs more than the call itself.
-fn absent_as_none<T>(r: BindingResult<T>, absent: i32) -> BindingResult<Option<T>> {
-    match r {
-        Ok(v) => Ok(Some(v)),
-        Err(BindingError::Vault(e)) if e.errno() == Some(absent) => Ok(None),
-        Err(e) => Err(e),
-    }
-}
 
 #[pymethods]
 impl PyVault {
