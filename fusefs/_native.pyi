@@ -235,6 +235,10 @@ class Attr:
     atime_ns: int
     mtime_ns: int
     ctime_ns: int
+    @property
+    def stat(self) -> tuple[int, int, int, int, int, int, int, int, int, int, int]:
+        """(ino, mode, nlink, uid, gid, rdev, size, blocks, atime_ns,
+        mtime_ns, ctime_ns): every field in one call."""
 
 @final
 class VaultUsage:
@@ -347,6 +351,8 @@ class Vault:
     ) -> Vault: ...
     def print_master_key(self) -> str: ...
     def lookup(self, parent: int, name: bytes) -> Attr: ...
+    def find_entry(self, parent: int, name: bytes) -> Attr | None:
+        """As :meth:`lookup`, but ``None`` where the name is absent (ENOENT)."""
     def getattr(self, ino: int) -> Attr: ...
     def setattr(
         self,
@@ -420,6 +426,8 @@ class Vault:
     def write(self, ino: int, offset: int, data: bytes) -> int: ...
     def fsync(self, ino: int) -> None: ...
     def getxattr(self, ino: int, name: bytes) -> bytes: ...
+    def find_xattr(self, ino: int, name: bytes) -> bytes | None:
+        """As :meth:`getxattr`, but ``None`` where there is no such attribute (ENODATA)."""
     def setxattr(
         self, ino: int, name: bytes, value: bytes, create: bool = False, replace: bool = False
     ) -> None: ...

@@ -48,6 +48,8 @@ log = logging.getLogger("fusefs.control")
 #: Requests that are no sign of use: polling them (``df``, desktop monitors,
 #: ``fusefs stats``) does not keep an ``--idle`` mount alive.
 PASSIVE_OPS = frozenset(["statfs"])
+#: The requests :func:`is_passive` can find passive (every other one is use).
+MAYBE_PASSIVE_OPS = PASSIVE_OPS | {"getxattr", "setxattr", "getattr"}
 #: A stats reply is served again to requests within this time (see _stats_reply).
 STATS_REUSE_SECONDS = 0.5
 

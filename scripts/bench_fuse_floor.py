@@ -2,6 +2,7 @@
 """How fast can any pyfuse3 + trio file system be? The floor under fusefs's metadata figures.
 
     python3 scripts/bench_fuse_floor.py [--runs 5] [--fs nullfs fusefs securefs gocryptfs]
+    python3 scripts/bench_fuse_floor.py --fs nullfs fusefs --build before=/work/main
 
 ``nullfs`` is a file system on pyfuse3 + trio that keeps everything in
 Python dicts: no encryption, no engine, no disk, each handler a few lines.
@@ -16,14 +17,24 @@ Workloads (the metadata ones of ``../shared/bench/peers.sh``, on a tmpfs
 backing directory): untar of Python's standard library, then with the
 kernel's caches dropped (``drop_caches``, not a remount: nullfs forgets
 everything at unmount) ``ls -lR``, tar-read, ``rm -rf``; and the round trip
-of one ``statfs`` call (the cheapest request there is). Prints the fastest
-and the median of ``--runs``. Not a test: a measurement to read.
+of one ``statfs`` call (the cheapest request there is); and the latency of a
+4 KiB append followed by ``fsync`` (``--fsync-count`` of them, median and
+p99 in µs; nullfs answers FSYNC and FSYNCDIR doing nothing, so the kernel
+keeps sending them, as it does to fusefs). Prints the fastest and the median
+of ``--runs``, then the FUSE requests of each workload in the last round for
+the file systems that count them (nullfs, and fusefs through its ``fusefs.stats``
+control attribute: nullfs answers the same attribute). Not a test: a
+measurement to read.
+
+``fusefs`` is the checkout this script is in (``python3 -m fusefs`` from
+it); ``--build NAME=REPO_DIR`` adds another checkout, labelled NAME.
 """
 
 from __future__ import annotations
 
 import argparse
 import errno
+import json
 import os
 import shutil
 import stat
@@ -33,10 +44,24 @@ import sys
 import sysconfig
 import tempfile
 import time
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
-WORKLOADS = ["untar s", "ls-lR s", "tarread s", "rm s", "statfs us"]
+from bench_sync import fsync4k  # this directory: scripts/
+from peerbench import Build, Parser, fail, parse_builds, unmount_leftovers
+
+WORKLOADS = ["untar s", "ls-lR s", "tarread s", "rm s", "statfs us", "fsync4k med us", "p99 us"]
+#: The workloads whose requests are counted (the fsync4k pair is one workload).
+COUNTED = ["untar", "ls-lR", "tarread", "rm", "statfs", "fsync4k"]
 PASSWORD = "bench-password\n"
+REPO = Path(__file__).resolve().parent.parent
+#: The control attribute whose JSON reply has the daemon's requests per op (``fuse_ops``).
+STATS_XATTR = "fusefs.stats"
+#: A little over the time fusefs serves the same stats reply again.
+STATS_REUSE_SECONDS = 0.6
+Counts = dict[str, int]
+NULLFS_NOTE = "nullfs: the floor of any pyfuse3 + trio file system (scripts/bench_fuse_floor.py)"
 
 
 # --- nullfs: the least a pyfuse3 file system can do ----------------------------------------
@@ -74,6 +99,8 @@ def serve_nullfs(mountpoint: str) -> None:
             super().__init__()
             self.nodes = {1: Node(1, stat.S_IFDIR | 0o755, 0, 0)}
             self.next_ino = 2
+            #: Requests per op, as fusefs counts them (read through STATS_XATTR).
+            self.ops: Counter[str] = Counter()
 
         def _new(self, parent: int, name: bytes, mode: int, ctx: pyfuse3.RequestContext) -> Node:
             node = Node(self.next_ino, mode, ctx.uid, ctx.gid)
@@ -168,7 +195,22 @@ def serve_nullfs(mountpoint: str) -> None:
                     return
 
         async def getxattr(self, inode, name, ctx):  # type: ignore[no-untyped-def]
+            if inode == pyfuse3.ROOT_INODE and name == STATS_XATTR.encode():
+                # Longer than 128 bytes, as fusefs's reply: os.getxattr asks
+                # with 128 bytes first, so each read of the counts costs the
+                # same two requests, which Counting takes off.
+                reply = {"fs": NULLFS_NOTE, "fuse_ops": dict(self.ops)}
+                return json.dumps(reply).encode()
             raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
+
+        # Without these the first FSYNC/FSYNCDIR gets ENOSYS and the kernel
+        # sends none after it: the floor would leave out a round trip that
+        # fusefs and the peers pay on every fsync.
+        async def fsync(self, fh, datasync):  # type: ignore[no-untyped-def]
+            return None
+
+        async def fsyncdir(self, fh, datasync):  # type: ignore[no-untyped-def]
+            return None
 
         async def statfs(self, ctx):  # type: ignore[no-untyped-def]
             s = pyfuse3.StatvfsData()
@@ -178,12 +220,36 @@ def serve_nullfs(mountpoint: str) -> None:
             s.f_namemax = 255
             return s
 
+    counting(NullFs)
     pyfuse3.init(NullFs(), mountpoint, {"fsname=nullfs", "default_permissions", "noatime"})
     requestloop.install()
     try:
         trio.run(pyfuse3.main)
     finally:
         pyfuse3.close(unmount=False)
+
+
+def counting(cls: type) -> None:
+    """Make every request handler of ``cls`` (those it leaves to pyfuse3's
+    ENOSYS answer too) count itself in ``self.ops``, as fusefs's do."""
+    import inspect
+
+    import pyfuse3
+
+    def counted(name: str, method):  # type: ignore[no-untyped-def]
+        async def wrapper(self, *args):  # type: ignore[no-untyped-def]
+            self.ops[name] += 1
+            return await method(self, *args)
+
+        return wrapper
+
+    for name, _ in inspect.getmembers(pyfuse3.Operations, inspect.iscoroutinefunction):
+        if not name.startswith("_"):
+            setattr(cls, name, counted(name, getattr(cls, name)))
+
+
+class RoundFailed(Exception):
+    """A file system failed in one round: that round is left out, the others kept."""
 
 
 # --- mounting each file system -------------------------------------------------------------
@@ -194,17 +260,14 @@ def wait_mounted(mnt: Path, proc: subprocess.Popen[bytes] | None = None) -> None
         if os.path.ismount(mnt):
             return
         if proc is not None and proc.poll() is not None:
-            sys.exit(f"bench: the file system on {mnt} exited ({proc.returncode})")
+            raise RoundFailed(f"the file system on {mnt} exited ({proc.returncode})")
         time.sleep(0.05)
-    sys.exit(f"bench: {mnt} did not come up")
+    raise RoundFailed(f"{mnt} did not come up")
 
 
-def fusefs_cmd() -> str:
-    script = Path(sysconfig.get_path("scripts")) / "fusefs"
-    return str(script) if script.exists() else (shutil.which("fusefs") or "fusefs")
-
-
-def mount(fs: str, work: Path) -> tuple[Path, subprocess.Popen[bytes] | None]:
+def mount(
+    fs: str, work: Path, builds: dict[str, Build]
+) -> tuple[Path, subprocess.Popen[bytes] | None]:
     backing, mnt = work / f"{fs}.backing", work / f"{fs}.mnt"
     for d in (backing, mnt):
         shutil.rmtree(d, ignore_errors=True)
@@ -212,13 +275,17 @@ def mount(fs: str, work: Path) -> tuple[Path, subprocess.Popen[bytes] | None]:
     pw = work / "pass"
     null = subprocess.DEVNULL
     if fs == "nullfs":
-        proc = subprocess.Popen([sys.executable, __file__, "--serve-nullfs", str(mnt)])
+        # (fusefs.requestloop from this checkout, wherever the script is started)
+        env = dict(os.environ, PYTHONPATH=str(REPO))
+        proc = subprocess.Popen([sys.executable, __file__, "--serve-nullfs", str(mnt)], env=env)
         wait_mounted(mnt, proc)
         return mnt, proc
-    if fs == "fusefs":
-        f = fusefs_cmd()
-        subprocess.run([f, "init", str(backing), "--passfile", str(pw), "-q"], check=True)
-        subprocess.run([f, "mount", str(backing), str(mnt), "--passfile", str(pw)], check=True)
+    if fs in builds:
+        b = builds[fs]
+        f, env = b.command(), b.env()
+        subprocess.run([*f, "init", str(backing), "--passfile", str(pw), "-q"], check=True, env=env)
+        mount_cmd = [*f, "mount", str(backing), str(mnt), "--passfile", str(pw)]
+        subprocess.run(mount_cmd, check=True, env=env)
     elif fs == "gocryptfs":
         subprocess.run(["gocryptfs", "-q", "-init", "-passfile", str(pw), str(backing)], check=True)
         subprocess.run(
@@ -246,9 +313,13 @@ def mount(fs: str, work: Path) -> tuple[Path, subprocess.Popen[bytes] | None]:
     return mnt, None
 
 
-def unmount(fs: str, mnt: Path, proc: subprocess.Popen[bytes] | None) -> None:
-    if fs == "fusefs":
-        subprocess.run([fusefs_cmd(), "umount", str(mnt)], check=True)
+def unmount(
+    fs: str, mnt: Path, proc: subprocess.Popen[bytes] | None, builds: dict[str, Build]
+) -> None:
+    if fs in builds:
+        subprocess.run(
+            [*builds[fs].command(), "umount", str(mnt)], check=True, env=builds[fs].env()
+        )
     else:
         subprocess.run(["fusermount3", "-u", str(mnt)], check=True)
     if proc is not None:
@@ -277,19 +348,77 @@ def statfs_round_trip_us(mnt: Path, n: int = 5000) -> float:
     return (time.perf_counter() - t0) / n * 1e6
 
 
-def one_run(fs: str, work: Path, tar: Path, top: str) -> list[float]:
-    mnt, proc = mount(fs, work)
+def request_counts(mnt: Path) -> Counts | None:
+    """The daemon's requests so far per op, or None where it does not count them."""
+    time.sleep(STATS_REUSE_SECONDS)  # fusefs serves one reply for a while
     try:
+        ops: Counts = json.loads(os.getxattr(mnt, STATS_XATTR))["fuse_ops"]
+    except OSError:
+        return None
+    return ops
+
+
+def subtract(after: Counts, before: Counts, overhead: Counts) -> Counts:
+    diff = {op: n - before.get(op, 0) - overhead.get(op, 0) for op, n in after.items()}
+    return {op: n for op, n in sorted(diff.items(), key=lambda kv: -kv[1]) if n > 0}
+
+
+class Counting:
+    """Request counts around each workload, when asked for and the file system has them."""
+
+    def __init__(self, mnt: Path, wanted: bool) -> None:
+        self.mnt = mnt
+        self.per_workload: dict[str, Counts] = {}
+        first = request_counts(mnt) if wanted else None
+        self.before = request_counts(mnt) if first is not None else None
+        # What reading the counts costs in requests itself, taken off every difference.
+        self.overhead = subtract(self.before, first, {}) if self.before and first else {}
+
+    def start(self) -> None:
+        if self.before is not None:
+            self.before = request_counts(self.mnt)
+
+    def stop(self, workload: str) -> None:
+        if self.before is not None:
+            after = request_counts(self.mnt) or {}
+            self.per_workload[workload] = subtract(after, self.before, self.overhead)
+
+
+def one_run(
+    fs: str,
+    work: Path,
+    tar: Path,
+    top: str,
+    builds: dict[str, Build],
+    args: argparse.Namespace,
+    count: bool,
+) -> tuple[list[float], dict[str, Counts]]:
+    """One round of every workload on a fresh mount of ``fs``; the request counts if ``count``."""
+    mnt, proc = mount(fs, work, builds)
+    try:
+        c = Counting(mnt, count)
         untar = timed(["tar", "xf", str(tar), "-C", str(mnt)])
+        c.stop("untar")
         drop_caches()
+        c.start()
         ls = timed(["ls", "-lR", str(mnt)])
+        c.stop("ls-lR")
         drop_caches()
+        c.start()
         tarread = timed(["sh", "-c", f"tar cf - -C '{mnt}' . | cat >/dev/null"])
+        c.stop("tarread")
+        c.start()
         rm = timed(["rm", "-rf", str(mnt / top)])
+        c.stop("rm")
+        c.start()
         rtt = statfs_round_trip_us(mnt)
+        c.stop("statfs")
+        c.start()
+        med, p99 = fsync4k(mnt, args.fsync_count)
+        c.stop("fsync4k")
     finally:
-        unmount(fs, mnt, proc)
-    return [untar, ls, tarread, rm, rtt]
+        unmount(fs, mnt, proc, builds)
+    return [untar, ls, tarread, rm, rtt, med, p99], c.per_workload
 
 
 def stdlib_tar(work: Path) -> tuple[Path, str]:
@@ -312,20 +441,59 @@ def stdlib_tar(work: Path) -> tuple[Path, str]:
     return tar, lib.name
 
 
+def run_rounds(
+    labels: list[str],
+    runs: int,
+    one: Callable[[str, bool], tuple[list[float], dict[str, Counts]]],
+    work: Path,
+) -> tuple[dict[str, list[list[float]]], dict[str, dict[str, Counts]]]:
+    """``runs`` rounds of ``one(fs, count)`` for every file system, counting
+    requests in the last; a file system failing in a round is left out of
+    that round (and unmounted) while the rest goes on."""
+    results: dict[str, list[list[float]]] = {fs: [] for fs in labels}
+    counts: dict[str, dict[str, Counts]] = {}
+    for r in range(runs):
+        for fs in labels:
+            try:
+                figures, counts[fs] = one(fs, r == runs - 1)
+            except (RoundFailed, subprocess.CalledProcessError, OSError) as e:
+                print(f"round {r + 1}: {fs} failed, left out: {e}", file=sys.stderr)
+                unmount_leftovers([work / f"{fs}.mnt"])
+                continue
+            results[fs].append(figures)
+        print(f"round {r + 1}/{runs} done", file=sys.stderr)
+    return results, counts
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--fs", nargs="+", default=["nullfs", "fusefs", "securefs", "gocryptfs"])
     ap.add_argument("--dir", default="/dev/shm/fuse-floor")
+    ap.add_argument("--fsync-count", type=int, default=300, help="4 KiB appends + fsync per run")
+    ap.add_argument(
+        "--build",
+        action="append",
+        default=[],
+        metavar="NAME=REPO_DIR",
+        help="also run the fusefs of another checkout, labelled NAME (repeatable)",
+    )
+    ap.add_argument("--no-counts", action="store_true", help="do not count requests")
     ap.add_argument("--serve-nullfs", metavar="MNT", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve_nullfs:
         serve_nullfs(args.serve_nullfs)
         return
+    unknown = [fs for fs in args.fs if fs not in ("nullfs", "fusefs", "securefs", "gocryptfs")]
+    if unknown:
+        fail(f"unknown file system {unknown[0]!r} (choose from nullfs fusefs securefs gocryptfs)")
+    if args.runs < 1 or args.fsync_count < 1:
+        fail("--runs and --fsync-count must be at least 1")
+    builds = {b.name: b for b in parse_builds(args.build, args.fs)}
+    if "fusefs" in args.fs:
+        builds["fusefs"] = Build("fusefs", REPO)
     if os.geteuid() != 0:
-        sys.exit("bench: needs root (drop_caches, FUSE mounts)")
+        fail("needs root (drop_caches, FUSE mounts)")
     missing = [fs for fs in args.fs if fs in ("securefs", "gocryptfs") and not shutil.which(fs)]
     if missing:
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
@@ -337,11 +505,12 @@ def main() -> None:
     # Touch the memory the runs will use once (first-touch faults are slow here).
     with tempfile.TemporaryFile(dir=work) as f:
         f.write(b"\0" * (512 << 20))
-    results: dict[str, list[list[float]]] = {fs: [] for fs in args.fs}
-    for r in range(args.runs):
-        for fs in args.fs:
-            results[fs].append(one_run(fs, work, tar, top))
-        print(f"round {r + 1}/{args.runs} done", file=sys.stderr)
+    labels = [*args.fs, *(b for b in builds if b not in args.fs)]
+
+    def one(fs: str, count: bool) -> tuple[list[float], dict[str, Counts]]:
+        return one_run(fs, work, tar, top, builds, args, count and not args.no_counts)
+
+    results, counts = run_rounds(labels, args.runs, one, work)
     entries = int(
         subprocess.run(
             ["sh", "-c", f"tar tf '{tar}' | wc -l"], capture_output=True, text=True, check=True
@@ -355,11 +524,28 @@ def main() -> None:
     print("| fs | " + " | ".join(WORKLOADS) + " |")
     print("|---" * (len(WORKLOADS) + 1) + "|")
     for fs, runs in results.items():
+        if not runs:
+            print(f"| {fs} | (no successful run) |")
+            continue
         cells = []
         for i in range(len(WORKLOADS)):
             col = [run[i] for run in runs]
             cells.append(f"{min(col):.2f} / {statistics.median(col):.2f}")
         print(f"| {fs} | " + " | ".join(cells) + " |")
+    counted = [fs for fs in labels if counts.get(fs)]
+    if counted:
+        print("\nFUSE requests per workload (last round):\n")
+        print("| workload | " + " | ".join(counted) + " |")
+        print("|---" * (len(counted) + 1) + "|")
+        for w in COUNTED:
+            cells = [describe_counts(counts[fs].get(w, {})) for fs in counted]
+            print(f"| {w} | " + " | ".join(cells) + " |")
+
+
+def describe_counts(ops: Counts) -> str:
+    """``total: op n, op n ...`` (most frequent first)."""
+    total = sum(ops.values())
+    return f"{total:,}: " + ", ".join(f"{op} {n:,}" for op, n in ops.items()) if ops else "0"
 
 
 if __name__ == "__main__":

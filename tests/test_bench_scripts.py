@@ -165,3 +165,85 @@ def test_a_failing_workload_still_unmounts(
         bench_sync.one_round(fs, peerbench.Location("here", work_dir), tiny())
     assert str(work_dir / "sync-mine.mnt") not in mounted_points()
     assert os.listdir(work_dir) == []
+
+
+# --- bench_fuse_floor.py: the pyfuse3 floor (nullfs) ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [
+        (["--fs", "nofs"], "unknown file system 'nofs'"),
+        (["--build", "x"], "expected NAME=REPO_DIR"),
+        (["--runs", "0"], "must be at least 1"),
+        (["--fsync-count", "0"], "must be at least 1"),
+        (["--runs", "many"], "invalid int value: 'many'"),
+    ],
+)
+def test_floor_bad_options_are_one_line_and_exit_2(options: list[str], says: str) -> None:
+    done = subprocess.run(
+        [sys.executable, str(SCRIPTS / "bench_fuse_floor.py"), *options],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and says in lines[0], done.stderr
+
+
+@pytest.fixture
+def floor() -> Iterator[ModuleType]:
+    """bench_fuse_floor, imported from scripts/ as the scripts import each other."""
+    reason = fuse_unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    sys.path.insert(0, str(SCRIPTS))
+    try:
+        import bench_fuse_floor
+
+        yield bench_fuse_floor
+    finally:
+        sys.path.remove(str(SCRIPTS))
+
+
+def test_nullfs_answers_every_fsync_and_counts_the_requests(
+    floor: ModuleType, tmp_path: Path
+) -> None:
+    mnt, proc = floor.mount("nullfs", tmp_path, {})
+    try:
+        fd = os.open(mnt / "f", os.O_WRONLY | os.O_CREAT, 0o644)
+        dfd = os.open(mnt, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.write(fd, b"x" * 4096)
+            counting = floor.Counting(mnt, True)
+            for _ in range(4):
+                os.fsync(fd)
+            for _ in range(3):
+                os.fsync(dfd)
+            counting.stop("fsyncs")
+        finally:
+            os.close(fd)
+            os.close(dfd)
+    finally:
+        floor.unmount("nullfs", mnt, proc, {})
+    ops = counting.per_workload["fsyncs"]
+    # Answered, not ENOSYS: the kernel sends every one of them (with ENOSYS it
+    # would have stopped after the first of each kind). Reading the counts
+    # (getxattr) is not counted.
+    assert ops.get("fsync") == 4 and ops.get("fsyncdir") == 3, ops
+    assert "getxattr" not in ops, ops
+    assert str(mnt) not in mounted_points()
+
+
+def test_a_failing_round_is_left_out_and_the_rest_kept(
+    floor: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def one(fs: str, count: bool) -> tuple[list[float], dict[str, dict[str, int]]]:
+        if fs == "broken":
+            raise floor.RoundFailed(f"{fs}.mnt did not come up")
+        return [1.0, 2.0], ({"untar": {"create": 3}} if count else {})
+
+    results, counts = floor.run_rounds(["nullfs", "broken"], 3, one, tmp_path)
+    assert results == {"nullfs": [[1.0, 2.0]] * 3, "broken": []}
+    assert counts == {"nullfs": {"untar": {"create": 3}}}, "counted in the last round only"
+    assert capsys.readouterr().err.count("broken failed, left out") == 3

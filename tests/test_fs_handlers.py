@@ -232,3 +232,78 @@ def test_every_request_handler_is_wrapped() -> None:
         wrapper = vars(fs.VaultOperations)[name]
         want = "never raises" if name == "forget" else "errno"
         assert getattr(wrapper, "fusefs_handler", None) == want, name
+
+
+class AbsentVault:
+    """A vault in which no name and no extended attribute exists."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def find_entry(self, parent: int, name: bytes) -> None:
+        self.calls.append("find_entry")
+
+    def find_xattr(self, ino: int, name: bytes) -> None:
+        self.calls.append("find_xattr")
+
+
+def test_absent_names_and_attributes_are_answered_without_an_exception() -> None:
+    vault = AbsentVault()
+    box: list[Any] = []
+
+    async def main() -> None:
+        ops = fs.VaultOperations(vault, "/v", in_flight=InFlight())  # type: ignore[arg-type]
+        box.append(await ops.lookup(1, b"new.txt", CTX))
+        with pytest.raises(pyfuse3.FUSEError) as e:
+            await ops.getxattr(7, b"security.capability", CTX)
+        box.append(e.value.errno)
+
+    trio.run(main)
+    negative, code = box
+    assert negative.st_ino == 0 and negative.entry_timeout == fs.CACHE_SECONDS
+    assert code == errno.ENODATA
+    assert vault.calls == ["find_entry", "find_xattr"]
+
+
+@pytest.mark.parametrize(
+    ("op", "args", "use"),
+    [
+        ("statfs", (CTX,), False),
+        ("getattr", (fs.ROOT_INO, CTX), False),
+        ("getxattr", (fs.ROOT_INO, b"fusefs.pid", CTX), False),
+        ("getattr", (7, CTX), True),
+        ("getxattr", (7, b"user.x", CTX), True),
+        ("lookup", (1, b"x", CTX), True),
+        ("release", (7,), True),
+    ],
+)
+def test_only_passive_requests_leave_the_idle_time_running(
+    op: str, args: tuple[Any, ...], use: bool
+) -> None:
+    def call(ops: fs.VaultOperations) -> Awaitable[Any]:
+        ops.last_request = 0.0
+        return getattr(ops, op)(*args)  # type: ignore[no-any-return]
+
+    _, ops = run_handler(RuntimeError("whatever the vault says"), call)
+    assert (ops.last_request > 0.0) is use
+
+
+def test_an_entry_carries_every_attribute_of_the_vault(tmp_path: Any) -> None:
+    v = _native.Vault.create(tmp_path / "v", b"pw", argon2_m_kib=64, argon2_t=1)
+    try:
+        f = v.create_file(fs.ROOT_INO, b"f", 0o640, 1234, 5678)
+        v.write(f.ino, 0, b"x" * 5000)
+        a = v.setattr(f.ino, atime_ns=-1_500_000_000, mtime_ns=2**62, ctime_ns=7)
+        e = fs.VaultOperations(v, str(tmp_path / "v"), in_flight=InFlight()).entry(a)
+    finally:
+        v.close()
+    got = (e.st_ino, e.st_mode, e.st_nlink, e.st_uid, e.st_gid, e.st_rdev, e.st_size)
+    assert got == (a.ino, a.mode, a.nlink, 1234, 5678, 0, 5000)
+    assert (e.st_blocks, e.st_atime_ns, e.st_mtime_ns, e.st_ctime_ns) == (
+        a.blocks,
+        -1_500_000_000,
+        2**62,
+        7,
+    )
+    assert e.st_blocks > 0 and e.generation == 0
+    assert e.entry_timeout == e.attr_timeout == fs.CACHE_SECONDS and e.st_blksize == 65536

@@ -93,6 +93,32 @@ def test_refusals_carry_the_right_errno(vault: Vault, call, code: int) -> None: 
     assert e.value.errno == code, e.value
 
 
+def test_find_answers_absence_with_none_and_other_refusals_as_lookup(vault: Vault) -> None:
+    f = vault.create_file(ROOT_INO, b"f", 0o600, 0, 0)
+    vault.setxattr(f.ino, b"user.tag", b"v")
+    found = vault.find_entry(ROOT_INO, b"f")
+    assert found is not None and found.ino == f.ino == vault.lookup(ROOT_INO, b"f").ino
+    assert vault.find_entry(ROOT_INO, b"missing") is None
+    assert vault.find_xattr(f.ino, b"user.tag") == b"v"
+    assert vault.find_xattr(f.ino, b"security.capability") is None
+    assert vault.find_xattr(ROOT_INO, b"user.tag") is None
+    # Only the absence of the name is None: every other refusal still raises.
+    with pytest.raises(OSError) as e:
+        vault.find_entry(f.ino, b"x")
+    assert e.value.errno == errno.ENOTDIR
+    with pytest.raises(OSError) as e:
+        vault.find_xattr(9999, b"user.tag")
+    assert e.value.errno == errno.ENOENT
+
+
+def test_attr_stat_is_every_field_in_order(vault: Vault) -> None:
+    f = vault.create_file(ROOT_INO, b"f", 0o640, 12, 34)
+    f = vault.setattr(f.ino, size=3, atime_ns=-5, mtime_ns=2**62, ctime_ns=9)
+    fields = (f.ino, f.mode, f.nlink, f.uid, f.gid, f.rdev, f.size, f.blocks)
+    assert f.stat == (*fields, -5, 2**62, 9)
+    assert f.stat[3:5] == (12, 34) and f.stat[6] == 3
+
+
 def test_rename_exchange_link_counts_and_unlinked_open_files(vault: Vault) -> None:
     a = vault.create_file(ROOT_INO, b"a", 0o600, 0, 0)
     b = vault.mkdir(ROOT_INO, b"b", 0o700, 0, 0)

@@ -12,12 +12,22 @@
 //!
 //! A page per key is wasteful in bytes but not in count: a process holds a
 //! few keys at a time (the master key, the keys of what it is reading or
-//! writing), and each costs a few system calls to make and drop.
+//! writing).
+//!
+//! Making a page costs five system calls (mmap, madvise, mlock, then
+//! munlock and munmap when it goes) and a TLB shootdown across CPUs at the
+//! munmap, and a key is made for every file a mount reads or writes first
+//! (its subkey lives only until the AEAD key schedule is made). So a
+//! dropped page is zeroed and kept in a small pool ([`POOL_PAGES`]) for the
+//! next key instead of unmapped: it stays excluded from dumps and locked as
+//! it was, and holds nothing but zeros until it is handed out again.
 
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
-/// Pages held now, of which locked in RAM, of which excluded from core dumps.
+/// Pages mapped now (in use or pooled), of which locked in RAM, of which
+/// excluded from core dumps.
 static PAGES: AtomicUsize = AtomicUsize::new(0);
 static LOCKED: AtomicUsize = AtomicUsize::new(0);
 static DONTDUMP: AtomicUsize = AtomicUsize::new(0);
@@ -37,6 +47,69 @@ pub fn status() -> Status {
         dontdump: DONTDUMP.load(Ordering::SeqCst),
     }
 }
+
+/// Zeroed pages kept mapped for the next keys (see the module's documentation).
+pub const POOL_PAGES: usize = 16;
+
+/// A page kept for reuse: its address (a `NonNull` is not `Send`), length
+/// and how it was protected.
+struct Pooled {
+    addr: usize,
+    len: usize,
+    locked: bool,
+    dontdump: bool,
+}
+
+/// Zeroed pages waiting for a key, at most `capacity`.
+struct PagePool {
+    pages: Mutex<Vec<Pooled>>,
+    capacity: usize,
+}
+
+impl PagePool {
+    const fn new(capacity: usize) -> PagePool {
+        PagePool {
+            pages: Mutex::new(Vec::new()),
+            capacity,
+        }
+    }
+
+    fn pages(&self) -> std::sync::MutexGuard<'_, Vec<Pooled>> {
+        // Plain numbers: a panic while it was locked left the list valid.
+        self.pages.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A pooled page (zeroed when it was kept), if there is one.
+    fn take(&self) -> Option<SecretPage> {
+        let p = self.pages().pop()?;
+        Some(SecretPage {
+            ptr: NonNull::new(p.addr as *mut u8).expect("a pooled page is mapped"),
+            len: p.len,
+            locked: p.locked,
+            dontdump: p.dontdump,
+        })
+    }
+
+    /// Zero `page` and keep its mapping for the next key, unless the pool is
+    /// full (then the caller unmaps it). Kept, the page belongs to the pool:
+    /// the caller must not unmap it or use it again.
+    fn keep(&self, page: &mut SecretPage) -> bool {
+        zeroize::Zeroize::zeroize(page.as_mut_slice());
+        let mut pages = self.pages();
+        if pages.len() >= self.capacity {
+            return false;
+        }
+        pages.push(Pooled {
+            addr: page.ptr.as_ptr() as usize,
+            len: page.len,
+            locked: page.locked,
+            dontdump: page.dontdump,
+        });
+        true
+    }
+}
+
+static POOL: PagePool = PagePool::new(POOL_PAGES);
 
 fn page_size() -> usize {
     // SAFETY: sysconf has no preconditions; _SC_PAGESIZE always succeeds on Linux.
@@ -59,9 +132,14 @@ unsafe impl Send for SecretPage {}
 unsafe impl Sync for SecretPage {}
 
 impl SecretPage {
-    /// A fresh zeroed page. Aborts like any allocation if the kernel has no
-    /// memory to map.
+    /// A zeroed page: one from the pool, or a fresh one. Aborts like any
+    /// allocation if the kernel has no memory to map.
     pub fn new() -> SecretPage {
+        POOL.take().unwrap_or_else(SecretPage::map)
+    }
+
+    /// A freshly mapped zeroed page.
+    fn map() -> SecretPage {
         let len = page_size();
         // SAFETY: a new anonymous private mapping; no existing memory is touched.
         let p = unsafe {
@@ -126,7 +204,9 @@ impl Default for SecretPage {
 
 impl Drop for SecretPage {
     fn drop(&mut self) {
-        zeroize::Zeroize::zeroize(self.as_mut_slice());
+        if POOL.keep(self) {
+            return; // zeroed, still mapped and counted: held for the next key
+        }
         let p = self.ptr.as_ptr().cast::<libc::c_void>();
         // SAFETY: (p, len) is our own mapping, unmapped once, here; nothing
         // refers to it after drop.
@@ -182,5 +262,44 @@ mod tests {
         }
         // Other tests make and drop pages concurrently: only lower bounds hold.
         assert!(status().pages >= 1 && status().dontdump >= 1);
+    }
+
+    #[test]
+    fn a_kept_page_comes_back_zeroed_and_protected_and_the_pool_is_bounded() {
+        // A pool of its own: other tests use the process's pool concurrently.
+        let pool = PagePool::new(2);
+        let mut pages: Vec<SecretPage> = (0..3).map(|_| SecretPage::map()).collect();
+        for p in &mut pages {
+            p.as_mut_slice()[..4].copy_from_slice(b"key!");
+        }
+        let addresses: Vec<usize> = pages.iter().map(SecretPage::address).collect();
+        let mut refused = pages.pop().unwrap();
+        for mut p in pages {
+            assert!(pool.keep(&mut p));
+            std::mem::forget(p); // the pool owns the mapping now
+        }
+        assert!(!pool.keep(&mut refused), "full at its capacity");
+        assert!(
+            refused.as_slice().iter().all(|&b| b == 0),
+            "zeroed even when refused"
+        );
+        drop(refused);
+        for _ in 0..2 {
+            let page = pool.take().expect("a kept page");
+            assert!(
+                addresses[..2].contains(&page.address()),
+                "the same mapping again"
+            );
+            assert!(
+                page.as_slice().iter().all(|&b| b == 0),
+                "nothing of the old key"
+            );
+            let flags = vm_flags(page.address());
+            assert!(flags.split_whitespace().any(|f| f == "dd"), "{flags}");
+            if page.is_locked() {
+                assert!(flags.split_whitespace().any(|f| f == "lo"), "{flags}");
+            }
+        }
+        assert!(pool.take().is_none());
     }
 }

@@ -14,6 +14,7 @@ mod pyio;
 mod secrets;
 mod types;
 mod vault;
+mod vault_call;
 mod vault_config;
 mod vault_types;
 

@@ -1,17 +1,16 @@
 //! `fusefs.Vault`: the vault engine for the FUSE layer. Inode-level calls,
 //! each extracting its arguments, releasing the GIL for the work, and
 //! converting the result. Refusals raise `OSError` with the errno the kernel
-//! should see (an authentication failure is `EIO`).
+//! should see (an authentication failure is `EIO`). The class and how each
+//! call runs are in `vault_call`.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
-use crypto_core::scheduler::VaultSession;
+use crypto_core::error::errno::{ENODATA, ENOENT};
 use crypto_core::vault::{
     AttrChange, CompactionAction, FileTimes, InodeKind, RenameFlags, Vault, DEFAULT_CACHE_BYTES,
 };
-use crypto_core::Error;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyBytes, PyDict, PyMemoryView};
@@ -20,38 +19,11 @@ use zeroize::Zeroizing;
 use super::errors::{BindingError, BindingResult};
 use super::options::{engine_options, open_options, vault_options};
 use super::secrets::secret_bytes;
+use super::vault_call::{absent_as_none, run, PyVault};
 use super::vault_types::{
     from_ns, kind_of_mode, CompactionCycleReport, DirPlusRow, DirRow, LogCompactionReport, PyAttr,
     ReadBuffer, VaultTelemetry, VaultUsage,
 };
-
-/// An open vault. Thread-safe: call it from any number of threads.
-#[pyclass(module = "fusefs._native", name = "Vault", frozen)]
-pub struct PyVault {
-    session: VaultSession,
-}
-
-impl PyVault {
-    fn get(&self) -> BindingResult<Arc<Vault>> {
-        Ok(self.session.vault()?)
-    }
-
-    fn wrap(v: Vault) -> PyVault {
-        PyVault {
-            session: VaultSession::new(v),
-        }
-    }
-}
-
-/// Run `f` on the vault with the GIL released; its error is a vault call's.
-fn run<T: Send>(
-    py: Python<'_>,
-    v: &PyVault,
-    f: impl FnOnce(&Vault) -> Result<T, Error> + Send,
-) -> BindingResult<T> {
-    let vault = v.get()?;
-    py.detach(|| f(&vault)).map_err(BindingError::Vault)
-}
 
 #[pymethods]
 impl PyVault {
@@ -157,6 +129,19 @@ impl PyVault {
     fn lookup(&self, py: Python<'_>, parent: u64, name: &[u8]) -> BindingResult<PyAttr> {
         let name = name.to_vec();
         run(py, self, |v| v.lookup(parent, &name)).map(Into::into)
+    }
+
+    /// As `lookup`, but `None` where `name` is absent (ENOENT): a negative
+    /// lookup, which the kernel sends before every file it creates.
+    fn find_entry(
+        &self,
+        py: Python<'_>,
+        parent: u64,
+        name: &[u8],
+    ) -> BindingResult<Option<PyAttr>> {
+        let name = name.to_vec();
+        let found = absent_as_none(run(py, self, |v| v.lookup(parent, &name)), ENOENT)?;
+        Ok(found.map(Into::into))
     }
 
     fn getattr(&self, py: Python<'_>, ino: u64) -> BindingResult<PyAttr> {
@@ -449,6 +434,20 @@ impl PyVault {
         let name = name.to_vec();
         let v = run(py, self, |v| v.getxattr(ino, &name))?;
         Ok(PyBytes::new(py, &v))
+    }
+
+    /// As `getxattr`, but `None` where `ino` has no attribute `name`
+    /// (ENODATA): the kernel asks for `security.capability` before every
+    /// write and every change of owner, and it is almost never there.
+    fn find_xattr<'py>(
+        &self,
+        py: Python<'py>,
+        ino: u64,
+        name: &[u8],
+    ) -> BindingResult<Option<Bound<'py, PyBytes>>> {
+        let name = name.to_vec();
+        let found = absent_as_none(run(py, self, |v| v.getxattr(ino, &name)), ENODATA)?;
+        Ok(found.map(|v| PyBytes::new(py, &v)))
     }
 
     #[pyo3(signature = (ino, name, value, create=false, replace=false))]
