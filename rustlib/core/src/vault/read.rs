@@ -14,60 +14,20 @@
 //!   kept in the cache (the caller is likely to ask for the rest), copied.
 //!
 //! Holes (segments absent from the map) and bytes past a short segment's
-//! end read as zeros: the buffer starts zeroed.
+//! end read as zeros. The buffer is one kept from an earlier read where
+//! there is one ([`super::read_buffers`]).
 
-use std::ops::Deref;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use super::engine::Vault;
+use super::read_buffers::ReadBytes;
 use super::segments;
 use crate::crypto::aead::AeadKey;
 use crate::error::errno::*;
 use crate::error::{fs_err, Result};
 use crate::metadata::{InodeKind, SegmentRef};
 use crate::packs::{Placed, ROOM_BEFORE};
-
-/// The bytes of one read, in the buffer they were decrypted in: the read's
-/// bytes are a window of it, with room before and after that the frames
-/// opened in place needed (never part of what [`Deref`] shows).
-pub struct ReadBytes {
-    buf: Vec<u8>,
-    start: usize,
-    len: usize,
-}
-
-impl ReadBytes {
-    fn zeros(len: usize) -> ReadBytes {
-        ReadBytes {
-            buf: vec![0; len],
-            start: 0,
-            len,
-        }
-    }
-
-    /// The bytes as a `Vec` of their own (moved to the buffer's start).
-    pub fn into_vec(self) -> Vec<u8> {
-        let mut buf = self.buf;
-        buf.truncate(self.start + self.len);
-        buf.drain(..self.start);
-        buf
-    }
-}
-
-impl Deref for ReadBytes {
-    type Target = [u8];
-
-    fn deref(&self) -> &[u8] {
-        &self.buf[self.start..self.start + self.len]
-    }
-}
-
-impl std::fmt::Debug for ReadBytes {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ReadBytes({} bytes)", self.len)
-    }
-}
 
 impl Vault {
     /// Read up to `len` bytes at `offset` (fewer at the end of the file).
@@ -128,10 +88,14 @@ impl Vault {
             .iter()
             .map(|s| self.packs.reach(s))
             .fold(ROOM_BEFORE + n, usize::max);
-        let mut buf = vec![0u8; buf_len];
+        let mut out = ReadBytes::for_read(buf_len, ROOM_BEFORE, n);
+        let buf = out.buffer_mut();
         let key = self.key_for(&file_id);
-        self.packs
-            .read_segments_into(&key, &file_id, &whole, &mut buf)?;
+        self.packs.read_segments_into(&key, &file_id, &whole, buf)?;
+        let mut filled: Vec<std::ops::Range<usize>> = whole
+            .iter()
+            .map(|s| s.at..s.at + s.r.plain_len as usize)
+            .collect();
         let opened = self.open_partial(&key, &file_id, &part)?;
         for (k, plain) in hits.into_iter().chain(opened) {
             let seg_start = segments::start_of(k, seg);
@@ -140,13 +104,11 @@ impl Vault {
             if from < to {
                 let src = &plain[(from - seg_start) as usize..(to - seg_start) as usize];
                 buf[place(from)..place(to)].copy_from_slice(src);
+                filled.push(place(from)..place(to));
             }
         }
-        Ok(ReadBytes {
-            buf,
-            start: ROOM_BEFORE,
-            len: n,
-        })
+        out.zero_gaps(filled);
+        Ok(out)
     }
 
     /// Open the segments a read takes part of (not cached), and cache them:
