@@ -5,7 +5,7 @@
 //! * [`frame`]: pack frames, sealed and opened (the layout is there);
 //! * `unsynced`, `carried`: frames not yet synced that log records may
 //!   carry instead, and putting them back after a crash;
-//! * `read_into`: frames read and opened straight into a reader's buffer;
+//! * [`read_into`]: frames read and opened straight into a reader's buffer;
 //! * this module: [`PackStore`], which appends frames to packs, reads them
 //!   back, syncs, rotates and deletes packs.
 //!
@@ -47,7 +47,7 @@ use crate::types::Cipher;
 mod carried;
 pub mod file;
 pub mod frame;
-mod read_into;
+pub mod read_into;
 mod unsynced;
 
 use file::list_packs;
@@ -59,7 +59,6 @@ pub use frame::{
     PACK_FRAME_OVERHEAD,
 };
 use frame::{open_pack_frame, seal_pack_frames, threads_for};
-pub use read_into::{Placed, ROOM_BEFORE};
 pub use unsynced::CARRY_MAX_BYTES;
 
 pub const DEFAULT_PACK_SIZE_LIMIT: u64 = 64 << 20;

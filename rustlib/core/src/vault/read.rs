@@ -27,7 +27,7 @@ use crate::crypto::aead::AeadKey;
 use crate::error::errno::*;
 use crate::error::{fs_err, Result};
 use crate::metadata::{InodeKind, SegmentRef};
-use crate::packs::{Placed, ROOM_BEFORE};
+use crate::packs::read_into::{Placed, ROOM_BEFORE};
 
 impl Vault {
     /// Read up to `len` bytes at `offset` (fewer at the end of the file).
