@@ -125,7 +125,7 @@ proptest! {
                 let from = (offset as usize).min(model.len());
                 let to = (offset as usize).saturating_add(len).min(model.len());
                 let got = v.read_bytes(ino, offset, len).unwrap();
-                prop_assert!(&got[..] == &model[from..to], "round {} read of {} at {}", round, len, offset);
+                prop_assert!(got[..] == model[from..to], "round {} read of {} at {}", round, len, offset);
             }
         }
     }

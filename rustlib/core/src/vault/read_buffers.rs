@@ -143,7 +143,7 @@ mod tests {
             reused: true,
         };
         b.zero_gaps(vec![20..25, 6..10, 8..12]);
-        let mut want = vec![0u8; 30];
+        let mut want = [0u8; 30];
         want[2..8].fill(7); // 6..12
         want[16..21].fill(7); // 20..25
         assert_eq!(&b[..], &want[..]);
