@@ -50,7 +50,7 @@ fn main() {
     let t = Instant::now();
     let mut n = 0usize;
     for i in 0..mib {
-        n += v.read(f.ino, i << 20, 1 << 20).unwrap().len();
+        n += v.read_bytes(f.ino, i << 20, 1 << 20).unwrap().len();
     }
     let r = t.elapsed().as_secs_f64();
     assert_eq!(n as u64, mib << 20);

@@ -240,6 +240,56 @@ pub(super) fn open_pack_frame(
     layout: FrameLayout,
     mut frame: Vec<u8>,
 ) -> Result<Vec<u8>> {
+    match open_frame_in_place(key, vault_id, file_id, index, r, layout, &mut frame)? {
+        FrameBody::InPlace(body) => {
+            // The one copy: callers own their segment, at offset 0.
+            frame.copy_within(body, 0);
+            frame.truncate(r.plain_len as usize);
+            Ok(frame)
+        }
+        FrameBody::Decoded(out) => Ok(out),
+    }
+}
+
+/// Where an opened frame's plaintext is (see [`open_frame_in_place`]).
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum FrameBody {
+    /// Raw: the plaintext lies in the frame's buffer, here (always
+    /// [`body_lead`] bytes from the frame's start, `r.plain_len` long).
+    InPlace(std::ops::Range<usize>),
+    /// zstd: the decompressed plaintext.
+    Decoded(Vec<u8>),
+}
+
+/// Bytes before the body of a raw frame of `generation`: the nonce and the
+/// encoding byte (format 1), or the encoding byte and the body length
+/// (format 2). A reader that wants a raw body at some place in its buffer
+/// reads the frame this many bytes before it (`PackStore::read_segments_into`).
+pub(super) fn body_lead(layout: FrameLayout, generation: u64) -> usize {
+    match layout.is_v2(generation) {
+        true => V2_HEADER_LEN,
+        false => NONCE_LEN + BODY_OFFSET,
+    }
+}
+
+/// The most [`body_lead`] can be.
+pub(super) const MAX_BODY_LEAD: usize = NONCE_LEN + BODY_OFFSET;
+
+/// A format 2 frame's sealed header: encoding byte and body length (u32).
+const V2_HEADER_LEN: usize = 5;
+
+/// Authenticate and decrypt the frame `r` in `frame` (exactly its stored
+/// bytes) in place, and check its plaintext is `r.plain_len` bytes. Nothing
+/// of it is to be used if this fails.
+pub(super) fn open_frame_in_place(
+    key: &AeadKey,
+    vault_id: &[u8; 16],
+    file_id: &[u8; 16],
+    index: u64,
+    r: &SegmentRef,
+    layout: FrameLayout,
+    frame: &mut [u8],
+) -> Result<FrameBody> {
     let corrupt = |reason: &str| Error::PackCorrupt {
         pack: r.pack,
         offset: r.offset,
@@ -247,12 +297,12 @@ pub(super) fn open_pack_frame(
     };
     let aad = pack_frame_aad(vault_id, file_id, index, r.generation, r.plain_len);
     let opened = if layout.is_v2(r.generation) {
-        open_frame_v2(key, &aad, r.generation, &mut frame).map_err(corrupt)?
+        open_frame_v2(key, &aad, r.generation, frame).map_err(corrupt)?
     } else {
         let mut nonce = [0u8; NONCE_LEN];
         nonce.copy_from_slice(&frame[..NONCE_LEN]);
         let end = frame.len();
-        sealed::open_in_place(key, &nonce, &aad, &mut frame, NONCE_LEN..end).map_err(|e| {
+        sealed::open_in_place(key, &nonce, &aad, frame, NONCE_LEN..end).map_err(|e| {
             corrupt(match e {
                 OpenError::Auth => AUTH_FAILED,
                 OpenError::Empty => "frame has no encoding byte",
@@ -260,21 +310,18 @@ pub(super) fn open_pack_frame(
         })?
     };
     let plain = r.plain_len as usize;
-    match sealed::decode(&frame, &opened, plain, true) {
+    match sealed::decode(frame, &opened, plain, true) {
         Ok(Plaintext::InPlace(body)) => {
             if body.len() != plain {
                 return Err(corrupt("raw frame of the wrong length"));
             }
-            // The one copy: callers own their segment, at offset 0.
-            frame.copy_within(body, 0);
-            frame.truncate(plain);
-            Ok(frame)
+            Ok(FrameBody::InPlace(body))
         }
         Ok(Plaintext::Decoded(out)) => {
             if out.len() != plain {
                 return Err(corrupt("compressed frame of the wrong length"));
             }
-            Ok(out)
+            Ok(FrameBody::Decoded(out))
         }
         Err(DecodeError::Zstd(e)) => Err(corrupt(&e.to_string())),
         // (Packs allow zstd: it is never refused as such.)
@@ -299,16 +346,17 @@ fn open_frame_v2(
     let n = key
         .open(&frame_nonce(generation), aad, frame)
         .map_err(|_| AUTH_FAILED)?;
-    if n < 5 {
+    let h = V2_HEADER_LEN;
+    if n < h {
         return Err("frame cut short");
     }
-    let body_len = u32::from_le_bytes(frame[1..5].try_into().expect("4")) as usize;
-    if body_len > n - 5 || frame[5 + body_len..n].iter().any(|&b| b != 0) {
+    let body_len = u32::from_le_bytes(frame[1..h].try_into().expect("4")) as usize;
+    if body_len > n - h || frame[h + body_len..n].iter().any(|&b| b != 0) {
         return Err("frame with a bad body length or padding");
     }
     Ok(sealed::Opened {
         encoding: frame[0],
-        body: 5..5 + body_len,
+        body: h..h + body_len,
     })
 }
 

@@ -5,6 +5,7 @@
 //! * [`frame`]: pack frames, sealed and opened (the layout is there);
 //! * `unsynced`, `carried`: frames not yet synced that log records may
 //!   carry instead, and putting them back after a crash;
+//! * [`read_into`]: frames read and opened straight into a reader's buffer;
 //! * this module: [`PackStore`], which appends frames to packs, reads them
 //!   back, syncs, rotates and deletes packs.
 //!
@@ -46,6 +47,7 @@ use crate::types::Cipher;
 mod carried;
 pub mod file;
 pub mod frame;
+pub mod read_into;
 mod unsynced;
 
 use file::list_packs;
@@ -392,6 +394,14 @@ impl PackStore {
 
     /// The stored bytes of the frame `r` points at, unauthenticated.
     fn read_frame(&self, r: &SegmentRef) -> Result<Vec<u8>> {
+        let mut buf = vec![0u8; r.stored_len as usize];
+        self.read_frame_into(r, &mut buf)?;
+        Ok(buf)
+    }
+
+    /// Read the stored bytes of the frame `r` points at, unauthenticated,
+    /// into `buf` (exactly `r.stored_len` bytes).
+    fn read_frame_into(&self, r: &SegmentRef, buf: &mut [u8]) -> Result<()> {
         let stored = r.stored_len as usize;
         if r.plain_len == 0
             || r.plain_len as usize > MAX_PLAIN_LEN
@@ -402,13 +412,14 @@ impl PackStore {
                 "invalid segment reference {r:?}"
             )));
         }
+        debug_assert_eq!(buf.len(), stored);
         if let Some(frame) = self.overlaid(r) {
-            return Ok(frame);
+            buf.copy_from_slice(&frame);
+            return Ok(());
         }
         let file = self.handle(r.pack)?;
-        let mut buf = vec![0u8; stored];
         let n = file
-            .read_at(&mut buf, r.offset)
+            .read_at(buf, r.offset)
             .map_err(io_at("cannot read", &self.path(r.pack)))?;
         if n < stored {
             return Err(Error::PackCorrupt {
@@ -417,7 +428,7 @@ impl PackStore {
                 reason: format!("the pack ends {n} bytes into this {stored}-byte frame"),
             });
         }
-        Ok(buf)
+        Ok(())
     }
 
     /// Read, authenticate and decode segment `index` of a file.

@@ -1,5 +1,5 @@
-//! The data path: read, write, truncate (`setattr` with a size), fsync.
-//! Segment arithmetic is in [`super::segments`].
+//! The data path: write, truncate (`setattr` with a size), fsync; reads
+//! are in [`super::read`]. Segment arithmetic is in [`super::segments`].
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
@@ -158,55 +158,6 @@ impl Vault {
         Ok(())
     }
 
-    /// Plaintext of `refs` (segments of one file) for a read of
-    /// `[from, to)`: from the cache, or read and opened (in parallel when
-    /// worth it). An opened segment is cached only when the read returns
-    /// part of it (the caller is likely to ask for the rest). Segments a
-    /// read consumes whole are not, however small: through the mount the
-    /// kernel's page cache keeps what was read, so caching them again only
-    /// costs a copy's worth of cold memory per segment (measured: reading
-    /// 2,450 files of 2-150 KiB took 30 µs a file with them cached, 21 µs
-    /// without), and streaming a large file does not flush the cache.
-    pub(super) fn load_segments(
-        &self,
-        key: &AeadKey,
-        file_id: &[u8; 16],
-        refs: &[(u64, SegmentRef)],
-        (from, to): (u64, u64),
-    ) -> Result<Vec<Arc<Vec<u8>>>> {
-        let cached = self
-            .cache
-            .get_many(refs.iter().map(|(k, r)| (*file_id, *k, r.generation)));
-        let missing: Vec<(u64, SegmentRef)> = refs
-            .iter()
-            .zip(&cached)
-            .filter(|(_, c)| c.is_none())
-            .map(|(r, _)| *r)
-            .collect();
-        if missing.is_empty() {
-            return Ok(cached.into_iter().map(|c| c.expect("all cached")).collect());
-        }
-        let opened: Vec<Arc<Vec<u8>>> = self
-            .packs
-            .read_segments(key, file_id, &missing)?
-            .into_iter()
-            .map(Arc::new)
-            .collect();
-        let seg = self.segment_size();
-        self.cache.insert_many(
-            missing
-                .iter()
-                .zip(&opened)
-                .filter(|((k, r), _)| from > k * seg || to < k * seg + r.plain_len as u64)
-                .map(|((k, r), p)| ((*file_id, *k, r.generation), Arc::clone(p))),
-        );
-        let mut opened = opened.into_iter();
-        Ok(cached
-            .into_iter()
-            .map(|c| c.unwrap_or_else(|| opened.next().expect("one per miss")))
-            .collect())
-    }
-
     /// An owned copy of a segment about to be rewritten: from the cache, or
     /// opened (and not cached: its new version will be).
     pub(super) fn old_segment(
@@ -220,50 +171,6 @@ impl Vault {
             Some(plain) => Ok(plain.as_ref().clone()),
             None => self.packs.read_segment(key, file_id, index, r),
         }
-    }
-
-    /// Read up to `len` bytes at `offset` (fewer at the end of the file).
-    pub fn read(&self, ino: u64, offset: u64, len: usize) -> Result<Vec<u8>> {
-        let seg = self.segment_size();
-        let _frames = self.use_frames();
-        let (file_id, size, refs) = {
-            let s = self.lock_state();
-            let i = s.inode(ino)?;
-            if i.kind == InodeKind::Dir {
-                return Err(fs_err(EISDIR, "is a directory"));
-            }
-            if offset >= i.size || len == 0 {
-                return Ok(Vec::new());
-            }
-            let end = i.size.min(offset.saturating_add(len as u64));
-            let refs: Vec<(u64, SegmentRef)> = i
-                .segments
-                .range(segments::touched(offset, end, seg))
-                .map(|(k, r)| (*k, *r))
-                .collect();
-            (i.file_id, i.size, refs)
-        };
-        let end = size.min(offset + len as u64);
-        let mut out = vec![0u8; (end - offset) as usize];
-        self.counters.reads.fetch_add(1, Relaxed);
-        self.counters
-            .bytes_read
-            .fetch_add(out.len() as u64, Relaxed);
-        if refs.is_empty() {
-            return Ok(out); // a hole
-        }
-        let key = self.key_for(&file_id);
-        let plains = self.load_segments(&key, &file_id, &refs, (offset, end))?;
-        for ((index, _), plain) in refs.iter().zip(plains) {
-            let seg_start = segments::start_of(*index, seg);
-            let from = offset.max(seg_start);
-            let to = end.min(seg_start + plain.len() as u64);
-            if from < to {
-                let src = &plain[(from - seg_start) as usize..(to - seg_start) as usize];
-                out[(from - offset) as usize..(to - offset) as usize].copy_from_slice(src);
-            }
-        }
-        Ok(out)
     }
 
     /// Write `data` at `offset`; returns the bytes written (all of them).

@@ -20,7 +20,9 @@
 //!   readdir, xattrs);
 //! * [`lifetimes`]: open handles, the kernel's lookups, and reclaiming an
 //!   inode once nothing refers to it (counted in [`references`]);
-//! * [`data`]: read, write, truncate, fsync, over the pure segment
+//! * [`read`]: reads, each gathered into one buffer that frames are opened
+//!   in (kept for the next reads: [`read_buffers`]); [`data`]: write,
+//!   truncate, fsync; both over the pure segment
 //!   arithmetic of [`segments`] and the decrypted-segment [`cache`];
 //! * `carry`: the log's before-write step (packs synced, or an fsync's few
 //!   frames carried by its records: one flush);
@@ -71,6 +73,8 @@ pub mod local_state;
 pub mod namespace;
 pub mod open;
 pub mod passwd;
+pub mod read;
+pub mod read_buffers;
 pub mod reclaim;
 pub mod references;
 pub mod repair;
@@ -85,4 +89,5 @@ pub use config::{VaultConfig, VaultOptions};
 pub use engine::{Attr, DirEntry, EngineOptions, RenameFlags, Vault, DEFAULT_CACHE_BYTES, ROOT};
 pub use open::LOCK_FILE;
 pub use passwd::{Credential, KdfCosts};
+pub use read_buffers::ReadBytes;
 pub use times::FileTimes;

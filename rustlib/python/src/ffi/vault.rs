@@ -396,7 +396,8 @@ impl PyVault {
     }
 
     /// The bytes at `offset` (fewer at the end of the file), as a read-only
-    /// `memoryview` of the engine's own buffer (no copy into a `bytes`).
+    /// `memoryview` of the buffer the engine decrypted them in (no copy
+    /// into a `bytes`).
     fn read<'py>(
         &self,
         py: Python<'py>,
@@ -404,7 +405,7 @@ impl PyVault {
         offset: u64,
         size: usize,
     ) -> BindingResult<Bound<'py, PyMemoryView>> {
-        let data = run(py, self, |v| v.read(ino, offset, size))?;
+        let data = run(py, self, |v| v.read_bytes(ino, offset, size))?;
         Ok(ReadBuffer::memoryview(py, data)?)
     }
 

@@ -6,7 +6,7 @@ use std::ffi::{c_int, c_void};
 
 use crypto_core::telemetry::VaultTelemetry as CoreTelemetry;
 use crypto_core::vault::{
-    Attr, CompactionReport, InodeKind, PackCompactionReport as CorePackReport, Timespec,
+    Attr, CompactionReport, InodeKind, PackCompactionReport as CorePackReport, ReadBytes, Timespec,
 };
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -112,12 +112,12 @@ impl PyAttr {
 /// they reach pyfuse3's `fuse_reply_buf` without a copy into a `bytes`.
 #[pyclass(module = "fusefs._native", name = "_ReadBuffer", frozen)]
 pub struct ReadBuffer {
-    data: Vec<u8>,
+    data: ReadBytes,
 }
 
 impl ReadBuffer {
     /// A read-only `memoryview` over `data`, which it owns from now on.
-    pub fn memoryview(py: Python<'_>, data: Vec<u8>) -> PyResult<Bound<'_, PyMemoryView>> {
+    pub fn memoryview(py: Python<'_>, data: ReadBytes) -> PyResult<Bound<'_, PyMemoryView>> {
         let owner = Bound::new(py, ReadBuffer { data })?;
         PyMemoryView::from(owner.as_any())
     }
@@ -128,16 +128,17 @@ impl ReadBuffer {
     /// # Safety
     ///
     /// Called by Python with a `view` to fill. `data` is never changed or
-    /// moved while the object lives (it is frozen, and a `Vec`'s heap
-    /// buffer stays put), and `PyBuffer_FillInfo` stores a new reference to
-    /// the object in `view.obj`, so the bytes outlive every view of them.
+    /// moved while the object lives (it is frozen, and the heap buffer of
+    /// a `ReadBytes` stays put), and `PyBuffer_FillInfo` stores a new
+    /// reference to the object in `view.obj`, so the bytes outlive every
+    /// view of them.
     /// A writable view is refused (`BufferError`).
     unsafe fn __getbuffer__(
         slf: Bound<'_, Self>,
         view: *mut ffi::Py_buffer,
         flags: c_int,
     ) -> PyResult<()> {
-        let data = &slf.get().data;
+        let data: &[u8] = &slf.get().data;
         // SAFETY: as above; `view` is the pointer Python passed in.
         let filled = unsafe {
             ffi::PyBuffer_FillInfo(
