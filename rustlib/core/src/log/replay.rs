@@ -16,8 +16,9 @@
 //!   that could not be read are listed in [`ReplayReport::lost`].
 //!
 //! A copy that is missing or differs in length from its file (a crash
-//! while the copy lagged, a vault from before copies existed) is rewritten
-//! from the file once the file has been read.
+//! while the copy lagged or between a compaction's removal of a copy and of
+//! its file, a vault from before copies existed) is rewritten from the file
+//! once the file has been read (covered files: without being read).
 //!
 //! Read-only (`read_only`), replay writes nothing: a torn tail is left in
 //! place and ignored, a mended file is used as mended in memory, a file
@@ -215,6 +216,15 @@ pub(super) fn replay(
         if !is_last && matches!(firsts[i + 1], Some(f) if f <= opts.min_next_seq) {
             report.files_skipped += 1;
             chain = None;
+            // Not read, but its copy is kept whole like any other's (fsck
+            // compares them): a crash between a compaction's removal of the
+            // copy and of the file leaves the file without one.
+            if let (Some(c), false) = (&copy_path, opts.read_only) {
+                if fs.file_len(c).ok() != fs.file_len(path).ok() {
+                    copy_durably(fs, path, c)?;
+                    report.copies_refreshed += 1;
+                }
+            }
             continue;
         }
         let corrupt = |m: String| Error::LogCorrupt(format!("{name}: {m}"));
