@@ -17,8 +17,7 @@
 //!
 //! A copy that is missing or differs in length from its file (a crash
 //! while the copy lagged or between a compaction's removal of a copy and of
-//! its file, a vault from before copies existed) is rewritten from the file
-//! once the file has been read (covered files: without being read).
+//! its file, a vault from before copies existed) is rewritten from the file.
 //!
 //! Read-only (`read_only`), replay writes nothing: a torn tail is left in
 //! place and ignored, a mended file is used as mended in memory, a file
@@ -27,7 +26,7 @@
 use std::path::Path;
 
 use super::format::*;
-use super::scan::{chain_before, mend, next_good_record, whole_record_after};
+use super::scan::{chain_before, mend, next_good_record, torn_bytes, whole_record_after};
 use crate::crypto::aead::AeadKey;
 use crate::crypto::keys::SecretKey;
 use crate::error::{io_at, Error, Result};
@@ -216,9 +215,7 @@ pub(super) fn replay(
         if !is_last && matches!(firsts[i + 1], Some(f) if f <= opts.min_next_seq) {
             report.files_skipped += 1;
             chain = None;
-            // Not read, but its copy is kept whole like any other's (fsck
-            // compares them): a crash between a compaction's removal of the
-            // copy and of the file leaves the file without one.
+            // Not read, but its copy is kept whole (fsck compares them).
             if let (Some(c), false) = (&copy_path, opts.read_only) {
                 if fs.file_len(c).ok() != fs.file_len(path).ok() {
                     copy_durably(fs, path, c)?;
@@ -599,11 +596,4 @@ fn list_files(
         .collect();
     numbers.sort();
     Ok(numbers)
-}
-
-/// Bytes of a torn tail that the crash left written: up to its last
-/// non-zero byte. The zeros after it are the reserve the writer keeps past
-/// its last record (`active::LOG_RESERVE_BYTES`), which held nothing.
-fn torn_bytes(tail: &[u8]) -> u64 {
-    tail.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1) as u64
 }

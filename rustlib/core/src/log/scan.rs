@@ -148,3 +148,10 @@ pub(super) fn mend(
     }
     mended.then_some((h, out))
 }
+
+/// Bytes of a torn tail that the crash left written: up to its last
+/// non-zero byte. The zeros after it are the reserve the writer keeps past
+/// its last record (`active::LOG_RESERVE_BYTES`), which held nothing.
+pub(super) fn torn_bytes(tail: &[u8]) -> u64 {
+    tail.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1) as u64
+}
