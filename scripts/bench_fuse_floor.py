@@ -49,7 +49,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench_sync import fsync4k  # this directory: scripts/
-from peerbench import Build, Parser, fail, parse_builds, unmount_leftovers
+from peerbench import Build, Parser, add_build_option, fail, parse_builds, unmount_leftovers
 
 WORKLOADS = ["untar s", "ls-lR s", "tarread s", "rm s", "statfs us", "fsync4k med us", "p99 us"]
 #: The workloads whose requests are counted (the fsync4k pair is one workload).
@@ -471,13 +471,7 @@ def main() -> None:
     ap.add_argument("--fs", nargs="+", default=["nullfs", "fusefs", "securefs", "gocryptfs"])
     ap.add_argument("--dir", default="/dev/shm/fuse-floor")
     ap.add_argument("--fsync-count", type=int, default=300, help="4 KiB appends + fsync per run")
-    ap.add_argument(
-        "--build",
-        action="append",
-        default=[],
-        metavar="NAME=REPO_DIR",
-        help="also run the fusefs of another checkout, labelled NAME (repeatable)",
-    )
+    add_build_option(ap)
     ap.add_argument("--no-counts", action="store_true", help="do not count requests")
     ap.add_argument("--serve-nullfs", metavar="MNT", help=argparse.SUPPRESS)
     args = ap.parse_args()

@@ -56,6 +56,10 @@ def add_common_options(ap: argparse.ArgumentParser) -> None:
         default=DISK_DIR,
         help=f"work directory on the disk (default {DISK_DIR})",
     )
+    add_build_option(ap)
+
+
+def add_build_option(ap: argparse.ArgumentParser) -> None:
     ap.add_argument(
         "--build",
         action="append",
