@@ -17,7 +17,8 @@
 //!
 //! A copy that is missing or differs in length from its file (a crash
 //! while the copy lagged or between a compaction's removal of a copy and of
-//! its file, a vault from before copies existed) is rewritten from the file.
+//! its file, a vault from before copies existed) is rewritten from the file,
+//! where there is room (on a full disk it stays as it is, for fsck to report).
 //!
 //! Read-only (`read_only`), replay writes nothing: a torn tail is left in
 //! place and ignored, a mended file is used as mended in memory, a file
@@ -30,7 +31,7 @@ use super::scan::{chain_before, mend, next_good_record, torn_bytes, whole_record
 use crate::crypto::aead::AeadKey;
 use crate::crypto::keys::SecretKey;
 use crate::error::{io_at, Error, Result};
-use crate::storage::durable::{copy_durably, write_durably};
+use crate::storage::durable::{copy_durably, try_copy_durably, write_durably};
 use crate::storage::{FileSystem, StorageFile};
 use crate::types::Cipher;
 
@@ -218,8 +219,7 @@ pub(super) fn replay(
             // Not read, but its copy is kept whole (fsck compares them).
             if let (Some(c), false) = (&copy_path, opts.read_only) {
                 if fs.file_len(c).ok() != fs.file_len(path).ok() {
-                    copy_durably(fs, path, c)?;
-                    report.copies_refreshed += 1;
+                    report.copies_refreshed += try_copy_durably(fs, path, c) as usize;
                 }
             }
             continue;
@@ -400,8 +400,7 @@ pub(super) fn replay(
                     fs.create_dir_all(parent)
                         .map_err(io_at("cannot create", parent))?;
                 }
-                copy_durably(fs, path, c)?;
-                report.copies_refreshed += 1;
+                report.copies_refreshed += try_copy_durably(fs, path, c) as usize;
             }
         }
     }

@@ -9,12 +9,12 @@ use crate::metadata::FramePatch;
 
 /// Bytes kept for log records to carry. An fsync after more than this
 /// syncs the packs. Kept frames count their stored bytes, patches their
-/// bytes: writing 256 KiB more into the log costs about what the flush it
-/// saves does (ext4 on the reference VM's disk: ~300 µs a flush, ~500
-/// MB/s), and the carried bytes take space in the log until the next
-/// snapshot. Patches make this go much further: 32 random 4 KiB writes
-/// into 64 KiB segments keep 128 KiB of patches instead of 2 MiB of frames.
-pub const CARRY_MAX_BYTES: usize = 256 << 10;
+/// bytes: writing 128 KiB more into the log (and its copy) costs about
+/// what the flush it saves does (ext4 on the reference VM's disk: ~300 µs
+/// a flush, ~500 MB/s), and the carried bytes take space in the log until
+/// the next snapshot. Patches make this go much further: 32 random 4 KiB
+/// writes into 64 KiB segments keep 128 KiB of patches, not 2 MiB of frames.
+pub const CARRY_MAX_BYTES: usize = 128 << 10;
 
 /// Frames' stored bytes by (pack, offset).
 pub(super) type FramesAt = HashMap<(u64, u64), Arc<Vec<u8>>>;

@@ -57,6 +57,17 @@ pub fn copy_durably(fs: &dyn FileSystem, from: &Path, to: &Path) -> Result<u64> 
     Ok(at)
 }
 
+/// [`copy_durably`] for a second copy, which may fail (a full disk): on
+/// failure the temporary file is removed and `to` left as it was. Whether
+/// it was copied.
+pub fn try_copy_durably(fs: &dyn FileSystem, from: &Path, to: &Path) -> bool {
+    let copied = copy_durably(fs, from, to).is_ok();
+    if !copied {
+        let _ = fs.remove(&to.with_extension("fusefs-tmp"));
+    }
+    copied
+}
+
 /// fsync the directory holding `path`, so a rename or creation in it is durable.
 pub fn sync_parent(fs: &dyn FileSystem, path: &Path) -> Result<()> {
     let dir = match path.parent() {
