@@ -97,6 +97,26 @@ def test_a_frame_the_pack_lost_is_read_from_the_log_record(tmp_path: Path, keep:
     assert pack.stat().st_size >= newest.offset + newest.stored_len
 
 
+def test_a_pack_holding_another_frame_at_a_carried_frames_place_is_damage(
+    tmp_path: Path,
+) -> None:
+    """A byte of the newest carried frame changed in its pack, to neither zero nor the
+    frame's: not a tail a crash lost but other bytes (§9.2), so the reader reports damage
+    rather than reading the record's copy as if nothing were wrong."""
+    vault = tmp_path / "v"
+    master = make_vault(vault)
+    newest = carried_refs(vault, master)[-1]
+    pack = vault / "packs" / f"{newest.pack:016x}.pack"
+    with open(pack, "r+b") as f:
+        f.seek(newest.offset + 40)
+        byte = f.read(1)[0]
+        f.seek(newest.offset + 40)
+        f.write(bytes([1 if byte != 1 else 2]))
+    r = run_reader(vault, tmp_path / "out", *passfile(tmp_path))
+    one_error(r, 3, "the pack holds another frame than the one the log carries")
+    assert not (tmp_path / "out").exists()
+
+
 def test_only_the_newest_carried_frame_a_segment_refers_to_is_live(tmp_path: Path) -> None:
     """Segment 0 was carried several times: only the newest frame is live. Once a truncation
     drops the segment, no carried frame is live (§9.2: dead frames are never used),
@@ -112,7 +132,7 @@ def test_only_the_newest_carried_frame_a_segment_refers_to_is_live(tmp_path: Pat
     with Vault.open(vault, PASSWORD) as v:
         v.setattr(v.lookup(ROOT_INO, b"small.bin").ino, size=0)
     state = load_state(str(vault), layout_for(2), keys, S, lambda _: None)
-    assert state.carried and carried_frames(state) == {}
+    assert state.carried.newest and carried_frames(state) == {}
     r = run_reader(vault, tmp_path / "out", *passfile(tmp_path))
     assert r.returncode == 0 and not r.stderr, r.stderr
     assert (tmp_path / "out" / "small.bin").read_bytes() == b""
