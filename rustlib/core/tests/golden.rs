@@ -28,8 +28,8 @@ use crypto_core::crypto::hmac_sha256;
 use crypto_core::crypto::kdf;
 use crypto_core::crypto::keys::{KeyMaterial, SecretKey};
 use crypto_core::metadata::state_codec::{decode_state, encode_state_version};
-use crypto_core::metadata::SegmentRef;
 use crypto_core::metadata::{AttrChange, InodeKind, Timespec, UnifiedEntry};
+use crypto_core::metadata::{Carried, FramePatch, SegmentRef};
 use crypto_core::metadata::{MetadataState, PackUsage};
 use crypto_core::pipeline::Control;
 use crypto_core::storage::RealFs;
@@ -1470,7 +1470,8 @@ fn tag_of(e: &UnifiedEntry) -> u8 {
         UnifiedEntry::Close { .. } => 14,
         UnifiedEntry::ReserveGenerations { .. } => 15,
         UnifiedEntry::DecryptCheckpoint { .. } => 16,
-        UnifiedEntry::WriteSegmentsCarried { .. } => 17,
+        // 17 without a patch among its items, 18 with (§9.2).
+        UnifiedEntry::WriteSegmentsCarried { carried, .. } => Carried::tag_for(carried),
     }
 }
 
@@ -1819,7 +1820,7 @@ fn entry_bytes_per_format_9_2() {
         UnifiedEntry::WriteSegmentsCarried {
             ino: 4, size: 40000, mtime: T,
             segments: vec![(0, tiny), (2, SEG_B)],
-            frames: vec![vec![0xaa, 0xbb, 0xcc], vec![]],
+            carried: vec![Carried::Frame(vec![0xaa, 0xbb, 0xcc]), Carried::Nothing],
         },
         &[
             "11",                                          // tag 17
@@ -1834,9 +1835,43 @@ fn entry_bytes_per_format_9_2() {
         ],
         33 + 88 + 3,
     );
+    // WriteSegmentsPatched: 33 + 41·N + carried (kind 0 nothing, 1 frame,
+    // 2 patch: base generation, keep, offset, bytes).
+    #[rustfmt::skip]
+    check(
+        UnifiedEntry::WriteSegmentsCarried {
+            ino: 4, size: 40000, mtime: T,
+            segments: vec![(0, tiny), (1, SEG_B), (2, SEG_B)],
+            carried: vec![
+                Carried::Frame(vec![0xaa, 0xbb, 0xcc]),
+                Carried::Patch(FramePatch {
+                    base_generation: 1,
+                    keep: 5,
+                    offset: 2,
+                    bytes: vec![0xdd, 0xee],
+                }),
+                Carried::Nothing,
+            ],
+        },
+        &[
+            "12",                                          // tag 18
+            "0400000000000000",                            // ino 4
+            "409c000000000000",                            // size 40000
+            T_HEX,                                         // mtime
+            "03000000",                                    // N = 3
+            "0000000000000000",                            // index 0
+            "0300000000000000 4000000000000000 03000000 01000000 0900000000000000",
+            "01 03000000 aabbcc",                          // kind 1: its frame
+            "0100000000000000", SEG_B_HEX,                 // index 1
+            "02 0100000000000000 05000000 02000000",       // kind 2: base gen 1, keep 5, at 2
+            "02000000 ddee",                               // the patch's bytes
+            "0200000000000000", SEG_B_HEX, "00",           // index 2, kind 0: nothing
+        ],
+        33 + 3 * 41 + 4 + 3 + 16 + 4 + 2,
+    );
     assert_eq!(
         tags,
-        (1..=17).collect(),
+        (1..=18).collect(),
         "every variant has a golden encoding"
     );
 }

@@ -9,6 +9,7 @@
 //! as a presence byte (0/1) then the value. A decoder refuses trailing bytes,
 //! unknown tags and lengths past the end, and never panics.
 
+use super::carried::Carried;
 use super::codec::{bad, Reader, Writer};
 use super::inode::{AttrChange, InodeKind, Timespec};
 use super::segment::SegmentRef;
@@ -74,20 +75,21 @@ pub enum UnifiedEntry {
         mtime: Timespec,
         segments: Vec<(u64, SegmentRef)>,
     },
-    /// (Format 2.) A `WriteSegments` that carries the sealed bytes of
-    /// those of its frames that were not yet durable in their packs when
-    /// the record was written: what an fsync writes when it makes the log
-    /// durable and not the packs (one device flush instead of two;
-    /// `vault::carry`). `frames[i]` is segment i's frame exactly as its
-    /// pack holds it, or empty for a frame already durable there. Applies
-    /// to the state as `WriteSegments` does; the frames are restored into
-    /// their packs when the log is read after a crash (FORMAT.md §9.2).
+    /// (Format 2.) A `WriteSegments` that carries those of its frames
+    /// that were not yet durable in their packs when the record was
+    /// written: what an fsync writes when it makes the log durable and not
+    /// the packs (one device flush instead of two; `vault::carry`).
+    /// `carried[i]` is what segment i's item carries: nothing (durable),
+    /// the frame's stored bytes, or a patch to seal it from (tag 17 without
+    /// patches, tag 18 with; `super::carried`). Applies to the state as
+    /// `WriteSegments` does; the frames are restored into their packs when
+    /// the log is read after a crash (FORMAT.md §9.2).
     WriteSegmentsCarried {
         ino: u64,
         size: u64,
         mtime: Timespec,
         segments: Vec<(u64, SegmentRef)>,
-        frames: Vec<Vec<u8>>,
+        carried: Vec<Carried>,
     },
     /// An inode with no links and no open handle is gone.
     Forget {
@@ -239,13 +241,14 @@ impl UnifiedEntry {
                 size,
                 mtime,
                 segments,
-                frames,
+                carried,
             } => {
-                write_head(&mut w, 17, *ino, *size, *mtime, segments.len());
-                for ((index, r), frame) in segments.iter().zip(frames) {
+                let tag = Carried::tag_for(carried);
+                write_head(&mut w, tag, *ino, *size, *mtime, segments.len());
+                for ((index, r), c) in segments.iter().zip(carried) {
                     w.u64(*index);
                     w.seg(r);
-                    w.bytes(frame);
+                    c.encode(tag, &mut w);
                 }
             }
             UnifiedEntry::Forget { ino } => {
@@ -425,28 +428,26 @@ impl UnifiedEntry {
                     damaged,
                 }
             }
-            17 => {
+            tag @ (17 | 18) => {
                 let (ino, size, mtime) = (r.u64()?, r.u64()?, r.time()?);
                 let n = r.u32()? as usize;
-                // Each segment takes at least 44 bytes.
-                if n > r.remaining() / 44 {
+                // Each item takes at least 44 bytes (17) or 41 (18).
+                let least = 40 + if tag == 17 { 4 } else { Carried::MIN_ITEM_LEN };
+                if n > r.remaining() / least {
                     return Err(bad("segment count past the end"));
                 }
-                let (mut segments, mut frames) = (Vec::with_capacity(n), Vec::with_capacity(n));
+                let (mut segments, mut carried) = (Vec::with_capacity(n), Vec::with_capacity(n));
                 for _ in 0..n {
-                    let (index, seg, frame) = (r.u64()?, r.seg()?, r.bytes()?);
-                    if !frame.is_empty() && frame.len() != seg.stored_len as usize {
-                        return Err(bad("a carried frame's length is not its stored length"));
-                    }
+                    let (index, seg) = (r.u64()?, r.seg()?);
+                    carried.push(Carried::decode(tag, &mut r, &seg)?);
                     segments.push((index, seg));
-                    frames.push(frame);
                 }
                 UnifiedEntry::WriteSegmentsCarried {
                     ino,
                     size,
                     mtime,
                     segments,
-                    frames,
+                    carried,
                 }
             }
             t => return Err(bad(&format!("unknown tag {t}"))),
@@ -467,130 +468,4 @@ fn write_head(w: &mut Writer, tag: u8, ino: u64, size: u64, mtime: Timespec, cou
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    pub(crate) fn samples() -> Vec<UnifiedEntry> {
-        let t = Timespec {
-            sec: 1_700_000_000,
-            nsec: 123_456_789,
-        };
-        let seg = SegmentRef {
-            pack: 3,
-            offset: 64,
-            stored_len: 1000,
-            plain_len: 971,
-            generation: 7,
-        };
-        vec![
-            UnifiedEntry::CreateInode {
-                ino: 5,
-                kind: InodeKind::Symlink,
-                mode: 0o777,
-                uid: 1000,
-                gid: 100,
-                rdev: 0,
-                time: t,
-                file_id: [9; 16],
-                target: b"../x".to_vec(),
-            },
-            UnifiedEntry::Link {
-                parent: 1,
-                name: b"a".to_vec(),
-                ino: 5,
-                time: t,
-            },
-            UnifiedEntry::Unlink {
-                parent: 1,
-                name: vec![0xff; 255],
-                time: t,
-            },
-            UnifiedEntry::Rename {
-                parent: 1,
-                name: b"a".to_vec(),
-                new_parent: 2,
-                new_name: b"b".to_vec(),
-                exchange: true,
-                time: t,
-            },
-            UnifiedEntry::SetAttr {
-                ino: 5,
-                change: AttrChange {
-                    mode: Some(0o600),
-                    size: Some(0),
-                    mtime: Some(t),
-                    ..Default::default()
-                },
-            },
-            UnifiedEntry::SetXattr {
-                ino: 5,
-                name: b"user.k".to_vec(),
-                value: vec![],
-            },
-            UnifiedEntry::RemoveXattr {
-                ino: 5,
-                name: b"user.k".to_vec(),
-            },
-            UnifiedEntry::WriteSegments {
-                ino: 5,
-                size: 1 << 40,
-                mtime: t,
-                segments: vec![(0, seg), (u64::MAX, seg)],
-            },
-            UnifiedEntry::Forget { ino: 5 },
-            UnifiedEntry::Scheduler { cycle: 3, time: t },
-            UnifiedEntry::SnapshotCheckpoint {
-                number: 2,
-                covers_seq: 99,
-            },
-            UnifiedEntry::MoveSegments {
-                moves: vec![(5, 0, seg, SegmentRef { pack: 9, ..seg })],
-            },
-            UnifiedEntry::PackDeleted { pack: 3 },
-            UnifiedEntry::Close { time: t },
-            UnifiedEntry::ReserveGenerations { up_to: 1 << 36 },
-            UnifiedEntry::DecryptCheckpoint {
-                run: [7; 16],
-                total: 9,
-                done: 4,
-                damaged: vec![(2, 0), (5, 3)],
-            },
-            UnifiedEntry::WriteSegmentsCarried {
-                ino: 5,
-                size: 4096,
-                mtime: t,
-                segments: vec![(0, seg), (1, seg)],
-                frames: vec![vec![0xab; 1000], Vec::new()],
-            },
-        ]
-    }
-
-    #[test]
-    fn a_carried_frame_must_have_its_stored_length() {
-        let mut e = samples().pop().expect("a sample");
-        if let UnifiedEntry::WriteSegmentsCarried { frames, .. } = &mut e {
-            frames[0].pop();
-        }
-        assert!(UnifiedEntry::decode(&e.encode()).is_err());
-    }
-
-    #[test]
-    fn every_entry_round_trips_and_every_cut_is_refused() {
-        for e in samples() {
-            let b = e.encode();
-            assert_eq!(UnifiedEntry::decode(&b).unwrap(), e);
-            for n in 0..b.len() {
-                assert!(UnifiedEntry::decode(&b[..n]).is_err(), "{e:?} cut at {n}");
-            }
-            let mut longer = b.clone();
-            longer.push(0);
-            assert!(UnifiedEntry::decode(&longer).is_err());
-        }
-        assert!(UnifiedEntry::decode(&[0]).is_err());
-        assert!(UnifiedEntry::decode(&[
-            8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-            255, 255, 255, 255
-        ])
-        .is_err());
-    }
-}
+mod tests;

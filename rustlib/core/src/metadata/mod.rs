@@ -8,11 +8,14 @@
 //! * [`segment`]: [`SegmentRef`], where a file's segment lives.
 //! * [`codec`]: the little-endian field encoding (FORMAT.md §9.1).
 //! * [`entry`]: [`UnifiedEntry`] and its encoding (§9.2).
+//! * [`carried`]: what a write's record carries of a frame not yet
+//!   durable: its bytes or a [`FramePatch`] (§9.2, entries 17 and 18).
 //! * [`state`]: [`MetadataState`] and `apply` (§9.3), over each
 //!   directory's [`dir::Dir`].
 //! * [`state_codec`]: the snapshot's state encoding (§9.5).
 //! * [`paths`]: a path of an inode, for messages and reports.
 
+pub mod carried;
 pub mod codec;
 pub mod dir;
 pub mod entry;
@@ -22,6 +25,7 @@ pub mod segment;
 pub mod state;
 pub mod state_codec;
 
+pub use carried::{Carried, FramePatch};
 pub use dir::Dir;
 pub use entry::UnifiedEntry;
 pub use inode::{AttrChange, InodeKind, Timespec};

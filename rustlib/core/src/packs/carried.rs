@@ -9,8 +9,20 @@
 //! pack itself is synced later (by the scheduler's flush, a snapshot, the
 //! close), and until then the log holds the only durable copy.
 //!
-//! * While they are not synced, the store keeps the bytes of the frames it
-//!   appended for writes ((`unsynced::Unsynced`)), up to `CARRY_MAX_BYTES` in all.
+//! * A small write into a bigger segment would carry the whole segment's
+//!   frame (a 4 KiB write into a 64 KiB segment: 64 KiB of log). Such a
+//!   frame is carried as a *patch* instead (entry 18): how its plaintext
+//!   differs from its segment's previous frame (the *base*). Format-2
+//!   sealing is deterministic (nonce = generation, zero padding), so after
+//!   a crash the frame is sealed again from the base and the patch, byte
+//!   for byte ([`crate::vault`]'s open does it). The base must stay
+//!   readable until the patched frame is durable in its pack: frames freed
+//!   by a record are punched only after a sync of the packs that began
+//!   after the record ([`PackStore::sync_ticket`]), and pack compaction
+//!   syncs the packs before it deletes any.
+//! * While they are not synced, the store keeps the bytes (or the patches)
+//!   of the frames it appended for writes ((`unsynced::Unsynced`)), up to
+//!   `CARRY_MAX_BYTES` in all.
 //!   A frame it does not keep (more than that, or a compaction's copy)
 //!   makes [`PackStore::carry`] refuse: the packs are synced instead.
 //! * A frame not in the list is durable: the list is emptied under the
@@ -24,9 +36,12 @@
 
 use std::sync::Arc;
 
+use super::frame::{open_pack_frame, seal_pack_frames};
+use super::unsynced::Kept;
 use super::{lock, unsynced, PackHeader, PackStore, PACK_HEADER_LEN};
+use crate::crypto::aead::AeadKey;
 use crate::error::{io_at, Result};
-use crate::metadata::SegmentRef;
+use crate::metadata::{Carried, SegmentRef};
 use crate::storage::StorageFile;
 
 impl PackStore {
@@ -35,11 +50,11 @@ impl PackStore {
         !lock(&self.inner).carriable.untracked
     }
 
-    /// The sealed bytes of those frames of `refs` that are not durable in
-    /// their packs (empty for one that is), for a log record to carry, and
-    /// forgotten here: the record carries them from now on. `None` if a
-    /// frame not durable cannot be carried: then sync the packs.
-    pub fn carry(&self, refs: &[SegmentRef]) -> Option<Vec<Vec<u8>>> {
+    /// What a log record is to carry of each frame of `refs`: nothing for
+    /// one durable in its pack, else its stored bytes or its patch, which
+    /// are forgotten here (the record carries them from now on). `None` if
+    /// a frame not durable cannot be carried: then sync the packs.
+    pub fn carry(&self, refs: &[SegmentRef]) -> Option<Vec<Carried>> {
         let mut inner = lock(&self.inner);
         let unsynced = &mut inner.carriable;
         if unsynced.untracked {
@@ -47,20 +62,65 @@ impl PackStore {
         }
         let out = refs
             .iter()
-            .map(|r| match unsynced.frames.remove(&(r.pack, r.offset)) {
-                Some(b) => {
-                    unsynced.bytes -= b.len();
-                    if b.len() == r.stored_len as usize {
-                        // Taken out of the list: no copy unless shared.
-                        Arc::try_unwrap(b).unwrap_or_else(|b| b.to_vec())
-                    } else {
-                        Vec::new()
-                    }
+            .map(|r| match unsynced.take((r.pack, r.offset)) {
+                // Taken out of the list: no copy unless shared.
+                Some(Kept::Frame(b)) if b.len() == r.stored_len as usize => {
+                    Carried::Frame(Arc::try_unwrap(b).unwrap_or_else(|b| b.to_vec()))
                 }
-                None => Vec::new(),
+                Some(Kept::Patch(p)) => Carried::Patch(p),
+                _ => Carried::Nothing,
             })
             .collect();
         Some(out)
+    }
+
+    /// The stored bytes of the newest frame of `links`, one segment's
+    /// carried frames oldest first (`recovery::carried`): the first is
+    /// carried whole, a patch with no base, or the base as its pack holds it
+    /// (`Carried::Nothing`); each later one a patch over the one before.
+    /// Sealed again from the patches where the newest is one: format-2
+    /// sealing is deterministic, so these are the bytes the frame had.
+    /// `None` if a base cannot be read or authenticated, or a patch does
+    /// not apply (the frame stays lost: reading it reports the damage).
+    pub fn rebuild_carried(
+        &self,
+        key: &AeadKey,
+        file_id: &[u8; 16],
+        index: u64,
+        links: &[(SegmentRef, Carried)],
+    ) -> Option<Vec<u8>> {
+        let (newest, carried) = links.last()?;
+        if let Carried::Frame(bytes) = carried {
+            return Some(bytes.clone());
+        }
+        let mut plain = Vec::new();
+        for (k, (r, c)) in links.iter().enumerate() {
+            plain = match (k, c) {
+                (0, Carried::Nothing) => self.read_segment(key, file_id, index, r).ok()?,
+                (0, Carried::Frame(b)) => {
+                    let layout = self.opts.layout;
+                    open_pack_frame(key, &self.vault_id, file_id, index, r, layout, b.clone())
+                        .ok()?
+                }
+                (_, Carried::Patch(p)) => p.apply(&plain, r.plain_len)?,
+                _ => return None,
+            };
+        }
+        if !self.opts.layout.is_v2(newest.generation) {
+            return None;
+        }
+        let segment = [(index, newest.generation, &plain[..])];
+        let (frame, sizes) = seal_pack_frames(
+            key,
+            &self.vault_id,
+            file_id,
+            &segment,
+            None,
+            self.opts.layout,
+            1,
+        )
+        .ok()?;
+        (sizes[0] == newest.stored_len as usize).then_some(frame)
     }
 
     /// Read-only, once, at open: serve those of these frames (read from the

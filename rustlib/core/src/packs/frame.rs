@@ -137,8 +137,11 @@ pub(super) fn seal_pack_frames(
         })
         .collect();
     let mut out = vec![0u8; sizes.iter().sum()];
+    // Random nonces for format-1 frames only (format 2's is the generation).
     let mut nonces = vec![0u8; NONCE_LEN * n];
-    random::fill(&mut nonces)?;
+    if segments.iter().any(|s| !layout.is_v2(s.1)) {
+        random::fill(&mut nonces)?;
+    }
     let mut jobs = Vec::with_capacity(n);
     let mut rest: &mut [u8] = &mut out;
     for (i, ((index, generation, plain), (_, c))) in segments.iter().zip(&compressed).enumerate() {

@@ -4,10 +4,12 @@
 //! * [`file`](mod@file): a pack's 64-byte header and its file name;
 //! * [`frame`]: pack frames, sealed and opened (the layout is there);
 //! * `unsynced`, `carried`: frames not yet synced that log records may
-//!   carry instead, and putting them back after a crash;
+//!   carry instead (whole or as patches), and putting them back after a
+//!   crash;
+//! * `sync`: making appended frames durable, and sync tickets;
 //! * [`read_into`]: frames read and opened straight into a reader's buffer;
 //! * this module: [`PackStore`], which appends frames to packs, reads them
-//!   back, syncs, rotates and deletes packs.
+//!   back, rotates and deletes packs.
 //!
 //! Nothing in a pack names a file, a segment index or a length in clear: the
 //! segment map in the (sealed) metadata says where each frame is
@@ -35,11 +37,12 @@
 use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::crypto::aead::AeadKey;
 use crate::error::{io_at, Error, Result};
-use crate::metadata::SegmentRef;
+use crate::metadata::{FramePatch, SegmentRef};
 use crate::pipeline::for_each_split;
 use crate::storage::{FileSystem, StorageFile};
 use crate::types::Cipher;
@@ -48,6 +51,7 @@ mod carried;
 pub mod file;
 pub mod frame;
 pub mod read_into;
+mod sync;
 mod unsynced;
 
 use file::list_packs;
@@ -100,6 +104,8 @@ struct Inner {
     failed: Option<String>,
     /// Frames written since the last sync that a log record may carry.
     carriable: unsynced::Unsynced,
+    /// Syncs begun so far (each one's ticket: `sync_ticket`).
+    syncs_begun: u64,
 }
 
 /// The packs of a vault. Shareable across threads: every method takes `&self`.
@@ -117,6 +123,8 @@ pub struct PackStore {
     handles: Mutex<HashMap<u64, Arc<dyn StorageFile>>>,
     /// Read-only: frames the log carries that their packs lost (`carried`).
     overlay: std::sync::OnceLock<unsynced::FramesAt>,
+    /// The highest ticket of a completed sync.
+    synced_ticket: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -154,8 +162,10 @@ impl PackStore {
                 unsynced: Vec::new(),
                 failed: None,
                 carriable: unsynced::Unsynced::default(),
+                syncs_begun: 0,
             }),
             overlay: std::sync::OnceLock::new(),
+            synced_ticket: AtomicU64::new(0),
             sync_lock: Mutex::new(()),
             handles: Mutex::new(HashMap::new()),
         })
@@ -181,6 +191,21 @@ impl PackStore {
         key: &AeadKey,
         file_id: &[u8; 16],
         segments: &[(u64, u64, &[u8])],
+    ) -> Result<Vec<SegmentRef>> {
+        self.write_patched_segments(key, file_id, segments, None)
+    }
+
+    /// [`PackStore::write_segments`], with the patch each frame's plaintext
+    /// is made by from its segment's previous frame, for a log record to
+    /// carry in place of the frame (`carried`). Kept only where the frame
+    /// can be sealed again from it byte for byte: format-2 frames sealed
+    /// raw (no compression).
+    pub fn write_patched_segments(
+        &self,
+        key: &AeadKey,
+        file_id: &[u8; 16],
+        segments: &[(u64, u64, &[u8])],
+        patches: Option<Vec<FramePatch>>,
     ) -> Result<Vec<SegmentRef>> {
         if let Some(e) = &lock(&self.inner).failed {
             return Err(Error::PacksFailed(e.clone()));
@@ -208,7 +233,13 @@ impl PackStore {
             self.opts.layout,
             threads,
         )?;
-        let placed = self.append(&out, &sizes, true)?;
+        let layout = self.opts.layout;
+        let patches = patches.filter(|p| {
+            p.len() == segments.len()
+                && self.opts.compression.is_none()
+                && segments.iter().all(|s| layout.is_v2(s.1))
+        });
+        let placed = self.append(&out, &sizes, true, patches)?;
         Ok(placed
             .into_iter()
             .zip(segments)
@@ -228,14 +259,22 @@ impl PackStore {
     /// Append frames (`frames` is their concatenation, `sizes` their lengths)
     /// to the active pack, rotating as needed. Returns (pack, offset) of each.
     /// `carriable`: keep their bytes for a log record to carry (`carried`).
-    fn append(&self, frames: &[u8], sizes: &[usize], carriable: bool) -> Result<Vec<(u64, u64)>> {
+    fn append(
+        &self,
+        frames: &[u8],
+        sizes: &[usize],
+        carriable: bool,
+        patches: Option<Vec<FramePatch>>,
+    ) -> Result<Vec<(u64, u64)>> {
         let mut inner = lock(&self.inner);
         if let Some(e) = &inner.failed {
             return Err(Error::PacksFailed(e.clone()));
         }
         let result = self.append_locked(&mut inner, frames, sizes);
         if let Ok(placed) = &result {
-            inner.carriable.note(placed, frames, sizes, carriable);
+            inner
+                .carriable
+                .note(placed, frames, sizes, carriable, patches);
         }
         if let Err(e) = &result {
             // A failed write (e.g. the disk is full) placed nothing anyone
@@ -335,28 +374,6 @@ impl PackStore {
             file,
             len: PACK_HEADER_LEN as u64,
         });
-        Ok(())
-    }
-
-    /// Make every frame written so far durable (fsync of every pack written
-    /// since the last sync).
-    pub fn sync(&self) -> Result<()> {
-        let _one_at_a_time = lock(&self.sync_lock);
-        let packs = {
-            let mut inner = lock(&self.inner);
-            if let Some(e) = &inner.failed {
-                return Err(Error::PacksFailed(e.clone()));
-            }
-            inner.carriable = unsynced::Unsynced::default();
-            std::mem::take(&mut inner.unsynced)
-        };
-        for (number, file) in packs {
-            if let Err(e) = file.sync_data() {
-                let e = io_at("cannot sync", &self.path(number))(e);
-                lock(&self.inner).failed = Some(e.to_string());
-                return Err(e);
-            }
-        }
         Ok(())
     }
 
@@ -480,7 +497,7 @@ impl PackStore {
             return Err(Error::PacksFailed(e.clone()));
         }
         let frame = self.read_frame(r)?;
-        let placed = self.append(&frame, &[frame.len()], false)?;
+        let placed = self.append(&frame, &[frame.len()], false, None)?;
         Ok(SegmentRef {
             pack: placed[0].0,
             offset: placed[0].1,

@@ -21,15 +21,15 @@
 //! are not refreshed, orphans are kept (they have no name, so nothing shows
 //! them), and the log is replayed as [`crate::log`] describes.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use super::carried::{CarriedChain, CarriedFrames};
 use crate::crypto::keys::SecretKey;
 use crate::error::{io_at, Error, Result};
 use crate::log::unified::{LogManager, LogOptions, ReplayReport};
+use crate::metadata::MetadataState;
 use crate::metadata::UnifiedEntry;
-use crate::metadata::{MetadataState, SegmentRef};
 use crate::mirror;
 use crate::snapshot::{parse_snapshot_file_name, read_snapshot, snapshot_file_name};
 use crate::storage::FileSystem;
@@ -96,9 +96,10 @@ pub struct BootstrapReport {
     /// log was cut; also false for an empty log).
     pub closed_cleanly: bool,
     /// (Format 2.) Frames carried by log records (`WriteSegmentsCarried`)
-    /// that their segments still refer to after replay: what a crash may
-    /// have lost from the packs (`packs::carried`), to be written back.
-    pub carried_frames: Vec<(SegmentRef, Vec<u8>)>,
+    /// that their segments still refer to after replay, each with what it
+    /// is rebuilt from: what a crash may have lost from the packs
+    /// (`packs::carried`), to be written back.
+    pub carried_frames: Vec<CarriedChain>,
     /// Carried frames written back into their packs by this open.
     pub carried_frames_restored: usize,
     /// Pack files no record refers to, removed (a session that crashed
@@ -304,32 +305,19 @@ pub fn load_unified_log(
             oldest.unwrap_or(0)
         )));
     }
-    // The newest carried frame of each (inode, segment index).
-    let mut carried: HashMap<(u64, u64), (SegmentRef, Vec<u8>)> = HashMap::new();
+    // The chains of carried frames of each (inode, segment index).
+    let mut carried = CarriedFrames::default();
     for r in records.iter().filter(|r| r.seq > covers_seq) {
         let applied = UnifiedEntry::decode(&r.payload)
             .map_err(|e| Error::LogCorrupt(format!("record {}: {e}", r.seq)))
             .and_then(|entry| {
+                carried.note(&base, &entry);
                 base.apply(&entry).map_err(|e| {
                     Error::LogCorrupt(format!(
                         "record {} does not apply to the state before it: {e}",
                         r.seq
                     ))
-                })?;
-                if let UnifiedEntry::WriteSegmentsCarried {
-                    ino,
-                    segments,
-                    frames,
-                    ..
-                } = entry
-                {
-                    for ((index, r), frame) in segments.into_iter().zip(frames) {
-                        if !frame.is_empty() {
-                            carried.insert((ino, index), (r, frame));
-                        }
-                    }
-                }
-                Ok(())
+                })
             });
         match applied {
             Ok(()) => {
@@ -342,14 +330,7 @@ pub fn load_unified_log(
             Err(e) => return Err(e),
         }
     }
-    report.carried_frames = carried
-        .into_iter()
-        .filter(|((ino, index), (r, _))| {
-            base.inode(*ino)
-                .is_ok_and(|i| i.segments.get(index) == Some(r))
-        })
-        .map(|(_, frame)| frame)
-        .collect();
+    report.carried_frames = carried.live(&base);
     report.covers_seq = covers_seq;
     report.first_log_seq = records.first().map(|r| r.seq);
     report.acknowledged_tag = records

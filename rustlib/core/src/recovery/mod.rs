@@ -2,4 +2,5 @@
 //! runs, and bootstrapping a vault's metadata from its log.
 
 pub mod bootstrap;
+pub mod carried;
 pub mod checkpoint;

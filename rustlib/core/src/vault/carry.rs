@@ -1,8 +1,8 @@
 //! Before a log batch is written, every frame its records refer to is made
 //! durable: by a sync of the packs, or — for a batch an fsync writes, whose
 //! new frames are few — by the records themselves, which then carry the
-//! frames' bytes (`WriteSegmentsCarried`; `packs::carried` says why and
-//! how a crash is recovered). Then the fsync costs one flush of the log
+//! frames' bytes or their patches (`WriteSegmentsCarried`, entries 17 and
+//! 18; `packs::carried` says why and how a crash is recovered). Then the fsync costs one flush of the log
 //! instead of a flush of the packs followed by one of the log.
 //!
 //! A batch written without a sync (the queue grew large), or while the log
@@ -13,7 +13,7 @@
 //! to is one the store still holds the bytes of.
 
 use crate::error::Result;
-use crate::metadata::{SegmentRef, UnifiedEntry};
+use crate::metadata::{Carried, SegmentRef, UnifiedEntry};
 use crate::packs::PackStore;
 
 /// Entry tag of `WriteSegments` (FORMAT.md §9.2): the only records whose
@@ -57,10 +57,10 @@ fn carry_frames(packs: &PackStore, batch: &mut [(u64, Vec<u8>)]) -> bool {
             return false;
         };
         let refs: Vec<SegmentRef> = segments.iter().map(|(_, r)| *r).collect();
-        let Some(frames) = packs.carry(&refs) else {
+        let Some(carried) = packs.carry(&refs) else {
             return false;
         };
-        if frames.iter().all(Vec::is_empty) {
+        if carried.iter().all(Carried::is_nothing) {
             continue;
         }
         let carried = UnifiedEntry::WriteSegmentsCarried {
@@ -68,7 +68,7 @@ fn carry_frames(packs: &PackStore, batch: &mut [(u64, Vec<u8>)]) -> bool {
             size,
             mtime,
             segments,
-            frames,
+            carried,
         };
         rewritten.push((at, carried.encode()));
     }

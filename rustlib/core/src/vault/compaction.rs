@@ -389,6 +389,10 @@ impl Vault {
                 .write()
                 .unwrap_or_else(|p| p.into_inner()),
         );
+        // A dead frame in a candidate may be the base of a patch a record
+        // carries (`packs::carried`), needed until the frame that replaced
+        // it is durable: every frame committed so far is, after this.
+        self.packs.sync()?;
         let on_disk = self.packs.pack_numbers()?;
         for pack in candidates {
             // Not the active pack, and every frame placed in it committed

@@ -10,7 +10,8 @@ use super::segments;
 use crate::crypto::aead::AeadKey;
 use crate::error::errno::*;
 use crate::error::{fs_err, Result};
-use crate::metadata::{AttrChange, InodeKind, SegmentRef, Timespec, UnifiedEntry};
+use crate::metadata::{AttrChange, FramePatch, InodeKind, SegmentRef, Timespec, UnifiedEntry};
+use crate::packs::CARRY_MAX_BYTES;
 
 /// What a write found under the state lock: the file's id and size, and
 /// the frames of the segments it may overwrite in part.
@@ -114,9 +115,19 @@ impl Vault {
             let mut plain = self.old_segment(&key, &file_id, index, &r)?;
             plain.truncate(within as usize);
             let generation = self.take_generation()?;
-            let refs = self
-                .packs
-                .write_segments(&key, &file_id, &[(index, generation, &plain)])?;
+            // What a record carries of it: the old frame cut (`packs::carried`).
+            let cut = FramePatch {
+                base_generation: r.generation,
+                keep: within as u32,
+                offset: 0,
+                bytes: Vec::new(),
+            };
+            let refs = self.packs.write_patched_segments(
+                &key,
+                &file_id,
+                &[(index, generation, &plain)],
+                Some(vec![cut]),
+            )?;
             let mut s = self.lock_state();
             let size = s.inode(ino)?.size;
             self.commit_segments(&mut s, ino, size, None, vec![(index, refs[0])])?;
@@ -205,7 +216,8 @@ impl Vault {
         let _frames = frames;
         let WritePlan { file_id, size, old } = plan;
         let key = self.key_for(&file_id);
-        let mut old_plain: HashMap<u64, Vec<u8>> = HashMap::new();
+        // The old plaintext a write keeps, with its frame's generation.
+        let mut old_plain: HashMap<u64, (u64, Vec<u8>)> = HashMap::new();
         for (k, r) in &old {
             if !segments::covers_whole(*k, offset, end, seg) && !old_plain.contains_key(k) {
                 let mut plain = self.old_segment(&key, &file_id, *k, r)?;
@@ -216,9 +228,14 @@ impl Vault {
                         .len()
                         .min(segments::bytes_within_size(*k, size, seg) as usize),
                 );
-                old_plain.insert(*k, plain);
+                old_plain.insert(*k, (r.generation, plain));
             }
         }
+        // A small write's frames are carried by an fsync's record as patches
+        // (`packs::carried`): its bytes, not whole segments. A big write's
+        // would not fit the carry budget anyway.
+        let patching = data.len() <= CARRY_MAX_BYTES;
+        let mut patches = Vec::new();
         let new_size = size.max(end);
         // A segment the write covers from its start, with nothing old to
         // keep, is sealed straight from `data` (no copy).
@@ -227,7 +244,17 @@ impl Vault {
             let seg_start = segments::start_of(k, seg);
             let (from, to, _) = segments::covered_part(k, offset, end, new_size, seg);
             let src = &data[(from - offset) as usize..(to - offset) as usize];
-            let plain = match old_plain.remove(&k) {
+            let old = old_plain.remove(&k);
+            if patching {
+                let (base_generation, kept) = old.as_ref().map_or((0, 0), |(g, p)| (*g, p.len()));
+                patches.push(FramePatch {
+                    base_generation,
+                    keep: kept as u32,
+                    offset: (from - seg_start) as u32,
+                    bytes: src.to_vec(),
+                });
+            }
+            let plain = match old.map(|(_, p)| p) {
                 None if from == seg_start => std::borrow::Cow::Borrowed(src),
                 old => {
                     let mut plain = old.unwrap_or_default();
@@ -247,7 +274,10 @@ impl Vault {
         // splitting a 1 MiB call over both cores of the reference VM, each
         // share sealed and appended by its own thread, measured slower
         // (0.8-1.0 against 0.9-1.35 GB/s, vault_bench, idle machine).
-        let refs = self.packs.write_segments(&key, &file_id, &batch)?;
+        let patches = patching.then_some(patches);
+        let refs = self
+            .packs
+            .write_patched_segments(&key, &file_id, &batch, patches)?;
         drop(batch);
         let placed = sealed.iter().map(|(k, _, _)| *k).zip(refs).collect();
         {

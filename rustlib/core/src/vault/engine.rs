@@ -300,7 +300,7 @@ impl Vault {
             self.log_write_due.store(true, Relaxed);
         }
         if !freed.is_empty() {
-            lock(&self.freed).note(seq, freed);
+            lock(&self.freed).note(seq, self.packs.sync_ticket(), freed);
         }
         *lock(&self.last_change) = std::time::Instant::now();
         Ok(())

@@ -8,13 +8,16 @@ use std::sync::{Arc, Mutex};
 use super::cache::SegmentCache;
 use super::config::{unlock_either, VaultConfig};
 use super::engine::{Counters, EngineOptions, Vault};
+use crate::crypto::aead::AeadKey;
 use crate::crypto::keys::SecretKey;
+use crate::crypto::vault_keys::{purpose, subkey};
 use crate::error::{fs_err, Error, Result};
 use crate::log::format::LogFormat;
 use crate::log::unified::LogOptions;
-use crate::metadata::{MetadataState, Timespec};
+use crate::metadata::{Carried, MetadataState, SegmentRef, Timespec};
 use crate::packs::{FrameLayout, PackOptions, PackStore};
 use crate::recovery::bootstrap::{bootstrap, BootstrapReport};
+use crate::recovery::carried::CarriedChain;
 use crate::storage::readonly::ReadOnlyFs;
 use crate::storage::{FileSystem, LockGuard, TryLock};
 use crate::vault::local_state::judgement::{judge, refuse_headless, VaultEnd};
@@ -158,7 +161,14 @@ impl Vault {
         )?);
         // Frames the log carries that a crash took from their packs
         // (`packs::carried`): back in place before anything reads them.
-        let carried = std::mem::take(&mut report.carried_frames);
+        let carried = rebuild_carried(
+            &packs,
+            &state,
+            &master,
+            config.cipher(),
+            std::mem::take(&mut report.carried_frames),
+            report.closed_cleanly,
+        );
         if opts.read_only {
             packs.overlay_frames(carried);
         } else if !carried.is_empty() {
@@ -374,4 +384,33 @@ impl Vault {
     pub fn storage(&self) -> &Arc<dyn FileSystem> {
         &self.fs
     }
+}
+
+/// The stored bytes of the carried frames that replay found live (each
+/// chain's newest), rebuilt from their patches where they are patched
+/// (`packs::carried`). After a clean close the packs were synced before
+/// the Close record, so patched frames are in their packs: not rebuilt
+/// (frames carried whole are compared with the pack as before). A frame
+/// that cannot be rebuilt is left out: reading it reports the damage.
+fn rebuild_carried(
+    packs: &PackStore,
+    state: &MetadataState,
+    master: &SecretKey,
+    cipher: crate::types::Cipher,
+    chains: Vec<CarriedChain>,
+    closed_cleanly: bool,
+) -> Vec<(SegmentRef, Vec<u8>)> {
+    chains
+        .into_iter()
+        .filter_map(|chain| {
+            let (newest, carried) = chain.links.last()?;
+            if closed_cleanly && !matches!(carried, Carried::Frame(_)) {
+                return None;
+            }
+            let file_id = state.inode(chain.ino).ok()?.file_id;
+            let key = AeadKey::new(cipher, &subkey(master, purpose::FILE, &file_id));
+            let bytes = packs.rebuild_carried(&key, &file_id, chain.index, &chain.links)?;
+            Some((*newest, bytes))
+        })
+        .collect()
 }

@@ -8,7 +8,11 @@
 //! Order, which makes a crash harmless: [`Vault::commit`] notes the frames
 //! an entry frees with the entry's log sequence number; a frame is punched
 //! only once the log is durable up to that number (`synced_seq`), so no
-//! record that survives a crash can refer to a punched frame. Between the
+//! record that survives a crash can refer to a punched frame. And only once
+//! a sync of the packs that began after the entry completed (its pack
+//! sync ticket): the freed frame may be the base of a patch the entry's
+//! record carries (`packs::carried`), needed until the frame that replaced
+//! it is durable in its pack. Between the
 //! two, a call that looked up the frame before the entry was applied may
 //! still read it: punching first waits those out (`frames_in_use`, as pack
 //! compaction does before it deletes packs).
@@ -57,7 +61,7 @@ impl Vault {
             return 0;
         };
         let synced = self.log.synced_seq();
-        let ready = lock(&self.freed).take_durable(synced);
+        let ready = lock(&self.freed).take_durable(synced, |t| self.packs.synced_since(t));
         if ready.is_empty() {
             return 0;
         }
