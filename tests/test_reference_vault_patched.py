@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 from support import mixed_data
 from test_reference_vault import FAST, PASSWORD, ROOT, S, one_error, passfile, run_reader
+from test_reference_vault_carried import crash_warning_only, crashed_vault
 from test_reference_vault_v2 import keys_of, log_records
 
 from fusefs import ROOT_INO, Vault
@@ -340,3 +341,98 @@ def test_a_pack_holding_other_bytes_at_a_patched_frame_is_damage(tmp_path: Path)
     frame[200] ^= 0x55  # not zero, not the frame's byte: another frame, not a lost tail
     put_in_pack(v, last, bytes(frame))
     reader_error(v, tmp_path, "the pack holds another frame than the one the log carries")
+
+
+# --- the engine's patches ------------------------------------------------------------------
+
+BIG_S = 65536  # a segment of 64 KiB: a 4 KiB write patches it rather than carrying it
+WHOLE = mixed_data(BIG_S + 5000, 190)
+SMALL_WRITES = [(4096 * k + 100 * k, mixed_data(4096, 200 + k)) for k in range(6)]
+
+
+def write_patches(v: Vault, sync_first: bool = False) -> None:
+    """A file written whole (one 64 KiB segment and a bit), fsync'd (its frames carried
+    by the log too) or synced (durable in the pack: the first patch's base is read from
+    there), then by small fsync'd writes into that segment."""
+    ino = v.create_file(ROOT_INO, b"p.bin", 0o600, 0, 0).ino
+    v.write(ino, 0, WHOLE)
+    if sync_first:
+        v.sync()
+    else:
+        v.fsync(ino)
+    for offset, data in SMALL_WRITES:
+        v.write(ino, offset, data)
+        v.fsync(ino)
+
+
+def write_patches_over_a_synced_base(v: Vault) -> None:
+    write_patches(v, sync_first=True)
+
+
+def patched_content() -> bytes:
+    content = bytearray(WHOLE)
+    for offset, data in SMALL_WRITES:
+        content[offset : offset + len(data)] = data
+    return bytes(content)
+
+
+def engine_patches(vault: Path, keys: VaultKeys) -> list[tuple[Segref, Patch]]:
+    """Every patch the engine's records carry, oldest first."""
+    return [
+        (ref, carry)
+        for r in log_records(vault, keys)
+        if r.entry == "WriteSegmentsPatched"
+        for _, ref, carry in r.fields["items"]  # type: ignore[attr-defined]
+        if isinstance(carry, Patch)
+    ]
+
+
+def cut_pack(vault: Path, ref: Segref, at: int) -> None:
+    with open(vault / "packs" / f"{ref.pack:016x}.pack", "r+b") as f:
+        f.truncate(at)
+
+
+def reader_exports(vault: Path, tmp_path: Path, name: str) -> bytes:
+    r = run_reader(vault, tmp_path / name, *passfile(tmp_path))
+    assert r.returncode == 0 and crash_warning_only(r.stderr), r.stderr
+    return (tmp_path / name / "p.bin").read_bytes()
+
+
+@pytest.mark.parametrize(
+    "writer", ["write_patches", "write_patches_over_a_synced_base"], ids=["fsync", "sync"]
+)
+def test_the_engines_small_fsyncd_writes_are_patches_the_reader_rebuilds(
+    tmp_path: Path, writer: str
+) -> None:
+    """The engine's own patches, in a vault whose writer crashed after its last fsync."""
+    vault = tmp_path / "v"
+    master = crashed_vault(vault, "test_reference_vault_patched", writer, BIG_S, 0)
+    keys = keys_of(vault, master)
+    content = patched_content()
+    patches = engine_patches(vault, keys)
+    over_a_base = [p for _, p in patches if p.base_generation]
+    assert len(over_a_base) == len(SMALL_WRITES), patches  # the small writes' records
+    if writer == "write_patches_over_a_synced_base":
+        assert len(patches) == len(SMALL_WRITES)  # the first frames are not in the log
+    assert all(len(p.data) < BIG_S // 4 for p in over_a_base)  # patches, not whole frames
+    newest = patches[-1][0]
+    assert reader_exports(vault, tmp_path, "whole") == content  # the pack holds every frame
+
+    # The pack cut one byte into the newest frame's tag: the frame no longer authenticates,
+    # the reader seals it again from the patches and finds every byte the pack still holds
+    # equal to its own (§9.2: deterministic sealing; another byte would be damage).
+    cut_pack(vault, newest, newest.offset + newest.stored_len - 1)
+    assert reader_exports(vault, tmp_path, "cut-tag") == content
+
+    # The whole tail lost from the first carried frame on: every frame rebuilt from the
+    # log alone (fsync: the first frames are patches without base) or from the log and
+    # the base the first patch names, which the pack holds (sync).
+    cut_pack(vault, newest, min(ref.offset for ref, _ in patches))
+    assert reader_exports(vault, tmp_path, "cut-tail") == content
+
+    # The engine's read-write open rebuilds the same frames and writes them back.
+    with Vault.open(vault, PASSWORD) as v:
+        assert v.read(v.lookup(ROOT_INO, b"p.bin").ino, 0, 1 << 20) == content
+    assert (vault / "packs" / f"{newest.pack:016x}.pack").stat().st_size >= (
+        newest.offset + newest.stored_len
+    )
