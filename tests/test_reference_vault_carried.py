@@ -1,18 +1,21 @@
 """tools/reference_decrypt.py --vault on frames the log carries (FORMAT.md §9.2
-WriteSegmentsCarried, entry 17).
+WriteSegmentsCarried, entry 17, and WriteSegmentsPatched, entry 18).
 
 An fsync of a small write syncs the log only: its record carries the frame,
 and the pack is synced later. A crash may lose the pack's unsynced tail, or
 the whole new pack with its header; the reader, read-only, must then take the
-frame from the record. The engine syncs its packs at close, so the crash is
-simulated by cutting the pack afterwards, as the lost tail would leave it.
-The decoder's refusals for entry 17 are checked on the engine's own records
-and on hand-made payloads.
+frame from the record: its bytes (entry 17, what the engine writes for
+compressed frames), or the frame sealed again from patches (entry 18, for raw
+frames; more in test_reference_vault_patched.py). The crash is a writer
+process that dies without closing the vault, its pack cut afterwards as the
+lost tail would leave it. The decoder's refusals for entry 17 are checked on
+the engine's own records and on hand-made payloads.
 """
 
 from __future__ import annotations
 
 import struct
+import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -43,51 +46,111 @@ def expected_content() -> bytes:
     return bytes(data) + APPENDED
 
 
-def make_vault(vault: Path) -> bytes:
-    """A vault whose one file was written by small writes, fsync'd (the records carry
-    their frames: every write rewrites segment 0, so several carried frames of one
-    segment, the newest live); its master key."""
-    with Vault.create(vault, PASSWORD, segment_size=S, **FAST) as v:  # type: ignore[arg-type]
+#: The two ways the engine carries frames: raw frames of format 2 as patches (entry 18,
+#: carry kind 2), compressed ones whole (entry 17: no item is a patch).
+WAYS = pytest.mark.parametrize(
+    ("compressed", "entry"),
+    [(False, "WriteSegmentsPatched"), (True, "WriteSegmentsCarried")],
+    ids=["patches", "zstd-frames"],
+)
+
+
+def write_small(v: Vault) -> None:
+    """Small writes, fsync'd (the records carry their frames: every write rewrites
+    segment 0, so several carried frames of one segment, the newest live)."""
+    ino = v.create_file(ROOT_INO, b"small.bin", 0o600, 0, 0).ino
+    v.write(ino, 0, FIRST)
+    v.fsync(ino)
+    v.write(ino, 100, OVERWRITE)
+    v.write(ino, len(FIRST), APPENDED)
+    v.fsync(ino)
+
+
+CRASHING_WRITER = """
+import os, sys
+sys.path.insert(0, "tests")
+from fusefs import Vault
+import {module} as m
+v = Vault.create(sys.argv[1], m.PASSWORD, segment_size=int(sys.argv[2]),
+                 compression_level=int(sys.argv[3]) or None, **m.FAST)
+print(v.print_master_key().replace("-", ""), flush=True)
+m.{writer}(v)
+os._exit(0)  # the crash: no Close, and the packs perhaps never synced
+"""
+
+
+def crashed_vault(vault: Path, module: str, writer: str, segment_size: int, level: int) -> bytes:
+    """A vault made by ``module.writer(v)`` in a process that then dies without closing
+    it (what a crash leaves, but for the page cache: the pack is cut afterwards, as a
+    lost unsynced tail would leave it); its master key. The engine trusts a vault closed
+    cleanly to hold every patched frame in its packs, so only a crash makes it rebuild."""
+    r = subprocess.run(
+        [sys.executable, "-c", CRASHING_WRITER.format(module=module, writer=writer),
+         str(vault), str(segment_size), str(level)],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    return bytes.fromhex(r.stdout.strip())
+
+
+def make_vault(vault: Path, compressed: bool = False, crash: bool = False) -> bytes:
+    """A vault written by :func:`write_small`, closed or crashed; its master key."""
+    level = 3 if compressed else 0
+    if crash:
+        return crashed_vault(vault, "test_reference_vault_carried", "write_small", S, level)
+    with Vault.create(vault, PASSWORD, segment_size=S, compression_level=level or None,
+                      **FAST) as v:  # type: ignore[arg-type]  # fmt: skip
         master = bytes.fromhex(v.print_master_key().replace("-", ""))
-        ino = v.create_file(ROOT_INO, b"small.bin", 0o600, 0, 0).ino
-        v.write(ino, 0, FIRST)
-        v.fsync(ino)
-        v.write(ino, 100, OVERWRITE)
-        v.write(ino, len(FIRST), APPENDED)
-        v.fsync(ino)
+        write_small(v)
     return master
+
+
+def crash_warning_only(stderr: str) -> bool:
+    """Whether the reader said only that the last session did not close the vault."""
+    lines = stderr.splitlines()
+    no_close = "reference_decrypt: warning: the log ends without a Close record"
+    return len(lines) == 1 and lines[0].startswith(no_close)
 
 
 def carried_records(vault: Path, master: bytes) -> list[LogRecord]:
     return [
-        r for r in log_records(vault, keys_of(vault, master)) if r.entry == "WriteSegmentsCarried"
+        r
+        for r in log_records(vault, keys_of(vault, master))
+        if r.entry in ("WriteSegmentsCarried", "WriteSegmentsPatched")
     ]
 
 
 def carried_refs(vault: Path, master: bytes) -> list[Segref]:
-    """The segrefs of every non-empty carried frame, oldest first."""
+    """The segrefs of every frame carried (its bytes or a patch), oldest first."""
     return [
         ref
         for r in carried_records(vault, master)
-        for _, ref, frame in r.fields["items"]  # type: ignore[attr-defined]
-        if frame
+        for _, ref, carry in r.fields["items"]  # type: ignore[attr-defined]
+        if carry
     ]
 
 
+@WAYS
 @pytest.mark.parametrize("keep", [64, 0], ids=["tail-lost", "header-lost"])
-def test_a_frame_the_pack_lost_is_read_from_the_log_record(tmp_path: Path, keep: int) -> None:
+def test_a_frame_the_pack_lost_is_read_from_the_log_record(
+    tmp_path: Path, keep: int, compressed: bool, entry: str
+) -> None:
+    """Read from the record: the frame's bytes (entry 17), or the frame sealed again
+    from the chain of patches the records carry (entry 18)."""
     vault = tmp_path / "v"
-    master = make_vault(vault)
+    master = make_vault(vault, compressed, crash=True)
+    assert {r.entry for r in carried_records(vault, master)} == {entry}
     refs = carried_refs(vault, master)
     assert len(refs) >= 2 and len(set(refs)) == len(refs), refs
     newest = refs[-1]
     pack = vault / "packs" / f"{newest.pack:016x}.pack"
-    assert pack.stat().st_size >= newest.offset + newest.stored_len  # synced at close
+    assert pack.stat().st_size >= newest.offset + newest.stored_len  # in the page cache
     with open(pack, "r+b") as f:
         f.truncate(keep)  # the crash: the pack's unsynced tail (and header) lost
 
     r = run_reader(vault, tmp_path / "out", *passfile(tmp_path))
-    assert r.returncode == 0 and not r.stderr, r.stderr
+    assert r.returncode == 0, r.stderr
+    assert crash_warning_only(r.stderr), r.stderr
     assert (tmp_path / "out" / "small.bin").read_bytes() == expected_content()
 
     # The engine's read-write open writes the live frame back into its pack.
@@ -95,6 +158,28 @@ def test_a_frame_the_pack_lost_is_read_from_the_log_record(tmp_path: Path, keep:
         ino = v.lookup(ROOT_INO, b"small.bin").ino
         assert v.read(ino, 0, 1 << 20) == expected_content()
     assert pack.stat().st_size >= newest.offset + newest.stored_len
+
+
+@WAYS
+def test_a_pack_holding_another_frame_at_a_carried_frames_place_is_damage(
+    tmp_path: Path, compressed: bool, entry: str
+) -> None:
+    """A byte of the newest carried frame changed in its pack, to neither zero nor the
+    frame's: not a tail a crash lost but other bytes (§9.2), so the reader reports damage
+    rather than reading the record's copy as if nothing were wrong."""
+    vault = tmp_path / "v"
+    master = make_vault(vault, compressed)
+    assert carried_records(vault, master)[-1].entry == entry
+    newest = carried_refs(vault, master)[-1]
+    pack = vault / "packs" / f"{newest.pack:016x}.pack"
+    with open(pack, "r+b") as f:
+        f.seek(newest.offset + 40)
+        byte = f.read(1)[0]
+        f.seek(newest.offset + 40)
+        f.write(bytes([1 if byte != 1 else 2]))
+    r = run_reader(vault, tmp_path / "out", *passfile(tmp_path))
+    one_error(r, 3, "the pack holds another frame than the one the log carries")
+    assert not (tmp_path / "out").exists()
 
 
 def test_only_the_newest_carried_frame_a_segment_refers_to_is_live(tmp_path: Path) -> None:
@@ -112,7 +197,7 @@ def test_only_the_newest_carried_frame_a_segment_refers_to_is_live(tmp_path: Pat
     with Vault.open(vault, PASSWORD) as v:
         v.setattr(v.lookup(ROOT_INO, b"small.bin").ino, size=0)
     state = load_state(str(vault), layout_for(2), keys, S, lambda _: None)
-    assert state.carried and carried_frames(state) == {}
+    assert state.carried.newest and carried_frames(state) == {}
     r = run_reader(vault, tmp_path / "out", *passfile(tmp_path))
     assert r.returncode == 0 and not r.stderr, r.stderr
     assert (tmp_path / "out" / "small.bin").read_bytes() == b""
@@ -120,11 +205,13 @@ def test_only_the_newest_carried_frame_a_segment_refers_to_is_live(tmp_path: Pat
 
 def test_a_carried_frame_of_the_wrong_length_is_an_undecodable_entry(tmp_path: Path) -> None:
     """The engine's record with its item's stored length changed (so the frame's length
-    no longer matches it), resealed: the reader refuses the log (exit 3)."""
+    no longer matches it), resealed: the reader refuses the log (exit 3). Compressed
+    frames are carried whole (entry 17)."""
     vault = tmp_path / "v"
-    master = make_vault(vault)
+    master = make_vault(vault, compressed=True)
     keys = keys_of(vault, master)
     record = carried_records(vault, master)[0]
+    assert record.entry == "WriteSegmentsCarried"
     payload_at = 4  # the padded plaintext: u32 length ‖ entry ‖ zeros (§7.2)
     assert record.plaintext[4:].startswith(v2_files.record_payload(record.plaintext))
     plain = bytearray(record.plaintext)

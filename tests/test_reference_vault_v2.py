@@ -81,13 +81,18 @@ def keys_of(vault: Path, master: bytes) -> VaultKeys:
 
 
 def log_records(vault: Path, keys: VaultKeys) -> Iterator[LogRecord]:
-    """Every record of every log file, in order, opened with the chain of its file."""
-    for path in sorted((vault / "log").iterdir()):
+    """Every record of every log file, in order, opened with the chain of its file. The
+    last file may end in zero bytes: the writer's reserve (FORMAT.md §7.3), which a session
+    that crashed leaves."""
+    paths = sorted((vault / "log").iterdir())
+    for path in paths:
         data = path.read_bytes()
         header = v2_files.parse_log_header(data)
         aead = make_aead(keys.cipher, v2_files.log_key(keys.master, header))
         at, chain, seq = v2_files.LOG_HEADER_LEN, header.chain_in, header.first_seq
         while at < len(data):
+            if path == paths[-1] and not any(data[at:]):
+                break
             raw = v2_files.parse_record(data, at)
             assert raw is not None and raw.seq == seq, (path, at)
             aad = v2_files.record_aad(header, seq, chain)

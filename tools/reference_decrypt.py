@@ -129,14 +129,12 @@ def export_vault(
     tree into ``dest`` (see refreader.export). Raises a DecodeError subclass."""
     from refreader.export import check_dest, export_tree
     from refreader.packs import Packs
-    from refreader.state import carried_frames
     from refreader.vault import Secret, open_vault
 
     check_dest(dest)  # before the slow part: a usage error comes first
     opened = open_vault(vault, Secret(password, master_key), warn)  # type: ignore[arg-type]
     state = opened.state
-    packs = Packs(vault, opened.layout, opened.keys, state.legacy_generation_high,
-                  carried_frames(state))  # fmt: skip
+    packs = Packs(vault, opened.layout, opened.keys, state)
     try:
         export_tree(opened.state, packs, dest, warn)  # type: ignore[arg-type]
     finally:

@@ -13,6 +13,7 @@ import errno
 from dataclasses import dataclass, field
 from typing import Any
 
+from refreader.carried import Carried, CarriedLog, Carry
 from refreader.fields import Segref
 
 KIND_FILE, KIND_DIR, KIND_SYMLINK, KIND_CHR, KIND_BLK, KIND_FIFO, KIND_SOCK = range(1, 8)
@@ -69,10 +70,10 @@ class State:
     generation_high: int = 0
     generation_reserved: int = 0  # (v2) frames may carry generations up to it
     legacy_generation_high: int = 0  # (v2) frames up to it have format 1's layout (§8.2)
-    # (v2) The newest frame a WriteSegmentsCarried record carried for each (inode, segment
-    # index) since the base: its segref and stored bytes. Not part of §9.5's encoding (a
-    # snapshot covers a record only once the packs hold its frames); see carried_frames.
-    carried: dict[tuple[int, int], tuple[Segref, bytes]] = field(default_factory=dict)
+    # (v2) The frames records carried since the base (WriteSegmentsCarried, -Patched). Not
+    # part of §9.5's encoding (a snapshot covers a record only once the packs hold its
+    # frames); see carried_frames.
+    carried: CarriedLog = field(default_factory=CarriedLog)
 
 
 class Refused(Exception):
@@ -321,27 +322,30 @@ def _write_segments(
     node.mtime = node.ctime = mtime
 
 
-def _write_segments_carried(
-    state: State, ino: int, size: int, mtime: int, items: list[tuple[int, Segref, bytes]]
+def _write_segments_carrying(
+    state: State, ino: int, size: int, mtime: int, items: list[tuple[int, Segref, Carry | None]]
 ) -> None:
-    """WriteSegments' effect; the frames it carries are kept, the newest per segment."""
+    """WriteSegmentsCarried and WriteSegmentsPatched: WriteSegments' effect, and the frames
+    the items carry are kept (an empty frame or None: durable in its pack, nothing carried),
+    each with the frame its segment referred to just before: a patch's base (§9.2)."""
+    node = state.inodes.get(ino)
+    held = node.segments if node is not None else {}
+    before = {index: held.get(index) for index, _, _ in items}
     _write_segments(state, ino, size, mtime, [(index, ref) for index, ref, _ in items])
-    for index, ref, frame in items:
-        if frame:
-            state.carried[(ino, index)] = (ref, frame)
+    for index, ref, carry in items:
+        if carry:
+            state.carried.add(Carried(ino, index, ref, carry, before.get(index)))
 
 
-def carried_frames(state: State) -> dict[Segref, bytes]:
-    """The carried frames a segment still refers to exactly, by segref: the bytes its pack
-    holds at that place, or held before a crash lost its unsynced tail (§9.2
-    WriteSegmentsCarried); a read-only reader takes the frame from here. A frame no
-    segment refers to any more is dead and left out."""
-    live: dict[Segref, bytes] = {}
-    for (ino, index), (ref, frame) in state.carried.items():
+def carried_frames(state: State) -> dict[Segref, Carried]:
+    """The carried frames a segment still refers to exactly, by segref (CarriedLog.live):
+    a read-only reader takes such a frame from its record where the pack lost it."""
+
+    def segment_of(ino: int, index: int) -> Segref | None:
         node = state.inodes.get(ino)
-        if node is not None and node.segments.get(index) == ref:
-            live[ref] = frame
-    return live
+        return node.segments.get(index) if node is not None else None
+
+    return state.carried.live(segment_of)
 
 
 def _forget(state: State, ino: int) -> None:
@@ -411,7 +415,8 @@ _HANDLERS: dict[str, Any] = {
     "SetXattr": _set_xattr,
     "RemoveXattr": _remove_xattr,
     "WriteSegments": _write_segments,
-    "WriteSegmentsCarried": _write_segments_carried,
+    "WriteSegmentsCarried": _write_segments_carrying,
+    "WriteSegmentsPatched": _write_segments_carrying,
     "Forget": _forget,
     "Scheduler": _scheduler,
     "SnapshotCheckpoint": _snapshot_checkpoint,

@@ -129,10 +129,19 @@ def frame_body(plaintext: bytes) -> tuple[int, bytes]:
 
 
 def frame_padded_len(body_len: int, segment_size: int) -> int:
-    """``T`` of §8.2 for a body of ``body_len`` bytes (for the cross-tests, as above)."""
+    """``T`` of §8.2 for a body of ``body_len`` bytes (the length a raw frame is sealed
+    again with, §9.2 WriteSegmentsPatched; the cross-tests check the engine's frames)."""
     need = FRAME_BODY_AT + body_len
     step = max(256, 1 << max(0, need.bit_length() - 1 - 4))  # 2^(⌊log2 need⌋ − 4)
     return min(-(-need // step) * step, FRAME_BODY_AT + segment_size)
+
+
+def raw_frame_plaintext(plain: bytes, segment_size: int) -> bytes:
+    """What a format-2 frame of encoding 0 (raw) seals: encoding ‖ u32 B ‖ the plaintext ‖
+    zeros to ``T``. With the nonce the generation, sealing it is deterministic (§9.2)."""
+    padded = frame_padded_len(len(plain), segment_size)
+    head = bytes([ENCODING_RAW]) + struct.pack("<I", len(plain))
+    return head + plain + bytes(padded - FRAME_BODY_AT - len(plain))
 
 
 # --- snapshots (§9.4) ----------------------------------------------------------------------
