@@ -123,6 +123,24 @@ impl PackStore {
         (sizes[0] == newest.stored_len as usize).then_some(frame)
     }
 
+    /// Whether the pack may have lost frame `r` to a crash, as far as can
+    /// be told without its bytes: the pack ends before the frame does, or
+    /// holds a run of [`ZERO_RUN`] zero bytes in it (what a block never
+    /// written reads as; sealed bytes hold such a run with a chance of
+    /// 2^-256). A patched frame is sealed again only then: that costs a
+    /// read and two AEAD passes, where this costs a read.
+    pub fn may_have_lost(&self, r: &SegmentRef) -> bool {
+        let Ok(file) = self.fs.open_read(&self.path(r.pack)) else {
+            return true;
+        };
+        match held_at(&*file, r.offset, r.stored_len as usize) {
+            Ok(held) if held.len() == r.stored_len as usize => {
+                held.windows(ZERO_RUN).any(|w| w.iter().all(|b| *b == 0))
+            }
+            _ => true,
+        }
+    }
+
     /// Read-only, once, at open: serve those of these frames (read from the
     /// log) that their packs lost ([`lost_to_a_crash`]) in place of what the
     /// packs hold. A frame the pack holds damaged is not overlaid: reading
@@ -228,6 +246,9 @@ impl PackStore {
 }
 
 /// Up to `len` bytes of `file` at `offset` (fewer where the file ends).
+/// Zero bytes in a row that tell a block a crash left unwritten.
+const ZERO_RUN: usize = 32;
+
 fn held_at(file: &dyn StorageFile, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
     let mut b = vec![0u8; len];
     let n = file.read_at(&mut b, offset)?;

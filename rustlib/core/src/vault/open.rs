@@ -167,7 +167,6 @@ impl Vault {
             &master,
             config.cipher(),
             std::mem::take(&mut report.carried_frames),
-            report.closed_cleanly,
         );
         if opts.read_only {
             packs.overlay_frames(carried);
@@ -388,23 +387,21 @@ impl Vault {
 
 /// The stored bytes of the carried frames that replay found live (each
 /// chain's newest), rebuilt from their patches where they are patched
-/// (`packs::carried`). After a clean close the packs were synced before
-/// the Close record, so patched frames are in their packs: not rebuilt
-/// (frames carried whole are compared with the pack as before). A frame
-/// that cannot be rebuilt is left out: reading it reports the damage.
+/// (`packs::carried`) and the pack may have lost them (it almost never
+/// has: sealing again costs more than the look). A frame that cannot be
+/// rebuilt is left out: reading it reports the damage.
 fn rebuild_carried(
     packs: &PackStore,
     state: &MetadataState,
     master: &SecretKey,
     cipher: crate::types::Cipher,
     chains: Vec<CarriedChain>,
-    closed_cleanly: bool,
 ) -> Vec<(SegmentRef, Vec<u8>)> {
     chains
         .into_iter()
         .filter_map(|chain| {
             let (newest, carried) = chain.links.last()?;
-            if closed_cleanly && !matches!(carried, Carried::Frame(_)) {
+            if !matches!(carried, Carried::Frame(_)) && !packs.may_have_lost(newest) {
                 return None;
             }
             let file_id = state.inode(chain.ino).ok()?.file_id;
