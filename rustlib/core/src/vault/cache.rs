@@ -102,6 +102,28 @@ impl SegmentCache {
         self.get_many(std::iter::once(key)).pop().flatten()
     }
 
+    /// Take the plaintext of `key` out of the cache (a hit): for a write,
+    /// whose segment gets a new generation, so that the entry would never
+    /// be served again. No copy unless a reader still shares it.
+    pub fn take(&self, key: CacheKey) -> Option<Vec<u8>> {
+        if !self.enabled() {
+            return None;
+        }
+        let entry = {
+            let mut inner = lock(&self.inner);
+            inner.map.remove(&key).inspect(|e| {
+                inner.lru.remove(&e.tick);
+                inner.bytes -= e.plain.len();
+            })
+        };
+        let Some(entry) = entry else {
+            self.misses.fetch_add(1, Relaxed);
+            return None;
+        };
+        self.hits.fetch_add(1, Relaxed);
+        Some(Arc::try_unwrap(entry.plain).unwrap_or_else(|p| p.as_ref().clone()))
+    }
+
     /// Keep these segments (most recently used), evicting the least
     /// recently used entries as needed.
     pub fn insert_many(&self, items: impl Iterator<Item = (CacheKey, Arc<Vec<u8>>)>) {
@@ -209,6 +231,20 @@ mod tests {
         c.invalidate(&f, 0);
         assert_eq!((c.len(), c.bytes()), (1, 10));
         assert_eq!((c.hits(), c.misses()), (3, 4));
+    }
+
+    #[test]
+    fn a_taken_entry_is_gone_and_not_copied_unless_shared() {
+        let c = SegmentCache::new(100);
+        let f = [1u8; 16];
+        let shared = seg(30, 3);
+        c.insert_many([((f, 0, 1), seg(40, 0)), ((f, 1, 2), Arc::clone(&shared))].into_iter());
+        assert_eq!(c.take((f, 0, 1)), Some(vec![0; 40]));
+        assert_eq!((c.len(), c.bytes()), (1, 30));
+        assert!(c.take((f, 0, 1)).is_none());
+        assert_eq!(c.take((f, 1, 2)).as_deref(), Some(&shared[..]));
+        assert!(c.is_empty());
+        assert_eq!((c.hits(), c.misses()), (2, 1));
     }
 
     #[test]

@@ -169,8 +169,8 @@ impl Vault {
         Ok(())
     }
 
-    /// An owned copy of a segment about to be rewritten: from the cache, or
-    /// opened (and not cached: its new version will be).
+    /// The plaintext of a segment about to be rewritten, owned: taken out
+    /// of the cache, or opened (and not cached: its new version will be).
     pub(super) fn old_segment(
         &self,
         key: &AeadKey,
@@ -178,8 +178,9 @@ impl Vault {
         index: u64,
         r: &SegmentRef,
     ) -> Result<Vec<u8>> {
-        match self.cache.get((*file_id, index, r.generation)) {
-            Some(plain) => Ok(plain.as_ref().clone()),
+        // Taken, not copied: the write gives the segment a new generation.
+        match self.cache.take((*file_id, index, r.generation)) {
+            Some(plain) => Ok(plain),
             None => self.packs.read_segment(key, file_id, index, r),
         }
     }
