@@ -20,6 +20,7 @@ import trio  # noqa: F401
 
 import fusefs._native  # noqa: F401
 import fusefs.cli
+import fusefs.cli.vault  # noqa: F401  (the group imports it only when mount runs)
 import fusefs.daemonlog  # noqa: F401
 import fusefs.errors  # noqa: F401
 import fusefs.fs  # noqa: F401

@@ -601,7 +601,9 @@ def test_internal_error_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys: Any
     def boom(*_args: Any, **_kw: Any) -> None:
         raise RuntimeError("boom\nsecond line")
 
-    monkeypatch.setattr(cli.stream, "_check_paths", boom)
+    from fusefs.cli import stream  # imported by the group only when a command runs
+
+    monkeypatch.setattr(stream, "_check_paths", boom)
     monkeypatch.delenv("FUSEFS_DEBUG", raising=False)
     assert cli.run(["decrypt", "--keyfile", "k", "a", "b"]) == ExitCode.ERROR
     err = capsys.readouterr().err

@@ -36,6 +36,26 @@ def test_the_mount_command_loads_nothing_only_the_daemon_needs() -> None:
     assert done.stdout.strip() == "[]"
 
 
+def test_the_mount_command_imports_no_other_command() -> None:
+    # The group imports a command's module when the command is looked up:
+    # a mount (refused here: no such vault) loads fusefs.cli.vault only.
+    code = (
+        "import sys\n"
+        "from fusefs.cli import cli, run\n"
+        "assert 'fsck' in cli.commands and len(cli.commands) == 11\n"
+        "print(run(['mount', '/nonexistent-vault', '/nonexistent-mnt']))\n"
+        "print(sorted(m for m in sys.modules if m.startswith('fusefs.cli.')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    code_line, modules = done.stdout.strip().splitlines()
+    assert code_line != "0" and "does not exist" in done.stderr
+    assert "fusefs.cli.vault" in modules
+    for other in ("stream", "fsck", "compact", "mounted", "keys"):
+        assert f"fusefs.cli.{other}'" not in modules, modules
+
+
 def test_the_daemon_imports_beside_its_main_thread(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

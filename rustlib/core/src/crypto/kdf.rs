@@ -2,6 +2,7 @@
 
 use ring::hkdf;
 
+use super::kdf_memory::KdfMemory;
 use super::kdf_policy;
 use super::keys::{KeyMaterial, SecretKey};
 use crate::constants::*;
@@ -16,10 +17,13 @@ pub fn argon2id(password: &[u8], salt: &[u8; SALT_LEN], params: Argon2Params) ->
     kdf_policy::current_limit().check(params)?;
     let p = argon2::Params::new(params.m_kib, params.t, params.p, Some(KEY_LEN))
         .map_err(|e| Error::Kdf(e.to_string()))?;
+    let mut memory = KdfMemory::new(p.block_count());
     let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, p);
     let mut out = [0u8; KEY_LEN];
-    a.hash_password_into(password, salt, &mut out)
+    // In memory of its own (huge pages, out of core dumps): see kdf_memory.
+    a.hash_password_into_with_memory(password, salt, &mut out, memory.blocks_mut())
         .map_err(|e| Error::Kdf(e.to_string()))?;
+    drop(memory);
     let key = SecretKey::from_bytes(out);
     zeroize::Zeroize::zeroize(&mut out);
     Ok(key)
@@ -103,6 +107,22 @@ mod tests {
                 .unwrap()
                 .as_bytes()
         );
+    }
+
+    #[test]
+    fn argon2id_in_memory_of_its_own_gives_the_crates_answer() {
+        // kdf_memory replaces the crate's zero-filled Vec: same bytes out,
+        // with more than one lane too.
+        for (m_kib, t, lanes) in [(4096, 2, 1), (1024, 1, 2)] {
+            let salt = [3u8; 16];
+            let ours = argon2id(b"pw", &salt, Argon2Params { m_kib, t, p: lanes }).unwrap();
+            let params = argon2::Params::new(m_kib, t, lanes, Some(KEY_LEN)).unwrap();
+            let mut theirs = [0u8; KEY_LEN];
+            argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+                .hash_password_into(b"pw", &salt, &mut theirs)
+                .unwrap();
+            assert_eq!(ours.as_bytes(), &theirs);
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@
 pub mod aead;
 pub mod digest;
 pub mod kdf;
+pub mod kdf_memory;
 pub mod kdf_policy;
 pub mod keys;
 pub mod random;
