@@ -89,6 +89,13 @@ fn script() -> Vec<Op> {
         Create(1),
         Write(1, 5, 3000, 2),
         Fsync,
+        // Small fsync'd writes into segments the log carries: patches over
+        // patches (entry 18), sealed again after a crash.
+        Write(0, 100, 10, 9),
+        Fsync,
+        Write(0, 17_000, 10, 10),
+        Write(0, 100, 5, 11),
+        Fsync,
         Write(0, 20_000, 9000, 3),
         Truncate(0, 30_000),
         Create(2),
