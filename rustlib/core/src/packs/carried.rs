@@ -63,10 +63,7 @@ impl PackStore {
         let out = refs
             .iter()
             .map(|r| match unsynced.take((r.pack, r.offset)) {
-                // Taken out of the list: no copy unless shared.
-                Some(Kept::Frame(b)) if b.len() == r.stored_len as usize => {
-                    Carried::Frame(Arc::try_unwrap(b).unwrap_or_else(|b| b.to_vec()))
-                }
+                Some(Kept::Frame(b)) if b.len() == r.stored_len as usize => Carried::Frame(b),
                 Some(Kept::Patch(p)) => Carried::Patch(p),
                 _ => Carried::Nothing,
             })
@@ -93,6 +90,9 @@ impl PackStore {
         if let Carried::Frame(bytes) = carried {
             return Some(bytes.clone());
         }
+        if !self.opts.layout.is_v2(newest.generation) {
+            return None;
+        }
         let mut plain = Vec::new();
         for (k, (r, c)) in links.iter().enumerate() {
             plain = match (k, c) {
@@ -105,9 +105,6 @@ impl PackStore {
                 (_, Carried::Patch(p)) => p.apply(&plain, r.plain_len)?,
                 _ => return None,
             };
-        }
-        if !self.opts.layout.is_v2(newest.generation) {
-            return None;
         }
         let segment = [(index, newest.generation, &plain[..])];
         let (frame, sizes) = seal_pack_frames(
@@ -130,14 +127,9 @@ impl PackStore {
     /// 2^-256). A patched frame is sealed again only then: that costs a
     /// read and two AEAD passes, where this costs a read.
     pub fn may_have_lost(&self, r: &SegmentRef) -> bool {
-        let Ok(file) = self.fs.open_read(&self.path(r.pack)) else {
-            return true;
-        };
-        match held_at(&*file, r.offset, r.stored_len as usize) {
-            Ok(held) if held.len() == r.stored_len as usize => {
-                held.windows(ZERO_RUN).any(|w| w.iter().all(|b| *b == 0))
-            }
-            _ => true,
+        match self.read_frame(r) {
+            Ok(held) => held.windows(ZERO_RUN).any(|w| w.iter().all(|b| *b == 0)),
+            Err(_) => true,
         }
     }
 
@@ -245,10 +237,10 @@ impl PackStore {
     }
 }
 
-/// Up to `len` bytes of `file` at `offset` (fewer where the file ends).
 /// Zero bytes in a row that tell a block a crash left unwritten.
 const ZERO_RUN: usize = 32;
 
+/// Up to `len` bytes of `file` at `offset` (fewer where the file ends).
 fn held_at(file: &dyn StorageFile, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
     let mut b = vec![0u8; len];
     let n = file.read_at(&mut b, offset)?;

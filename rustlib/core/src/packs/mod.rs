@@ -195,11 +195,19 @@ impl PackStore {
         self.write_patched_segments(key, file_id, segments, None)
     }
 
+    /// Whether this store keeps patches of new frames
+    /// ([`PackStore::write_patched_segments`]): they are sealed again from
+    /// them byte for byte only as format 2 (every new generation of a
+    /// format-2 vault) and raw (no compression).
+    pub fn takes_patches(&self) -> bool {
+        self.opts.compression.is_none() && self.opts.layout.legacy_high < u64::MAX
+    }
+
     /// [`PackStore::write_segments`], with the patch each frame's plaintext
     /// is made by from its segment's previous frame, for a log record to
-    /// carry in place of the frame (`carried`). Kept only where the frame
-    /// can be sealed again from it byte for byte: format-2 frames sealed
-    /// raw (no compression).
+    /// carry in place of the frame (`carried`). Kept only where the store
+    /// takes patches ([`PackStore::takes_patches`]) and every frame is of
+    /// format 2.
     pub fn write_patched_segments(
         &self,
         key: &AeadKey,
@@ -236,7 +244,7 @@ impl PackStore {
         let layout = self.opts.layout;
         let patches = patches.filter(|p| {
             p.len() == segments.len()
-                && self.opts.compression.is_none()
+                && self.takes_patches()
                 && segments.iter().all(|s| layout.is_v2(s.1))
         });
         let placed = self.append(&out, &sizes, true, patches)?;

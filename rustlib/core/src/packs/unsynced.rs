@@ -21,7 +21,7 @@ pub(super) type FramesAt = HashMap<(u64, u64), Arc<Vec<u8>>>;
 
 /// What is kept of one unsynced frame for a record to carry.
 pub(super) enum Kept {
-    Frame(Arc<Vec<u8>>),
+    Frame(Vec<u8>),
     Patch(FramePatch),
 }
 
@@ -74,7 +74,7 @@ impl Unsynced {
         for (&(pack, offset), &size) in placed.iter().zip(sizes) {
             let kept = match patches.as_mut().and_then(Iterator::next) {
                 Some(p) => Kept::Patch(p),
-                None => Kept::Frame(Arc::new(frames[at..at + size].to_vec())),
+                None => Kept::Frame(frames[at..at + size].to_vec()),
             };
             at += size;
             self.bytes += kept.len();

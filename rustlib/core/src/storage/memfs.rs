@@ -17,9 +17,10 @@
 //!
 //! Space: [`MemFs::set_capacity`] makes it a small disk. Every named file
 //! takes its length less its punched holes; a write or `set_len` that
-//! would pass the capacity fails with ENOSPC and changes nothing. A punched hole reads as zeros at
-//! once and is taken as durable at once (the worst case for a crash: the
-//! punch reached the disk before anything written or synced after it).
+//! would pass the capacity fails with ENOSPC and changes nothing. A punched
+//! hole reads as zeros at once and is taken as durable at once (the worst
+//! case for a crash: the punch reached the disk before anything written or
+//! synced after it).
 
 use std::collections::BTreeMap;
 use std::io;
@@ -64,7 +65,7 @@ impl Image {
         end - holes
     }
 
-    /// Bytes that writing (or allocating) `[a, b)` would add to `used`.
+    /// Bytes that writing `[a, b)` would add to `used`.
     fn taken_by(&self, a: u64, b: u64) -> u64 {
         let end = self.current.len() as u64;
         let refilled: u64 = self

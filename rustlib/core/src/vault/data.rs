@@ -234,8 +234,9 @@ impl Vault {
         }
         // A small write's frames are carried by an fsync's record as patches
         // (`packs::carried`): its bytes, not whole segments. A big write's
-        // would not fit the carry budget anyway.
-        let patching = data.len() <= CARRY_MAX_BYTES;
+        // would not fit the carry budget anyway, and a store that takes no
+        // patches (compression, format 1) would drop them.
+        let patching = data.len() <= CARRY_MAX_BYTES && self.packs.takes_patches();
         let mut patches = Vec::new();
         let new_size = size.max(end);
         // A segment the write covers from its start, with nothing old to

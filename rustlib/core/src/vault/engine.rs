@@ -14,7 +14,6 @@ use super::config::VaultConfig;
 use super::references::References;
 use crate::crypto::aead::AeadKey;
 use crate::crypto::keys::SecretKey;
-use crate::crypto::vault_keys::{purpose, subkey};
 use crate::error::Result;
 use crate::log::unified::LogManager;
 use crate::metadata::{Inode, InodeKind, MetadataState, Timespec, UnifiedEntry, ROOT_INO};
@@ -241,10 +240,7 @@ impl Vault {
     pub(super) fn key_for(&self, file_id: &[u8; 16]) -> Arc<AeadKey> {
         let mut keys = lock(&self.keys);
         super::file_keys::get_or_derive(&mut keys, file_id, || {
-            AeadKey::new(
-                self.config.cipher(),
-                &subkey(&self.master, purpose::FILE, file_id),
-            )
+            super::file_keys::derive(&self.master, self.config.cipher(), file_id)
         })
     }
 

@@ -16,6 +16,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::crypto::aead::AeadKey;
+use crate::crypto::keys::SecretKey;
+use crate::crypto::vault_keys::{purpose, subkey};
+use crate::types::Cipher;
+
+/// The content key of file `id`: `subkey(master, "file", id)` under the
+/// vault's cipher (FORMAT.md §6.5).
+pub fn derive(master: &SecretKey, cipher: Cipher, id: &[u8; 16]) -> AeadKey {
+    AeadKey::new(cipher, &subkey(master, purpose::FILE, id))
+}
 
 /// At most this many file keys are cached: far more files than a workload
 /// touches at once, a few MiB of key schedules at most.

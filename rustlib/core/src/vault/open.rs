@@ -8,9 +8,7 @@ use std::sync::{Arc, Mutex};
 use super::cache::SegmentCache;
 use super::config::{unlock_either, VaultConfig};
 use super::engine::{Counters, EngineOptions, Vault};
-use crate::crypto::aead::AeadKey;
 use crate::crypto::keys::SecretKey;
-use crate::crypto::vault_keys::{purpose, subkey};
 use crate::error::{fs_err, Error, Result};
 use crate::log::format::LogFormat;
 use crate::log::unified::LogOptions;
@@ -405,7 +403,7 @@ fn rebuild_carried(
                 return None;
             }
             let file_id = state.inode(chain.ino).ok()?.file_id;
-            let key = AeadKey::new(cipher, &subkey(master, purpose::FILE, &file_id));
+            let key = super::file_keys::derive(master, cipher, &file_id);
             let bytes = packs.rebuild_carried(&key, &file_id, chain.index, &chain.links)?;
             Some((*newest, bytes))
         })
