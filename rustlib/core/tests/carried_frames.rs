@@ -7,22 +7,10 @@
 
 mod common;
 
-use common::memvault::{MemVault, SEG};
+use common::memvault::{content, MemVault, SEG};
 use common::oracle::{assert_fsck_clean, close_and_check};
 use crypto_core::storage::FileSystem;
-use crypto_core::vault::engine::{EngineOptions, Vault, ROOT};
-
-fn content(v: &Vault, name: &[u8]) -> Vec<u8> {
-    let ino = v.lookup(ROOT, name).unwrap().ino;
-    v.read(ino, 0, 1 << 24).unwrap()
-}
-
-/// Crash right now; the file system a reboot finds.
-fn crash(m: &MemVault, v: Vault) -> crypto_core::storage::memfs::MemFs {
-    m.fs.crash();
-    std::mem::forget(v);
-    m.fs.after_crash(0)
-}
+use crypto_core::vault::engine::{EngineOptions, ROOT};
 
 #[test]
 fn an_fsync_of_a_small_write_is_one_sync_of_the_log_and_survives_a_lost_pack() {
@@ -36,7 +24,7 @@ fn an_fsync_of_a_small_write_is_one_sync_of_the_log_and_survives_a_lost_pack() {
     assert_eq!(m.fs.syncs() - syncs, 1, "one sync: the log's");
     v.write(a, 4096, &[8u8; 100]).unwrap();
     v.fsync(a).unwrap();
-    let fs = crash(&m, v);
+    let fs = m.crash(v);
 
     // Read-only: the frames come from the log, and nothing is written.
     let writes = fs.writes();
@@ -70,7 +58,7 @@ fn a_large_write_syncs_the_packs_and_carries_nothing() {
     let syncs = m.fs.syncs();
     v.fsync(a).unwrap();
     assert!(m.fs.syncs() - syncs >= 2, "the packs, then the log");
-    let fs = crash(&m, v);
+    let fs = m.crash(v);
     let rw = m.open_on(&fs);
     assert_eq!(rw.bootstrap_report().carried_frames_restored, 0);
     assert_eq!(content(&rw, b"a"), big);
@@ -91,7 +79,7 @@ fn only_the_frame_a_segment_still_refers_to_is_written_back() {
     v.fsync(b).unwrap();
     v.unlink(ROOT, b"b").unwrap();
     v.fsync(a).unwrap();
-    let fs = crash(&m, v);
+    let fs = m.crash(v);
     let rw = m.open_on(&fs);
     assert_eq!(rw.bootstrap_report().carried_frames_restored, 1);
     assert_eq!(content(&rw, b"a"), b"second");
@@ -107,7 +95,7 @@ fn a_snapshot_makes_carried_frames_durable_in_their_packs() {
     v.write(a, 0, b"carried, then snapshotted").unwrap();
     v.fsync(a).unwrap();
     v.compact_log().unwrap();
-    let fs = crash(&m, v);
+    let fs = m.crash(v);
     let rw = m.open_on(&fs);
     assert_eq!(rw.bootstrap_report().carried_frames_restored, 0);
     assert_eq!(content(&rw, b"a"), b"carried, then snapshotted");
@@ -121,7 +109,7 @@ fn a_pack_file_removed_is_damage_not_made_again() {
     let a = v.create(ROOT, b"a", 0o644, 0, 0).unwrap().ino;
     v.write(a, 0, b"only the log has me").unwrap();
     v.fsync(a).unwrap();
-    let fs = crash(&m, v);
+    let fs = m.crash(v);
     let packs = std::path::Path::new("/v/packs");
     for name in fs.list(packs).unwrap() {
         fs.remove(&packs.join(name)).unwrap();
@@ -143,7 +131,7 @@ fn a_sync_of_the_whole_vault_syncs_the_packs() {
     v.write(a, 0, b"synced").unwrap();
     v.fsync(a).unwrap();
     v.sync().unwrap();
-    let fs = crash(&m, v);
+    let fs = m.crash(v);
     // The record still carries the frame, but the pack holds it: nothing
     // to write back.
     let rw = m.open_on(&fs);

@@ -9,25 +9,13 @@ mod common;
 
 use std::path::Path;
 
-use common::memvault::{MemVault, SEG};
+use common::memvault::{content, MemVault, SEG};
 use common::oracle::{assert_fsck_clean, close_and_check};
 use crypto_core::metadata::{AttrChange, SegmentRef};
 use crypto_core::packs::pack_file_name;
 use crypto_core::storage::memfs::MemFs;
 use crypto_core::storage::FileSystem;
 use crypto_core::vault::engine::{EngineOptions, Vault, ROOT};
-
-fn content(v: &Vault, name: &[u8]) -> Vec<u8> {
-    let ino = v.lookup(ROOT, name).unwrap().ino;
-    v.read(ino, 0, 1 << 24).unwrap()
-}
-
-/// Crash right now; the file system a reboot finds.
-fn crash(m: &MemVault, v: Vault) -> MemFs {
-    m.fs.crash();
-    std::mem::forget(v);
-    m.fs.after_crash(0)
-}
 
 /// The stored bytes of `ino`'s frames (segment index, its bytes), as `fs` holds them.
 fn frames(fs: &MemFs, v: &Vault, ino: u64) -> Vec<(u64, SegmentRef, Vec<u8>)> {
@@ -106,7 +94,7 @@ fn small_writes_into_big_segments_carry_their_bytes_and_survive_a_lost_pack() {
     want.extend_from_slice(b"after a gap");
     v.fsync(a).unwrap();
     let before_crash = frames(&m.fs, &v, a);
-    let fs = crash(&m, v);
+    let fs = m.crash(v);
 
     // Read-only: the frames are rebuilt in memory; nothing is written.
     let writes = fs.writes();
@@ -144,7 +132,7 @@ fn a_patch_chain_across_many_fsyncs_is_rebuilt() {
         v.fsync(a).unwrap();
     }
     let before_crash = frames(&m.fs, &v, a);
-    let fs = crash(&m, v);
+    let fs = m.crash(v);
     let rw = m.open_on(&fs);
     assert_eq!(
         rw.bootstrap_report().carried_frames_restored,
@@ -179,7 +167,7 @@ fn a_base_lost_with_its_pack_leaves_the_patched_frame_damaged_not_wrong() {
     v.write(a, 10, b"patched").unwrap();
     v.fsync(a).unwrap();
     let base_pack = frames(&m.fs, &v, a)[1].1.pack;
-    let fs = crash(&m, v);
+    let fs = m.crash(v);
     // Damage the durable base (segment 0's old frame, in the first pack):
     // the patched frame cannot be sealed again, and is not made up.
     let path = Path::new("/v/packs").join(pack_file_name(base_pack));

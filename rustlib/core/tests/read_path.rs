@@ -4,42 +4,28 @@
 //! compressed. (Both frame formats are covered by `packs::read_into`'s own
 //! tests.)
 
-use std::path::Path;
-use std::sync::Arc;
+mod common;
 
+use common::memvault::{options, MemVault};
 use crypto_core::metadata::AttrChange;
-use crypto_core::storage::memfs::MemFs;
-use crypto_core::types::Argon2Params;
-use crypto_core::vault::config::{VaultConfig, VaultOptions};
+use crypto_core::vault::config::VaultOptions;
 use crypto_core::vault::engine::{EngineOptions, Vault, ROOT};
 use proptest::prelude::*;
 
-const SEG: u64 = 16384;
+const SEG: u64 = common::memvault::SEG as u64;
 
 fn open(compression: Option<i32>, cache_bytes: usize) -> Vault {
-    let opts = VaultOptions {
-        segment_size: SEG as u32,
+    let m = MemVault::with(VaultOptions {
         compression,
-        argon2: Argon2Params {
-            m_kib: 64,
-            t: 1,
-            p: 1,
+        ..options()
+    });
+    m.open_on_with(
+        &m.fs,
+        EngineOptions {
+            cache_bytes,
+            ..Default::default()
         },
-        ..Default::default()
-    };
-    let (config, master) = VaultConfig::generate(b"pw", &opts).unwrap();
-    let opts = EngineOptions {
-        cache_bytes,
-        ..Default::default()
-    };
-    Vault::open_with(
-        Arc::new(MemFs::new()),
-        Path::new("/v"),
-        config,
-        master,
-        opts,
     )
-    .unwrap()
 }
 
 #[derive(Clone, Debug)]

@@ -8,7 +8,7 @@ use crypto_core::crypto::keys::SecretKey;
 use crypto_core::storage::memfs::MemFs;
 use crypto_core::types::Argon2Params;
 use crypto_core::vault::config::{VaultConfig, VaultOptions};
-use crypto_core::vault::engine::{EngineOptions, Vault};
+use crypto_core::vault::engine::{EngineOptions, Vault, ROOT};
 
 pub const SEG: u32 = 16384;
 
@@ -31,17 +31,21 @@ pub struct MemVault {
     pub master: SecretKey,
 }
 
+/// The fixture's vault options: [`cheap_options`] with [`SEG`]-byte segments.
+pub fn options() -> VaultOptions {
+    VaultOptions {
+        segment_size: SEG,
+        ..cheap_options()
+    }
+}
+
 impl MemVault {
     pub fn new() -> Self {
-        let opts = VaultOptions {
-            segment_size: SEG,
-            argon2: Argon2Params {
-                m_kib: 64,
-                t: 1,
-                p: 1,
-            },
-            ..Default::default()
-        };
+        Self::with(options())
+    }
+
+    /// A vault of `opts` (e.g. [`options`] with compression).
+    pub fn with(opts: VaultOptions) -> Self {
         let (config, master) = VaultConfig::generate(b"pw", &opts).unwrap();
         MemVault {
             fs: MemFs::new(),
@@ -69,4 +73,17 @@ impl MemVault {
     pub fn open(&self) -> Vault {
         self.open_on(&self.fs)
     }
+
+    /// Crash `v` right now; the file system a reboot finds.
+    pub fn crash(&self, v: Vault) -> MemFs {
+        self.fs.crash();
+        std::mem::forget(v);
+        self.fs.after_crash(0)
+    }
+}
+
+/// The whole content of file `name` in the root of `v`.
+pub fn content(v: &Vault, name: &[u8]) -> Vec<u8> {
+    let ino = v.lookup(ROOT, name).unwrap().ino;
+    v.read(ino, 0, 1 << 24).unwrap()
 }
