@@ -21,6 +21,8 @@ use std::ptr::NonNull;
 
 use argon2::Block;
 
+use super::secret_memory::{map_anonymous, page_size};
+
 /// The size of a transparent huge page on x86-64 and arm64 (4 KiB base
 /// pages): the mapping starts on such a boundary so every 2 MiB of it can be one.
 const HUGE_PAGE: usize = 2 << 20;
@@ -42,21 +44,7 @@ impl KdfMemory {
         // on a huge-page boundary (recent kernels align large anonymous
         // mappings themselves; older ones do not).
         let spare = len + HUGE_PAGE;
-        // SAFETY: a new anonymous private mapping; no existing memory is touched.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                spare,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            let layout = std::alloc::Layout::from_size_align(len, HUGE_PAGE).expect("layout");
-            std::alloc::handle_alloc_error(layout);
-        }
+        let p = map_anonymous(spare, HUGE_PAGE).as_ptr();
         let start = (p as usize).next_multiple_of(HUGE_PAGE);
         let head = start - p as usize;
         let tail = spare - head - len;
@@ -113,12 +101,6 @@ impl Drop for KdfMemory {
 
 // SAFETY: the mapping is owned by this value alone; access needs &mut self.
 unsafe impl Send for KdfMemory {}
-
-fn page_size() -> usize {
-    // SAFETY: sysconf reads a constant of the system.
-    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    usize::try_from(n).ok().filter(|&n| n > 0).unwrap_or(4096)
-}
 
 #[cfg(test)]
 mod tests {

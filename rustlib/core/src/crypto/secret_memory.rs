@@ -111,10 +111,34 @@ impl PagePool {
 
 static POOL: PagePool = PagePool::new(POOL_PAGES);
 
-fn page_size() -> usize {
+pub(super) fn page_size() -> usize {
     // SAFETY: sysconf has no preconditions; _SC_PAGESIZE always succeeds on Linux.
     let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    usize::try_from(n).unwrap_or(4096)
+    usize::try_from(n).ok().filter(|&n| n > 0).unwrap_or(4096)
+}
+
+/// A new anonymous private read-write mapping of `len` bytes (a multiple
+/// of the page size), zero-filled by the kernel: memory of our own, apart
+/// from the allocator's (here, and `kdf_memory`'s). Aborts like any
+/// allocation if the kernel has no memory to map (`align` is what the
+/// report names).
+pub(super) fn map_anonymous(len: usize, align: usize) -> NonNull<libc::c_void> {
+    // SAFETY: a new anonymous private mapping; no existing memory is touched.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        let layout = std::alloc::Layout::from_size_align(len, align).expect("layout");
+        std::alloc::handle_alloc_error(layout);
+    }
+    NonNull::new(p).expect("mmap returned a mapping, not NULL")
 }
 
 /// One page of zeroed memory for secrets (see the module's documentation).
@@ -141,22 +165,8 @@ impl SecretPage {
     /// A freshly mapped zeroed page.
     fn map() -> SecretPage {
         let len = page_size();
-        // SAFETY: a new anonymous private mapping; no existing memory is touched.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            let layout = std::alloc::Layout::from_size_align(len, len).expect("page layout");
-            std::alloc::handle_alloc_error(layout);
-        }
-        let ptr = NonNull::new(p.cast::<u8>()).expect("mmap returned a mapping, not NULL");
+        let ptr = map_anonymous(len, len).cast::<u8>();
+        let p = ptr.as_ptr().cast::<libc::c_void>();
         // SAFETY: (p, len) is exactly the mapping made above.
         let dontdump = unsafe { libc::madvise(p, len, libc::MADV_DONTDUMP) } == 0;
         // SAFETY: as above; mlock only pins the pages, failure changes nothing.
