@@ -42,19 +42,20 @@ def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> N
     ctx.exit(0)
 
 
-#: Each command: the module of :mod:`fusefs.cli` that defines it, and its function.
+#: Each command: the module of :mod:`fusefs.cli` that defines it (as a
+#: function of the command's name).
 COMMANDS = {
-    "encrypt": ("stream", "encrypt"),
-    "decrypt": ("stream", "decrypt"),
-    "init": ("vault", "init"),
-    "mount": ("vault", "mount"),
-    "umount": ("mounted", "umount"),
-    "info": ("vault", "info"),
-    "passwd": ("vault", "passwd"),
-    "masterkey": ("keys", "masterkey"),
-    "stats": ("mounted", "stats"),
-    "fsck": ("fsck", "fsck"),
-    "compact": ("compact", "compact"),
+    "encrypt": "stream",
+    "decrypt": "stream",
+    "init": "vault",
+    "mount": "vault",
+    "umount": "mounted",
+    "info": "vault",
+    "passwd": "vault",
+    "masterkey": "keys",
+    "stats": "mounted",
+    "fsck": "fsck",
+    "compact": "compact",
 }
 
 
@@ -69,21 +70,21 @@ class LazyCommands(MutableMapping[str, click.Command]):
     (``in``, ``len``, iteration) import nothing.
     """
 
-    def __init__(self, where: dict[str, tuple[str, str]]) -> None:
+    def __init__(self, where: dict[str, str]) -> None:
         self._where = dict(where)
         self._loaded: dict[str, click.Command] = {}
 
     def __getitem__(self, name: str) -> click.Command:
         if name not in self._loaded:
-            module, function = self._where[name]  # KeyError: no such command
-            command = getattr(importlib.import_module(f"fusefs.cli.{module}"), function)
+            module = self._where[name]  # KeyError: no such command
+            command = getattr(importlib.import_module(f"fusefs.cli.{module}"), name)
             assert isinstance(command, click.Command), name
             self._loaded[name] = command
         return self._loaded[name]
 
     def __setitem__(self, name: str, command: click.Command) -> None:
         self._loaded[name] = command  # found here first: no module to import
-        self._where.setdefault(name, ("", ""))
+        self._where.setdefault(name, "")
 
     def __delitem__(self, name: str) -> None:
         del self._where[name]
