@@ -119,8 +119,10 @@ class Packs:
         again from the patch (§9.2 WriteSegmentsPatched)."""
         index, ref = carried.index, carried.ref
         held = self._held(ref)
-        if len(held) == ref.stored_len and self._open_frame(file_id, index, ref, held):
-            return self._plaintext(file_id, index, ref, held, where)
+        whole = len(held) == ref.stored_len
+        opened = self._open_frame(file_id, index, ref, held) if whole else None
+        if opened is not None:
+            return self._decode(ref, opened, where)
         if ref.generation <= self.legacy_generation_high:
             raise IntegrityError(f"{where}: a patch carries a frame of format 1 (§9.2)")
         try:
@@ -141,7 +143,7 @@ class Packs:
                 f"its stored length is {ref.stored_len}"
             )
         self._check_lost(ref, held, frame, where)
-        return self._plaintext(file_id, index, ref, frame, where)
+        return plain
 
     def _base_plaintext(
         self, file_id: bytes, index: int, base: Segref, frame: bytes | None
@@ -179,10 +181,14 @@ class Packs:
         self, file_id: bytes, index: int, ref: Segref, frame: bytes, where: str
     ) -> bytes:
         """The segment's plaintext from its frame's stored bytes: opened, then decoded."""
-        frames = frame_layout(ref.generation, self.legacy_generation_high)
         plain = self._open_frame(file_id, index, ref, frame)
         if plain is None:
             raise IntegrityError(f"{where}: frame failed authentication")
+        return self._decode(ref, plain, where)
+
+    def _decode(self, ref: Segref, plain: bytes, where: str) -> bytes:
+        """The segment's plaintext from its frame's opened (sealed) plaintext."""
+        frames = frame_layout(ref.generation, self.legacy_generation_high)
         encoding: int
         body: bytes
         try:
