@@ -40,7 +40,7 @@ impl Vault {
     pub fn read_bytes(&self, ino: u64, offset: u64, len: usize) -> Result<ReadBytes> {
         let seg = self.segment_size();
         let _frames = self.use_frames();
-        let (file_id, size, refs) = {
+        let (file_id, end, refs) = {
             let s = self.lock_state();
             let i = s.inode(ino)?;
             if i.kind == InodeKind::Dir {
@@ -55,9 +55,8 @@ impl Vault {
                 .range(segments::touched(offset, end, seg))
                 .map(|(k, r)| (*k, *r))
                 .collect();
-            (i.file_id, i.size, refs)
+            (i.file_id, end, refs)
         };
-        let end = size.min(offset + len as u64);
         let n = (end - offset) as usize;
         self.counters.reads.fetch_add(1, Relaxed);
         self.counters.bytes_read.fetch_add(n as u64, Relaxed);
