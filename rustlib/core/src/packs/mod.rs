@@ -195,19 +195,17 @@ impl PackStore {
         self.write_patched_segments(key, file_id, segments, None)
     }
 
-    /// Whether this store keeps patches of new frames
-    /// ([`PackStore::write_patched_segments`]): they are sealed again from
-    /// them byte for byte only as format 2 (every new generation of a
-    /// format-2 vault) and raw (no compression).
+    /// Whether new frames' patches are kept ([`PackStore::write_patched_segments`]):
+    /// frames are sealed again from them byte for byte only as format 2
+    /// (every new generation of a format-2 vault) and raw (no compression).
     pub fn takes_patches(&self) -> bool {
         self.opts.compression.is_none() && self.opts.layout.legacy_high < u64::MAX
     }
 
     /// [`PackStore::write_segments`], with the patch each frame's plaintext
     /// is made by from its segment's previous frame, for a log record to
-    /// carry in place of the frame (`carried`). Kept only where the store
-    /// takes patches ([`PackStore::takes_patches`]) and every frame is of
-    /// format 2.
+    /// carry instead of the frame (`carried`), kept where the store
+    /// [`takes_patches`](PackStore::takes_patches) and every frame is format 2.
     pub fn write_patched_segments(
         &self,
         key: &AeadKey,
