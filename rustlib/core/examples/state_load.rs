@@ -9,9 +9,11 @@ use imbl::OrdMap;
 
 use crypto_core::metadata::state_codec::{decode_state, encode_state};
 use crypto_core::metadata::ROOT_INO;
-use crypto_core::metadata::{Inode, InodeKind, MetadataState, PackUsage, SegmentRef, Timespec};
+use crypto_core::metadata::{
+    Inode, InodeKind, MetadataState, PackUsage, SegmentMap, SegmentRef, Timespec,
+};
 
-fn inode(kind: InodeKind, parent: u64, segments: OrdMap<u64, SegmentRef>) -> Arc<Inode> {
+fn inode(kind: InodeKind, parent: u64, segments: SegmentMap) -> Arc<Inode> {
     let t = Timespec {
         sec: 1_700_000_000,
         nsec: 0,
@@ -39,13 +41,13 @@ fn inode(kind: InodeKind, parent: u64, segments: OrdMap<u64, SegmentRef>) -> Arc
 /// `files` files of one segment each, 1,000 to a directory (bench_mount.py's shape).
 fn state(files: u64) -> MetadataState {
     let dirs = files.div_ceil(1000);
-    let mut inodes = vec![(ROOT_INO, inode(InodeKind::Dir, ROOT_INO, OrdMap::new()))];
+    let mut inodes = vec![(ROOT_INO, inode(InodeKind::Dir, ROOT_INO, SegmentMap::new()))];
     let mut entries = vec![(ROOT_INO, Vec::new())];
     let mut next = 2;
     for d in 0..dirs {
         let dir = next;
         next += 1;
-        inodes.push((dir, inode(InodeKind::Dir, ROOT_INO, OrdMap::new())));
+        inodes.push((dir, inode(InodeKind::Dir, ROOT_INO, SegmentMap::new())));
         entries[0].1.push((format!("dir{d:05}").into_bytes(), dir));
         let mut names = Vec::new();
         for i in d * 1000..((d + 1) * 1000).min(files) {
@@ -56,7 +58,7 @@ fn state(files: u64) -> MetadataState {
                 plain_len: 20,
                 generation: i + 1,
             };
-            inodes.push((next, inode(InodeKind::File, 0, OrdMap::unit(0, seg))));
+            inodes.push((next, inode(InodeKind::File, 0, SegmentMap::unit(0, seg))));
             names.push((format!("file-{i:07}.txt").into_bytes(), next));
             next += 1;
         }

@@ -5,7 +5,8 @@
 //! store the encoded state.
 //!
 //! * [`inode`]: [`Timespec`], [`InodeKind`], [`AttrChange`].
-//! * [`segment`]: [`SegmentRef`], where a file's segment lives.
+//! * [`segment`]: [`SegmentRef`], where a file's segment lives, and
+//!   [`SegmentMap`], a file's map of them.
 //! * [`codec`]: the little-endian field encoding (FORMAT.md §9.1).
 //! * [`entry`]: [`UnifiedEntry`] and its encoding (§9.2).
 //! * [`carried`]: what a write's record carries of a frame not yet
@@ -29,5 +30,5 @@ pub use carried::{Carried, FramePatch};
 pub use dir::Dir;
 pub use entry::UnifiedEntry;
 pub use inode::{AttrChange, InodeKind, Timespec};
-pub use segment::SegmentRef;
+pub use segment::{SegmentMap, SegmentRef};
 pub use state::{Inode, MetadataState, PackUsage, ROOT_INO};

@@ -33,7 +33,7 @@ use imbl::{HashMap, OrdMap};
 use super::dir::{Dir, NamedEntries};
 use super::entry::UnifiedEntry;
 use super::inode::{AttrChange, InodeKind, Timespec};
-use super::segment::SegmentRef;
+use super::segment::{SegmentMap, SegmentRef};
 use crate::error::errno::*;
 use crate::error::{fs_err, Result};
 
@@ -58,7 +58,7 @@ pub struct Inode {
     pub target: Vec<u8>,
     pub xattrs: OrdMap<Vec<u8>, Vec<u8>>,
     /// Segment index → where its current frame is.
-    pub segments: OrdMap<u64, SegmentRef>,
+    pub segments: SegmentMap,
     /// For a directory: its parent (the root is its own parent).
     pub parent: u64,
     /// Plaintext bytes of the segments in `segments` (derived).
@@ -118,17 +118,6 @@ fn inode_mut<'a>(inodes: &'a mut HashMap<u64, Arc<Inode>>, ino: &u64) -> Option<
     inodes.get_mut(ino).map(Arc::make_mut)
 }
 
-/// Remove the segments from index `from` on; returns them.
-fn cut_segments(segments: &mut OrdMap<u64, SegmentRef>, from: u64) -> Vec<SegmentRef> {
-    if from == 0 {
-        return std::mem::take(segments).values().copied().collect();
-    }
-    let cut: Vec<u64> = segments.range(from..).map(|(k, _)| *k).collect();
-    cut.iter()
-        .map(|k| segments.remove(k).expect("listed"))
-        .collect()
-}
-
 /// A valid directory entry name: 1..=255 bytes, no '/' or NUL, not "." or "..".
 fn check_name(name: &[u8]) -> Result<()> {
     if name.len() > NAME_MAX {
@@ -158,7 +147,7 @@ impl MetadataState {
             file_id: [0; 16],
             target: Vec::new(),
             xattrs: OrdMap::new(),
-            segments: OrdMap::new(),
+            segments: SegmentMap::new(),
             parent: ROOT_INO,
             stored: 0,
         };
@@ -386,7 +375,7 @@ impl MetadataState {
                         file_id: *file_id,
                         target: target.clone(),
                         xattrs: OrdMap::new(),
-                        segments: OrdMap::new(),
+                        segments: SegmentMap::new(),
                         parent,
                         stored: 0,
                     }),
@@ -528,7 +517,7 @@ impl MetadataState {
                 if let Some(size) = size {
                     i.require_file("size of a non-file")?;
                     let keep = size.div_ceil(seg);
-                    let dropped = cut_segments(&mut i.segments, keep);
+                    let dropped = i.segments.cut_from(keep);
                     let plain = Self::drop_segments(&mut self.packs, freed, dropped.into_iter());
                     i.stored -= plain;
                     self.stored_bytes -= plain;

@@ -12,6 +12,7 @@ use imbl::OrdMap;
 
 use super::codec::{bad, Reader, Writer};
 use super::inode::InodeKind;
+use super::segment::SegmentMap;
 use super::state::{Inode, MetadataState, PackUsage};
 use crate::error::Result;
 
@@ -129,7 +130,7 @@ pub fn decode_state(b: &[u8], version: u8) -> Result<MetadataState> {
             let k = r.bytes()?;
             xattrs.insert(k, r.bytes()?);
         }
-        let mut segments = OrdMap::new();
+        let mut segments = SegmentMap::new();
         for _ in 0..count(&mut r, 40)? {
             let index = r.u64()?;
             segments.insert(index, r.seg()?);
