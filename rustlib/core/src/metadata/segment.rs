@@ -125,6 +125,10 @@ impl SegmentMap {
 
     /// Remove the segments from index `from` on; returns them in index order.
     pub fn cut_from(&mut self, from: u64) -> Vec<SegmentRef> {
+        if from == 0 {
+            // All of them (a truncate to 0, a file deleted): no lookups.
+            return std::mem::take(self).values().copied().collect();
+        }
         let cut: Vec<u64> = self.range(from..).map(|(k, _)| *k).collect();
         cut.iter()
             .map(|k| self.remove(k).expect("listed"))
