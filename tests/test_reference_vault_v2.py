@@ -159,7 +159,22 @@ def make_vault(path: Path, sessions: int = 4, **create: object) -> bytes:
             if seed == 1:
                 v.compact_log()
                 populate(v, 10)
+            if seed == sessions - 1:
+                large_records(v)
     return master
+
+
+def large_records(v: Vault) -> None:
+    """Entries past 2048 bytes, whose records a writer pads to 4608, 8704, … (§7.2):
+    an extended attribute of 3,000 bytes, and writes of 4 and 8 KiB into a durable
+    segment, each made durable by fsync (its record carries the bytes, §9.2)."""
+    ino = v.create_file(ROOT_INO, b"large-records", 0o644, 0, 0).ino
+    v.setxattr(ino, b"user.three", b"3" * 3000)
+    v.write(ino, 0, mixed_data(S, seed=7))
+    v.sync()
+    for at, n in ((100, 4096), (5000, 8192)):
+        v.write(ino, at, os.urandom(n))
+        v.fsync(ino)
 
 
 # --- the engine's bytes against FORMAT.md --------------------------------------------------
@@ -188,6 +203,7 @@ def test_the_engine_writes_what_format_2_says(
     # §7.1-§7.3: the chain runs from the snapshot through every file.
     chain = base.chain
     reserved = base.state.generation_reserved
+    padded: set[int] = set()
     for rec in records:
         if rec.seq == rec.header.first_seq:
             assert rec.header.chain_in == rec.chain
@@ -199,12 +215,14 @@ def test_the_engine_writes_what_format_2_says(
         # §7.2: the padded length a writer uses.
         entry_len = int.from_bytes(rec.plaintext[:4], "little")
         assert len(rec.plaintext) == v2_files.record_padded_len(entry_len), rec.entry
+        padded.add(len(rec.plaintext))
         # §9.3: a generation is reserved before any frame carries it.
         if rec.entry == "ReserveGenerations":
             reserved = max(reserved, rec.fields["up_to"])  # type: ignore[call-overload]
         elif rec.entry == "WriteSegments":
             for _, ref in rec.fields["items"]:  # type: ignore[attr-defined]
                 assert ref.generation <= reserved, rec.seq
+    assert {4608, 8704} <= padded, sorted(padded)  # large_records' entries
     assert records[0].header.first_seq == base.covers_seq + 1 == records[0].seq
     assert records[0].entry == "SnapshotCheckpoint"
     # §7.2 "The end": every session ends with a Close, the last record of its file.

@@ -98,10 +98,10 @@ def record_padded_len(entry_len: int) -> int:
     """The padded plaintext length a writer uses for an entry (§7.2): the reading
     rules do not require it, the cross-tests check the engine keeps to it."""
     need = 4 + entry_len
-    for bucket in (128, 256, 512, 1024, 2048, 4096):
+    for bucket in (128, 256, 512, 1024, 2048):
         if need <= bucket:
             return bucket
-    return -(-need // 4096) * 4096
+    return 512 + -(-(need - 512) // 4096) * 4096
 
 
 # --- pack frames of format 2 (§8.2) --------------------------------------------------------

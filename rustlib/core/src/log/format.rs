@@ -23,7 +23,7 @@
 //!           AAD = vault id ‖ file number ‖ sequence number ‖ chain),
 //!        chain = the previous record's tag (the header's chain in for the
 //!        first record), plaintext = entry length (u32) ‖ entry ‖ zeros,
-//!        padded to `padded_len` (128, 256, … 4096, then multiples of 4096)
+//!        padded to `padded_len` (128, 256, … 2048, then 4608, 8704, …)
 //! ```
 //!
 //! The name (`log/NNNNNNNNNNNNNNNN.ulog`) and the header's first 40 bytes are
@@ -196,17 +196,30 @@ fn checksum(head: &[u8], sealed: &[u8]) -> u32 {
 }
 
 /// The padded plaintext length of a version 2 record carrying an entry of
-/// `entry_len` bytes: 4 + `entry_len` rounded up to 128, 256, 512, 1024,
-/// 2048 or 4096, past that to a multiple of 4096. Record lengths then tell
-/// an observer a bucket, not an entry's kind or a name's length.
+/// `entry_len` bytes: 4 + `entry_len` rounded up to 128, 256, 512, 1024 or
+/// 2048, past that to 512 more than a multiple of 4096 (4608, 8704, …).
+/// Record lengths then tell an observer a bucket, not an entry's kind or a
+/// name's length. The 512 is room for the entry around a 4 KiB write's
+/// bytes (an fsync's patch, §9.2 entry 18): its record takes 4608 bytes,
+/// not 8192 as when buckets were multiples of 4096; a bucket is as wide as
+/// before (4096 bytes past 4608, and 2048..4608 wider than 2048..4096).
 pub fn padded_len(entry_len: usize) -> usize {
     let n = 4 + entry_len;
-    if n <= 4096 {
+    if n <= 2048 {
         n.next_power_of_two().max(128)
     } else {
-        n.div_ceil(4096) * 4096
+        LARGE_RECORD_SLACK + (n.saturating_sub(LARGE_RECORD_SLACK)).div_ceil(4096) * 4096
     }
 }
+
+/// What a large record's padded length has beyond a multiple of 4096.
+const LARGE_RECORD_SLACK: usize = 512;
+
+/// The longest padded plaintext a reader accepts: that of an entry of
+/// [`MAX_RECORD`] bytes under the first rule of version 2 (multiples of
+/// 4096 past 4096), so a record any writer of version 2 made is read. The
+/// rule of [`padded_len`] never pads past it.
+pub const MAX_PADDED: usize = MAX_RECORD + 4096;
 
 /// Append the encoded record for `payload` (one encoded entry) to `out`;
 /// `chain` is the previous record's tag (version 2). Returns this record's
@@ -314,7 +327,7 @@ pub fn parse_record(file: &[u8], at: usize, format: LogFormat) -> Parsed {
     let p = u32::from_le_bytes(h[0..4].try_into().expect("4")) as usize;
     let max = match format {
         LogFormat::V1 => MAX_RECORD + TAG_LEN,
-        LogFormat::V2 => padded_len(MAX_RECORD) + TAG_LEN,
+        LogFormat::V2 => MAX_PADDED + TAG_LEN,
     };
     if !(TAG_LEN + 1..=max).contains(&p) || file.len() - at - head_len < p {
         return Parsed::Broken;
@@ -446,10 +459,17 @@ mod tests {
         assert_eq!(padded_len(1), 128);
         assert_eq!(padded_len(124), 128);
         assert_eq!(padded_len(125), 256);
-        assert_eq!(padded_len(4092), 4096);
-        assert_eq!(padded_len(4093), 8192);
-        assert_eq!(padded_len(8188), 8192);
-        assert_eq!(padded_len(8189), 12288);
+        assert_eq!(padded_len(2044), 2048);
+        assert_eq!(padded_len(2045), 4608);
+        // A 4 KiB write's patch and its entry fit in the 4608 bucket.
+        assert_eq!(padded_len(4096 + 400), 4608);
+        assert_eq!(padded_len(4604), 4608);
+        assert_eq!(padded_len(4605), 8704);
+        assert_eq!(padded_len(8700), 8704);
+        assert_eq!(padded_len(8701), 12800);
+        // Never past what a reader accepts.
+        assert!(padded_len(MAX_RECORD) <= MAX_PADDED);
+        assert!(padded_len(MAX_RECORD) >= 4 + MAX_RECORD);
     }
 
     #[test]
