@@ -1,7 +1,7 @@
 //! Where a file's segments live: [`SegmentRef`], the entry of a file's
 //! segment map, and [`SegmentMap`], the map.
 
-use std::ops::{Bound, Index, RangeBounds};
+use std::ops::{Index, RangeBounds};
 
 use imbl::shared_ptr::DefaultSharedPtr;
 use imbl::OrdMap;
@@ -145,10 +145,9 @@ impl SegmentMap {
         Iter(match &self.0 {
             Repr::Empty => IterRepr::One(None),
             Repr::One(k, r) => IterRepr::One(range.contains(k).then_some((k, r))),
-            Repr::Many(m) => IterRepr::Many(m.range((
-                clone_bound(range.start_bound()),
-                clone_bound(range.end_bound()),
-            ))),
+            Repr::Many(m) => {
+                IterRepr::Many(m.range((range.start_bound().cloned(), range.end_bound().cloned())))
+            }
         })
     }
 
@@ -159,10 +158,6 @@ impl SegmentMap {
     pub fn values(&self) -> impl DoubleEndedIterator<Item = &SegmentRef> {
         self.iter().map(|(_, r)| r)
     }
-}
-
-fn clone_bound(b: Bound<&u64>) -> Bound<u64> {
-    b.cloned()
 }
 
 /// Iterator over (index, reference) pairs of a [`SegmentMap`].
