@@ -348,9 +348,10 @@ GOLDEN_KINDS = {
 }
 
 
-@pytest.fixture(params=["vault-v1", "vault-v2"])
+@pytest.fixture(params=["vault-v1", "vault-v2", "vault-v2-large-records"])
 def golden(tmp_path: Path, request: pytest.FixtureRequest) -> tuple[Path, dict[str, Any]]:
-    """A copy of a frozen vault of format 1 or 2 (the fixture itself is never opened)."""
+    """A copy of a frozen vault of format 1 or 2 (the fixture itself is never opened);
+    vault-v2-large-records holds records padded to 4608 and 8704 bytes (FORMAT.md §7.2)."""
     fixture = GOLDEN.parent / request.param
     vault = tmp_path / "golden"
     shutil.copytree(fixture, vault)

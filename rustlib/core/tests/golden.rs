@@ -451,6 +451,51 @@ fn make_golden_vault_v2() {
     fs::write(dir.join("expected.json"), text).unwrap();
 }
 
+/// Writes `$FUSEFS_GOLDEN_OUT/vault-v2-large-records/`: log records past
+/// 2048 bytes as a writer has padded them since 2026-12-07 (FORMAT.md §7.2:
+/// 4608, 8704, …; `vault-v2/` holds none that large). One session: a file
+/// of one durable segment, an xattr of 3,000 bytes, and writes of 4 and 8
+/// KiB into the segment, each fsync'd (their records carry patches, §9.2
+/// entry 18).
+#[test]
+#[ignore = "generator of the frozen fixture tests/fixtures/vault-v2-large-records (needs FUSEFS_GOLDEN_OUT)"]
+fn make_golden_vault_v2_large_records() {
+    let dir = golden_out("vault-v2-large-records");
+    let options = VaultOptions {
+        cipher: Cipher::Aes256Gcm,
+        segment_size: VAULT_SEGMENT as u32,
+        compression: None,
+        argon2: FAST,
+    };
+    let v = Vault::create_vault(&dir, VAULT_PASSWORD, &options, EngineOptions::default()).unwrap();
+    let f = v
+        .create(ROOT, b"patched.bin", 0o644, 1000, 1000)
+        .unwrap()
+        .ino;
+    v.write(f, 0, &pattern(VAULT_SEGMENT as usize, 3)).unwrap();
+    v.sync().unwrap();
+    let value = text(3000, "user.large");
+    v.setxattr(f, b"user.large", &value, false, false).unwrap();
+    for (at, len, seed) in [(100, 4096, 4), (5000, 8192, 5)] {
+        v.write(f, at, &pattern(len, seed)).unwrap();
+        v.fsync(f).unwrap();
+    }
+    let tree = describe(&v);
+    let master_key: String = (*v.print_master_key()).clone();
+    v.close().unwrap();
+    fs::remove_file(dir.join("fusefs.lock")).unwrap();
+    let expected = json!({
+        "about": "Log records padded to 4608 and 8704 bytes (FORMAT.md §7.2, the writer's rule since 2026-12-07), made by make_golden_vault_v2_large_records in rustlib/core/tests/golden.rs. Frozen: never regenerate.",
+        "password": std::str::from_utf8(VAULT_PASSWORD).unwrap(),
+        "master_key": master_key,
+        "tree": tree,
+        "files": manifest(&dir),
+    });
+    let mut text = serde_json::to_string_pretty(&expected).unwrap();
+    text.push('\n');
+    fs::write(dir.join("expected.json"), text).unwrap();
+}
+
 const STREAM_SEGMENT: u32 = 4096;
 const STREAM_PASSWORD: &[u8] = b"golden stream password";
 
@@ -617,7 +662,7 @@ fn golden_fixtures_are_intact() {
             "snap/0000000000000001.snap",
         ]
     );
-    for name in ["vault-v1", "streams"] {
+    for name in ["vault-v1", "vault-v2-large-records", "streams"] {
         let dir = fixtures().join(name);
         let expected = read_json(&dir.join("expected.json"));
         let files: BTreeMap<String, Value> =
@@ -824,6 +869,32 @@ fn golden_vault_v1_opens_with_the_expected_tree() {
     // The wrong password is refused.
     let (_tmp2, dir2) = vault_copy();
     assert!(Vault::open_vault(&dir2, b"golden passwore", EngineOptions::default()).is_err());
+}
+
+#[test]
+fn golden_vault_v2_large_records_open_with_the_expected_tree() {
+    // Read-only and read-write (which replays, then writes a file of its own
+    // on the copy): the file, its xattr and the patched bytes as written.
+    let expected = read_json(&fixtures().join("vault-v2-large-records/expected.json"));
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("vault");
+    copy_tree(&fixtures().join("vault-v2-large-records"), &dir);
+    fs::remove_file(dir.join("expected.json")).unwrap();
+    let read_only = EngineOptions {
+        read_only: true,
+        ..Default::default()
+    };
+    for opts in [read_only, EngineOptions::default()] {
+        let v = Vault::open_vault(&dir, VAULT_PASSWORD, opts).unwrap();
+        assert!(v.bootstrap_report().closed_cleanly);
+        assert_eq!(describe(&v), expected["tree"].as_array().unwrap().clone());
+        let f = v.lookup(ROOT, b"patched.bin").unwrap().ino;
+        let mut want = pattern(VAULT_SEGMENT as usize, 3);
+        want[100..100 + 4096].copy_from_slice(&pattern(4096, 4));
+        want[5000..5000 + 8192].copy_from_slice(&pattern(8192, 5));
+        assert_eq!(v.read(f, 0, want.len() + 1).unwrap(), want);
+        v.close().unwrap();
+    }
 }
 
 #[test]

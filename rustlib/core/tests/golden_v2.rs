@@ -28,14 +28,28 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
 }
 
-/// A record read by hand: (sequence number, entry, tag).
-type Record = (u64, Vec<u8>, [u8; 16]);
+/// A record read by hand: (sequence number, entry, tag, padded length).
+type Record = (u64, Vec<u8>, [u8; 16], usize);
 
-/// The records of a log file read by hand, and its chain in.
+/// The padded lengths the writer of `vault-v2/` used (FORMAT.md §7.2 before
+/// 2026-12-07): 128 … 4096, then multiples of 4096.
+fn first_buckets(n: usize) -> bool {
+    [128usize, 256, 512, 1024, 2048, 4096].contains(&n) || n.is_multiple_of(4096)
+}
+
+/// The padded lengths a writer uses since 2026-12-07 (`vault-v2-large-records/`):
+/// 128 … 2048, then 512 more than a multiple of 4096.
+fn buckets_since_2026_12_07(n: usize) -> bool {
+    [128usize, 256, 512, 1024, 2048].contains(&n) || (n > 4096 && (n - 512) % 4096 == 0)
+}
+
+/// The records of a log file read by hand, and its chain in; each record's
+/// padded length must satisfy `bucket`.
 fn records(
     file: &[u8],
     master: &crypto_core::crypto::keys::SecretKey,
     vault_id: &[u8],
+    bucket: fn(usize) -> bool,
 ) -> (Vec<Record>, [u8; 16]) {
     assert_eq!(&file[0..8], b"fusefslg");
     assert_eq!(file[8], 2, "version 2");
@@ -74,18 +88,34 @@ fn records(
             .open(&nonce, &aad, &mut buf)
             .expect("opens with the chain");
         let plain = &buf[..n];
-        assert!(
-            [128usize, 256, 512, 1024, 2048, 4096].contains(&n) || n.is_multiple_of(4096),
-            "padded to a bucket: {n}"
-        );
+        assert!(bucket(n), "padded to a bucket: {n}");
         let len = u32_at(plain, 0) as usize;
         assert!(plain[4 + len..].iter().all(|&b| b == 0), "zero padding");
         chain = sealed[p - 16..].try_into().unwrap();
-        out.push((seq, plain[4..4 + len].to_vec(), chain));
+        out.push((seq, plain[4..4 + len].to_vec(), chain, n));
         at += 20 + p;
     }
     assert_eq!(at, file.len());
     (out, chain_in)
+}
+
+#[test]
+fn records_past_2048_bytes_are_padded_to_4608_and_8704() {
+    // The fixture's records: an xattr of 3,000 bytes (SetXattr, tag 6) in
+    // 4608, fsync'd writes of 4 and 8 KiB carrying patches
+    // (WriteSegmentsPatched, tag 18) in 4608 and 8704.
+    let dir = dir().with_file_name("vault-v2-large-records");
+    let config = VaultConfig::load(&RealFs, &dir).unwrap();
+    let master = config.unlock(PASSWORD).unwrap();
+    let file = fs::read(dir.join("log/0000000000000001.ulog")).unwrap();
+    let (records, _) = records(&file, &master, config.vault_id(), buckets_since_2026_12_07);
+    let large: Vec<(u8, usize)> = records
+        .iter()
+        .filter(|r| r.3 > 2048)
+        .map(|r| (r.1[0], r.3))
+        .collect();
+    assert_eq!(large, [(6, 4608), (18, 4608), (18, 8704)]);
+    assert_eq!(records.last().unwrap().1[0], 14, "Close");
 }
 
 #[test]
@@ -98,11 +128,13 @@ fn the_log_is_chained_padded_and_closed() {
         &fs::read(dir().join("log/0000000000000002.ulog")).unwrap(),
         &master,
         &vault_id,
+        first_buckets,
     );
     let (three, chain_in_3) = records(
         &fs::read(dir().join("log/0000000000000003.ulog")).unwrap(),
         &master,
         &vault_id,
+        first_buckets,
     );
     // File 2 starts right after the snapshot (covers 52): its first record
     // is the SnapshotCheckpoint; file 3 continues file 2's last tag.
