@@ -21,6 +21,13 @@ from fusefs.preload import Preload
 REPO = Path(__file__).resolve().parent.parent
 
 
+def fresh_python(code: str) -> subprocess.CompletedProcess[str]:
+    """``code`` run by a Python of its own (nothing imported yet), from the checkout."""
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+    )
+
+
 def test_the_mount_command_loads_nothing_only_the_daemon_needs() -> None:
     # What `fusefs mount` imports before it forks (the daemon imports the
     # rest while the engine derives the key).
@@ -30,10 +37,7 @@ def test_the_mount_command_loads_nothing_only_the_daemon_needs() -> None:
         "loaded = {'trio', 'pyfuse3', 'fusefs.fs', 'fusefs.requestloop'} & set(sys.modules)\n"
         "print(sorted(loaded))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
-    )
-    assert done.stdout.strip() == "[]"
+    assert fresh_python(code).stdout.strip() == "[]"
 
 
 def test_the_mount_command_imports_no_other_command() -> None:
@@ -46,9 +50,7 @@ def test_the_mount_command_imports_no_other_command() -> None:
         "print(run(['mount', '/nonexistent-vault', '/nonexistent-mnt']))\n"
         "print(sorted(m for m in sys.modules if m.startswith('fusefs.cli.')))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
-    )
+    done = fresh_python(code)
     code_line, modules = done.stdout.strip().splitlines()
     assert code_line != "0" and "does not exist" in done.stderr
     assert "fusefs.cli.vault" in modules

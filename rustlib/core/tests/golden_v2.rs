@@ -40,7 +40,7 @@ fn first_buckets(n: usize) -> bool {
 /// The padded lengths a writer uses since 2026-12-07 (`vault-v2-large-records/`):
 /// 128 … 2048, then 512 more than a multiple of 4096.
 fn buckets_since_2026_12_07(n: usize) -> bool {
-    [128usize, 256, 512, 1024, 2048].contains(&n) || (n > 4096 && (n - 512) % 4096 == 0)
+    [128usize, 256, 512, 1024, 2048].contains(&n) || (n > 4096 && (n - 512).is_multiple_of(4096))
 }
 
 /// The records of a log file read by hand, and its chain in; each record's

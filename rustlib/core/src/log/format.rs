@@ -208,7 +208,7 @@ pub fn padded_len(entry_len: usize) -> usize {
     if n <= 2048 {
         n.next_power_of_two().max(128)
     } else {
-        LARGE_RECORD_SLACK + (n.saturating_sub(LARGE_RECORD_SLACK)).div_ceil(4096) * 4096
+        LARGE_RECORD_SLACK + (n - LARGE_RECORD_SLACK).div_ceil(4096) * 4096
     }
 }
 

@@ -81,10 +81,6 @@ impl SegmentMap {
         }
     }
 
-    pub fn contains_key(&self, index: &u64) -> bool {
-        self.get(index).is_some()
-    }
-
     /// Set `index` to `r`; returns the reference it replaces.
     pub fn insert(&mut self, index: u64, r: SegmentRef) -> Option<SegmentRef> {
         match &mut self.0 {
@@ -197,16 +193,6 @@ impl<'a> IntoIterator for &'a SegmentMap {
     }
 }
 
-impl FromIterator<(u64, SegmentRef)> for SegmentMap {
-    fn from_iter<T: IntoIterator<Item = (u64, SegmentRef)>>(items: T) -> Self {
-        let mut m = SegmentMap::new();
-        for (k, r) in items {
-            m.insert(k, r);
-        }
-        m
-    }
-}
-
 impl Index<&u64> for SegmentMap {
     type Output = SegmentRef;
 
@@ -268,7 +254,10 @@ mod tests {
             assert_eq!(got, want);
             assert_eq!(m.len(), b.len());
             assert_eq!(m.is_empty(), b.is_empty());
-            let rebuilt: SegmentMap = want.iter().copied().collect();
+            let mut rebuilt = SegmentMap::new();
+            for (k, r) in &want {
+                rebuilt.insert(*k, *r);
+            }
             assert_eq!(rebuilt, m);
             for lo in 0..10 {
                 let got: Vec<u64> = m.range(lo..lo + 3).map(|(k, _)| *k).collect();

@@ -75,8 +75,8 @@ fn padding_buckets() {
     assert!(padded_len(MAX_RECORD) >= 4 + MAX_RECORD);
 }
 
-#[test]
-fn version_2_records_chain_and_pad() {
+/// A version 2 file's header (first record: sequence number 7) and a key.
+fn v2_file() -> (LogFileHeader, AeadKey) {
     let header = LogFileHeader {
         format: LogFormat::V2,
         vault_id: [1; 16],
@@ -86,6 +86,12 @@ fn version_2_records_chain_and_pad() {
         chain_in: [5; 16],
     };
     let key = AeadKey::new(Cipher::Aes256Gcm, &SecretKey::from_bytes([7u8; 32]));
+    (header, key)
+}
+
+#[test]
+fn version_2_records_chain_and_pad() {
+    let (header, key) = v2_file();
     let mut out = Vec::new();
     let t0 = encode_record(&mut out, &key, &header, 0, 7, &header.chain_in, b"first");
     let at1 = out.len();
@@ -125,15 +131,7 @@ fn version_2_records_chain_and_pad() {
 /// up to its largest padded length, is read; one byte longer is not.
 #[test]
 fn records_padded_by_the_earlier_rule_are_read() {
-    let header = LogFileHeader {
-        format: LogFormat::V2,
-        vault_id: [1; 16],
-        number: 2,
-        file_id: [3; 16],
-        first_seq: 7,
-        chain_in: [5; 16],
-    };
-    let key = AeadKey::new(Cipher::Aes256Gcm, &SecretKey::from_bytes([7u8; 32]));
+    let (header, key) = v2_file();
     let chain = header.chain_in;
     for (entry_len, padded) in [(4200, 8192), (MAX_RECORD, MAX_PADDED)] {
         let payload = vec![9u8; entry_len];
