@@ -424,6 +424,9 @@ class Vault:
         """The bytes at ``offset`` (fewer at the end of the file): a read-only
         view of the engine's own buffer, not a copy."""
     def write(self, ino: int, offset: int, data: bytes) -> int: ...
+    def write_noting_blocks(self, ino: int, offset: int, data: bytes) -> bool:
+        """As :meth:`write` (all of ``data`` is written), and whether the
+        file's ``st_blocks`` changed (a rewrite of stored bytes leaves it)."""
     def fsync(self, ino: int) -> None: ...
     def getxattr(self, ino: int, name: bytes) -> bytes: ...
     def find_xattr(self, ino: int, name: bytes) -> bytes | None:

@@ -10,6 +10,7 @@ data has reached the engine.
 from __future__ import annotations
 
 import ctypes
+import json
 import mmap
 import os
 import shutil
@@ -19,6 +20,8 @@ from pathlib import Path
 
 import pytest
 from mounting import Vault, requires_fuse
+
+from fusefs.control_server import STATS_REUSE_SECONDS
 
 pytestmark = requires_fuse
 
@@ -166,3 +169,37 @@ def test_st_blocks_of_an_open_file(mounted: Vault, fsync: bool) -> None:
     finally:
         os.close(fd)
     assert os.stat(path).st_blocks == 2048
+
+
+def _getattrs(mnt: Path) -> int:
+    """GETATTR requests the daemon has answered so far (waiting out the
+    time the daemon serves one stats reply again)."""
+    time.sleep(STATS_REUSE_SECONDS + 0.1)
+    return int(json.loads(os.getxattr(mnt, "fusefs.stats"))["fuse_ops"]["getattr"])
+
+
+def test_st_blocks_when_a_write_fills_a_hole_or_rewrites(mounted: Vault) -> None:
+    # The daemon tells the kernel st_blocks went stale only when a write
+    # changed it: filling a hole does, rewriting stored bytes does not (and
+    # then the kernel sends no GETATTR before the next write).
+    path = mounted.mnt / "sparse"
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        os.pwrite(fd, b"a" * 4096, 0)
+        os.pwrite(fd, b"b" * 4096, 1 << 20)
+        os.fsync(fd)
+        sparse = os.stat(path).st_blocks
+        assert 16 <= sparse < 2048
+        os.pwrite(fd, b"c" * 4096, 512 << 10)
+        os.fsync(fd)
+        filled = os.stat(path).st_blocks
+        assert filled > sparse
+        before = _getattrs(mounted.mnt)
+        for i in range(20):
+            os.pwrite(fd, bytes([i]) * 4096, (512 << 10) + 4096 * (i % 2))
+            os.fsync(fd)
+            assert os.stat(path).st_blocks >= filled
+        assert _getattrs(mounted.mnt) - before <= 2
+        assert os.pread(fd, 4096, 512 << 10) == bytes([18]) * 4096
+    finally:
+        os.close(fd)

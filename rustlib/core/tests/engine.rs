@@ -205,6 +205,36 @@ fn truncate_cuts_the_last_segment_so_growing_reads_zeros() {
     assert_eq!(errno(v.write(ROOT, 0, b"x")), 21);
 }
 
+/// The mount tells the kernel its cached attributes went stale only when
+/// a write changed `st_blocks`: appends, holes filled, segments grown.
+#[test]
+fn write_noting_blocks_says_when_st_blocks_changed() {
+    for compression in [None, Some(3)] {
+        let fx = Fixture::new(compression);
+        let v = fx.open();
+        let f = v.create(ROOT, b"f", 0o600, 0, 0).unwrap().ino;
+        let blocks = || v.getattr(f).unwrap().blocks;
+        let seg = SEG as u64;
+        let cases: [(u64, usize, bool); 8] = [
+            (0, 10_000, true),           // a new file's first bytes
+            (0, 4096, false),            // rewritten in place
+            (9_000, 1000, false),        // in place, to the stored end
+            (10_000, 100, false),        // 10,100 bytes are still 20 blocks
+            (10_100, 4096, true),        // the segment grows
+            (3 * seg, 4096, true),       // past a hole: a new segment
+            (seg + 100, 50, true),       // into the hole
+            (3 * seg + 10, 4000, false), // in place again
+        ];
+        for (offset, len, changed) in cases {
+            let before = blocks();
+            let said = v.write_noting_blocks(f, offset, &vec![7u8; len]).unwrap();
+            assert_eq!(said, blocks() != before, "write of {len} at {offset}");
+            assert_eq!(said, changed, "write of {len} at {offset}");
+        }
+        assert!(!v.write_noting_blocks(f, 0, b"").unwrap());
+    }
+}
+
 #[derive(Clone, Debug)]
 enum Op {
     Write(u8, u32, u16, u8),

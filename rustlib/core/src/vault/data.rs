@@ -18,6 +18,7 @@ use crate::packs::CARRY_MAX_BYTES;
 struct WritePlan {
     file_id: [u8; 16],
     size: u64,
+    stored: u64,
     old: Vec<(u64, SegmentRef)>,
 }
 
@@ -35,6 +36,7 @@ impl Vault {
         Ok(WritePlan {
             file_id: i.file_id,
             size: i.size,
+            stored: i.stored,
             old,
         })
     }
@@ -187,8 +189,16 @@ impl Vault {
 
     /// Write `data` at `offset`; returns the bytes written (all of them).
     pub fn write(&self, ino: u64, offset: u64, data: &[u8]) -> Result<usize> {
+        self.write_noting_blocks(ino, offset, data)?;
+        Ok(data.len())
+    }
+
+    /// Write `data` at `offset` (all of it), and say whether the file's
+    /// `st_blocks` changed: a rewrite of bytes already stored leaves it, so
+    /// the mount need not tell the kernel its cached attributes went stale.
+    pub fn write_noting_blocks(&self, ino: u64, offset: u64, data: &[u8]) -> Result<bool> {
         if data.is_empty() {
-            return Ok(0);
+            return Ok(false);
         }
         let end = offset
             .checked_add(data.len() as u64)
@@ -204,6 +214,7 @@ impl Vault {
         // hold its file lock, so the plan still holds at the commit.
         let mut frames = self.use_frames();
         let mut plan = self.plan_write(ino, offset, end)?;
+        let blocks_before = plan.stored.div_ceil(512);
         let mtime = self.content_mtime(InodeKind::File);
         if offset > plan.size && segments::cut_at(plan.size, seg).is_some() {
             // Writing past the end leaves a gap: first cut whatever the last
@@ -215,7 +226,9 @@ impl Vault {
             plan = self.plan_write(ino, offset, end)?;
         }
         let _frames = frames;
-        let WritePlan { file_id, size, old } = plan;
+        let WritePlan {
+            file_id, size, old, ..
+        } = plan;
         let key = self.key_for(&file_id);
         // The old plaintext a write keeps, with its frame's generation.
         let mut old_plain: HashMap<u64, (u64, Vec<u8>)> = HashMap::new();
@@ -282,13 +295,14 @@ impl Vault {
             .write_patched_segments(&key, &file_id, &batch, patches)?;
         drop(batch);
         let placed = sealed.iter().map(|(k, _, _)| *k).zip(refs).collect();
-        {
+        let blocks_changed = {
             let mut s = self.lock_state();
             // Writes and truncates of this file hold its file lock, so the size
             // read above still holds; a write never shrinks the file anyway.
             let size = new_size.max(s.inode(ino)?.size);
             self.commit_segments(&mut s, ino, size, mtime, placed)?;
-        }
+            s.inode(ino)?.stored.div_ceil(512) != blocks_before
+        };
         // Keep the segments the next small write or read is likely to need:
         // those built here (kept without a copy) and partial ones. Whole
         // segments sealed straight from `data` would cost a copy each.
@@ -305,7 +319,7 @@ impl Vault {
         self.counters
             .bytes_written
             .fetch_add(data.len() as u64, Relaxed);
-        Ok(data.len())
+        Ok(blocks_changed)
     }
 
     /// Make `ino`'s data and metadata (and everything before them) durable.

@@ -422,6 +422,18 @@ impl PyVault {
         run(py, self, |v| v.write(ino, offset, &data))
     }
 
+    /// As `write` (all of `data` is written), and whether the file's
+    /// `st_blocks` changed.
+    fn write_noting_blocks(
+        &self,
+        py: Python<'_>,
+        ino: u64,
+        offset: u64,
+        data: PyBackedBytes,
+    ) -> BindingResult<bool> {
+        run(py, self, |v| v.write_noting_blocks(ino, offset, &data))
+    }
+
     fn fsync(&self, py: Python<'_>, ino: u64) -> BindingResult<()> {
         run(py, self, |v| v.fsync(ino))
     }
