@@ -13,14 +13,19 @@ own). Whatever it costs is what pyfuse3, trio and the kernel's FUSE
 round trips cost before any work is done, so no pyfuse3 file system can beat
 its figures; fusefs and the peers run the same workloads in the same run.
 
-Workloads (the metadata ones of ``../shared/bench/peers.sh``, on a tmpfs
+Workloads (the metadata ones of ``../shared/bench/peers.sh``, then the
+write workloads of ``scripts/bench_sync.py``, all on a tmpfs
 backing directory): untar of Python's standard library, then with the
 kernel's caches dropped (``drop_caches``, not a remount: nullfs forgets
 everything at unmount) ``ls -lR``, tar-read, ``rm -rf``; and the round trip
 of one ``statfs`` call (the cheapest request there is); and the latency of a
 4 KiB append followed by ``fsync`` (``--fsync-count`` of them, median and
 p99 in µs; nullfs answers FSYNC and FSYNCDIR doing nothing, so the kernel
-keeps sending them, as it does to fusefs). Prints the fastest and the median
+keeps sending them, as it does to fusefs); then ``bench_sync.py``'s random
+4 KiB writes with an fsync every 32 (fio, IOPS), 8 KiB sequential
+``write(2)`` calls (MB/s) and one-INSERT sqlite transactions (tx/s): nullfs
+keeps the data in memory, so no pyfuse3 file system beats these figures
+with its data on a disk either. Prints the fastest and the median
 of ``--runs``, then the FUSE requests of each workload in the last round for
 the file systems that count them (nullfs, and fusefs through its ``fusefs.stats``
 control attribute: nullfs answers the same attribute). Not a test: a
@@ -48,12 +53,33 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from bench_sync import fsync4k  # this directory: scripts/
-from peerbench import Build, Parser, add_build_option, fail, parse_builds, unmount_leftovers
+from bench_sync import fsync4k, randwrite, seq8k, sqlite_inserts  # this directory: scripts/
+from peerbench import (
+    Build,
+    Parser,
+    add_build_option,
+    ensure_installed,
+    fail,
+    parse_builds,
+    unmount_leftovers,
+)
 
-WORKLOADS = ["untar s", "ls-lR s", "tarread s", "rm s", "statfs us", "fsync4k med us", "p99 us"]
+WORKLOADS = [
+    "untar s",
+    "ls-lR s",
+    "tarread s",
+    "rm s",
+    "statfs us",
+    "fsync4k med us",
+    "p99 us",
+    "randwrite IOPS",
+    "seq8k MB/s",
+    "sqlite tx/s",
+]
+#: Columns where more is better (the fastest run is the largest figure).
+HIGHER_IS_BETTER = {"randwrite IOPS", "seq8k MB/s", "sqlite tx/s"}
 #: The workloads whose requests are counted (the fsync4k pair is one workload).
-COUNTED = ["untar", "ls-lR", "tarread", "rm", "statfs", "fsync4k"]
+COUNTED = ["untar", "ls-lR", "tarread", "rm", "statfs", "fsync4k", "randwrite", "seq8k", "sqlite"]
 PASSWORD = "bench-password\n"
 REPO = Path(__file__).resolve().parent.parent
 #: The control attribute whose JSON reply has the daemon's requests per op (``fuse_ops``).
@@ -416,9 +442,20 @@ def one_run(
         c.start()
         med, p99 = fsync4k(mnt, args.fsync_count)
         c.stop("fsync4k")
+        writes = []
+        for name, workload in (
+            ("randwrite", lambda: randwrite(mnt, args.fio_size_mb, args.fio_runtime)),
+            ("seq8k", lambda: seq8k(mnt, args.seq_mb)),
+            ("sqlite", lambda: sqlite_inserts(mnt, args.sqlite_count)),
+        ):
+            for leftover in mnt.iterdir():
+                leftover.unlink()
+            c.start()
+            writes.append(workload())
+            c.stop(name)
     finally:
         unmount(fs, mnt, proc, builds)
-    return [untar, ls, tarread, rm, rtt, med, p99], c.per_workload
+    return [untar, ls, tarread, rm, rtt, med, p99, *writes], c.per_workload
 
 
 def stdlib_tar(work: Path) -> tuple[Path, str]:
@@ -471,6 +508,10 @@ def main() -> None:
     ap.add_argument("--fs", nargs="+", default=["nullfs", "fusefs", "securefs", "gocryptfs"])
     ap.add_argument("--dir", default="/dev/shm/fuse-floor")
     ap.add_argument("--fsync-count", type=int, default=300, help="4 KiB appends + fsync per run")
+    ap.add_argument("--fio-size-mb", type=int, default=64, help="randwrite file (64 MiB)")
+    ap.add_argument("--fio-runtime", type=float, default=4.0, help="randwrite seconds (4)")
+    ap.add_argument("--seq-mb", type=int, default=256, help="seq8k file (256 MiB)")
+    ap.add_argument("--sqlite-count", type=int, default=500, help="sqlite transactions (500)")
     add_build_option(ap)
     ap.add_argument("--no-counts", action="store_true", help="do not count requests")
     ap.add_argument("--serve-nullfs", metavar="MNT", help=argparse.SUPPRESS)
@@ -481,17 +522,18 @@ def main() -> None:
     unknown = [fs for fs in args.fs if fs not in ("nullfs", "fusefs", "securefs", "gocryptfs")]
     if unknown:
         fail(f"unknown file system {unknown[0]!r} (choose from nullfs fusefs securefs gocryptfs)")
-    if args.runs < 1 or args.fsync_count < 1:
-        fail("--runs and --fsync-count must be at least 1")
+    numbers = ("runs", "fsync_count", "fio_size_mb", "seq_mb", "sqlite_count")
+    for name in numbers:
+        if getattr(args, name) < 1:
+            fail(f"--{name.replace('_', '-')} must be at least 1")
+    if args.fio_runtime <= 0:
+        fail("--fio-runtime must be positive")
     builds = {b.name: b for b in parse_builds(args.build, args.fs)}
     if "fusefs" in args.fs:
         builds["fusefs"] = Build("fusefs", REPO)
     if os.geteuid() != 0:
         fail("needs root (drop_caches, FUSE mounts)")
-    missing = [fs for fs in args.fs if fs in ("securefs", "gocryptfs") and not shutil.which(fs)]
-    if missing:
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True, env=env)
+    ensure_installed([fs for fs in args.fs if fs in ("securefs", "gocryptfs")] + ["fio"])
     work = Path(args.dir)
     work.mkdir(parents=True, exist_ok=True)
     (work / "pass").write_text(PASSWORD)
@@ -522,9 +564,10 @@ def main() -> None:
             print(f"| {fs} | (no successful run) |")
             continue
         cells = []
-        for i in range(len(WORKLOADS)):
+        for i, w in enumerate(WORKLOADS):
             col = [run[i] for run in runs]
-            cells.append(f"{min(col):.2f} / {statistics.median(col):.2f}")
+            best = max(col) if w in HIGHER_IS_BETTER else min(col)
+            cells.append(f"{best:.2f} / {statistics.median(col):.2f}")
         print(f"| {fs} | " + " | ".join(cells) + " |")
     counted = [fs for fs in labels if counts.get(fs)]
     if counted:
