@@ -314,6 +314,34 @@ def test_a_patched_frame_the_pack_holds_is_read_from_the_pack(tmp_path: Path) ->
     assert export(v, tmp_path)[: len(chain.plain)] == chain.plain
 
 
+def test_a_patch_over_a_patched_frame_its_pack_holds_is_rebuilt_from_that_frame(
+    tmp_path: Path,
+) -> None:
+    """A sync of the packs between two patches made the first patched frame durable and
+    let its own base be punched (§8.3): the second is rebuilt over the first as its pack
+    holds it, not down the chain to the punched base."""
+    v = make_vault(tmp_path)
+    g = v.generation
+    first = v.ref(0, 10000, g(1))
+    second = v.ref(first.stored_len, 10000, g(2))
+    p1 = Patch(v.base.generation, 10000, 100, b"first write")
+    p2 = Patch(g(1), 10000, 5000, b"second write")
+    append_records(
+        v,
+        [
+            patched_payload([(0, first, p1)], ino=v.ino, size=10000),
+            patched_payload([(0, second, p2)], ino=v.ino, size=10000),
+        ],
+    )
+    first_plain = bytearray(BASE_PLAIN)
+    first_plain[100:111] = b"first write"
+    put_in_pack(v, first, seal(v, 0, first, bytes(first_plain)))
+    put_in_pack(v, v.base, bytes(v.base.stored_len))  # punched: zeros
+    expected = bytearray(first_plain)
+    expected[5000:5012] = b"second write"
+    assert export(v, tmp_path) == expected
+
+
 def test_a_patch_naming_another_base_is_not_rebuilt(tmp_path: Path) -> None:
     v = make_vault(tmp_path)
     write_chain(v, third_base=v.generation(1))

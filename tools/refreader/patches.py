@@ -3,10 +3,12 @@
 A patch's plaintext ``P`` is the first ``keep`` bytes of its base's plaintext,
 zeros to the plain length, then the patch's bytes at ``offset``. The base is
 the frame its segment referred to just before the record; its plaintext comes
+from its pack where the pack holds it intact (it authenticates: a sync of the
+packs made it durable, after which its own base may have been punched), else
 from the record after the snapshot that carried it (its stored bytes, or its
-own patch over its own base: a chain of patches, walked down to a frame with
-bytes, to its pack, or to a patch without base) or, when no record carried
-it, from its pack. The frame is then ``P`` sealed as a format-2 raw frame,
+own patch over its own base: a chain of patches, walked down the same way to
+a frame its pack holds, a frame with bytes, or a patch without base) or, when
+no record carried it, from its pack. The frame is then ``P`` sealed as a format-2 raw frame,
 which is deterministic (nonce = generation, zero padding): the stored bytes
 the pack holds, or held before a crash lost them.
 
@@ -46,6 +48,11 @@ def patched_plaintext(
         base = _base_of(top, top.carry)
         prior = by_frame.get((top.ino, top.index, base.generation))
         if prior is not None and isinstance(prior.carry, Patch):
+            try:
+                plain = read_base(base, None)  # made durable by a sync of the packs
+                break
+            except IntegrityError:
+                pass  # lost with the pack's tail: rebuilt from its own patch
             chain.append(prior)  # generations fall down the chain: it ends
             continue
         ref, frame = base, None

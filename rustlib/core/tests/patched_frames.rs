@@ -210,3 +210,25 @@ fn a_patched_frame_cut_from_its_pack_after_a_clean_close_is_sealed_again() {
     assert_eq!(frames(&m.fs, &rw, a)[0], newest);
     close_and_check(rw, || m.open(), "after the pack lost a patched frame");
 }
+
+#[test]
+fn a_patch_over_a_synced_patched_frame_survives_its_old_base_being_punched() {
+    // g1 (a patch over g0) is carried, then made durable in its pack by a
+    // sync, which lets g0 be punched; g2, a patch over g1, is carried and
+    // its pack write lost. g2 is rebuilt from g1 as its pack holds it.
+    let m = MemVault::new();
+    let v = m.open();
+    let (a, mut want) = durable_file(&v);
+    v.write(a, 10, b"first").unwrap();
+    want[10..15].copy_from_slice(b"first");
+    v.fsync(a).unwrap();
+    v.sync().unwrap();
+    v.sync().unwrap();
+    v.write(a, 20, b"second").unwrap();
+    want[20..26].copy_from_slice(b"second");
+    v.fsync(a).unwrap();
+    let fs = m.crash(v);
+    let rw = m.open_on(&fs);
+    assert_eq!(content(&rw, b"a"), want);
+    close_and_check(rw, || m.open_on(&fs), "after a patch over a synced patch");
+}

@@ -79,6 +79,14 @@ impl PackStore {
     /// sealing is deterministic, so these are the bytes the frame had.
     /// `None` if a base cannot be read or authenticated, or a patch does
     /// not apply (the frame stays lost: reading it reports the damage).
+    ///
+    /// The patches are applied from the newest earlier frame of the chain
+    /// that its pack holds intact, not always from the first: a sync of
+    /// the packs between two of the records made a carried frame durable
+    /// and let its own base be punched (frames a record frees are punched
+    /// once a sync begun after it completes: `vault::reclaim`). By that
+    /// rule the newest durable frame before a lost one is never punched:
+    /// punching it would have needed a sync that made the lost one durable.
     pub fn rebuild_carried(
         &self,
         key: &AeadKey,
@@ -93,8 +101,15 @@ impl PackStore {
         if !self.opts.layout.is_v2(newest.generation) {
             return None;
         }
-        let mut plain = Vec::new();
-        for (k, (r, c)) in links.iter().enumerate() {
+        let held = (0..links.len() - 1).rev().find_map(|k| {
+            let plain = self.read_segment(key, file_id, index, &links[k].0).ok()?;
+            Some((k, plain))
+        });
+        let (from, mut plain) = match held {
+            Some((k, plain)) => (k + 1, plain),
+            None => (0, Vec::new()),
+        };
+        for (k, (r, c)) in links.iter().enumerate().skip(from) {
             plain = match (k, c) {
                 (0, Carried::Nothing) => self.read_segment(key, file_id, index, r).ok()?,
                 (0, Carried::Frame(b)) => {
