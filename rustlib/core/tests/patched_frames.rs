@@ -330,7 +330,7 @@ proptest! {
         let fs = m.crash(v);
         let rw = m.open_on(&fs);
         let found = [content(&rw, b"f0"), content(&rw, b"f1")];
-        let matches = after[durable..].iter().any(|state| *state == found);
+        let matches = after[durable..].contains(&found);
         prop_assert!(
             matches,
             "after the crash the files are not as after any prefix of at least {} operations",

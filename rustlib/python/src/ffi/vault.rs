@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crypto_core::error::errno::{ENODATA, ENOENT};
 use crypto_core::vault::{
-    AttrChange, CompactionAction, FileTimes, InodeKind, RenameFlags, Vault, DEFAULT_CACHE_BYTES,
+    AttrChange, CompactionAction, InodeKind, RenameFlags, Vault, DEFAULT_CACHE_BYTES,
 };
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
@@ -21,8 +21,8 @@ use super::options::{engine_options, open_options, vault_options};
 use super::secrets::secret_bytes;
 use super::vault_call::{absent_as_none, run, PyVault};
 use super::vault_types::{
-    from_ns, kind_of_mode, CompactionCycleReport, DirPlusRow, DirRow, LogCompactionReport, PyAttr,
-    ReadBuffer, VaultTelemetry, VaultUsage,
+    file_times_name, file_times_named, from_ns, kind_of_mode, CompactionCycleReport, DirPlusRow,
+    DirRow, LogCompactionReport, PyAttr, ReadBuffer, VaultTelemetry, VaultUsage,
 };
 
 #[pymethods]
@@ -179,24 +179,12 @@ impl PyVault {
     /// every change) or "kernel" (the caller gives them).
     #[getter]
     fn file_times(&self) -> BindingResult<&'static str> {
-        Ok(match self.get()?.file_times() {
-            FileTimes::Engine => "engine",
-            FileTimes::Kernel => "kernel",
-        })
+        Ok(file_times_name(self.get()?.file_times()))
     }
 
     #[setter]
     fn set_file_times(&self, owner: &str) -> BindingResult<()> {
-        let owner = match owner {
-            "engine" => FileTimes::Engine,
-            "kernel" => FileTimes::Kernel,
-            other => {
-                return Err(BindingError::Value(format!(
-                    "file_times is 'engine' or 'kernel', not {other:?}"
-                )))
-            }
-        };
-        self.get()?.set_file_times(owner);
+        self.get()?.set_file_times(file_times_named(owner)?);
         Ok(())
     }
 

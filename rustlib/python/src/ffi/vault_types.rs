@@ -6,7 +6,8 @@ use std::ffi::{c_int, c_void};
 
 use crypto_core::telemetry::VaultTelemetry as CoreTelemetry;
 use crypto_core::vault::{
-    Attr, CompactionReport, InodeKind, PackCompactionReport as CorePackReport, ReadBytes, Timespec,
+    Attr, CompactionReport, FileTimes, InodeKind, PackCompactionReport as CorePackReport,
+    ReadBytes, Timespec,
 };
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -23,6 +24,25 @@ pub type DirPlusRow<'py> = (Bound<'py, PyBytes>, PyAttr, u64);
 pub fn kind_of_mode(mode: u32) -> BindingResult<InodeKind> {
     InodeKind::from_mode(mode)
         .ok_or_else(|| BindingError::Value(format!("unknown file type in mode {mode:#o}")))
+}
+
+/// `Vault.file_times`' name of who keeps regular files' mtime and ctime.
+pub fn file_times_name(owner: FileTimes) -> &'static str {
+    match owner {
+        FileTimes::Engine => "engine",
+        FileTimes::Kernel => "kernel",
+    }
+}
+
+/// The owner `Vault.file_times` names: "engine" or "kernel".
+pub fn file_times_named(name: &str) -> BindingResult<FileTimes> {
+    match name {
+        "engine" => Ok(FileTimes::Engine),
+        "kernel" => Ok(FileTimes::Kernel),
+        other => Err(BindingError::Value(format!(
+            "file_times is 'engine' or 'kernel', not {other:?}"
+        ))),
+    }
 }
 
 /// Nanoseconds since the epoch.
