@@ -9,15 +9,13 @@ mod common;
 
 use std::path::Path;
 
-use common::memvault::{content, options, MemVault, SEG};
+use common::memvault::{content, MemVault, SEG};
 use common::oracle::{assert_fsck_clean, close_and_check};
 use crypto_core::metadata::{AttrChange, SegmentRef};
 use crypto_core::packs::pack_file_name;
 use crypto_core::storage::memfs::MemFs;
 use crypto_core::storage::FileSystem;
-use crypto_core::vault::config::VaultOptions;
 use crypto_core::vault::engine::{EngineOptions, Vault, ROOT};
-use proptest::prelude::*;
 
 /// The stored bytes of `ino`'s frames (segment index, its bytes), as `fs` holds them.
 fn frames(fs: &MemFs, v: &Vault, ino: u64) -> Vec<(u64, SegmentRef, Vec<u8>)> {
@@ -233,109 +231,4 @@ fn a_patch_over_a_synced_patched_frame_survives_its_old_base_being_punched() {
     let rw = m.open_on(&fs);
     assert_eq!(content(&rw, b"a"), want);
     close_and_check(rw, || m.open_on(&fs), "after a patch over a synced patch");
-}
-
-#[derive(Clone, Debug)]
-enum Op {
-    /// A write of file `.0` at `.1`, `.2` bytes of `.3`.
-    Write(usize, u32, u16, u8),
-    Fsync(usize),
-    /// The scheduler's flush: packs and log synced, freed frames punched.
-    Sync,
-    Truncate(usize, u32),
-    CompactLog,
-    CompactPacks,
-}
-
-fn op() -> impl Strategy<Value = Op> {
-    let seg = SEG;
-    prop_oneof![
-        5 => (0..2usize, 0..3 * seg, 1u16..3000, any::<u8>()).prop_map(|(f, o, l, b)| Op::Write(f, o, l, b)),
-        1 => (0..2usize, 0..3 * seg, 3000u16..40_000, any::<u8>()).prop_map(|(f, o, l, b)| Op::Write(f, o, l, b)),
-        4 => (0..2usize).prop_map(Op::Fsync),
-        2 => Just(Op::Sync),
-        1 => (0..2usize, 0..3 * seg).prop_map(|(f, s)| Op::Truncate(f, s)),
-        1 => Just(Op::CompactLog),
-        1 => Just(Op::CompactPacks),
-    ]
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
-    /// Small and big writes, fsyncs, the scheduler's syncs (which punch the
-    /// frames records freed), truncates and compactions in any order, then
-    /// a crash that loses every unsynced pack write (after a last fsync, or
-    /// not): the files read back as they were after some prefix of the
-    /// operations no shorter than the last fsync or sync (patch chains
-    /// rebuilt over whatever their packs still hold), and the vault checks
-    /// clean.
-    #[test]
-    fn any_mix_of_patches_syncs_and_punches_survives_a_crash(
-        ops in proptest::collection::vec(op(), 1..50),
-        fsync_last in any::<bool>(),
-        compress in any::<bool>(),
-    ) {
-        // (With compression the records carry whole frames: entry 17.)
-        let m = MemVault::with(VaultOptions {
-            compression: compress.then_some(1),
-            ..options()
-        });
-        let v = m.open();
-        let inos: Vec<u64> = (0..2)
-            .map(|i| v.create(ROOT, format!("f{i}").as_bytes(), 0o644, 0, 0).unwrap().ino)
-            .collect();
-        v.sync().unwrap(); // the files exist whatever the crash keeps
-        let mut model = [Vec::new(), Vec::new()];
-        // The model after each prefix of the operations, and the longest
-        // prefix an fsync or sync made durable.
-        let mut after = vec![model.clone()];
-        let mut durable = 0;
-        for o in &ops {
-            match *o {
-                Op::Write(f, off, len, byte) => {
-                    let data: Vec<u8> = (0..len).map(|k| byte.wrapping_add(k as u8)).collect();
-                    v.write(inos[f], off as u64, &data).unwrap();
-                    let end = off as usize + data.len();
-                    if model[f].len() < end {
-                        model[f].resize(end, 0);
-                    }
-                    model[f][off as usize..end].copy_from_slice(&data);
-                }
-                Op::Fsync(f) => {
-                    v.fsync(inos[f]).unwrap();
-                    durable = after.len() - 1;
-                }
-                Op::Sync => {
-                    v.sync().unwrap();
-                    durable = after.len() - 1;
-                }
-                Op::Truncate(f, size) => {
-                    let change = AttrChange { size: Some(size as u64), ..Default::default() };
-                    v.setattr(inos[f], change).unwrap();
-                    model[f].resize(size as usize, 0);
-                }
-                Op::CompactLog => {
-                    v.compact_log().unwrap();
-                }
-                Op::CompactPacks => {
-                    v.compact_packs(0.0).unwrap();
-                }
-            }
-            after.push(model.clone());
-        }
-        if fsync_last {
-            v.fsync(inos[0]).unwrap();
-            durable = after.len() - 1;
-        }
-        let fs = m.crash(v);
-        let rw = m.open_on(&fs);
-        let found = [content(&rw, b"f0"), content(&rw, b"f1")];
-        let matches = after[durable..].contains(&found);
-        prop_assert!(
-            matches,
-            "after the crash the files are not as after any prefix of at least {} operations",
-            durable
-        );
-        close_and_check(rw, || m.open_on(&fs), "after a crash");
-    }
 }
