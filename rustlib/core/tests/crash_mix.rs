@@ -32,6 +32,8 @@ enum Op {
     CompactPacks,
     /// Close the vault and open it again (a clean unmount and mount).
     Reopen,
+    /// Unlink file `.0` and create it again, empty (a new inode).
+    Recreate(usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -45,17 +47,22 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::CompactLog),
         1 => Just(Op::CompactPacks),
         1 => Just(Op::Reopen),
+        1 => (0..2usize).prop_map(Op::Recreate),
     ]
 }
 
 /// Two files and their model: their contents after each prefix of the
-/// operations, and the longest prefix an fsync or sync made durable.
+/// operations (`None`: between the unlink and the create of a recreate),
+/// and the longest prefix an fsync or sync made durable.
 struct Mix {
     inos: [u64; 2],
     model: [Vec<u8>; 2],
-    after: Vec<[Vec<u8>; 2]>,
+    after: Vec<Files>,
     durable: usize,
 }
+
+/// Both files' contents, `None` where absent.
+type Files = [Option<Vec<u8>>; 2];
 
 impl Mix {
     /// Two files made durable (they exist whatever a crash keeps).
@@ -71,9 +78,21 @@ impl Mix {
         let model = [Vec::new(), Vec::new()];
         Mix {
             inos,
-            after: vec![model.clone()],
+            after: vec![[Some(Vec::new()), Some(Vec::new())]],
             model,
             durable: 0,
+        }
+    }
+
+    fn files(&self) -> Files {
+        self.model.clone().map(Some)
+    }
+
+    /// The operation done, after a reopen too: note the model's state.
+    fn done(&mut self, durable: bool) {
+        self.after.push(self.files());
+        if durable {
+            self.durable = self.after.len() - 1;
         }
     }
 
@@ -103,19 +122,30 @@ impl Mix {
             }
             Op::CompactLog => v.compact_log().map(drop),
             Op::CompactPacks => v.compact_packs(0.0).map(drop),
+            Op::Recreate(f) => {
+                self.model[f].clear();
+                let mut unlinked = self.files();
+                unlinked[f] = None;
+                self.after.push(unlinked);
+                let name = format!("f{f}");
+                v.unlink(ROOT, name.as_bytes()).and_then(|()| {
+                    self.inos[f] = v.create(ROOT, name.as_bytes(), 0o644, 0, 0)?.ino;
+                    Ok(())
+                })
+            }
             Op::Reopen => unreachable!("the caller reopens"),
         };
-        self.after.push(self.model.clone());
-        if result.is_ok() && matches!(o, Op::Fsync(_) | Op::Sync) {
-            self.durable = self.after.len() - 1;
-        }
+        self.done(result.is_ok() && matches!(o, Op::Fsync(_) | Op::Sync));
         result
     }
 
     /// The files of `rebooted` read as after some prefix from the last
     /// durable one on.
     fn check(&self, rebooted: &Vault) -> std::result::Result<(), TestCaseError> {
-        let found = [content(rebooted, b"f0"), content(rebooted, b"f1")];
+        let found = [b"f0", b"f1"].map(|name| {
+            let present = rebooted.lookup(ROOT, name).is_ok();
+            present.then(|| content(rebooted, name))
+        });
         prop_assert!(
             self.after[self.durable..].contains(&found),
             "after the crash the files are not as after any prefix of at least {} operations",
@@ -173,8 +203,7 @@ proptest! {
             if let Op::Reopen = o {
                 v.close().unwrap();
                 v = m.open();
-                mix.after.push(mix.model.clone());
-                mix.durable = mix.after.len() - 1;
+                mix.done(true);
             } else {
                 mix.apply(&v, o).unwrap();
             }
