@@ -261,6 +261,40 @@ mod tests {
         assert!(err.contains("directory 9 names missing inode 5"), "{err}");
     }
 
+    /// Past `PARALLEL_BUILD_MIN` inodes the inode map is built on a thread
+    /// of its own: the same state, and the same refusals.
+    #[test]
+    fn a_big_state_is_built_the_same_on_two_threads() {
+        let mut s = tree();
+        for k in 0..25_000u64 {
+            let kind = if k % 10 == 0 {
+                InodeKind::Dir
+            } else {
+                InodeKind::File
+            };
+            create(&mut s, 9, &format!("n{k:05}"), 100 + k, kind);
+        }
+        s.next_ino = 100 + 25_000;
+        let bytes = encode_state(&s);
+        let back = decode_state(&bytes, 2).unwrap();
+        assert_eq!(back, s);
+        assert_eq!(back.nlink(9), 4 + 2_500);
+        let mut missing = s.clone();
+        missing.inodes.remove(&(100 + 24_990));
+        let err = decode_state(&encode_state(&missing), 2)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("directory 9 names missing inode 25090"),
+            "{err}"
+        );
+        let twice: Vec<_> = s.inodes.iter().map(|(n, i)| (*n, Arc::clone(i))).collect();
+        let twice = [twice.clone(), twice].concat();
+        let no_dirs: Listing = vec![];
+        let err = MetadataState::from_parts(65536, twice, no_dirs, OrdMap::new(), 10, 0, 0);
+        assert!(err.unwrap_err().ends_with("twice"));
+    }
+
     type Listing = Vec<(u64, Vec<(Vec<u8>, u64)>)>;
 
     #[test]
