@@ -682,9 +682,14 @@ fn vault_expected() -> Value {
 /// A copy of the golden vault (opening writes a new log file: the fixture
 /// itself is never opened).
 fn vault_copy() -> (tempfile::TempDir, PathBuf) {
+    fixture_copy("vault-v1")
+}
+
+/// A copy of the frozen fixture `name` to open, without its expected.json.
+fn fixture_copy(name: &str) -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("vault");
-    copy_tree(&fixtures().join("vault-v1"), &dir);
+    copy_tree(&fixtures().join(name), &dir);
     fs::remove_file(dir.join("expected.json")).unwrap();
     (tmp, dir)
 }
@@ -876,10 +881,7 @@ fn golden_vault_v2_large_records_open_with_the_expected_tree() {
     // Read-only and read-write (which replays, then writes a file of its own
     // on the copy): the file, its xattr and the patched bytes as written.
     let expected = read_json(&fixtures().join("vault-v2-large-records/expected.json"));
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("vault");
-    copy_tree(&fixtures().join("vault-v2-large-records"), &dir);
-    fs::remove_file(dir.join("expected.json")).unwrap();
+    let (_tmp, dir) = fixture_copy("vault-v2-large-records");
     let read_only = EngineOptions {
         read_only: true,
         ..Default::default()
@@ -903,10 +905,7 @@ fn golden_vault_v2_opens_with_the_expected_tree() {
     // tree, spelled out by check_golden_tree, and the same files.
     let expected = read_json(&fixtures().join("vault-v2/expected.json"));
     assert_eq!(expected["tree"], vault_expected()["tree"]);
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("vault");
-    copy_tree(&fixtures().join("vault-v2"), &dir);
-    fs::remove_file(dir.join("expected.json")).unwrap();
+    let (_tmp, dir) = fixture_copy("vault-v2");
     let read_only = EngineOptions {
         read_only: true,
         ..Default::default()
