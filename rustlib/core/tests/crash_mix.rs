@@ -14,12 +14,11 @@
 
 mod common;
 
-use common::memvault::{content, options, MemVault, SEG};
+use common::memvault::{content, MemVault, SEG};
 use common::oracle::close_and_check;
 use crypto_core::metadata::AttrChange;
 use crypto_core::storage::memfs::{Fault, MemFs};
-use crypto_core::vault::config::VaultOptions;
-use crypto_core::vault::engine::{EngineOptions, RenameFlags, Vault, ROOT};
+use crypto_core::vault::engine::{RenameFlags, Vault, ROOT};
 use proptest::prelude::*;
 
 #[derive(Clone, Debug)]
@@ -178,11 +177,7 @@ fn check_after_crash(
     mix: &Mix,
 ) -> std::result::Result<(), TestCaseError> {
     let writes = fs.writes();
-    let read_only = EngineOptions {
-        read_only: true,
-        ..Default::default()
-    };
-    let ro = m.open_on_with(fs, read_only);
+    let ro = m.open_read_only_on(fs);
     mix.check(&ro)?;
     ro.close().unwrap();
     prop_assert_eq!(fs.writes(), writes, "the read-only open wrote");
@@ -190,14 +185,6 @@ fn check_after_crash(
     mix.check(&rw)?;
     close_and_check(rw, || m.open_on(fs), "after a crash");
     Ok(())
-}
-
-fn vault_of(compress: bool) -> MemVault {
-    // (With compression the records carry whole frames: entry 17.)
-    MemVault::with(VaultOptions {
-        compression: compress.then_some(1),
-        ..options()
-    })
 }
 
 proptest! {
@@ -210,7 +197,7 @@ proptest! {
         fsync_last in any::<bool>(),
         compress in any::<bool>(),
     ) {
-        let m = vault_of(compress);
+        let m = MemVault::compressed(compress);
         let mut v = m.open();
         let mut mix = Mix::start(&v);
         for o in &ops {
@@ -243,7 +230,7 @@ proptest! {
         torn in prop_oneof![Just(0usize), Just(100), Just(5000)],
         compress in any::<bool>(),
     ) {
-        let m = vault_of(compress);
+        let m = MemVault::compressed(compress);
         let v = m.open();
         let mut mix = Mix::start(&v);
         m.fs.set_fault(Some(if at_sync {

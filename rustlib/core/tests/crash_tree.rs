@@ -18,12 +18,11 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::memvault::{options, MemVault};
+use common::memvault::MemVault;
 use common::oracle::close_and_check;
 use crypto_core::metadata::{AttrChange, InodeKind};
 use crypto_core::storage::memfs::{Fault, MemFs};
-use crypto_core::vault::config::VaultOptions;
-use crypto_core::vault::engine::{EngineOptions, RenameFlags, Vault, ROOT};
+use crypto_core::vault::engine::{RenameFlags, Vault, ROOT};
 use proptest::prelude::*;
 
 /// The paths operations name: a small namespace, so names meet often
@@ -216,7 +215,7 @@ fn tree(v: &Vault) -> crypto_core::Result<Tree> {
 /// The twin's tree after each prefix of `ops` (index 0: before any), and
 /// whether each operation succeeded there.
 fn twin_trees(ops: &[Op], compress: bool) -> (Vec<Tree>, Vec<bool>) {
-    let m = vault_of(compress);
+    let m = MemVault::compressed(compress);
     let mut v = m.open();
     let mut trees = vec![tree(&v).unwrap()];
     let mut ok = Vec::new();
@@ -234,13 +233,6 @@ fn twin_trees(ops: &[Op], compress: bool) -> (Vec<Tree>, Vec<bool>) {
     (trees, ok)
 }
 
-fn vault_of(compress: bool) -> MemVault {
-    MemVault::with(VaultOptions {
-        compression: compress.then_some(1),
-        ..options()
-    })
-}
-
 /// The vault a reboot finds on `fs`, read-only and then read-write: its
 /// tree must be one of `trees` (those a crash may leave); then closed and
 /// checked clean.
@@ -250,11 +242,7 @@ fn check_after_crash(
     trees: &[Tree],
 ) -> std::result::Result<(), TestCaseError> {
     let writes = fs.writes();
-    let read_only = EngineOptions {
-        read_only: true,
-        ..Default::default()
-    };
-    let ro = m.open_on_with(fs, read_only);
+    let ro = m.open_read_only_on(fs);
     let found = tree(&ro).unwrap();
     prop_assert!(
         trees.contains(&found),
@@ -286,7 +274,7 @@ proptest! {
         compress in any::<bool>(),
     ) {
         let (trees, ok) = twin_trees(&ops, compress);
-        let m = vault_of(compress);
+        let m = MemVault::compressed(compress);
         let mut v = m.open();
         let mut durable = 0;
         for (k, o) in ops.iter().enumerate() {
@@ -323,7 +311,7 @@ proptest! {
         // (No reopen here: the recovery below is the reopen after the crash.)
         let ops: Vec<Op> = ops.into_iter().filter(|o| !matches!(o, Op::Reopen)).collect();
         let (trees, ok) = twin_trees(&ops, compress);
-        let m = vault_of(compress);
+        let m = MemVault::compressed(compress);
         let v = m.open();
         m.fs.set_fault(Some(if at_sync {
             Fault::CrashAtSync { nth: m.fs.syncs() + nth }

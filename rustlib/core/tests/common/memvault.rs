@@ -54,6 +54,15 @@ impl MemVault {
         }
     }
 
+    /// A vault of [`options`], compressed or not (a compressed vault's log
+    /// records carry whole frames, FORMAT.md §9.2 entry 17; others patches).
+    pub fn compressed(compress: bool) -> Self {
+        Self::with(VaultOptions {
+            compression: compress.then_some(1),
+            ..options()
+        })
+    }
+
     /// Open the vault at `/v` of `fs` (this one's, or a copy after a crash).
     pub fn open_on_with(&self, fs: &MemFs, opts: EngineOptions) -> Vault {
         Vault::open_with(
@@ -64,6 +73,16 @@ impl MemVault {
             opts,
         )
         .unwrap()
+    }
+
+    /// Open read-only (after a crash: carried frames rebuilt in memory,
+    /// nothing written).
+    pub fn open_read_only_on(&self, fs: &MemFs) -> Vault {
+        let read_only = EngineOptions {
+            read_only: true,
+            ..Default::default()
+        };
+        self.open_on_with(fs, read_only)
     }
 
     pub fn open_on(&self, fs: &MemFs) -> Vault {
