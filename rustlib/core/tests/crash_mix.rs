@@ -17,7 +17,7 @@ mod common;
 use common::memvault::{content, MemVault, SEG};
 use common::oracle::close_and_check;
 use crypto_core::metadata::AttrChange;
-use crypto_core::storage::memfs::{Fault, MemFs};
+use crypto_core::storage::memfs::Fault;
 use crypto_core::vault::engine::{RenameFlags, Vault, ROOT};
 use proptest::prelude::*;
 
@@ -168,25 +168,6 @@ impl Mix {
     }
 }
 
-/// The vault a reboot finds on `fs`, opened read-only (carried frames
-/// rebuilt in memory, nothing written) and then read-write, checked both
-/// times against the model; closed and checked clean.
-fn check_after_crash(
-    m: &MemVault,
-    fs: &MemFs,
-    mix: &Mix,
-) -> std::result::Result<(), TestCaseError> {
-    let writes = fs.writes();
-    let ro = m.open_read_only_on(fs);
-    mix.check(&ro)?;
-    ro.close().unwrap();
-    prop_assert_eq!(fs.writes(), writes, "the read-only open wrote");
-    let rw = m.open_on(fs);
-    mix.check(&rw)?;
-    close_and_check(rw, || m.open_on(fs), "after a crash");
-    Ok(())
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -215,7 +196,7 @@ proptest! {
         m.fs.crash();
         let fs = m.fs.after_crash(0);
         drop(v); // as above
-        check_after_crash(&m, &fs, &mix)?;
+        m.check_reboot(&fs, |v| mix.check(v))?;
     }
 
     /// The crash at the `nth` write (`at_sync`: instead of the `nth` sync)
@@ -250,7 +231,7 @@ proptest! {
         // Dropped, not forgotten (thousands of cases would pile up their
         // vaults): whatever its drop tries, the stopped machine refuses.
         drop(v);
-        check_after_crash(&m, &fs, &mix)?;
+        m.check_reboot(&fs, |v| mix.check(v))?;
     }
 }
 

@@ -19,7 +19,6 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::memvault::MemVault;
-use common::oracle::close_and_check;
 use crypto_core::metadata::{AttrChange, InodeKind};
 use crypto_core::storage::memfs::{Fault, MemFs};
 use crypto_core::vault::engine::{RenameFlags, Vault, ROOT};
@@ -233,31 +232,29 @@ fn twin_trees(ops: &[Op], compress: bool) -> (Vec<Tree>, Vec<bool>) {
     (trees, ok)
 }
 
-/// The vault a reboot finds on `fs`, read-only and then read-write: its
-/// tree must be one of `trees` (those a crash may leave); then closed and
-/// checked clean.
+/// The vault a reboot finds on `fs` ([`MemVault::check_reboot`]): its
+/// tree must be one of `trees` (those a crash may leave), the same
+/// read-only and read-write.
 fn check_after_crash(
     m: &MemVault,
     fs: &MemFs,
     trees: &[Tree],
 ) -> std::result::Result<(), TestCaseError> {
-    let writes = fs.writes();
-    let ro = m.open_read_only_on(fs);
-    let found = tree(&ro).unwrap();
-    prop_assert!(
-        trees.contains(&found),
-        "after the crash the tree is not as after any allowed prefix: {found:?}"
-    );
-    ro.close().unwrap();
-    prop_assert_eq!(fs.writes(), writes, "the read-only open wrote");
-    let rw = m.open_on(fs);
-    prop_assert_eq!(
-        tree(&rw).unwrap(),
-        found,
-        "read-write and read-only opens differ"
-    );
-    close_and_check(rw, || m.open_on(fs), "after a crash");
-    Ok(())
+    let mut read_only: Option<Tree> = None;
+    m.check_reboot(fs, |v| {
+        let found = tree(v).unwrap();
+        match &read_only {
+            None => prop_assert!(
+                trees.contains(&found),
+                "after the crash the tree is not as after any allowed prefix: {found:?}"
+            ),
+            Some(before) => {
+                prop_assert_eq!(before, &found, "read-write and read-only opens differ")
+            }
+        }
+        read_only = Some(found);
+        Ok(())
+    })
 }
 
 fn durable_op(o: &Op) -> bool {

@@ -9,6 +9,9 @@ use crypto_core::storage::memfs::MemFs;
 use crypto_core::types::Argon2Params;
 use crypto_core::vault::config::{VaultConfig, VaultOptions};
 use crypto_core::vault::engine::{EngineOptions, Vault, ROOT};
+use proptest::prelude::{prop_assert_eq, TestCaseError};
+
+use super::oracle::close_and_check;
 
 pub const SEG: u32 = 16384;
 
@@ -75,14 +78,27 @@ impl MemVault {
         .unwrap()
     }
 
-    /// Open read-only (after a crash: carried frames rebuilt in memory,
-    /// nothing written).
-    pub fn open_read_only_on(&self, fs: &MemFs) -> Vault {
+    /// The vault a reboot finds on `fs`: opened read-only (carried frames
+    /// rebuilt in memory; it must write nothing), then read-write; `check`
+    /// judges both; then it is closed and checked clean (the oracle).
+    pub fn check_reboot(
+        &self,
+        fs: &MemFs,
+        mut check: impl FnMut(&Vault) -> Result<(), TestCaseError>,
+    ) -> Result<(), TestCaseError> {
+        let writes = fs.writes();
         let read_only = EngineOptions {
             read_only: true,
             ..Default::default()
         };
-        self.open_on_with(fs, read_only)
+        let ro = self.open_on_with(fs, read_only);
+        check(&ro)?;
+        ro.close().unwrap();
+        prop_assert_eq!(fs.writes(), writes, "the read-only open wrote");
+        let rw = self.open_on(fs);
+        check(&rw)?;
+        close_and_check(rw, || self.open_on(fs), "after a crash");
+        Ok(())
     }
 
     pub fn open_on(&self, fs: &MemFs) -> Vault {
