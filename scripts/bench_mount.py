@@ -13,8 +13,8 @@ what loading the files' metadata costs. Prints fastest and median. For
 comparison, gocryptfs is timed mounting a tree of the same shape in the
 same rounds (its mount does not read metadata up front).
 
-Building 100,000 files takes seconds: ``--keep DIR`` builds the two vaults
-(log only, compacted) in DIR once and reuses them on later runs (each run
+Building 100,000 files takes seconds: ``--keep DIR`` builds the vaults
+(log only, compacted, empty) in DIR once and reuses them on later runs (each run
 mounts fresh copies of them, made in DIR, so the log files every mount adds
 do not pile up from one invocation to the next). ``--repo``
 (repeatable) names the fusefs checkouts to time, each run as ``python -m
@@ -39,6 +39,8 @@ from pathlib import Path
 from typing import Any
 
 PASSWORD = b"bench-password"
+#: The file each mount's first stat asks for (the empty vault: its root).
+FIRST_FILE = Path("dir00000") / "file-0000000.txt"
 #: gocryptfs complains about syslog on stderr.
 GC_QUIET: dict[str, Any] = {"check": True, "stderr": subprocess.DEVNULL}
 
@@ -87,7 +89,7 @@ def time_mount(repo: Path, vault: Path, mnt: Path, passfile: Path) -> tuple[floa
 
     In the empty vault, the stat is of the mount's root (one request too).
     """
-    probe = mnt if vault.name == "empty" else mnt / "dir00000" / "file-0000000.txt"
+    probe = mnt if vault.name == "empty" else mnt / FIRST_FILE
     cli = [sys.executable, "-m", "fusefs"]
     # Each vault remembers how far it got in a state directory of its own:
     # the compacted vault is a copy of the other (same vault id), behind it.
@@ -130,7 +132,7 @@ def gocryptfs_tree(root: Path, keep: Path, files: int) -> tuple[Path, Path, Path
 def time_gocryptfs(cipher: Path, mnt: Path, pw: Path) -> float:
     t = time.perf_counter()
     subprocess.run(["gocryptfs", "-q", "-passfile", pw, cipher, mnt], **GC_QUIET)
-    os.stat(mnt / "dir00000" / "file-0000000.txt")
+    os.stat(mnt / FIRST_FILE)
     took = time.perf_counter() - t
     subprocess.run(["fusermount3", "-u", mnt], check=True)
     return took
